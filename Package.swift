@@ -1,0 +1,57 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "udocker",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "udocker", targets: ["udocker"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+    ],
+    targets: [
+        // C: what Swift cannot do safely (pre-exec namespace setup, openat2, dlopen'd zstd).
+        .target(name: "CLinux", linkerSettings: [.linkedLibrary("z"), .linkedLibrary("dl")]),
+        // Codable OCI / Docker image-spec types.
+        .target(name: "OCI", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        // Syscalls, rooted path resolution, atomic writes, locks, processes.
+        .target(name: "System", dependencies: ["CLinux"]),
+        // Streaming tar + gzip/zstd + safe extraction with whiteouts.
+        .target(name: "Archive", dependencies: ["System", "CLinux", .product(name: "Crypto", package: "swift-crypto")]),
+        // Registry v2 client: references, auth, verified parallel blob fetch.
+        .target(name: "Registry", dependencies: [
+            "OCI", "System",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // udocker-compatible local repository (~/.udocker).
+        .target(name: "Store", dependencies: ["OCI", "System", "Archive", .product(name: "Crypto", package: "swift-crypto")]),
+        // Execution engines (N1 native user namespaces, PRoot P1/P2) behind one protocol.
+        .target(name: "Engines", dependencies: ["Store", "System", "CLinux", "OCI"]),
+        // One file per CLI command.
+        .target(name: "Commands", dependencies: [
+            "OCI", "System", "Archive", "Registry", "Store", "Engines",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "udocker", dependencies: ["Commands"]),
+
+        .target(name: "TestSupport", dependencies: ["System"], path: "Tests/TestSupport"),
+        .testTarget(name: "OCITests", dependencies: ["OCI"]),
+        .testTarget(name: "SystemTests", dependencies: ["System", "TestSupport"]),
+        .testTarget(name: "ArchiveTests", dependencies: ["Archive", "System", "TestSupport"]),
+        .testTarget(name: "RegistryTests", dependencies: ["Registry", "OCI", "TestSupport"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "OCI", "TestSupport"]),
+        .testTarget(name: "EnginesTests", dependencies: ["Engines", "Store", "TestSupport"]),
+        .testTarget(name: "CommandsTests", dependencies: ["Commands", "TestSupport"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["TestSupport"]),
+    ]
+)
