@@ -22,7 +22,7 @@ let package = Package(
         // Syscalls, rooted path resolution, atomic writes, locks, processes.
         .target(name: "System", dependencies: ["CLinux"]),
         // Streaming tar + gzip/zstd + safe extraction with whiteouts.
-        .target(name: "Archive", dependencies: ["System", "CLinux", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "Archive", dependencies: ["OCI", "System", "CLinux", .product(name: "Crypto", package: "swift-crypto")]),
         // Registry v2 client: references, auth, verified parallel blob fetch.
         .target(name: "Registry", dependencies: [
             "OCI", "System",
@@ -47,8 +47,13 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["System"], path: "Tests/TestSupport"),
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
         .testTarget(name: "SystemTests", dependencies: ["System", "TestSupport"]),
-        .testTarget(name: "ArchiveTests", dependencies: ["Archive", "System", "TestSupport"]),
-        .testTarget(name: "RegistryTests", dependencies: ["Registry", "OCI", "TestSupport"]),
+        .testTarget(name: "ArchiveTests", dependencies: ["Archive", "System", "OCI", "TestSupport"]),
+        .testTarget(name: "RegistryTests", dependencies: [
+            "Registry", "OCI", "TestSupport",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "OCI", "TestSupport"]),
         .testTarget(name: "EnginesTests", dependencies: ["Engines", "Store", "TestSupport"]),
         .testTarget(name: "CommandsTests", dependencies: ["Commands", "TestSupport"]),
