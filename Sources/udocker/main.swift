@@ -1,1 +1,5 @@
 import Commands
+import Foundation
+
+let status = await UDocker.main(Array(CommandLine.arguments.dropFirst()))
+exit(status)

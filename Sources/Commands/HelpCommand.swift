@@ -1,0 +1,74 @@
+import ArgumentParser
+
+struct HelpCommand: UDockerCommand {
+    static let configuration = CommandConfiguration(commandName: "help", abstract: "Print help information")
+    static var needsRepository: Bool { false }
+    @Argument var topic: [String] = []
+
+    func execute(_ context: CommandContext) async throws -> Int32 {
+        if let t = topic.first, let type = UDocker.commands[t] { print(type.helpMessage()); return 0 }
+        print(Self.text)
+        return 0
+    }
+
+    static let text = """
+
+        Syntax:
+          udocker  [general_options] <command>  [command_options]  <command_args>
+
+          udocker [-h|--help|help]        :Display this help and exits
+          udocker [-V|--version|version]  :Display udocker and tarball version and exits
+
+        General options common to all commands must appear before the command:
+          -D, --debug                   :Debug
+          -q, --quiet                   :Less verbosity
+          --insecure                    :Allow insecure non authenticated https
+          --repo=<directory>            :Use repository at directory
+          --allow-root                  :Allow execution by root NOT recommended
+          --config=<conf_file>          :Use configuration <conf_file>
+
+        Commands:
+          --help [command]              :Command specific help
+          showconf                      :Print all configuration options
+
+          pull <repo/image:tag>         :Pull container image from a registry
+          create <repo/image:tag>       :Create container from a pulled image
+          run <container_id|name>       :Execute created container
+          run <repo/image:tag>          :Pull, create and execute container
+
+          images -l                     :List container images
+          ps -m                         :List created containers
+          name <container_id> <name>    :Give name to container
+          rmname <name>                 :Delete name from container
+          rename <name> <new_name>      :Change container name
+          rm  <container-id|name>       :Delete container
+          rmi <repo/image:tag>          :Delete image
+          tag <repo/image:tag> <repo2/image2:tag2> :Tag image
+
+          inspect -p <repo/image:tag>   :Print image or container metadata
+          verify <repo/image:tag>       :Verify a pulled image
+          manifest inspect <repo/image:tag> :Print manifest metadata
+
+          protect <repo/image:tag>      :Protect repository
+          unprotect <repo/image:tag>    :Unprotect repository
+          protect <container>           :Protect container
+          unprotect <container>         :Unprotect container
+
+          mkrepo <top-repo-dir>         :Create another repository in location
+          setup --execmode=<mode>       :Change container execution mode
+
+        Execution modes (setup --execmode):
+          N1  native user namespaces (no helper binary; default where user namespaces work)
+          P1  PRoot with seccomp acceleration      P2  PRoot without seccomp
+
+        Examples:
+          udocker pull docker.io/library/debian:bookworm
+          udocker create --name=deb debian:bookworm
+          udocker run --rm -v /tmp:/mnt -w /mnt deb sh -c 'ls'
+          udocker setup --execmode=P1 deb
+
+        Notes:
+          * The repository is $UDOCKER_DIR (default $HOME/.udocker) and is the
+            same format as the Python udocker's: both tools can share it.
+        """
+}

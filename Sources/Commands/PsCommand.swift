@@ -1,0 +1,47 @@
+import ArgumentParser
+import Foundation
+import Store
+
+struct PsCommand: UDockerCommand {
+    static let configuration = CommandConfiguration(commandName: "ps", abstract: "List containers",
+        discussion: "ps [-m] [-s] [-p]")
+    @Flag(name: .customShort("m"), help: "print the execution mode") var mode = false
+    @Flag(name: .customShort("s"), help: "print the size in MB") var size = false
+    @Flag(name: .customShort("p"), help: "print the platform") var platform = false
+
+    func execute(_ context: CommandContext) async throws -> Int32 {
+        let repo = context.repository
+        var header = "CONTAINER ID".padding(36) + " P M "
+        if mode { header += "MOD " }
+        if size { header += "SIZE " }
+        if platform { header += "PLATFORM           " }
+        header += "NAMES".padding(18) + " " + "IMAGE".padding(20)
+        print(header)
+        let defaultMode = ModeResolver(context: context).defaultMode()
+        for c in repo.listContainers() {
+            var line = c.id.padding(36) + " \(c.protected ? "P" : ".") \(c.rootState) "
+            if mode { line += (repo.executionMode(c.id) ?? defaultMode).padding(2) + " " }
+            if size { line += String(Self.sizeMB(repo.containerRoot(c.id))).padding(5) + " " }
+            if platform {
+                line += (repo.containerConfigBytes(c.id).flatMap { ImagePlatform.describe(configBytes: $0) } ?? "").padding(18) + " "
+            }
+            let names = "[" + c.names.map { "'\($0)'" }.joined(separator: ", ") + "]"
+            line += String(names.prefix(100)).padding(18) + " " + String(c.image.prefix(100))
+            print(line)
+        }
+        return 0
+    }
+
+    static func sizeMB(_ root: String) -> Int {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/du")
+        p.arguments = ["-s", "-m", "-x", root]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return -1 }
+        let out = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Int(String(decoding: out, as: UTF8.self).split(separator: "\t").first ?? "") ?? -1
+    }
+}

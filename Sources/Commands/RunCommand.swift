@@ -1,0 +1,142 @@
+import ArgumentParser
+import Engines
+import Foundation
+import OCI
+import Store
+import System
+
+struct RunCommand: UDockerCommand {
+    static let configuration = CommandConfiguration(commandName: "run", abstract: "Run a container, or pull, create and run an image",
+        discussion: """
+        run [options] <container-id|name|repo/image:tag> [command [args...]]
+        Options are only recognised before the container; everything after it is the command.
+        """)
+    @Flag(name: .customLong("rm"), help: "delete the container after it exits (unless protected)") var rm = false
+    @Option(name: [.customShort("w"), .customLong("workdir")], help: "working directory") var workdir: String?
+    @Option(name: [.customShort("u"), .customLong("user")], help: "user: name, uid or uid:gid") var user: String?
+    @Option(name: [.customShort("v"), .customLong("volume")], help: "host[:container] bind (repeatable)") var volumes: [String] = []
+    @Option(name: .customLong("novol"), help: "drop this volume (e.g. --novol=/proc)") var novol: [String] = []
+    @Option(name: [.customShort("e"), .customLong("env")], help: "K=V, or K to copy the host value (repeatable)") var env: [String] = []
+    @Option(name: .customLong("env-file"), help: "file of K=V lines") var envFile: [String] = []
+    @Flag(name: .customLong("hostauth"), help: "use the host passwd and group") var hostauth = false
+    @Flag(name: .customLong("containerauth"), help: "use the container passwd and group as they are") var containerauth = false
+    @Flag(name: .customLong("nosysdirs"), help: "do not bind /dev /proc /sys …") var nosysdirs = false
+    @Flag(name: .customLong("nometa"), help: "ignore the image metadata") var nometa = false
+    @Flag(name: .customLong("hostenv"), help: "pass the whole host environment") var hostenv = false
+    @Flag(name: .customLong("bindhome"), help: "bind the host home directory") var bindhome = false
+    @Flag(name: .customLong("nobanner"), help: "no banner") var nobanner = false
+    @Flag(name: .customLong("dri"), help: .hidden) var dri = false
+    @Option(name: .customLong("cpuset-cpus"), help: "CPUs, e.g. 1,2-3") var cpuset: String?
+    @Option(name: .customLong("name"), help: "name the container (when running an image)") var name: String?
+    @Option(name: .customLong("kernel"), help: "P modes: emulated kernel release (proot -k)") var kernel: String?
+    @Option(name: .customLong("entrypoint"), help: "override the entrypoint (\"\" drops it)") var entrypoint: String?
+    @Option(name: .customLong("platform"), help: "platform for the implicit pull") var platform: String?
+    @Option(name: .customLong("pull"), help: "missing|never|always|reuse") var pull: String?
+    @Option(name: .customLong("httpproxy"), help: .hidden) var httpproxy: String?
+    @Option(name: .customLong("index"), help: .hidden) var index: String?
+    @Option(name: .customLong("registry"), help: .hidden) var registry: String?
+    @Option(name: .customLong("device"), help: .hidden) var device: [String] = []
+    @Option(name: .customLong("location"), help: .hidden) var location: String?
+    @Option(name: [.customShort("p"), .customLong("publish")], help: .hidden) var publish: [String] = []
+    @Flag(name: [.customShort("P"), .customLong("publish-all"), .customLong("netcoop")], help: .hidden) var publishAll = false
+    @Option(name: .customLong("volumes-from"), help: .hidden) var volumesFrom: [String] = []
+    @Option(name: .customLong("dns"), help: .hidden) var dns: [String] = []
+    @Option(name: .customLong("dns-search"), help: .hidden) var dnsSearch: [String] = []
+    @Flag(name: .customShort("i"), help: .hidden) var interactive = false
+    @Flag(name: .customShort("t"), help: .hidden) var tty = false
+    @Flag(name: .customShort("a"), help: .hidden) var attach = false
+    @Argument(help: "container or image") var target: String
+    @Argument(parsing: .captureForPassthrough, help: "command and arguments") var command: [String] = []
+
+    static let valuedOptions: Set<String> = [
+        "-w", "--workdir", "-u", "--user", "-v", "--volume", "--novol", "-e", "--env", "--env-file",
+        "--cpuset-cpus", "--name", "--kernel", "--entrypoint", "--platform", "--pull", "--httpproxy",
+        "--index", "--registry", "--device", "--location", "-p", "--publish", "--volumes-from", "--dns", "--dns-search",
+    ]
+
+    /// Options stop at the container: what follows is the command, passed through untouched.
+    static func normalize(_ args: [String]) -> [String] {
+        let (head, tail) = ArgumentNormalizer.splitAtPositionals(ArgumentNormalizer.splitShortEquals(args), positionalCount: 1, valued: valuedOptions)
+        return tail.isEmpty ? head : head + ["--"] + tail
+    }
+
+    func execute(_ context: CommandContext) async throws -> Int32 {
+        let repo = context.repository
+        if let location { throw CommandFailure("--location is not supported yet: \(location)") }
+        if !device.isEmpty { context.messages.warning("--device is only used by the R modes; ignored") }
+        if !publish.isEmpty || publishAll { context.messages.warning("port mapping is not supported by this engine; ignored") }
+        let pullPolicy = pull ?? "missing"
+        guard ["missing", "never", "always", "reuse"].contains(pullPolicy) else {
+            throw CommandFailure("invalid --pull value: \(pullPolicy) (missing, never, always or reuse)")
+        }
+
+        let id = try await containerToRun(context, pullPolicy: pullPolicy)
+        let resolver = ModeResolver(context: context)
+        let mode = try resolver.mode(of: id)
+        let engine = try EngineSelector.engine(for: mode, environment: resolver.engineEnvironment())
+
+        var options = RunOptions()
+        options.user = user
+        options.env = env
+        options.envFiles = envFile
+        options.volumes = volumes
+        options.noVolumes = novol
+        options.workdir = workdir
+        options.entrypoint = entrypoint
+        options.command = command.first == "--" ? Array(command.dropFirst()) : command
+        options.hostauth = hostauth
+        options.containerauth = containerauth
+        options.bindhome = bindhome
+        options.nosysdirs = nosysdirs
+        options.nometa = nometa
+        options.hostenv = hostenv
+        options.kernel = kernel
+        options.cpusetCpus = cpuset
+        options.noBanner = nobanner
+
+        let config = nometa ? nil : repo.containerConfigBytes(id).flatMap { try? JSONDecoder().decode(ImageConfig.self, from: Data($0)) }
+        let instance = ContainerInstance(id: id, directory: repo.containerDirectory(id), root: repo.containerRoot(id),
+                                         names: repo.containerNames(id), imageConfig: config)
+        let status: Int32
+        do {
+            // Shared while running: `rm` and `setup` wait for an exclusive lock and refuse meanwhile.
+            let lock = try repo.containerLock(id, .shared)
+            defer { lock?.unlock() }
+            status = try engine.run(instance, options: options)
+        }
+        if rm {
+            if repo.isContainerProtected(id) {
+                context.messages.warning("container is protected, not removed: \(id)")
+            } else {
+                do { try repo.removeContainer(id) } catch { context.messages.warning("could not remove container \(id): \(error)") }
+            }
+        }
+        return status
+    }
+
+    /// An existing container, or a new one from an image (pulled if needed), as udocker's run does.
+    func containerToRun(_ context: CommandContext, pullPolicy: String) async throws -> String {
+        let repo = context.repository
+        if let id = repo.containerID(target) {
+            if let name, repo.containerID(name) == nil { try repo.setContainerName(id, name) }
+            return id
+        }
+        if pullPolicy == "reuse", let name, let id = repo.containerID(name) { return id }
+        guard let image = try? LocalImageName(parsing: target) else {
+            throw CommandFailure("container or image not found: \(target)")
+        }
+        if let name {
+            try LocalRepository.validateName(name)
+            if repo.containerID(name) != nil { throw CommandFailure("container name already exists: \(name)") }
+        }
+        let haveImage = repo.imageExists(image)
+        if pullPolicy == "always" || (!haveImage && pullPolicy != "never") {
+            context.messages.info("pulling \(target)")
+            let puller = ImagePuller(context: context, registry: registry, index: index, httpProxy: httpproxy)
+            let pulled = try await puller.pull(target, platform: platform)
+            return try repo.createContainer(from: pulled, name: name, warn: context.messages.warning)
+        }
+        guard haveImage else { throw CommandFailure("container or image not found: \(target)") }
+        return try repo.createContainer(from: image, name: name, warn: context.messages.warning)
+    }
+}

@@ -1,0 +1,38 @@
+/// udocker accepts `-x=value` for short options (`-v=/a:/b`, `-e=X=1`); ArgumentParser wants
+/// `-x value`. Options are only recognised before the first positional argument: everything from
+/// that argument on is positional (so `run c ls -l` passes `-l` to `ls`).
+enum ArgumentNormalizer {
+    static func splitShortEquals(_ args: [String]) -> [String] {
+        var out: [String] = []
+        for a in args {
+            let u = Array(a.utf8)
+            if u.count > 3, u[0] == UInt8(ascii: "-"), u[1] != UInt8(ascii: "-"), u[2] == UInt8(ascii: "=") {
+                out.append(String(a.prefix(2))); out.append(String(a.dropFirst(3)))
+            } else {
+                out.append(a)
+            }
+        }
+        return out
+    }
+
+    /// Splits `args` into (options + the first `positionalCount` positionals, the rest). Options in
+    /// `valued` take the next token as their value when it is not written `--opt=value`.
+    static func splitAtPositionals(_ args: [String], positionalCount: Int, valued: Set<String>) -> ([String], [String]) {
+        var head: [String] = []
+        var i = 0
+        var seen = 0
+        while i < args.count {
+            let a = args[i]
+            if a == "--" { head.append(a); i += 1; if i < args.count { head.append(args[i]); i += 1; seen += 1 }; break }
+            if a.hasPrefix("-") && a.count > 1 {
+                head.append(a)
+                if !a.contains("="), valued.contains(a), i + 1 < args.count { head.append(args[i + 1]); i += 2; continue }
+                i += 1
+                continue
+            }
+            head.append(a); i += 1; seen += 1
+            if seen >= positionalCount { break }
+        }
+        return (head, Array(args[i...]))
+    }
+}

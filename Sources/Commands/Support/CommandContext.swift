@@ -1,0 +1,41 @@
+import Foundation
+import Store
+import System
+
+/// What every command gets: the configuration, the message sink and the repository.
+public struct CommandContext: Sendable {
+    public var configuration: Configuration
+    public var messages: Messages
+    public var environment: [String: String]
+    public var repository: LocalRepository
+
+    init(configuration: Configuration, environment: [String: String]) {
+        self.configuration = configuration
+        self.environment = environment
+        messages = Messages(level: configuration.verbosity)
+        repository = LocalRepository(paths: .init(
+            top: configuration.topDirectory,
+            repos: configuration.path("reposdir"), layers: configuration.path("layersdir"),
+            containers: configuration.path("containersdir"), bin: configuration.path("bindir"),
+            lib: configuration.path("libdir"), doc: configuration.path("docdir")))
+    }
+
+    /// A container id from an id or alias, or a one-line error.
+    func containerID(_ idOrName: String) throws -> String {
+        guard let id = repository.containerID(idOrName) else { throw CommandFailure("invalid container id or name: \(idOrName)") }
+        return id
+    }
+}
+
+/// A udocker command: parsed by ArgumentParser, executed with the context, returns the exit status.
+protocol UDockerCommand: ParsableCommandBase {
+    /// Whether the command needs the repository to exist (created on the fly unless `--repo`).
+    static var needsRepository: Bool { get }
+    /// Argument preprocessing before ArgumentParser sees them.
+    static func normalize(_ args: [String]) -> [String]
+    func execute(_ context: CommandContext) async throws -> Int32
+}
+
+extension UDockerCommand {
+    static var needsRepository: Bool { true }
+}

@@ -1,0 +1,128 @@
+import Foundation
+import System
+
+/// udocker's configuration (`Config.conf`): built-in defaults, then `/etc/udocker.conf`,
+/// `~/.udocker/udocker.conf`, `<topdir>/udocker.conf`, `$UDOCKER_DIR/udocker.conf`, the
+/// `--config` file, then `UDOCKER_*` environment variables, then the general CLI options.
+///
+/// Differences from udocker 1.3.x, on purpose: a stray `./u.conf` is not read implicitly;
+/// `$UDOCKER_DIR/udocker.conf` is read, as udocker's documentation says; quotes around values
+/// are removed (udocker issue #405).
+public struct Configuration: Sendable {
+    /// Every key, as strings, in a stable order for `showconf`.
+    public private(set) var values: [String: String] = [:]
+    public private(set) var order: [String] = []
+    public private(set) var filesRead: [String] = []
+
+    public static let defaults: [(String, String)] = [
+        ("verbose_level", "3"),
+        ("homedir", ""), ("topdir", ""),
+        ("bindir", ""), ("libdir", ""), ("docdir", ""),
+        ("reposdir", ""), ("layersdir", ""), ("containersdir", ""),
+        ("tmpdir", ""), ("keystore", "keystore"), ("config", "udocker.conf"),
+        ("tarball_release", "1.2.11"), ("tarball", ""), ("autoinstall", "False"),
+        ("cmd", "bash -i"),
+        ("root_path", "/usr/sbin:/sbin:/usr/bin:/bin"),
+        ("user_path", "/usr/sbin:/sbin:/usr/local/bin:/usr/bin:/bin"),
+        ("sysdirs_list", "/dev /proc /sys /etc/resolv.conf /etc/host.conf /lib/modules"),
+        ("dri_list", "/usr/lib64/dri /lib64/dri /usr/lib/dri /lib/dri"),
+        ("override_default_execution_mode", ""),
+        ("use_proot_executable", "UDOCKER"), ("use_runc_executable", ""),
+        ("use_singularity_executable", ""), ("use_patchelf_executable", "UDOCKER"),
+        ("proot_noseccomp", ""), ("proot_killonexit", "True"),
+        ("fakechroot_so", ""), ("fakechroot_libc", ""),
+        ("dockerio_index_url", "https://hub.docker.com"),
+        ("dockerio_registry_url", "https://registry-1.docker.io"),
+        ("http_proxy", ""), ("http_insecure", "False"), ("http_agent", ""),
+        ("timeout", "12"), ("ctimeout", "6"), ("download_timeout", "1800"),
+        ("pull_parallelism", "4"),
+        ("location", ""),
+    ]
+
+    static let environmentKeys: [(String, String)] = [
+        ("UDOCKER_DIR", "topdir"), ("UDOCKER_BIN", "bindir"), ("UDOCKER_LIB", "libdir"),
+        ("UDOCKER_DOC", "docdir"), ("UDOCKER_REPOS", "reposdir"), ("UDOCKER_LAYERS", "layersdir"),
+        ("UDOCKER_CONTAINERS", "containersdir"), ("UDOCKER_TMP", "tmpdir"),
+        ("UDOCKER_KEYSTORE", "keystore"), ("UDOCKER_TARBALL", "tarball"),
+        ("UDOCKER_LOGLEVEL", "verbose_level"), ("UDOCKER_INDEX", "dockerio_index_url"),
+        ("UDOCKER_REGISTRY", "dockerio_registry_url"),
+        ("UDOCKER_DEFAULT_EXECUTION_MODE", "override_default_execution_mode"),
+        ("UDOCKER_FAKECHROOT_SO", "fakechroot_so"), ("UDOCKER_FAKECHROOT_LIBC", "fakechroot_libc"),
+        ("UDOCKER_USE_PROOT_EXECUTABLE", "use_proot_executable"),
+        ("UDOCKER_USE_RUNC_EXECUTABLE", "use_runc_executable"),
+        ("UDOCKER_USE_SINGULARITY_EXECUTABLE", "use_singularity_executable"),
+        ("UDOCKER_USE_PATCHELF_EXECUTABLE", "use_patchelf_executable"),
+    ]
+
+    public struct Overrides: Sendable {
+        public var configFile: String?
+        public var repo: String?
+        public var debug = false
+        public var quiet = false
+        public var insecure = false
+        public init() {}
+    }
+
+    public init(environment env: [String: String], overrides: Overrides) throws {
+        for (k, v) in Self.defaults { set(k, v) }
+        let home = env["HOME"] ?? NSHomeDirectory()
+        set("homedir", "\(home)/.udocker")
+        set("topdir", "\(home)/.udocker")
+        set("tmpdir", env["TMPDIR"] ?? "/tmp")
+
+        try readFile("/etc/udocker.conf")
+        try readFile("\(values["homedir"]!)/udocker.conf")
+        if values["topdir"] != values["homedir"] { try readFile("\(values["topdir"]!)/udocker.conf") }
+        if let dir = env["UDOCKER_DIR"], !dir.isEmpty, dir != values["topdir"] { try readFile("\(dir)/udocker.conf") }
+        if let f = overrides.configFile {
+            guard FileInfo.isRegularFile(f) else { throw StoreErrorMessage("config file not found: \(f)") }
+            try readFile(f)
+        }
+        for (variable, key) in Self.environmentKeys {
+            if let v = env[variable], !v.isEmpty { set(key, v) }
+        }
+        if overrides.debug { set("verbose_level", "5") }
+        if overrides.quiet { set("verbose_level", "1") }
+        if overrides.insecure { set("http_insecure", "True") }
+        if let repo = overrides.repo { set("topdir", repo) }
+        // A relative keystore lives under ~/.udocker, as in udocker.
+        if let ks = values["keystore"], !ks.hasPrefix("/") { set("keystore", "\(values["homedir"]!)/\(ks)") }
+    }
+
+    mutating func set(_ key: String, _ value: String) {
+        if values[key] == nil { order.append(key) }
+        values[key] = value
+    }
+
+    /// `[DEFAULT]`-section INI, as Python's ConfigParser reads it (key = value or key: value).
+    mutating func readFile(_ path: String) throws {
+        guard let text = AtomicFile.readString(path) else { return }
+        filesRead.append(path)
+        for raw in text.split(whereSeparator: \.isNewline) {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            if line.isEmpty || line.hasPrefix("#") || line.hasPrefix(";") || line.hasPrefix("[") { continue }
+            guard let sep = line.firstIndex(where: { $0 == "=" || $0 == ":" }) else { continue }
+            let key = line[..<sep].trimmingCharacters(in: .whitespaces).lowercased()
+            var value = line[line.index(after: sep)...].trimmingCharacters(in: .whitespaces)
+            if value.count >= 2, let f = value.first, f == "\"" || f == "'", value.last == f {
+                value = String(value.dropFirst().dropLast())
+            }
+            set(key, value)
+        }
+    }
+
+    public subscript(_ key: String) -> String { values[key] ?? "" }
+
+    public var verbosity: Int { Int(self["verbose_level"]) ?? 3 }
+    public var topDirectory: String { self["topdir"] }
+    public var tmpDirectory: String { self["tmpdir"].isEmpty ? "/tmp" : self["tmpdir"] }
+    public var insecure: Bool { ["true", "1", "yes"].contains(self["http_insecure"].lowercased()) }
+    public var sysdirs: [String] { self["sysdirs_list"].split(separator: " ").map(String.init) }
+
+    public func path(_ key: String) -> String? { self[key].isEmpty ? nil : self[key] }
+}
+
+public struct StoreErrorMessage: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}

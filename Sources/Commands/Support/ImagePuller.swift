@@ -1,0 +1,57 @@
+import Foundation
+import OCI
+import Registry
+import Store
+import System
+
+/// `pull`, shared with `run IMAGE`: resolve the manifest for the platform, fetch the blobs in
+/// parallel with digest verification, then publish the tag.
+struct ImagePuller {
+    var context: CommandContext
+    var registry: String?
+    var index: String?
+    var httpProxy: String?
+
+    func registryOptions() -> RegistryOptions {
+        let c = context.configuration
+        let home = context.environment["HOME"] ?? NSHomeDirectory()
+        let dockerConfig = context.environment["DOCKER_CONFIG"].map { "\($0)/config.json" } ?? "\(home)/.docker/config.json"
+        let credentials = CredentialStore(udockerKeystore: c["keystore"], dockerConfig: dockerConfig)
+        for w in credentials.warnings { context.messages.warning(w) }
+        var registryURL = registry ?? c.path("dockerio_registry_url")
+        if registryURL == RegistryOptions.dockerHubRegistry { registryURL = nil }
+        return RegistryOptions(registryURL: registryURL, indexURL: index ?? c.path("dockerio_index_url"),
+                               insecure: c.insecure, httpProxy: httpProxy ?? c.path("http_proxy"),
+                               parallelism: max(1, Int(c["pull_parallelism"]) ?? 4), credentials: credentials)
+    }
+
+    static func platform(_ spec: String?) throws -> Platform? {
+        guard let spec, !spec.isEmpty else { return nil }
+        return try Platform(parsing: spec)
+    }
+
+    func pull(_ spec: String, platform: String?) async throws -> LocalImageName {
+        let ref = try ImageReference(parsing: spec)
+        let plat = try Self.platform(platform)
+        let local = try LocalImageName(validating: ref.localName, tag: ref.localTag)
+        let client = try RegistryClient(options: registryOptions())
+        do {
+            let resolved = try await client.resolveImage(ref, platform: plat)
+            let repo = context.repository
+            // The config was fetched and verified while resolving: store it without a second GET.
+            let configPath = "\(repo.layersDirectory)/\(resolved.manifest.config.digest.fileName)"
+            if !FileInfo.isRegularFile(configPath) { try AtomicFile.write(resolved.configBytes, to: configPath) }
+            let messages = context.messages
+            try await client.fetchBlobs(ref, resolved.manifest.layers, into: repo.layersDirectory) { line in
+                messages.info(line)
+            }
+            try repo.storeV2Image(local, manifest: resolved.manifestBytes,
+                                  blobs: resolved.manifest.layers.map(\.digest) + [resolved.manifest.config.digest])
+            await client.shutdown()
+            return local
+        } catch {
+            await client.shutdown()
+            throw error
+        }
+    }
+}

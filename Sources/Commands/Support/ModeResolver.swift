@@ -1,0 +1,37 @@
+import Engines
+import Foundation
+import Store
+
+/// Which engine a container runs with: its `execmode` file, else `UDOCKER_DEFAULT_EXECUTION_MODE`
+/// (`override_default_execution_mode`), else N1 where user namespaces work, else P1.
+struct ModeResolver {
+    var context: CommandContext
+
+    func engineEnvironment() -> EngineEnvironment {
+        let c = context.configuration
+        var env = EngineEnvironment(tmpDir: c.tmpDirectory, binDir: context.repository.binDirectory,
+                                    hostEnvironment: context.environment)
+        let proot = c["use_proot_executable"]
+        env.prootExecutable = proot.isEmpty ? nil : proot
+        env.sysdirs = c.sysdirs
+        env.rootPath = c["root_path"]
+        env.userPath = c["user_path"]
+        env.verbosity = c.verbosity
+        env.debug = c.verbosity >= 5
+        return env
+    }
+
+    func defaultMode() -> String {
+        let o = context.configuration["override_default_execution_mode"].uppercased()
+        if ExecutionMode(rawValue: o) != nil { return o }
+        return EngineSelector.defaultMode(environment: engineEnvironment()).rawValue
+    }
+
+    func mode(of id: String) throws -> ExecutionMode {
+        let name = context.repository.executionMode(id) ?? defaultMode()
+        guard let m = ExecutionMode(rawValue: name.uppercased()) else {
+            throw CommandFailure("invalid execution mode '\(name)' for container \(id)")
+        }
+        return m
+    }
+}

@@ -1,0 +1,113 @@
+import ArgumentParser
+import Foundation
+import Store
+import System
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The `udocker` command line: `udocker [general_options] <command> [command_options] <args>`.
+public enum UDocker {
+    public static let version = "1.3.17"
+
+    static let commands: [String: any UDockerCommand.Type] = [
+        "help": HelpCommand.self,
+        "version": VersionCommand.self,
+        "showconf": ShowConfCommand.self,
+        "pull": PullCommand.self,
+        "images": ImagesCommand.self,
+        "create": CreateCommand.self,
+        "run": RunCommand.self,
+        "ps": PsCommand.self,
+        "rm": RmCommand.self,
+        "rmi": RmiCommand.self,
+        "tag": TagCommand.self,
+        "name": NameCommand.self,
+        "rmname": RmnameCommand.self,
+        "rename": RenameCommand.self,
+        "inspect": InspectCommand.self,
+        "verify": VerifyCommand.self,
+        "manifest": ManifestCommand.self,
+        "mkrepo": MkrepoCommand.self,
+        "setup": SetupCommand.self,
+        "protect": ProtectCommand.self,
+        "unprotect": UnprotectCommand.self,
+    ]
+
+    /// Runs the command line and returns the process exit status.
+    public static func main(_ arguments: [String]) async -> Int32 {
+        let env = ProcessInfo.processInfo.environment
+        var overrides = Configuration.Overrides()
+        var allowRoot = false
+        var i = 0
+        var args = arguments
+        // General options: everything before the first token that is not an option.
+        while i < args.count, args[i].hasPrefix("-") {
+            let a = args[i]
+            switch a {
+            case "-h", "--help":
+                if i + 1 < args.count, let t = commands[args[i + 1]] { print(t.helpMessage()); return 0 }
+                print(HelpCommand.text); return 0
+            case "-V", "--version": VersionCommand.printVersion(); return 0
+            case "-D", "--debug": overrides.debug = true
+            case "-q", "--quiet": overrides.quiet = true
+            case "--insecure": overrides.insecure = true
+            case "--allow-root": allowRoot = true
+            case "--repo", "--config":
+                guard i + 1 < args.count else { return fail("option \(a) needs a value") }
+                if a == "--repo" { overrides.repo = args[i + 1] } else { overrides.configFile = args[i + 1] }
+                i += 1
+            default:
+                if a.hasPrefix("--repo=") { overrides.repo = String(a.dropFirst(7)) }
+                else if a.hasPrefix("--config=") { overrides.configFile = String(a.dropFirst(9)) }
+                else { return fail("syntax error at: \(a)") }
+            }
+            i += 1
+        }
+        args = Array(args[i...])
+        guard let name = args.first else { print(HelpCommand.text); return 0 }
+        guard let type = commands[name] else { return fail("invalid command: \(name) (see udocker help)") }
+        let rest = Array(args.dropFirst())
+        if rest.contains("--help") || rest.contains("-h") && name != "run" {
+            print(type.helpMessage()); return 0
+        }
+        if geteuid() == 0 && !allowRoot && !["help", "version", "showconf"].contains(name) {
+            return fail("do not run as root !  (use --allow-root to override)")
+        }
+        do {
+            let configuration = try Configuration(environment: env, overrides: overrides)
+            let context = CommandContext(configuration: configuration, environment: env)
+            if type.needsRepository {
+                if overrides.repo != nil {
+                    guard context.repository.isRepository else { throw CommandFailure("invalid udocker repository: \(overrides.repo!)") }
+                } else if !context.repository.isRepository {
+                    context.messages.info("creating repo: \(context.repository.topDirectory)")
+                    try context.repository.create()
+                }
+            }
+            let parsed: any ParsableCommand
+            do {
+                parsed = try type.parse(type.normalize(rest))
+            } catch {
+                let msg = type.message(for: error).split(separator: "\n").first.map(String.init) ?? "syntax error"
+                return fail(msg)
+            }
+            guard let command = parsed as? any UDockerCommand else { return fail("internal error: \(name)") }
+            return try await command.execute(context)
+        } catch let f as CommandFailure {
+            return fail(f.description, status: f.status)
+        } catch {
+            return fail("\(error)")
+        }
+    }
+
+    static func fail(_ message: String, status: Int32 = 1) -> Int32 {
+        FileHandle.standardError.write(Data("Error: \(message)\n".utf8))
+        return status
+    }
+}
+
+extension UDockerCommand {
+    /// Argument preprocessing before ArgumentParser sees them; `run` overrides it.
+    static func normalize(_ args: [String]) -> [String] { ArgumentNormalizer.splitShortEquals(args) }
+}

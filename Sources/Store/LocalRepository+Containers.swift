@@ -1,0 +1,152 @@
+import Foundation
+import OCI
+import System
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public struct ContainerListing: Sendable {
+    public var id: String
+    public var names: [String]
+    public var image: String
+    public var protected: Bool
+    /// udocker's `M` column: W writable ROOT, R read-only, N missing, D not a directory.
+    public var rootState: Character
+}
+
+extension LocalRepository {
+    public func containerDirectory(_ id: String) -> String { "\(containersDirectory)/\(id)" }
+    public func containerRoot(_ id: String) -> String { "\(containersDirectory)/\(id)/ROOT" }
+
+    /// udocker's container id: a version-3-style UUID (`xxxxxxxx-xxxx-3xxx-yxxx-xxxxxxxxxxxx`).
+    public static func newContainerID() -> String {
+        var b = (0..<16).map { _ in UInt8.random(in: 0...255) }
+        b[6] = (b[6] & 0x0f) | 0x30
+        b[8] = (b[8] & 0x3f) | 0x80
+        let h = b.map { String(format: "%02x", $0) }.joined()
+        let c = Array(h)
+        return "\(String(c[0..<8]))-\(String(c[8..<12]))-\(String(c[12..<16]))-\(String(c[16..<20]))-\(String(c[20..<32]))"
+    }
+
+    static let idPattern = try! NSRegularExpression(pattern: "^[a-z0-9]+-[a-z0-9]+-[a-z0-9]+-[a-z0-9]+-[a-z0-9]+$")
+
+    /// A container id from an id or an alias; nil when neither exists.
+    public func containerID(_ idOrName: String) -> String? {
+        guard !idOrName.isEmpty, !idOrName.contains("/"), idOrName != ".", idOrName != ".." else { return nil }
+        let p = "\(containersDirectory)/\(idOrName)"
+        if FileInfo.isSymlink(p) {
+            guard let t = FileInfo.readLink(p) else { return nil }
+            let id = (t as NSString).lastPathComponent
+            return FileInfo.isDirectory(containerDirectory(id)) ? id : nil
+        }
+        return FileInfo.isDirectory(p) ? idOrName : nil
+    }
+
+    /// The aliases (symlinks in `containers/`) that point at `id`.
+    public func containerNames(_ id: String) -> [String] {
+        FileInfo.list(containersDirectory).sorted().filter { n in
+            let p = "\(containersDirectory)/\(n)"
+            guard FileInfo.isSymlink(p), let t = FileInfo.readLink(p) else { return false }
+            return (t as NSString).lastPathComponent == id
+        }
+    }
+
+    public func listContainers() -> [ContainerListing] {
+        FileInfo.list(containersDirectory).sorted().compactMap { id in
+            let dir = containerDirectory(id)
+            guard !id.hasPrefix("."), !FileInfo.isSymlink(dir), FileInfo.isDirectory(dir) else { return nil }
+            let root = "\(dir)/ROOT"
+            let state: Character = !FileInfo.exists(root) ? "N" : !FileInfo.isDirectory(root) ? "D" : access(root, W_OK) == 0 ? "W" : "R"
+            return ContainerListing(id: id, names: containerNames(id),
+                                    image: AtomicFile.readString("\(dir)/imagerepo.name") ?? "",
+                                    protected: FileInfo.exists("\(dir)/PROTECT"), rootState: state)
+        }
+    }
+
+    /// udocker's alias rule: none of `/ . space [ ]`, at most 2048 characters.
+    public static func validateName(_ name: String) throws {
+        guard !name.isEmpty, name.count <= 2048, !name.contains(where: { "/. []".contains($0) || $0.isNewline || $0 == "\0" }) else {
+            throw StoreError("invalid container name '\(name.prefix(80))': it may not contain / . space [ ]")
+        }
+        guard idPattern.firstMatch(in: name, range: NSRange(name.startIndex..., in: name)) == nil else {
+            throw StoreError("invalid container name '\(name)': it has the form of a container id")
+        }
+    }
+
+    public func setContainerName(_ id: String, _ name: String) throws {
+        try Self.validateName(name)
+        try withLock {
+            guard FileInfo.isDirectory(containerDirectory(id)) else { throw StoreError("container not found: \(id)") }
+            let link = "\(containersDirectory)/\(name)"
+            guard !FileInfo.exists(link) else { throw StoreError("container name already exists: \(name)") }
+            try syscall("symlink", path: link) { symlink(id, link) }
+        }
+    }
+
+    public func removeContainerName(_ name: String) throws {
+        try Self.validateName(name)
+        try withLock {
+            let link = "\(containersDirectory)/\(name)"
+            guard FileInfo.isSymlink(link) else { throw StoreError("container name not found: \(name)") }
+            try syscall("unlink", path: link) { unlink(link) }
+        }
+    }
+
+    public func renameContainer(_ name: String, to newName: String) throws {
+        try Self.validateName(name); try Self.validateName(newName)
+        try withLock {
+            let link = "\(containersDirectory)/\(name)"
+            guard FileInfo.isSymlink(link), let target = FileInfo.readLink(link) else { throw StoreError("container name not found: \(name)") }
+            let newLink = "\(containersDirectory)/\(newName)"
+            guard !FileInfo.exists(newLink) else { throw StoreError("container name already exists: \(newName)") }
+            try syscall("symlink", path: newLink) { symlink(target, newLink) }
+            unlink(link)
+        }
+    }
+
+    public func isContainerProtected(_ id: String) -> Bool { FileInfo.exists("\(containerDirectory(id))/PROTECT") }
+
+    public func setContainerProtected(_ id: String, _ on: Bool) throws {
+        let p = "\(containerDirectory(id))/PROTECT"
+        if on { try AtomicFile.write("", to: p) } else if FileInfo.exists(p) { try syscall("unlink", path: p) { unlink(p) } }
+    }
+
+    /// The per-container lock: shared while a container runs, exclusive to remove or convert it.
+    public func containerLock(_ id: String, _ kind: FileLock.Kind, wait: Bool = true) throws -> FileLock? {
+        let path = "\(containerDirectory(id))/.lock"
+        if wait { return try FileLock(path: path, kind: kind) }
+        return try FileLock.tryLock(path: path, kind: kind)
+    }
+
+    /// Deletes a container and its aliases. Refuses a protected container or one that is running.
+    public func removeContainer(_ id: String) throws {
+        let dir = containerDirectory(id)
+        guard FileInfo.isDirectory(dir), !FileInfo.isSymlink(dir) else { throw StoreError("container not found: \(id)") }
+        guard !isContainerProtected(id) else { throw StoreError("container is protected: \(id)") }
+        guard let running = try containerLock(id, .exclusive, wait: false) else {
+            throw StoreError("container is in use: \(id)")
+        }
+        defer { running.unlock() }
+        try withLock {
+            for n in containerNames(id) { unlink("\(containersDirectory)/\(n)") }
+            // Move aside first so a crash never leaves a half-deleted container that ps lists.
+            let trash = "\(containersDirectory)/.deleting-\(id)"
+            try syscall("rename", path: dir) { rename(dir, trash) }
+            try FileTree.remove(trash)
+        }
+    }
+
+    public func executionMode(_ id: String) -> String? {
+        AtomicFile.readString("\(containerDirectory(id))/execmode")?.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    public func setExecutionMode(_ id: String, _ mode: String) throws {
+        try AtomicFile.write(mode, to: "\(containerDirectory(id))/execmode")
+        if let real = realpath(containerRoot(id), nil) {
+            defer { free(real) }
+            try AtomicFile.write(String(cString: real), to: "\(containerDirectory(id))/root.path")
+        }
+    }
+
+    public func containerConfigBytes(_ id: String) -> [UInt8]? { AtomicFile.read("\(containerDirectory(id))/container.json") }
+}

@@ -1,0 +1,57 @@
+import Archive
+import Foundation
+import OCI
+import System
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension LocalRepository {
+    /// `create`: flattens the image's layers into a new container and returns its id.
+    ///
+    /// The container is assembled under `containers/.creating-<id>` and renamed into place only when
+    /// every layer was extracted and its DiffID matched the image config, so an interrupted or failed
+    /// create never leaves a container that `ps` lists. The repository lock is held shared while the
+    /// layers are read, so `rmi` cannot remove them underneath.
+    public func createContainer(from image: LocalImageName, name: String? = nil,
+                                warn: (String) -> Void = { _ in }) throws -> String {
+        if let name {
+            try Self.validateName(name)
+            if FileInfo.exists("\(containersDirectory)/\(name)") { throw StoreError("container name already exists: \(name)") }
+        }
+        let id = Self.newContainerID()
+        let staging = "\(containersDirectory)/.creating-\(id)"
+        try withLock(.shared) {
+            let contents = try imageContents(image)
+            try syscall("mkdir", path: staging) { mkdir(staging, 0o755) }
+            do {
+                try syscall("mkdir", path: "\(staging)/ROOT") { mkdir("\(staging)/ROOT", 0o755) }
+                let extractor = try LayerExtractor(root: "\(staging)/ROOT")
+                var diffIDs: [Digest] = []
+                for layer in contents.layerFiles {
+                    do { diffIDs.append(try extractor.extract(layerAt: layer)) } catch {
+                        throw StoreError("layer \((layer as NSString).lastPathComponent): \(error)")
+                    }
+                }
+                for w in extractor.warnings { warn(w) }
+                if contents.isV2, let config = try? JSONDecoder().decode(ImageConfig.self, from: Data(contents.configBytes)),
+                   let expected = config.rootfs?.diff_ids, !expected.isEmpty, expected != diffIDs {
+                    throw StoreError("layer content does not match the image config (rootfs.diff_ids): the image is corrupt; pull it again")
+                }
+                try AtomicFile.write("\(image.name):\(image.tag)", to: "\(staging)/imagerepo.name")
+                try AtomicFile.write(contents.configBytes, to: "\(staging)/container.json")
+                try syscall("rename", path: containerDirectory(id)) { rename(staging, containerDirectory(id)) }
+            } catch {
+                try? FileTree.remove(staging)
+                throw error
+            }
+        }
+        if let name {
+            do { try setContainerName(id, name) } catch {
+                try? removeContainer(id)
+                throw error
+            }
+        }
+        return id
+    }
+}
