@@ -33,7 +33,10 @@ extension LocalRepository {
                         throw StoreError("layer \((layer as NSString).lastPathComponent): \(error)")
                     }
                 }
-                for w in extractor.warnings { warn(w) }
+                // Device nodes are expected in rootfs layers and cannot be made rootless: one line.
+                let devices = extractor.warnings.filter { $0.contains("device node") }
+                if !devices.isEmpty { warn("skipped \(devices.count) device node(s): devices cannot be created without privileges (/dev is bound from the host at run time)") }
+                for w in extractor.warnings where !w.contains("device node") { warn(w) }
                 if contents.isV2, let config = try? JSONDecoder().decode(ImageConfig.self, from: Data(contents.configBytes)),
                    let expected = config.rootfs?.diff_ids, !expected.isEmpty, expected != diffIDs {
                     throw StoreError("layer content does not match the image config (rootfs.diff_ids): the image is corrupt; pull it again")

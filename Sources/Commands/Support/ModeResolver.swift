@@ -11,8 +11,10 @@ struct ModeResolver {
         let c = context.configuration
         var env = EngineEnvironment(tmpDir: c.tmpDirectory, binDir: context.repository.binDirectory,
                                     hostEnvironment: context.environment)
+        // udocker's default "UDOCKER" means its bundled proot; we bundle none, so the default
+        // searches $UDOCKER_DIR/bin and then PATH. An explicit path is used as given.
         let proot = c["use_proot_executable"]
-        env.prootExecutable = proot.isEmpty ? nil : proot
+        env.prootExecutable = (proot.isEmpty || proot == "UDOCKER") ? nil : proot
         env.sysdirs = c.sysdirs
         env.rootPath = c["root_path"]
         env.userPath = c["user_path"]

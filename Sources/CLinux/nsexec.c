@@ -1,0 +1,387 @@
+// Launching engine children; see include/nsexec.h. Everything in the child after fork() is
+// async-signal-safe: raw system calls, no malloc, no stdio.
+#define _GNU_SOURCE
+#include "nsexec.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#ifndef SYS_pivot_root
+#define SYS_pivot_root 155
+#endif
+#ifndef RESOLVE_NO_MAGICLINKS
+#define RESOLVE_NO_XDEV 0x01
+#define RESOLVE_NO_MAGICLINKS 0x02
+#define RESOLVE_NO_SYMLINKS 0x04
+#define RESOLVE_BENEATH 0x08
+#endif
+
+struct ud_open_how { uint64_t flags; uint64_t mode; uint64_t resolve; };
+
+// ---------------------------------------------------------------- small async-signal-safe helpers
+
+static size_t ud_strlen(const char *s) { size_t n = 0; while (s && s[n]) n++; return n; }
+
+// Appends `s` to buf (capacity cap, NUL-terminated), truncating.
+static void ud_append(char *buf, size_t cap, const char *s) {
+    size_t n = ud_strlen(buf);
+    while (s && *s && n + 1 < cap) buf[n++] = *s++;
+    buf[n] = 0;
+}
+
+static void ud_append_uint(char *buf, size_t cap, unsigned long v) {
+    char tmp[24]; int i = 0;
+    do { tmp[i++] = (char)('0' + v % 10); v /= 10; } while (v && i < 23);
+    char out[24]; int j = 0;
+    while (i) out[j++] = tmp[--i];
+    out[j] = 0;
+    ud_append(buf, cap, out);
+}
+
+static void ud_step(udocker_exec_error_t *e, const char *a, const char *b, const char *c, const char *d) {
+    e->step[0] = 0;
+    ud_append(e->step, sizeof e->step, a);
+    ud_append(e->step, sizeof e->step, b);
+    ud_append(e->step, sizeof e->step, c);
+    ud_append(e->step, sizeof e->step, d);
+}
+
+static int ud_write_all(int fd, const void *p, size_t n) {
+    const char *c = p;
+    while (n) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0) { if (errno == EINTR) continue; return -1; }
+        c += w; n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int ud_write_file(const char *path, const char *text) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int r = ud_write_all(fd, text, ud_strlen(text));
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return r;
+}
+
+static void ud_fd_path(char *buf, size_t cap, int fd) {
+    buf[0] = 0;
+    ud_append(buf, cap, "/proc/self/fd/");
+    ud_append_uint(buf, cap, (unsigned long)fd);
+}
+
+static const int ud_forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
+#define UD_NFORWARDED (sizeof ud_forwarded / sizeof ud_forwarded[0])
+
+// Every disposition back to default, every signal unblocked (dispositions set to "ignore" and the
+// blocked mask would otherwise survive execve into the container).
+static void ud_reset_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    for (int s = 1; s < NSIG; s++) {
+        if (s == SIGKILL || s == SIGSTOP) continue;
+        (void)sigaction(s, &sa, NULL);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    (void)sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+// Marks every fd > 2 close-on-exec. The error pipe is already CLOEXEC.
+static void ud_cloexec_all(void) {
+    if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) == 0) return;
+    struct rlimit rl;
+    long max = 65536;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (long)rl.rlim_cur < max)
+        max = (long)rl.rlim_cur;
+    for (int fd = 3; fd < max; fd++) {
+        int flags = fcntl(fd, F_GETFD);
+        if (flags >= 0 && !(flags & FD_CLOEXEC)) (void)fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+    }
+}
+
+// Opens `target` (absolute container path, already free of symlinks) beneath dirfd, refusing any
+// symlink or ".." on the way. O_PATH, so it works for files and directories alike.
+static int ud_open_beneath(int rootfd, const char *target) {
+    while (*target == '/') target++;
+    if (*target == 0) return fcntl(rootfd, F_DUPFD_CLOEXEC, 3);
+    struct ud_open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = O_PATH | O_CLOEXEC | O_NOFOLLOW;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    long fd = syscall(SYS_openat2, rootfd, target, &how, sizeof how);
+    if (fd >= 0 || (errno != ENOSYS && errno != EPERM)) return (int)fd;
+    // Older kernel (or a seccomp filter refusing openat2): walk component by component.
+    int cur = fcntl(rootfd, F_DUPFD_CLOEXEC, 3);
+    if (cur < 0) return -1;
+    char comp[256];
+    const char *p = target;
+    while (*p) {
+        size_t n = 0;
+        while (*p && *p != '/') { if (n + 1 >= sizeof comp) { close(cur); errno = ENAMETOOLONG; return -1; } comp[n++] = *p++; }
+        comp[n] = 0;
+        while (*p == '/') p++;
+        if (n == 0 || (n == 1 && comp[0] == '.')) continue;
+        if (n == 2 && comp[0] == '.' && comp[1] == '.') { close(cur); errno = EXDEV; return -1; }
+        int next = openat(cur, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        int saved = errno;
+        close(cur);
+        if (next < 0) { errno = saved; return -1; }
+        struct stat st;
+        if (fstat(next, &st) != 0) { saved = errno; close(next); errno = saved; return -1; }
+        if (S_ISLNK(st.st_mode)) { close(next); errno = ELOOP; return -1; }
+        if (*p && !S_ISDIR(st.st_mode)) { close(next); errno = ENOTDIR; return -1; }
+        cur = next;
+    }
+    return cur;
+}
+
+// ---------------------------------------------------------------- child
+
+// Returns only on failure, with e filled.
+static void ud_child(const udocker_exec_config_t *c, udocker_exec_error_t *e) {
+    ud_reset_signals();
+    for (int i = 0; i < 3; i++) {
+        int fd = c->stdio_fds[i];
+        if (fd > 2 && dup2(fd, i) < 0) { ud_step(e, "redirect standard I/O", 0, 0, 0); return; }
+    }
+    ud_cloexec_all();
+
+    if (c->cpus && c->ncpus > 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        for (int i = 0; i < c->ncpus; i++)
+            if (c->cpus[i] >= 0 && c->cpus[i] < CPU_SETSIZE) CPU_SET(c->cpus[i], &set);
+        if (sched_setaffinity(0, sizeof set, &set) != 0) { ud_step(e, "set CPU affinity", 0, 0, 0); return; }
+    }
+
+    if (c->use_userns) {
+        char map[64];
+        if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) { ud_step(e, "unshare(CLONE_NEWUSER|CLONE_NEWNS)", 0, 0, 0); return; }
+        if (ud_write_file("/proc/self/setgroups", "deny") != 0 && errno != ENOENT) {
+            ud_step(e, "write /proc/self/setgroups", 0, 0, 0); return;
+        }
+        map[0] = 0;
+        ud_append_uint(map, sizeof map, c->inside_uid); ud_append(map, sizeof map, " ");
+        ud_append_uint(map, sizeof map, c->host_uid); ud_append(map, sizeof map, " 1\n");
+        if (ud_write_file("/proc/self/uid_map", map) != 0) { ud_step(e, "write /proc/self/uid_map: ", map, 0, 0); return; }
+        map[0] = 0;
+        ud_append_uint(map, sizeof map, c->inside_gid); ud_append(map, sizeof map, " ");
+        ud_append_uint(map, sizeof map, c->host_gid); ud_append(map, sizeof map, " 1\n");
+        if (ud_write_file("/proc/self/gid_map", map) != 0) { ud_step(e, "write /proc/self/gid_map: ", map, 0, 0); return; }
+
+        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) { ud_step(e, "make / rprivate", 0, 0, 0); return; }
+        if (mount(c->root, c->root, NULL, MS_BIND | MS_REC, NULL) != 0) { ud_step(e, "bind ", c->root, " on itself", 0); return; }
+        int rootfd = open(c->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (rootfd < 0) { ud_step(e, "open ", c->root, 0, 0); return; }
+
+        for (int i = 0; i < c->nmounts; i++) {
+            const udocker_mount_t *m = &c->mounts[i];
+            int src = open(m->source, O_PATH | O_CLOEXEC);
+            if (src < 0) { ud_step(e, "open ", m->source, 0, 0); return; }
+            int dst = ud_open_beneath(rootfd, m->target);
+            if (dst < 0) { ud_step(e, "open mountpoint ", m->target, " in the container", 0); return; }
+            struct stat ss, ds;
+            if (fstat(src, &ss) != 0 || fstat(dst, &ds) != 0) { ud_step(e, "stat ", m->source, 0, 0); return; }
+            if (S_ISDIR(ss.st_mode) != S_ISDIR(ds.st_mode)) {
+                errno = S_ISDIR(ss.st_mode) ? ENOTDIR : EISDIR;
+                ud_step(e, "mount ", m->source, " on ", m->target); return;
+            }
+            char sp[40], dp[40];
+            ud_fd_path(sp, sizeof sp, src);
+            ud_fd_path(dp, sizeof dp, dst);
+            if (mount(sp, dp, NULL, MS_BIND | MS_REC, NULL) != 0) { ud_step(e, "mount ", m->source, " on ", m->target); return; }
+            close(src);
+            close(dst);
+        }
+
+        if (fchdir(rootfd) != 0) { ud_step(e, "chdir ", c->root, 0, 0); return; }
+        close(rootfd);
+        if (syscall(SYS_pivot_root, ".", ".") == 0) {
+            if (umount2(".", MNT_DETACH) != 0) { ud_step(e, "detach the old root", 0, 0, 0); return; }
+        } else {
+            // pivot_root is refused when / is the initramfs; fall back to move + chroot.
+            if (mount(".", "/", NULL, MS_MOVE, NULL) != 0) { ud_step(e, "pivot_root ", c->root, 0, 0); return; }
+            if (chroot(".") != 0) { ud_step(e, "chroot ", c->root, 0, 0); return; }
+        }
+        if (chdir("/") != 0) { ud_step(e, "chdir /", 0, 0, 0); return; }
+    }
+
+    if (c->cwd && c->cwd[0] && chdir(c->cwd) != 0) { ud_step(e, "chdir ", c->cwd, 0, 0); return; }
+    execve(c->path, c->argv, c->envp);
+    ud_step(e, "execute ", c->path, 0, 0);
+}
+
+pid_t udocker_spawn(const udocker_exec_config_t *config, udocker_exec_error_t *error) {
+    memset(error, 0, sizeof *error);
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) { error->error_number = errno; ud_step(error, "pipe", 0, 0, 0); return -1; }
+
+    // Block the forwarded signals across fork so the parent can install its handlers without
+    // losing one; the child unblocks everything.
+    sigset_t block, old;
+    sigemptyset(&block);
+    for (size_t i = 0; i < UD_NFORWARDED; i++) sigaddset(&block, ud_forwarded[i]);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        udocker_exec_error_t e;
+        memset(&e, 0, sizeof e);
+        ud_child(config, &e);
+        e.error_number = errno ? errno : EINVAL;
+        (void)ud_write_all(fds[1], &e, sizeof e);
+        _exit(127);
+    }
+    int fork_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    close(fds[1]);
+    if (pid < 0) {
+        close(fds[0]);
+        error->error_number = fork_errno;
+        ud_step(error, "fork", 0, 0, 0);
+        return -1;
+    }
+    size_t got = 0;
+    while (got < sizeof *error) {
+        ssize_t r = read(fds[0], (char *)error + got, sizeof *error - got);
+        if (r < 0) { if (errno == EINTR) continue; break; }
+        if (r == 0) break;
+        got += (size_t)r;
+    }
+    close(fds[0]);
+    if (got == 0) { memset(error, 0, sizeof *error); return pid; }
+    if (got < sizeof *error) { error->error_number = EIO; ud_step(error, "read the child's status", 0, 0, 0); }
+    error->step[sizeof error->step - 1] = 0;
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+    return -1;
+}
+
+// ---------------------------------------------------------------- parent: wait and forward
+
+// Several threads may wait at once (tests); the handlers are installed by the first waiter and
+// restored by the last, and a signal is forwarded to every child being waited for.
+#define UD_MAX_WAITERS 64
+static volatile sig_atomic_t ud_forward_pids[UD_MAX_WAITERS];
+static pthread_mutex_t ud_forward_lock = PTHREAD_MUTEX_INITIALIZER;
+static int ud_forward_users = 0;
+static struct sigaction ud_forward_old[UD_NFORWARDED];
+
+static void ud_forward(int sig, siginfo_t *info, void *ctx) {
+    (void)ctx;
+    int saved = errno;
+    // SI_KERNEL: generated by the terminal for the whole foreground group; the child got it too.
+    if (info == NULL || info->si_code != SI_KERNEL) {
+        for (int i = 0; i < UD_MAX_WAITERS; i++) {
+            pid_t p = (pid_t)ud_forward_pids[i];
+            if (p > 0) kill(p, sig);
+        }
+    }
+    errno = saved;
+}
+
+int udocker_wait_forwarding(pid_t pid, int *status) {
+    int slot = -1;
+    pthread_mutex_lock(&ud_forward_lock);
+    for (int i = 0; i < UD_MAX_WAITERS; i++) if (ud_forward_pids[i] == 0) { slot = i; break; }
+    if (slot >= 0) ud_forward_pids[slot] = pid;
+    if (ud_forward_users++ == 0) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = ud_forward;
+        sa.sa_flags = SA_SIGINFO | SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        for (size_t i = 0; i < UD_NFORWARDED; i++) sigaction(ud_forwarded[i], &sa, &ud_forward_old[i]);
+    }
+    pthread_mutex_unlock(&ud_forward_lock);
+    int r;
+    for (;;) {
+        r = (int)waitpid(pid, status, 0);
+        if (r < 0 && errno == EINTR) continue;
+        break;
+    }
+    int saved = errno;
+    pthread_mutex_lock(&ud_forward_lock);
+    if (slot >= 0) ud_forward_pids[slot] = 0;
+    if (--ud_forward_users == 0)
+        for (size_t i = 0; i < UD_NFORWARDED; i++) sigaction(ud_forwarded[i], &ud_forward_old[i], NULL);
+    pthread_mutex_unlock(&ud_forward_lock);
+    errno = saved;
+    return r < 0 ? -1 : 0;
+}
+
+// ---------------------------------------------------------------- probe
+
+int udocker_userns_probe(udocker_exec_error_t *error) {
+    memset(error, 0, sizeof *error);
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) { error->error_number = errno; ud_step(error, "pipe", 0, 0, 0); return errno; }
+    unsigned int uid = (unsigned int)getuid(), gid = (unsigned int)getgid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        udocker_exec_error_t e;
+        memset(&e, 0, sizeof e);
+        char map[64];
+        if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) { ud_step(&e, "unshare(CLONE_NEWUSER|CLONE_NEWNS)", 0, 0, 0); goto fail; }
+        if (ud_write_file("/proc/self/setgroups", "deny") != 0 && errno != ENOENT) { ud_step(&e, "write /proc/self/setgroups", 0, 0, 0); goto fail; }
+        map[0] = 0; ud_append(map, sizeof map, "0 "); ud_append_uint(map, sizeof map, uid); ud_append(map, sizeof map, " 1\n");
+        if (ud_write_file("/proc/self/uid_map", map) != 0) { ud_step(&e, "write /proc/self/uid_map", 0, 0, 0); goto fail; }
+        map[0] = 0; ud_append(map, sizeof map, "0 "); ud_append_uint(map, sizeof map, gid); ud_append(map, sizeof map, " 1\n");
+        if (ud_write_file("/proc/self/gid_map", map) != 0) { ud_step(&e, "write /proc/self/gid_map", 0, 0, 0); goto fail; }
+        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) { ud_step(&e, "make / rprivate", 0, 0, 0); goto fail; }
+        _exit(0);
+    fail:
+        e.error_number = errno ? errno : EINVAL;
+        (void)ud_write_all(fds[1], &e, sizeof e);
+        _exit(1);
+    }
+    int fork_errno = errno;
+    close(fds[1]);
+    if (pid < 0) { close(fds[0]); error->error_number = fork_errno; ud_step(error, "fork", 0, 0, 0); return fork_errno; }
+    size_t got = 0;
+    while (got < sizeof *error) {
+        ssize_t r = read(fds[0], (char *)error + got, sizeof *error - got);
+        if (r < 0) { if (errno == EINTR) continue; break; }
+        if (r == 0) break;
+        got += (size_t)r;
+    }
+    close(fds[0]);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+    if (got == sizeof *error) { error->step[sizeof error->step - 1] = 0; return error->error_number ? error->error_number : EINVAL; }
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        memset(error, 0, sizeof *error);
+        error->error_number = ECHILD;
+        ud_step(error, "user namespace probe died", 0, 0, 0);
+        return ECHILD;
+    }
+    memset(error, 0, sizeof *error);
+    return 0;
+}

@@ -1,0 +1,125 @@
+import CLinux
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Standard I/O for the engine's child; by default inherited untouched (tty included).
+public struct StandardIO: Sendable {
+    public var input: Int32?
+    public var output: Int32?
+    public var error: Int32?
+    public init(input: Int32? = nil, output: Int32? = nil, error: Int32? = nil) {
+        self.input = input; self.output = output; self.error = error
+    }
+    public static let inherit = StandardIO()
+}
+
+/// A launch request for `udocker_spawn` (CLinux/nsexec.c).
+struct ChildLaunch {
+    var path: String
+    var arguments: [String]
+    var environment: [String]
+    var cwd: String?
+    var cpus: [Int]?
+    var io: StandardIO = .inherit
+    /// N1: the namespace part.
+    struct Namespace {
+        var root: String
+        var insideUID: UInt32, insideGID: UInt32, hostUID: UInt32, hostGID: UInt32
+        var mounts: [(source: String, target: String)]
+    }
+    var namespace: Namespace?
+
+    struct Failure: Error { var errno: Int32; var step: String }
+
+    /// Starts the child; throws `Failure` with the failing step (in the child or here).
+    func spawn() throws(Failure) -> pid_t {
+        var arena = CStringArena()
+        let argv = arena.array(arguments)
+        let envp = arena.array(environment)
+        let cpath = arena.string(path)
+        let ccwd = cwd.map { arena.string($0) }
+        var cfg = udocker_exec_config_t()
+        cfg.path = UnsafePointer(cpath)
+        cfg.argv = UnsafePointer(argv)
+        cfg.envp = UnsafePointer(envp)
+        cfg.cwd = ccwd.map { UnsafePointer($0) }
+        cfg.stdio_fds = (io.input ?? -1, io.output ?? -1, io.error ?? -1)
+        let cpuBuffer = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, cpus?.count ?? 0))
+        defer { cpuBuffer.deallocate() }
+        if let cpus, !cpus.isEmpty {
+            for (i, c) in cpus.enumerated() { cpuBuffer[i] = Int32(c) }
+            cfg.cpus = UnsafePointer(cpuBuffer)
+            cfg.ncpus = Int32(cpus.count)
+        }
+        let mountBuffer = UnsafeMutablePointer<udocker_mount_t>.allocate(capacity: max(1, namespace?.mounts.count ?? 0))
+        defer { mountBuffer.deallocate() }
+        if let ns = namespace {
+            cfg.use_userns = 1
+            cfg.root = UnsafePointer(arena.string(ns.root))
+            cfg.inside_uid = ns.insideUID; cfg.inside_gid = ns.insideGID
+            cfg.host_uid = ns.hostUID; cfg.host_gid = ns.hostGID
+            for (i, m) in ns.mounts.enumerated() {
+                mountBuffer[i] = udocker_mount_t(source: UnsafePointer(arena.string(m.source)),
+                                                 target: UnsafePointer(arena.string(m.target)))
+            }
+            cfg.mounts = UnsafePointer(mountBuffer)
+            cfg.nmounts = Int32(ns.mounts.count)
+        }
+        var err = udocker_exec_error_t()
+        let pid = udocker_spawn(&cfg, &err)
+        arena.free()
+        if pid < 0 {
+            let step = withUnsafeBytes(of: err.step) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            throw Failure(errno: err.error_number, step: step)
+        }
+        return pid
+    }
+
+    /// Waits while forwarding signals; returns the exit status (128+signal when killed).
+    static func wait(_ pid: pid_t) -> Int32 {
+        var status: Int32 = 0
+        if udocker_wait_forwarding(pid, &status) != 0 { return 255 }
+        if status & 0x7f == 0 { return (status >> 8) & 0xff }          // WIFEXITED
+        if (status & 0x7f) != 0x7f { return 128 + (status & 0x7f) }     // WIFSIGNALED
+        return 255
+    }
+}
+
+/// C strings that live until `free()`.
+struct CStringArena {
+    private var strings: [UnsafeMutablePointer<CChar>] = []
+    private var arrays: [UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>] = []
+
+    mutating func string(_ s: String) -> UnsafeMutablePointer<CChar> {
+        let p = strdup(s)!
+        strings.append(p)
+        return p
+    }
+    mutating func array(_ list: [String]) -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> {
+        let a = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: list.count + 1)
+        for (i, s) in list.enumerated() { a[i] = string(s) }
+        a[list.count] = nil
+        arrays.append(a)
+        return a
+    }
+    mutating func free() {
+        for s in strings { Glibc.free(s) }
+        for a in arrays { a.deallocate() }
+        strings.removeAll(); arrays.removeAll()
+    }
+}
+
+/// Messages on stderr by level (udocker `msg.py`: 0 ERR, 1 MSG, 2 WAR, 3 INF, 4 VER, 5 DBG).
+struct Messages {
+    var verbosity: Int
+    func write(_ text: String) {
+        FileHandle.standardError.write(Data(text.utf8))
+    }
+    func warning(_ text: String) { if verbosity >= 2 { write("Warning: \(text)\n") } }
+    func info(_ text: String) { if verbosity >= 3 { write("Info: \(text)\n") } }
+    func verbose(_ text: String) { if verbosity >= 4 { write("\(text)\n") } }
+}

@@ -1,0 +1,21 @@
+import OCI
+
+/// The container to run, as the CLI found it in the repository.
+public struct ContainerInstance: Sendable {
+    public var id: String
+    /// `containers/<id>`.
+    public var directory: String
+    /// `containers/<id>/ROOT` (or `--location`).
+    public var root: String
+    public var names: [String]
+    /// `container.json`; nil with `--nometa`, `--location` or when missing.
+    public var imageConfig: ImageConfig?
+
+    public init(id: String, directory: String, root: String? = nil, names: [String] = [], imageConfig: ImageConfig? = nil) {
+        self.id = id
+        self.directory = directory
+        self.root = root ?? directory + "/ROOT"
+        self.names = names
+        self.imageConfig = imageConfig
+    }
+}

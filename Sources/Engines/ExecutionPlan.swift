@@ -1,0 +1,185 @@
+import Foundation
+import OCI
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Everything an engine needs to start a container, computed once by the common run pipeline
+/// (udocker `engine/base.py` `_run_init`): metadata merge, environment, user and auth files,
+/// volumes, working directory and executable. Engines only translate it to their tool.
+public struct ExecutionPlan: Sendable {
+    /// A bind of a host path (`source`) at a container path (`target`, normalised, not resolved).
+    public struct Mount: Sendable, Equatable {
+        public var source: String
+        public var target: String
+        /// One of the default sysdirs (dropped silently when it cannot be set up).
+        public var isSysdir: Bool
+        public var isDirectory: Bool
+    }
+
+    /// The user the command runs as inside the container.
+    public struct User: Sendable, Equatable {
+        public var name: String
+        public var uid: UInt32
+        public var gid: UInt32
+        public var home: String
+        public var gecos: String
+        public var shell: String
+        public var isRoot: Bool { uid == 0 }
+    }
+
+    public var mode: ExecutionMode
+    public var container: ContainerInstance
+    /// Host path of the container root.
+    public var root: String
+    public var user: User
+    public var mounts: [Mount]
+    /// Container path of the working directory.
+    public var cwd: String
+    /// Container path of the program to execute (found through PATH, symlinks not resolved).
+    public var executable: String
+    /// argv, argv[0] as the user wrote it.
+    public var arguments: [String]
+    /// The complete environment of the command, `K=V`, in a stable order.
+    public var environment: [String]
+    /// Keys whose value came from the image's `Env` (untrusted: never allowed to steer an engine).
+    public var imageEnvironmentKeys: Set<String>
+    /// CPUs from `--cpuset-cpus`.
+    public var cpus: [Int]?
+    /// `--kernel` (P modes).
+    public var kernel: String?
+    /// Warnings for the user (printed by the engine at warning level).
+    public var warnings: [String]
+    /// Files created for this run (passwd/group copies); removed by `removeTemporaryFiles()`.
+    public var temporaryFiles: [String]
+
+    /// Runs the common pipeline. Throws `EngineError` (`.invalidOptions`, `.setupFailed`).
+    public static func make(container: ContainerInstance, options: RunOptions,
+                            environment: EngineEnvironment, mode: ExecutionMode) throws -> ExecutionPlan {
+        var b = PlanBuilder(container: container, options: options, env: environment, mode: mode)
+        do {
+            return try b.build()
+        } catch {
+            b.removeTemporaryFiles()
+            throw error
+        }
+    }
+
+    public func removeTemporaryFiles() {
+        for f in temporaryFiles { unlink(f) }
+    }
+
+    /// Value of `key` in the environment.
+    public func environmentValue(_ key: String) -> String? {
+        for e in environment {
+            if let eq = e.firstIndex(of: "="), e[..<eq] == key { return String(e[e.index(after: eq)...]) }
+        }
+        return nil
+    }
+
+    /// The startup banner (udocker `_run_banner`), or nil when suppressed.
+    public func banner(options: RunOptions, environment: EngineEnvironment) -> String? {
+        guard !options.noBanner, environment.verbosity >= 3 else { return nil }
+        return Banner.text(containerID: container.id, executable: executable, fill: mode.bannerCharacter)
+    }
+}
+
+/// Host facts gathered once.
+struct HostIdentity: Sendable {
+    var uid: UInt32
+    var gid: UInt32
+    var name: String
+    var home: String?
+    var groups: [UInt32]
+
+    static func current(environment: [String: String]) -> HostIdentity {
+        let uid = getuid(), gid = getgid()
+        var name = environment["USER"] ?? String(uid)
+        var home = environment["HOME"]
+        var pwd = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 16384)
+        if getpwuid_r(uid, &pwd, &buffer, buffer.count, &result) == 0, result != nil {
+            name = String(cString: pwd.pw_name)
+            if home == nil { home = String(cString: pwd.pw_dir) }
+        }
+        var groups: [UInt32] = []
+        let n = getgroups(0, nil)
+        if n > 0 {
+            var list = [gid_t](repeating: 0, count: Int(n))
+            let m = getgroups(n, &list)
+            if m > 0 { groups = Array(list.prefix(Int(m))) }
+        }
+        return HostIdentity(uid: uid, gid: gid, name: name, home: home, groups: groups)
+    }
+}
+
+/// The pipeline's working state.
+struct PlanBuilder {
+    let container: ContainerInstance
+    let options: RunOptions
+    let env: EngineEnvironment
+    let mode: ExecutionMode
+    let meta: ImageConfig.Config
+    let host: HostIdentity
+    let rootFS: ContainerRoot
+
+    var warnings: [String] = []
+    var temporaryFiles: [String] = []
+    var containerEnv = EnvironmentList()
+    var imageKeys: Set<String> = []
+    var volumes: [VolumeSpec] = []
+    var user = ExecutionPlan.User(name: "root", uid: 0, gid: 0, home: "/", gecos: "", shell: "")
+    var authMounts: [VolumeSpec] = []
+
+    init(container: ContainerInstance, options: RunOptions, env: EngineEnvironment, mode: ExecutionMode) {
+        self.container = container
+        self.options = options
+        self.env = env
+        self.mode = mode
+        self.meta = options.nometa ? ImageConfig.Config() : (container.imageConfig?.effectiveConfig ?? ImageConfig.Config())
+        self.host = HostIdentity.current(environment: env.hostEnvironment)
+        self.rootFS = ContainerRoot(container.root)
+    }
+
+    mutating func removeTemporaryFiles() {
+        for f in temporaryFiles { unlink(f) }
+        temporaryFiles.removeAll()
+    }
+
+    mutating func build() throws -> ExecutionPlan {
+        var st = stat()
+        guard stat(container.root, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
+            throw EngineError(.setupFailed, "container root not found: \(container.root)")
+        }
+        try buildContainerEnvironment()
+        volumes = try parseVolumes()
+        try setupUser()
+        let mounts = try assembleMounts()
+        setDefaultPath()
+        let bindings = mounts.map { ContainerRoot.Binding(host: $0.source, container: $0.target) }
+        let cwd = try workingDirectory(bindings: bindings)
+        let (executable, arguments) = try findExecutable(cwd: cwd, bindings: bindings)
+        let cpus = try options.cpusetCpus.map(Self.parseCPUSet)
+        if options.kernel != nil && mode == .N1 { warnings.append("--kernel is ignored by N1") }
+        let environment = finalEnvironment()
+        return ExecutionPlan(mode: mode, container: container, root: rootFS.root, user: user, mounts: mounts,
+                             cwd: cwd, executable: executable, arguments: arguments, environment: environment,
+                             imageEnvironmentKeys: imageKeys, cpus: cpus, kernel: options.kernel,
+                             warnings: warnings, temporaryFiles: temporaryFiles)
+    }
+
+    /// `1,2-3` → [1, 2, 3].
+    static func parseCPUSet(_ text: String) throws -> [Int] {
+        var cpus: [Int] = []
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let range = part.split(separator: "-", omittingEmptySubsequences: false)
+            if range.count == 1, let n = Int(range[0]), n >= 0, n < 1024 { cpus.append(n); continue }
+            if range.count == 2, let a = Int(range[0]), let b = Int(range[1]), a >= 0, a <= b, b < 1024 {
+                cpus.append(contentsOf: a...b); continue
+            }
+            throw EngineError.invalid("invalid --cpuset-cpus: \(text)")
+        }
+        return cpus
+    }
+}

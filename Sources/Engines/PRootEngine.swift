@@ -1,0 +1,139 @@
+import Foundation
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// P1/P2: PRoot (ptrace). P2 turns PRoot's seccomp acceleration off.
+public struct PRootEngine: ExecutionEngine {
+    public var mode: ExecutionMode
+    public var environment: EngineEnvironment
+    public var io: StandardIO
+
+    public init(mode: ExecutionMode = .P1, environment: EngineEnvironment, io: StandardIO = .inherit) {
+        precondition(mode == .P1 || mode == .P2, "PRootEngine runs P1 or P2")
+        self.mode = mode
+        self.environment = environment
+        self.io = io
+    }
+
+    /// Variables that steer PRoot or the dynamic loader of the (host) proot binary: an image's
+    /// `Env` may not set them.
+    static func isEngineVariable(_ key: String) -> Bool {
+        key.hasPrefix("PROOT_") || key == "LD_PRELOAD" || key == "LD_AUDIT" || key == "LD_LIBRARY_PATH"
+    }
+
+    public func run(_ container: ContainerInstance, options: RunOptions) throws -> Int32 {
+        let proot = try locateProot()
+        let plan = try ExecutionPlan.make(container: container, options: options, environment: environment, mode: mode)
+        defer { plan.removeTemporaryFiles() }
+        let messages = Messages(verbosity: environment.debug ? 5 : environment.verbosity)
+        plan.warnings.forEach(messages.warning)
+        let (argv, envp, dropped) = commandLine(proot: proot, plan: plan)
+        for k in dropped { messages.warning("the image sets \(k), which would steer PRoot itself: ignored") }
+        if let banner = plan.banner(options: options, environment: environment) { messages.write(banner) }
+        messages.verbose("CMD = \(argv)")
+        let launch = ChildLaunch(path: proot, arguments: argv, environment: envp, cwd: nil, cpus: plan.cpus, io: io)
+        let pid: pid_t
+        do { pid = try launch.spawn() } catch {
+            throw EngineError(.cannotStart, "\(mode.rawValue): \(error.step): \(String(cString: strerror(error.errno)))")
+        }
+        return ChildLaunch.wait(pid)
+    }
+
+    /// proot's argv and environment (udocker `engine/proot.py`), and the image variables dropped.
+    func commandLine(proot: String, plan: ExecutionPlan) -> ([String], [String], [String]) {
+        var argv = [proot]
+        if environment.debug { argv += ["-v", "9"] }
+        if Self.supportsKillOnExit(proot) { argv.append("--kill-on-exit") }
+        for m in plan.mounts { argv += ["-b", "\(m.source):\(m.target)"] }
+        argv += plan.user.isRoot && plan.user.gid == 0 ? ["-0"] : ["-i", "\(plan.user.uid):\(plan.user.gid)"]
+        // Only when asked: Debian's proot breaks dynamic loading with -k.
+        if let k = plan.kernel, !k.isEmpty { argv += ["-k", k] }
+        argv += ["-r", plan.root, "-w", plan.cwd]
+        argv.append(plan.arguments[0].contains("/") ? plan.arguments[0] : plan.executable)
+        argv += plan.arguments.dropFirst()
+
+        var dropped: [String] = []
+        var envp: [String] = []
+        for e in plan.environment {
+            let key = String(e.prefix(while: { $0 != "=" }))
+            if plan.imageEnvironmentKeys.contains(key) && Self.isEngineVariable(key) { dropped.append(key); continue }
+            if key == "PROOT_TMP_DIR" || key == "PROOT_NO_SECCOMP" { continue }
+            envp.append(e)
+        }
+        envp.append("PROOT_TMP_DIR=\(environment.tmpDir)")
+        if mode == .P2 { envp.append("PROOT_NO_SECCOMP=1") }
+        return (argv, envp, dropped)
+    }
+
+    /// udocker's search: `UDOCKER_USE_PROOT_EXECUTABLE` (a path; "UDOCKER" = bin dir only; "" = PATH
+    /// only), else `<bindir>/proot-<arch>-4_8_0`, `proot-<arch>`, `proot`, else `proot` in PATH.
+    func locateProot() throws -> String {
+        let setting = environment.prootExecutable
+        if let s = setting, !s.isEmpty, s != "UDOCKER" {
+            guard Self.isExecutableFile(s) else {
+                throw EngineError(.toolNotFound, "proot not found: UDOCKER_USE_PROOT_EXECUTABLE=\(s) is not an executable file")
+            }
+            return s
+        }
+        if setting != "" {
+            let arch = Self.udockerArch
+            var names = ["proot-\(arch)", "proot"]
+            if Self.kernelAtLeast(4, 8) { names.insert("proot-\(arch)-4_8_0", at: 0) }
+            for n in names where Self.isExecutableFile(environment.binDir + "/" + n) { return environment.binDir + "/" + n }
+        }
+        if setting != "UDOCKER" {
+            let path = environment.hostEnvironment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+            for dir in path.split(separator: ":") where dir.hasPrefix("/") {
+                let p = "\(dir)/proot"
+                if Self.isExecutableFile(p) { return p }
+            }
+        }
+        throw EngineError(.toolNotFound, "proot not found: install it (apt-get install proot) or put it in \(environment.binDir)")
+    }
+
+    static func isExecutableFile(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG && access(path, X_OK) == 0
+    }
+
+    /// udocker's architecture names for the proot binaries.
+    static var udockerArch: String {
+        var u = utsname()
+        uname(&u)
+        let machine = withUnsafeBytes(of: u.machine) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+        switch machine {
+        case "x86_64", "amd64": return "x86_64"
+        case "aarch64", "arm64": return "arm64"
+        case "i386", "i486", "i586", "i686": return "x86"
+        case let m where m.hasPrefix("armv"): return "armhf"
+        default: return machine
+        }
+    }
+
+    static func kernelAtLeast(_ major: Int, _ minor: Int) -> Bool {
+        var u = utsname()
+        uname(&u)
+        let release = withUnsafeBytes(of: u.release) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+        let nums = release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
+        guard nums.count == 2 else { return true }
+        return (nums[0], nums[1]) >= (major, minor)
+    }
+
+    /// Whether the binary knows `--kill-on-exit`: found by scanning it for the option's name
+    /// (no need to run `proot --help`), cached per path, size and mtime.
+    static func supportsKillOnExit(_ path: String) -> Bool {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return false }
+        let key = "\(path)|\(st.st_size)|\(st.st_mtim.tv_sec)"
+        if let cached = killOnExitCache.withLock({ $0[key] }) { return cached }
+        var found = false
+        if st.st_size < 64 << 20, let data = FileManager.default.contents(atPath: path) {
+            found = data.range(of: Data("--kill-on-exit".utf8)) != nil
+        }
+        killOnExitCache.withLock { $0[key] = found }
+        return found
+    }
+    private static let killOnExitCache = Mutex<[String: Bool]>([:])
+}

@@ -1,0 +1,125 @@
+import Foundation
+import Testing
+import TestSupport
+@testable import Engines
+import OCI
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A container made from busybox-static: containers/<id>/ROOT with /bin/busybox and applet links.
+final class BusyboxContainer: @unchecked Sendable {
+    let dir: TemporaryDirectory
+    let id = "f1e2d3c4-b5a6-3978-8899-aabbccddeeff"
+    var containerDir: String { dir.path + "/containers/\(id)" }
+    var root: String { containerDir + "/ROOT" }
+    var tmpDir: String { dir.path + "/tmp" }
+    var hostDir: String { dir.path + "/host" }
+
+    static let applets = ["sh", "cat", "id", "pwd", "env", "ls", "echo", "touch", "stat", "test", "mkdir", "true", "false", "sleep", "readlink", "head", "wc"]
+    static var busybox: String? { FileManager.default.isExecutableFile(atPath: "/usr/bin/busybox") ? "/usr/bin/busybox" : nil }
+
+    init(passwd: Bool = true) throws {
+        dir = try TemporaryDirectory(prefix: "udocker-engines")
+        chmod(dir.path, 0o755)
+        let fm = FileManager.default
+        for d in ["bin", "etc", "dev", "proc", "sys", "root", "home/user", "usr/bin", "data"] {
+            try fm.createDirectory(atPath: root + "/" + d, withIntermediateDirectories: true)
+        }
+        try fm.createDirectory(atPath: root + "/tmp", withIntermediateDirectories: true)
+        chmod(root + "/tmp", 0o1777)
+        try fm.createDirectory(atPath: tmpDir, withIntermediateDirectories: true)
+        chmod(tmpDir, 0o1777)
+        try fm.createDirectory(atPath: hostDir, withIntermediateDirectories: true)
+        chmod(hostDir, 0o1777)
+        try fm.copyItem(atPath: Self.busybox ?? "/bin/busybox", toPath: root + "/bin/busybox")
+        for a in Self.applets { try fm.createSymbolicLink(atPath: root + "/bin/" + a, withDestinationPath: "busybox") }
+        if passwd {
+            try "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:User:/home/user:/bin/sh\n"
+                .write(toFile: root + "/etc/passwd", atomically: false, encoding: .utf8)
+            try "root:x:0:\nusers:x:1000:\n".write(toFile: root + "/etc/group", atomically: false, encoding: .utf8)
+        }
+        // Everything readable and traversable by other users (tests as `tester`).
+        _ = shell("chmod -R a+rX '\(dir.path)'; chmod 1777 '\(root)/tmp' '\(tmpDir)' '\(hostDir)'")
+    }
+
+    func instance(config: ImageConfig.Config? = nil, names: [String] = ["busy"]) -> ContainerInstance {
+        ContainerInstance(id: id, directory: containerDir, names: names,
+                          imageConfig: config.map { ImageConfig(architecture: "amd64", os: "linux", config: $0) })
+    }
+
+    func environment(verbosity: Int = 1, host: [String: String]? = nil, sysdirs: [String]? = nil) -> EngineEnvironment {
+        EngineEnvironment(tmpDir: tmpDir, binDir: dir.path + "/bin", sysdirs: sysdirs, verbosity: verbosity,
+                          hostEnvironment: host ?? ["PATH": "/usr/bin:/bin", "TERM": "xterm", "HOME": "/root",
+                                                    "SECRET_TOKEN": "s3cr3t", "USER": "root", "MYVAR": "from-host"])
+    }
+
+    func write(_ text: String, to path: String) throws {
+        try text.write(toFile: path, atomically: false, encoding: .utf8)
+    }
+}
+
+struct RunResult {
+    var status: Int32
+    var output: String
+    var error: String
+}
+
+enum EngineKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case native, proot
+    var testDescription: String { rawValue }
+}
+
+/// Engine runs are serialised so that the signal-forwarding test can signal this process safely.
+let engineLock = NSLock()
+
+/// Runs an engine with stdout/stderr captured in files (and stdin from `input`).
+func runEngine(_ kind: EngineKind, _ c: BusyboxContainer, _ options: RunOptions, config: ImageConfig.Config? = nil,
+               input: String? = nil, environment: EngineEnvironment? = nil) throws -> RunResult {
+    try engineLock.withLock {
+        try runEngineUnlocked(kind, c, options, config: config, input: input, environment: environment)
+    }
+}
+
+func runEngineUnlocked(_ kind: EngineKind, _ c: BusyboxContainer, _ options: RunOptions, config: ImageConfig.Config? = nil,
+               input: String? = nil, environment: EngineEnvironment? = nil) throws -> RunResult {
+    let tag = UUID().uuidString
+    let outPath = c.dir.path + "/out-\(tag)", errPath = c.dir.path + "/err-\(tag)", inPath = c.dir.path + "/in-\(tag)"
+    let out = open(outPath, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0o644)
+    let err = open(errPath, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0o644)
+    try (input ?? "").write(toFile: inPath, atomically: false, encoding: .utf8)
+    let inp = open(inPath, O_RDONLY | O_CLOEXEC)
+    defer { close(out); close(err); close(inp); unlink(outPath); unlink(errPath); unlink(inPath) }
+    let io = StandardIO(input: inp, output: out, error: err)
+    let env = environment ?? c.environment()
+    let engine: any ExecutionEngine = kind == .native ? NativeEngine(environment: env, io: io) : PRootEngine(mode: .P1, environment: env, io: io)
+    let status = try engine.run(c.instance(config: config), options: options)
+    return RunResult(status: status,
+                     output: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
+                     error: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
+}
+
+func options(_ command: [String], _ configure: (inout RunOptions) -> Void = { _ in }) -> RunOptions {
+    var o = RunOptions()
+    o.command = command
+    o.noBanner = true
+    configure(&o)
+    return o
+}
+
+@discardableResult
+func shell(_ script: String) -> (Int32, String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/bin/sh")
+    p.arguments = ["-c", script]
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    p.standardError = pipe
+    do { try p.run() } catch { return (-1, "\(error)") }
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+let userNamespacesWork = EngineSelector.userNamespaceProblem() == nil
+let prootAvailable = FileManager.default.isExecutableFile(atPath: "/usr/bin/proot")
