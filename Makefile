@@ -1,0 +1,70 @@
+# udocker (Swift) — build, install and test entry points.
+#
+#   make build      debug build (.build/debug/udocker)
+#   make release    static-stdlib release build
+#   make install    release build installed as $(PREFIX)/bin/udocker (PREFIX=$(HOME)/.local)
+#   make test       deps (apt as root; else a check) + debug build + fixtures + swift test;
+#                   the registries are stopped afterwards even on failure; exit status = swift test's
+#   make fixtures   start the registries and push the test images (stop: make fixtures-stop)
+#   make clean      remove build products (and stop fixtures)
+#
+# E2E environment: $(E2E_WORK)/env (see scripts/test-fixtures.sh). To run the E2E suites by hand
+# after `make fixtures`:  make e2e   (or: set -a; . /tmp/udocker-e2e/env; set +a; swift test)
+
+SHELL := /bin/bash
+SWIFT ?= swift
+PREFIX ?= $(HOME)/.local
+E2E_WORK ?= /tmp/udocker-e2e
+SWIFT_TEST_FLAGS ?=
+export UDOCKER_E2E_WORK := $(E2E_WORK)
+
+.PHONY: all build release install test e2e deps fixtures fixtures-stop clean clean-fixtures
+
+all: build
+
+build:
+	$(SWIFT) build
+
+release:
+	$(SWIFT) build -c release --static-swift-stdlib
+
+install: release
+	install -d "$(DESTDIR)$(PREFIX)/bin"
+	install -m 755 "$$($(SWIFT) build -c release --static-swift-stdlib --show-bin-path)/udocker" "$(DESTDIR)$(PREFIX)/bin/udocker"
+
+deps:
+	scripts/test-deps.sh
+
+fixtures:
+	scripts/test-fixtures.sh start
+
+fixtures-stop:
+	scripts/test-fixtures.sh stop
+
+# The whole recipe is one shell so that the EXIT trap stops the registries whatever happens.
+test: deps
+	$(SWIFT) build
+	@trap 'scripts/test-fixtures.sh stop' EXIT; \
+	scripts/test-fixtures.sh start || exit 1; \
+	install -m 755 "$$($(SWIFT) build --show-bin-path)/udocker" "$(E2E_WORK)/bin/udocker" || exit 1; \
+	set -a; . "$(E2E_WORK)/env"; set +a; \
+	echo "make test: swift test $(SWIFT_TEST_FLAGS) (E2E as $$UDOCKER_E2E_USER, binary $$UDOCKER_E2E_BIN)"; \
+	$(SWIFT) test $(SWIFT_TEST_FLAGS); status=$$?; \
+	echo "make test: swift test exited with $$status"; \
+	exit $$status
+
+# E2E suites only, against already running fixtures (make fixtures) and a fresh debug build.
+e2e:
+	$(SWIFT) build
+	install -m 755 "$$($(SWIFT) build --show-bin-path)/udocker" "$(E2E_WORK)/bin/udocker"
+	set -a; . "$(E2E_WORK)/env"; set +a; $(SWIFT) test --filter EndToEndTests $(SWIFT_TEST_FLAGS)
+
+clean:
+	-scripts/test-fixtures.sh stop
+	$(SWIFT) package clean
+	rm -rf .build-e2e
+
+# Removes the fixture work dir but keeps the cached Debian tarball.
+clean-fixtures:
+	-scripts/test-fixtures.sh stop
+	find "$(E2E_WORK)" -mindepth 1 -maxdepth 1 ! -name cache -exec rm -rf {} +

@@ -1,0 +1,323 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import OCI
+import System
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+extension RegistryClient {
+    /// Downloads each blob not already present into `directory` as `<algo>:<hex>` (udocker's
+    /// `layers/` naming), `options.parallelism` at a time.
+    ///
+    /// Each blob streams into `<name>.partial`, held under an exclusive `flock` so that concurrent
+    /// processes never write the same file; the bytes are hashed as they arrive, at most
+    /// `descriptor.size` bytes are accepted, and the file is renamed into place only when size and
+    /// digest match. A final file of the right size is not fetched again. A `.partial` left by an
+    /// interrupted run, or a connection lost midway, resumes with `Range`; if the server ignores
+    /// the range (200) or answers with a wrong `Content-Range`, the download restarts from 0.
+    /// A mismatch after a resumed download restarts once from 0; otherwise the `.partial` is
+    /// deleted and the error thrown. Foreign-layer `urls` are never fetched: the registry is asked.
+    public func fetchBlobs(_ ref: ImageReference, _ blobs: [Descriptor], into directory: String,
+                           progress: (@Sendable (String) -> Void)?) async throws {
+        var seen = Set<Digest>()
+        let unique = blobs.filter { seen.insert($0.digest).inserted }
+        guard !unique.isEmpty else { return }
+        for d in unique where d.size < 0 {
+            throw RegistryError.invalidManifest("negative size for \(d.digest)")
+        }
+        let endpoint = try await endpoint(for: ref)
+        let width = options.parallelism
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var pending = unique.makeIterator()
+            for _ in 0..<width {
+                guard let d = pending.next() else { break }
+                group.addTask { try await self.fetchBlob(endpoint, d, directory: directory, progress: progress) }
+            }
+            while try await group.next() != nil {
+                if let d = pending.next() {
+                    group.addTask { try await self.fetchBlob(endpoint, d, directory: directory, progress: progress) }
+                }
+            }
+        }
+    }
+
+    static func shortName(_ d: Digest) -> String { "\(d.algorithm):\(d.hex.prefix(12))" }
+
+    func fetchBlob(_ endpoint: Endpoint, _ d: Descriptor, directory: String,
+                   progress: (@Sendable (String) -> Void)?) async throws {
+        let name = RegistryClient.shortName(d.digest)
+        let final = "\(directory)/\(d.digest.fileName)"
+        let partialPath = final + ".partial"
+        if BlobFile.size(of: final) == d.size {
+            progress?("\(name): already present")
+            return
+        }
+        guard let file = try await BlobFile.openLocked(partialPath, final: final, size: d.size, onWait: {
+            progress?("\(name): waiting for another process downloading it")
+        }) else {
+            progress?("\(name): already present")
+            return
+        }
+        defer { file.close() }
+        do {
+            try await download(endpoint, d, file: file, final: final, directory: directory, name: name, progress: progress)
+        } catch {
+            // Nothing worth resuming: don't leave an empty .partial behind.
+            if (try? file.currentSize()) == 0 { file.discard() }
+            throw error
+        }
+    }
+
+    private func download(_ endpoint: Endpoint, _ d: Descriptor, file: BlobFile, final: String, directory: String,
+                          name: String, progress: (@Sendable (String) -> Void)?) async throws {
+        var offset = try file.currentSize()
+        if offset > d.size { try file.truncate(); offset = 0 }
+        var hasher = BlobHasher(algorithm: d.digest.algorithm)
+        if offset > 0 { try file.hashPrefix(offset, into: &hasher) }
+        var resumed = offset > 0
+        var restartedAfterMismatch = false
+        var failures = 0
+        var rangeRestarts = 0
+        var totalConnections = 0
+        let path = "/v2/\(endpoint.repository)/blobs/\(d.digest)"
+        if offset > 0 { progress?("\(name): resuming at \(offset) of \(d.size) bytes") }
+        else { progress?("\(name): downloading \(d.size) bytes") }
+
+        func restartFromZero() throws {
+            try file.truncate(); offset = 0
+            hasher = BlobHasher(algorithm: d.digest.algorithm); resumed = false
+        }
+
+        while true {
+            try Task.checkCancellation()
+            if offset == d.size {
+                let got = hasher.finalize()
+                if got == d.digest {
+                    try file.publish(to: final, directory: directory)
+                    progress?("\(name): done")
+                    return
+                }
+                if resumed && !restartedAfterMismatch {
+                    logger.warning("\(name): digest mismatch after a resumed download; restarting from 0")
+                    restartedAfterMismatch = true
+                    try restartFromZero()
+                    continue
+                }
+                file.discard()
+                throw RegistryError.digestMismatch(expected: d.digest, actual: got)
+            }
+            totalConnections += 1
+            if totalConnections > options.maxAttempts * 4 {
+                throw RegistryError.unreachable(host: endpoint.host, reason: "too many interrupted connections for \(d.digest)")
+            }
+            var headers: HTTPHeaders = ["Accept": "*/*"]
+            if offset > 0 { headers.add(name: "Range", value: "bytes=\(offset)-") }
+            let (response, origin) = try await registryGET(endpoint, path: path, headers: headers, timeout: .hours(24))
+            let code = Int(response.status.code)
+            switch code {
+            case 200:
+                if offset > 0 {
+                    logger.info("\(name): \(origin.hostPort) ignored the Range request; restarting from 0")
+                    try restartFromZero()
+                }
+                if let len = response.headers.first(name: "Content-Length").flatMap(Int64.init), len > d.size {
+                    await RegistryClient.discard(response)
+                    file.discard()
+                    throw RegistryError.sizeMismatch(digest: d.digest.description, expected: d.size,
+                                                     detail: "the server announces \(len)")
+                }
+            case 206:
+                let cr = ContentRange(response.headers.first(name: "Content-Range"))
+                guard offset > 0, let cr, cr.start == offset, cr.end == d.size - 1, cr.total == nil || cr.total == d.size else {
+                    await RegistryClient.discard(response)
+                    rangeRestarts += 1
+                    guard rangeRestarts <= 2 else {
+                        throw RegistryError.invalidResponse("\(origin.hostPort) keeps answering \(d.digest) with a wrong Content-Range")
+                    }
+                    logger.info("\(name): unexpected Content-Range from \(origin.hostPort); restarting from 0")
+                    try restartFromZero()
+                    continue
+                }
+            case 416:
+                await RegistryClient.discard(response)
+                rangeRestarts += 1
+                guard rangeRestarts <= 2 else {
+                    throw RegistryError.invalidResponse("\(origin.hostPort) refuses ranges for \(d.digest)")
+                }
+                try restartFromZero()
+                continue
+            case 404:
+                await RegistryClient.discard(response)
+                throw RegistryError.blobNotFound(digest: d.digest.description, repository: endpoint.repository)
+            case 401, 403:
+                await RegistryClient.discard(response)
+                throw RegistryError.authRefused(host: origin.hostPort, status: code, detail: "blob \(d.digest)")
+            default:
+                await RegistryClient.discard(response)
+                throw RegistryError.unexpectedStatus(host: origin.hostPort, status: code, what: "blob \(d.digest)")
+            }
+
+            let before = offset
+            do {
+                var lastReport = offset
+                for try await chunk in response.body {
+                    let n = Int64(chunk.readableBytes)
+                    guard offset + n <= d.size else {
+                        file.discard()
+                        throw RegistryError.sizeMismatch(digest: d.digest.description, expected: d.size,
+                                                         detail: "the server sent more")
+                    }
+                    try chunk.withUnsafeReadableBytes { buf in
+                        try file.write(buf, at: offset)
+                        hasher.update(buf)
+                    }
+                    offset += n
+                    if d.size >= 8 << 20 && offset - lastReport >= d.size / 10 {
+                        lastReport = offset
+                        progress?("\(name): \(offset * 100 / d.size)%")
+                    }
+                }
+            } catch let e as RegistryError {
+                throw e
+            } catch let e as SystemError {
+                throw RegistryError.io("\(name): \(e.description)")
+            } catch {
+                if error is CancellationError || Task.isCancelled { throw CancellationError() }
+                if offset > before { failures = 0 }
+                failures += 1
+                guard failures < options.maxAttempts else {
+                    throw RegistryError.unreachable(host: origin.hostPort,
+                                                    reason: "download of \(d.digest) interrupted: \(RegistryClient.describe(error))")
+                }
+                resumed = resumed || offset > 0
+                let delay = backoff(failures)
+                logger.info("\(name): \(RegistryClient.describe(error)) at \(offset)/\(d.size); resuming in \(String(format: "%.1f", delay))s")
+                progress?("\(name): connection lost at \(offset) of \(d.size) bytes; resuming")
+                try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
+                continue
+            }
+            if offset < d.size {
+                file.discard()
+                throw RegistryError.sizeMismatch(digest: d.digest.description, expected: d.size,
+                                                 detail: "the server sent only \(offset)")
+            }
+        }
+    }
+}
+
+/// A `.partial` download file held under an exclusive `flock`.
+final class BlobFile {
+    let path: String
+    private(set) var fd: Int32
+
+    private init(path: String, fd: Int32) { self.path = path; self.fd = fd }
+
+    static func size(of path: String) -> Int64? {
+        var st = stat()
+        guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
+        return Int64(st.st_size)
+    }
+
+    /// Opens and locks `path`. Returns nil when, once the lock is ours, `final` already exists
+    /// with the expected size (another process finished it). Re-opens if the file we locked was
+    /// renamed or removed by the previous holder.
+    static func openLocked(_ path: String, final: String, size: Int64,
+                           onWait: () -> Void) async throws -> BlobFile? {
+        var announced = false
+        while true {
+            try Task.checkCancellation()
+            let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
+            guard fd >= 0 else { throw RegistryError.io(SystemError("open", path: path).description) }
+            var locked = false
+            while !locked {
+                if flock(fd, LOCK_EX | LOCK_NB) == 0 { locked = true; break }
+                let e = errno
+                if e == EINTR { continue }
+                if e == EWOULDBLOCK {
+                    if !announced { announced = true; onWait() }
+                    do { try await Task.sleep(nanoseconds: 200_000_000) } catch { Glibc.close(fd); throw error }
+                    continue
+                }
+                if e == ENOLCK || e == EOPNOTSUPP || e == ENOSYS {
+                    break  // no locking on this filesystem: proceed unlocked (renames stay atomic)
+                }
+                Glibc.close(fd)
+                throw RegistryError.io(SystemError("flock", path: path, errno: e).description)
+            }
+            var mine = stat(), named = stat()
+            guard fstat(fd, &mine) == 0 else { Glibc.close(fd); throw RegistryError.io(SystemError("fstat", path: path).description) }
+            let stillNamed = stat(path, &named) == 0 && named.st_ino == mine.st_ino && named.st_dev == mine.st_dev
+            if BlobFile.size(of: final) == size {
+                if stillNamed { unlink(path) }
+                Glibc.close(fd)
+                return nil
+            }
+            if !stillNamed { Glibc.close(fd); continue }
+            guard (mine.st_mode & S_IFMT) == S_IFREG else {
+                Glibc.close(fd); throw RegistryError.io("\(path) is not a regular file")
+            }
+            return BlobFile(path: path, fd: fd)
+        }
+    }
+
+    func currentSize() throws -> Int64 {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw RegistryError.io(SystemError("fstat", path: path).description) }
+        return Int64(st.st_size)
+    }
+
+    func truncate() throws {
+        guard ftruncate(fd, 0) == 0 else { throw RegistryError.io(SystemError("truncate", path: path).description) }
+    }
+
+    func write(_ buf: UnsafeRawBufferPointer, at offset: Int64) throws {
+        var done = 0
+        while done < buf.count {
+            let n = pwrite(fd, buf.baseAddress! + done, buf.count - done, off_t(offset) + off_t(done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SystemError("write", path: path)
+            }
+            done += n
+        }
+    }
+
+    /// Feeds the first `length` bytes already on disk to `hasher` (resuming).
+    func hashPrefix(_ length: Int64, into hasher: inout BlobHasher) throws {
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var pos: Int64 = 0
+        while pos < length {
+            let want = Int(min(Int64(buffer.count), length - pos))
+            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, want, off_t(pos)) }
+            if n < 0 { if errno == EINTR { continue }; throw RegistryError.io(SystemError("read", path: path).description) }
+            if n == 0 { throw RegistryError.io("\(path) shrank while reading") }
+            buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            pos += Int64(n)
+        }
+    }
+
+    /// fsync, rename over `final`, fsync the directory. The lock is still held.
+    func publish(to final: String, directory: String) throws {
+        guard fsync(fd) == 0 else { throw RegistryError.io(SystemError("fsync", path: path).description) }
+        guard rename(path, final) == 0 else { throw RegistryError.io(SystemError("rename", path: final).description) }
+        let dfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dfd >= 0 { _ = fsync(dfd); Glibc.close(dfd) }
+    }
+
+    /// Removes the `.partial` (its content is known bad). The lock is still held.
+    func discard() {
+        _ = ftruncate(fd, 0)
+        unlink(path)
+    }
+
+    func close() {
+        if fd >= 0 { Glibc.close(fd); fd = -1 }
+    }
+
+    deinit { close() }
+}

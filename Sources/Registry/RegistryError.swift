@@ -1,0 +1,61 @@
+import OCI
+
+/// Everything that can go wrong talking to a registry. Each description is one line for the user;
+/// none of them carries a token or a credential.
+public enum RegistryError: Error, CustomStringConvertible, Sendable {
+    /// The repository does not exist (or is hidden from us): `name`.
+    case imageNotFound(String)
+    /// The repository exists but not this tag: `name:tag`.
+    case tagNotFound(String)
+    /// A manifest fetched by digest is missing: `name@digest`.
+    case manifestNotFound(String)
+    case blobNotFound(digest: String, repository: String)
+    case noMatchingPlatform(platform: String, image: String, available: [String])
+    case authRefused(host: String, status: Int, detail: String?)
+    /// A 401/Basic challenge and nothing to answer it with, or only over plain HTTP.
+    case credentialsRequired(host: String, reason: String)
+    case unreachable(host: String, reason: String)
+    case digestMismatch(expected: Digest, actual: Digest)
+    case sizeMismatch(digest: String, expected: Int64, detail: String)
+    case schema1Unsupported(String)
+    case rateLimited(host: String, attempts: Int)
+    case serverError(host: String, status: Int, attempts: Int)
+    case unexpectedStatus(host: String, status: Int, what: String)
+    case tooLarge(what: String, limit: Int)
+    case invalidManifest(String)
+    case invalidResponse(String)
+    case tooManyRedirects(String)
+    case unsupportedProxy(String)
+    case invalidOption(String)
+    case io(String)
+
+    public var description: String {
+        switch self {
+        case .imageNotFound(let n): return "image not found: \(n)"
+        case .tagNotFound(let n): return "tag not found: \(n)"
+        case .manifestNotFound(let n): return "manifest not found: \(n)"
+        case .blobNotFound(let d, let r): return "blob not found: \(d) in \(r)"
+        case .noMatchingPlatform(let p, let image, let available):
+            let list = available.isEmpty ? "none declared" : available.joined(separator: ", ")
+            return "no image for platform \(p) in \(image) (available: \(list))"
+        case .authRefused(let host, let status, let detail):
+            return "authentication refused by \(host) (HTTP \(status))" + (detail.map { ": \($0)" } ?? "")
+        case .credentialsRequired(let host, let reason): return "\(host) requires credentials: \(reason)"
+        case .unreachable(let host, let reason): return "registry unreachable: \(host): \(reason)"
+        case .digestMismatch(let e, let a): return "digest mismatch for \(e): got \(a)"
+        case .sizeMismatch(let d, let e, let detail): return "size mismatch for \(d): expected \(e) bytes, \(detail)"
+        case .schema1Unsupported(let n):
+            return "schema 1 manifests are not supported (\(n)); ask for a schema 2 or OCI image"
+        case .rateLimited(let host, let n): return "rate limited by \(host) after \(n) attempts (HTTP 429)"
+        case .serverError(let host, let status, let n): return "server error from \(host): HTTP \(status) after \(n) attempts"
+        case .unexpectedStatus(let host, let status, let what): return "unexpected HTTP \(status) from \(host) for \(what)"
+        case .tooLarge(let what, let limit): return "\(what) is larger than the \(limit)-byte limit"
+        case .invalidManifest(let s): return "invalid manifest: \(s)"
+        case .invalidResponse(let s): return "invalid registry response: \(s)"
+        case .tooManyRedirects(let s): return "too many redirects for \(s)"
+        case .unsupportedProxy(let s): return "unsupported proxy '\(s)': use http://host:port or socks5://host:port"
+        case .invalidOption(let s): return s
+        case .io(let s): return s
+        }
+    }
+}

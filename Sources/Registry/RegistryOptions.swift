@@ -1,0 +1,119 @@
+import Foundation
+import Logging
+
+/// How to reach registries.
+public struct RegistryOptions: Sendable {
+    /// Default registry for names without a host (`--registry`, `UDOCKER_REGISTRY`). A URL without a
+    /// scheme gets `https://`. `nil` means Docker Hub, `https://registry-1.docker.io`.
+    public var registryURL: String?
+    /// Index for search (`--index`); kept for the CLI, not used by pull.
+    public var indexURL: String?
+    /// `--insecure`: skip TLS verification and allow plain HTTP to any registry.
+    public var insecure: Bool
+    /// `--httpproxy`: `http://[user:pass@]host:port` or `socks5://host:port` (also `socks5h`, `socks`).
+    public var httpProxy: String?
+    /// Concurrent blob downloads (at least 1; 4 by default).
+    public var parallelism: Int
+    public var credentials: CredentialStore
+    /// Attempts for one request facing 429/502/503/504 or a network failure.
+    public var maxAttempts: Int
+    /// First backoff delay in seconds when no Retry-After is given (doubles each time).
+    public var retryBaseDelay: Double
+    /// Cap for Retry-After and backoff, in seconds.
+    public var maxRetryDelay: Double
+    /// Connect timeout in seconds.
+    public var connectTimeout: Int64
+    /// Seconds without receiving a byte before a response is abandoned (then resumed for blobs).
+    public var readTimeout: Int64
+    public var userAgent: String
+    public var logger: Logger
+
+    public static let dockerHubRegistry = "https://registry-1.docker.io"
+
+    public init(registryURL: String? = nil, indexURL: String? = nil, insecure: Bool = false,
+                httpProxy: String? = nil, parallelism: Int = 4,
+                credentials: CredentialStore = CredentialStore(udockerKeystore: nil, dockerConfig: nil),
+                maxAttempts: Int = 4, retryBaseDelay: Double = 1, maxRetryDelay: Double = 60,
+                connectTimeout: Int64 = 15, readTimeout: Int64 = 120,
+                userAgent: String = "udocker-swift/1.0",
+                logger: Logger = Logger(label: "udocker.registry")) {
+        self.registryURL = registryURL; self.indexURL = indexURL; self.insecure = insecure
+        self.httpProxy = httpProxy; self.parallelism = parallelism; self.credentials = credentials
+        self.maxAttempts = maxAttempts; self.retryBaseDelay = retryBaseDelay; self.maxRetryDelay = maxRetryDelay
+        self.connectTimeout = connectTimeout; self.readTimeout = readTimeout
+        self.userAgent = userAgent; self.logger = logger
+    }
+}
+
+/// Read-only lookup of registry credentials from udocker's keystore and Docker's `config.json`.
+public struct CredentialStore: Sendable {
+    /// Normalised key (host[:port], lowercased) → base64 `user:password`.
+    private var entries: [String: String] = [:]
+    /// Why a file was not used (insecure permissions, bad JSON); for the CLI to print.
+    public private(set) var warnings: [String] = []
+
+    /// - Parameters:
+    ///   - udockerKeystore: path of udocker's keystore (`{"https://host": {"auth": "<base64>"}}`).
+    ///     Like udocker, a keystore readable or writable by group/others, or not owned by the
+    ///     user, is ignored (with a warning).
+    ///   - dockerConfig: path of a Docker `config.json` (`{"auths": {"host": {"auth": …}}}`).
+    /// The keystore wins over the Docker config for the same registry.
+    public init(udockerKeystore: String?, dockerConfig: String?) {
+        if let path = dockerConfig { load(path: path, isKeystore: false) }
+        if let path = udockerKeystore { load(path: path, isKeystore: true) }
+    }
+
+    /// Credentials given directly (tests, `--username/--password` style callers).
+    public init(entries: [String: String]) {
+        for (k, v) in entries { self.entries[CredentialStore.normalize(k)] = v }
+    }
+
+    private mutating func load(path: String, isKeystore: Bool) {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return }  // absent: nothing to read
+        if isKeystore {
+            if st.st_uid != getuid() {
+                warnings.append("ignoring keystore \(path): not owned by the current user"); return
+            }
+            if st.st_mode & 0o077 != 0 {
+                warnings.append("ignoring keystore \(path): readable or writable by others (chmod 600 it)"); return
+            }
+        }
+        guard let data = FileManager.default.contents(atPath: path), data.count <= 4 << 20,
+              let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            warnings.append("ignoring \(path): not a JSON object"); return
+        }
+        let table = isKeystore ? json : (json["auths"] as? [String: Any] ?? [:])
+        for (key, value) in table {
+            guard let obj = value as? [String: Any] else { continue }
+            var auth = (obj["auth"] as? String).flatMap { $0.isEmpty ? nil : $0 }
+            if auth == nil, let u = obj["username"] as? String, let p = obj["password"] as? String {
+                auth = Data("\(u):\(p)".utf8).base64EncodedString()
+            }
+            if let auth { entries[CredentialStore.normalize(key)] = auth }
+        }
+    }
+
+    /// `https://Host:5000/v1/` → `host:5000`.
+    static func normalize(_ key: String) -> String {
+        var s = Substring(key.trimmingCharacters(in: .whitespaces))
+        if let r = s.range(of: "://") { s = s[r.upperBound...] }
+        if let slash = s.firstIndex(of: "/") { s = s[..<slash] }
+        return s.lowercased()
+    }
+
+    static let dockerHubAliases: Set<String> = ["docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"]
+
+    /// Base64 `user:password` for a registry host (`quay.io`, `127.0.0.1:5000`) or URL
+    /// (`https://quay.io`). Docker Hub's names are interchangeable.
+    public func authorization(forRegistry host: String) -> String? {
+        let key = CredentialStore.normalize(host)
+        if let v = entries[key] { return v }
+        if CredentialStore.dockerHubAliases.contains(key) {
+            for alias in CredentialStore.dockerHubAliases.sorted() { if let v = entries[alias] { return v } }
+        }
+        return nil
+    }
+
+    public var isEmpty: Bool { entries.isEmpty }
+}

@@ -1,0 +1,37 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// The fixtures themselves: if these fail, every other E2E failure is suspect.
+@Suite("E2E fixtures", e2eEnabled)
+struct FixtureSanityTests {
+    @Test("environment is complete and the binary runs as the test user")
+    func environment() async throws {
+        let env = try E2EEnvironment.load()
+        let box = try E2ESandbox(env, name: "sanity")
+        let who = try await box.shell("id -un")
+        try requireSuccess(who)
+        if geteuid() == 0 { #expect(who.stdout == "\(env.user)\n", "\(who)") }
+        #expect(who.stdout != "root\n", "the E2E commands must not run as root:\n\(who)")
+        let r = try await box.udocker(["version"])
+        expectSuccess(r)
+    }
+
+    @Test("registries answer /v2/", arguments: ["5000", "5001"])
+    func registries(port: String) async throws {
+        let env = try E2EEnvironment.load()
+        let box = try E2ESandbox(env, name: "sanity-reg")
+        let host = port == "5000" ? env.registry : env.tokenRegistry
+        let r = try await box.shell("curl -s -o /dev/null -w '%{http_code}' http://\(host)/v2/")
+        #expect(r.stdout == (port == "5000" ? "200" : "401"), "\(r)")
+    }
+
+    @Test("the Python udocker reference runs offline")
+    func pythonUdocker() async throws {
+        let box = try sandbox()
+        let r = try await box.python(["images"])
+        try requireSuccess(r)
+        #expect(r.stdoutLines.contains("REPOSITORY"), "\(r)")
+        #expect(!r.stdout.contains("udockertools") && !r.stderr.contains("udockertools"), "tried to install udockertools:\n\(r)")
+    }
+}

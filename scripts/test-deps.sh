@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Installs everything the end-to-end tests need on a Debian 12 (bookworm) machine.
+# Run as root (CI does, via `make test`).  Idempotent: reruns are cheap.
+#
+#   * apt packages: registry, image tools, engines' helper binaries
+#   * the unprivileged test user ($UDOCKER_E2E_USER, default udtest) with subuid/subgid ranges
+#   * a venv with the Python udocker 1.3.17 (reference implementation for compatibility tests),
+#     built with Debian's /usr/bin/python3 (a pyenv python under /root is not readable by the
+#     test user) in a world-readable directory ($UDOCKER_E2E_VENV, default /opt/udocker-e2e-venv).
+#
+# Without root: only checks and lists what is missing (exit 1 if anything is).
+set -euo pipefail
+
+E2E_USER="${UDOCKER_E2E_USER:-udtest}"
+VENV="${UDOCKER_E2E_VENV:-/opt/udocker-e2e-venv}"
+PYUDOCKER_VERSION="${UDOCKER_E2E_PYUDOCKER_VERSION:-1.3.17}"
+
+# Debian package -> a file that proves it is installed.
+PACKAGES=(
+  "docker-registry:/usr/bin/docker-registry"
+  "skopeo:/usr/bin/skopeo"
+  "umoci:/usr/bin/umoci"
+  "busybox-static:/bin/busybox"
+  "mmdebstrap:/usr/bin/mmdebstrap"
+  "proot:/usr/bin/proot"
+  "fakechroot:/usr/bin/fakechroot"
+  "libfakechroot:/usr/lib/x86_64-linux-gnu/fakechroot/libfakechroot.so"
+  "patchelf:/usr/bin/patchelf"
+  "runc:/usr/sbin/runc"
+  "crun:/usr/bin/crun"
+  "uidmap:/usr/bin/newuidmap"
+  "zstd:/usr/bin/zstd"
+  "zlib1g-dev:/usr/include/zlib.h"
+  "apache2-utils:/usr/bin/htpasswd"
+  "openssl:/usr/bin/openssl"
+  "python3:/usr/bin/python3"
+  "python3-venv:/usr/share/doc/python3-venv"
+  "jq:/usr/bin/jq"
+  "curl:/usr/bin/curl"
+  "tar:/bin/tar"
+  "gzip:/bin/gzip"
+  "ca-certificates:/etc/ssl/certs/ca-certificates.crt"
+  "util-linux:/usr/bin/setpriv"
+  "debian-archive-keyring:/usr/share/keyrings/debian-archive-keyring.gpg"
+)
+
+missing=()
+for entry in "${PACKAGES[@]}"; do
+  pkg="${entry%%:*}"; file="${entry#*:}"
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || [ ! -e "$file" ]; then
+    missing+=("$pkg")
+  fi
+done
+
+if [ "$(id -u)" -ne 0 ]; then
+  problems=0
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "test-deps: missing Debian packages: ${missing[*]}" >&2
+    echo "test-deps: run as root: apt-get install -y ${missing[*]}" >&2
+    problems=1
+  fi
+  if [ ! -x "$VENV/bin/udocker" ]; then
+    echo "test-deps: missing Python udocker venv at $VENV (run this script as root, or" >&2
+    echo "           /usr/bin/python3 -m venv $VENV && $VENV/bin/pip install udocker==$PYUDOCKER_VERSION)" >&2
+    problems=1
+  fi
+  if [ "$(id -un)" != "$E2E_USER" ] && ! id "$E2E_USER" >/dev/null 2>&1; then
+    # Running as a non-root user other than the test user: the tests then run as ourselves.
+    :
+  fi
+  [ "$problems" -eq 0 ] || exit 1
+  echo "test-deps: all dependencies present (not root: nothing installed)"
+  exit 0
+fi
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "test-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! apt-get install -y --no-install-recommends "${missing[@]}" </dev/null; then
+    apt-get update </dev/null
+    apt-get install -y --no-install-recommends "${missing[@]}" </dev/null
+  fi
+fi
+# docker-registry's package starts a system service on 127.0.0.1:5000 when systemd runs it;
+# our fixtures start their own instance on that port, so stop the packaged one if present.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet docker-registry 2>/dev/null; then
+  systemctl stop docker-registry || true
+  systemctl disable docker-registry >/dev/null 2>&1 || true
+fi
+
+# Unprivileged test user, with subordinate id ranges (newuidmap/newgidmap).
+if ! id "$E2E_USER" >/dev/null 2>&1; then
+  echo "test-deps: creating user $E2E_USER"
+  useradd --create-home --shell /bin/bash "$E2E_USER"
+fi
+for f in /etc/subuid /etc/subgid; do
+  touch "$f"
+  if ! grep -q "^$E2E_USER:" "$f"; then
+    # pick a range above every existing one
+    start=$(awk -F: 'BEGIN{m=100000} {e=$2+$3; if (e>m) m=e} END{print m}' "$f")
+    echo "$E2E_USER:$start:65536" >> "$f"
+  fi
+done
+
+# Python udocker (reference tool) in a world-readable venv, built on Debian's python3.
+# (checked through python: `udocker version` would create ~/.udocker)
+if [ ! -x "$VENV/bin/udocker" ] || [ "$("$VENV/bin/python3" -c 'import udocker; print(udocker.__version__)' 2>/dev/null)" != "$PYUDOCKER_VERSION" ]; then
+  echo "test-deps: installing udocker==$PYUDOCKER_VERSION into $VENV"
+  rm -rf "$VENV"
+  /usr/bin/python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "udocker==$PYUDOCKER_VERSION" </dev/null
+fi
+chmod -R a+rX "$VENV"
+echo "test-deps: ok (user $E2E_USER, python udocker at $VENV/bin/udocker)"
