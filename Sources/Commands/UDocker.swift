@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import Store
 import System
 #if canImport(Glibc)
@@ -32,6 +33,11 @@ public enum UDocker {
         "setup": SetupCommand.self,
         "protect": ProtectCommand.self,
         "unprotect": UnprotectCommand.self,
+        "clone": CloneCommand.self,
+        "export": ExportCommand.self,
+        "import": ImportCommand.self,
+        "load": LoadCommand.self,
+        "save": SaveCommand.self,
     ]
 
     /// Runs the command line and returns the process exit status.
@@ -77,6 +83,8 @@ public enum UDocker {
         do {
             let configuration = try Configuration(environment: env, overrides: overrides)
             let context = CommandContext(configuration: configuration, environment: env)
+            let verbosity = configuration.verbosity
+            LoggingSystem.bootstrap { _ in MessageLogHandler(verbosity: verbosity) }
             if type.needsRepository {
                 if overrides.repo != nil {
                     guard context.repository.isRepository else { throw CommandFailure("invalid udocker repository: \(overrides.repo!)") }
