@@ -7,6 +7,7 @@ public struct ArchiveError: Error, CustomStringConvertible, Sendable, Equatable 
         case corruptCompression // gzip/zstd data errors
         case unsupported        // sparse files, xz/bzip2, multi-volume
         case io                 // a failed system call while extracting
+        case diffIDMismatch     // the uncompressed stream does not hash to the expected DiffID
     }
     public let kind: Kind
     public let message: String

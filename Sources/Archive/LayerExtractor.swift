@@ -65,6 +65,18 @@ public final class LayerExtractor {
         return try extract(fileDescriptor: fd, layerName: name)
     }
 
+    /// Extracts and checks the DiffID against the image config's `rootfs.diff_ids` entry. On a
+    /// mismatch the root holds unverified content: the caller must discard the container.
+    @discardableResult
+    public func extract(layerAt path: String, expectedDiffID: Digest) throws -> Digest {
+        let d = try extract(layerAt: path)
+        guard d == expectedDiffID else {
+            let name = path.split(separator: "/").last.map(String.init) ?? path
+            throw ArchiveError(.diffIDMismatch, "DiffID mismatch: expected \(expectedDiffID), got \(d)", layer: name)
+        }
+        return d
+    }
+
     /// Same for an already-open byte source (a file, a pipe, stdin). The fd is not closed.
     @discardableResult
     public func extract(fileDescriptor fd: Int32, layerName: String = "stdin") throws -> Digest {
@@ -175,10 +187,10 @@ public final class LayerExtractor {
     private func writeFile(_ h: TarHeader, _ tar: TarReader, in pfd: Int32, name: [UInt8], shown: String) throws {
         let perm = mode_t(h.mode & 0o777) | 0o600
         let flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC
-        var fd = withCName(name) { openat(pfd, $0, flags, perm) }
+        var fd = creating(pfd) { withCName(name) { openat(pfd, $0, flags, perm) } }
         if fd < 0 && errno == EEXIST {
             _ = try replaceExisting(in: pfd, name: name, newIsDirectory: false, shown: shown)
-            fd = withCName(name) { openat(pfd, $0, flags, perm) }
+            fd = creating(pfd) { withCName(name) { openat(pfd, $0, flags, perm) } }
         }
         guard fd >= 0 else { throw io("create", shown) }
         var closed = false
@@ -204,10 +216,10 @@ public final class LayerExtractor {
 
     private func makeDirectory(_ h: TarHeader, in pfd: Int32, name: [UInt8], key: [UInt8], shown: String) throws {
         // Created u+rwx so the rest of the layer can go in; the final mode is applied afterwards.
-        var r = withCName(name) { mkdirat(pfd, $0, 0o700) }
+        var r = creating(pfd) { withCName(name) { mkdirat(pfd, $0, 0o700) } }
         if r != 0 && errno == EEXIST {
             if try !replaceExisting(in: pfd, name: name, newIsDirectory: true, shown: shown) {
-                r = withCName(name) { mkdirat(pfd, $0, 0o700) }
+                r = creating(pfd) { withCName(name) { mkdirat(pfd, $0, 0o700) } }
                 if r != 0 { throw io("mkdir", shown) }
             }
         } else if r != 0 {
@@ -222,10 +234,10 @@ public final class LayerExtractor {
         guard !h.linkName.isEmpty else {
             throw ArchiveError(.invalidEntry, "symlink '\(shown)' has an empty target")
         }
-        var r = withCName(h.linkName) { target in withCName(name) { symlinkat(target, pfd, $0) } }
+        var r = creating(pfd) { withCName(h.linkName) { target in withCName(name) { symlinkat(target, pfd, $0) } } }
         if r != 0 && errno == EEXIST {
             _ = try replaceExisting(in: pfd, name: name, newIsDirectory: false, shown: shown)
-            r = withCName(h.linkName) { target in withCName(name) { symlinkat(target, pfd, $0) } }
+            r = creating(pfd) { withCName(h.linkName) { target in withCName(name) { symlinkat(target, pfd, $0) } } }
         }
         if r != 0 { throw io("symlink", shown) }
         _ = withCName(name) { cl_set_mtime(pfd, $0, h.mtime, h.mtimeNanoseconds, 1) }
@@ -245,7 +257,7 @@ public final class LayerExtractor {
         if RootResolver.join(tpath, tname) == key { return }
         var retried = false
         while true {
-            let r = withCName(tname) { t in withCName(name) { linkat(tfd, t, pfd, $0, 0) } }
+            let r = creating(pfd) { withCName(tname) { t in withCName(name) { linkat(tfd, t, pfd, $0, 0) } } }
             if r == 0 { return }
             let e = errno
             switch e {
@@ -279,10 +291,10 @@ public final class LayerExtractor {
                 return cl_mkfifoat(pfd, n, perm)
             }
         }
-        var r = create()
+        var r = creating(pfd, create)
         if r != 0 && errno == EEXIST {
             _ = try replaceExisting(in: pfd, name: name, newIsDirectory: false, shown: shown)
-            r = create()
+            r = creating(pfd, create)
         }
         if r != 0 {
             if device && (errno == EPERM || errno == EACCES) {
@@ -311,7 +323,7 @@ public final class LayerExtractor {
             resolver.invalidate()
             return false
         }
-        if withCName(name, { unlinkat(pfd, $0, 0) }) != 0 && errno != ENOENT { throw io("unlink", shown) }
+        if creating(pfd, { withCName(name) { unlinkat(pfd, $0, 0) } }) != 0 && errno != ENOENT { throw io("unlink", shown) }
         if fmt == 0o120000 { resolver.invalidate() }
         return false
     }
@@ -399,6 +411,18 @@ public final class LayerExtractor {
             fchmod(fd, meta.mode)
             _ = cl_set_mtime(fd, nil, meta.sec, meta.nsec, 0)
         }
+    }
+
+    /// Runs a creating syscall in `pfd`; on EACCES/EPERM (a directory from a foreign lower layer
+    /// without u+wx, when not privileged) gives the directory u+rwx and tries once more.
+    private func creating(_ pfd: Int32, _ op: () -> Int32) -> Int32 {
+        let r = op()
+        if r < 0 && (errno == EACCES || errno == EPERM) {
+            let saved = errno
+            if FileTree.ensureOwnerRWX(fd: pfd) { return op() }
+            errno = saved
+        }
+        return r
     }
 
     private func warn(_ message: String) {

@@ -147,12 +147,13 @@ public enum FileTree {
         }
     }
 
-    /// Adds u+rwx to an open directory if it lacks any of them. Returns false if that failed.
+    /// Adds u+rwx to an open directory (not O_PATH) if it lacks any of them. Returns false if it
+    /// already had them or the chmod failed.
     @discardableResult
-    static func ensureOwnerRWX(fd: Int32) -> Bool {
+    public static func ensureOwnerRWX(fd: Int32) -> Bool {
         var st = stat()
         guard fstat(fd, &st) == 0 else { return false }
-        if st.st_mode & 0o700 == 0o700 { return true }
+        if st.st_mode & 0o700 == 0o700 { return false }
         return fchmod(fd, (st.st_mode & 0o7777) | 0o700) == 0
     }
 

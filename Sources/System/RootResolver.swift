@@ -243,7 +243,10 @@ public final class RootResolver {
 
     private func makeDirectory(in dirFD: Int32, name: [UInt8], mode: mode_t, display child: [UInt8]) throws {
         let m = mode & 0o7777
-        let r = withCName(name) { mkdirat(dirFD, $0, m) }
+        var r = withCName(name) { mkdirat(dirFD, $0, m) }
+        if r != 0 && (errno == EACCES || errno == EPERM) && fixPermissions && FileTree.ensureOwnerRWX(fd: dirFD) {
+            r = withCName(name) { mkdirat(dirFD, $0, m) }
+        }
         if r != 0 {
             if errno == EEXIST { return }   // raced or re-created: the next open decides
             throw SystemError("mkdir", path: display(child))

@@ -345,3 +345,32 @@ import Glibc
         #expect(lstatOf(f.r("d/l"))?.st_mtim.tv_sec == 1_600_000_000)
     }
 }
+
+@Suite struct SymlinkLoopTests {
+    @Test func selfReferencesResolveAndLoopsFail() throws {
+        let f = try Fixture()
+        var l1 = TarBuilder()
+        l1.symlink("self", to: ".")
+        l1.symlink("up", to: "../../..")
+        l1.symlink("loop1", to: "loop2")
+        l1.symlink("loop2", to: "/loop1")
+        var l2 = TarBuilder()
+        l2.file("self/self/self/x", "x")
+        l2.file("up/up/y", "y")
+        try f.extract(l1.archive, l2.archive)
+        #expect(text(f.r("x")) == "x")
+        #expect(text(f.r("y")) == "y")
+        var l3 = TarBuilder()
+        l3.file("loop1/z", "z")
+        let x = try LayerExtractor(root: f.root)
+        do {
+            try x.extract(layerAt: try f.layer(l3.archive))
+            Issue.record("expected ELOOP")
+        } catch let e as ArchiveError {
+            #expect(e.description.contains("Too many levels of symbolic links"))
+        }
+        #expect(isSymlink(f.r("loop1")) && isSymlink(f.r("loop2")))
+        #expect(f.outsideIntact())
+        #expect(f.siblingsUnchanged(["root", "outside"]))
+    }
+}

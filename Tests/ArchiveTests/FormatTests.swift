@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import Archive
 import OCI
+import CLinux
 import System
 #if canImport(Glibc)
 import Glibc
@@ -158,4 +159,101 @@ import Glibc
         try f.extract(t.bytes)   // no end blocks at all: accepted at a block boundary
         #expect(text(f.r("a")) == "a")
     }
+}
+
+@Suite struct StreamingLimitsTests {
+    // §5.18: a PAX size of 8 GiB with the data cut short: a truncation error, no preallocation.
+    @Test func hugeDeclaredSizeIsStreamed() throws {
+        let f = try Fixture()
+        var t = TarBuilder()
+        t.entry(name: Array("huge".utf8), type: TarBuilder.regular, content: [UInt8](repeating: 0x5A, count: 4096),
+                extraPAX: [("size", Array("8589934592".utf8))])
+        let err = expectArchiveError { try f.extract(t.bytes) }
+        #expect(err?.kind == .truncated)
+        #expect(lstatOf(f.r("huge")).map { $0.st_size <= 4096 + 1024 } == true)
+    }
+
+    // §5.17: a DiffID that does not match the config is an error.
+    @Test func diffIDMismatchIsAnError() throws {
+        let f = try Fixture()
+        var t = TarBuilder()
+        t.file("a", "a")
+        let path = try f.layer(t.archive, name: "sha256:abc")
+        let x = try LayerExtractor(root: f.root)
+        let good = Digest.sha256(of: t.archive)
+        #expect(try x.extract(layerAt: path, expectedDiffID: good) == good)
+        let wrong = Digest.sha256(of: [UInt8]([1]))
+        do {
+            try x.extract(layerAt: path, expectedDiffID: wrong)
+            Issue.record("expected a mismatch")
+        } catch let e as ArchiveError {
+            #expect(e.kind == .diffIDMismatch)
+            #expect(e.description == "layer sha256:abc: DiffID mismatch: expected \(wrong), got \(good)")
+        }
+    }
+}
+
+@Suite struct UnprivilegedExtractionTests {
+    // Root bypasses permissions, so run the extractor on a thread without the DAC capabilities:
+    // lower-layer directories without u+w/u+x (as left by some other tool) must still be filled
+    // and 000 directories from our own layers must stay enterable.
+    @Test func extractsIntoLockedDirectoriesWithoutPrivileges() throws {
+        let f = try Fixture()
+        try FileManager.default.createDirectory(atPath: f.r("locked/sub"), withIntermediateDirectories: true)
+        try "old".write(toFile: f.r("locked/old"), atomically: false, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: f.r("sealed/inner"), withIntermediateDirectories: true)
+        chmod(f.r("locked/sub"), 0o500)
+        chmod(f.r("locked"), 0o500)
+        chmod(f.r("sealed/inner"), 0)
+        chmod(f.r("sealed"), 0)
+        var l1 = TarBuilder()
+        l1.file("locked/new", "n")
+        l1.file("locked/old", "replaced")
+        l1.file("locked/sub/deep", "d")
+        l1.file("sealed/inner/x", "x")
+        l1.dir("zero", mode: 0)
+        l1.file("zero/f", "f", mode: 0)
+        l1.file(".wh.gone")
+        var l2 = TarBuilder()
+        l2.file("zero/g", "g")
+        l2.file("zero/.wh.f")
+        let p1 = try f.layer(l1.archive), p2 = try f.layer(l2.archive)
+        let root = f.root
+        let result = runWithoutDACCapabilities {
+            let probe = open(root + "/sealed", O_RDONLY | O_DIRECTORY)
+            if probe >= 0 { close(probe); return "not unprivileged" }
+            do {
+                let x = try LayerExtractor(root: root)
+                try x.extract(layerAt: p1)
+                try x.extract(layerAt: p2)
+                try FileTree.remove(root + "/zero")
+                return nil
+            } catch { return "\(error)" }
+        }
+        #expect(result == nil)
+        #expect(text(f.r("locked/new")) == "n")
+        #expect(text(f.r("locked/old")) == "replaced")
+        #expect(text(f.r("locked/sub/deep")) == "d")
+        #expect(text(f.r("sealed/inner/x")) == "x")
+        #expect(!exists(f.r("zero")))
+        #expect(f.outsideIntact())
+    }
+}
+
+/// Runs `body` on a fresh thread whose effective capabilities lack the DAC overrides.
+func runWithoutDACCapabilities(_ body: @escaping @Sendable () -> String?) -> String? {
+    final class Box: @unchecked Sendable { var value: String? = "did not run" }
+    let box = Box()
+    let done = DispatchSemaphore(value: 0)
+    let t = Thread {
+        if getuid() == 0 && cl_thread_drop_dac_caps() != 0 {
+            box.value = "capset failed"
+        } else {
+            box.value = body()
+        }
+        done.signal()
+    }
+    t.start()
+    done.wait()
+    return box.value
 }
