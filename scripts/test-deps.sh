@@ -20,6 +20,7 @@ PACKAGES=(
   "docker-registry:/usr/bin/docker-registry"
   "skopeo:/usr/bin/skopeo"
   "umoci:/usr/bin/umoci"
+  "podman:/usr/bin/podman"
   "busybox-static:/bin/busybox"
   "mmdebstrap:/usr/bin/mmdebstrap"
   "proot:/usr/bin/proot"

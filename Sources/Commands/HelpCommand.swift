@@ -43,6 +43,8 @@ struct HelpCommand: UDockerCommand {
           rename <name> <new_name>      :Change container name
           rm  <container-id|name>       :Delete container
           rmi <repo/image:tag>          :Delete image
+          rmi --prune [-f]              :Delete unreferenced layers and leftovers
+          clone [--name=<name>] <container> :Duplicate container
           tag <repo/image:tag> <repo2/image2:tag2> :Tag image
 
           inspect -p <repo/image:tag>   :Print image or container metadata
@@ -54,8 +56,17 @@ struct HelpCommand: UDockerCommand {
           protect <container>           :Protect container
           unprotect <container>         :Unprotect container
 
+          export -o <tar> <container>   :Export container rootfs (--clone: with metadata)
+          import <tar|URL|-> <repo/image:tag> :Import rootfs tar as image
+          import --tocontainer <tar>    :Import rootfs tar as container
+          import --clone <tar>          :Import container exported with --clone
+          load -i <archive>             :Load docker-archive or OCI archive
+          save -o <archive> <repo/image:tag>... :Save images as docker-archive
+
           mkrepo <top-repo-dir>         :Create another repository in location
           setup --execmode=<mode>       :Change container execution mode
+          setup --purge <container>     :Remove mount points and bind files
+          setup --fixperm <container>   :Fix container file permissions
 
         Execution modes (setup --execmode):
           N1  native user namespaces (no helper binary; default where user namespaces work)

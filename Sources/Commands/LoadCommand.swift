@@ -1,0 +1,34 @@
+import ArgumentParser
+import Foundation
+import Store
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct LoadCommand: UDockerCommand {
+    static let configuration = CommandConfiguration(commandName: "load", abstract: "Load images from a docker-archive or OCI archive",
+        discussion: """
+        load -i <file> [<repo/image[:tag]>]      load [-] [<repo/image[:tag]>]   (stdin)
+        Reads docker-save archives (classic and Docker >= 25), podman/skopeo docker-archive,
+        OCI image layouts (oci-archive, umoci), plain or compressed. Every blob is checked
+        against its digest; nothing is added unless the whole archive is sound. Prints the
+        loaded repo:tag names. A name argument replaces the repository name.
+        """)
+    @Option(name: [.customShort("i"), .customLong("input")], help: "archive file ('-' for stdin)") var input: String?
+    @Argument(help: "[-] [repo/image]") var args: [String] = []
+
+    func execute(_ context: CommandContext) async throws -> Int32 {
+        var rest = args
+        var file = input ?? "-"
+        if rest.first == "-" { rest.removeFirst(); file = "-" }
+        guard rest.count <= 1 else { throw CommandFailure("load: too many arguments") }
+        if let n = rest.first { _ = try LocalImageName(parsing: n) }
+        if file == "-" && isatty(0) != 0 { throw CommandFailure("load: no input: use -i <file> or redirect stdin") }
+        let fd = try TransferFiles.openInput(file)
+        defer { if fd != 0 { close(fd) } }
+        let images = try context.repository.loadImages(from: fd, sourceName: file == "-" ? "stdin" : file,
+                                                       nameOverride: rest.first, info: context.messages.info)
+        for i in images { print(i.description) }
+        return 0
+    }
+}

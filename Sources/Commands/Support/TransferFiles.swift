@@ -1,0 +1,55 @@
+import Foundation
+import System
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Output and input files of export/save and import/load. A named output file is written under
+/// a temporary dot-name beside it and linked into place only when complete, so an interrupted
+/// command never leaves a truncated archive under the requested name, and an existing file is
+/// never overwritten.
+enum TransferFiles {
+    static func isStdio(_ path: String?) -> Bool { path == nil || path == "-" }
+
+    static func writeOutput(_ path: String?, what: String, _ body: (Int32) throws -> Void) throws {
+        if isStdio(path) {
+            guard isatty(1) == 0 else { throw CommandFailure("refusing to write \(what) to a terminal: use -o <file> or redirect stdout") }
+            try body(1)
+            return
+        }
+        let path = path!
+        guard !FileInfo.exists(path) else { throw CommandFailure("output file already exists: \(path)") }
+        let dir = (path as NSString).deletingLastPathComponent
+        let base = (path as NSString).lastPathComponent
+        let temp = "\(dir.isEmpty ? "." : dir)/.\(base).part-\(getpid())"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw CommandFailure("cannot create \(path): \(String(cString: strerror(errno)))") }
+        do {
+            try body(fd)
+            guard fsync(fd) == 0 || errno == EINVAL else { throw SystemError("fsync", path: path) }
+            close(fd)
+            guard link(temp, path) == 0 else {
+                let e = errno
+                throw CommandFailure(e == EEXIST ? "output file already exists: \(path)" : "cannot create \(path): \(String(cString: strerror(e)))")
+            }
+            unlink(temp)
+        } catch {
+            close(fd)
+            unlink(temp)
+            throw error
+        }
+    }
+
+    /// Opens an input file (or stdin for `-`); the caller closes it unless it is 0.
+    static func openInput(_ path: String) throws -> Int32 {
+        if path == "-" { return 0 }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw CommandFailure("cannot open \(path): \(String(cString: strerror(errno)))") }
+        var st = stat()
+        if fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFDIR {
+            close(fd)
+            throw CommandFailure("\(path) is a directory, not an archive")
+        }
+        return fd
+    }
+}

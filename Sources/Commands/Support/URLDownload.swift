@@ -1,0 +1,25 @@
+import Foundation
+import Registry
+import Store
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `import URL`: fetches the tarball into a dot-file of the repository's layers directory first
+/// (same filesystem, removed by the caller; a leftover is cleaned by `rmi --prune`).
+enum URLDownload {
+    static func fetch(_ url: String, context: CommandContext) async throws -> String {
+        let path = "\(context.repository.layersDirectory)/.download-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).partial"
+        let client = try RegistryClient(options: ImagePuller(context: context).registryOptions())
+        context.messages.info("downloading: \(url)")
+        do {
+            try await client.download(url: url, to: path)
+            await client.shutdown()
+        } catch {
+            await client.shutdown()
+            unlink(path)
+            throw CommandFailure("cannot download \(url): \(error)")
+        }
+        return path
+    }
+}

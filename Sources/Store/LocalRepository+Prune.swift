@@ -1,0 +1,187 @@
+import Foundation
+import System
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public struct PruneReport: Sendable {
+    public var removedLayers: [String] = []
+    public var removedLeftovers: [String] = []
+    public var freedBytes: Int64 = 0
+    /// Unreferenced blobs younger than the grace period (a pull may be about to tag them).
+    public var keptRecent: [String] = []
+}
+
+extension LocalRepository {
+    /// `rmi --prune`: removes what no tag and no running operation needs:
+    ///
+    /// * files in `layers/` that no tag links to (older than `grace` seconds: a concurrent `pull`
+    ///   stores its blobs before it publishes the tag);
+    /// * leftovers of interrupted operations: staging dot-directories (`layers/.loading-*`,
+    ///   `layers/.importing-*`, `containers/.creating-*`, `containers/.deleting-*`,
+    ///   `repos/…/.<tag>.new-*` / `.old-*`) whose owner is gone, and abandoned `*.partial` downloads;
+    /// * container aliases whose container no longer exists.
+    ///
+    /// Runs under the exclusive repository lock, which every writer of tags and containers takes, and
+    /// skips staging directories whose `.lock` is still held.
+    public func prune(grace: TimeInterval = 600, dryRun: Bool = false) throws -> PruneReport {
+        var report = PruneReport()
+        try withLock {
+            let used = referencedLayerFiles()
+            let now = Date().timeIntervalSince1970
+            func remove(_ path: String, leftover: Bool) {
+                let size = FileInfo.isDirectory(path) ? 0 : (FileInfo.size(path) ?? 0)
+                if !dryRun {
+                    do { try FileTree.remove(path) } catch { return }
+                }
+                if leftover { report.removedLeftovers.append(path) } else { report.removedLayers.append(path); report.freedBytes += size }
+            }
+            for name in FileInfo.list(layersDirectory).sorted() {
+                let p = "\(layersDirectory)/\(name)"
+                if name.hasPrefix(".") {
+                    if FileInfo.isDirectory(p), !FileInfo.isSymlink(p), Self.stagingIsAbandoned(p) { remove(p, leftover: true) }
+                    if name.hasPrefix(".download-"), FileInfo.isRegularFile(p) {
+                        var st = stat()
+                        if lstat(p, &st) == 0, now - TimeInterval(st.st_mtim.tv_sec) >= grace { remove(p, leftover: true) }
+                    }
+                    continue
+                }
+                if name.hasSuffix(".partial") {
+                    if Self.partialIsAbandoned(p) { remove(p, leftover: true) }
+                    continue
+                }
+                guard !used.contains(name), !FileInfo.isDirectory(p) else { continue }
+                var st = stat()
+                if lstat(p, &st) == 0, now - TimeInterval(st.st_mtim.tv_sec) < grace, grace > 0 {
+                    report.keptRecent.append(p)
+                    continue
+                }
+                remove(p, leftover: false)
+            }
+            for name in FileInfo.list(containersDirectory).sorted() {
+                let p = "\(containersDirectory)/\(name)"
+                if FileInfo.isSymlink(p) {
+                    if containerID(name) == nil { remove(p, leftover: true) }
+                    continue
+                }
+                if name.hasPrefix(".creating-") || name.hasPrefix(".deleting-"), FileInfo.isDirectory(p), Self.stagingIsAbandoned(p) {
+                    remove(p, leftover: true)
+                }
+            }
+            func walkRepos(_ dir: String) {
+                for name in FileInfo.list(dir).sorted() {
+                    let p = "\(dir)/\(name)"
+                    guard FileInfo.isDirectory(p), !FileInfo.isSymlink(p) else { continue }
+                    if name.hasPrefix(".") {
+                        if name.contains(".new-") || name.contains(".old-") { remove(p, leftover: true) }
+                        continue
+                    }
+                    if !FileInfo.isRegularFile("\(p)/TAG") { walkRepos(p) }
+                }
+            }
+            walkRepos(reposDirectory)
+        }
+        return report
+    }
+
+    /// A staging directory is abandoned when nobody holds its `.lock` (ours) — directories of
+    /// `create`/`rm` have none, but those run under the repository lock that prune holds.
+    static func stagingIsAbandoned(_ dir: String) -> Bool {
+        let lockPath = "\(dir)/.lock"
+        guard FileInfo.exists(lockPath) else { return true }
+        guard let l = try? FileLock.tryLock(path: lockPath, kind: .exclusive) else { return false }
+        l.unlock()
+        return true
+    }
+
+    /// A `.partial` download is abandoned when no puller holds its flock.
+    static func partialIsAbandoned(_ path: String) -> Bool {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return flock(fd, LOCK_EX | LOCK_NB) == 0
+    }
+
+    // MARK: - setup --purge / --fixperm
+
+    /// `setup --purge`: removes what execution modes leave in a container: mount point records
+    /// (`.mountpoints/`) and the empty files/directories they created in ROOT, file-bind copies
+    /// (`.bind_orig_files/`, restored into ROOT first) and `ROOT/.bind_host_files`. Returns what
+    /// was done, one line each.
+    public func purgeContainer(_ id: String) throws -> [String] {
+        let dir = containerDirectory(id)
+        let root = try RootDirectory(path: "\(dir)/ROOT")
+        var done: [String] = []
+        let mp = "\(dir)/.mountpoints"
+        for name in FileInfo.list(mp).sorted() {
+            // name = container path with '/' → '#'; target = the deepest path that already existed.
+            let cpath = name.replacingOccurrences(of: "#", with: "/")
+            let existed = FileInfo.readLink("\(mp)/\(name)") ?? "/"
+            let created = Self.firstCreatedComponent(cpath, existed: existed)
+            if let created, let host = root.hostPath(created, followFinal: false) {
+                if rmdir(host) == 0 || (FileInfo.isRegularFile(host) && (FileInfo.size(host) ?? 1) == 0 && unlink(host) == 0) {
+                    done.append("removed mount point \(created)")
+                }
+            }
+        }
+        if FileInfo.exists(mp) { try FileTree.remove(mp); done.append("removed .mountpoints") }
+        let orig = "\(dir)/.bind_orig_files"
+        for name in FileInfo.list(orig).sorted() {
+            let cpath = name.replacingOccurrences(of: "#", with: "/")
+            if let host = root.hostPath(cpath, followFinal: false) {
+                if FileInfo.isSymlink(host) { unlink(host) }
+                if !FileInfo.exists(host), rename("\(orig)/\(name)", host) == 0 { done.append("restored \(cpath)") }
+            }
+        }
+        if FileInfo.exists(orig) { try FileTree.remove(orig); done.append("removed .bind_orig_files") }
+        let hostFiles = "\(dir)/ROOT/.bind_host_files"
+        if FileInfo.isDirectory(hostFiles), !FileInfo.isSymlink(hostFiles) { try FileTree.remove(hostFiles); done.append("removed ROOT/.bind_host_files") }
+        return done
+    }
+
+    /// `/a/b/c` with `/a` existing → `/a/b`.
+    static func firstCreatedComponent(_ path: String, existed: String) -> String? {
+        let p = path.split(separator: "/").map(String.init)
+        let e = existed.split(separator: "/").map(String.init)
+        guard p.count > e.count, Array(p.prefix(e.count)) == e else { return nil }
+        return "/" + p.prefix(e.count + 1).joined(separator: "/")
+    }
+
+    /// `setup --fixperm`: gives the owner read and write on every file and read, write and search
+    /// on every directory below ROOT (never following symlinks), so a container whose files
+    /// came without owner permissions can be run, copied and removed. Returns the number of
+    /// entries changed and the paths that could not be changed (not owned by the user).
+    public func fixPermissions(_ id: String) throws -> (changed: Int, failed: [String]) {
+        let root = containerRoot(id)
+        let fd = try syscall("open", path: root) { open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
+        defer { close(fd) }
+        var changed = 0
+        var failed: [String] = []
+        var st = stat()
+        if fstat(fd, &st) == 0, st.st_mode & 0o700 != 0o700 {
+            if fchmod(fd, (st.st_mode & 0o7777) | 0o700) == 0 { changed += 1 } else { failed.append("/") }
+        }
+        func walk(_ dfd: Int32, _ rel: String) {
+            guard let entries = try? FileTree.list(dfd) else { failed.append(rel.isEmpty ? "/" : rel); return }
+            for e in entries {
+                let shown = rel + "/" + String(decoding: e.name, as: UTF8.self)
+                var st = stat()
+                guard withCName(e.name, { fstatat(dfd, $0, &st, AT_SYMLINK_NOFOLLOW) }) == 0 else { continue }
+                let type = st.st_mode & S_IFMT
+                if type == S_IFLNK { continue }
+                let want: mode_t = type == S_IFDIR ? 0o700 : 0o600
+                if st.st_mode & want != want {
+                    if withCName(e.name, { fchmodat(dfd, $0, (st.st_mode & 0o7777) | want, 0) }) == 0 { changed += 1 } else { failed.append(shown) }
+                }
+                if type == S_IFDIR {
+                    let cfd = withCName(e.name) { openat(dfd, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
+                    guard cfd >= 0 else { failed.append(shown); continue }
+                    walk(cfd, shown)
+                    close(cfd)
+                }
+            }
+        }
+        walk(fd, "")
+        return (changed, failed)
+    }
+}

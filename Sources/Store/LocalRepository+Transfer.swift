@@ -1,0 +1,349 @@
+import Archive
+import Foundation
+import OCI
+import System
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A dot-directory where an import, load or clone is assembled. It holds an exclusive lock on
+/// `<dir>/.lock` while in use, so `rmi --prune` can tell a live staging directory from the
+/// leftover of a killed process.
+final class StagingDirectory {
+    let path: String
+    private var lock: FileLock?
+
+    init(in parent: String, prefix: String, mode: mode_t = 0o700) throws {
+        path = "\(parent)/.\(prefix)"
+        try syscall("mkdir", path: path) { mkdir(path, mode) }
+        do { lock = try FileLock(path: "\(path)/.lock", kind: .exclusive) } catch {
+            try? FileTree.remove(path)
+            throw error
+        }
+    }
+
+    /// Deletes the directory (if it was not renamed away) and releases the lock.
+    func discard() {
+        if FileInfo.exists(path) { try? FileTree.remove(path) }
+        release()
+    }
+
+    func release() { lock?.unlock(); lock = nil }
+
+    deinit { release() }
+
+    static func uniqueSuffix() -> String {
+        "\(getpid())-" + (0..<4).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+    }
+}
+
+/// A udocker v1 layer id (64 hex digits, random as udocker's `Unique().layer_v1()`).
+func randomLayerID() -> String {
+    (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+}
+
+extension LocalRepository {
+    // MARK: - export
+
+    /// `export`: the container's ROOT (or, with `clone`, the whole container directory with its
+    /// metadata) as a tar stream on `fd`, entries named `./…` as `tar -C dir -c .` makes them.
+    /// Returns the writer's warnings.
+    public func exportContainer(_ id: String, to fd: Int32, clone: Bool) throws -> [String] {
+        let dir = containerDirectory(id)
+        let root = clone ? dir : "\(dir)/ROOT"
+        guard FileInfo.isDirectory(root) else { throw StoreError("container has no ROOT directory: \(id)") }
+        let writer = TarWriter(fileDescriptor: fd)
+        try writer.addTree(at: root, exclude: { clone && $0 == ".lock" })
+        try writer.finish()
+        return writer.warnings
+    }
+
+    // MARK: - import to an image (udocker v1 layout)
+
+    /// Where a tarball comes from: a file (which `--mv` may consume) or an open descriptor (stdin).
+    public enum TarSource: Sendable {
+        case file(String)
+        case descriptor(Int32)
+
+        var shown: String {
+            switch self { case .file(let p): return p; case .descriptor: return "stdin" }
+        }
+    }
+
+    /// `import FILE IMAGE:TAG`: a root-filesystem tarball becomes a one-layer image in udocker's v1
+    /// layout (`v1`, `ancestry`, `<id>.layer`, `<id>.json`), as the Python tool writes it. The tar
+    /// is checked end to end first (compression, every header, no name climbing out of the root);
+    /// nothing is published unless it is sound. With `move`, the source file is removed once the
+    /// image exists. Returns the layer id.
+    @discardableResult
+    public func importImage(from source: TarSource, as image: LocalImageName, move: Bool = false,
+                            platform: Platform? = nil) throws -> String {
+        guard !imageExists(image) else { throw StoreError("image already exists: \(image)") }
+        let layerID = randomLayerID()
+        let staging = try StagingDirectory(in: layersDirectory, prefix: "importing-\(StagingDirectory.uniqueSuffix())")
+        defer { staging.discard() }
+        let staged = "\(staging.path)/layer"
+        try stageTarball(source, at: staged)
+        let summary: LayerSummary
+        do { summary = try LayerInspector.inspect(path: staged, rejectEscapingNames: true) } catch {
+            throw StoreError("\(source.shown): not a valid tar archive: \(error)")
+        }
+        guard summary.entries > 0 else { throw StoreError("\(source.shown): the tar archive is empty") }
+        let meta = Self.importMetadata(layerID: layerID, platform: platform, size: FileInfo.size(staged) ?? 0, diffID: summary.diffID)
+        try AtomicFile.write(meta, to: "\(staging.path)/json")
+
+        try withLock {
+            guard !imageExists(image) else { throw StoreError("image already exists: \(image)") }
+            let final = tagDirectory(image)
+            let parent = (final as NSString).deletingLastPathComponent
+            let layerFile = "\(layersDirectory)/\(layerID).layer"
+            let jsonFile = "\(layersDirectory)/\(layerID).json"
+            var published: [String] = []
+            var createdParents: [String] = []
+            do {
+                var p = parent
+                while !FileInfo.exists(p) && p.hasPrefix(reposDirectory + "/") {
+                    createdParents.append(p); p = (p as NSString).deletingLastPathComponent
+                }
+                try FileInfo.makeDirectories(parent)
+                let tagStaging = "\(parent)/.\(image.tag).new-\(getpid())"
+                if FileInfo.exists(tagStaging) { try FileTree.remove(tagStaging) }
+                try syscall("mkdir", path: tagStaging) { mkdir(tagStaging, 0o755) }
+                published.append(tagStaging)
+                try syscall("rename", path: layerFile) { rename(staged, layerFile) }
+                published.append(layerFile)
+                try syscall("rename", path: jsonFile) { rename("\(staging.path)/json", jsonFile) }
+                published.append(jsonFile)
+                try AtomicFile.write("", to: "\(tagStaging)/v1")
+                try AtomicFile.write(Array("[\"\(layerID)\"]".utf8), to: "\(tagStaging)/ancestry")
+                for f in ["\(layerID).layer", "\(layerID).json"] {
+                    let target = relativeLayerLink(fromTagDirectory: final, file: f)
+                    try syscall("symlink", path: "\(tagStaging)/\(f)") { symlink(target, "\(tagStaging)/\(f)") }
+                }
+                try AtomicFile.write("\(reposDirectory)/\(image.name):\(image.tag)", to: "\(tagStaging)/TAG")
+                try syscall("rename", path: final) { rename(tagStaging, final) }
+            } catch {
+                for p in published.reversed() { try? FileTree.remove(p) }
+                for d in createdParents { rmdir(d) }
+                throw error
+            }
+        }
+        if move, case .file(let path) = source { unlink(path) }
+        return layerID
+    }
+
+    /// Copies (or hard-links, when the source is a file on the same filesystem) a tarball into the
+    /// staging directory. The source is never modified.
+    func stageTarball(_ source: TarSource, at staged: String) throws {
+        switch source {
+        case .file(let path):
+            guard FileInfo.isRegularFile(path) else { throw StoreError("tar file does not exist: \(path)") }
+            if link(path, staged) == 0 { return }
+            let src = try syscall("open", path: path) { open(path, O_RDONLY | O_CLOEXEC) }
+            defer { close(src) }
+            try copyStream(from: src, to: staged, shown: path)
+        case .descriptor(let fd):
+            try copyStream(from: fd, to: staged, shown: "stdin")
+        }
+    }
+
+    func copyStream(from src: Int32, to path: String, shown: String) throws {
+        let dst = try syscall("open", path: path) { open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) }
+        defer { close(dst) }
+        let buf = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { buf.deallocate() }
+        while true {
+            let n = read(src, buf, 1 << 20)
+            if n < 0 { if errno == EINTR { continue }; throw SystemError("read", path: shown) }
+            if n == 0 { break }
+            var off = 0
+            while off < n {
+                let w = write(dst, buf + off, n - off)
+                if w < 0 { if errno == EINTR { continue }; throw SystemError("write", path: path) }
+                off += w
+            }
+        }
+        if fsync(dst) != 0 && errno != EINVAL { throw SystemError("fsync", path: path) }
+    }
+
+    /// udocker's `create_container_meta`: minimal image metadata for an imported tarball.
+    static func importMetadata(layerID: String, platform: Platform?, size: Int64, diffID: Digest) -> [UInt8] {
+        let host = Platform.host
+        let p = platform ?? host
+        let empty: [String: Any] = [
+            "Hostname": "", "Domainname": "", "User": "", "Memory": 0, "MemorySwap": 0, "CpusShares": 0,
+            "Cpuset": "", "AttachStdin": false, "AttachStdout": false, "AttachStderr": false,
+            "PortSpecs": NSNull(), "ExposedPorts": NSNull(), "Tty": false, "OpenStdin": false,
+            "StdinOnce": false, "Env": NSNull(), "Cmd": NSNull(), "Image": "", "Volumes": NSNull(),
+            "WorkingDir": "", "Entrypoint": NSNull(), "NetworkDisable": false, "MacAddress": "",
+            "OnBuild": NSNull(), "Labels": NSNull(),
+        ]
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "UTC")
+        f.dateFormat = "yyyy-MM-dd'T'HH:mm:ss'.000000000Z'"
+        var meta: [String: Any] = [
+            "id": layerID, "comment": "created by udocker", "created": f.string(from: Date()),
+            "architecture": p.architecture, "os": p.os, "size": size,
+            "rootfs": ["type": "layers", "diff_ids": [diffID.description]],
+            "container_config": empty, "config": empty,
+        ]
+        if let v = p.variant { meta["variant"] = v }
+        let data = (try? JSONSerialization.data(withJSONObject: meta, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return Array(data)
+    }
+
+    // MARK: - containers from tarballs
+
+    /// `import --tocontainer`: extracts a root-filesystem tarball straight into a new container
+    /// (`imagerepo.name` = `IMPORTED:unknown` unless `image` is given). Assembled under a
+    /// dot-directory and renamed into place only when the whole tar extracted.
+    public func importContainer(from source: TarSource, image: String? = nil, name: String? = nil,
+                                platform: Platform? = nil, warn: (String) -> Void = { _ in }) throws -> String {
+        try checkNewName(name)
+        let id = Self.newContainerID()
+        let staging = try StagingDirectory(in: containersDirectory, prefix: "creating-\(id)", mode: 0o755)
+        defer { staging.discard() }
+        try syscall("mkdir", path: "\(staging.path)/ROOT") { mkdir("\(staging.path)/ROOT", 0o755) }
+        let tarFile = try checkedTarball(source, staging: staging)
+        let extractor = try LayerExtractor(root: "\(staging.path)/ROOT")
+        let diffID: Digest
+        do { diffID = try extractor.extract(layerAt: tarFile) } catch {
+            throw StoreError("\(source.shown): not a valid tar archive: \(error)")
+        }
+        unlink("\(staging.path)/.tarball")
+        reportExtractionWarnings(extractor.warnings, warn)
+        let layerID = randomLayerID()
+        try AtomicFile.write(image ?? "IMPORTED:unknown", to: "\(staging.path)/imagerepo.name")
+        try AtomicFile.write(Self.importMetadata(layerID: layerID, platform: platform, size: 0, diffID: diffID),
+                             to: "\(staging.path)/container.json")
+        return try publishContainer(staging, id: id, name: name)
+    }
+
+    /// `import --clone`: a tarball made by `export --clone` (ours or the Python tool's) becomes a new
+    /// container with a new id, metadata (execmode, container.json, imagerepo.name) included.
+    public func importClone(from source: TarSource, name: String? = nil, warn: (String) -> Void = { _ in }) throws -> String {
+        try checkNewName(name)
+        let id = Self.newContainerID()
+        let staging = try StagingDirectory(in: containersDirectory, prefix: "creating-\(id)", mode: 0o755)
+        defer { staging.discard() }
+        let tarFile = try checkedTarball(source, staging: staging)
+        try AtomicFile.write("CLONING:inprogress", to: "\(staging.path)/imagerepo.name")
+        let extractor = try LayerExtractor(root: staging.path)
+        do { try extractor.extract(layerAt: tarFile) } catch {
+            throw StoreError("\(source.shown): not a valid tar archive: \(error)")
+        }
+        unlink("\(staging.path)/.tarball")
+        guard FileInfo.isDirectory("\(staging.path)/ROOT"), !FileInfo.isSymlink("\(staging.path)/ROOT") else {
+            throw StoreError("\(source.shown): not a container clone archive (no ROOT directory; use import --tocontainer for a root filesystem)")
+        }
+        reportExtractionWarnings(extractor.warnings, warn)
+        if AtomicFile.readString("\(staging.path)/imagerepo.name") == "CLONING:inprogress" {
+            try AtomicFile.write("IMPORTED:unknown", to: "\(staging.path)/imagerepo.name")
+        }
+        return try publishContainer(staging, id: id, name: name)
+    }
+
+    /// `clone`: a full copy of a container (ROOT, metadata, execution mode) under a new id. The copy
+    /// streams through the same tar writer and safe extractor as export/import, so hard links,
+    /// symlinks, modes and times are kept and nothing can be written outside the new directory.
+    public func cloneContainer(_ sourceID: String, name: String? = nil, warn: (String) -> Void = { _ in }) throws -> String {
+        try checkNewName(name)
+        let src = containerDirectory(sourceID)
+        guard FileInfo.isDirectory("\(src)/ROOT") else { throw StoreError("container has no ROOT directory: \(sourceID)") }
+        let id = Self.newContainerID()
+        let staging = try StagingDirectory(in: containersDirectory, prefix: "creating-\(id)", mode: 0o755)
+        defer { staging.discard() }
+        let extractor = try LayerExtractor(root: staging.path)
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw SystemError("pipe") }
+        let (readFD, writeFD) = (fds[0], fds[1])
+        _ = fcntl(readFD, F_SETFD, FD_CLOEXEC); _ = fcntl(writeFD, F_SETFD, FD_CLOEXEC)
+        signal(SIGPIPE, SIG_IGN)
+        let outcome = CloneOutcome()
+        let thread = Thread {
+            do { outcome.set(warnings: try self.exportContainer(sourceID, to: writeFD, clone: true)) } catch { outcome.set(error: error) }
+            close(writeFD)
+            outcome.done.signal()
+        }
+        thread.start()
+        var extractError: Error?
+        do { try extractor.extract(fileDescriptor: readFD, layerName: "clone") } catch { extractError = error }
+        close(readFD)
+        outcome.done.wait()
+        if let e = outcome.error { throw StoreError("cannot copy container \(sourceID): \(e)") }
+        if let e = extractError { throw StoreError("cannot copy container \(sourceID): \(e)") }
+        for w in outcome.warnings { warn(w) }
+        reportExtractionWarnings(extractor.warnings, warn)
+        if let mode = AtomicFile.readString("\(staging.path)/execmode")?.trimmingCharacters(in: .whitespacesAndNewlines), mode.hasPrefix("F") {
+            warn("container was in mode \(mode): run 'setup --execmode=\(mode) --force' on the clone to re-patch it for its new path")
+        }
+        return try publishContainer(staging, id: id, name: name)
+    }
+
+    /// The tarball as a file, read through once: compression, every header, and no entry name
+    /// that climbs out of the root (such an archive is refused, not clamped). Stdin is staged
+    /// into the staging directory first (as `.tarball`).
+    private func checkedTarball(_ source: TarSource, staging: StagingDirectory) throws -> String {
+        var path: String
+        switch source {
+        case .file(let p):
+            guard FileInfo.isRegularFile(p) else { throw StoreError("tar file does not exist: \(p)") }
+            path = p
+        case .descriptor:
+            path = "\(staging.path)/.tarball"
+            try stageTarball(source, at: path)
+        }
+        do {
+            let s = try LayerInspector.inspect(path: path, rejectEscapingNames: true)
+            guard s.entries > 0 else { throw StoreError("\(source.shown): the tar archive is empty") }
+        } catch let e as StoreError { throw e } catch {
+            throw StoreError("\(source.shown): not a valid tar archive: \(error)")
+        }
+        return path
+    }
+
+    private func checkNewName(_ name: String?) throws {
+        guard let name else { return }
+        try Self.validateName(name)
+        if FileInfo.exists("\(containersDirectory)/\(name)") { throw StoreError("container name already exists: \(name)") }
+    }
+
+    private func reportExtractionWarnings(_ warnings: [String], _ warn: (String) -> Void) {
+        let devices = warnings.filter { $0.contains("device node") }
+        if !devices.isEmpty { warn("skipped \(devices.count) device node(s): devices cannot be created without privileges") }
+        for w in warnings where !w.contains("device node") { warn(w) }
+    }
+
+    /// Renames an assembled container into place (refreshing `root.path`) and sets its name.
+    private func publishContainer(_ staging: StagingDirectory, id: String, name: String?) throws -> String {
+        let final = containerDirectory(id)
+        if FileInfo.exists("\(staging.path)/root.path") {
+            try AtomicFile.write(final + "/ROOT", to: "\(staging.path)/root.path")
+        }
+        try withLock {
+            if let name, FileInfo.exists("\(containersDirectory)/\(name)") { throw StoreError("container name already exists: \(name)") }
+            try syscall("rename", path: final) { rename(staging.path, final) }
+            if let name {
+                do { try syscall("symlink", path: name) { symlink(id, "\(containersDirectory)/\(name)") } } catch {
+                    rename(final, staging.path)
+                    throw error
+                }
+            }
+        }
+        staging.release()
+        return id
+    }
+}
+
+/// Result of the writer thread of `clone`.
+private final class CloneOutcome: @unchecked Sendable {
+    let done = DispatchSemaphore(value: 0)
+    private let lock = NSLock()
+    private var _error: Error?
+    private var _warnings: [String] = []
+    func set(error: Error) { lock.lock(); _error = error; lock.unlock() }
+    func set(warnings: [String]) { lock.lock(); _warnings = warnings; lock.unlock() }
+    var error: Error? { lock.lock(); defer { lock.unlock() }; return _error }
+    var warnings: [String] { lock.lock(); defer { lock.unlock() }; return _warnings }
+}
