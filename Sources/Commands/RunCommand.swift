@@ -63,7 +63,6 @@ struct RunCommand: UDockerCommand {
     func execute(_ context: CommandContext) async throws -> Int32 {
         let repo = context.repository
         if let location { throw CommandFailure("--location is not supported yet: \(location)") }
-        if !device.isEmpty { context.messages.warning("--device is only used by the R modes; ignored") }
         if !publish.isEmpty || publishAll { context.messages.warning("port mapping is not supported by this engine; ignored") }
         let pullPolicy = pull ?? "missing"
         guard ["missing", "never", "always", "reuse"].contains(pullPolicy) else {
@@ -93,6 +92,10 @@ struct RunCommand: UDockerCommand {
         options.kernel = kernel
         options.cpusetCpus = cpuset
         options.noBanner = nobanner
+        options.devices = device
+        if !device.isEmpty && ![.R1, .R2, .R3].contains(mode) {
+            context.messages.warning("--device is only used by the R modes (\(mode.rawValue) sees the host /dev)")
+        }
 
         let config = nometa ? nil : repo.containerConfigBytes(id).flatMap { try? JSONDecoder().decode(ImageConfig.self, from: Data($0)) }
         let instance = ContainerInstance(id: id, directory: repo.containerDirectory(id), root: repo.containerRoot(id),

@@ -6,13 +6,14 @@ struct SetupCommand: UDockerCommand {
     static let configuration = CommandConfiguration(commandName: "setup", abstract: "Show or change the execution mode of a container",
         discussion: """
         setup [--execmode=<mode>] [--force] <container-id|name>
-        Modes: N1 (native user namespaces), P1 (PRoot with seccomp), P2 (PRoot without seccomp).
+        Modes: N1 (native user namespaces), P1 (PRoot with seccomp), P2 (PRoot without seccomp),
+        F1-F4 (Fakechroot; F2 patches the loader, F3/F4 also the ELF headers).
         Without options it prints the current mode.
         """)
-    @Option(name: .customLong("execmode"), help: "N1, P1 or P2") var execmode: String?
+    @Option(name: .customLong("execmode"), help: "N1, P1, P2, F1, F2, F3 or F4") var execmode: String?
     @Flag(name: .customLong("force"), help: "convert even if already in the mode") var force = false
-    @Flag(name: .customLong("purge"), help: .hidden) var purge = false
-    @Flag(name: .customLong("fixperm"), help: .hidden) var fixperm = false
+    @Flag(name: .customLong("purge"), help: "remove mount points and file-bind copies left by execution modes") var purge = false
+    @Flag(name: .customLong("fixperm"), help: "give the owner read/write (and search on directories) on every file of ROOT") var fixperm = false
     @Flag(name: .customLong("nvidia"), help: .hidden) var nvidia = false
     @Argument(help: "container") var container: String
 
@@ -20,8 +21,25 @@ struct SetupCommand: UDockerCommand {
         let repo = context.repository
         let id = try context.containerID(container)
         let resolver = ModeResolver(context: context)
-        if nvidia || fixperm { throw CommandFailure("setup --nvidia and --fixperm are not available yet") }
-        if purge { return 0 }  // N1 and P modes leave no mountpoint files behind to purge.
+        if nvidia { throw CommandFailure("setup --nvidia is not available yet") }
+        if purge || fixperm {
+            // Both change files the running container uses: refuse while it runs.
+            guard let lock = try repo.containerLock(id, .exclusive, wait: false) else {
+                throw CommandFailure("container is in use: \(container)")
+            }
+            defer { lock.unlock() }
+            if purge {
+                for line in try repo.purgeContainer(id) { context.messages.info(line) }
+            }
+            if fixperm {
+                let (changed, failed) = try repo.fixPermissions(id)
+                context.messages.info("fixed permissions of \(changed) file(s)")
+                if !failed.isEmpty {
+                    context.messages.warning("could not change \(failed.count) file(s) not owned by you, e.g. \(failed[0])")
+                }
+            }
+            if execmode == nil { return 0 }
+        }
         guard let wanted = execmode else {
             print("execmode: \(try resolver.mode(of: id).rawValue)")
             print("nvidiamode: False")
@@ -36,7 +54,15 @@ struct SetupCommand: UDockerCommand {
             throw CommandFailure("container is in use: \(container)")
         }
         defer { lock.unlock() }
-        try repo.setExecutionMode(id, mode.rawValue)
+        // Fakechroot conversions (links, loader, ELF headers) and their undoing; journaled, so an
+        // interrupted one is finished here or by the next Fakechroot run.
+        do {
+            try FakechrootSetup.convert(directory: repo.containerDirectory(id), root: repo.containerRoot(id), to: mode,
+                                        force: force, log: { context.messages.info($0) },
+                                        setMode: { try repo.setExecutionMode(id, $0.rawValue) })
+        } catch let e as FakechrootSetup.Failure {
+            throw CommandFailure("setup --execmode=\(mode.rawValue) failed: \(e.description)")
+        }
         return 0
     }
 }

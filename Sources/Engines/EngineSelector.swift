@@ -7,7 +7,10 @@ public enum EngineSelector {
     public static func engine(for mode: ExecutionMode, environment: EngineEnvironment) throws -> any ExecutionEngine {
         switch mode {
         case .N1: return NativeEngine(environment: environment)
-        case .P1, .P2: return PRootEngine(mode: mode, environment: environment)
+        case .P1, .P2: return NestingCheckedEngine(inner: PRootEngine(mode: mode, environment: environment))
+        case .R1, .R2, .R3: return RuncEngine(mode: mode, environment: environment)
+        case .S1: return SingularityEngine(environment: environment)
+        case .F1, .F2, .F3, .F4: return FakechrootEngine(mode: mode, environment: environment)
         default: throw EngineError.unsupportedMode(mode)
         }
     }

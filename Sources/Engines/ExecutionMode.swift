@@ -10,7 +10,7 @@ public enum ExecutionMode: String, CaseIterable, Sendable {
     }
 
     /// The modes this build can run.
-    public static let implemented: [ExecutionMode] = [.N1, .P1, .P2]
+    public static let implemented: [ExecutionMode] = [.N1, .P1, .P2, .R1, .R2, .R3, .S1, .F1, .F2, .F3, .F4]
     public var isImplemented: Bool { Self.implemented.contains(self) }
 
     /// One line for `setup` and error messages.

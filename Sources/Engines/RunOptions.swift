@@ -27,6 +27,8 @@ public struct RunOptions: Sendable {
     /// `--cpuset-cpus=1,2-3`.
     public var cpusetCpus: String?
     public var noBanner = false
+    /// `--device=/dev/x`: host devices added to the runtime spec (R modes; others see the host /dev).
+    public var devices: [String] = []
 
     public init() {}
 }

@@ -182,8 +182,9 @@ struct NativeEngineTests {
         let env = EngineEnvironment(tmpDir: "/tmp", binDir: "/nonexistent")
         #expect(try EngineSelector.engine(for: .N1, environment: env).mode == .N1)
         #expect(try EngineSelector.engine(for: .P2, environment: env).mode == .P2)
-        for m in [ExecutionMode.F1, .R1, .S1] {
-            #expect(throws: EngineError.unsupportedMode(m)) { _ = try EngineSelector.engine(for: m, environment: env) }
+        // Every mode has an engine now; each reports its own mode.
+        for m in ExecutionMode.allCases {
+            #expect(try EngineSelector.engine(for: m, environment: env).mode == m)
         }
         #expect(EngineSelector.defaultMode(environment: env) == (userNamespacesWork ? .N1 : .P1))
         #expect(ExecutionMode(parsing: "p2") == .P2)

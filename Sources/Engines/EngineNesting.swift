@@ -1,0 +1,43 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Nesting rules (udocker `docs/user_manual.md` §8): PRoot inside PRoot does not work (a traced
+/// process tracing its children hangs or crawls), so P1/P2, and R2/R3 which run PRoot inside,
+/// are refused with a clear message when this process already runs under PRoot.
+/// P inside R1, F inside P or R, and so on are left alone.
+public enum EngineNesting {
+    /// A description of the PRoot tracing this process ("proot, pid N"), or nil.
+    public static func prootTracer(status: String? = nil, environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+        let text = status ?? (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+        var tracer: Int32 = 0
+        for line in text.split(separator: "\n") where line.hasPrefix("TracerPid:") {
+            tracer = Int32(line.dropFirst("TracerPid:".count).trimmingCharacters(in: .whitespaces)) ?? 0
+        }
+        guard tracer > 0 else { return nil }
+        let comm = ((try? String(contentsOfFile: "/proc/\(tracer)/comm", encoding: .utf8)) ?? "")
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(tracer)/exe")) ?? ""
+        let looksLikeProot = comm.lowercased().contains("proot") || PathName.basename(exe).lowercased().contains("proot")
+            || environment.keys.contains { $0.hasPrefix("PROOT_") }
+        return looksLikeProot ? "\(comm.isEmpty ? "proot" : comm), pid \(tracer)" : nil
+    }
+
+    static func refusal(mode: ExecutionMode, tracer: String) -> EngineError {
+        EngineError(.cannotStart,
+                    "\(mode.rawValue) cannot run here: this udocker already runs under PRoot (\(tracer)), and PRoot "
+                    + "inside PRoot does not work; use F1 for the inner container, or run the outer one in R1 or N1")
+    }
+}
+
+/// Wraps a PRoot engine with the nesting check (done at run time, so `setup` still works).
+struct NestingCheckedEngine: ExecutionEngine {
+    var inner: any ExecutionEngine
+    var mode: ExecutionMode { inner.mode }
+
+    func run(_ container: ContainerInstance, options: RunOptions) throws -> Int32 {
+        if let tracer = EngineNesting.prootTracer() { throw EngineNesting.refusal(mode: mode, tracer: tracer) }
+        return try inner.run(container, options: options)
+    }
+}

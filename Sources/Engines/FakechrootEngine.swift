@@ -1,0 +1,404 @@
+import Foundation
+import System
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// F1-F4: Fakechroot (udocker `engine/fakechroot.py`). The command runs as the host user with
+/// libfakechroot preloaded; F1/F2 start it through the container's loader, F3/F4 run the
+/// executable directly (its PT_INTERP points into ROOT, see `FakechrootSetup`).
+public struct FakechrootEngine: ExecutionEngine {
+    public var mode: ExecutionMode
+    public var environment: EngineEnvironment
+    public var io: StandardIO
+    /// Where the distribution's fakechroot package puts the library (the last resort).
+    var systemLibraries: [String] = ["x86_64-linux-gnu", "aarch64-linux-gnu", "i386-linux-gnu", "arm-linux-gnueabihf",
+                                     "powerpc64le-linux-gnu"].map { "/usr/lib/\($0)/fakechroot/libfakechroot.so" }
+        + ["/usr/lib64/fakechroot/libfakechroot.so", "/usr/lib/fakechroot/libfakechroot.so"]
+
+    public init(mode: ExecutionMode, environment: EngineEnvironment, io: StandardIO = .inherit) {
+        precondition([.F1, .F2, .F3, .F4].contains(mode), "FakechrootEngine runs F1-F4")
+        self.mode = mode
+        self.environment = environment
+        self.io = io
+    }
+
+    /// Variables that steer libfakechroot or the loader: never taken from the image's `Env`.
+    static func isEngineVariable(_ key: String) -> Bool {
+        key.hasPrefix("FAKECHROOT") || key.hasPrefix("LD_")
+    }
+
+    var messages: Messages { Messages(verbosity: environment.debug ? 5 : environment.verbosity) }
+
+    public func run(_ container: ContainerInstance, options: RunOptions) throws -> Int32 {
+        let messages = self.messages
+        // Setup state: finish an interrupted conversion, convert a container never set up for
+        // this mode (or moved since), or hand over to the mode the conversion ended in.
+        let paths = FakechrootSetup.Paths(directory: container.directory, root: container.root)
+        let ownContainer = PathName.normalize(container.root) == PathName.normalize(container.directory + "/ROOT")
+        if ownContainer && FakechrootSetup.needsConversion(paths, for: mode) {
+            let setMode = { (m: ExecutionMode) throws in try Self.writeExecutionMode(m, container: container) }
+            do {
+                if let ended = try FakechrootSetup.recover(directory: container.directory, root: container.root,
+                                                           log: messages.verbose, setMode: setMode), ended != mode {
+                    if [.F1, .F2, .F3, .F4].contains(ended) {
+                        return try FakechrootEngine(mode: ended, environment: environment, io: io).run(container, options: options)
+                    }
+                    return try EngineSelector.engine(for: ended, environment: environment).run(container, options: options)
+                }
+                if FakechrootSetup.needsConversion(paths, for: mode) {
+                    messages.info("converting the container for \(mode.rawValue)")
+                    try FakechrootSetup.convert(directory: container.directory, root: container.root, to: mode,
+                                                log: messages.verbose, setMode: setMode)
+                }
+            } catch let e as EngineError { throw e } catch {
+                throw EngineError(.setupFailed, "\(mode.rawValue): cannot prepare the container: \(error)")
+            }
+        }
+        let library = try selectLibrary(container)
+        var opts = options
+        let chosen = adjustUser(&opts, container: container, messages: messages)
+        let plan = try ExecutionPlan.make(container: container, options: opts, environment: environment, mode: mode)
+        defer { plan.removeTemporaryFiles() }
+        // The host user is our choice, not the user's: its absence from the container is expected.
+        plan.warnings.filter { !$0.hasPrefix("non-existing user will be created") && !(chosen && $0.hasPrefix("home directory")) }
+            .forEach(messages.warning)
+        let command = try commandLine(plan: plan, library: library, paths: paths, hostauth: options.hostauth, messages: messages)
+        if let banner = plan.banner(options: options, environment: environment) { messages.write(banner) }
+        messages.verbose("\(mode.rawValue): CMD = \(command.arguments) cwd=\(command.cwd)")
+        if environment.debug { messages.verbose("\(mode.rawValue): ENV = \(command.environment)") }
+        let launch = ChildLaunch(path: command.path, arguments: command.arguments, environment: command.environment,
+                                 cwd: command.cwd, cpus: plan.cpus, io: io)
+        let pid: pid_t
+        do { pid = try launch.spawn() } catch {
+            throw EngineError(.cannotStart, "\(mode.rawValue): \(error.step): \(String(cString: strerror(error.errno)))")
+        }
+        return ChildLaunch.wait(pid)
+    }
+
+    static func writeExecutionMode(_ m: ExecutionMode, container: ContainerInstance) throws {
+        try AtomicFile.write(m.rawValue, to: container.directory + "/execmode")
+        if let real = realpath(container.root, nil) {
+            defer { free(real) }
+            try AtomicFile.write(String(cString: real), to: container.directory + "/root.path")
+        }
+    }
+
+    // MARK: user
+
+    /// Fakechroot cannot change the user: the command always runs as the host user. Another
+    /// `--user` (or image User) is replaced by the host user, with a warning.
+    /// Returns true when the user was chosen here (not given by the user or the image).
+    @discardableResult
+    func adjustUser(_ opts: inout RunOptions, container: ContainerInstance, messages: Messages) -> Bool {
+        let uid = getuid()
+        var name = String(uid)
+        if let pw = getpwuid(uid) { name = String(cString: pw.pointee.pw_name) }
+        let meta = opts.nometa ? nil : container.imageConfig?.effectiveConfig.User
+        let asked = (opts.user?.isEmpty == false ? opts.user : nil) ?? (meta?.isEmpty == false ? meta : nil)
+        guard let asked else { opts.user = name; return true }
+        let first = asked.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? asked
+        if first == name || UInt32(first) == uid { return false }
+        let origin = opts.user?.isEmpty == false ? "--user \(asked)" : "the image's user \(asked)"
+        messages.warning("\(mode.rawValue) (Fakechroot) runs as the host user \(name) (uid \(uid)): \(origin) ignored"
+                         + (first == "root" || first == "0" ? "; running as root is not supported" : ""))
+        opts.user = name
+        return true
+    }
+
+    // MARK: library
+
+    var libraryDirectory: String { (environment.binDir as NSString).deletingLastPathComponent + "/lib" }
+
+    /// udocker `select_fakechroot_so`, then the host's fakechroot package.
+    func selectLibrary(_ container: ContainerInstance) throws -> String {
+        if let s = environment.hostEnvironment["UDOCKER_FAKECHROOT_SO"], !s.isEmpty {
+            let path = s.contains("/") ? s : libraryDirectory + "/" + s
+            guard FileInfo.isRegularFile(path) else {
+                throw EngineError(.toolNotFound, "UDOCKER_FAKECHROOT_SO=\(s): \(path) is not a file")
+            }
+            return path
+        }
+        var candidates = [container.directory + "/libfakechroot.so"]
+        let (distro, version) = Self.distribution(root: container.root)
+        for arch in Self.architectureNames(container) {
+            if let d = distro {
+                if let v = version { candidates.append("\(libraryDirectory)/libfakechroot-\(d)-\(v)-\(arch).so") }
+                candidates.append("\(libraryDirectory)/libfakechroot-\(d)-\(arch).so")
+            }
+            candidates.append("\(libraryDirectory)/libfakechroot-\(arch).so")
+        }
+        candidates.append(libraryDirectory + "/libfakechroot.so")
+        candidates += systemLibraries
+        if let found = candidates.first(where: FileInfo.isRegularFile) { return found }
+        throw EngineError(.toolNotFound, "libfakechroot.so not found: install the fakechroot package "
+                          + "(apt-get install fakechroot), or set UDOCKER_FAKECHROOT_SO=/path/to/libfakechroot.so, "
+                          + "or put libfakechroot.so in \(libraryDirectory)")
+    }
+
+    static func architectureNames(_ container: ContainerInstance) -> [String] {
+        let a = container.imageConfig?.architecture ?? ""
+        switch a {
+        case "amd64", "x86_64", "": return ["x86_64"]
+        case "arm64", "aarch64": return ["arm64", "aarch64"]
+        case "386", "i386": return ["x86", "i386"]
+        case "arm": return ["arm", "armhf"]
+        default: return [a]
+        }
+    }
+
+    /// Distribution name and version from the container (udocker `helper/osinfo.py`): the major
+    /// version, except Alpine's major.minor.
+    static func distribution(root: String) -> (String?, String?) {
+        let r = ContainerRoot(root)
+        func fields(_ path: String) -> [String: String] {
+            guard let d = r.readContainerFile(path), let text = String(data: d, encoding: .utf8) else { return [:] }
+            var out: [String: String] = [:]
+            for line in text.split(separator: "\n") {
+                guard let eq = line.firstIndex(of: "=") else { continue }
+                out[String(line[..<eq])] = line[line.index(after: eq)...].trimmingCharacters(in: CharacterSet(charactersIn: "\"' "))
+            }
+            return out
+        }
+        var name: String?, version: String?
+        let os = fields("/etc/os-release")
+        if let n = os["NAME"] { name = n.split(separator: " ").first.map(String.init); version = os["VERSION_ID"] }
+        if name == nil {
+            let lsb = fields("/etc/lsb-release")
+            name = lsb["DISTRIB_ID"]; version = lsb["DISTRIB_RELEASE"]
+        }
+        if let v = version {
+            let parts = v.split(separator: ".")
+            version = name == "Alpine" ? parts.prefix(2).joined(separator: ".") : parts.first.map(String.init)
+        }
+        return (name, version)
+    }
+
+    /// Whether the library understands udocker's extensions (FAKECHROOT_DIR_MAP and friends).
+    static func supportsDirectoryMap(_ library: String) -> Bool {
+        guard let data = FileManager.default.contents(atPath: library) else { return false }
+        return data.range(of: Data("FAKECHROOT_DIR_MAP".utf8)) != nil
+    }
+
+    // MARK: command line
+
+    struct Command {
+        var path: String
+        var arguments: [String]
+        var environment: [String]
+        var cwd: String
+    }
+
+    /// Library directories for the loader (udocker: ld.so.cache dirs + ld.lib.dirs + essential
+    /// dirs first), as host paths.
+    static func libraryPath(root: String, paths: FakechrootSetup.Paths) -> [String] {
+        var dirs: [String] = []
+        for t in ["x86_64-linux-gnu", "aarch64-linux-gnu", "i386-linux-gnu", "arm-linux-gnueabihf", "powerpc64le-linux-gnu", "s390x-linux-gnu"] {
+            dirs += ["/lib/\(t)", "/usr/lib/\(t)"]
+        }
+        dirs += ["/lib64", "/usr/lib64", "/lib", "/usr/lib", "/usr/local/lib"]
+        let r = ContainerRoot(root)
+        var confs = ["/etc/ld.so.conf"]
+        if let listing = try? FileManager.default.contentsOfDirectory(atPath: root + "/etc/ld.so.conf.d") {
+            confs += listing.filter { $0.hasSuffix(".conf") }.sorted().map { "/etc/ld.so.conf.d/" + $0 }
+        }
+        for c in confs {
+            guard let d = r.readContainerFile(c), let text = String(data: d, encoding: .utf8) else { continue }
+            for line in text.split(separator: "\n") {
+                let l = line.trimmingCharacters(in: .whitespaces)
+                if l.hasPrefix("/") { dirs.append(l) }
+            }
+        }
+        if let saved = FakechrootSetup.read(paths.libDirs) {
+            dirs += saved.split(separator: ":").map(String.init)
+        }
+        var seen = Set<String>()
+        var out: [String] = []
+        for d in dirs where seen.insert(d).inserted {
+            var st = stat()
+            if stat(root + d, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR { out.append(root + d) }
+        }
+        return out
+    }
+
+    /// How to start the program `hostExe` (an ELF file): directly when it is static or (F3/F4)
+    /// patched into ROOT, else through the container's loader.
+    func launchVector(hostExe: String, argv0: String, loader: String, libraryPath: String, rootPrefix: String) -> (String, [String]) {
+        guard let interp = ELFPatcher.inspect(hostExe).interpreter else { return (hostExe, [argv0]) }
+        if (mode == .F3 || mode == .F4) && interp.hasPrefix(rootPrefix) { return (hostExe, [argv0]) }
+        var argv = [loader, "--library-path", libraryPath]
+        if Self.loaderSupportsArgv0(loader) { argv += ["--argv0", argv0] }
+        argv.append(hostExe)
+        return (loader, argv)
+    }
+
+    static func loaderSupportsArgv0(_ loader: String) -> Bool {
+        guard let data = FileManager.default.contents(atPath: loader) else { return false }
+        return data.range(of: Data("--argv0".utf8)) != nil
+    }
+
+    func commandLine(plan: ExecutionPlan, library: String, paths: FakechrootSetup.Paths, hostauth: Bool,
+                     messages: Messages) throws -> Command {
+        let root = paths.root
+        let cr = ContainerRoot(root)
+        let supportsMap = Self.supportsDirectoryMap(library)
+
+        // Volumes → FAKECHROOT_EXCLUDE_PATH (identity) and FAKECHROOT_DIR_MAP (the others).
+        let expandSetting = environment.hostEnvironment["UDOCKER_FAKECHROOT_EXPAND_SYMLINKS"]?.lowercased()
+        let expandConfigured: Bool? = expandSetting == "true" ? true : (expandSetting == "false" ? false : nil)
+        var exclude: [String] = []
+        var maps: [(String, String)] = []
+        var recommendExpand = false
+        for m in plan.mounts {
+            let isAuth = plan.temporaryFiles.contains(m.source)
+            let real: String = {
+                guard let r = realpath(m.source, nil) else { return m.source }
+                defer { free(r) }
+                return String(cString: r)
+            }()
+            if m.source == m.target && (expandConfigured == false || m.isSysdir || !m.isDirectory || !supportsMap) {
+                exclude.append(m.source)
+                continue
+            }
+            if supportsMap {
+                maps.append((m.target, real))
+                if m.source != real || m.isDirectory { recommendExpand = true }
+                continue
+            }
+            // Debian's libfakechroot has no FAKECHROOT_DIR_MAP.
+            if isAuth {
+                messages.verbose("\(mode.rawValue): \(library) cannot map \(m.target); the container's own file is used")
+                continue
+            }
+            throw EngineError.invalid("volume \(m.source):\(m.target): \(library) does not support FAKECHROOT_DIR_MAP, "
+                                      + "so only volumes at the same path work (-v \(m.source)); "
+                                      + "set UDOCKER_FAKECHROOT_SO to udocker's libfakechroot for mapped volumes")
+        }
+        if !supportsMap && hostauth && plan.mounts.contains(where: { plan.temporaryFiles.contains($0.source) }) {
+            // --hostauth: the copies are the host files, which are at the same paths.
+            exclude += ["/etc/passwd", "/etc/group"]
+        }
+        // Mountpoints for user volumes (cosmetic for `ls`; best effort, never following symlinks).
+        for m in plan.mounts where !m.isSysdir && !plan.temporaryFiles.contains(m.source) {
+            if let r = try? cr.resolve(m.target), !r.exists, !r.inVolume { try? cr.makeMountpoint(r.path, directory: m.isDirectory) }
+        }
+
+        // Executable: host path; scripts get their interpreter (prefixed with ROOT).
+        let bindings = plan.mounts.map { ContainerRoot.Binding(host: $0.source, container: $0.target) }
+        func host(_ c: String) throws -> String {
+            if let r = try? cr.resolve(c, volumes: bindings), r.exists { return r.hostPath }
+            if let h = FakechrootSetup.hostPath(c, root: root) { return h }
+            throw EngineError.invalid("command not found or has no execute bit set: \(c)")
+        }
+        let exeHost = try host(plan.executable)
+        let argv0 = plan.arguments[0]
+        var rest = Array(plan.arguments.dropFirst())
+        var program = exeHost
+        var programArgv0 = argv0
+        if !Self.isELF(exeHost) {
+            var interpreter = "/bin/sh"
+            var interpArg: String?
+            if let line = Self.shebang(exeHost) {
+                let parts = line.split(maxSplits: 1, whereSeparator: { $0 == " " || $0 == "\t" })
+                if let first = parts.first { interpreter = String(first) }
+                if parts.count > 1 { interpArg = parts[1].trimmingCharacters(in: .whitespaces) }
+            }
+            program = try host(interpreter)
+            programArgv0 = interpreter
+            rest = (interpArg.map { [$0] } ?? []) + [plan.executable] + rest
+        }
+        let loaderContainer = FakechrootSetup.read(paths.ldPath) ?? FakechrootSetup.findLoader(root: root)
+        guard let lc = loaderContainer, let loader = FakechrootSetup.hostPath(lc, root: root) else {
+            throw EngineError(.setupFailed, "\(mode.rawValue): cannot find the container's dynamic loader (ld.so)")
+        }
+        let libPath = Self.libraryPath(root: root, paths: paths).joined(separator: ":")
+        var (path, argv) = launchVector(hostExe: program, argv0: programArgv0, loader: loader, libraryPath: libPath,
+                                        rootPrefix: root + "/")
+        argv += rest
+
+        // Working directory.
+        let cwdHost: String
+        if let r = try? cr.resolve(plan.cwd, volumes: bindings), r.exists, r.isDirectory { cwdHost = r.hostPath }
+        else if let h = FakechrootSetup.hostPath(plan.cwd, root: root) { cwdHost = h }
+        else { throw EngineError.invalid("invalid working directory: \(plan.cwd)") }
+
+        // Environment (udocker `_fakechroot_env_set`).
+        var env = EnvironmentList()
+        for e in plan.environment {
+            guard let eq = e.firstIndex(of: "=") else { continue }
+            let k = String(e[..<eq])
+            if Self.isEngineVariable(k) && plan.imageEnvironmentKeys.contains(k) {
+                messages.warning("the image sets \(k), which would steer Fakechroot itself: ignored")
+                continue
+            }
+            if k == "LD_PRELOAD" || k == "LD_LIBRARY_PATH" || k == "LD_LIBRARY_REAL" { continue }
+            env.set(k, String(e[e.index(after: eq)...]))
+        }
+        env.set("PWD", plan.cwd)
+        env.set("FAKECHROOT_BASE", root)
+        env.set("LD_PRELOAD", library)
+        env.set("FAKECHROOT_EXPAND_SYMLINKS", String(expandConfigured ?? recommendExpand))
+        if let libc = Self.containerLibc(root: root) { env.set("FAKECHROOT_LIBC", libc) }
+        if !plan.mounts.contains(where: { $0.target == "/tmp" }) { env.set("FAKECHROOT_AF_UNIX_PATH", environment.tmpDir) }
+        if !exclude.isEmpty { env.set("FAKECHROOT_EXCLUDE_PATH", exclude.joined(separator: ":")) }
+        if !maps.isEmpty {
+            env.set("FAKECHROOT_DIR_MAP", maps.sorted { $0.0 > $1.0 }.map { "\($0.1)!\($0.0)" }.joined(separator: ":"))
+        }
+        if environment.debug { env.set("FAKECHROOT_DEBUG", "true"); env.set("LD_DEBUG", "libs:files") }
+        switch mode {
+        case .F1:
+            env.set("FAKECHROOT_ELFLOADER", loader)
+            env.set("LD_LIBRARY_PATH", libPath)
+        case .F2:
+            env.set("FAKECHROOT_ELFLOADER", loader)
+            env.set("FAKECHROOT_LIBRARY_ORIG", libPath)
+            env.set("LD_LIBRARY_REAL", libPath)
+            env.set("LD_LIBRARY_PATH", libPath)
+        default:
+            env.set("FAKECHROOT_LIBRARY_ORIG", libPath)
+            env.set("LD_LIBRARY_REAL", libPath)
+            env.set("LD_LIBRARY_PATH", libPath)
+        }
+        if mode == .F4 {
+            // Needs udocker's patchelf (with --set-root-prefix); without it F4 behaves as F3.
+            let arch = PRootEngine.udockerArch
+            if let pe = ["patchelf-\(arch)", "patchelf"].map({ environment.binDir + "/" + $0 }).first(where: PRootEngine.isExecutableFile) {
+                env.set("FAKECHROOT_PATCH_PATCHELF", pe)
+            }
+            env.set("FAKECHROOT_PATCH_ELFLOADER", loader)
+            if let t = FakechrootSetup.read(paths.patchTime) { env.set("FAKECHROOT_PATCH_LAST_TIME", t) }
+        }
+        return Command(path: path, arguments: argv, environment: env.entries, cwd: cwdHost)
+    }
+
+    static func isELF(_ path: String) -> Bool {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return ELFFile.hasMagic(fd: fd)
+    }
+
+    /// The shebang line without "#!", or nil.
+    static func shebang(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var b = [UInt8](repeating: 0, count: 256)
+        let n = read(fd, &b, b.count)
+        guard n > 2, b[0] == UInt8(ascii: "#"), b[1] == UInt8(ascii: "!") else { return nil }
+        let line = b[2..<n].prefix(while: { $0 != 0x0a })
+        let s = String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespaces)
+        return s.isEmpty ? nil : s
+    }
+
+    /// udocker `FAKECHROOT_LIBC`: the container's libc (host path).
+    static func containerLibc(root: String) -> String? {
+        for d in ["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu",
+                  "/lib64", "/usr/lib64", "/lib", "/usr/lib"] {
+            for n in ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1"] {
+                if let h = FakechrootSetup.hostPath(d + "/" + n, root: root), FileInfo.isRegularFile(h) { return h }
+            }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,184 @@
+import Foundation
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// S1: the host's `apptainer` or `singularity` (udocker `engine/singularity.py`):
+/// `<tool> [--quiet] exec -w [-u] [--fakeroot] --pwd <cwd> -B h:c ... --home ROOT/root:/root
+/// -B ROOT/tmp:/tmp -B ROOT/var/tmp:/var/tmp ROOT <cmd> <args>`, the container environment passed
+/// as `APPTAINERENV_<K>` (apptainer) or `SINGULARITYENV_<K>` (singularity; udocker issue #434).
+public struct SingularityEngine: ExecutionEngine {
+    public var environment: EngineEnvironment
+    public var io: StandardIO
+    public var mode: ExecutionMode { .S1 }
+
+    public init(environment: EngineEnvironment, io: StandardIO = .inherit) {
+        self.environment = environment
+        self.io = io
+    }
+
+    public struct Tool: Sendable, Equatable {
+        public var path: String
+        /// From `<bindir>` (udocker then adds `-u`, user namespace mode).
+        public var fromBinDir: Bool
+        public var isApptainer: Bool { PathName.basename(path).contains("apptainer") }
+        public var environmentPrefix: String { isApptainer ? "APPTAINERENV_" : "SINGULARITYENV_" }
+    }
+
+    /// `UDOCKER_USE_SINGULARITY_EXECUTABLE` (a path; "UDOCKER" = bin dir only), else `apptainer`,
+    /// `singularity` in PATH, else `<bindir>/apptainer-<arch>`, `apptainer`, `singularity-<arch>`, `singularity`.
+    public func locateTool() throws -> Tool {
+        let setting = environment.hostEnvironment["UDOCKER_USE_SINGULARITY_EXECUTABLE"]
+        if let s = setting, !s.isEmpty, s != "UDOCKER" {
+            guard PRootEngine.isExecutableFile(s) else {
+                throw EngineError(.toolNotFound, "S1: apptainer/singularity not found: UDOCKER_USE_SINGULARITY_EXECUTABLE=\(s) "
+                                  + "is not an executable file")
+            }
+            return Tool(path: s, fromBinDir: false)
+        }
+        if setting != "UDOCKER" {
+            let path = environment.hostEnvironment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+            for name in ["apptainer", "singularity"] {
+                for dir in path.split(separator: ":") where dir.hasPrefix("/") {
+                    let p = "\(dir)/\(name)"
+                    if PRootEngine.isExecutableFile(p) { return Tool(path: p, fromBinDir: false) }
+                }
+            }
+        }
+        let arch = PRootEngine.udockerArch
+        for name in ["apptainer-\(arch)", "apptainer", "singularity-\(arch)", "singularity"] {
+            let p = environment.binDir + "/" + name
+            if PRootEngine.isExecutableFile(p) { return Tool(path: p, fromBinDir: true) }
+        }
+        throw EngineError(.toolNotFound, "S1: apptainer/singularity not found: install Apptainer (https://apptainer.org; not "
+                          + "packaged in Debian 12), put it in \(environment.binDir), or set UDOCKER_USE_SINGULARITY_EXECUTABLE")
+    }
+
+    /// udocker: resolv.conf, host.conf and /lib/modules (Apptainer mounts /proc, /dev, /sys itself).
+    static func sysdirs(from configured: [String]) -> [String] {
+        configured.filter { d in
+            let n = PathName.normalize(d)
+            return !["/dev", "/proc", "/sys"].contains(where: { PathName.isUnder(n, $0) })
+        }
+    }
+
+    /// Directories Apptainer needs in the root.
+    static let requiredDirectories = ["/tmp", "/var/tmp", "/proc", "/dev", "/sys", "/root"]
+
+    public func run(_ container: ContainerInstance, options: RunOptions) throws -> Int32 {
+        let tool = try locateTool()
+        var env = environment
+        env.sysdirs = Self.sysdirs(from: environment.sysdirs)
+        let plan = try ExecutionPlan.make(container: container, options: options, environment: env, mode: .S1)
+        defer { plan.removeTemporaryFiles() }
+        let messages = Messages(verbosity: environment.debug ? 5 : environment.verbosity)
+        plan.warnings.forEach(messages.warning)
+        let root = ContainerRoot(plan.root)
+        var unusable: Set<String> = []
+        for d in Self.requiredDirectories {
+            // A symlink there is left alone (and not bound from the host side: it could point out of ROOT).
+            do { try root.makeMountpoint(d, directory: true) } catch {
+                unusable.insert(d)
+                messages.warning("S1: cannot use \(d) of the container: \(error)")
+            }
+        }
+        let mounts = try NativeEngine.prepareMounts(plan, messages: messages)
+        var fakeroot = false
+        if plan.user.isRoot {
+            fakeroot = Self.hostUserHasSubordinateIDs() && Self.supportsFakeroot(tool.path, environment: toolEnvironment(tool: tool, plan: nil))
+            if !fakeroot {
+                messages.verbose("S1: --fakeroot is not available (needs /etc/subuid and /etc/subgid entries): running as yourself")
+            }
+        } else if plan.user.uid != getuid() {
+            messages.warning("S1 runs the command as yourself (uid \(getuid())): --user=\(options.user ?? plan.user.name) "
+                             + "is not supported by this engine; use N1, P1 or R2")
+        }
+        let argv = commandLine(tool: tool, plan: plan, mounts: mounts, fakeroot: fakeroot, options: options, unusable: unusable)
+        let envp = toolEnvironment(tool: tool, plan: plan)
+        if let banner = plan.banner(options: options, environment: environment) { messages.write(banner) }
+        messages.verbose("CMD = \(argv)")
+        let launch = ChildLaunch(path: tool.path, arguments: argv, environment: envp, cwd: nil, cpus: plan.cpus, io: io)
+        let pid: pid_t
+        do { pid = try launch.spawn() } catch {
+            throw EngineError(.cannotStart, "S1: \(error.step): \(String(cString: strerror(error.errno)))")
+        }
+        return ChildLaunch.wait(pid)
+    }
+
+    /// The tool's argv (udocker `singularity.py` `run`).
+    func commandLine(tool: Tool, plan: ExecutionPlan, mounts: [(source: String, target: String)],
+                     fakeroot: Bool, options: RunOptions, unusable: Set<String> = []) -> [String] {
+        var argv = [tool.path]
+        if environment.debug { argv += ["--debug", "-v"] }
+        else if environment.verbosity >= 4 { argv.append("-v") }
+        else if environment.verbosity <= 1 { argv.append("--silent") }
+        else { argv.append("--quiet") }
+        argv += ["exec", "-w"]
+        if tool.fromBinDir { argv.append("-u") }
+        if fakeroot { argv.append("--fakeroot") }
+        argv += ["--pwd", plan.cwd]
+        for m in mounts { argv += ["-B", "\(m.source):\(m.target)"] }
+        let targets = Set(mounts.map(\.target)).union(unusable)
+        let homeBound = options.bindhome || targets.contains("/root")
+        if !homeBound { argv += ["--home", "\(plan.root)/root:/root"] }
+        if !targets.contains("/tmp") { argv += ["-B", "\(plan.root)/tmp:/tmp"] }
+        if !targets.contains("/var/tmp") { argv += ["-B", "\(plan.root)/var/tmp:/var/tmp"] }
+        argv.append(plan.root)
+        argv.append(plan.executable)
+        return argv + plan.arguments.dropFirst()
+    }
+
+    /// The tool's own environment: a few host variables it needs, plus the container's
+    /// environment as `<PREFIX><K>=<V>` (the tool strips the prefix inside the container).
+    func toolEnvironment(tool: Tool, plan: ExecutionPlan?) -> [String] {
+        var e: [String] = []
+        for k in ["PATH", "HOME", "USER", "LOGNAME", "TERM", "XDG_RUNTIME_DIR"] {
+            if let v = environment.hostEnvironment[k] { e.append("\(k)=\(v)") }
+        }
+        for kv in plan?.environment ?? [] { e.append(tool.environmentPrefix + kv) }
+        return e
+    }
+
+    /// The invoking user has entries in both /etc/subuid and /etc/subgid (by name or uid).
+    static func hostUserHasSubordinateIDs(subuid: String = "/etc/subuid", subgid: String = "/etc/subgid") -> Bool {
+        let uid = getuid()
+        var names: Set<String> = [String(uid)]
+        if let pw = getpwuid(uid) { names.insert(String(cString: pw.pointee.pw_name)) }
+        func listed(_ file: String) -> Bool {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { return false }
+            return text.split(separator: "\n").contains { line in
+                let f = line.split(separator: ":", omittingEmptySubsequences: false)
+                return f.count == 3 && names.contains(String(f[0])) && (Int(f[2]) ?? 0) > 0
+            }
+        }
+        return listed(subuid) && listed(subgid)
+    }
+
+    /// `<tool> exec --help` mentions `--fakeroot` (cached per path, size and mtime).
+    static func supportsFakeroot(_ path: String, environment: [String]) -> Bool {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return false }
+        let key = "\(path)|\(st.st_size)|\(st.st_mtim.tv_sec)|\(st.st_mtim.tv_nsec)"
+        if let cached = fakerootCache.withLock({ $0[key] }) { return cached }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: path)
+        p.arguments = ["exec", "--help"]
+        var env: [String: String] = [:]
+        for kv in environment { if let eq = kv.firstIndex(of: "=") { env[String(kv[..<eq])] = String(kv[kv.index(after: eq)...]) } }
+        p.environment = env
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        p.standardInput = FileHandle.nullDevice
+        var found = false
+        if (try? p.run()) != nil {
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            found = String(decoding: data, as: UTF8.self).contains("--fakeroot")
+        }
+        fakerootCache.withLock { $0[key] = found }
+        return found
+    }
+    private static let fakerootCache = Mutex<[String: Bool]>([:])
+}
