@@ -101,18 +101,16 @@ final class DebianContainer: @unchecked Sendable {
 @Suite(.serialized) struct FakechrootTests {
     static let asUser = getuid() != 0 && DebianContainer.available
 
-    @Test(.enabled(if: getuid() == 0 && UnprivilegedTests.testerExists && !UnprivilegedTests.inner && DebianContainer.available))
+    @Test(.enabled(if: getuid() == 0 && (unprivilegedUser != nil) && !UnprivilegedTests.inner && DebianContainer.available))
     func fakechrootAsTester() throws {
-        let exe = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
         // A private copy: the fixtures may regenerate the cached tarball meanwhile.
         let copy = try TemporaryDirectory(prefix: "udocker-fakechroot-tar")
         chmod(copy.path, 0o755)
         let tar = copy.path + "/rootfs.tar"
         try FileManager.default.copyItem(atPath: try #require(DebianContainer.findTarball()), toPath: tar)
         chmod(tar, 0o644)
-        let (status, output) = shell("cd /tmp && runuser -u tester -- env -i PATH=/usr/bin:/bin HOME=/tmp TMPDIR=/tmp "
-                                     + "UDOCKER_ENGINES_AS_TESTER=1 UDOCKER_FAKECHROOT_TEST_TAR='\(tar)' '\(exe)' "
-                                     + "--testing-library swift-testing --filter 'innerFakechroot' 2>&1")
+        let (status, output) = runAsUnprivileged(flag: "UDOCKER_ENGINES_AS_TESTER", filter: "innerFakechroot", path: "/usr/bin:/bin",
+                                                     extraEnvironment: "UDOCKER_FAKECHROOT_TEST_TAR='\(tar)'")
         #expect(status == 0, "\(output)")
         #expect(output.contains("innerFakechrootModes"), "\(output)")
     }

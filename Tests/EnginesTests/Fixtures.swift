@@ -123,3 +123,28 @@ func shell(_ script: String) -> (Int32, String) {
 
 let userNamespacesWork = EngineSelector.userNamespaceProblem() == nil
 let prootAvailable = FileManager.default.isExecutableFile(atPath: "/usr/bin/proot")
+
+/// The unprivileged account the engine tests switch to when they run as root:
+/// `$UDOCKER_TEST_USER`, else `udtest` (created by scripts/test-deps.sh), else `tester`.
+let unprivilegedUser: String? = {
+    let candidates = [ProcessInfo.processInfo.environment["UDOCKER_TEST_USER"], "udtest", "tester"].compactMap { $0 }
+    return candidates.first { getpwnam($0) != nil }
+}()
+
+/// This test binary, copied (once) where the unprivileged user can execute it: the checkout may
+/// live under a home directory other users cannot enter. Its runpath is absolute, so it runs there.
+let unprivilegedTestBinary: String = {
+    let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    let dir = "/tmp/udocker-engine-tests-\(getpid())"
+    let copy = "\(dir)/tests.xctest"
+    let (status, _) = shell("mkdir -p '\(dir)' && chmod 755 '\(dir)' && cp '\(exe)' '\(copy)' && chmod 755 '\(copy)'")
+    return status == 0 ? copy : exe
+}()
+
+/// Re-runs the tests matching `filter` of this binary as the unprivileged user, with `flag=1`.
+func runAsUnprivileged(flag: String, filter: String, path: String = "/usr/sbin:/usr/bin:/sbin:/bin",
+                       extraEnvironment: String = "") -> (Int32, String) {
+    guard let user = unprivilegedUser else { return (-1, "no unprivileged user") }
+    return shell("cd /tmp && runuser -u \(user) -- env -i PATH=\(path) HOME=/tmp TMPDIR=/tmp "
+                 + "\(flag)=1 \(extraEnvironment) '\(unprivilegedTestBinary)' --testing-library swift-testing --filter '\(filter)' 2>&1")
+}

@@ -233,11 +233,9 @@ func runRS(_ m: RSMode, _ c: BusyboxContainer, _ options: RunOptions, config: Im
     static let inner = ProcessInfo.processInfo.environment["UDOCKER_RS_AS_TESTER"] == "1"
 
     /// As root: re-executes this test binary as `tester` with only the tester-side R/S tests.
-    @Test(.enabled(if: getuid() == 0 && UnprivilegedTests.testerExists && !inner && BusyboxContainer.busybox != nil))
+    @Test(.enabled(if: getuid() == 0 && (unprivilegedUser != nil) && !inner && BusyboxContainer.busybox != nil))
     func runsRAndSAsTester() throws {
-        let exe = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
-        let (status, output) = shell("cd /tmp && runuser -u tester -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp TMPDIR=/tmp "
-                                     + "UDOCKER_RS_AS_TESTER=1 '\(exe)' --testing-library swift-testing --filter 'RSTester' 2>&1")
+        let (status, output) = runAsUnprivileged(flag: "UDOCKER_RS_AS_TESTER", filter: "RSTester")
         #expect(status == 0, "\(output)")
         #expect(output.contains("RSTester") || output.contains("rsAs"), "\(output)")
     }

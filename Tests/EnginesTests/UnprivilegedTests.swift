@@ -9,13 +9,11 @@ import Glibc
 /// this test binary as `tester` with only the `inner…` tests enabled.
 @Suite struct UnprivilegedTests {
     static let inner = ProcessInfo.processInfo.environment["UDOCKER_ENGINES_AS_TESTER"] == "1"
-    static let testerExists = getpwnam("tester") != nil
+    static let testerExists = unprivilegedUser != nil
 
     @Test(.enabled(if: getuid() == 0 && testerExists && !inner && BusyboxContainer.busybox != nil))
     func runsAsTester() throws {
-        let exe = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
-        let (status, output) = shell("cd /tmp && runuser -u tester -- env -i PATH=/usr/bin:/bin HOME=/tmp TMPDIR=/tmp "
-                                     + "UDOCKER_ENGINES_AS_TESTER=1 '\(exe)' --testing-library swift-testing --filter 'inner' 2>&1")
+        let (status, output) = runAsUnprivileged(flag: "UDOCKER_ENGINES_AS_TESTER", filter: "UnprivilegedTests", path: "/usr/bin:/bin")
         #expect(status == 0, "\(output)")
         #expect(output.contains("innerNative") || !userNamespacesWork, "\(output)")
         #expect(output.contains("innerPRoot") || !prootAvailable, "\(output)")
