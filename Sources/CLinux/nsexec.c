@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #ifndef CLOSE_RANGE_CLOEXEC
@@ -160,6 +161,32 @@ static int ud_open_beneath(int rootfd, const char *target) {
     return cur;
 }
 
+static int ud_is_overlay(const char *s) {
+    const char *p = UDOCKER_OVERLAY_PREFIX;
+    while (*p) { if (*s++ != *p++) return 0; }
+    return 1;
+}
+
+// Enters new user + mount namespaces mapping the host ids to `uid`/`gid`, making / rprivate.
+static int ud_enter_userns(unsigned int inside_uid, unsigned int inside_gid, unsigned int host_uid,
+                           unsigned int host_gid, udocker_exec_error_t *e) {
+    char map[64];
+    if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) { ud_step(e, "unshare(CLONE_NEWUSER|CLONE_NEWNS)", 0, 0, 0); return -1; }
+    if (ud_write_file("/proc/self/setgroups", "deny") != 0 && errno != ENOENT) {
+        ud_step(e, "write /proc/self/setgroups", 0, 0, 0); return -1;
+    }
+    map[0] = 0;
+    ud_append_uint(map, sizeof map, inside_uid); ud_append(map, sizeof map, " ");
+    ud_append_uint(map, sizeof map, host_uid); ud_append(map, sizeof map, " 1\n");
+    if (ud_write_file("/proc/self/uid_map", map) != 0) { ud_step(e, "write /proc/self/uid_map: ", map, 0, 0); return -1; }
+    map[0] = 0;
+    ud_append_uint(map, sizeof map, inside_gid); ud_append(map, sizeof map, " ");
+    ud_append_uint(map, sizeof map, host_gid); ud_append(map, sizeof map, " 1\n");
+    if (ud_write_file("/proc/self/gid_map", map) != 0) { ud_step(e, "write /proc/self/gid_map: ", map, 0, 0); return -1; }
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) { ud_step(e, "make / rprivate", 0, 0, 0); return -1; }
+    return 0;
+}
+
 // ---------------------------------------------------------------- child
 
 // Returns only on failure, with e filled.
@@ -180,26 +207,20 @@ static void ud_child(const udocker_exec_config_t *c, udocker_exec_error_t *e) {
     }
 
     if (c->use_userns) {
-        char map[64];
-        if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) { ud_step(e, "unshare(CLONE_NEWUSER|CLONE_NEWNS)", 0, 0, 0); return; }
-        if (ud_write_file("/proc/self/setgroups", "deny") != 0 && errno != ENOENT) {
-            ud_step(e, "write /proc/self/setgroups", 0, 0, 0); return;
-        }
-        map[0] = 0;
-        ud_append_uint(map, sizeof map, c->inside_uid); ud_append(map, sizeof map, " ");
-        ud_append_uint(map, sizeof map, c->host_uid); ud_append(map, sizeof map, " 1\n");
-        if (ud_write_file("/proc/self/uid_map", map) != 0) { ud_step(e, "write /proc/self/uid_map: ", map, 0, 0); return; }
-        map[0] = 0;
-        ud_append_uint(map, sizeof map, c->inside_gid); ud_append(map, sizeof map, " ");
-        ud_append_uint(map, sizeof map, c->host_gid); ud_append(map, sizeof map, " 1\n");
-        if (ud_write_file("/proc/self/gid_map", map) != 0) { ud_step(e, "write /proc/self/gid_map: ", map, 0, 0); return; }
-
-        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) { ud_step(e, "make / rprivate", 0, 0, 0); return; }
-        if (mount(c->root, c->root, NULL, MS_BIND | MS_REC, NULL) != 0) { ud_step(e, "bind ", c->root, " on itself", 0); return; }
+        if (ud_enter_userns(c->inside_uid, c->inside_gid, c->host_uid, c->host_gid, e) != 0) return;
+        int first = 0;
+        if (c->nmounts > 0 && ud_is_overlay(c->mounts[0].source)) {
+            first = 1;
+            const char *dir = c->mounts[0].source + sizeof UDOCKER_OVERLAY_PREFIX - 1;
+            if (chdir(dir) != 0) { ud_step(e, "chdir ", dir, 0, 0); return; }
+            if (mount("overlay", c->root, "overlay", 0, c->mounts[0].target) != 0) {
+                ud_step(e, "mount overlayfs on ", c->root, 0, 0); return;
+            }
+        } else if (mount(c->root, c->root, NULL, MS_BIND | MS_REC, NULL) != 0) { ud_step(e, "bind ", c->root, " on itself", 0); return; }
         int rootfd = open(c->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (rootfd < 0) { ud_step(e, "open ", c->root, 0, 0); return; }
 
-        for (int i = 0; i < c->nmounts; i++) {
+        for (int i = first; i < c->nmounts; i++) {
             const udocker_mount_t *m = &c->mounts[i];
             int src = open(m->source, O_PATH | O_CLOEXEC);
             if (src < 0) { ud_step(e, "open ", m->source, 0, 0); return; }
@@ -336,6 +357,62 @@ int udocker_wait_forwarding(pid_t pid, int *status) {
     return r < 0 ? -1 : 0;
 }
 
+// ---------------------------------------------------------------- overlay view (planning)
+
+pid_t udocker_overlay_view(const char *dir, const char *options, const char *root, int *release_fd,
+                           udocker_exec_error_t *error) {
+    memset(error, 0, sizeof *error);
+    *release_fd = -1;
+    int status_pipe[2], hold_pipe[2];
+    if (pipe2(status_pipe, O_CLOEXEC) != 0) { error->error_number = errno; ud_step(error, "pipe", 0, 0, 0); return -1; }
+    if (pipe2(hold_pipe, O_CLOEXEC) != 0) {
+        error->error_number = errno; ud_step(error, "pipe", 0, 0, 0);
+        close(status_pipe[0]); close(status_pipe[1]); return -1;
+    }
+    unsigned int uid = (unsigned int)getuid(), gid = (unsigned int)getgid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(status_pipe[0]);
+        close(hold_pipe[1]);
+        udocker_exec_error_t e;
+        memset(&e, 0, sizeof e);
+        if (ud_enter_userns(0, 0, uid, gid, &e) != 0) goto fail;
+        if (chdir(dir) != 0) { ud_step(&e, "chdir ", dir, 0, 0); goto fail; }
+        if (mount("overlay", root, "overlay", 0, options) != 0) { ud_step(&e, "mount overlayfs on ", root, 0, 0); goto fail; }
+        if (chdir("/") != 0) { ud_step(&e, "chdir /", 0, 0, 0); goto fail; }
+        close(status_pipe[1]);   // ready: EOF with no data
+        char b;
+        while (read(hold_pipe[0], &b, 1) < 0 && errno == EINTR) {}
+        _exit(0);
+    fail:
+        e.error_number = errno ? errno : EINVAL;
+        (void)ud_write_all(status_pipe[1], &e, sizeof e);
+        _exit(1);
+    }
+    int fork_errno = errno;
+    close(status_pipe[1]);
+    close(hold_pipe[0]);
+    if (pid < 0) {
+        close(status_pipe[0]); close(hold_pipe[1]);
+        error->error_number = fork_errno; ud_step(error, "fork", 0, 0, 0); return -1;
+    }
+    size_t got = 0;
+    while (got < sizeof *error) {
+        ssize_t r = read(status_pipe[0], (char *)error + got, sizeof *error - got);
+        if (r < 0) { if (errno == EINTR) continue; break; }
+        if (r == 0) break;
+        got += (size_t)r;
+    }
+    close(status_pipe[0]);
+    if (got == 0) { *release_fd = hold_pipe[1]; return pid; }
+    close(hold_pipe[1]);
+    if (got < sizeof *error) { memset(error, 0, sizeof *error); error->error_number = EIO; ud_step(error, "read the helper's status", 0, 0, 0); }
+    error->step[sizeof error->step - 1] = 0;
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+    return -1;
+}
+
 // ---------------------------------------------------------------- probe
 
 int udocker_userns_probe(udocker_exec_error_t *error) {
@@ -384,4 +461,22 @@ int udocker_userns_probe(udocker_exec_error_t *error) {
     }
     memset(error, 0, sizeof *error);
     return 0;
+}
+
+// ---------------------------------------------------------------- xattrs
+
+int udocker_fsetxattr(int fd, const char *name, const char *value, size_t size) {
+    return fsetxattr(fd, name, value, size, 0);
+}
+
+long udocker_fgetxattr(int fd, const char *name, void *value, size_t size) {
+    return (long)fgetxattr(fd, name, value, size);
+}
+
+long udocker_lgetxattr(const char *path, const char *name, void *value, size_t size) {
+    return (long)lgetxattr(path, name, value, size);
+}
+
+long udocker_copy_file_range(int fd_in, int fd_out, size_t len) {
+    return (long)copy_file_range(fd_in, NULL, fd_out, NULL, len, 0);
 }

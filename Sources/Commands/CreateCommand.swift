@@ -6,6 +6,7 @@ struct CreateCommand: UDockerCommand {
         discussion: "create [--name=<container-name>] [--force] <repo/image:tag>")
     @Option(name: .customLong("name"), help: "set the name of the container") var name: String?
     @Flag(name: .customLong("force"), help: "create even if the name already exists (the name is not set)") var force = false
+    @Option(name: .customLong("storage"), help: "flat (udocker-compatible ROOT, default) or overlay (shared layer cache, N1)") var storage: String?
     @Argument(help: "repo/image:tag") var image: String
 
     func execute(_ context: CommandContext) async throws -> Int32 {
@@ -16,7 +17,9 @@ struct CreateCommand: UDockerCommand {
             context.messages.warning("container name already exists, not set: \(n)")
             alias = nil
         }
-        let id = try context.repository.createContainer(from: img, name: alias, warn: context.messages.warning)
+        let kind = try ContainerStorage.resolve(option: storage, environment: context.environment,
+                                                config: context.configuration["container_storage"])
+        let id = try context.repository.createContainer(from: img, name: alias, storage: kind, warn: context.messages.warning)
         print(id)
         return 0
     }

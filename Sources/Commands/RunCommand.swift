@@ -31,6 +31,7 @@ struct RunCommand: UDockerCommand {
     @Option(name: .customLong("kernel"), help: "P modes: emulated kernel release (proot -k)") var kernel: String?
     @Option(name: .customLong("entrypoint"), help: "override the entrypoint (\"\" drops it)") var entrypoint: String?
     @Option(name: .customLong("platform"), help: "platform for the implicit pull") var platform: String?
+    @Option(name: .customLong("storage"), help: "flat or overlay, for the implicit create") var storage: String?
     @Option(name: .customLong("pull"), help: "missing|never|always|reuse") var pull: String?
     @Option(name: .customLong("httpproxy"), help: .hidden) var httpproxy: String?
     @Option(name: .customLong("index"), help: .hidden) var index: String?
@@ -50,7 +51,7 @@ struct RunCommand: UDockerCommand {
 
     static let valuedOptions: Set<String> = [
         "-w", "--workdir", "-u", "--user", "-v", "--volume", "--novol", "-e", "--env", "--env-file",
-        "--cpuset-cpus", "--name", "--kernel", "--entrypoint", "--platform", "--pull", "--httpproxy",
+        "--cpuset-cpus", "--name", "--storage", "--kernel", "--entrypoint", "--platform", "--pull", "--httpproxy",
         "--index", "--registry", "--device", "--location", "-p", "--publish", "--volumes-from", "--dns", "--dns-search",
     ]
 
@@ -98,8 +99,14 @@ struct RunCommand: UDockerCommand {
         }
 
         let config = nometa ? nil : repo.containerConfigBytes(id).flatMap { try? JSONDecoder().decode(ImageConfig.self, from: Data($0)) }
-        let instance = ContainerInstance(id: id, directory: repo.containerDirectory(id), root: repo.containerRoot(id),
+        var instance = ContainerInstance(id: id, directory: repo.containerDirectory(id), root: repo.containerRoot(id),
                                          names: repo.containerNames(id), imageConfig: config)
+        if repo.isOverlayContainer(id) {
+            guard mode == .N1 else {
+                throw CommandFailure("overlay container \(target) runs in N1 only; make it flat first: udocker setup --execmode=\(mode.rawValue) \(target)")
+            }
+            instance.overlay = .init(cacheDirectory: repo.layerCache.directory, options: repo.overlayMountOptions(id))
+        }
         let status: Int32
         do {
             // Shared while running: `rm` and `setup` wait for an exclusive lock and refuse meanwhile.
@@ -137,9 +144,13 @@ struct RunCommand: UDockerCommand {
             context.messages.info("pulling \(target)")
             let puller = ImagePuller(context: context, registry: registry, index: index, httpProxy: httpproxy)
             let pulled = try await puller.pull(target, platform: platform)
-            return try repo.createContainer(from: pulled, name: name, warn: context.messages.warning)
+            return try repo.createContainer(from: pulled, name: name, storage: storageKind(context), warn: context.messages.warning)
         }
         guard haveImage else { throw CommandFailure("container or image not found: \(target)") }
-        return try repo.createContainer(from: image, name: name, warn: context.messages.warning)
+        return try repo.createContainer(from: image, name: name, storage: storageKind(context), warn: context.messages.warning)
+    }
+
+    func storageKind(_ context: CommandContext) throws -> ContainerStorage {
+        try ContainerStorage.resolve(option: storage, environment: context.environment, config: context.configuration["container_storage"])
     }
 }

@@ -54,6 +54,13 @@ struct SetupCommand: UDockerCommand {
             throw CommandFailure("container is in use: \(container)")
         }
         defer { lock.unlock() }
+        // An overlay container becomes flat (lowers + upper merged into ROOT) for any other engine.
+        if mode != .N1, repo.isOverlayContainer(id) {
+            context.messages.info("materialising the overlay container into a flat ROOT")
+            do { try OverlayView.materialize(repo, container: id) } catch {
+                throw CommandFailure("setup --execmode=\(mode.rawValue): cannot make the overlay container flat: \(error)")
+            }
+        }
         // Fakechroot conversions (links, loader, ELF headers) and their undoing; journaled, so an
         // interrupted one is finished here or by the next Fakechroot run.
         do {

@@ -19,11 +19,33 @@ public struct NativeEngine: ExecutionEngine {
     }
 
     public func run(_ container: ContainerInstance, options: RunOptions) throws -> Int32 {
-        let plan = try ExecutionPlan.make(container: container, options: options, environment: environment, mode: .N1)
+        // Overlay container: plan against the merged tree (a helper holds the overlay mounted
+        // meanwhile; mountpoints created in it land in upper/), then launch on the real ROOT.
+        var view: OverlayView?
+        defer { view?.close() }
+        var planned = container
+        if let overlay = container.overlay {
+            do {
+                view = try OverlayView(root: container.root, cacheDirectory: overlay.cacheDirectory, options: overlay.options)
+            } catch {
+                throw EngineError(.cannotStart, "N1 cannot mount the overlay container: \(error); "
+                                  + "use udocker setup --execmode=P1 \(container.names.first ?? container.id) to make it a flat container")
+            }
+            planned.root = view!.path
+        }
+        var plan = try ExecutionPlan.make(container: planned, options: options, environment: environment, mode: .N1)
         defer { plan.removeTemporaryFiles() }
         let messages = Messages(verbosity: environment.debug ? 5 : environment.verbosity)
         plan.warnings.forEach(messages.warning)
-        let mounts = try Self.prepareMounts(plan, messages: messages)
+        var mounts = try Self.prepareMounts(plan, messages: messages)
+        if let overlay = container.overlay {
+            view?.close()
+            view = nil
+            plan.environment = plan.environment.map { $0.hasPrefix("container_root=") ? "container_root=\(container.root)" : $0 }
+            plan.root = container.root
+            plan.container = container
+            mounts.insert((UDOCKER_OVERLAY_PREFIX + overlay.cacheDirectory, overlay.options), at: 0)
+        }
         if let banner = plan.banner(options: options, environment: environment) { messages.write(banner) }
         messages.verbose("N1: root=\(plan.root) uid=\(plan.user.uid):\(plan.user.gid) cwd=\(plan.cwd) "
                          + "mounts=\(mounts.map { "\($0.source):\($0.target)" }) CMD = \(plan.arguments)")

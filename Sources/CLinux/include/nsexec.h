@@ -14,6 +14,10 @@
 //     component walk with O_NOFOLLOW on old kernels) and mounted through /proc/self/fd/N,
 //     then pivot_root(".", ".") + umount2(".", MNT_DETACH),
 //   * chdir(cwd), execve(path, argv, envp).
+// Overlay containers: when the FIRST mount entry's source starts with UDOCKER_OVERLAY_PREFIX
+// ("overlay:"), the rest of the source is a directory to chdir into and the target is the
+// overlayfs option string (lowerdir=... relative to that directory, upperdir=, workdir=, userxattr);
+// overlayfs is then mounted on the root instead of binding the root onto itself.
 // A failure in the child is written to a close-on-exec pipe (errno + the step that failed); the
 // parent gets it back in `error` and udocker_spawn returns -1. Success = the pipe closed by execve.
 #include <sys/types.h>
@@ -23,6 +27,8 @@ typedef struct {
     const char *source;   // host path (absolute); symlinks in it are the user's own and are followed
     const char *target;   // container path: absolute, normalised, already free of symlinks
 } udocker_mount_t;
+
+#define UDOCKER_OVERLAY_PREFIX "overlay:"
 
 typedef struct {
     const char *path;          // file to execve: a host path, or a container path when use_userns
@@ -52,6 +58,21 @@ pid_t udocker_spawn(const udocker_exec_config_t *config, udocker_exec_error_t *e
 /// the foreground process group, and are not sent twice). Previous handlers are restored.
 /// Returns 0 and the raw wait status, or -1 with errno.
 int udocker_wait_forwarding(pid_t pid, int *status);
+
+/// Overlay containers, planning: starts a child that enters new user + mount namespaces (host
+/// uid/gid mapped to 0), mounts overlayfs (`options`, lowerdirs relative to `dir`) on `root`, then
+/// waits until `*release_fd` is closed. Meanwhile the merged tree is visible to the caller at
+/// /proc/<pid>/root<root>. Returns the pid, or -1 with `error` filled. Close *release_fd and
+/// waitpid() the child when done.
+pid_t udocker_overlay_view(const char *dir, const char *options, const char *root, int *release_fd,
+                           udocker_exec_error_t *error);
+
+/// xattr wrappers (sys/xattr.h is not in the Swift Glibc module), for the overlay layer cache.
+int udocker_fsetxattr(int fd, const char *name, const char *value, size_t size);
+long udocker_fgetxattr(int fd, const char *name, void *value, size_t size);
+long udocker_lgetxattr(const char *path, const char *name, void *value, size_t size);
+/// copy_file_range(2) at the current offsets (not declared by the Swift Glibc module).
+long udocker_copy_file_range(int fd_in, int fd_out, size_t len);
 
 /// Tries, in a throw-away child, what N1 needs: unshare(CLONE_NEWUSER|CLONE_NEWNS), setgroups deny,
 /// uid_map/gid_map and making / rprivate. Returns 0, or an errno with `error->step` filled.

@@ -1,0 +1,65 @@
+import CLinux
+import OCI
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The whiteouts of one layer, for caching the layer as an overlayfs lower directory.
+///
+/// `LayerExtractor` applies whiteouts by deleting from the root it extracts into; extracted into an
+/// empty directory, a layer therefore loses them. This second (read-only) pass over the layer lists
+/// them so the layer cache can record each one in overlayfs "xattr whiteout" form.
+public struct LayerWhiteouts: Sendable, Equatable {
+    public struct Entry: Sendable, Equatable {
+        /// Lexically cleaned parent components (relative to the layer root).
+        public var parent: [[UInt8]]
+        /// The hidden name; nil for an opaque marker (`.wh..wh..opq`) on `parent`.
+        public var name: [UInt8]?
+    }
+    public var entries: [Entry] = []
+    /// sha256 of the uncompressed stream (the layer's DiffID).
+    public var diffID: Digest
+
+    /// Reads the layer (gzip, zstd or plain tar) and returns its whiteouts and DiffID.
+    public static func scan(layerAt path: String) throws -> LayerWhiteouts {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw ArchiveError(.io, "open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let decoder = try Decompressor(fd: fd)
+        let buffer = HashedBuffer(source: decoder, capacity: 1 << 20)
+        let tar = TarReader(buffer: buffer)
+        var entries: [Entry] = []
+        let prefix: [UInt8] = Array(".wh.".utf8)
+        let opaque: [UInt8] = Array(".wh..wh..opq".utf8)
+        while let h = try tar.next() {
+            let (comps, _) = LayerExtractor.clean(h.path)
+            guard let name = comps.last, name.starts(with: prefix) else { continue }
+            let parent = Array(comps.dropLast())
+            if name == opaque { entries.append(Entry(parent: parent, name: nil)); continue }
+            let target = Array(name.dropFirst(prefix.count))
+            if target.isEmpty || target == [0x2E] || target == [0x2E, 0x2E] || target.starts(with: prefix) { continue }
+            entries.append(Entry(parent: parent, name: target))
+        }
+        try buffer.drain()
+        return LayerWhiteouts(entries: entries, diffID: buffer.digest())
+    }
+
+    /// Sets an extended attribute on an open file (0, or -1 with errno).
+    public static func setXattr(_ fd: Int32, _ name: String, _ value: String) -> Int32 {
+        udocker_fsetxattr(fd, name, value, value.utf8.count)
+    }
+
+    /// An extended attribute's value (short values only), nil when absent.
+    public static func xattr(fd: Int32, _ name: String) -> String? {
+        var buf = [UInt8](repeating: 0, count: 64)
+        let n = udocker_fgetxattr(fd, name, &buf, buf.count)
+        return n > 0 ? String(decoding: buf.prefix(Int(n)), as: UTF8.self) : nil
+    }
+
+    /// Same for a path (a symlink itself is not followed).
+    public static func xattr(path: String, _ name: String) -> String? {
+        var buf = [UInt8](repeating: 0, count: 64)
+        let n = udocker_lgetxattr(path, name, &buf, buf.count)
+        return n > 0 ? String(decoding: buf.prefix(Int(n)), as: UTF8.self) : nil
+    }
+}

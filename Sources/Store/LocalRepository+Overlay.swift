@@ -1,0 +1,130 @@
+import Archive
+import Foundation
+import OCI
+import System
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How `create` stores a container.
+public enum ContainerStorage: String, Sendable, CaseIterable {
+    /// udocker-compatible: the image flattened into `containers/<id>/ROOT` (every engine).
+    case flat
+    /// overlayfs of the shared layer cache plus a private `upper/` (N1 only until `setup` makes it flat).
+    case overlay
+
+    /// The default when neither `--storage` nor `UDOCKER_CONTAINER_STORAGE` / `container_storage` says.
+    public static let defaultStorage: ContainerStorage = .flat
+
+    /// `--storage`, else the environment variable, else the config value, else the default.
+    public static func resolve(option: String?, environment: [String: String] = ProcessInfo.processInfo.environment,
+                               config: String? = nil) throws -> ContainerStorage {
+        for value in [option, environment["UDOCKER_CONTAINER_STORAGE"], config] {
+            guard let v = value?.trimmingCharacters(in: .whitespaces).lowercased(), !v.isEmpty else { continue }
+            guard let s = ContainerStorage(rawValue: v) else { throw StoreError("invalid container storage: \(v) (flat or overlay)") }
+            return s
+        }
+        return defaultStorage
+    }
+}
+
+/// Overlay containers:
+///
+///     containers/<id>/ROOT             empty mountpoint (so `ps`, also Python's, lists it)
+///     containers/<id>/upper, work      overlayfs upper and work directories (the container's changes)
+///     containers/<id>/lowers           DiffID hex of each layer, base first (in layers/cache/)
+///     containers/<id>/container.json, imagerepo.name, execmode (N1)
+extension LocalRepository {
+    public var layerCache: LayerCache { LayerCache(directory: "\(layersDirectory)/cache") }
+
+    public func isOverlayContainer(_ id: String) -> Bool { FileInfo.isRegularFile("\(containerDirectory(id))/lowers") }
+
+    /// Cache directories of an overlay container's layers, base first.
+    public func overlayLowers(_ id: String) -> [String] {
+        (AtomicFile.readString("\(containerDirectory(id))/lowers") ?? "").split(separator: "\n").map {
+            "\(layerCache.directory)/\($0)"
+        }
+    }
+
+    /// The overlayfs option string, lowerdirs relative to the cache directory (keeps it short).
+    public func overlayMountOptions(_ id: String) -> String {
+        let dir = containerDirectory(id)
+        let lowers = (AtomicFile.readString("\(dir)/lowers") ?? "").split(separator: "\n").reversed().joined(separator: ":")
+        return "lowerdir=\(lowers),upperdir=\(dir)/upper,workdir=\(dir)/work,userxattr"
+    }
+
+    /// `create --storage=overlay`: makes sure every layer is in the cache (extracting the missing
+    /// ones once), then creates the container in O(1): a few directories and small files.
+    public func createOverlayContainer(from image: LocalImageName, name: String? = nil,
+                                       warn: (String) -> Void = { _ in }) throws -> String {
+        if let name {
+            try Self.validateName(name)
+            if FileInfo.exists("\(containersDirectory)/\(name)") { throw StoreError("container name already exists: \(name)") }
+        }
+        let id = Self.newContainerID()
+        let staging = "\(containersDirectory)/.creating-\(id)"
+        try withLock(.shared) {
+            let contents = try imageContents(image)
+            guard contents.isV2, let config = try? JSONDecoder().decode(ImageConfig.self, from: Data(contents.configBytes)),
+                  let diffIDs = config.rootfs?.diff_ids, diffIDs.count == contents.layerFiles.count, !diffIDs.isEmpty else {
+                throw StoreError("overlay storage needs an image whose config lists rootfs.diff_ids; use --storage=flat")
+            }
+            let cache = layerCache
+            for (diffID, file) in zip(diffIDs, contents.layerFiles) {
+                try cache.ensure(diffID, layerFile: file, warn: warn)
+            }
+            let overlayOptions = "lowerdir=" + diffIDs.map(\.hex).reversed().joined(separator: ":")
+            guard overlayOptions.utf8.count + 2 * containerDirectory(id).utf8.count + 64 < 4096 else {
+                throw StoreError("the image has too many layers for an overlay mount; use --storage=flat")
+            }
+            try syscall("mkdir", path: staging) { mkdir(staging, 0o755) }
+            do {
+                for d in ["ROOT", "upper", "work"] {
+                    try syscall("mkdir", path: "\(staging)/\(d)") { mkdir("\(staging)/\(d)", 0o755) }
+                }
+                try AtomicFile.write(diffIDs.map(\.hex).joined(separator: "\n") + "\n", to: "\(staging)/lowers")
+                try AtomicFile.write("\(image.name):\(image.tag)", to: "\(staging)/imagerepo.name")
+                try AtomicFile.write(contents.configBytes, to: "\(staging)/container.json")
+                try AtomicFile.write("N1", to: "\(staging)/execmode")
+                try syscall("rename", path: containerDirectory(id)) { rename(staging, containerDirectory(id)) }
+            } catch {
+                try? FileTree.remove(staging)
+                throw error
+            }
+        }
+        if let name {
+            do { try setContainerName(id, name) } catch {
+                try? removeContainer(id)
+                throw error
+            }
+        }
+        return id
+    }
+
+    /// `create` with the chosen storage.
+    public func createContainer(from image: LocalImageName, name: String? = nil, storage: ContainerStorage,
+                                warn: (String) -> Void = { _ in }) throws -> String {
+        switch storage {
+        case .flat: return try createContainer(from: image, name: name, warn: warn)
+        case .overlay: return try createOverlayContainer(from: image, name: name, warn: warn)
+        }
+    }
+
+    /// Removes cache entries no overlay container uses (called by prune-like maintenance; never
+    /// removes a layer in use: holds the repository lock exclusively, so no create is running).
+    @discardableResult
+    public func pruneLayerCache() throws -> [String] {
+        try withLock(.exclusive) {
+            let used = LayerCache.referenced(containersDirectory: containersDirectory)
+            var removed: [String] = []
+            for name in FileInfo.list(layerCache.directory) {
+                let p = "\(layerCache.directory)/\(name)"
+                if name.hasPrefix(".staging-") || (!name.hasPrefix(".") && !used.contains(name)) {
+                    try FileTree.remove(p)
+                    removed.append(p)
+                }
+            }
+            return removed
+        }
+    }
+}
