@@ -72,8 +72,12 @@ struct RunCommand: UDockerCommand {
 
         let id = try await containerToRun(context, pullPolicy: pullPolicy)
         let resolver = ModeResolver(context: context)
-        let mode = try resolver.mode(of: id)
-        let engine = try EngineSelector.engine(for: mode, environment: resolver.engineEnvironment())
+        // A container with no mode of its own runs N1 without probing first (the probe costs a
+        // fork on every run); if user namespaces turn out to be unavailable, it falls back to P1.
+        let chosen = try resolver.explicitMode(of: id)
+        let mode = chosen ?? .N1
+        let engineEnvironment = resolver.engineEnvironment()
+        let engine = try EngineSelector.engine(for: mode, environment: engineEnvironment)
 
         var options = RunOptions()
         options.user = user
@@ -112,7 +116,14 @@ struct RunCommand: UDockerCommand {
             // Shared while running: `rm` and `setup` wait for an exclusive lock and refuse meanwhile.
             let lock = try repo.containerLock(id, .shared)
             defer { lock?.unlock() }
-            status = try engine.run(instance, options: options)
+            do {
+                status = try engine.run(instance, options: options)
+            } catch let error as EngineError where chosen == nil && error.kind == .cannotStart && instance.overlay == nil {
+                guard let problem = EngineSelector.userNamespaceProblem() else { throw error }
+                context.messages.warning("N1 cannot start here (\(problem)): running with P1 instead; "
+                                         + "make it permanent with: udocker setup --execmode=P1 \(target)")
+                status = try EngineSelector.engine(for: .P1, environment: engineEnvironment).run(instance, options: options)
+            }
         }
         if rm {
             if repo.isContainerProtected(id) {

@@ -35,6 +35,21 @@ struct ModeResolver {
         return EngineSelector.defaultMode(environment: engineEnvironment()).rawValue
     }
 
+    /// The container's own mode or the configured default; nil when neither is set (then the
+    /// caller picks N1 and falls back to P1 if user namespaces are unavailable).
+    func explicitMode(of id: String) throws -> ExecutionMode? {
+        var name = context.repository.executionMode(id)
+        if name == nil {
+            let o = context.configuration["override_default_execution_mode"]
+            if !o.isEmpty { name = o }
+        }
+        guard let name else { return nil }
+        guard let m = ExecutionMode(rawValue: name.uppercased()) else {
+            throw CommandFailure("invalid execution mode '\(name)' for container \(id)")
+        }
+        return m
+    }
+
     func mode(of id: String) throws -> ExecutionMode {
         let name = context.repository.executionMode(id) ?? defaultMode()
         guard let m = ExecutionMode(rawValue: name.uppercased()) else {
