@@ -58,38 +58,48 @@ extension LocalRepository {
     /// for the config. The tag directory is assembled beside its final place and renamed in, so a
     /// reader sees the old tag or the new one. The blobs must already be in `layers/`.
     public func storeV2Image(_ image: LocalImageName, manifest: [UInt8], blobs: [Digest]) throws {
+        try withLock {
+            let published = try publishV2TagLocked(image, manifest: manifest, blobs: blobs)
+            if let old = published.old { try? FileTree.remove(old) }
+        }
+    }
+
+    /// `storeV2Image` for a caller that already holds the repository lock. Returns the tag
+    /// directory and, when it replaced one, where the old one was moved.
+    func publishV2TagLocked(_ image: LocalImageName, manifest: [UInt8], blobs: [Digest]) throws -> (final: String, old: String?) {
         let final = tagDirectory(image)
         let parent = (final as NSString).deletingLastPathComponent
-        try withLock {
-            for d in blobs where !FileInfo.isRegularFile("\(layersDirectory)/\(d.fileName)") {
-                throw StoreError("blob \(d) is missing from \(layersDirectory)")
+        for d in blobs where !FileInfo.isRegularFile("\(layersDirectory)/\(d.fileName)") {
+            throw StoreError("blob \(d) is missing from \(layersDirectory)")
+        }
+        try FileInfo.makeDirectories(parent)
+        let suffix = StagingDirectory.uniqueSuffix()
+        let staging = "\(parent)/.\(image.tag).new-\(suffix)"
+        try syscall("mkdir", path: staging) { mkdir(staging, 0o755) }
+        do {
+            try AtomicFile.write("", to: "\(staging)/v2")
+            try AtomicFile.write(manifest, to: "\(staging)/manifest")
+            for d in Set(blobs) {
+                let target = relativeLayerLink(fromTagDirectory: final, file: d.fileName)
+                try syscall("symlink", path: "\(staging)/\(d.fileName)") { symlink(target, "\(staging)/\(d.fileName)") }
             }
-            try FileInfo.makeDirectories(parent)
-            let staging = "\(parent)/.\(image.tag).new-\(getpid())"
-            if FileInfo.exists(staging) { try FileTree.remove(staging) }
-            try syscall("mkdir", path: staging) { mkdir(staging, 0o755) }
-            do {
-                try AtomicFile.write("", to: "\(staging)/v2")
-                try AtomicFile.write(manifest, to: "\(staging)/manifest")
-                for d in Set(blobs) {
-                    let target = relativeLayerLink(fromTagDirectory: final, file: d.fileName)
-                    try syscall("symlink", path: "\(staging)/\(d.fileName)") { symlink(target, "\(staging)/\(d.fileName)") }
-                }
-                try AtomicFile.write("\(reposDirectory)/\(image.name):\(image.tag)", to: "\(staging)/TAG")
-                if FileInfo.exists(final) {
-                    let old = "\(parent)/.\(image.tag).old-\(getpid())"
-                    let wasProtected = FileInfo.exists("\(final)/PROTECT")
-                    if wasProtected { try AtomicFile.write("", to: "\(staging)/PROTECT") }
-                    try syscall("rename", path: final) { rename(final, old) }
-                    try syscall("rename", path: final) { rename(staging, final) }
-                    try FileTree.remove(old)
-                } else {
-                    try syscall("rename", path: final) { rename(staging, final) }
-                }
-            } catch {
-                try? FileTree.remove(staging)
+            try AtomicFile.write("\(reposDirectory)/\(image.name):\(image.tag)", to: "\(staging)/TAG")
+            var old: String?
+            if FileInfo.exists(final) {
+                // A re-pull keeps the tag's protection.
+                if FileInfo.exists("\(final)/PROTECT") { try AtomicFile.write("", to: "\(staging)/PROTECT") }
+                let aside = "\(parent)/.\(image.tag).old-\(suffix)"
+                try syscall("rename", path: final) { rename(final, aside) }
+                old = aside
+            }
+            do { try syscall("rename", path: final) { rename(staging, final) } } catch {
+                if let old { rename(old, final) }
                 throw error
             }
+            return (final, old)
+        } catch {
+            try? FileTree.remove(staging)
+            throw error
         }
     }
 

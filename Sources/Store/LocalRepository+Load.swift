@@ -353,41 +353,4 @@ extension LocalRepository {
             }
         }
     }
-
-    /// `storeV2Image` for a caller that already holds the repository lock. Returns the tag
-    /// directory and, when it replaced one, where the old one was moved.
-    func publishV2TagLocked(_ image: LocalImageName, manifest: [UInt8], blobs: [Digest]) throws -> (final: String, old: String?) {
-        let final = tagDirectory(image)
-        let parent = (final as NSString).deletingLastPathComponent
-        for d in blobs where !FileInfo.isRegularFile("\(layersDirectory)/\(d.fileName)") {
-            throw StoreError("blob \(d) is missing from \(layersDirectory)")
-        }
-        try FileInfo.makeDirectories(parent)
-        let suffix = StagingDirectory.uniqueSuffix()
-        let staging = "\(parent)/.\(image.tag).new-\(suffix)"
-        try syscall("mkdir", path: staging) { mkdir(staging, 0o755) }
-        do {
-            try AtomicFile.write("", to: "\(staging)/v2")
-            try AtomicFile.write(manifest, to: "\(staging)/manifest")
-            for d in Set(blobs) {
-                let target = relativeLayerLink(fromTagDirectory: final, file: d.fileName)
-                try syscall("symlink", path: "\(staging)/\(d.fileName)") { symlink(target, "\(staging)/\(d.fileName)") }
-            }
-            try AtomicFile.write("\(reposDirectory)/\(image.name):\(image.tag)", to: "\(staging)/TAG")
-            var old: String?
-            if FileInfo.exists(final) {
-                let aside = "\(parent)/.\(image.tag).old-\(suffix)"
-                try syscall("rename", path: final) { rename(final, aside) }
-                old = aside
-            }
-            do { try syscall("rename", path: final) { rename(staging, final) } } catch {
-                if let old { rename(old, final) }
-                throw error
-            }
-            return (final, old)
-        } catch {
-            try? FileTree.remove(staging)
-            throw error
-        }
-    }
 }
