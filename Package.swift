@@ -42,7 +42,12 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .executableTarget(name: "udocker", dependencies: ["Commands"]),
+        // Release builds also link the C++ and gcc runtimes statically (Foundation's ICU needs them),
+        // so with --static-swift-stdlib the binary needs only glibc and zlib.
+        .executableTarget(name: "udocker", dependencies: ["Commands"], linkerSettings: [
+            .unsafeFlags(["-L\(Context.packageDirectory)/scripts/static-link", "-Xlinker", "-l:libgcc_eh.a"],
+                         .when(configuration: .release)),
+        ]),
 
         .target(name: "TestSupport", dependencies: ["System"], path: "Tests/TestSupport"),
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
