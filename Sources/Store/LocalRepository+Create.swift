@@ -15,6 +15,32 @@ extension LocalRepository {
     /// layers are read, so `rmi` cannot remove them underneath.
     public func createContainer(from image: LocalImageName, name: String? = nil,
                                 warn: (String) -> Void = { _ in }) throws -> String {
+        try publishNewContainer(from: image, name: name) { contents, staging in
+            try syscall("mkdir", path: "\(staging)/ROOT") { mkdir("\(staging)/ROOT", 0o755) }
+            let extractor = try LayerExtractor(root: "\(staging)/ROOT")
+            var diffIDs: [Digest] = []
+            for layer in contents.layerFiles {
+                do { diffIDs.append(try extractor.extract(layerAt: layer)) } catch {
+                    throw StoreError("layer \((layer as NSString).lastPathComponent): \(error)")
+                }
+            }
+            // Device nodes are expected in rootfs layers and cannot be made rootless: one line.
+            let devices = extractor.warnings.filter { $0.contains("device node") }
+            if !devices.isEmpty { warn("skipped \(devices.count) device node(s): devices cannot be created without privileges (/dev is bound from the host at run time)") }
+            for w in extractor.warnings where !w.contains("device node") { warn(w) }
+            if contents.isV2, let config = try? JSONDecoder().decode(ImageConfig.self, from: Data(contents.configBytes)),
+               let expected = config.rootfs?.diff_ids, !expected.isEmpty, expected != diffIDs {
+                throw StoreError("layer content does not match the image config (rootfs.diff_ids): the image is corrupt; pull it again")
+            }
+        }
+    }
+
+    /// The skeleton every `create` shares: validate the alias, then, holding the repository lock
+    /// shared, let `populate` fill `containers/.creating-<id>`, write `imagerepo.name` and
+    /// `container.json`, and rename it into place; any failure removes the staging directory.
+    /// The alias is set last (a clash removes the new container again).
+    func publishNewContainer(from image: LocalImageName, name: String?,
+                             _ populate: (ImageContents, String) throws -> Void) throws -> String {
         if let name {
             try Self.validateName(name)
             if FileInfo.exists("\(containersDirectory)/\(name)") { throw StoreError("container name already exists: \(name)") }
@@ -25,22 +51,7 @@ extension LocalRepository {
             let contents = try imageContents(image)
             try syscall("mkdir", path: staging) { mkdir(staging, 0o755) }
             do {
-                try syscall("mkdir", path: "\(staging)/ROOT") { mkdir("\(staging)/ROOT", 0o755) }
-                let extractor = try LayerExtractor(root: "\(staging)/ROOT")
-                var diffIDs: [Digest] = []
-                for layer in contents.layerFiles {
-                    do { diffIDs.append(try extractor.extract(layerAt: layer)) } catch {
-                        throw StoreError("layer \((layer as NSString).lastPathComponent): \(error)")
-                    }
-                }
-                // Device nodes are expected in rootfs layers and cannot be made rootless: one line.
-                let devices = extractor.warnings.filter { $0.contains("device node") }
-                if !devices.isEmpty { warn("skipped \(devices.count) device node(s): devices cannot be created without privileges (/dev is bound from the host at run time)") }
-                for w in extractor.warnings where !w.contains("device node") { warn(w) }
-                if contents.isV2, let config = try? JSONDecoder().decode(ImageConfig.self, from: Data(contents.configBytes)),
-                   let expected = config.rootfs?.diff_ids, !expected.isEmpty, expected != diffIDs {
-                    throw StoreError("layer content does not match the image config (rootfs.diff_ids): the image is corrupt; pull it again")
-                }
+                try populate(contents, staging)
                 try AtomicFile.write("\(image.name):\(image.tag)", to: "\(staging)/imagerepo.name")
                 try AtomicFile.write(contents.configBytes, to: "\(staging)/container.json")
                 try syscall("rename", path: containerDirectory(id)) { rename(staging, containerDirectory(id)) }

@@ -57,14 +57,7 @@ extension LocalRepository {
     /// ones once), then creates the container in O(1): a few directories and small files.
     public func createOverlayContainer(from image: LocalImageName, name: String? = nil,
                                        warn: (String) -> Void = { _ in }) throws -> String {
-        if let name {
-            try Self.validateName(name)
-            if FileInfo.exists("\(containersDirectory)/\(name)") { throw StoreError("container name already exists: \(name)") }
-        }
-        let id = Self.newContainerID()
-        let staging = "\(containersDirectory)/.creating-\(id)"
-        try withLock(.shared) {
-            let contents = try imageContents(image)
+        try publishNewContainer(from: image, name: name) { contents, staging in
             guard contents.isV2, let config = try? JSONDecoder().decode(ImageConfig.self, from: Data(contents.configBytes)),
                   let diffIDs = config.rootfs?.diff_ids, diffIDs.count == contents.layerFiles.count, !diffIDs.isEmpty else {
                 throw StoreError("overlay storage needs an image whose config lists rootfs.diff_ids; use --storage=flat")
@@ -73,32 +66,17 @@ extension LocalRepository {
             for (diffID, file) in zip(diffIDs, contents.layerFiles) {
                 try cache.ensure(diffID, layerFile: file, warn: warn)
             }
+            // The staging path is longer than the final one, so this bound also holds after the rename.
             let overlayOptions = "lowerdir=" + diffIDs.map(\.hex).reversed().joined(separator: ":")
-            guard overlayOptions.utf8.count + 2 * containerDirectory(id).utf8.count + 64 < 4096 else {
+            guard overlayOptions.utf8.count + 2 * staging.utf8.count + 64 < 4096 else {
                 throw StoreError("the image has too many layers for an overlay mount; use --storage=flat")
             }
-            try syscall("mkdir", path: staging) { mkdir(staging, 0o755) }
-            do {
-                for d in ["ROOT", "upper", "work"] {
-                    try syscall("mkdir", path: "\(staging)/\(d)") { mkdir("\(staging)/\(d)", 0o755) }
-                }
-                try AtomicFile.write(diffIDs.map(\.hex).joined(separator: "\n") + "\n", to: "\(staging)/lowers")
-                try AtomicFile.write("\(image.name):\(image.tag)", to: "\(staging)/imagerepo.name")
-                try AtomicFile.write(contents.configBytes, to: "\(staging)/container.json")
-                try AtomicFile.write("N1", to: "\(staging)/execmode")
-                try syscall("rename", path: containerDirectory(id)) { rename(staging, containerDirectory(id)) }
-            } catch {
-                try? FileTree.remove(staging)
-                throw error
+            for d in ["ROOT", "upper", "work"] {
+                try syscall("mkdir", path: "\(staging)/\(d)") { mkdir("\(staging)/\(d)", 0o755) }
             }
+            try AtomicFile.write(diffIDs.map(\.hex).joined(separator: "\n") + "\n", to: "\(staging)/lowers")
+            try AtomicFile.write("N1", to: "\(staging)/execmode")
         }
-        if let name {
-            do { try setContainerName(id, name) } catch {
-                try? removeContainer(id)
-                throw error
-            }
-        }
-        return id
     }
 
     /// `create` with the chosen storage.
