@@ -63,6 +63,9 @@ struct HelpCommand: UDockerCommand {
           load -i <archive>             :Load docker-archive or OCI archive
           save -o <archive> <repo/image:tag>... :Save images as docker-archive
 
+          login                         :Store credentials for a registry (--registry=, --username=, --password-stdin)
+          logout                        :Remove stored credentials (-a all)
+
           mkrepo <top-repo-dir>         :Create another repository in location
           setup --execmode=<mode>       :Change container execution mode
           setup --purge <container>     :Remove mount points and bind files

@@ -33,6 +33,8 @@ public enum UDocker {
         "setup": SetupCommand.self,
         "protect": ProtectCommand.self,
         "unprotect": UnprotectCommand.self,
+        "login": LoginCommand.self,
+        "logout": LogoutCommand.self,
         "clone": CloneCommand.self,
         "export": ExportCommand.self,
         "import": ImportCommand.self,

@@ -27,6 +27,23 @@ struct RegistryTests {
         #expect(r.stdout == "udocker-e2e busybox image\n", "\(r)")
     }
 
+    @Test("login stores 0600 credentials that the token registry accepts; logout removes them")
+    func loginThenPull() async throws {
+        let box = try sandbox()
+        let login = try await box.udocker(["login", "--username=\(box.env.tokenUser)", "--password-stdin",
+                                           "--registry=\(box.env.tokenRegistry)"], stdin: "\(box.env.tokenPassword)\n")
+        expectSuccess(login)
+        let keystore = "\(box.home)/.udocker/keystore"
+        let mode = (try? FileManager.default.attributesOfItem(atPath: keystore)[.posixPermissions] as? Int) ?? -1
+        #expect(mode == 0o600, "keystore mode \(String(mode, radix: 8))")
+        #expect(!(box.readFile(keystore) ?? "").contains(box.env.tokenPassword), "the password is not stored in clear")
+        try await box.pull(box.env.tokenBusybox)
+        #expect(try await box.imageLines() == ["\(box.env.tokenBusybox)    ."])
+        expectSuccess(try await box.udocker(["logout", "--registry=\(box.env.tokenRegistry)"]))
+        expectSuccess(try await box.udocker(["rmi", box.env.tokenBusybox]))
+        expectOneLineError(try await box.udocker(["pull", box.env.tokenBusybox]), status: nil)
+    }
+
     @Test("token registry: wrong password fails clearly, nothing stored")
     func wrongPassword() async throws {
         let box = try sandbox()
