@@ -18,7 +18,7 @@ E2E_WORK ?= /tmp/udocker-e2e
 SWIFT_TEST_FLAGS ?=
 export UDOCKER_E2E_WORK := $(E2E_WORK)
 
-.PHONY: all build release install test e2e deps fixtures fixtures-stop clean clean-fixtures
+.PHONY: all build release install test e2e deps fixtures fixtures-stop clean clean-fixtures bench
 
 all: build
 
@@ -68,3 +68,9 @@ clean:
 clean-fixtures:
 	-scripts/test-fixtures.sh stop
 	find "$(E2E_WORK)" -mindepth 1 -maxdepth 1 ! -name cache -exec rm -rf {} +
+
+# Benchmark against the Python udocker, GNU tar, umoci and the bare host (not part of the tests):
+# own registry on 127.0.0.1:5010, results in bench/results/. Options: BENCH_LARGE=1 (adds the ~1 GB
+# image), BENCH_BUILD=release|debug, BENCH_REPS=3, ... (see bench/run.sh).
+bench:
+	bench/run.sh

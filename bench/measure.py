@@ -1,0 +1,362 @@
+#!/usr/bin/env python3
+"""Runs every measurement of the benchmark as the (unprivileged) user it is started as.
+
+    measure.py CONFIG.json RAW.json
+
+CONFIG is written by bench/run.sh. RAW gets every sample (seconds, kB) plus metadata; report.py
+turns it into medians, ratios and targets. Python stdlib only.
+
+Each tool gets its own UDOCKER_DIR (and HOME) under config.home. Repetitions of different tools
+and of the bare baseline are interleaved (ours, peer, ours, peer, ...) so that load drift on the
+machine hits them alike.
+"""
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+CFG = json.load(open(sys.argv[1]))
+RAW_PATH = sys.argv[2]
+HOME = CFG["home"]
+OURS, PEER = CFG["ours"], CFG["peer"]
+REG = CFG["registry"]
+REPS = int(CFG["reps"])
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+FAKECHROOT_SO = "/usr/lib/x86_64-linux-gnu/fakechroot/libfakechroot.so"
+CANDIDATE_MODES = ["N1", "P1", "P2", "F1", "F2", "F3", "F4", "R1", "R2", "R3", "S1"]
+
+# Workloads: the same programs inside the container (the image's bookworm binaries) and on the
+# host (the host's bookworm binaries); `find` walks the container's own /usr in both cases.
+CPU_N = 80_000_000
+CPU = ["python3", "-c", f"print(sum(i * i for i in range({CPU_N})))"]
+FORK_N = 3000
+FORK = ["/bin/sh", "-c", f"i=0; while [ $i -lt {FORK_N} ]; do /bin/true; i=$((i+1)); done"]
+FIND_N = 30
+def FIND(usr):
+    return ["/bin/sh", "-c", f"i=0; while [ $i -lt {FIND_N} ]; do find {usr} >/dev/null; i=$((i+1)); done"]
+
+raw = {"config": CFG, "samples": {}, "rss_kb": {}, "meta": {}, "notes": [], "errors": []}
+
+
+def log(msg):
+    print(f"measure [{time.strftime('%H:%M:%S')}]: {msg}", file=sys.stderr, flush=True)
+
+
+def add(key, value, table="samples"):
+    raw[table].setdefault(key, []).append(value)
+
+
+def save():
+    tmp = RAW_PATH + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(raw, f, indent=1)
+    os.replace(tmp, RAW_PATH)
+
+
+def env_for(udir, extra=None):
+    e = {"HOME": udir + ".home", "UDOCKER_DIR": udir, "PATH": PATH, "LANG": "C.UTF-8",
+         "TMPDIR": udir + ".tmp",
+         "UDOCKER_FAKECHROOT_SO": FAKECHROOT_SO, "UDOCKER_USE_PATCHELF_EXECUTABLE": "/usr/bin/patchelf"}
+    e.update(extra or {})
+    return e
+
+
+def fresh(udir, peer=False):
+    for d in (udir, udir + ".home", udir + ".tmp"):
+        wipe(d)
+    os.makedirs(udir + ".home")
+    os.makedirs(udir + ".tmp")
+    if peer:  # keeps the Python udocker offline (see Tests/TestSupport/E2ESandbox.swift)
+        os.makedirs(udir + "/lib")
+        with open(udir + "/lib/VERSION", "w") as f:
+            f.write("1.2.11\n")
+
+
+def wipe(path):
+    if os.path.lexists(path):
+        subprocess.run(["chmod", "-R", "u+rwX", path], stderr=subprocess.DEVNULL)
+        subprocess.run(["rm", "-rf", path])
+
+
+class Failed(Exception):
+    pass
+
+
+def run(cmd, env=None, check=True, rss=False, timeout=3600, quiet=True):
+    """Wall seconds (and peak RSS in kB via /usr/bin/time -v when rss=True)."""
+    tf = None
+    if rss:
+        tf = tempfile.NamedTemporaryFile(prefix="time-", suffix=".txt", delete=False)
+        tf.close()
+        cmd = ["/usr/bin/time", "-v", "-o", tf.name] + cmd
+    out = tempfile.TemporaryFile()
+    t = time.perf_counter()
+    p = subprocess.run(cmd, env=env, stdout=out if quiet else None, stderr=subprocess.STDOUT if quiet else None,
+                       stdin=subprocess.DEVNULL, timeout=timeout, cwd=HOME)
+    wall = time.perf_counter() - t
+    kb = None
+    if tf:
+        for line in open(tf.name):
+            if "Maximum resident set size" in line:
+                kb = int(line.rsplit(":", 1)[1])
+        os.unlink(tf.name)
+    if check and p.returncode != 0:
+        out.seek(0)
+        text = out.read().decode(errors="replace")[-2000:]
+        raise Failed(f"{' '.join(cmd)} -> exit {p.returncode}\n{text}")
+    out.seek(0)
+    return wall, kb, out.read().decode(errors="replace")
+
+
+def ours(udir, *args, **kw):
+    return run([OURS] + list(args), env=env_for(udir), **kw)
+
+
+def peer(udir, *args, **kw):
+    return run([PEER] + list(args), env=env_for(udir, {"UDOCKER_REGISTRY": "http://" + REG}), **kw)
+
+
+def image_layers(tag):
+    """Layer blob paths of `tag` in the OCI layout (for the GNU tar floor)."""
+    lay = CFG["layout"]
+    def blob(d):
+        algo, hexd = d.split(":", 1)
+        return os.path.join(lay, "blobs", algo, hexd)
+    idx = json.load(open(os.path.join(lay, "index.json")))
+    for m in idx["manifests"]:
+        if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag:
+            man = json.load(open(blob(m["digest"])))
+            return [blob(l["digest"]) for l in man["layers"]], sum(l["size"] for l in man["layers"])
+    raise Failed(f"tag {tag} not in {lay}")
+
+
+# ----------------------------------------------------------------------------------------------
+def machine_meta():
+    m = raw["meta"]
+    m["host"] = platform.node()
+    m["kernel"] = platform.release()
+    m["cpus"] = os.cpu_count()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                m["cpu_model"] = line.split(":", 1)[1].strip()
+                break
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal"):
+                m["mem_gb"] = round(int(line.split()[1]) / 1048576, 1)
+        m["fs"] = subprocess.run(["findmnt", "-no", "FSTYPE", "-T", HOME], capture_output=True, text=True).stdout.strip()
+        m["loadavg_start"] = open("/proc/loadavg").read().split()[:3]
+        m["debian"] = open("/etc/debian_version").read().strip()
+    except OSError:
+        pass
+    m["started"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    m["user"] = subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
+    m["ours_version"] = (run([OURS, "--version"], check=False)[2].strip().splitlines() or ["?"])[0]
+
+
+def pull_and_create(images):
+    """Fresh repo per repetition: pull, first create, second create (ours and the peer)."""
+    for img in images:
+        ref_ours = f"{REG}/library/bench-{img}:latest"
+        ref_peer = f"library/bench-{img}:latest"
+        layers, csize = image_layers(img)
+        raw["meta"].setdefault("images", {})[img] = {"layers": len(layers), "compressed_bytes": csize}
+        reps = int(CFG.get("large_reps", 1)) if img == "large" else REPS
+        for rep in range(reps):
+            for tool in (("ours", "peer") if rep % 2 == 0 else ("peer", "ours")):
+                udir = f"{HOME}/{tool}-{img}"
+                fresh(udir, peer=(tool == "peer"))
+                call = ours if tool == "ours" else peer
+                ref = ref_ours if tool == "ours" else ref_peer
+                w, kb, _ = call(udir, "pull", ref, rss=True)
+                add(f"pull/{img}/{tool}", w); add(f"pull/{img}/{tool}", kb, "rss_kb")
+                w, kb, _ = call(udir, "create", "--name=c1", ref, rss=True)
+                add(f"create1/{img}/{tool}", w); add(f"create1/{img}/{tool}", kb, "rss_kb")
+                w, kb, _ = call(udir, "create", "--name=c2", ref, rss=True)
+                add(f"create2/{img}/{tool}", w); add(f"create2/{img}/{tool}", kb, "rss_kb")
+                log(f"{img} rep {rep + 1}/{reps} {tool}: pull {raw['samples'][f'pull/{img}/{tool}'][-1]:.2f}s "
+                    f"create {raw['samples'][f'create1/{img}/{tool}'][-1]:.2f}s / {w:.3f}s")
+                if rep == 0 and img == "python":
+                    root = f"{udir}/containers"
+                    n = sum(len(fs) + len(ds) for _, ds, fs in os.walk(root))
+                    raw["meta"]["images"][img][f"entries_after_2_creates_{tool}"] = n
+                if not (img == "python" and rep == reps - 1):
+                    wipe(udir)
+                save()
+            # floors on the same layers
+            d = f"{HOME}/floor-{img}"
+            wipe(d); os.makedirs(d)
+            t = time.perf_counter()
+            for lay in layers:
+                # as a user: device nodes cannot be made (udocker skips them too)
+                run(["tar", "--anchored", "--exclude=./dev/*", "--exclude=dev/*", "-xzf", lay, "-C", d])
+            add(f"create1/{img}/gnutar", time.perf_counter() - t)
+            wipe(d)
+            w, kb, _ = run(["umoci", "unpack", "--rootless", "--image", f"{CFG['layout']}:{img}", d], rss=True)
+            add(f"create1/{img}/umoci", w)
+            wipe(d)
+            save()
+
+
+def probe_engines(udir, tool):
+    """Modes whose `setup --execmode=X` is accepted and whose `run /bin/true` works.
+
+    Acceptance is tried on cheap busybox containers; each accepted mode then gets a container of
+    the python image (the two made by pull_and_create first, c1 and c2)."""
+    call = ours if tool == "ours" else peer
+    ref = f"{REG}/library/bench-python:latest" if tool == "ours" else "library/bench-python:latest"
+    modes = CANDIDATE_MODES if tool == "ours" else CFG["peer_modes"].split()
+    if tool == "ours":
+        bb = f"{REG}/library/bench-busybox:latest"
+        call(udir, "pull", bb)
+        accepted = []
+        for mode in modes:
+            name = f"probe-{mode.lower()}"
+            call(udir, "create", f"--name={name}", bb)
+            r = call(udir, "setup", f"--execmode={mode}", name, check=False)
+            shown = call(udir, "setup", name, check=False)[2]
+            if mode in shown:
+                accepted.append(mode)
+            else:
+                out = r[2].strip().splitlines()
+                raw["notes"].append(f"ours {mode} not measured: setup --execmode={mode}: {out[-1] if out else '?'}")
+                log(f"ours {mode}: setup refuses it")
+        modes = accepted
+    free = ["c1", "c2"]
+    ok = {}
+    for mode in modes:
+        try:
+            if free:
+                name = free.pop(0)
+            else:
+                name = f"m{mode.lower()}"
+                call(udir, "create", f"--name={name}", ref)
+            call(udir, "setup", f"--execmode={mode}", name)
+            if tool == "ours":
+                shown = call(udir, "setup", name)[2]
+                if mode not in shown:
+                    raise Failed(f"setup shows {shown.strip()!r}")
+            # first run (also does the mode's one-time container preparation); the peer's R1
+            # returns wrong exit codes without a tty, so the output is what counts
+            out = call(udir, "run", "--nobanner", name, "/bin/echo", "bench-ok", check=(tool == "ours"), timeout=900)[2]
+            if "bench-ok" not in out:
+                raise Failed(f"run printed {out.strip()[-300:]!r}")
+            ok[mode] = name
+            log(f"{tool} {mode}: usable")
+        except (Failed, subprocess.TimeoutExpired) as e:
+            msg = str(e).strip().splitlines()
+            raw["notes"].append(f"{tool} {mode} not measured: {msg[-1] if msg else e}")
+            log(f"{tool} {mode}: not usable ({msg[-1] if msg else e})")
+    return ok
+
+
+def run_workloads():
+    o_dir, p_dir = f"{HOME}/ours-python", f"{HOME}/peer-python"
+    o_modes = probe_engines(o_dir, "ours")
+    p_modes = probe_engines(p_dir, "peer")
+    raw["meta"]["ours_modes"] = list(o_modes)
+    raw["meta"]["peer_modes"] = list(p_modes)
+    if "N1" not in o_modes:
+        raw["errors"].append("our N1 engine does not run")
+    # the bare `find` walks the same tree the containers see as /usr
+    n1 = o_modes.get("N1") or next(iter(o_modes.values()), None)
+    bare_usr = None
+    if n1:
+        cid_root = run([OURS, "inspect", "-p", n1], env=env_for(o_dir))[2].strip().splitlines()[-1]
+        bare_usr = os.path.join(cid_root, "usr")
+    if not bare_usr or not os.path.isdir(bare_usr):
+        bare_usr = "/usr"
+        raw["notes"].append("bare find ran on the host's /usr (no container ROOT found)")
+    raw["meta"]["bare_find_root"] = bare_usr
+    peer_work = [m for m in CFG["peer_workload_modes"].split() if m in p_modes]
+    ours_work = [m for m in CFG["workload_modes"].split() if m in o_modes]
+    raw["meta"]["ours_workload_modes"] = ours_work
+    raw["meta"]["peer_workload_modes"] = peer_work
+    raw["meta"]["workloads"] = {"cpu": " ".join(CPU), "forkexec": " ".join(FORK), "find": " ".join(FIND("/usr"))}
+
+    targets = [("bare", None, None)] + [("ours", m, n) for m, n in o_modes.items()] + \
+              [("peer", m, n) for m, n in p_modes.items()]
+
+    def exec_one(tool, mode, name, cmd, key):
+        try:
+            exec_raw(tool, mode, name, cmd, key)
+        except (Failed, subprocess.TimeoutExpired) as e:
+            msg = str(e).strip().splitlines()
+            raw["notes"].append(f"{key} {tool} {mode or ''} failed: {msg[0][:200] if msg else e} ... {msg[-1][:200] if msg else ''}")
+            log(f"{key} {tool} {mode or ''} failed: {msg[-1] if msg else e}")
+
+    def exec_raw(tool, mode, name, cmd, key):
+        if tool == "bare":
+            w = run(cmd, env={"PATH": PATH, "LANG": "C.UTF-8", "HOME": HOME})[0]
+        elif tool == "ours":
+            w = ours(o_dir, "run", "--nobanner", name, *cmd)[0]
+        else:  # the peer's R1 returns wrong exit codes without a tty
+            w = peer(p_dir, "run", "--nobanner", name, *cmd, check=False)[0]
+        add(f"{key}/{tool}" + (f"/{mode}" if mode else ""), w)
+
+    # /bin/true: warm-up done by the probe; REPS + 2 samples each (it is cheap for ours)
+    for rep in range(REPS + 2):
+        for tool, mode, name in targets:
+            if tool == "peer" and rep >= REPS:
+                continue
+            exec_one(tool, mode, name, ["/bin/true"], "true")
+        log(f"/bin/true rep {rep + 1}")
+    save()
+    for key, cmd in (("cpu", CPU), ("forkexec", FORK), ("find", None)):
+        for rep in range(REPS):
+            for tool, mode, name in targets:
+                if (tool == "peer" and mode not in peer_work) or (tool == "ours" and mode not in ours_work):
+                    continue
+                c = cmd if cmd else FIND(bare_usr if tool == "bare" else "/usr")
+                exec_one(tool, mode, name, c, key)
+            log(f"{key} rep {rep + 1}/{REPS}")
+            save()
+
+    # N short runs in a row (ours: every mode; the peer: its fastest mode)
+    n = int(CFG["short_runs"])
+    raw["meta"]["short_runs"] = n
+    true_med = {}
+    for tool, mode, name in targets:
+        if tool == "peer":
+            s = sorted(raw["samples"][f"true/peer/{mode}"])
+            true_med[mode] = s[len(s) // 2]
+    fastest_peer = min(true_med, key=true_med.get) if true_med else None
+    raw["meta"]["peer_short_runs_mode"] = fastest_peer
+    for tool, mode, name in targets:
+        if tool == "peer" and mode != fastest_peer:
+            continue
+        t = time.perf_counter()
+        for _ in range(n):
+            if tool == "bare":
+                run(["/bin/true"], env={"PATH": PATH})
+            elif tool == "ours":
+                ours(o_dir, "run", "--nobanner", name, "/bin/true")
+            else:
+                peer(p_dir, "run", "--nobanner", name, "/bin/true", check=False)
+        add(f"runs{n}/{tool}" + (f"/{mode}" if mode else ""), time.perf_counter() - t)
+        log(f"{n} runs {tool} {mode or ''}: {raw['samples'][f'runs{n}/{tool}' + (f'/{mode}' if mode else '')][-1]:.1f}s")
+        save()
+
+
+def main():
+    machine_meta()
+    images = CFG["images"].split()
+    t0 = time.perf_counter()
+    try:
+        pull_and_create(images)
+        run_workloads()
+    except Failed as e:
+        raw["errors"].append(str(e))
+        log(f"FAILED: {e}")
+    raw["meta"]["measure_seconds"] = round(time.perf_counter() - t0, 1)
+    raw["meta"]["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
+    save()
+    sys.exit(1 if raw["errors"] else 0)
+
+
+if __name__ == "__main__":
+    main()

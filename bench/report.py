@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""Turns measure.py's raw samples into medians, ratios and target verdicts.
+
+    report.py RAW.json OUTDIR      writes OUTDIR/results.json and OUTDIR/results.md, prints the tables
+
+Python stdlib only.
+"""
+import json
+import os
+import statistics
+import sys
+
+raw = json.load(open(sys.argv[1]))
+OUT = sys.argv[2]
+S, R, M = raw["samples"], raw["rss_kb"], raw["meta"]
+CFG = raw["config"]
+
+
+def med(key, table=S):
+    v = [x for x in table.get(key, []) if x is not None]
+    return statistics.median(v) if v else None
+
+
+def fs(x):  # seconds
+    if x is None:
+        return "–"
+    return f"{x * 1000:.0f} ms" if x < 1 else f"{x:.2f} s"
+
+
+def fr(x, digits=2):
+    return "–" if x is None else f"{x:.{digits}f}×"
+
+
+def fmb(kb):
+    return "–" if kb is None else f"{kb / 1024:.0f} MB"
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+images = CFG["images"].split()
+ours_modes = M.get("ours_modes", [])
+peer_modes = M.get("peer_modes", [])
+n_short = M.get("short_runs", CFG.get("short_runs"))
+summary = {"pull_create": {}, "run": {}, "targets": []}
+md = []
+
+# ---- pull / create ----------------------------------------------------------------------------
+md.append("### Pull and create (median wall time; fresh repository each repetition)\n")
+md.append("| image | step | ours | peer (udocker 1.3.17) | ours / peer | GNU tar -xzf | umoci unpack | ours / GNU tar | peak RSS ours | peak RSS peer |")
+md.append("|---|---|---|---|---|---|---|---|---|---|")
+for img in images:
+    info = M.get("images", {}).get(img, {})
+    for step, label in (("pull", "pull"), ("create1", "first create"), ("create2", "second create")):
+        o, p = med(f"{step}/{img}/ours"), med(f"{step}/{img}/peer")
+        tar, umo = med(f"{step}/{img}/gnutar"), med(f"{step}/{img}/umoci")
+        ro, rp = (max([x for x in R.get(f"{step}/{img}/{t}", []) if x is not None], default=None) for t in ("ours", "peer"))
+        summary["pull_create"][f"{step}/{img}"] = {
+            "ours_s": o, "peer_s": p, "ours_over_peer": ratio(o, p), "gnutar_s": tar, "umoci_s": umo,
+            "ours_over_gnutar": ratio(o, tar), "peak_rss_kb_ours": ro, "peak_rss_kb_peer": rp,
+            "samples_ours": S.get(f"{step}/{img}/ours"), "samples_peer": S.get(f"{step}/{img}/peer")}
+        md.append(f"| {img} | {label} | {fs(o)} | {fs(p)} | {fr(ratio(o, p))} | {fs(tar)} | {fs(umo)} | "
+                  f"{fr(ratio(o, tar))} | {fmb(ro)} | {fmb(rp)} |")
+md.append("")
+md.append("Images: " + "; ".join(
+    f"`{i}` {v.get('layers')} layer(s), {v.get('compressed_bytes', 0) / 1e6:.0f} MB compressed" for i, v in M.get("images", {}).items()) + ".")
+md.append("")
+
+# ---- run ----------------------------------------------------------------------------------------
+targets_run = [("bare", None)] + [("ours", m) for m in ours_modes] + [("peer", m) for m in peer_modes]
+
+
+def rkey(key, tool, mode):
+    return f"{key}/{tool}" + (f"/{mode}" if mode else "")
+
+
+bare = {k: med(rkey(k, "bare", None)) for k in ("true", "cpu", "forkexec", "find")}
+peer_true = {m: med(rkey("true", "peer", m)) for m in peer_modes}
+W = M.get("workloads", {})
+md.append(f"### Run (median wall time of `udocker run --nobanner C …`; bare = the same command on the host)\n")
+md.append(f"| who | mode | run /bin/true | − bare | " + " | ".join(f"peer {m} ÷ this" for m in peer_modes) +
+          f" | CPU loop | ×bare | fork/exec loop | ×bare | find /usr loop | ×bare | {n_short} runs in a row |")
+md.append("|---|---|---|---|" + "---|" * len(peer_modes) + "---|---|---|---|---|---|---|")
+for tool, mode in targets_run:
+    row = {}
+    for k in ("true", "cpu", "forkexec", "find"):
+        row[k] = med(rkey(k, tool, mode))
+        row[k + "_over_bare"] = ratio(row[k], bare[k])
+    row["true_minus_bare"] = (row["true"] - bare["true"]) if row["true"] is not None and bare["true"] is not None else None
+    row["peer_true_over_this"] = {m: ratio(v, row["true"]) for m, v in peer_true.items()} if tool == "ours" else {}
+    row[f"runs{n_short}"] = med(rkey(f"runs{n_short}", tool, mode))
+    summary["run"][f"{tool}/{mode}" if mode else tool] = row
+    label = {"bare": "host", "ours": "ours", "peer": "peer"}[tool]
+    speed = " | ".join("–" if row["peer_true_over_this"].get(m) is None else
+                       (f"{row['peer_true_over_this'][m]:.0f}×" if row["peer_true_over_this"][m] >= 10 else f"{row['peer_true_over_this'][m]:.1f}×")
+                       for m in peer_modes)
+    minus = "–" if tool == "bare" or row["true_minus_bare"] is None else f"{row['true_minus_bare'] * 1000:+.0f} ms"
+    md.append(f"| {label} | {mode or '–'} | {fs(row['true'])} | {minus} | {speed} | "
+              f"{fs(row['cpu'])} | {fr(row['cpu_over_bare'], 3) if tool != 'bare' else '1'} | "
+              f"{fs(row['forkexec'])} | {fr(row['forkexec_over_bare'], 3) if tool != 'bare' else '1'} | "
+              f"{fs(row['find'])} | {fr(row['find_over_bare'], 3) if tool != 'bare' else '1'} | {fs(row[f'runs{n_short}'])} |")
+md.append("")
+
+# ---- targets ------------------------------------------------------------------------------------
+def target(name, value, limit, ok, shown):
+    t = {"target": name, "measured": value, "limit": limit,
+         "status": "not measured" if ok is None else ("met" if ok else "missed"), "shown": shown}
+    summary["targets"].append(t)
+
+
+big = [i for i in ("python", "large") if i in images]
+for img in big:
+    pc = summary["pull_create"]
+    r = pc[f"pull/{img}"]["ours_over_peer"]
+    target(f"verified pull ≤ 1.0× the peer's unverified pull ({img})", r, 1.0, None if r is None else r <= 1.0, fr(r))
+    r = pc[f"create1/{img}"]["ours_over_peer"]
+    target(f"first create ≤ 0.3× the peer ({img})", r, 0.3, None if r is None else r <= 0.3, fr(r))
+    r = pc[f"create1/{img}"]["ours_over_gnutar"]
+    target(f"first create ≤ 0.8× GNU tar on the same layers ({img})", r, 0.8, None if r is None else r <= 0.8, fr(r))
+    v = pc[f"create2/{img}"]["ours_s"]
+    target(f"second create ≤ 50 ms ({img})", v, 0.05, None if v is None else v <= 0.05, fs(v))
+n1 = summary["run"].get("ours/N1", {})
+v = n1.get("true_minus_bare")
+target("run /bin/true (N1) ≤ bare + 20 ms", v, 0.02, None if v is None else v <= 0.02,
+       "–" if v is None else f"bare {v * 1000:+.1f} ms")
+for m in peer_modes:
+    v = n1.get("peer_true_over_this", {}).get(m)
+    target(f"run /bin/true (N1) ≥ 50× faster than the peer (its {m})", v, 50, None if v is None else v >= 50,
+           "–" if v is None else f"{v:.1f}×")
+for k, lim, label in (("cpu", 1.02, "CPU loop"), ("forkexec", 1.05, "fork/exec loop"), ("find", 1.05, "find /usr")):
+    v = n1.get(k + "_over_bare")
+    target(f"{label} (N1) ≤ {lim}× bare", v, lim, None if v is None else v <= lim, fr(v, 3))
+kb = summary["pull_create"].get("pull/large", {}).get("peak_rss_kb_ours")
+target("pull peak RSS of the large image ≤ 64 MB", kb, 65536, None if kb is None else kb <= 65536,
+       fmb(kb) if kb is not None else "not measured (BENCH_LARGE=1)")
+
+md.append("### Targets\n")
+md.append("| target | measured | status |")
+md.append("|---|---|---|")
+for t in summary["targets"]:
+    md.append(f"| {t['target']} | {t['shown']} | **{t['status']}** |")
+md.append("")
+
+# ---- header / notes -------------------------------------------------------------------------------
+head = [
+    "## udocker (Swift) benchmark results\n",
+    f"Measured {M.get('started', '?')} on `{M.get('host', '?')}`: {M.get('cpus')} CPUs ({M.get('cpu_model', '?')}), "
+    f"{M.get('mem_gb')} GB RAM, {M.get('fs')} filesystem, Debian {M.get('debian', '?')}, kernel {M.get('kernel')}; "
+    f"load average at start {' '.join(M.get('loadavg_start', []))}, at end {' '.join(M.get('loadavg_end', []))}.",
+    f"Binary under test: **{CFG['build']}** build ({M.get('ours_version', '?')}, commit {CFG['commit']}"
+    f"{', with uncommitted changes' if CFG.get('uncommitted_source_changes') else ''}); "
+    f"peer: Python udocker {CFG['peer_version']}. All commands run as `{M.get('user')}` with their own UDOCKER_DIR; "
+    f"medians of {CFG['reps']} repetitions (run /bin/true: {CFG['reps'] + 2} for ours and bare); "
+    f"registry: docker-registry on {CFG['registry']}. Measuring took {M.get('measure_seconds')} s.",
+    "",
+]
+notes = ["", "Notes:", "",
+         "- ratios are ours ÷ other (< 1 is faster), except “peer X ÷ this”: how many times faster than the peer's mode X ours is;",
+         "- the machine was shared with other builds while measuring (see the load averages); single samples vary "
+         "by up to 3× under load, all samples are in results.json;",
+         "- the peer's pull does not verify layer digests; ours verifies every blob while it streams;",
+         "- GNU tar / umoci are floors on the same compressed layer blobs (no whiteout handling in tar);",
+         f"- CPU loop: `{W.get('cpu')}`; fork/exec loop: `{W.get('forkexec')}`; find loop: `{W.get('find')}` "
+         "(the bare run walks the container's ROOT/usr; the container's binaries are the image's bookworm ones, "
+         "the bare ones the host's bookworm ones); workloads run in our modes "
+         f"{' '.join(M.get('ours_workload_modes', []))} (BENCH_WORKLOAD_MODES);",
+         f"- the peer's F1 re-runs patchelf on every binary of the container on each run, so its workloads "
+         f"run in {CFG['peer_workload_modes']} only; its {n_short}-runs series uses its fastest mode "
+         f"({M.get('peer_short_runs_mode')}); its R1 exit codes are wrong without a tty (ignored).",
+         ]
+for n in dict.fromkeys(raw.get("notes", [])):
+    notes.append(f"- {n}")
+for e in raw.get("errors", []):
+    notes.append(f"- ERROR: {e.splitlines()[0] if e else e}")
+text = "\n".join(head + md + notes) + "\n"
+
+os.makedirs(OUT, exist_ok=True)
+result = {"meta": M, "config": CFG, "summary": summary, "samples": S, "rss_kb": R,
+          "notes": list(dict.fromkeys(raw.get("notes", []))), "errors": raw.get("errors", [])}
+for name, data in (("results.json", json.dumps(result, indent=1, ensure_ascii=False) + "\n"), ("results.md", text)):
+    tmp = os.path.join(OUT, name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(data)
+    os.replace(tmp, os.path.join(OUT, name))
+print(text)

@@ -1,0 +1,277 @@
+#!/usr/bin/env bash
+# Benchmark: our udocker against the Python udocker 1.3.17 (the "peer"), GNU tar, umoci and the bare
+# host, in one run on this machine. Not part of the tests. Entry point: `make bench`.
+#
+#   bench/run.sh            deps (as root) + build + registry + images + measurements + report
+#   bench/run.sh images     only build (and cache) the images
+#
+# Environment (all optional):
+#   BENCH_BUILD=release|debug   how to build the binary under test (default release:
+#                               swift build -c release --static-swift-stdlib --scratch-path .build-bench)
+#   BENCH_BIN=/path/udocker     measure this binary instead of building one (BENCH_BUILD only labels it)
+#   BENCH_LARGE=1               also the ~1 GB, 6-layer, ~40k-file image (adds ~10 min)
+#   BENCH_REPS=3                repetitions per measurement (medians are reported)
+#   BENCH_LARGE_REPS=1          repetitions of pull/create for the large image
+#   BENCH_SHORT_RUNS=100        "N short runs in a row"
+#   BENCH_WORKLOAD_MODES="N1 P1 F1 R1"  our modes for the CPU / fork-exec / find workloads
+#                               (`run /bin/true` and the short-runs series use every mode that
+#                               `setup --execmode=X` accepts and that runs)
+#   BENCH_PEER_MODES="F1 R1"    the peer's execution modes for `run /bin/true`
+#   BENCH_PEER_WORKLOAD_MODES=R1  the peer's modes for the CPU / fork-exec / find workloads
+#                               (F1 costs the peer ~15 s per run: it runs patchelf on every binary)
+#   BENCH_PORT=5010             the registry's port on 127.0.0.1 (not the test fixtures' 5000)
+#   BENCH_WORK=/tmp/udocker-bench   scratch dir (registry storage, UDOCKER_DIRs, logs)
+#   BENCH_USER=udtest           the unprivileged user everything is measured as (root only)
+#   BENCH_OUT=bench/results     where results.json / results.md go
+#
+# Images (built once with umoci / mmdebstrap / busybox-static / bench/genlayer.py, cached as an OCI
+# layout under the test fixtures' cache dir, $UDOCKER_E2E_WORK/cache, and pushed with skopeo):
+#   bench-busybox   static busybox + applet links, 1 layer
+#   bench-python    mmdebstrap --variant=minbase --include=python3 bookworm, 1 layer (~9k files)
+#   bench-large     bench-python's layer + 4 synthetic layers (genlayer.py, fixed seeds) + 1
+#                   whiteout layer: ~1 GB, ~40k files (BENCH_LARGE=1)
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+BW="${BENCH_WORK:-/tmp/udocker-bench}"
+E2E_WORK="${UDOCKER_E2E_WORK:-/tmp/udocker-e2e}"
+CACHE="$E2E_WORK/cache"
+LAYOUT="$CACHE/bench-oci-v1"
+PORT="${BENCH_PORT:-5010}"
+REG="127.0.0.1:$PORT"
+BUILD="${BENCH_BUILD:-release}"
+LARGE="${BENCH_LARGE:-0}"
+OUT="${BENCH_OUT:-$ROOT/bench/results}"
+VENV="${UDOCKER_E2E_VENV:-/opt/udocker-e2e-venv}"
+SUITE=bookworm
+if [ "$(id -u)" -eq 0 ]; then BUSER="${BENCH_USER:-${UDOCKER_E2E_USER:-udtest}}"; else BUSER="$(id -un)"; fi
+SKOPEO=(skopeo --insecure-policy)
+T0=$(date +%s)
+
+log() { printf 'bench [%4ss]: %s\n' "$(( $(date +%s) - T0 ))" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+as_user() { if [ "$(id -u)" -eq 0 ] && [ "$BUSER" != root ]; then runuser -u "$BUSER" -- "$@"; else "$@"; fi; }
+
+# ------------------------------------------------------------------------------------------------
+# 1. dependencies: everything the tests need (registry, umoci, mmdebstrap, proot, fakechroot, runc,
+#    the Python udocker venv, the test user) + GNU time for peak RSS.
+deps() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$ROOT/scripts/test-deps.sh"
+    if [ ! -x /usr/bin/time ]; then
+      log "apt-get install time"
+      DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends time </dev/null \
+        || { apt-get update </dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends time </dev/null; }
+    fi
+  else
+    "$ROOT/scripts/test-deps.sh" || die "missing dependencies (run make bench as root once)"
+    [ -x /usr/bin/time ] || die "missing /usr/bin/time (apt-get install time)"
+  fi
+}
+
+# ------------------------------------------------------------------------------------------------
+# 2. the binary under test
+build_binary() {
+  mkdir -p "$BW/bin"
+  local bin
+  if [ -n "${BENCH_BIN:-}" ]; then
+    bin="$BENCH_BIN"
+  else
+    # Built from a snapshot of the sources: a tree being edited while it builds fails SwiftPM's
+    # "modified during the build" check.
+    local src="$ROOT/.build-bench/src" flags=(--scratch-path "$ROOT/.build-bench" --product udocker)
+    [ "$BUILD" = release ] && flags+=(-c release --static-swift-stdlib)
+    rm -rf "$src"; mkdir -p "$src"
+    (cd "$ROOT" && cp -a Package.swift $(ls Package.resolved 2>/dev/null) Sources Tests "$src/")
+    (cd "$ROOT" && git rev-parse HEAD >"$src/.bench-commit" 2>/dev/null) || true
+    log "swift build ${flags[*]} (BENCH_BUILD=$BUILD, sources snapshot in $src)"
+    (cd "$src" && swift build "${flags[@]}" 2>&1 | tail -n 5; exit "${PIPESTATUS[0]}") || die "swift build failed"
+    bin="$(cd "$src" && swift build "${flags[@]}" --show-bin-path)/udocker"
+  fi
+  [ -x "$bin" ] || die "no binary at $bin"
+  install -m 755 "$bin" "$BW/bin/udocker"
+  chmod 755 "$BW" "$BW/bin"
+}
+
+# ------------------------------------------------------------------------------------------------
+# 3. registry (own instance, own port, storage wiped every run)
+stop_registry() {
+  local f="$BW/registry.pid" pid
+  [ -f "$f" ] || return 0
+  pid="$(cat "$f")"
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$f"
+}
+
+start_registry() {
+  stop_registry
+  rm -rf "$BW/registry"; mkdir -p "$BW/registry/storage" "$BW/logs"
+  curl -s -o /dev/null --max-time 1 "http://$REG/" 2>/dev/null && die "$REG is already in use (set BENCH_PORT)"
+  cat >"$BW/registry/config.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $BW/registry/storage
+http:
+  addr: $REG
+EOF
+  setsid docker-registry serve "$BW/registry/config.yml" </dev/null >"$BW/logs/registry.log" 2>&1 &
+  echo $! >"$BW/registry.pid"
+  for _ in $(seq 1 100); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$REG/v2/" 2>/dev/null || true)" = 200 ] && { log "registry up on $REG"; return 0; }
+    kill -0 "$(cat "$BW/registry.pid")" 2>/dev/null || { cat "$BW/logs/registry.log" >&2; die "registry exited"; }
+    sleep 0.1
+  done
+  die "registry does not answer on $REG"
+}
+
+# ------------------------------------------------------------------------------------------------
+# 4. images (cached OCI layout; rebuilt only when a tag is missing)
+debian_mirror() {
+  local m=""
+  if [ -n "${UDOCKER_E2E_DEBIAN_MIRROR:-}" ]; then echo "$UDOCKER_E2E_DEBIAN_MIRROR"; return; fi
+  if compgen -G "/etc/apt/sources.list.d/*.sources" >/dev/null; then
+    m="$(awk '/^URIs:/ {for (i=2;i<=NF;i++) if ($i ~ /\/debian\/?$/) {print $i; exit}}' /etc/apt/sources.list.d/*.sources)"
+  fi
+  if [ -z "$m" ] && [ -f /etc/apt/sources.list ]; then
+    m="$(awk '$1=="deb" && $0 !~ /security/ {for (i=2;i<=NF;i++) if ($i ~ /^https?:\/\/.*\/debian\/?$/) {print $i; exit}}' /etc/apt/sources.list)"
+  fi
+  echo "${m:-http://deb.debian.org/debian}"
+}
+
+# (no grep -q: with pipefail, umoci would die of SIGPIPE)
+has_tag() { umoci ls --layout "$LAYOUT" 2>/dev/null | grep -x "$1" >/dev/null; }
+# images are built under <tag>-wip and renamed when complete, so an interrupted build is redone
+finish_tag() {
+  umoci tag --image "$LAYOUT:$1-wip" "$1" >/dev/null
+  umoci rm --image "$LAYOUT:$1-wip" >/dev/null
+}
+if [ "$(id -u)" -eq 0 ]; then ROOTLESS=(); else ROOTLESS=(--rootless); fi
+
+python_rootfs_tar() { # the cached mmdebstrap tarball (path on stdout)
+  local t="$CACHE/bench-debian-$SUITE-python3.tar"
+  if [ ! -s "$t" ]; then
+    log "mmdebstrap --variant=minbase --include=python3 $SUITE (cached as $t)"
+    mmdebstrap --variant=minbase --include=python3 --format=tar --quiet "$SUITE" "$t.tmp" "$(debian_mirror)" \
+      </dev/null >"$BW/logs/mmdebstrap.log" 2>&1 || { cat "$BW/logs/mmdebstrap.log" >&2; die "mmdebstrap failed"; }
+    mv "$t.tmp" "$t"
+  fi
+  echo "$t"
+}
+
+build_images() {
+  mkdir -p "$CACHE"
+  [ -f "$LAYOUT/index.json" ] || umoci init --layout "$LAYOUT" >/dev/null
+  local b="$BW/build"; rm -rf "$b"; mkdir -p "$b"
+  if ! has_tag busybox; then
+    log "building bench-busybox (umoci + busybox-static)"
+    umoci new --image "$LAYOUT:busybox-wip" >/dev/null
+    umoci unpack "${ROOTLESS[@]}" --image "$LAYOUT:busybox-wip" "$b/busybox" >/dev/null
+    local r="$b/busybox/rootfs" a
+    mkdir -p "$r/bin" "$r/etc" "$r/tmp" "$r/proc" "$r/dev" "$r/sys" "$r/root" "$r/usr/bin"
+    chmod 1777 "$r/tmp"; cp /bin/busybox "$r/bin/busybox"; chmod 755 "$r/bin/busybox"
+    for a in sh ls cat env true false sleep find sort echo; do ln -sf busybox "$r/bin/$a"; done
+    printf 'root:x:0:0:root:/root:/bin/sh\n' >"$r/etc/passwd"; printf 'root:x:0:\n' >"$r/etc/group"
+    umoci repack --image "$LAYOUT:busybox-wip" "$b/busybox" >/dev/null
+    umoci config --image "$LAYOUT:busybox-wip" --os linux --architecture amd64 --config.env PATH=/bin:/usr/bin --config.cmd sh >/dev/null
+    finish_tag busybox
+  fi
+  if ! has_tag python; then
+    local t; t="$(python_rootfs_tar)"
+    log "building bench-python (umoci raw add-layer of $(basename "$t"))"
+    umoci new --image "$LAYOUT:python-wip" >/dev/null
+    umoci raw add-layer --image "$LAYOUT:python-wip" --history.created_by "mmdebstrap --variant=minbase --include=python3 $SUITE" "$t" >/dev/null
+    umoci config --image "$LAYOUT:python-wip" --os linux --architecture amd64 \
+      --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --config.cmd bash >/dev/null
+    finish_tag python
+  fi
+  if [ "$LARGE" = 1 ] && ! has_tag large; then
+    local t s; t="$(python_rootfs_tar)"
+    log "building bench-large (base + 4 x genlayer.py + whiteouts; takes a few minutes once)"
+    umoci new --image "$LAYOUT:large-wip" >/dev/null
+    umoci raw add-layer --image "$LAYOUT:large-wip" --history.created_by "mmdebstrap python3" "$t" >/dev/null
+    for s in 1 2 3 4; do
+      /usr/bin/python3 "$HERE/genlayer.py" "$b/layer$s.tar" --seed "$s" --mb 220 --files 8000
+      umoci raw add-layer --image "$LAYOUT:large-wip" --history.created_by "genlayer.py --seed $s" "$b/layer$s.tar" >/dev/null
+      rm -f "$b/layer$s.tar"
+    done
+    /usr/bin/python3 "$HERE/genlayer.py" "$b/wh.tar" --seed 0 --whiteouts-of 2 --files 8000
+    umoci raw add-layer --image "$LAYOUT:large-wip" --history.created_by "genlayer.py --whiteouts-of 2" "$b/wh.tar" >/dev/null
+    umoci config --image "$LAYOUT:large-wip" --os linux --architecture amd64 \
+      --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --config.cmd bash >/dev/null
+    finish_tag large
+  fi
+  umoci gc --layout "$LAYOUT" >/dev/null
+  chmod -R a+rX "$LAYOUT"; chmod -R go-w "$LAYOUT"
+  rm -rf "$b"
+}
+
+push_images() {
+  local img
+  for img in busybox python $([ "$LARGE" = 1 ] && echo large); do
+    log "push bench-$img -> $REG/library/bench-$img:latest"
+    "${SKOPEO[@]}" copy --quiet --dest-tls-verify=false "oci:$LAYOUT:$img" "docker://$REG/library/bench-$img:latest" >/dev/null \
+      || die "skopeo copy $img failed"
+  done
+}
+
+# ------------------------------------------------------------------------------------------------
+main() {
+  deps
+  mkdir -p "$BW" "$OUT"
+  chmod 755 "$BW"
+  trap 'stop_registry' EXIT
+  if [ "${1:-}" = images ]; then build_images; log "images cached in $LAYOUT"; return 0; fi
+  build_binary
+  start_registry
+  build_images
+  push_images
+
+  # the measured user's area
+  rm -rf "$BW/home"; mkdir -p "$BW/home"
+  [ "$(id -u)" -eq 0 ] && chown "$BUSER:" "$BW/home"
+  local images="busybox python"; [ "$LARGE" = 1 ] && images="$images large"
+  local commit dirty
+  commit="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  dirty="$(cd "$ROOT" && git status --porcelain -- Sources Package.swift 2>/dev/null | wc -l)"
+  cat >"$BW/config.json" <<EOF
+{
+  "ours": "$BW/bin/udocker",
+  "peer": "$VENV/bin/udocker",
+  "peer_version": "$("$VENV/bin/python3" -c 'import udocker; print(udocker.__version__)' 2>/dev/null || echo '?')",
+  "registry": "$REG",
+  "layout": "$LAYOUT",
+  "images": "$images",
+  "home": "$BW/home",
+  "build": "$([ -n "${BENCH_BIN:-}" ] && echo "${BENCH_BUILD:-unknown} (BENCH_BIN=$BENCH_BIN)" || echo "$BUILD")",
+  "commit": "$commit",
+  "uncommitted_source_changes": $dirty,
+  "reps": ${BENCH_REPS:-3},
+  "short_runs": ${BENCH_SHORT_RUNS:-100},
+  "peer_modes": "${BENCH_PEER_MODES:-F1 R1}",
+  "peer_workload_modes": "${BENCH_PEER_WORKLOAD_MODES:-R1}",
+  "workload_modes": "${BENCH_WORKLOAD_MODES:-N1 P1 F1 R1}",
+  "large_reps": ${BENCH_LARGE_REPS:-1},
+  "large": $([ "$LARGE" = 1 ] && echo true || echo false)
+}
+EOF
+  chmod 644 "$BW/config.json"
+  log "measuring as $BUSER (images: $images; reps ${BENCH_REPS:-3})"
+  local status=0
+  as_user /usr/bin/python3 "$HERE/measure.py" "$BW/config.json" "$BW/home/raw.json" || status=$?
+  [ -s "$BW/home/raw.json" ] || die "measure.py wrote no results"
+  /usr/bin/python3 "$HERE/report.py" "$BW/home/raw.json" "$OUT"
+  cp "$BW/home/raw.json" "$BW/raw.json"
+  find "$BW/home" -mindepth 1 -maxdepth 1 -exec chmod -R u+rwX {} + 2>/dev/null; rm -rf "$BW/home"  # containers
+  log "done in $(( $(date +%s) - T0 )) s (measure.py exit $status): $OUT/results.md, $OUT/results.json"
+  return "$status"
+}
+
+main "$@"
