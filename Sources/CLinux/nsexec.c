@@ -67,6 +67,19 @@ static void ud_step(udocker_exec_error_t *e, const char *a, const char *b, const
     ud_append(e->step, sizeof e->step, d);
 }
 
+/* Reads the child's error report from the CLOEXEC status pipe: 0 bytes means the child reached
+ * exec (or, for the overlay helper, is ready); a full record is an error; anything else is EIO. */
+static size_t ud_read_status(int fd, udocker_exec_error_t *error) {
+    size_t got = 0;
+    while (got < sizeof *error) {
+        ssize_t r = read(fd, (char *)error + got, sizeof *error - got);
+        if (r < 0) { if (errno == EINTR) continue; break; }
+        if (r == 0) break;
+        got += (size_t)r;
+    }
+    return got;
+}
+
 static int ud_write_all(int fd, const void *p, size_t n) {
     const char *c = p;
     while (n) {
@@ -288,13 +301,7 @@ pid_t udocker_spawn(const udocker_exec_config_t *config, udocker_exec_error_t *e
         ud_step(error, "fork", 0, 0, 0);
         return -1;
     }
-    size_t got = 0;
-    while (got < sizeof *error) {
-        ssize_t r = read(fds[0], (char *)error + got, sizeof *error - got);
-        if (r < 0) { if (errno == EINTR) continue; break; }
-        if (r == 0) break;
-        got += (size_t)r;
-    }
+    size_t got = ud_read_status(fds[0], error);
     close(fds[0]);
     if (got == 0) { memset(error, 0, sizeof *error); return pid; }
     if (got < sizeof *error) { error->error_number = EIO; ud_step(error, "read the child's status", 0, 0, 0); }
@@ -396,13 +403,7 @@ pid_t udocker_overlay_view(const char *dir, const char *options, const char *roo
         close(status_pipe[0]); close(hold_pipe[1]);
         error->error_number = fork_errno; ud_step(error, "fork", 0, 0, 0); return -1;
     }
-    size_t got = 0;
-    while (got < sizeof *error) {
-        ssize_t r = read(status_pipe[0], (char *)error + got, sizeof *error - got);
-        if (r < 0) { if (errno == EINTR) continue; break; }
-        if (r == 0) break;
-        got += (size_t)r;
-    }
+    size_t got = ud_read_status(status_pipe[0], error);
     close(status_pipe[0]);
     if (got == 0) { *release_fd = hold_pipe[1]; return pid; }
     close(hold_pipe[1]);
@@ -442,13 +443,7 @@ int udocker_userns_probe(udocker_exec_error_t *error) {
     int fork_errno = errno;
     close(fds[1]);
     if (pid < 0) { close(fds[0]); error->error_number = fork_errno; ud_step(error, "fork", 0, 0, 0); return fork_errno; }
-    size_t got = 0;
-    while (got < sizeof *error) {
-        ssize_t r = read(fds[0], (char *)error + got, sizeof *error - got);
-        if (r < 0) { if (errno == EINTR) continue; break; }
-        if (r == 0) break;
-        got += (size_t)r;
-    }
+    size_t got = ud_read_status(fds[0], error);
     close(fds[0]);
     int st = 0;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}

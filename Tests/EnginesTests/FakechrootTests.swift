@@ -112,7 +112,7 @@ final class DebianContainer: @unchecked Sendable {
         let (status, output) = runAsUnprivileged(flag: "UDOCKER_ENGINES_AS_TESTER", filter: "innerFakechroot", path: "/usr/bin:/bin",
                                                      extraEnvironment: "UDOCKER_FAKECHROOT_TEST_TAR='\(tar)'")
         #expect(status == 0, "\(output)")
-        #expect(output.contains("innerFakechrootModes"), "\(output)")
+        #expect(output.contains("innerFakechrootModes") && !output.contains("skipped") && output.contains("passed"), "\(output)")
     }
 
     @Test(.enabled(if: asUser), arguments: [ExecutionMode.F1, .F2, .F3, .F4])

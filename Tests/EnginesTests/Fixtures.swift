@@ -137,7 +137,8 @@ let unprivilegedTestBinary: String = {
     let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     let dir = "/tmp/udocker-engine-tests-\(getpid())"
     let copy = "\(dir)/tests.xctest"
-    let (status, _) = shell("mkdir -p '\(dir)' && chmod 755 '\(dir)' && cp '\(exe)' '\(copy)' && chmod 755 '\(copy)'")
+    // Copies left by earlier runs (about 100 MB each) are removed first.
+    let (status, _) = shell("rm -rf /tmp/udocker-engine-tests-*; mkdir -p '\(dir)' && chmod 755 '\(dir)' && cp '\(exe)' '\(copy)' && chmod 755 '\(copy)'")
     return status == 0 ? copy : exe
 }()
 
