@@ -77,9 +77,9 @@ fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "test-deps: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  if ! apt-get install -y --no-install-recommends "${missing[@]}" </dev/null; then
-    apt-get update </dev/null
-    apt-get install -y --no-install-recommends "${missing[@]}" </dev/null
+  if ! apt-get ${APT_LOCK_WAIT:--o DPkg::Lock::Timeout=600} install -y --no-install-recommends "${missing[@]}" </dev/null; then
+    apt-get ${APT_LOCK_WAIT:--o DPkg::Lock::Timeout=600} update </dev/null
+    apt-get ${APT_LOCK_WAIT:--o DPkg::Lock::Timeout=600} install -y --no-install-recommends "${missing[@]}" </dev/null
   fi
 fi
 # docker-registry's package starts a system service on 127.0.0.1:5000 when systemd runs it;
