@@ -16,6 +16,11 @@ public struct ExtractOptions: Sendable {
     public var bufferSize = 1 << 20
     /// Size of the compressed-input buffer.
     public var inputBufferSize = 256 * 1024
+    /// Decompress and hash compressed layers read from regular files on a second thread, handing
+    /// `pipelineChunkSize` chunks to the extracting thread through a queue of `pipelineDepth`.
+    public var pipelined = true
+    public var pipelineChunkSize = 1 << 20
+    public var pipelineDepth = 3
     public init() {}
 }
 
@@ -35,6 +40,10 @@ public final class LayerExtractor {
     /// Directory metadata applied after the layer's entries (mode with u+rwx, mtime).
     private var directoryMeta: [[UInt8]: (mode: mode_t, sec: Int64, nsec: Int64)] = [:]
     private var directoryOrder: [[UInt8]] = []
+    /// The producer side of the last pipelined extraction (nil when it ran on one thread).
+    private(set) var lastPipelineReport: DecodePipeline.Report?
+    /// The running pipeline (for tests).
+    private(set) var currentPipeline: DecodePipeline?
 
     public init(root: String, options: ExtractOptions = .init()) throws {
         self.root = try RootDirectory(path: root)
@@ -93,9 +102,20 @@ public final class LayerExtractor {
             directoryMeta.removeAll()
             directoryOrder.removeAll()
         }
+        lastPipelineReport = nil
+        var pipeline: DecodePipeline?
+        defer {
+            if let pipeline { lastPipelineReport = pipeline.finalReport() }
+            currentPipeline = nil
+        }
         do {
             let decoder = try Decompressor(fd: fd, inputCapacity: options.inputBufferSize)
-            let buffer = HashedBuffer(source: decoder, capacity: options.bufferSize)
+            if options.pipelined && decoder.compression != .none && isRegularFile(fd) {
+                pipeline = DecodePipeline.start(decoder: decoder, chunkSize: options.pipelineChunkSize,
+                                                depth: options.pipelineDepth)
+                currentPipeline = pipeline
+            }
+            let buffer = HashedBuffer(source: decoder, capacity: options.bufferSize, pipeline: pipeline)
             let tar = TarReader(buffer: buffer)
             while let header = try tar.next() {
                 resolver.trim()
@@ -111,6 +131,11 @@ public final class LayerExtractor {
         } catch {
             throw ArchiveError(.io, "\(error)", layer: layerName)
         }
+    }
+
+    private func isRegularFile(_ fd: Int32) -> Bool {
+        var st = stat()
+        return fstat(fd, &st) == 0 && st.st_mode & 0o170000 == 0o100000
     }
 
     // MARK: - entries

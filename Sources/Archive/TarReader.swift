@@ -25,6 +25,8 @@ struct TarHeader {
 /// A buffer of decompressed bytes that hashes everything that passes through it (the DiffID).
 final class HashedBuffer {
     private let source: Decompressor
+    /// When set, the bytes come from (and are hashed by) the pipeline's producer thread.
+    private let pipeline: DecodePipeline?
     let storage: UnsafeMutableRawPointer
     let capacity: Int
     private(set) var start = 0
@@ -33,8 +35,9 @@ final class HashedBuffer {
     private var hasher = DigestHasher()
     private(set) var total: Int64 = 0
 
-    init(source: Decompressor, capacity: Int) {
+    init(source: Decompressor, capacity: Int, pipeline: DecodePipeline? = nil) {
         self.source = source
+        self.pipeline = pipeline
         self.capacity = max(capacity, 64 * 1024)
         storage = UnsafeMutableRawPointer.allocate(byteCount: self.capacity, alignment: 64)
     }
@@ -54,9 +57,14 @@ final class HashedBuffer {
             end -= start
             start = 0
         }
-        let n = try source.read(into: storage + end, count: capacity - end)
+        let n: Int
+        if let pipeline {
+            n = try pipeline.read(into: storage + end, count: capacity - end)
+        } else {
+            n = try source.read(into: storage + end, count: capacity - end)
+            if n > 0 { hasher.update(UnsafeRawBufferPointer(start: storage + end, count: n)) }
+        }
         if n == 0 { eof = true; return false }
-        hasher.update(UnsafeRawBufferPointer(start: storage + end, count: n))
         end += n
         total += Int64(n)
         return true
@@ -83,7 +91,7 @@ final class HashedBuffer {
         while try fill() { start = end }
     }
 
-    func digest() -> Digest { hasher.finalize() }
+    func digest() -> Digest { pipeline?.digest() ?? hasher.finalize() }
 }
 
 /// A streaming tar reader: ustar, GNU (long names `L`/`K`, base-256 numbers), PAX (`x`; global
