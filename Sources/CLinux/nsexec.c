@@ -426,14 +426,7 @@ int udocker_userns_probe(udocker_exec_error_t *error) {
         close(fds[0]);
         udocker_exec_error_t e;
         memset(&e, 0, sizeof e);
-        char map[64];
-        if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) { ud_step(&e, "unshare(CLONE_NEWUSER|CLONE_NEWNS)", 0, 0, 0); goto fail; }
-        if (ud_write_file("/proc/self/setgroups", "deny") != 0 && errno != ENOENT) { ud_step(&e, "write /proc/self/setgroups", 0, 0, 0); goto fail; }
-        map[0] = 0; ud_append(map, sizeof map, "0 "); ud_append_uint(map, sizeof map, uid); ud_append(map, sizeof map, " 1\n");
-        if (ud_write_file("/proc/self/uid_map", map) != 0) { ud_step(&e, "write /proc/self/uid_map", 0, 0, 0); goto fail; }
-        map[0] = 0; ud_append(map, sizeof map, "0 "); ud_append_uint(map, sizeof map, gid); ud_append(map, sizeof map, " 1\n");
-        if (ud_write_file("/proc/self/gid_map", map) != 0) { ud_step(&e, "write /proc/self/gid_map", 0, 0, 0); goto fail; }
-        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) { ud_step(&e, "make / rprivate", 0, 0, 0); goto fail; }
+        if (ud_enter_userns(0, 0, uid, gid, &e) != 0) goto fail;
         _exit(0);
     fail:
         e.error_number = errno ? errno : EINVAL;

@@ -83,6 +83,16 @@ func runEngine(_ kind: EngineKind, _ c: BusyboxContainer, _ options: RunOptions,
 
 func runEngineUnlocked(_ kind: EngineKind, _ c: BusyboxContainer, _ options: RunOptions, config: ImageConfig.Config? = nil,
                input: String? = nil, environment: EngineEnvironment? = nil) throws -> RunResult {
+    try withCapturedIO(c, input: input) { io in
+        let env = environment ?? c.environment()
+        let engine: any ExecutionEngine = kind == .native ? NativeEngine(environment: env, io: io) : PRootEngine(mode: .P1, environment: env, io: io)
+        return try engine.run(c.instance(config: config), options: options)
+    }
+}
+
+/// Runs `body` with stdin fed from `input` and stdout/stderr captured in files of the container
+/// dir; returns the status `body` gave and what was written.
+func withCapturedIO(_ c: BusyboxContainer, input: String?, _ body: (StandardIO) throws -> Int32) throws -> RunResult {
     let tag = UUID().uuidString
     let outPath = c.dir.path + "/out-\(tag)", errPath = c.dir.path + "/err-\(tag)", inPath = c.dir.path + "/in-\(tag)"
     let out = open(outPath, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0o644)
@@ -90,10 +100,7 @@ func runEngineUnlocked(_ kind: EngineKind, _ c: BusyboxContainer, _ options: Run
     try (input ?? "").write(toFile: inPath, atomically: false, encoding: .utf8)
     let inp = open(inPath, O_RDONLY | O_CLOEXEC)
     defer { close(out); close(err); close(inp); unlink(outPath); unlink(errPath); unlink(inPath) }
-    let io = StandardIO(input: inp, output: out, error: err)
-    let env = environment ?? c.environment()
-    let engine: any ExecutionEngine = kind == .native ? NativeEngine(environment: env, io: io) : PRootEngine(mode: .P1, environment: env, io: io)
-    let status = try engine.run(c.instance(config: config), options: options)
+    let status = try body(StandardIO(input: inp, output: out, error: err))
     return RunResult(status: status,
                      output: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
                      error: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")

@@ -67,23 +67,15 @@ enum StandIn {
 /// Runs an R or S engine with stdout/stderr captured in files and stdin from `input`.
 func runRS(_ m: RSMode, _ c: BusyboxContainer, _ options: RunOptions, config: ImageConfig.Config? = nil,
            input: String? = nil, host: [String: String] = [:], devices: [String] = []) throws -> RunResult {
-    let tag = UUID().uuidString
-    let outPath = c.dir.path + "/out-\(tag)", errPath = c.dir.path + "/err-\(tag)", inPath = c.dir.path + "/in-\(tag)"
-    let out = open(outPath, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0o644)
-    let err = open(errPath, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0o644)
-    try (input ?? "").write(toFile: inPath, atomically: false, encoding: .utf8)
-    let inp = open(inPath, O_RDONLY | O_CLOEXEC)
-    defer { close(out); close(err); close(inp); unlink(outPath); unlink(errPath); unlink(inPath) }
-    let io = StandardIO(input: inp, output: out, error: err)
-    var hostEnv = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "TERM": "xterm", "HOME": "/tmp", "USER": "tester",
-                   "SECRET_TOKEN": "s3cr3t", "UDOCKER_USE_SINGULARITY_EXECUTABLE": c.dir.path + "/standin/apptainer"]
-    hostEnv.merge(host) { $1 }
-    let env = c.environment(verbosity: 2, host: hostEnv)
-    let engine: any ExecutionEngine = m == .S1 ? SingularityEngine(environment: env, io: io)
-        : RuncEngine(mode: m.mode, environment: env, io: io, devices: devices)
-    let status = try engine.run(c.instance(config: config), options: options)
-    return RunResult(status: status, output: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
-                     error: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
+    try withCapturedIO(c, input: input) { io in
+        var hostEnv = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "TERM": "xterm", "HOME": "/tmp", "USER": "tester",
+                       "SECRET_TOKEN": "s3cr3t", "UDOCKER_USE_SINGULARITY_EXECUTABLE": c.dir.path + "/standin/apptainer"]
+        hostEnv.merge(host) { $1 }
+        let env = c.environment(verbosity: 2, host: hostEnv)
+        let engine: any ExecutionEngine = m == .S1 ? SingularityEngine(environment: env, io: io)
+            : RuncEngine(mode: m.mode, environment: env, io: io, devices: devices)
+        return try engine.run(c.instance(config: config), options: options)
+    }
 }
 
 // MARK: - tests that need no namespaces
