@@ -129,24 +129,26 @@ public final class TarWriter {
     /// Archives the tree below `root` as `./`, `./a`, `./a/b`…: directories, regular files (hard
     /// links kept), symlinks, FIFOs and device nodes; sockets and mount points of other filesystems
     /// are left out (with a warning). Never follows a symlink. `exclude` receives paths relative
-    /// to the root (`a/b`).
-    public func addTree(at root: String, exclude: (String) -> Bool = { _ in false }) throws {
+    /// to the root (`a/b`). With a `prefix` (`./ROOT`), the tree is archived under that directory.
+    public func addTree(at root: String, prefix: String = ".", exclude: (String) -> Bool = { _ in false }) throws {
         let rfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard rfd >= 0 else { throw ArchiveError(.io, "open \(root): \(String(cString: strerror(errno)))") }
         defer { close(rfd) }
         var st = stat()
         guard fstat(rfd, &st) == 0 else { throw ArchiveError(.io, "stat \(root): \(String(cString: strerror(errno)))") }
-        try writeHeader(name: Array("./".utf8), kind: .directory, mode: UInt32(st.st_mode & 0o7777), mtime: Int64(st.st_mtim.tv_sec))
+        let base = Array(prefix.utf8) + [0x2F]
+        try writeHeader(name: base, kind: .directory, mode: UInt32(st.st_mode & 0o7777), mtime: Int64(st.st_mtim.tv_sec))
         var links: [String: [UInt8]] = [:]
-        try walk(rfd, rel: [], device: st.st_dev, links: &links, exclude: exclude)
+        try walk(rfd, rel: [], base: base, device: st.st_dev, links: &links, exclude: exclude)
     }
 
-    private func walk(_ dfd: Int32, rel: [UInt8], device: UInt, links: inout [String: [UInt8]], exclude: (String) -> Bool) throws {
+    private func walk(_ dfd: Int32, rel: [UInt8], base: [UInt8], device: UInt, links: inout [String: [UInt8]],
+                      exclude: (String) -> Bool) throws {
         let entries = try FileTree.list(dfd).map(\.name).sorted { $0.lexicographicallyPrecedes($1) }
         for name in entries {
             let relPath = rel.isEmpty ? name : rel + [0x2F] + name
             if exclude(String(decoding: relPath, as: UTF8.self)) { continue }
-            let tarName = Array("./".utf8) + relPath
+            let tarName = base + relPath
             var st = stat()
             guard withCName(name, { fstatat(dfd, $0, &st, AT_SYMLINK_NOFOLLOW) }) == 0 else {
                 if errno == ENOENT { continue }
@@ -161,7 +163,7 @@ public final class TarWriter {
                 let cfd = withCName(name) { openat(dfd, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
                 guard cfd >= 0 else { throw ArchiveError(.io, "open \(printable(relPath)): \(String(cString: strerror(errno)))") }
                 defer { close(cfd) }
-                try walk(cfd, rel: relPath, device: device, links: &links, exclude: exclude)
+                try walk(cfd, rel: relPath, base: base, device: device, links: &links, exclude: exclude)
             case S_IFREG:
                 let key = "\(st.st_dev):\(st.st_ino)"
                 if st.st_nlink > 1, let first = links[key] {

@@ -24,7 +24,9 @@ struct ExportCommand: UDockerCommand {
         if !TransferFiles.isStdio(out) { context.messages.info("exporting to file: \(out!)") }
         var warnings: [String] = []
         try TransferFiles.writeOutput(out, what: "a tar archive") { fd in
-            warnings = try context.repository.exportContainer(id, to: fd, clone: clone)
+            warnings = try context.withMergedRoot(of: id) {
+                try context.repository.exportContainer(id, to: fd, clone: clone, mergedRoot: $0)
+            }
         }
         for w in warnings { context.messages.warning(w) }
         return 0

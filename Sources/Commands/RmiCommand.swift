@@ -7,7 +7,8 @@ struct RmiCommand: UDockerCommand {
         discussion: """
         rmi [-f] <repo/image:tag>. Layers still used by another tag are kept; containers are independent of the image.
         rmi --prune [-f]: delete every layer no tag references and the leftovers of interrupted
-        commands (staging directories, partial downloads, dangling container names). Without -f,
+        commands (staging directories, partial downloads, dangling container names), and the
+        extracted layers of the layer cache that no overlay container uses. Without -f,
         unreferenced layers younger than 10 minutes are kept (a pull may be about to tag them).
         """)
     @Flag(name: .customShort("f"), help: "ignore errors removing layer files; with --prune, no grace period") var force = false
@@ -20,6 +21,7 @@ struct RmiCommand: UDockerCommand {
             let r = try context.repository.prune(grace: force ? 0 : 600)
             for p in r.removedLayers { context.messages.info("removed unreferenced layer: \((p as NSString).lastPathComponent)") }
             for p in r.removedLeftovers { context.messages.info("removed leftover: \(p)") }
+            for p in r.removedCachedLayers { context.messages.info("removed unused extracted layer: \((p as NSString).lastPathComponent)") }
             if !r.keptRecent.isEmpty { context.messages.info("kept \(r.keptRecent.count) recent unreferenced layer(s); use -f to remove them too") }
             context.messages.info("pruned \(r.removedLayers.count) layer(s), \(r.freedBytes / (1 << 20)) MB; \(r.removedLeftovers.count) leftover(s)")
             return 0

@@ -1,4 +1,5 @@
 import Archive
+import Dispatch
 import Foundation
 import OCI
 import Synchronization
@@ -65,6 +66,41 @@ public struct LayerCache: Sendable {
         }
         return (final, true)
     }
+
+    /// Makes sure every layer is cached, extracting the missing ones concurrently (independent
+    /// layers need no order: each goes into its own directory), at most `parallelism` at a time.
+    /// Warnings are reported in layer order; the first error (in layer order) is thrown once all
+    /// running extractions have ended.
+    public func ensure(_ layers: [(diffID: Digest, file: String)], parallelism: Int = LayerCache.defaultParallelism,
+                       warn: (String) -> Void = { _ in }) throws {
+        let missing = layers.filter { !contains($0.diffID) }
+        guard missing.count > 1, parallelism > 1 else {
+            for layer in missing { try ensure(layer.diffID, layerFile: layer.file, warn: warn) }
+            return
+        }
+        let outcomes = Mutex([Int: (warnings: [String], error: (any Error)?)]())
+        let next = Mutex(0)
+        let workers = min(parallelism, missing.count)
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            while true {
+                let i: Int = next.withLock { n in defer { n += 1 }; return n }
+                guard i < missing.count else { return }
+                var warnings: [String] = []
+                var failure: (any Error)?
+                do { try ensure(missing[i].diffID, layerFile: missing[i].file, warn: { warnings.append($0) }) } catch {
+                    failure = error
+                }
+                outcomes.withLock { $0[i] = (warnings, failure) }
+                if failure != nil { next.withLock { $0 = missing.count } }   // start no more
+            }
+        }
+        let done = outcomes.withLock { $0 }
+        for i in missing.indices { for w in done[i]?.warnings ?? [] { warn(w) } }
+        for i in missing.indices { if let e = done[i]?.error { throw e } }
+    }
+
+    /// Layers extracted at the same time: each extraction already decompresses on a second thread.
+    public static var defaultParallelism: Int { max(1, min(3, ProcessInfo.processInfo.activeProcessorCount)) }
 
     /// Records whiteouts in overlayfs xattr form beneath `root` (no symlink followed).
     static func markWhiteouts(_ entries: [LayerWhiteouts.Entry], in root: String) throws {

@@ -62,10 +62,7 @@ extension LocalRepository {
                   let diffIDs = config.rootfs?.diff_ids, diffIDs.count == contents.layerFiles.count, !diffIDs.isEmpty else {
                 throw StoreError("overlay storage needs an image whose config lists rootfs.diff_ids; use --storage=flat")
             }
-            let cache = layerCache
-            for (diffID, file) in zip(diffIDs, contents.layerFiles) {
-                try cache.ensure(diffID, layerFile: file, warn: warn)
-            }
+            try layerCache.ensure(Array(zip(diffIDs, contents.layerFiles)), warn: warn)
             // The staging path is longer than the final one, so this bound also holds after the rename.
             let overlayOptions = "lowerdir=" + diffIDs.map(\.hex).reversed().joined(separator: ":")
             guard overlayOptions.utf8.count + 2 * staging.utf8.count + 64 < 4096 else {
@@ -88,21 +85,33 @@ extension LocalRepository {
         }
     }
 
-    /// Removes cache entries no overlay container uses (called by prune-like maintenance; never
-    /// removes a layer in use: holds the repository lock exclusively, so no create is running).
+    /// Removes cache entries no overlay container uses (`rmi --prune`; never removes a layer in
+    /// use: holds the repository lock exclusively, so no create is running).
     @discardableResult
     public func pruneLayerCache() throws -> [String] {
-        try withLock(.exclusive) {
-            let used = LayerCache.referenced(containersDirectory: containersDirectory)
-            var removed: [String] = []
-            for name in FileInfo.list(layerCache.directory) {
-                let p = "\(layerCache.directory)/\(name)"
-                if name.hasPrefix(".staging-") || (!name.hasPrefix(".") && !used.contains(name)) {
-                    try FileTree.remove(p)
-                    removed.append(p)
-                }
-            }
-            return removed
+        try withLock(.exclusive) { try pruneLayerCacheLocked() }
+    }
+
+    /// The same, for a caller that already holds the repository lock exclusively.
+    func pruneLayerCacheLocked() throws -> [String] {
+        var removed: [String] = []
+        for p in unusedCacheEntries() {
+            try FileTree.remove(p)
+            removed.append(p)
+        }
+        return removed
+    }
+
+    /// Cache entries no overlay container lists, their per-layer lock files, and staging
+    /// directories (only abandoned ones exist while the repository lock is held exclusively: every
+    /// create holds it shared while it fills the cache).
+    func unusedCacheEntries() -> [String] {
+        let used = LayerCache.referenced(containersDirectory: containersDirectory)
+        return FileInfo.list(layerCache.directory).sorted().compactMap { name in
+            let p = "\(layerCache.directory)/\(name)"
+            if name.hasPrefix(".staging-") { return p }
+            if name.hasPrefix("."), name.hasSuffix(".lock") { return used.contains(String(name.dropFirst().dropLast(5))) ? nil : p }
+            return name.hasPrefix(".") || used.contains(name) ? nil : p
         }
     }
 }

@@ -10,6 +10,8 @@ public struct PruneReport: Sendable {
     public var freedBytes: Int64 = 0
     /// Unreferenced blobs younger than the grace period (a pull may be about to tag them).
     public var keptRecent: [String] = []
+    /// Extracted layers in `layers/cache/` that no overlay container uses (and abandoned stagings).
+    public var removedCachedLayers: [String] = []
 }
 
 extension LocalRepository {
@@ -20,7 +22,8 @@ extension LocalRepository {
     /// * leftovers of interrupted operations: staging dot-directories (`layers/.loading-*`,
     ///   `layers/.importing-*`, `containers/.creating-*`, `containers/.deleting-*`,
     ///   `repos/…/.<tag>.new-*` / `.old-*`) whose owner is gone, and abandoned `*.partial` downloads;
-    /// * container aliases whose container no longer exists.
+    /// * container aliases whose container no longer exists;
+    /// * extracted layers in the layer cache that no overlay container uses.
     ///
     /// Runs under the exclusive repository lock, which every writer of tags and containers takes, and
     /// skips staging directories whose `.lock` is still held.
@@ -80,6 +83,11 @@ extension LocalRepository {
                 }
             }
             walkRepos(reposDirectory)
+            if dryRun {
+                report.removedCachedLayers = unusedCacheEntries()
+            } else {
+                report.removedCachedLayers = try pruneLayerCacheLocked()
+            }
         }
         return report
     }

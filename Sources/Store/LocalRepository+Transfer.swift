@@ -48,12 +48,18 @@ extension LocalRepository {
     /// `export`: the container's ROOT (or, with `clone`, the whole container directory with its
     /// metadata) as a tar stream on `fd`, entries named `./…` as `tar -C dir -c .` makes them.
     /// Returns the writer's warnings.
-    public func exportContainer(_ id: String, to fd: Int32, clone: Bool) throws -> [String] {
+    ///
+    /// An overlay container's files are its merged view (`mergedRoot`, mounted by the caller): it
+    /// is archived as the ROOT, and a clone archive holds it as a flat container (no `lowers`,
+    /// `upper` or `work`), which any udocker can import.
+    public func exportContainer(_ id: String, to fd: Int32, clone: Bool, mergedRoot: String? = nil) throws -> [String] {
         let dir = containerDirectory(id)
-        let root = clone ? dir : "\(dir)/ROOT"
+        let root = clone ? dir : (mergedRoot ?? "\(dir)/ROOT")
         guard FileInfo.isDirectory(root) else { throw StoreError("container has no ROOT directory: \(id)") }
+        let overlayFiles: Set<String> = mergedRoot == nil ? [] : ["ROOT", "upper", "work", "lowers"]
         let writer = TarWriter(fileDescriptor: fd)
-        try writer.addTree(at: root, exclude: { clone && $0 == ".lock" })
+        try writer.addTree(at: root, exclude: { clone && ($0 == ".lock" || overlayFiles.contains($0)) })
+        if clone, let mergedRoot { try writer.addTree(at: mergedRoot, prefix: "./ROOT") }
         try writer.finish()
         return writer.warnings
     }
@@ -247,7 +253,9 @@ extension LocalRepository {
     /// `clone`: a full copy of a container (ROOT, metadata, execution mode) under a new id. The copy
     /// streams through the same tar writer and safe extractor as export/import, so hard links,
     /// symlinks, modes and times are kept and nothing can be written outside the new directory.
-    public func cloneContainer(_ sourceID: String, name: String? = nil, warn: (String) -> Void = { _ in }) throws -> String {
+    /// An overlay container (`mergedRoot`: its merged view) is cloned into a flat container.
+    public func cloneContainer(_ sourceID: String, name: String? = nil, mergedRoot: String? = nil,
+                               warn: (String) -> Void = { _ in }) throws -> String {
         try checkNewName(name)
         let src = containerDirectory(sourceID)
         guard FileInfo.isDirectory("\(src)/ROOT") else { throw StoreError("container has no ROOT directory: \(sourceID)") }
@@ -262,7 +270,7 @@ extension LocalRepository {
         signal(SIGPIPE, SIG_IGN)
         let outcome = CloneOutcome()
         let thread = Thread {
-            do { outcome.set(warnings: try self.exportContainer(sourceID, to: writeFD, clone: true)) } catch { outcome.set(error: error) }
+            do { outcome.set(warnings: try self.exportContainer(sourceID, to: writeFD, clone: true, mergedRoot: mergedRoot)) } catch { outcome.set(error: error) }
             close(writeFD)
             outcome.done.signal()
         }

@@ -47,5 +47,58 @@ struct OverlayTests {
         expectSuccess(try await box.udocker(["rm", "o1", "o2"]))
         #expect(try await box.psLines().isEmpty)
         #expect(box.listDirectory(cache).filter { !$0.hasPrefix(".") }.sorted() == cached, "rm leaves the shared cache alone")
+
+        // rmi --prune removes the extracted layers no overlay container uses, and only those.
+        try requireSuccess(try await box.udocker(["create", "--storage=overlay", "--name=o3", box.env.whiteout]))
+        let kept = try await box.udocker(["rmi", "--prune"])
+        try requireSuccess(kept)
+        #expect(box.listDirectory(cache).filter { !$0.hasPrefix(".") }.sorted() == cached, "o3 still uses every layer: \(kept)")
+        expectSuccess(try await box.udocker(["rm", "o3"]))
+        let pruned = try await box.udocker(["rmi", "--prune"])
+        try requireSuccess(pruned)
+        #expect(box.listDirectory(cache).isEmpty, "\(pruned)")
+        #expect(pruned.stderr.contains("removed unused extracted layer"), "\(pruned)")
+        #expect(try await box.imageLines().count == 1, "the image itself stays")
+    }
+
+    @Test("export, export --clone and clone of an overlay container carry its merged files; the clone is flat")
+    func overlayTransfer() async throws {
+        let box = try sandbox()
+        try await box.pull(box.env.whiteout)
+        try requireSuccess(try await box.udocker(["create", "--storage=overlay", "--name=o1", box.env.whiteout]))
+        expectSuccess(try await box.run(["o1", "sh", "-c", "echo mine > /new; rm /keep"]))
+
+        // export: the merged tree, whiteouts applied, the container's own changes included.
+        try requireSuccess(try await box.udocker(["export", "-o", "\(box.tmp)/o1.tar", "o1"]))
+        let listed = try await box.shell("tar -tf \(box.tmp)/o1.tar")
+        expectSuccess(listed)
+        let names = Set(listed.stdoutLines)
+        #expect(names.isSuperset(of: ["./new", "./dir/sub/stay", "./opq/c"]), "\(listed)")
+        #expect(names.isDisjoint(with: ["./keep", "./gone", "./gonedir/", "./opq/a"]), "\(listed)")
+
+        // export --clone: a flat container (ROOT holds the files; no overlay bookkeeping).
+        try requireSuccess(try await box.udocker(["export", "--clone", "-o", "\(box.tmp)/o1-clone.tar", "o1"]))
+        let cloneListed = try await box.shell("tar -tf \(box.tmp)/o1-clone.tar")
+        let cloneNames = Set(cloneListed.stdoutLines)
+        #expect(cloneNames.isSuperset(of: ["./ROOT/new", "./ROOT/dir/sub/stay", "./container.json", "./imagerepo.name"]), "\(cloneListed)")
+        #expect(cloneNames.isDisjoint(with: ["./lowers", "./upper/", "./work/", "./ROOT/keep"]), "\(cloneListed)")
+        let imported = try await box.udocker(["import", "--clone", "\(box.tmp)/o1-clone.tar"])
+        try requireSuccess(imported)
+        let importedID = imported.stdoutLines.last ?? ""
+        #expect(box.readFile("\(box.containerRoot(importedID))/new") == "mine\n", "\(imported)")
+
+        // clone: a flat copy that runs in a mode needing a plain directory; the original is unchanged.
+        let cloned = try await box.udocker(["clone", "--name=c1", "o1"])
+        try requireSuccess(cloned)
+        let cloneID = cloned.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(!box.exists("\(box.containerDirectory(cloneID))/lowers"))
+        #expect(box.readFile("\(box.containerRoot(cloneID))/new") == "mine\n")
+        try await box.use(.p1, for: "c1")
+        let p1 = try await box.run(["c1", "sh", "-c", "cat /new /dir/sub/stay; test -e /keep && echo BAD; true"])
+        expectSuccess(p1)
+        #expect(p1.stdout == "mine\nstay\n", "\(p1)")
+        let again = try await box.run(["o1", "cat", "/new"])
+        expectSuccess(again)
+        #expect(again.stdout == "mine\n", "the overlay container is still an overlay container: \(again)")
     }
 }
