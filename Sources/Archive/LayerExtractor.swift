@@ -21,6 +21,20 @@ public struct ExtractOptions: Sendable {
     public var pipelined = true
     public var pipelineChunkSize = 1 << 20
     public var pipelineDepth = 3
+    /// Do not apply whiteouts (`.wh.<name>`, `.wh..wh..opq`): list them in
+    /// `LayerExtractor.recordedWhiteouts` instead, as `LayerWhiteouts.scan` would (for extracting a
+    /// layer on its own, e.g. as an overlayfs lower directory). Invalid whiteout names still throw.
+    public var recordWhiteouts = false
+    /// Threads that create regular files (`FileWriterPool`); 0 or 1 writes them on the extracting
+    /// thread. File creation is mostly latency (parallel filesystems) or kernel time (local ones),
+    /// which overlaps across threads.
+    public var writerThreads = 2
+    /// File data copied out of the stream and not yet written, at most (per extractor).
+    public var writerMaxBytes = 32 << 20
+    /// Files queued or being written, at most.
+    public var writerMaxJobs = 1024
+    /// Files larger than this are written by the extracting thread.
+    public var writerInlineThreshold = 1 << 20
     public init() {}
 }
 
@@ -33,6 +47,8 @@ public final class LayerExtractor {
     public let root: RootDirectory
     public let options: ExtractOptions
     public private(set) var warnings: [String] = []
+    /// The whiteouts of the last layer, with `ExtractOptions.recordWhiteouts` (in stream order).
+    public private(set) var recordedWhiteouts: [LayerWhiteouts.Entry] = []
 
     private let resolver: RootResolver
     private let umask: mode_t
@@ -44,6 +60,18 @@ public final class LayerExtractor {
     private(set) var lastPipelineReport: DecodePipeline.Report?
     /// The running pipeline (for tests).
     private(set) var currentPipeline: DecodePipeline?
+
+    // Parallel file creation (see `FileWriterPool`), for the current layer.
+    private var pool: FileWriterPool?
+    /// Canonical paths of the files submitted to `pool` since its last drain.
+    private var pending: Set<[UInt8]> = []
+    /// Canonical paths of directories this layer created empty (and the root when the layer
+    /// started on an empty root): a name in them exists only if this layer made it (`touched`).
+    private var fresh: Set<[UInt8]> = []
+    /// The directory fd shared by consecutive jobs in one directory.
+    private var jobDirectory: (path: [UInt8], fd: Int32, dir: FileWriterPool.Directory)?
+    /// The writer pool's counters for the last layer (nil when files were written inline).
+    private(set) var lastWriterReport: FileWriterPool.Report?
 
     public init(root: String, options: ExtractOptions = .init()) throws {
         self.root = try RootDirectory(path: root)
@@ -103,12 +131,29 @@ public final class LayerExtractor {
             directoryOrder.removeAll()
         }
         lastPipelineReport = nil
+        recordedWhiteouts.removeAll()
         var pipeline: DecodePipeline?
         defer {
             if let pipeline { lastPipelineReport = pipeline.finalReport() }
             currentPipeline = nil
         }
+        lastWriterReport = nil
+        if options.writerThreads >= 2 {
+            pool = FileWriterPool.start(threads: options.writerThreads, maxBytes: options.writerMaxBytes,
+                                        maxJobs: options.writerMaxJobs)
+        }
+        defer {
+            if let pool {
+                pool.shutdown()
+                lastWriterReport = pool.currentReport()
+            }
+            pool = nil
+            pending.removeAll()
+            fresh.removeAll()
+            jobDirectory = nil
+        }
         do {
+            if pool != nil && rootIsEmpty() { fresh.insert([]) }
             let decoder = try Decompressor(fd: fd, inputCapacity: options.inputBufferSize)
             if options.pipelined && decoder.compression != .none && isRegularFile(fd) {
                 pipeline = DecodePipeline.start(decoder: decoder, chunkSize: options.pipelineChunkSize,
@@ -122,15 +167,36 @@ public final class LayerExtractor {
                 try apply(header, tar)
             }
             try buffer.drain()   // trailing bytes count in the DiffID
+            try drainWriters()
             try applyDirectoryMetadata()
             return buffer.digest()
-        } catch let e as ArchiveError {
-            throw e.inLayer(layerName)
-        } catch let e as SystemError {
-            throw ArchiveError(.io, e.description, layer: layerName)
         } catch {
-            throw ArchiveError(.io, "\(error)", layer: layerName)
+            // The files queued before the failing entry are written first: if one of them fails,
+            // that earlier error is the one reported, as on one thread.
+            var error = error
+            if let pool, let e = pool.settle() { error = e }
+            switch error {
+            case let e as ArchiveError: throw e.inLayer(layerName)
+            case let e as SystemError: throw ArchiveError(.io, e.description, layer: layerName)
+            default: throw ArchiveError(.io, "\(error)", layer: layerName)
+            }
         }
+    }
+
+    /// True when the root directory has no entries (checked once per layer, to know that names in
+    /// it can only come from this layer).
+    private func rootIsEmpty() -> Bool {
+        let fd = openat(resolver.rootFD, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        guard let d = fdopendir(fd) else { close(fd); return false }
+        defer { closedir(d) }
+        while let e = readdir(d) {
+            let isDot = withUnsafeBytes(of: e.pointee.d_name) { n in
+                n[0] == 0x2E && (n[1] == 0 || (n[1] == 0x2E && n[2] == 0))
+            }
+            if !isDot { return false }
+        }
+        return true
     }
 
     private func isRegularFile(_ fd: Int32) -> Bool {
@@ -186,14 +252,29 @@ public final class LayerExtractor {
         default:
             break
         }
+        // The parent walk makes directories of what is in its way: a queued file on the way must
+        // exist first, so that the walk replaces it as it would on one thread.
+        if !pending.isEmpty {
+            var prefix: [UInt8] = []
+            for c in comps.dropLast() {
+                prefix = RootResolver.join(prefix, c)
+                if pending.contains(prefix) { try drainWriters(); break }
+            }
+        }
         guard let (pfd, ppath) = try resolver.directory(Array(comps.dropLast()), create: true) else {
             throw ArchiveError(.io, "cannot create the parent directory of '\(shown)'")
         }
         let key = RootResolver.join(ppath, name)
+        if pending.contains(key) { try drainWriters() }
+        let madeInLayer = resolver.touched.contains(key)
         resolver.markTouched(key)
         switch h.type {
         case .regular:
-            try writeFile(h, tar, in: pfd, name: name, shown: shown)
+            if let pool, h.size <= Int64(options.writerInlineThreshold) {
+                try queueFile(h, tar, pool, in: pfd, ppath, name: name, key: key, madeInLayer: madeInLayer, shown: shown)
+            } else {
+                try writeFile(h, tar, in: pfd, name: name, shown: shown)
+            }
         case .directory:
             try makeDirectory(h, in: pfd, name: name, key: key, shown: shown)
         case .symlink:
@@ -212,43 +293,94 @@ public final class LayerExtractor {
     private func writeFile(_ h: TarHeader, _ tar: TarReader, in pfd: Int32, name: [UInt8], shown: String) throws {
         let perm = mode_t(h.mode & 0o777) | 0o600
         let flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC
-        var fd = creating(pfd) { withCName(name) { openat(pfd, $0, flags, perm) } }
+        var fd = createRetrying(pfd) { withCName(name) { openat(pfd, $0, flags, perm) } }
         if fd < 0 && errno == EEXIST {
             _ = try replaceExisting(in: pfd, name: name, newIsDirectory: false, shown: shown)
-            fd = creating(pfd) { withCName(name) { openat(pfd, $0, flags, perm) } }
+            fd = createRetrying(pfd) { withCName(name) { openat(pfd, $0, flags, perm) } }
         }
         guard fd >= 0 else { throw io("create", shown) }
         var closed = false
         defer { if !closed { close(fd) } }
-        try tar.readData { chunk in
-            var p = chunk.baseAddress!
-            var left = chunk.count
-            while left > 0 {
-                let n = write(fd, p, left)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw io("write", shown)
-                }
-                p += n
-                left -= n
-            }
-        }
+        try tar.readData { chunk in try writeAll(fd, chunk, shown) }
         if perm & ~umask != perm { fchmod(fd, perm) }
         _ = cl_set_mtime(fd, nil, h.mtime, h.mtimeNanoseconds, 0)
         closed = true
         if close(fd) != 0 && errno != EINTR { throw io("close", shown) }
     }
 
+    // MARK: - parallel file creation
+
+    /// Hands a regular file to the writer pool. The name is made free here first (unless the
+    /// directory is one this layer created empty and the name is not one this layer made), so a
+    /// worker only ever creates a new name; its data is copied out of the stream.
+    private func queueFile(_ h: TarHeader, _ tar: TarReader, _ pool: FileWriterPool, in pfd: Int32, _ ppath: [UInt8],
+                           name: [UInt8], key: [UInt8], madeInLayer: Bool, shown: String) throws {
+        if madeInLayer || !fresh.contains(ppath) {
+            var st = stat()
+            if withCName(name, { fstatat(pfd, $0, &st, AT_SYMLINK_NOFOLLOW) }) == 0 {
+                _ = try replaceExisting(in: pfd, name: name, newIsDirectory: false, shown: shown)
+            } else if errno != ENOENT {
+                // Unusual (a name too long, a locked directory): the single-threaded path reports it.
+                try writeFile(h, tar, in: pfd, name: name, shown: shown)
+                return
+            }
+        }
+        let dir: FileWriterPool.Directory
+        if let d = jobDirectory, d.fd == pfd, d.path == ppath {
+            dir = d.dir
+        } else {
+            guard let d = FileWriterPool.Directory(duplicating: pfd) else { throw io("dup", shown) }
+            jobDirectory = (ppath, pfd, d)
+            dir = d
+        }
+        let perm = mode_t(h.mode & 0o777) | 0o600
+        let job = FileWriterPool.Job(directory: dir, name: name, shown: shown, perm: perm,
+                                     needsChmod: perm & ~umask != perm, mtime: h.mtime,
+                                     mtimeNanoseconds: h.mtimeNanoseconds, size: Int(h.size))
+        var offset = 0
+        try tar.readData { chunk in
+            guard let base = chunk.baseAddress, !chunk.isEmpty else { return }
+            (job.data.baseAddress! + offset).copyMemory(from: base, byteCount: chunk.count)
+            offset += chunk.count
+        }
+        pending.insert(key)
+        try pool.submit(job)
+    }
+
+    /// Waits for every queued file (rethrowing the first worker error) and redoes, with the usual
+    /// replace-and-retry, the ones whose name was found taken.
+    private func drainWriters() throws {
+        guard let pool, !pending.isEmpty else { return }
+        let conflicts = try pool.drain()
+        pending.removeAll(keepingCapacity: true)
+        for job in conflicts {
+            _ = try FileWriterPool.write(job) {
+                _ = try self.replaceExisting(in: job.directory.fd, name: job.name, newIsDirectory: false, shown: job.shown)
+            }
+        }
+    }
+
+    /// `resolver.invalidate()`, and forgets what was known about directories (one was removed or
+    /// replaced).
+    private func invalidateResolver() {
+        resolver.invalidate()
+        fresh.removeAll()
+        jobDirectory = nil
+    }
+
     private func makeDirectory(_ h: TarHeader, in pfd: Int32, name: [UInt8], key: [UInt8], shown: String) throws {
         // Created u+rwx so the rest of the layer can go in; the final mode is applied afterwards.
-        var r = creating(pfd) { withCName(name) { mkdirat(pfd, $0, 0o700) } }
+        var r = createRetrying(pfd) { withCName(name) { mkdirat(pfd, $0, 0o700) } }
         if r != 0 && errno == EEXIST {
             if try !replaceExisting(in: pfd, name: name, newIsDirectory: true, shown: shown) {
-                r = creating(pfd) { withCName(name) { mkdirat(pfd, $0, 0o700) } }
+                r = createRetrying(pfd) { withCName(name) { mkdirat(pfd, $0, 0o700) } }
                 if r != 0 { throw io("mkdir", shown) }
+                if pool != nil { fresh.insert(key) }
             }
         } else if r != 0 {
             throw io("mkdir", shown)
+        } else if pool != nil {
+            fresh.insert(key)
         }
         if 0o700 & ~umask != 0o700 { _ = withCName(name) { cl_fchmodat_nofollow(pfd, $0, 0o700) } }
         if directoryMeta[key] == nil { directoryOrder.append(key) }
@@ -259,10 +391,10 @@ public final class LayerExtractor {
         guard !h.linkName.isEmpty else {
             throw ArchiveError(.invalidEntry, "symlink '\(shown)' has an empty target")
         }
-        var r = creating(pfd) { withCName(h.linkName) { target in withCName(name) { symlinkat(target, pfd, $0) } } }
+        var r = createRetrying(pfd) { withCName(h.linkName) { target in withCName(name) { symlinkat(target, pfd, $0) } } }
         if r != 0 && errno == EEXIST {
             _ = try replaceExisting(in: pfd, name: name, newIsDirectory: false, shown: shown)
-            r = creating(pfd) { withCName(h.linkName) { target in withCName(name) { symlinkat(target, pfd, $0) } } }
+            r = createRetrying(pfd) { withCName(h.linkName) { target in withCName(name) { symlinkat(target, pfd, $0) } } }
         }
         if r != 0 { throw io("symlink", shown) }
         _ = withCName(name) { cl_set_mtime(pfd, $0, h.mtime, h.mtimeNanoseconds, 1) }
@@ -280,9 +412,10 @@ public final class LayerExtractor {
             throw ArchiveError(.invalidEntry, "hardlink '\(shown)': target '\(target)' not found in the layer root")
         }
         if RootResolver.join(tpath, tname) == key { return }
+        if pending.contains(RootResolver.join(tpath, tname)) { try drainWriters() }
         var retried = false
         while true {
-            let r = creating(pfd) { withCName(tname) { t in withCName(name) { linkat(tfd, t, pfd, $0, 0) } } }
+            let r = createRetrying(pfd) { withCName(tname) { t in withCName(name) { linkat(tfd, t, pfd, $0, 0) } } }
             if r == 0 { return }
             let e = errno
             switch e {
@@ -316,10 +449,10 @@ public final class LayerExtractor {
                 return cl_mkfifoat(pfd, n, perm)
             }
         }
-        var r = creating(pfd, create)
+        var r = createRetrying(pfd, create)
         if r != 0 && errno == EEXIST {
             _ = try replaceExisting(in: pfd, name: name, newIsDirectory: false, shown: shown)
-            r = creating(pfd, create)
+            r = createRetrying(pfd, create)
         }
         if r != 0 {
             if device && (errno == EPERM || errno == EACCES) {
@@ -344,12 +477,13 @@ public final class LayerExtractor {
         let fmt = st.st_mode & 0o170000
         if fmt == 0o040000 {
             if newIsDirectory { return true }
+            try drainWriters()   // queued files may be in it
             try FileTree.removeEntry(in: pfd, name: name, displayPath: "/" + shown)
-            resolver.invalidate()
+            invalidateResolver()
             return false
         }
-        if creating(pfd, { withCName(name) { unlinkat(pfd, $0, 0) } }) != 0 && errno != ENOENT { throw io("unlink", shown) }
-        if fmt == 0o120000 { resolver.invalidate() }
+        if createRetrying(pfd, { withCName(name) { unlinkat(pfd, $0, 0) } }) != 0 && errno != ENOENT { throw io("unlink", shown) }
+        if fmt == 0o120000 { invalidateResolver() }
         return false
     }
 
@@ -357,6 +491,11 @@ public final class LayerExtractor {
 
     private func whiteout(_ parent: [[UInt8]], name: [UInt8], shown: String) throws {
         if name == LayerExtractor.opaqueName {
+            if options.recordWhiteouts {
+                recordedWhiteouts.append(LayerWhiteouts.Entry(parent: parent, name: nil))
+                return
+            }
+            try drainWriters()
             try opaque(parent)
             return
         }
@@ -367,6 +506,11 @@ public final class LayerExtractor {
         if target.starts(with: LayerExtractor.whiteoutPrefix) {
             return   // other AUFS metadata (.wh..wh.plnk, .wh..wh.aufs): never materialised
         }
+        if options.recordWhiteouts {
+            recordedWhiteouts.append(LayerWhiteouts.Entry(parent: parent, name: target))
+            return
+        }
+        try drainWriters()
         // Missing or dead parents (in root) mean there is nothing to remove.
         guard let (pfd, ppath) = try resolver.directory(parent, create: false) else { return }
         // Whiteouts hide lower layers only, never what this layer created.
@@ -377,7 +521,7 @@ public final class LayerExtractor {
         let keepTimes = fstat(pfd, &pst) == 0
         try FileTree.removeEntry(in: pfd, name: target)
         let fmt = st.st_mode & 0o170000
-        if fmt == 0o040000 || fmt == 0o120000 { resolver.invalidate() }
+        if fmt == 0o040000 || fmt == 0o120000 { invalidateResolver() }
         if keepTimes { restoreTimes(pfd, pst) }
     }
 
@@ -387,7 +531,7 @@ public final class LayerExtractor {
         guard let (dfd, dpath) = try resolver.directory(dir, create: false) else { return }
         var pst = stat()
         let keepTimes = fstat(dfd, &pst) == 0
-        if try removeUntouched(dfd, dpath) { resolver.invalidate() }
+        if try removeUntouched(dfd, dpath) { invalidateResolver() }
         if keepTimes { restoreTimes(dfd, pst) }
     }
 
@@ -438,25 +582,11 @@ public final class LayerExtractor {
         }
     }
 
-    /// Runs a creating syscall in `pfd`; on EACCES/EPERM (a directory from a foreign lower layer
-    /// without u+wx, when not privileged) gives the directory u+rwx and tries once more.
-    private func creating(_ pfd: Int32, _ op: () -> Int32) -> Int32 {
-        let r = op()
-        if r < 0 && (errno == EACCES || errno == EPERM) {
-            let saved = errno
-            if FileTree.ensureOwnerRWX(fd: pfd) { return op() }
-            errno = saved
-        }
-        return r
-    }
-
     private func warn(_ message: String) {
         let m = "layer \(layerName): \(message)"
         warnings.append(m)
         options.warningHandler?(m)
     }
 
-    private func io(_ op: String, _ shown: String) -> ArchiveError {
-        ArchiveError(.io, "\(op) '/\(shown)': \(String(cString: strerror(errno)))")
-    }
+    private func io(_ op: String, _ shown: String) -> ArchiveError { ioError(op, shown) }
 }

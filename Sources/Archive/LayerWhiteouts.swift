@@ -6,9 +6,10 @@ import Glibc
 
 /// The whiteouts of one layer, for caching the layer as an overlayfs lower directory.
 ///
-/// `LayerExtractor` applies whiteouts by deleting from the root it extracts into; extracted into an
-/// empty directory, a layer therefore loses them. This second (read-only) pass over the layer lists
-/// them so the layer cache can record each one in overlayfs "xattr whiteout" form.
+/// `LayerExtractor` applies whiteouts by deleting from the root it extracts into; to extract a layer
+/// on its own (the layer cache), `ExtractOptions.recordWhiteouts` lists them as `Entry`s instead,
+/// in the same pass. `scan` is an independent read-only pass over a layer that lists them the same
+/// way (diagnostics, and the oracle the extractor's recording is tested against).
 public struct LayerWhiteouts: Sendable, Equatable {
     public struct Entry: Sendable, Equatable {
         /// Lexically cleaned parent components (relative to the layer root).

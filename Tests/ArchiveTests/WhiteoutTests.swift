@@ -145,3 +145,66 @@ import Glibc
         #expect(isSymlink(f.r("o")))
     }
 }
+
+@Suite struct RecordedWhiteoutTests {
+    // With `recordWhiteouts`, whiteouts are listed exactly as `LayerWhiteouts.scan` lists them
+    // (opaque markers as nil names, AUFS metadata skipped) and nothing is removed.
+    @Test(arguments: [0, 2])
+    func recordedWhiteoutsMatchTheScan(writerThreads: Int) throws {
+        let f = try Fixture()
+        var l1 = TarBuilder()
+        l1.file("foo", "foo")
+        l1.dir("a")
+        l1.file("a/b", "b")
+        l1.dir("a/sub")
+        l1.file("a/sub/x", "x")
+        l1.dir("o")
+        l1.file("o/lower", "l")
+        var l2 = TarBuilder()
+        l2.file(".wh.foo")
+        l2.file("a/.wh.b")
+        l2.file("./a/../a/.wh.sub")
+        l2.file("o/new", "n")
+        l2.file("o/.wh..wh..opq")
+        l2.dir(".wh..wh.plnk")
+        l2.file(".wh..wh.plnk/.wh..wh.aufs")
+        l2.file("a/.wh..wh.aufs")
+        l2.file(".wh.ghost")
+        var o = ExtractOptions()
+        o.recordWhiteouts = true
+        o.writerThreads = writerThreads
+        let x = try LayerExtractor(root: f.root, options: o)
+        try x.extract(layerAt: try f.layer(l1.archive))
+        #expect(x.recordedWhiteouts.isEmpty)
+        let p2 = try f.layer(l2.archive)
+        try x.extract(layerAt: p2)
+        let scanned = try LayerWhiteouts.scan(layerAt: p2).entries
+        #expect(x.recordedWhiteouts == scanned)
+        #expect(scanned.count == 5)
+        #expect(scanned.contains(LayerWhiteouts.Entry(parent: [Array("o".utf8)], name: nil)))
+        #expect(scanned.contains(LayerWhiteouts.Entry(parent: [Array("a".utf8)], name: Array("sub".utf8))))
+        #expect(text(f.r("foo")) == "foo")
+        #expect(text(f.r("a/b")) == "b")
+        #expect(text(f.r("a/sub/x")) == "x")
+        #expect(text(f.r("o/lower")) == "l")
+        #expect(text(f.r("o/new")) == "n")
+        let names = try FileManager.default.subpathsOfDirectory(atPath: f.root)
+        #expect(!names.contains { $0.split(separator: "/").contains { $0.hasPrefix(".wh.") } })
+        // Reset per layer.
+        var l3 = TarBuilder()
+        l3.file("plain", "p")
+        try x.extract(layerAt: try f.layer(l3.archive))
+        #expect(x.recordedWhiteouts.isEmpty)
+    }
+
+    @Test func invalidWhiteoutStillThrowsWhenRecording() throws {
+        let f = try Fixture()
+        var l = TarBuilder()
+        l.file("a/.wh..")
+        var o = ExtractOptions()
+        o.recordWhiteouts = true
+        let err = expectArchiveError { try f.extract(l.archive, options: o) }
+        #expect(err?.kind == .invalidEntry)
+        #expect(err?.description.contains("invalid whiteout entry 'a/.wh..'") == true)
+    }
+}
