@@ -47,7 +47,11 @@ public struct LayerCache: Sendable {
         let staging = "\(directory)/.staging-\(diffID.hex)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try syscall("mkdir", path: staging) { mkdir(staging, 0o755) }
         do {
-            let extractor = try LayerExtractor(root: staging)
+            // One pass: the layer's whiteouts are recorded (not applied: the staging directory
+            // is empty) and marked in overlayfs form below.
+            var options = ExtractOptions()
+            options.recordWhiteouts = true
+            let extractor = try LayerExtractor(root: staging, options: options)
             let got = try extractor.extract(layerAt: layerFile)
             guard got == diffID else {
                 throw StoreError("layer \((layerFile as NSString).lastPathComponent): DiffID mismatch: expected \(diffID), got \(got); the image is corrupt, pull it again")
@@ -55,9 +59,7 @@ public struct LayerCache: Sendable {
             let devices = extractor.warnings.filter { $0.contains("device node") }
             if !devices.isEmpty { warn("skipped \(devices.count) device node(s): devices cannot be created without privileges (/dev is bound from the host at run time)") }
             for w in extractor.warnings where !w.contains("device node") { warn(w) }
-            let whiteouts = try LayerWhiteouts.scan(layerAt: layerFile)
-            guard whiteouts.diffID == diffID else { throw StoreError("layer \((layerFile as NSString).lastPathComponent) changed while it was read") }
-            try Self.markWhiteouts(whiteouts.entries, in: staging)
+            try Self.markWhiteouts(extractor.recordedWhiteouts, in: staging)
             Self.counter.withLock { $0 += 1 }
             try syscall("rename", path: final) { rename(staging, final) }
         } catch {
