@@ -26,11 +26,11 @@ build:
 	$(SWIFT) build
 
 release:
-	$(SWIFT) build -c release --static-swift-stdlib
+	$(SWIFT) build -c release --static-swift-stdlib --disable-local-rpath
 
 install: release
 	install -d "$(DESTDIR)$(PREFIX)/bin"
-	install -m 755 "$$($(SWIFT) build -c release --static-swift-stdlib --show-bin-path)/udocker" "$(DESTDIR)$(PREFIX)/bin/udocker"
+	install -m 755 -s "$$($(SWIFT) build -c release --static-swift-stdlib --disable-local-rpath --show-bin-path)/udocker" "$(DESTDIR)$(PREFIX)/bin/udocker"
 
 deps:
 	scripts/test-deps.sh
