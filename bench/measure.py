@@ -9,6 +9,11 @@ turns it into medians, ratios and targets. Python stdlib only.
 Each tool gets its own UDOCKER_DIR (and HOME) under config.home. Repetitions of different tools
 and of the bare baseline are interleaved (ours, peer, ours, peer, ...) so that load drift on the
 machine hits them alike.
+
+Quiet disk: no tree is deleted while measuring. A tree that is done with is renamed into
+config.graveyard (same filesystem, O(1)); run.sh deletes the graveyard once everything is measured.
+On ext4 without a journal, deleting a 10k-file tree makes the next 10k file creations several
+times slower for up to minutes (see run.sh), which would dominate every create measurement.
 """
 import json
 import os
@@ -17,11 +22,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 CFG = json.load(open(sys.argv[1]))
 RAW_PATH = sys.argv[2]
 HOME = CFG["home"]
+GRAVEYARD = CFG["graveyard"]
+MIN_FREE_GB = 15
 OURS, PEER = CFG["ours"], CFG["peer"]
 REG = CFG["registry"]
 REPS = int(CFG["reps"])
@@ -67,7 +75,7 @@ def env_for(udir, extra=None):
 
 def fresh(udir, peer=False):
     for d in (udir, udir + ".home", udir + ".tmp"):
-        wipe(d)
+        bury(d)
     os.makedirs(udir + ".home")
     os.makedirs(udir + ".tmp")
     if peer:  # keeps the Python udocker offline (see Tests/TestSupport/E2ESandbox.swift)
@@ -76,10 +84,20 @@ def fresh(udir, peer=False):
             f.write("1.2.11\n")
 
 
-def wipe(path):
-    if os.path.lexists(path):
-        subprocess.run(["chmod", "-R", "u+rwX", path], stderr=subprocess.DEVNULL)
-        subprocess.run(["rm", "-rf", path])
+_buried = [0]
+
+
+def bury(path):
+    """Moves `path` out of the way without deleting it (quiet disk, see the module docstring)."""
+    if not os.path.lexists(path):
+        return
+    _buried[0] += 1
+    dst = os.path.join(GRAVEYARD, f"{_buried[0]}-{os.path.basename(path)}")
+    try:
+        os.rename(path, dst)
+    except PermissionError:  # moving a directory to another parent rewrites its ".." entry
+        os.chmod(path, 0o700)
+        os.rename(path, dst)
 
 
 class Failed(Exception):
@@ -94,10 +112,16 @@ def run(cmd, env=None, check=True, rss=False, timeout=3600, quiet=True):
         tf.close()
         cmd = ["/usr/bin/time", "-v", "-o", tf.name] + cmd
     out = tempfile.TemporaryFile()
+    # A blocking wait, not subprocess.run(timeout=…): with a timeout, Popen.wait polls with sleeps
+    # that double from 0.5 ms, so every short command would measure ~15.5 ms (0.5+1+2+4+8).
     t = time.perf_counter()
-    p = subprocess.run(cmd, env=env, stdout=out if quiet else None, stderr=subprocess.STDOUT if quiet else None,
-                       stdin=subprocess.DEVNULL, timeout=timeout, cwd=HOME)
+    p = subprocess.Popen(cmd, env=env, stdout=out if quiet else None, stderr=subprocess.STDOUT if quiet else None,
+                         stdin=subprocess.DEVNULL, cwd=HOME)
+    killer = threading.Timer(timeout, p.kill)
+    killer.start()
+    p.wait()
     wall = time.perf_counter() - t
+    killer.cancel()
     kb = None
     if tf:
         for line in open(tf.name):
@@ -159,7 +183,11 @@ def machine_meta():
 
 
 def pull_and_create(images):
-    """Fresh repo per repetition: pull, first create, second create (ours and the peer)."""
+    """Fresh repository per repetition (the previous one is buried, not deleted).
+
+    ours: pull, create --storage=overlay c1 (first create: extracts every layer into the shared
+    layer cache), create --storage=overlay c2 (second create: cache hit), create --storage=flat c3
+    (every layer extracted into the container's ROOT). The peer: pull, create c1, create c2."""
     for img in images:
         ref_ours = f"{REG}/library/bench-{img}:latest"
         ref_peer = f"library/bench-{img}:latest"
@@ -167,46 +195,64 @@ def pull_and_create(images):
         raw["meta"].setdefault("images", {})[img] = {"layers": len(layers), "compressed_bytes": csize}
         reps = int(CFG.get("large_reps", 1)) if img == "large" else REPS
         for rep in range(reps):
+            # nothing is deleted until the end: keep clear of filling the disk (a repetition of
+            # the large image leaves ~7 GB in the graveyard)
+            st = os.statvfs(GRAVEYARD)
+            free_gb = st.f_bavail * st.f_frsize / 1e9
+            if rep > 0 and free_gb < MIN_FREE_GB:
+                raw["notes"].append(f"{img}: only {rep} of {reps} repetitions of pull/create "
+                                    f"({free_gb:.0f} GB left on the disk, the bench keeps {MIN_FREE_GB} GB free)")
+                log(raw["notes"][-1])
+                break
             for tool in (("ours", "peer") if rep % 2 == 0 else ("peer", "ours")):
                 udir = f"{HOME}/{tool}-{img}"
                 fresh(udir, peer=(tool == "peer"))
                 call = ours if tool == "ours" else peer
                 ref = ref_ours if tool == "ours" else ref_peer
-                w, kb, _ = call(udir, "pull", ref, rss=True)
-                add(f"pull/{img}/{tool}", w); add(f"pull/{img}/{tool}", kb, "rss_kb")
-                w, kb, _ = call(udir, "create", "--name=c1", ref, rss=True)
-                add(f"create1/{img}/{tool}", w); add(f"create1/{img}/{tool}", kb, "rss_kb")
-                w, kb, _ = call(udir, "create", "--name=c2", ref, rss=True)
-                add(f"create2/{img}/{tool}", w); add(f"create2/{img}/{tool}", kb, "rss_kb")
-                log(f"{img} rep {rep + 1}/{reps} {tool}: pull {raw['samples'][f'pull/{img}/{tool}'][-1]:.2f}s "
-                    f"create {raw['samples'][f'create1/{img}/{tool}'][-1]:.2f}s / {w:.3f}s")
+                steps = [("pull", ["pull", ref])]
+                if tool == "ours":
+                    steps += [("create1", ["create", "--storage=overlay", "--name=c1", ref]),
+                              ("create2", ["create", "--storage=overlay", "--name=c2", ref]),
+                              ("createflat", ["create", "--storage=flat", "--name=c3", ref])]
+                else:
+                    steps += [("create1", ["create", "--name=c1", ref]),
+                              ("create2", ["create", "--name=c2", ref])]
+                shown = []
+                for key, args in steps:
+                    w, kb, _ = call(udir, *args, rss=True)
+                    add(f"{key}/{img}/{tool}", w); add(f"{key}/{img}/{tool}", kb, "rss_kb")
+                    shown.append(f"{key} {w:.3f}s")
+                log(f"{img} rep {rep + 1}/{reps} {tool}: " + ", ".join(shown))
                 if rep == 0 and img == "python":
-                    root = f"{udir}/containers"
-                    n = sum(len(fs) + len(ds) for _, ds, fs in os.walk(root))
-                    raw["meta"]["images"][img][f"entries_after_2_creates_{tool}"] = n
+                    n = sum(len(fs) + len(ds) for _, ds, fs in os.walk(udir))
+                    raw["meta"]["images"][img][f"entries_in_udocker_dir_{tool}"] = n
                 if not (img == "python" and rep == reps - 1):
-                    wipe(udir)
+                    bury(udir)
                 save()
-            # floors on the same layers
+            # floors on the same layers, into a directory that does not exist yet
             d = f"{HOME}/floor-{img}"
-            wipe(d); os.makedirs(d)
+            bury(d); os.makedirs(d)
             t = time.perf_counter()
             for lay in layers:
                 # as a user: device nodes cannot be made (udocker skips them too)
                 run(["tar", "--anchored", "--exclude=./dev/*", "--exclude=dev/*", "-xzf", lay, "-C", d])
             add(f"create1/{img}/gnutar", time.perf_counter() - t)
-            wipe(d)
+            bury(d)
             w, kb, _ = run(["umoci", "unpack", "--rootless", "--image", f"{CFG['layout']}:{img}", d], rss=True)
             add(f"create1/{img}/umoci", w)
-            wipe(d)
+            bury(d)
+            log(f"{img} rep {rep + 1}/{reps} floors: GNU tar {raw['samples'][f'create1/{img}/gnutar'][-1]:.3f}s, "
+                f"umoci {w:.3f}s")
             save()
 
 
 def probe_engines(udir, tool):
     """Modes whose `setup --execmode=X` is accepted and whose `run /bin/true` works.
 
-    Acceptance is tried on cheap busybox containers; each accepted mode then gets a container of
-    the python image (the two made by pull_and_create first, c1 and c2)."""
+    Acceptance is tried on cheap flat busybox containers; each accepted mode then gets a container
+    of the python image: ours N1 the overlay container c1 made by pull_and_create, our other modes
+    the flat c3 and then new flat containers (`setup --execmode` of another mode would make an
+    overlay container flat); the peer's modes its c1 and c2, then new containers."""
     call = ours if tool == "ours" else peer
     ref = f"{REG}/library/bench-python:latest" if tool == "ours" else "library/bench-python:latest"
     modes = CANDIDATE_MODES if tool == "ours" else CFG["peer_modes"].split()
@@ -216,7 +262,7 @@ def probe_engines(udir, tool):
         accepted = []
         for mode in modes:
             name = f"probe-{mode.lower()}"
-            call(udir, "create", f"--name={name}", bb)
+            call(udir, "create", "--storage=flat", f"--name={name}", bb)
             r = call(udir, "setup", f"--execmode={mode}", name, check=False)
             shown = call(udir, "setup", name, check=False)[2]
             if mode in shown:
@@ -226,15 +272,17 @@ def probe_engines(udir, tool):
                 raw["notes"].append(f"ours {mode} not measured: setup --execmode={mode}: {out[-1] if out else '?'}")
                 log(f"ours {mode}: setup refuses it")
         modes = accepted
-    free = ["c1", "c2"]
+    free = ["c3"] if tool == "ours" else ["c1", "c2"]
     ok = {}
     for mode in modes:
         try:
-            if free:
+            if tool == "ours" and mode == "N1":
+                name = "c1"
+            elif free:
                 name = free.pop(0)
             else:
                 name = f"m{mode.lower()}"
-                call(udir, "create", f"--name={name}", ref)
+                call(udir, "create", *(["--storage=flat"] if tool == "ours" else []), f"--name={name}", ref)
             call(udir, "setup", f"--execmode={mode}", name)
             if tool == "ours":
                 shown = call(udir, "setup", name)[2]
@@ -257,17 +305,32 @@ def probe_engines(udir, tool):
 def run_workloads():
     o_dir, p_dir = f"{HOME}/ours-python", f"{HOME}/peer-python"
     o_modes = probe_engines(o_dir, "ours")
+    if "N1" in o_modes:  # N1 also on a flat container, to show what the overlay mount costs
+        try:
+            ours(o_dir, "create", "--storage=flat", "--name=n1flat", f"{REG}/library/bench-python:latest")
+            ours(o_dir, "setup", "--execmode=N1", "n1flat")
+            out = ours(o_dir, "run", "--nobanner", "n1flat", "/bin/echo", "bench-ok")[2]
+            if "bench-ok" not in out:
+                raise Failed(f"run printed {out.strip()[-300:]!r}")
+            o_modes["N1-flat"] = "n1flat"
+        except Failed as e:
+            msg = str(e).strip().splitlines()
+            raw["notes"].append(f"ours N1 on a flat container not measured: {msg[-1] if msg else e}")
     p_modes = probe_engines(p_dir, "peer")
     raw["meta"]["ours_modes"] = list(o_modes)
+    raw["meta"]["ours_mode_storage"] = {m: ("overlay" if n == "c1" else "flat") for m, n in o_modes.items()}
     raw["meta"]["peer_modes"] = list(p_modes)
     if "N1" not in o_modes:
         raw["errors"].append("our N1 engine does not run")
-    # the bare `find` walks the same tree the containers see as /usr
-    n1 = o_modes.get("N1") or next(iter(o_modes.values()), None)
+    # the bare `find` walks the same tree the containers see as /usr: the ROOT of a flat container
+    # of the image that no engine touches
     bare_usr = None
-    if n1:
-        cid_root = run([OURS, "inspect", "-p", n1], env=env_for(o_dir))[2].strip().splitlines()[-1]
+    try:
+        ours(o_dir, "create", "--storage=flat", "--name=bare-root", f"{REG}/library/bench-python:latest")
+        cid_root = run([OURS, "inspect", "-p", "bare-root"], env=env_for(o_dir))[2].strip().splitlines()[-1]
         bare_usr = os.path.join(cid_root, "usr")
+    except Failed as e:
+        log(f"no flat ROOT for the bare find: {e}")
     if not bare_usr or not os.path.isdir(bare_usr):
         bare_usr = "/usr"
         raw["notes"].append("bare find ran on the host's /usr (no container ROOT found)")

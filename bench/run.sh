@@ -7,13 +7,16 @@
 #
 # Environment (all optional):
 #   BENCH_BUILD=release|debug   how to build the binary under test (default release:
-#                               swift build -c release --static-swift-stdlib --scratch-path .build-bench)
+#                               swift build -c release --static-swift-stdlib --disable-local-rpath
+#                               --scratch-path .build-bench, as make install)
 #   BENCH_BIN=/path/udocker     measure this binary instead of building one (BENCH_BUILD only labels it)
-#   BENCH_LARGE=1               also the ~1 GB, 6-layer, ~40k-file image (adds ~10 min)
+#   BENCH_LARGE=1               also the ~1 GB, 6-layer, ~40k-file image (default; BENCH_LARGE=0
+#                               skips it; building it the first time takes a few minutes more)
 #   BENCH_REPS=3                repetitions per measurement (medians are reported)
-#   BENCH_LARGE_REPS=1          repetitions of pull/create for the large image
+#   BENCH_LARGE_REPS=3          repetitions of pull/create for the large image
 #   BENCH_SHORT_RUNS=100        "N short runs in a row"
-#   BENCH_WORKLOAD_MODES="N1 P1 F1 R1"  our modes for the CPU / fork-exec / find workloads
+#   BENCH_WORKLOAD_MODES="N1 N1-flat P1 F1 R1"  our modes for the CPU / fork-exec / find workloads
+#                               (N1 runs an overlay container, N1-flat the same engine on a flat one)
 #                               (`run /bin/true` and the short-runs series use every mode that
 #                               `setup --execmode=X` accepts and that runs)
 #   BENCH_PEER_MODES="F1 R1"    the peer's execution modes for `run /bin/true`
@@ -29,7 +32,18 @@
 #   bench-busybox   static busybox + applet links, 1 layer
 #   bench-python    mmdebstrap --variant=minbase --include=python3 bookworm, 1 layer (~9k files)
 #   bench-large     bench-python's layer + 4 synthetic layers (genlayer.py, fixed seeds) + 1
-#                   whiteout layer: ~1 GB, ~40k files (BENCH_LARGE=1)
+#                   whiteout layer: ~1 GB, ~40k files (unless BENCH_LARGE=0)
+#
+# Quiet disk: nothing is deleted while measuring. ext4 without a journal (as on the VM this was
+# written on) makes the inode allocator skip inodes freed in the last 5 s, or in the last 300 s while
+# their inode-table block is still dirty (recently_deleted() in fs/ext4/ialloc.c), and it rescans
+# them on every new allocation: right after an `rm -rf` of a 10k-file tree, creating 10k files
+# takes seconds instead of a fraction of one, whoever creates them. A `sync` does not help for long:
+# the first new inode in a block of the inode table dirties it again. So measure.py renames every
+# tree it is done with into $BENCH_WORK/graveyard (same filesystem), which is deleted only after the
+# last measurement, and measuring starts only 300 s after the last deletion of bench trees (by this
+# run or the one before: $BENCH_WORK/deleted-at; no wait on a fresh machine, up to 5 min when runs
+# follow each other).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -41,7 +55,7 @@ LAYOUT="$CACHE/bench-oci-v1"
 PORT="${BENCH_PORT:-5010}"
 REG="127.0.0.1:$PORT"
 BUILD="${BENCH_BUILD:-release}"
-LARGE="${BENCH_LARGE:-0}"
+LARGE="${BENCH_LARGE:-1}"
 OUT="${BENCH_OUT:-$ROOT/bench/results}"
 VENV="${UDOCKER_E2E_VENV:-/opt/udocker-e2e-venv}"
 SUITE=bookworm
@@ -81,7 +95,7 @@ build_binary() {
     # Built from a snapshot of the sources: a tree being edited while it builds fails SwiftPM's
     # "modified during the build" check.
     local src="$ROOT/.build-bench/src" flags=(--scratch-path "$ROOT/.build-bench" --product udocker)
-    [ "$BUILD" = release ] && flags+=(-c release --static-swift-stdlib)
+    [ "$BUILD" = release ] && flags+=(-c release --static-swift-stdlib --disable-local-rpath)
     rm -rf "$src"; mkdir -p "$src"
     (cd "$ROOT" && cp -a Package.swift $(ls Package.resolved 2>/dev/null) Sources Tests "$src/")
     (cd "$ROOT" && git rev-parse HEAD >"$src/.bench-commit" 2>/dev/null) || true
@@ -223,20 +237,62 @@ push_images() {
 }
 
 # ------------------------------------------------------------------------------------------------
+# trees of the measured user (UDOCKER_DIRs, containers, floors): deleted before and after measuring,
+# never in between (see "Quiet disk" above)
+# (several rm at once: deleting is bound by the disk's latency, mostly discards, not by the CPU)
+delete_trees() {
+  local d
+  for d in "$BW/graveyard" "$BW/home"; do
+    [ -e "$d" ] || continue
+    [ "$(id -u)" -eq 0 ] || chmod -R u+rwX "$d" 2>/dev/null || true
+    find "$d" -mindepth 1 -maxdepth 1 -print0 | xargs -0 -r -n 1 -P 4 rm -rf
+    rm -rf "$d"
+    date +%s >"$BW/deleted-at"
+  done
+}
+
+# waits until the inodes freed by delete_trees no longer slow down file creation (see "Quiet disk")
+quiet_disk() {
+  local last=0 wait
+  sync
+  [ -s "$BW/deleted-at" ] && last="$(cat "$BW/deleted-at")"
+  wait=$(( last + 300 - $(date +%s) ))
+  if [ "$wait" -gt 6 ]; then
+    log "quiet disk: waiting ${wait} s (bench trees were deleted less than 300 s ago; see bench/run.sh)"
+  else
+    wait=6
+  fi
+  sleep "$wait"
+}
+
+on_exit() {
+  stop_registry
+  if [ -e "$BW/graveyard" ] || [ -e "$BW/home" ]; then
+    [ -s "$BW/home/raw.json" ] && cp "$BW/home/raw.json" "$BW/raw.json"
+    local t; t=$(date +%s)
+    delete_trees
+    log "deleted the measured trees ($(( $(date +%s) - t )) s)"
+  fi
+  log "total $(( $(date +%s) - T0 )) s"
+}
+
 main() {
   deps
   mkdir -p "$BW" "$OUT"
   chmod 755 "$BW"
-  trap 'stop_registry' EXIT
+  trap on_exit EXIT
   if [ "${1:-}" = images ]; then build_images; log "images cached in $LAYOUT"; return 0; fi
   build_binary
   start_registry
+  local tb; tb=$(date +%s)
   build_images
+  log "images ready ($(( $(date +%s) - tb )) s)"
   push_images
 
-  # the measured user's area
-  rm -rf "$BW/home"; mkdir -p "$BW/home"
-  [ "$(id -u)" -eq 0 ] && chown "$BUSER:" "$BW/home"
+  # the measured user's area, and the graveyard its used trees are moved to (same filesystem)
+  delete_trees
+  mkdir -p "$BW/home" "$BW/graveyard"
+  [ "$(id -u)" -eq 0 ] && chown "$BUSER:" "$BW/home" "$BW/graveyard"
   local images="busybox python"; [ "$LARGE" = 1 ] && images="$images large"
   local commit dirty
   commit="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
@@ -250,6 +306,7 @@ main() {
   "layout": "$LAYOUT",
   "images": "$images",
   "home": "$BW/home",
+  "graveyard": "$BW/graveyard",
   "build": "$([ -n "${BENCH_BIN:-}" ] && echo "${BENCH_BUILD:-unknown} (BENCH_BIN=$BENCH_BIN)" || echo "$BUILD")",
   "commit": "$commit",
   "uncommitted_source_changes": $dirty,
@@ -257,20 +314,20 @@ main() {
   "short_runs": ${BENCH_SHORT_RUNS:-100},
   "peer_modes": "${BENCH_PEER_MODES:-F1 R1}",
   "peer_workload_modes": "${BENCH_PEER_WORKLOAD_MODES:-R1}",
-  "workload_modes": "${BENCH_WORKLOAD_MODES:-N1 P1 F1 R1}",
-  "large_reps": ${BENCH_LARGE_REPS:-1},
+  "workload_modes": "${BENCH_WORKLOAD_MODES:-N1 N1-flat P1 F1 R1}",
+  "large_reps": ${BENCH_LARGE_REPS:-3},
   "large": $([ "$LARGE" = 1 ] && echo true || echo false)
 }
 EOF
   chmod 644 "$BW/config.json"
+  quiet_disk
   log "measuring as $BUSER (images: $images; reps ${BENCH_REPS:-3})"
   local status=0
   as_user /usr/bin/python3 "$HERE/measure.py" "$BW/config.json" "$BW/home/raw.json" || status=$?
   [ -s "$BW/home/raw.json" ] || die "measure.py wrote no results"
   /usr/bin/python3 "$HERE/report.py" "$BW/home/raw.json" "$OUT"
   cp "$BW/home/raw.json" "$BW/raw.json"
-  find "$BW/home" -mindepth 1 -maxdepth 1 -exec chmod -R u+rwX {} + 2>/dev/null; rm -rf "$BW/home"  # containers
-  log "done in $(( $(date +%s) - T0 )) s (measure.py exit $status): $OUT/results.md, $OUT/results.json"
+  log "measured and reported in $(( $(date +%s) - T0 )) s (measure.py exit $status): $OUT/results.md, $OUT/results.json"
   return "$status"
 }
 
