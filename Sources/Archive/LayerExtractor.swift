@@ -35,6 +35,9 @@ public struct ExtractOptions: Sendable {
     public var writerMaxJobs = 1024
     /// Files larger than this are written by the extracting thread.
     public var writerInlineThreshold = 1 << 20
+    /// Directories with queued files, at most (each holds a duplicated descriptor until its files
+    /// are written; RLIMIT_NOFILE is often 1024).
+    public var writerMaxDirectories = 128
     public init() {}
 }
 
@@ -70,6 +73,8 @@ public final class LayerExtractor {
     private var fresh: Set<[UInt8]> = []
     /// The directory fd shared by consecutive jobs in one directory.
     private var jobDirectory: (path: [UInt8], fd: Int32, dir: FileWriterPool.Directory)?
+    /// Directory descriptors duplicated for jobs since the last drain (bounded by `writerMaxDirectories`).
+    private var jobDirectoriesSinceDrain = 0
     /// The writer pool's counters for the last layer (nil when files were written inline).
     private(set) var lastWriterReport: FileWriterPool.Report?
 
@@ -329,7 +334,18 @@ public final class LayerExtractor {
         if let d = jobDirectory, d.fd == pfd, d.path == ppath {
             dir = d.dir
         } else {
-            guard let d = FileWriterPool.Directory(duplicating: pfd) else { throw io("dup", shown) }
+            if jobDirectoriesSinceDrain >= options.writerMaxDirectories { try drainWriters() }
+            var d = FileWriterPool.Directory(duplicating: pfd)
+            if d == nil && (errno == EMFILE || errno == ENFILE) && !pending.isEmpty {
+                try drainWriters()   // the queued jobs' descriptors are closed once they are written
+                d = FileWriterPool.Directory(duplicating: pfd)
+            }
+            guard let d else {
+                // Out of descriptors even so: this file is written here, without a job.
+                try writeFile(h, tar, in: pfd, name: name, shown: shown)
+                return
+            }
+            jobDirectoriesSinceDrain += 1
             jobDirectory = (ppath, pfd, d)
             dir = d
         }
@@ -350,6 +366,7 @@ public final class LayerExtractor {
     /// Waits for every queued file (rethrowing the first worker error) and redoes, with the usual
     /// replace-and-retry, the ones whose name was found taken.
     private func drainWriters() throws {
+        jobDirectoriesSinceDrain = 0
         guard let pool, !pending.isEmpty else { return }
         let conflicts = try pool.drain()
         pending.removeAll(keepingCapacity: true)

@@ -195,6 +195,27 @@ import Glibc
         #expect(r[1].tree.contains { $0 == "d/a l 777 9 1600000000.0 -> elsewhere" })
     }
 
+    /// Each directory with queued files holds a duplicated descriptor: past
+    /// `writerMaxDirectories` the extractor waits for the queued files first, so a layer with
+    /// many small directories cannot run out of descriptors (RLIMIT_NOFILE is often 1024).
+    @Test func directoryDescriptorsAreBounded() throws {
+        var l = TarBuilder()
+        for d in 0..<60 {
+            l.dir("d\(d)", mode: 0o755, mtime: 1_500_000_000)
+            for i in 0..<3 { l.file("d\(d)/f\(i)", "\(d)-\(i)\n", mode: 0o644, mtime: 1_400_000_000) }
+        }
+        let f = try Fixture()
+        var o = Self.options(threads: 2)
+        o.writerMaxDirectories = 4
+        let x = try LayerExtractor(root: f.root, options: o)
+        try x.extract(layerAt: try f.layer(l.archive))
+        for d in 0..<60 { for i in 0..<3 { #expect(text(f.r("d\(d)/f\(i)")) == "\(d)-\(i)\n") } }
+        let report = try #require(x.lastWriterReport)
+        #expect(report.jobsWritten == 180)
+        #expect(report.drains >= 60 / 4 - 1, "a wait every 4 directories: \(report)")
+        #expect(Self.openFDs(under: f.root).isEmpty)
+    }
+
     @Test func manyFilesAcrossDirectories() throws {
         var l = TarBuilder()
         var expected: [(String, String, UInt32, Int64)] = []
