@@ -3,8 +3,8 @@ import OCI
 import Glibc
 #endif
 
-/// Decompression and the DiffID hash on a second thread: a producer thread reads the layer,
-/// inflates it and hashes the uncompressed stream into fixed-size chunks that go through a small
+/// Decompression (and optionally the DiffID hash) on a second thread: a producer thread reads the
+/// layer, inflates it (and hashes the uncompressed stream) into fixed-size chunks that go through a small
 /// bounded queue (`depth` chunks, so memory stays constant) to the thread that parses the tar and
 /// writes files.
 ///
@@ -44,6 +44,8 @@ final class DecodePipeline: @unchecked Sendable {
     private var cancelled = false
     private var report = Report()
 
+    /// The producer hashes what it decodes (else the consumer does, see `HashedBuffer`).
+    let hashes: Bool
     // Producer only (read by the consumer after the producer is joined).
     private var hasher = DigestHasher()
 
@@ -58,8 +60,8 @@ final class DecodePipeline: @unchecked Sendable {
 
     /// Starts the producer. Returns nil when no thread can be created (the caller then runs
     /// single-threaded with the same decoder).
-    static func start(decoder: Decompressor, chunkSize: Int, depth: Int) -> DecodePipeline? {
-        let p = DecodePipeline(decoder: decoder, chunkSize: chunkSize, depth: depth)
+    static func start(decoder: Decompressor, chunkSize: Int, depth: Int, hashing: Bool = true) -> DecodePipeline? {
+        let p = DecodePipeline(decoder: decoder, chunkSize: chunkSize, depth: depth, hashing: hashing)
         let ctx = Unmanaged.passRetained(p).toOpaque()
         var tid = pthread_t()
         let rc = pthread_create(&tid, nil, { arg in
@@ -75,8 +77,9 @@ final class DecodePipeline: @unchecked Sendable {
         return p
     }
 
-    private init(decoder: Decompressor, chunkSize: Int, depth: Int) {
+    private init(decoder: Decompressor, chunkSize: Int, depth: Int, hashing: Bool) {
         self.decoder = decoder
+        hashes = hashing
         self.chunkSize = max(chunkSize, 4096)
         pthread_mutex_init(lock, nil)
         pthread_cond_init(notFull, nil)
@@ -134,7 +137,7 @@ final class DecodePipeline: @unchecked Sendable {
             } catch let e {
                 error = e
             }
-            if n > 0 { hasher.update(UnsafeRawBufferPointer(start: buf, count: n)) }
+            if n > 0 && hashes { hasher.update(UnsafeRawBufferPointer(start: buf, count: n)) }
 
             pthread_mutex_lock(lock)
             if n > 0 { full.append((buf, n)); report.chunksProduced += 1 } else { free.append(buf) }
@@ -202,7 +205,8 @@ final class DecodePipeline: @unchecked Sendable {
         if let e = producerError { throw e }
     }
 
-    /// The sha256 of everything the producer decoded; valid once `read` has returned 0.
+    /// The sha256 of everything the producer decoded (when it `hashes`); valid once `read` has
+    /// returned 0.
     func digest() -> Digest {
         finish()
         return hasher.finalize()

@@ -25,7 +25,7 @@ struct TarHeader {
 /// A buffer of decompressed bytes that hashes everything that passes through it (the DiffID).
 final class HashedBuffer {
     private let source: Decompressor
-    /// When set, the bytes come from (and are hashed by) the pipeline's producer thread.
+    /// When set, the bytes come from the pipeline's producer thread (which hashes them if it `hashes`).
     private let pipeline: DecodePipeline?
     let storage: UnsafeMutableRawPointer
     let capacity: Int
@@ -60,6 +60,7 @@ final class HashedBuffer {
         let n: Int
         if let pipeline {
             n = try pipeline.read(into: storage + end, count: capacity - end)
+            if n > 0 && !pipeline.hashes { hasher.update(UnsafeRawBufferPointer(start: storage + end, count: n)) }
         } else {
             n = try source.read(into: storage + end, count: capacity - end)
             if n > 0 { hasher.update(UnsafeRawBufferPointer(start: storage + end, count: n)) }
@@ -91,7 +92,11 @@ final class HashedBuffer {
         while try fill() { start = end }
     }
 
-    func digest() -> Digest { pipeline?.digest() ?? hasher.finalize() }
+    func digest() -> Digest {
+        if let pipeline, pipeline.hashes { return pipeline.digest() }
+        pipeline?.finish()
+        return hasher.finalize()
+    }
 }
 
 /// A streaming tar reader: ustar, GNU (long names `L`/`K`, base-256 numbers), PAX (`x`; global

@@ -383,27 +383,33 @@ import Glibc
         let work = env["UDOCKER_EXTRACT_BENCH_DIR"] ?? "/tmp/xbench"
         let reps = Int(env["UDOCKER_EXTRACT_BENCH_REPS"] ?? "5") ?? 5
         let threads = (env["UDOCKER_EXTRACT_BENCH_THREADS"] ?? "0,1,2,3").split(separator: ",").compactMap { Int($0) }
+        // Where the DiffID hash runs: "decode" (the decompressing thread) and/or "extract".
+        let hashOn = (env["UDOCKER_EXTRACT_BENCH_HASH_ON"] ?? "decode").split(separator: ",").map(String.init)
+        let settings = threads.flatMap { t in hashOn.map { (t, $0) } }
         func now() -> Double { var t = timespec(); clock_gettime(CLOCK_MONOTONIC, &t); return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9 }
-        var times: [Int: [Double]] = [:]
+        var times: [String: [Double]] = [:]
         var n = 0
         // Interleaved, so a slow phase of the disk hits every setting alike; nothing is deleted
         // until the end (new files are slow on ext4 right after mass deletions).
         for rep in 0..<reps {
-            for t in threads {
+            for (t, h) in settings {
                 n += 1
                 let dir = "\(work)/\(getpid())-\(n)"
                 try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-                let x = try LayerExtractor(root: dir, options: Self.options(threads: t))
+                var o = Self.options(threads: t)
+                o.hashOnDecodeThread = h == "decode"
+                let x = try LayerExtractor(root: dir, options: o)
                 let t0 = now()
                 try x.extract(layerAt: layer)
                 let dt = now() - t0
-                times[t, default: []].append(dt)
-                print("bench rep \(rep) writerThreads=\(t): \(String(format: "%.3f", dt)) s \(x.lastWriterReport.map { "\($0)" } ?? "")")
+                let key = "writerThreads=\(t) hash=\(h)"
+                times[key, default: []].append(dt)
+                print("bench rep \(rep) \(key): \(String(format: "%.3f", dt)) s \(x.lastWriterReport.map { "\($0)" } ?? "")")
             }
         }
-        for t in threads {
-            let s = times[t]!.sorted()
-            print("bench writerThreads=\(t): median \(String(format: "%.3f", s[s.count / 2])) s, min \(String(format: "%.3f", s[0])) s, all \(s.map { String(format: "%.3f", $0) })")
+        for key in times.keys.sorted() {
+            let s = times[key]!.sorted()
+            print("bench \(key): median \(String(format: "%.3f", s[s.count / 2])) s, min \(String(format: "%.3f", s[0])) s, all \(s.map { String(format: "%.3f", $0) })")
         }
         if env["UDOCKER_EXTRACT_BENCH_KEEP"] != "1" {
             for i in 1...n { try? FileTree.remove("\(work)/\(getpid())-\(i)") }

@@ -98,6 +98,11 @@ import Glibc
         #expect(try r[1].result.get() == Digest.sha256(of: tar))
         #expect(r[0].listing == r[1].listing)
         #expect(r[0].listing.count > 100)
+        // The same with the DiffID hashed on the extracting thread instead of the decoding one.
+        opts.hashOnDecodeThread = !opts.hashOnDecodeThread
+        let h = try both(gz, options: opts)
+        #expect(try h[1].result.get() == Digest.sha256(of: tar))
+        #expect(h[1].listing == r[0].listing)
         #expect(r[1].report?.end == .endOfStream)
         #expect(r[1].report?.joined == true)
 
