@@ -182,7 +182,8 @@ head = [
     f"{', with uncommitted changes' if CFG.get('uncommitted_source_changes') else ''}); "
     f"peer: Python udocker {CFG['peer_version']}. All commands run as `{M.get('user')}` with their own UDOCKER_DIR; "
     f"medians of {CFG['reps']} repetitions (pull/create of the large image: {CFG.get('large_reps', 1)}; "
-    f"run /bin/true: {CFG['reps'] + 2} for ours and bare); "
+    f"run /bin/true: {CFG['reps'] + 2} for ours and bare; a workload that took over 5× the bare run "
+    f"once is measured once); "
     f"registry: docker-registry on {CFG['registry']}. Measuring took {M.get('measure_seconds')} s.",
     "",
 ]
