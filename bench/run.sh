@@ -97,7 +97,8 @@ build_binary() {
     local src="$ROOT/.build-bench/src" flags=(--scratch-path "$ROOT/.build-bench" --product udocker)
     [ "$BUILD" = release ] && flags+=(-c release --static-swift-stdlib --disable-local-rpath)
     rm -rf "$src"; mkdir -p "$src"
-    (cd "$ROOT" && cp -a Package.swift $(ls Package.resolved 2>/dev/null) Sources Tests "$src/")
+    # scripts/: the release link reads scripts/static-link (libstdc++ and the unwinder linked statically)
+    (cd "$ROOT" && cp -a Package.swift $(ls Package.resolved 2>/dev/null) Sources Tests scripts "$src/")
     (cd "$ROOT" && git rev-parse HEAD >"$src/.bench-commit" 2>/dev/null) || true
     log "swift build ${flags[*]} (BENCH_BUILD=$BUILD, sources snapshot in $src)"
     (cd "$src" && swift build "${flags[@]}" 2>&1 | tail -n 5; exit "${PIPESTATUS[0]}") || die "swift build failed"
