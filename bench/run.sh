@@ -279,7 +279,7 @@ on_exit() {
 
 main() {
   deps
-  mkdir -p "$BW" "$OUT"
+  mkdir -p "$BW" "$BW/logs" "$OUT"
   chmod 755 "$BW"
   trap on_exit EXIT
   if [ "${1:-}" = images ]; then build_images; log "images cached in $LAYOUT"; return 0; fi
