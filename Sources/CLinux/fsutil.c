@@ -122,3 +122,7 @@ int cl_thread_drop_dac_caps(void) {
     data[0].effective &= ~drop;
     return (int)syscall(SYS_capset, &hdr, data);
 }
+
+int cl_start_writeback(int fd, int64_t offset, int64_t length) {
+    return sync_file_range(fd, (off64_t)offset, (off64_t)length, SYNC_FILE_RANGE_WRITE);
+}

@@ -214,6 +214,11 @@ extension RegistryClient {
 final class BlobFile {
     let path: String
     private(set) var fd: Int32
+    /// Bytes before this offset have been handed to writeback (`sync_file_range`).
+    private var flushedUpTo: Int64 = 0
+    /// Writeback is started every `writebackStep` bytes while downloading, so the fsync before
+    /// publication only waits for the tail.
+    static let writebackStep: Int64 = 8 << 20
 
     private init(path: String, fd: Int32) { self.path = path; self.fd = fd }
 
@@ -284,6 +289,12 @@ final class BlobFile {
                 throw SystemError("write", path: path)
             }
             done += n
+        }
+        let end = offset + Int64(buf.count)
+        if end < flushedUpTo { flushedUpTo = 0 }   // restarted from an earlier offset
+        if end - flushedUpTo >= BlobFile.writebackStep {
+            Writeback.start(fd, offset: flushedUpTo, length: end - flushedUpTo)
+            flushedUpTo = end
         }
     }
 

@@ -1,3 +1,4 @@
+import CLinux
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -52,6 +53,16 @@ public enum AtomicFile {
 
     public static func readString(_ path: String) -> String? {
         read(path).map { String(decoding: $0, as: UTF8.self) }
+    }
+}
+
+/// Durability helpers for large files written in pieces.
+public enum Writeback {
+    /// Starts writing a byte range of `fd` back to disk without waiting (`sync_file_range` with
+    /// `SYNC_FILE_RANGE_WRITE`): a later `fsync` then waits only for what is still dirty. Gives no
+    /// durability by itself; failures are ignored (the `fsync` reports them).
+    public static func start(_ fd: Int32, offset: Int64, length: Int64) {
+        _ = cl_start_writeback(fd, offset, length)
     }
 }
 

@@ -35,6 +35,8 @@ int cl_fchmodat_nofollow(int dirfd, const char *path, mode_t mode);
 /// utimensat with explicit seconds/nanoseconds; atime is left unchanged (UTIME_OMIT).
 /// `nofollow` != 0 adds AT_SYMLINK_NOFOLLOW. path NULL means the fd itself (futimens).
 int cl_set_mtime(int dirfd, const char *path, int64_t sec, int64_t nsec, int nofollow);
+/* Starts writeback of a byte range (sync_file_range SYNC_FILE_RANGE_WRITE): no wait, no durability. */
+int cl_start_writeback(int fd, int64_t offset, int64_t length);
 /// Sets both atime and mtime (used to restore a directory's times).
 int cl_set_times(int fd, int64_t asec, int64_t ansec, int64_t msec, int64_t mnsec);
 
