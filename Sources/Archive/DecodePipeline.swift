@@ -62,17 +62,7 @@ final class DecodePipeline: @unchecked Sendable {
     /// single-threaded with the same decoder).
     static func start(decoder: Decompressor, chunkSize: Int, depth: Int, hashing: Bool = true) -> DecodePipeline? {
         let p = DecodePipeline(decoder: decoder, chunkSize: chunkSize, depth: depth, hashing: hashing)
-        let ctx = Unmanaged.passRetained(p).toOpaque()
-        var tid = pthread_t()
-        let rc = pthread_create(&tid, nil, { arg in
-            let p = Unmanaged<DecodePipeline>.fromOpaque(arg!).takeRetainedValue()
-            p.produce()
-            return nil
-        }, ctx)
-        guard rc == 0 else {
-            Unmanaged<DecodePipeline>.fromOpaque(ctx).release()
-            return nil
-        }
+        guard let tid = PThread.start({ p.produce() }) else { return nil }
         p.thread = tid
         return p
     }

@@ -111,17 +111,7 @@ final class FileWriterPool: @unchecked Sendable {
     static func start(threads: Int, maxBytes: Int, maxJobs: Int) -> FileWriterPool? {
         let pool = FileWriterPool(maxBytes: maxBytes, maxJobs: maxJobs)
         for _ in 0..<max(threads, 1) {
-            let ctx = Unmanaged.passRetained(pool).toOpaque()
-            var tid = pthread_t()
-            let rc = pthread_create(&tid, nil, { arg in
-                let p = Unmanaged<FileWriterPool>.fromOpaque(arg!).takeRetainedValue()
-                p.work()
-                return nil
-            }, ctx)
-            guard rc == 0 else {
-                Unmanaged<FileWriterPool>.fromOpaque(ctx).release()
-                break
-            }
+            guard let tid = PThread.start({ pool.work() }) else { break }
             pool.threads.append(tid)
         }
         pool.report.threadsStarted = pool.threads.count
