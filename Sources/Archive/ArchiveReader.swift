@@ -116,6 +116,16 @@ public enum LayerInspector {
     /// With `rejectEscapingNames`, entries whose names climb above the root (`../x`, `a/../../x`)
     /// are an error rather than being clamped at extraction time.
     public static func inspect(path: String, rejectEscapingNames: Bool = false) throws -> LayerSummary {
+        try read(path: path) { h in
+            if rejectEscapingNames && LayerExtractor.clean(h.path).clamped {
+                throw ArchiveError(.invalidEntry, "entry name climbs out of the root: '\(printable(h.path))'")
+            }
+        }
+    }
+
+    /// Reads a whole layer file (gzip, zstd or plain tar), handing each header to `visit` (entry
+    /// data and trailing bytes are read and hashed, not kept).
+    static func read(path: String, visit: (TarHeader) throws -> Void) throws -> LayerSummary {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw ArchiveError(.io, "open \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
@@ -125,9 +135,7 @@ public enum LayerInspector {
         var n = 0
         while let h = try tar.next() {
             n += 1
-            if rejectEscapingNames && LayerExtractor.clean(h.path).clamped {
-                throw ArchiveError(.invalidEntry, "entry name climbs out of the root: '\(printable(h.path))'")
-            }
+            try visit(h)
         }
         try buffer.drain()
         return LayerSummary(diffID: buffer.digest(), compression: decoder.compression, uncompressedSize: buffer.total, entries: n)

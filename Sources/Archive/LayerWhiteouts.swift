@@ -23,26 +23,19 @@ public struct LayerWhiteouts: Sendable, Equatable {
 
     /// Reads the layer (gzip, zstd or plain tar) and returns its whiteouts and DiffID.
     public static func scan(layerAt path: String) throws -> LayerWhiteouts {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw ArchiveError(.io, "open \(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        let decoder = try Decompressor(fd: fd)
-        let buffer = HashedBuffer(source: decoder, capacity: 1 << 20)
-        let tar = TarReader(buffer: buffer)
         var entries: [Entry] = []
         let prefix: [UInt8] = Array(".wh.".utf8)
         let opaque: [UInt8] = Array(".wh..wh..opq".utf8)
-        while let h = try tar.next() {
+        let summary = try LayerInspector.read(path: path) { h in
             let (comps, _) = LayerExtractor.clean(h.path)
-            guard let name = comps.last, name.starts(with: prefix) else { continue }
+            guard let name = comps.last, name.starts(with: prefix) else { return }
             let parent = Array(comps.dropLast())
-            if name == opaque { entries.append(Entry(parent: parent, name: nil)); continue }
+            if name == opaque { entries.append(Entry(parent: parent, name: nil)); return }
             let target = Array(name.dropFirst(prefix.count))
-            if target.isEmpty || target == [0x2E] || target == [0x2E, 0x2E] || target.starts(with: prefix) { continue }
+            if target.isEmpty || target == [0x2E] || target == [0x2E, 0x2E] || target.starts(with: prefix) { return }
             entries.append(Entry(parent: parent, name: target))
         }
-        try buffer.drain()
-        return LayerWhiteouts(entries: entries, diffID: buffer.digest())
+        return LayerWhiteouts(entries: entries, diffID: summary.diffID)
     }
 
     /// Sets an extended attribute on an open file (0, or -1 with errno).
