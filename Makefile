@@ -2,7 +2,8 @@
 #
 #   make build      debug build (.build/debug/udocker)
 #   make release    static-stdlib release build
-#   make install    release build installed as $(PREFIX)/bin/udocker (PREFIX=$(HOME)/.local)
+#   make install    release build installed as $(PREFIX)/bin/udocker (PREFIX=$(HOME)/.local),
+#                   with the man page and bash/zsh/fish completions under $(PREFIX)/share
 #   make test       deps (apt as root; else a check) + debug build + fixtures + swift test;
 #                   the registries are stopped afterwards even on failure; exit status = swift test's
 #   make fixtures   start the registries and push the test images (stop: make fixtures-stop)
@@ -18,7 +19,7 @@ E2E_WORK ?= /tmp/udocker-e2e
 SWIFT_TEST_FLAGS ?=
 export UDOCKER_E2E_WORK := $(E2E_WORK)
 
-.PHONY: all build release install test e2e deps fixtures fixtures-stop clean clean-fixtures bench
+.PHONY: all build release install install-docs test e2e deps fixtures fixtures-stop clean clean-fixtures bench
 
 all: build
 
@@ -31,6 +32,17 @@ release:
 install: release
 	install -d "$(DESTDIR)$(PREFIX)/bin"
 	install -m 755 -s "$$($(SWIFT) build -c release --static-swift-stdlib --disable-local-rpath --show-bin-path)/udocker" "$(DESTDIR)$(PREFIX)/bin/udocker"
+	$(MAKE) install-docs UDOCKER_BIN_FOR_DOCS="$(DESTDIR)$(PREFIX)/bin/udocker"
+
+# Man page and bash/zsh/fish completions, generated from the command definitions by the binary.
+UDOCKER_BIN_FOR_DOCS ?= $$($(SWIFT) build --show-bin-path)/udocker
+install-docs:
+	install -d "$(DESTDIR)$(PREFIX)/share/man/man1" "$(DESTDIR)$(PREFIX)/share/bash-completion/completions" \
+	  "$(DESTDIR)$(PREFIX)/share/zsh/site-functions" "$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d"
+	"$(UDOCKER_BIN_FOR_DOCS)" _manpage >"$(DESTDIR)$(PREFIX)/share/man/man1/udocker.1"
+	"$(UDOCKER_BIN_FOR_DOCS)" _completion bash >"$(DESTDIR)$(PREFIX)/share/bash-completion/completions/udocker"
+	"$(UDOCKER_BIN_FOR_DOCS)" _completion zsh >"$(DESTDIR)$(PREFIX)/share/zsh/site-functions/_udocker"
+	"$(UDOCKER_BIN_FOR_DOCS)" _completion fish >"$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/udocker.fish"
 
 deps:
 	scripts/test-deps.sh

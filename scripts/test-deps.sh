@@ -37,6 +37,7 @@ PACKAGES=(
   "python3:/usr/bin/python3"
   "python3-venv:/usr/share/doc/python3-venv"
   "jq:/usr/bin/jq"
+  "groff-base:/usr/bin/groff"
   "curl:/usr/bin/curl"
   "tar:/bin/tar"
   "gzip:/bin/gzip"

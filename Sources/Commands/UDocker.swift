@@ -74,6 +74,7 @@ public enum UDocker {
         }
         args = Array(args[i...])
         guard let name = args.first else { print(HelpCommand.text); return 0 }
+        if let status = Manual.run(name, Array(args.dropFirst())) { return status }
         guard let type = commands[name] else { return fail("invalid command: \(name) (see udocker help)") }
         let rest = Array(args.dropFirst())
         if rest.contains("--help") || rest.contains("-h") && name != "run" {
