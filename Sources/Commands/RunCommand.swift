@@ -57,7 +57,8 @@ struct RunCommand: UDockerCommand {
 
     /// Options stop at the container: what follows is the command, passed through untouched.
     static func normalize(_ args: [String]) -> [String] {
-        let (head, tail) = ArgumentNormalizer.splitAtPositionals(ArgumentNormalizer.splitShortEquals(args), positionalCount: 1, valued: valuedOptions)
+        let (options, tail) = ArgumentNormalizer.splitAtPositionals(args, positionalCount: 1, valued: valuedOptions)
+        let head = ArgumentNormalizer.splitShortEquals(options)
         return tail.isEmpty ? head : head + ["--"] + tail
     }
 
@@ -80,12 +81,14 @@ struct RunCommand: UDockerCommand {
         let engine = try EngineSelector.engine(for: mode, environment: engineEnvironment)
 
         var options = RunOptions()
-        options.user = user
+        // udocker treats an empty value (`--user=""`) as not given; only --entrypoint="" means something.
+        func given(_ v: String?) -> String? { v?.isEmpty == true ? nil : v }
+        options.user = given(user)
         options.env = env
         options.envFiles = envFile
         options.volumes = volumes
         options.noVolumes = novol
-        options.workdir = workdir
+        options.workdir = given(workdir)
         options.entrypoint = entrypoint
         options.command = command.first == "--" ? Array(command.dropFirst()) : command
         options.hostauth = hostauth
@@ -94,8 +97,8 @@ struct RunCommand: UDockerCommand {
         options.nosysdirs = nosysdirs
         options.nometa = nometa
         options.hostenv = hostenv
-        options.kernel = kernel
-        options.cpusetCpus = cpuset
+        options.kernel = given(kernel)
+        options.cpusetCpus = given(cpuset)
         options.noBanner = nobanner
         options.devices = device
         if !device.isEmpty && ![.R1, .R2, .R3].contains(mode) {

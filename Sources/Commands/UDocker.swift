@@ -76,7 +76,10 @@ public enum UDocker {
         guard let name = args.first else { print(HelpCommand.text); return 0 }
         guard let type = commands[name] else { return fail("invalid command: \(name) (see udocker help)") }
         let rest = Array(args.dropFirst())
-        if rest.contains("--help") || rest.contains("-h") && name != "run" {
+        let normalized = type.normalize(rest)
+        // Only the command's own options ask for its help: `run c tool --help` runs `tool --help`.
+        let options = normalized.firstIndex(of: "--").map { Array(normalized[..<$0]) } ?? normalized
+        if options.contains("--help") || options.contains("-h") {
             print(type.helpMessage()); return 0
         }
         if geteuid() == 0 && !allowRoot && !["help", "version", "showconf"].contains(name) {
@@ -97,7 +100,7 @@ public enum UDocker {
             }
             let parsed: any ParsableCommand
             do {
-                parsed = try type.parse(type.normalize(rest))
+                parsed = try type.parse(normalized)
             } catch {
                 let msg = type.message(for: error).split(separator: "\n").first.map(String.init) ?? "syntax error"
                 return fail(msg)
