@@ -69,3 +69,99 @@ struct ParityTests {
         }
     }
 }
+
+/// `udocker install [--force] [--purge]` with a udockertools tarball built here from Debian's tools.
+@Suite("E2E install", e2eEnabled)
+struct InstallTests {
+    /// A tarball in udockertools layout (`udocker_dir/{bin,lib,doc}`) holding the host's proot,
+    /// runc and libfakechroot; `extra` adds shell commands run inside the staging directory.
+    func tarball(_ box: E2ESandbox, name: String = "tools.tar.gz", version: String = "1.2.11", extra: String = "") async throws -> String {
+        let out = "\(box.scratch)/\(name)"
+        let stage = "\(box.scratch)/stage-\(name)"
+        let r = try await box.shell("""
+            set -e; mkdir -p \(stage)/udocker_dir/bin \(stage)/udocker_dir/lib \(stage)/udocker_dir/doc/LICENSE; cd \(stage)
+            cp /usr/bin/proot udocker_dir/bin/proot-x86_64; ln -s proot-x86_64 udocker_dir/bin/proot-x86_64-4_8_0
+            cp /usr/bin/runc udocker_dir/bin/runc-x86_64
+            cp \(box.env.fakechrootSO) udocker_dir/lib/libfakechroot-Debian-12-x86_64.so
+            ln -s libfakechroot-Debian-12-x86_64.so udocker_dir/lib/libfakechroot-x86_64.so
+            echo \(version) > udocker_dir/lib/VERSION; echo proot licence > udocker_dir/doc/LICENSE/COPYING.proot
+            echo '- hosts: all' > ansible_install.yaml
+            \(extra)
+            tar --owner=root --group=root -czf \(out) udocker_dir ansible_install.yaml
+            """)
+        try requireSuccess(r)
+        return out
+    }
+
+    func sha256(_ box: E2ESandbox, _ path: String) throws -> String { try #require(box.sha256(path)) }
+
+    @Test("install without a tarball succeeds and lists where each engine tool was found")
+    func reportOnly() async throws {
+        let box = try sandbox()
+        let r = try await box.udocker(["install"])
+        expectSuccess(r)
+        for tool in ["proot", "runc/crun", "fakechroot", "patchelf", "apptainer/singularity"] {
+            #expect(r.stdoutLines.contains { $0.hasPrefix("\(tool): ") }, "no line for \(tool):\n\(r)")
+        }
+        #expect(r.stdoutLines.contains("proot: /usr/bin/proot (P1 P2 R2 R3)"), "Debian's proot is on PATH:\n\(r)")
+        #expect(r.stdoutLines.contains { $0.hasPrefix("fakechroot: \(box.env.fakechrootSO)") }, "\(r)")
+        #expect(r.stdoutLines.contains("apptainer/singularity: not found (S1)"), "\(r)")
+        expectSuccess(try await box.udocker(["install", "--force", "--purge"]))
+    }
+
+    @Test("UDOCKER_TARBALL with its SHA-256: tools land in bin/ and lib/ and P1 runs the installed proot")
+    func installTarball() async throws {
+        let box = try sandbox()
+        let tar = try await tarball(box)
+        let env = ["UDOCKER_TARBALL": tar, "UDOCKER_TARBALL_SHA256": try sha256(box, tar), "UDOCKER_USE_PROOT_EXECUTABLE": "UDOCKER"]
+        let r = try await box.udocker(["install"], environment: env)
+        expectSuccess(r)
+        let bin = "\(box.udockerDir)/bin", lib = "\(box.udockerDir)/lib"
+        #expect(box.sha256("\(bin)/proot-x86_64") == box.sha256("/usr/bin/proot"))
+        #expect(access("\(bin)/proot-x86_64", X_OK) == 0)
+        #expect(box.isSymlink("\(bin)/proot-x86_64-4_8_0") && box.isSymlink("\(lib)/libfakechroot-x86_64.so"))
+        #expect(box.readFile("\(lib)/VERSION") == "1.2.11\n")
+        #expect(box.readFile("\(box.udockerDir)/doc/COPYING.proot") == "proot licence\n")
+        #expect(!box.exists("\(box.udockerDir)/ansible_install.yaml") && !box.exists("\(bin)/ansible_install.yaml"))
+        #expect(r.stdoutLines.contains("proot: \(bin)/proot-x86_64-4_8_0 (P1 P2 R2 R3)"), "\(r)")
+        #expect(r.stdoutLines.contains { $0.hasPrefix("fakechroot: \(lib)/libfakechroot-") }, "\(r)")
+        // P1 with the bin-dir proot only (UDOCKER_USE_PROOT_EXECUTABLE=UDOCKER: PATH is not searched)
+        _ = try await box.pullAndCreate(box.env.busybox, name: "bb")
+        expectSuccess(try await box.udocker(["setup", "--execmode=P1", "bb"], environment: env))
+        let run = try await box.udocker(["run", "--nobanner", "bb", "echo", "via-installed-proot"], environment: env)
+        expectSuccess(run)
+        #expect(run.stdout == "via-installed-proot\n", "\(run)")
+        // current version: nothing to do; --force reinstalls; --purge empties bin/ first
+        let again = try await box.udocker(["install"], environment: env)
+        expectSuccess(again)
+        #expect(again.stderr.contains("already installed"), "\(again)")
+        try box.writeUserFile("\(bin)/stale-tool", "x")
+        expectSuccess(try await box.udocker(["install", "--force"], environment: env))
+        #expect(box.exists("\(bin)/stale-tool"))
+        expectSuccess(try await box.udocker(["install", "--purge", "--force"], environment: env))
+        #expect(!box.exists("\(bin)/stale-tool") && box.exists("\(bin)/proot-x86_64"))
+    }
+
+    @Test("a wrong SHA-256, an old VERSION, an escaping symlink or a missing file: one error, nothing installed")
+    func refusedTarballs() async throws {
+        let box = try sandbox()
+        let good = try await tarball(box)
+        let old = try await tarball(box, name: "old.tar.gz", version: "1.1.9")
+        let evil = try await tarball(box, name: "evil.tar.gz", extra: "ln -s ../../../../etc/passwd udocker_dir/bin/zz-evil")
+        let cases: [([String: String], [String])] = [
+            (["UDOCKER_TARBALL": good, "UDOCKER_TARBALL_SHA256": String(repeating: "0", count: 64)], ["SHA-256"]),
+            (["UDOCKER_TARBALL": old], ["1.1.9"]),
+            (["UDOCKER_TARBALL": evil], ["symlink"]),
+            (["UDOCKER_TARBALL": "\(box.scratch)/missing.tar.gz"], ["missing.tar.gz"]),
+        ]
+        for (env, words) in cases {
+            let r = try await box.udocker(["install"], environment: env)
+            expectOneLineError(r, mentioning: words)
+            #expect(box.listDirectory("\(box.udockerDir)/bin").isEmpty, "nothing may be installed:\n\(r)")
+            #expect(!box.exists("\(box.udockerDir)/lib/VERSION"))
+        }
+        // --force takes the older version
+        expectSuccess(try await box.udocker(["install", "--force"], environment: ["UDOCKER_TARBALL": old]))
+        #expect(box.readFile("\(box.udockerDir)/lib/VERSION") == "1.1.9\n")
+    }
+}
