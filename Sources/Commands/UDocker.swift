@@ -1,4 +1,5 @@
 import ArgumentParser
+import Engines
 import Foundation
 import Logging
 import Store
@@ -110,6 +111,9 @@ public enum UDocker {
             return try await command.execute(context)
         } catch let f as CommandFailure {
             return fail(f.description, status: f.status)
+        } catch let e as EngineError {
+            // udocker's run exits 2 when it could not be initialised (bad -v, -w, command not found)
+            return fail(e.description, status: e.exitStatus)
         } catch {
             return fail("\(error)")
         }

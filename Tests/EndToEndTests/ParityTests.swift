@@ -165,3 +165,81 @@ struct InstallTests {
         #expect(box.readFile("\(box.udockerDir)/lib/VERSION") == "1.1.9\n")
     }
 }
+
+/// Script-visible output and exit codes as udocker 1.3.17 gives them (issue 14, item 9).
+@Suite("E2E script-visible parity", e2eEnabled)
+struct ScriptParityTests {
+    @Test("ps: a blank NAMES column for an unnamed container, udocker's list for a named one")
+    func psBlankNames() async throws {
+        let box = try sandbox()
+        let unnamed = try await box.pullAndCreate(box.env.busybox)
+        let named = try await box.create(box.env.busybox, name: "bb")
+        let lines = try await box.psLines()
+        let u = try #require(lines.first { $0.hasPrefix(unnamed) }, "\(lines)")
+        let n = try #require(lines.first { $0.hasPrefix(named) }, "\(lines)")
+        #expect(!u.contains("[]"), "unnamed containers show a blank, not []: \(u)")
+        #expect(u.split(separator: " ", omittingEmptySubsequences: true).count == 4, "id P M IMAGE: \(u)")
+        #expect(n.contains("['bb']"), "\(n)")
+    }
+
+    @Test("pre-run errors exit 2 as in udocker: bad -v source, bad -w, command not found, unknown --hostauth user",
+          arguments: [["-v", "/nonexistent-e2e:/x", "bb", "true"], ["-w", "/nonexistent-e2e", "bb", "true"],
+                      ["bb", "/no/such/program"], ["--hostauth", "-u", "nosuchuser-e2e", "bb", "true"]])
+    func preRunErrorsExit2(args: [String]) async throws {
+        let box = try sandbox()
+        _ = try await box.pullAndCreate(box.env.busybox, name: "bb")
+        let r = try await box.run(args)
+        expectOneLineError(r, status: 2)
+    }
+
+    @Test("showconf lists every key the Python udocker lists, with proxy credentials masked")
+    func showconfKeys() async throws {
+        let box = try sandbox()
+        try box.makeUserDirectory(box.udockerDir)
+        try box.writeUserFile("\(box.udockerDir)/udocker.conf", "[DEFAULT]\nhttp_proxy = socks5h://bob:hunter2@proxy.example:1080\n")
+        let ours = try await box.udocker(["showconf"])
+        expectSuccess(ours)
+        let python = try await box.python(["showconf"])
+        expectSuccess(python)
+        func keys(_ r: CommandResult) -> Set<String> {
+            Set(r.stdoutLines.compactMap { line -> String? in
+                guard let sep = line.range(of: " =") else { return nil }
+                return String(line[..<sep.lowerBound])
+            })
+        }
+        let pythonKeys = keys(python), ourKeys = keys(ours)
+        #expect(pythonKeys.count >= 60, "\(python)")
+        #expect(pythonKeys.subtracting(ourKeys).isEmpty, "keys missing from our showconf: \(pythonKeys.subtracting(ourKeys).sorted())")
+        for k in ["valid_host_env", "invalid_host_env", "nvi_lib_list", "runc_capabilities", "docker_registries"] {
+            #expect(ourKeys.contains(k), "\(k) missing:\n\(ours)")
+        }
+        #expect(ours.stdoutLines.contains("http_proxy = socks5h://bob:***@proxy.example:1080"), "\(ours)")
+        #expect(!ours.stdout.contains("hunter2"), "\(ours)")
+    }
+}
+
+/// `run --location=DIR`: a bare root tree outside the repository (udocker's option).
+@Suite("E2E run --location", e2eEnabled)
+struct LocationTests {
+    @Test("run --location=DIR LABEL CMD runs CMD in the tree, in N1 and P1, writing nothing next to it")
+    func location() async throws {
+        let box = try sandbox()
+        let id = try await box.pullAndCreate(box.env.busybox)
+        let tree = "\(box.scratch)/trees/rootfs"
+        try requireSuccess(try await box.shell("mkdir -p \(box.scratch)/trees && cp -a \(box.containerRoot(id)) \(tree) && echo in-tree > \(tree)/marker"))
+        expectSuccess(try await box.udocker(["rm", id]))
+        for mode in ["N1", "P1"] {
+            let env = ["UDOCKER_DEFAULT_EXECUTION_MODE": mode]
+            let r = try await box.run(["--nobanner", "--location=\(tree)", "tree", "sh", "-c", "cat /marker; echo $container_execmode"], environment: env)
+            expectSuccess(r)
+            #expect(r.stdoutLines.first == "in-tree", "\(mode):\n\(r)")
+            let w = try await box.run(["--location", tree, "-w", "/etc", "tree", "pwd"], environment: env)
+            expectSuccess(w)
+            #expect(w.stdoutLines.last == "/etc", "\(mode):\n\(w)")
+        }
+        #expect(box.listDirectory("\(box.scratch)/trees") == ["rootfs"], "nothing may be written next to the tree")
+        #expect(!box.listDirectory(box.tmp).contains { $0.hasPrefix("udocker-location") }, "per-run directory left in TMPDIR")
+        #expect(try await box.psLines().isEmpty, "--location must not create a container")
+        expectOneLineError(try await box.run(["--location=\(box.scratch)/nonexistent", "x", "true"]), mentioning: ["location"])
+    }
+}
