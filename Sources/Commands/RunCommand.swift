@@ -178,10 +178,10 @@ struct RunCommand: UDockerCommand {
             context.messages.info("pulling \(target)")
             let puller = ImagePuller(context: context, registry: registry, index: index, httpProxy: httpproxy)
             let pulled = try await puller.pull(target, platform: platform)
-            return try repo.createContainer(from: pulled, name: name, storage: storageKind(context), warn: context.messages.warning)
+            return try repo.createContainer(from: pulled, name: name, storage: storageKind(context), warn: context.messages.extractionWarning)
         }
         guard haveImage else { throw CommandFailure("container or image not found: \(target)") }
-        return try repo.createContainer(from: image, name: name, storage: storageKind(context), warn: context.messages.warning)
+        return try repo.createContainer(from: image, name: name, storage: storageKind(context), warn: context.messages.extractionWarning)
     }
 
     func storageKind(_ context: CommandContext) throws -> ContainerStorage {

@@ -243,3 +243,119 @@ struct LocationTests {
         expectOneLineError(try await box.run(["--location=\(box.scratch)/nonexistent", "x", "true"]), mentioning: ["location"])
     }
 }
+
+/// Help and messages (issue 14, item 11).
+@Suite("E2E help and messages", e2eEnabled)
+struct MessageParityTests {
+    @Test("every command the general help lists has a working --help, and help names every execution mode")
+    func everyCommandsHelp() async throws {
+        let box = try sandbox()
+        let general = try await box.udocker(["help"])
+        expectSuccess(general)
+        let lines = general.stdoutLines
+        let start = try #require(lines.firstIndex(of: "Commands:"), "\(general)")
+        let end = try #require(lines.firstIndex { $0.hasPrefix("Execution modes") }, "\(general)")
+        let commands = Set(lines[(start + 1)..<end].compactMap { line -> String? in
+            guard line.hasPrefix("  "), let w = line.split(separator: " ").first, w.first?.isLetter == true else { return nil }
+            return String(w)
+        })
+        #expect(commands.isSuperset(of: ["pull", "images", "create", "run", "ps", "rm", "rmi", "setup", "install", "export", "import"]), "\(commands)")
+        for name in commands.sorted() {
+            for args in [[name, "--help"], ["help", name], ["--help", name]] {
+                let r = try await box.udocker(args)
+                expectSuccess(r)
+                #expect(r.stdout.contains("USAGE: \(name)"), "\(args):\n\(r)")
+            }
+        }
+        let setup = try await box.udocker(["setup", "--help"])
+        for mode in ["N1", "P1", "P2", "F1", "F2", "F3", "F4", "R1", "R2", "R3", "S1"] {
+            #expect(lines.contains { $0.hasPrefix("  \(mode)  ") }, "general help lacks \(mode):\n\(general)")
+            #expect(setup.stdout.contains("\(mode)  "), "setup --help lacks \(mode):\n\(setup)")
+        }
+        let bad = try await box.udocker(["setup", "--execmode=X9", "nosuch"])
+        expectOneLineError(bad)
+    }
+
+    @Test("refusing a protected container or image says nothing about deleting it")
+    func noDeletingBeforeRefusal() async throws {
+        let box = try sandbox()
+        _ = try await box.pullAndCreate(box.env.busybox, name: "bb")
+        expectSuccess(try await box.udocker(["protect", "bb"]))
+        expectSuccess(try await box.udocker(["protect", box.env.busybox]))
+        for args in [["rm", "bb"], ["rmi", box.env.busybox]] {
+            let r = try await box.udocker(args)
+            expectOneLineError(r, mentioning: ["protected"])
+            #expect(!r.stderr.lowercased().contains("delet"), "\(r)")
+        }
+        #expect(try await box.psLines().count == 1)
+    }
+
+    @Test("a missing --env-file is named, exit 2")
+    func missingEnvFile() async throws {
+        let box = try sandbox()
+        _ = try await box.pullAndCreate(box.env.busybox, name: "bb")
+        let r = try await box.run(["--env-file=\(box.scratch)/no-such.env", "bb", "true"])
+        expectOneLineError(r, status: 2, mentioning: ["--env-file", "\(box.scratch)/no-such.env"])
+    }
+
+    @Test("skipped device nodes on create are reported with -D only")
+    func deviceNodesDebugOnly() async throws {
+        let box = try sandbox()
+        try await box.pull(box.env.debian)
+        let quiet = try await box.udocker(["create", box.env.debian])
+        expectSuccess(quiet)
+        #expect(!quiet.stderr.contains("device node"), "\(quiet)")
+        let debug = try await box.udocker(["-D", "create", box.env.debian])
+        expectSuccess(debug)
+        #expect(debug.stderr.contains("device node"), "-D shows them (the Debian image has device nodes):\n\(debug)")
+    }
+
+    @Test("export -o FILE replaces an existing FILE once the new archive is complete, never writing through a symlink")
+    func exportOverwrites() async throws {
+        let box = try sandbox()
+        let id = try await box.pullAndCreate(box.env.busybox, name: "bb")
+        let out = "\(box.scratch)/bb.tar"
+        expectSuccess(try await box.udocker(["export", "-o", out, "bb"]))
+        try box.writeUserFile("\(box.containerRoot(id))/added-later", "x")
+        expectSuccess(try await box.udocker(["export", "-o", out, "bb"]))
+        let list = try await box.shell("tar -tf \(out)")
+        expectSuccess(list)
+        #expect(list.stdoutLines.contains { $0.hasSuffix("added-later") }, "the second export must replace the first")
+        try box.writeUserFile("\(box.scratch)/precious", "keep")
+        try requireSuccess(try await box.shell("ln -s precious \(box.scratch)/link.tar"))
+        expectSuccess(try await box.udocker(["export", "-o", "\(box.scratch)/link.tar", "bb"]))
+        #expect(box.readFile("\(box.scratch)/precious") == "keep")
+        #expect(!box.isSymlink("\(box.scratch)/link.tar"))
+        #expect(!box.listDirectory(box.scratch).contains { $0.hasPrefix(".") }, "temporary left: \(box.listDirectory(box.scratch))")
+    }
+}
+
+/// README's Quick start, run line by line as written (the one `udocker` on PATH is ours).
+@Suite("E2E README quick start", e2eEnabled)
+struct QuickStartTests {
+    static func quickStartLines() throws -> [String] {
+        let readme = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../README.md").standardized
+        let text = try String(contentsOf: readme, encoding: .utf8)
+        let section = try #require(text.range(of: "## Quick start")).upperBound
+        let open = try #require(text.range(of: "```sh\n", range: section..<text.endIndex)).upperBound
+        let close = try #require(text.range(of: "```", range: open..<text.endIndex)).lowerBound
+        return text[open..<close].split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+    }
+
+    @Test("every line of the Quick start succeeds, in order, against the test registry")
+    func quickStart() async throws {
+        let box = try sandbox()
+        let lines = try Self.quickStartLines()
+        #expect(lines.count >= 8, "\(lines)")
+        try box.makeUserDirectory("\(box.scratch)/bin")
+        try requireSuccess(try await box.shell("ln -s \(box.env.binary) \(box.scratch)/bin/udocker"))
+        let env = ["PATH": "\(box.scratch)/bin:\(E2ESandbox.defaultPath)"]
+        for line in lines {
+            let r = try await box.shell(line, environment: env)
+            expectSuccess(r)
+            if line.contains("exit 42") { #expect(r.stdoutLines.suffix(3) == ["1", "/mnt", "42"], "\(r)") }
+            if line.contains("--rm") { #expect(try await box.psLines().count == 1, "--rm must delete only its own container") }
+        }
+        #expect(try await box.psLines().isEmpty, "the Quick start ends with rm deb")
+    }
+}
