@@ -9,7 +9,7 @@ struct ExportCommand: UDockerCommand {
         export [--clone] - <container-id|name>      (to stdout)
         Without --clone the tar holds the container's root filesystem (as `docker export`);
         with --clone it holds the whole container, metadata and execution mode included, for
-        `import --clone`. An existing output file is never overwritten.
+        `import --clone`. An existing output file is replaced once the new archive is complete.
         """)
     @Option(name: .customShort("o"), help: "output file ('-' for stdout)") var output: String?
     @Flag(name: .customLong("clone"), help: "export the whole container in udocker's clone format") var clone = false
@@ -23,7 +23,7 @@ struct ExportCommand: UDockerCommand {
         let id = try context.containerID(container)
         if !TransferFiles.isStdio(out) { context.messages.info("exporting to file: \(out!)") }
         var warnings: [String] = []
-        try TransferFiles.writeOutput(out, what: "a tar archive") { fd in
+        try TransferFiles.writeOutput(out, what: "a tar archive", replace: true) { fd in
             warnings = try context.withMergedRoot(of: id) {
                 try context.repository.exportContainer(id, to: fd, clone: clone, mergedRoot: $0)
             }

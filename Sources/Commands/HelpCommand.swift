@@ -1,4 +1,5 @@
 import ArgumentParser
+import Engines
 
 struct HelpCommand: UDockerCommand {
     static let configuration = CommandConfiguration(commandName: "help", abstract: "Print help information")
@@ -11,7 +12,21 @@ struct HelpCommand: UDockerCommand {
         return 0
     }
 
-    static let text = """
+    /// The general help: the hand-written command list, completed with any command it does not
+    /// mention (from the command's own abstract), and the execution modes from `ExecutionMode`.
+    static var text: String {
+        let unlisted = UDocker.commands.keys.sorted().filter { !isListed($0) }
+            .map { "  \($0.padding(toLength: 30, withPad: " ", startingAt: 0)):\(UDocker.commands[$0]!.configuration.abstract)" }
+        return generalText.replacingOccurrences(of: "@MODES@", with: ExecutionMode.helpTable)
+            .replacingOccurrences(of: "@MORE@\n", with: unlisted.map { $0 + "\n" }.joined())
+    }
+
+    /// Whether the general help has a line for the command (`help` and `version` are in the syntax lines).
+    static func isListed(_ name: String) -> Bool {
+        ["help", "version"].contains(name) || generalText.contains("\n  \(name) ")
+    }
+
+    static let generalText = """
 
         Syntax:
           udocker  [general_options] <command>  [command_options]  <command_args>
@@ -44,6 +59,7 @@ struct HelpCommand: UDockerCommand {
           rm  <container-id|name>       :Delete container
           rmi <repo/image:tag>          :Delete image
           rmi --prune [-f]              :Delete unreferenced layers and leftovers
+          rm -f <container>             :Delete container, fixing permissions first
           clone [--name=<name>] <container> :Duplicate container
           tag <repo/image:tag> <repo2/image2:tag2> :Tag image
 
@@ -66,14 +82,15 @@ struct HelpCommand: UDockerCommand {
           login                         :Store credentials for a registry (--registry=, --username=, --password-stdin)
           logout                        :Remove stored credentials (-a all)
 
+          install [--force] [--purge]   :Report engine tools; install a udockertools tarball
           mkrepo <top-repo-dir>         :Create another repository in location
           setup --execmode=<mode>       :Change container execution mode
           setup --purge <container>     :Remove mount points and bind files
           setup --fixperm <container>   :Fix container file permissions
+        @MORE@
 
         Execution modes (setup --execmode):
-          N1  native user namespaces (no helper binary; default where user namespaces work)
-          P1  PRoot with seccomp acceleration      P2  PRoot without seccomp
+        @MODES@
 
         Examples:
           udocker pull docker.io/library/debian:bookworm

@@ -25,7 +25,8 @@ struct PsCommand: UDockerCommand {
             if platform {
                 line += (repo.containerConfigBytes(c.id).flatMap { ImagePlatform.describe(configBytes: $0) } ?? "").padding(18) + " "
             }
-            let names = "[" + c.names.map { "'\($0)'" }.joined(separator: ", ") + "]"
+            // udocker: a Python list for named containers, a blank for unnamed ones (awk columns)
+            let names = c.names.isEmpty ? "" : "[" + c.names.map { "'\($0)'" }.joined(separator: ", ") + "]"
             line += String(names.prefix(100)).padding(18) + " " + String(c.image.prefix(100))
             print(line)
         }

@@ -13,8 +13,9 @@ struct RmCommand: UDockerCommand {
         for c in containers {
             do {
                 let id = try context.containerID(c)
-                context.messages.info("deleting container: \(id)")
+                // said only once done: nothing about deleting before refusing a protected or running one
                 try context.repository.removeContainer(id)
+                context.messages.info("deleted container: \(id)")
             } catch {
                 context.messages.error("\(error)")
                 status = 1

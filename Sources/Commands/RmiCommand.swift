@@ -33,11 +33,11 @@ struct RmiCommand: UDockerCommand {
 
     private func remove(_ image: String, _ context: CommandContext) throws {
         let img = try LocalImageName(parsing: image)
-        context.messages.info("deleting image: \(img)")
         let users = context.repository.listContainers().filter { $0.image == img.description }
-        if !users.isEmpty {
-            context.messages.warning("image \(img) is used by \(users.count) container(s): they keep working (\(users.map(\.id).joined(separator: ", ")))")
-        }
         try context.repository.removeImage(img, force: force)
+        context.messages.info("deleted image: \(img)")
+        if !users.isEmpty {
+            context.messages.warning("image \(img) was used by \(users.count) container(s): they keep working (\(users.map(\.id).joined(separator: ", ")))")
+        }
     }
 }

@@ -4,6 +4,9 @@ import Foundation
 import OCI
 import Store
 import System
+#if canImport(Glibc)
+import Glibc
+#endif
 
 struct RunCommand: UDockerCommand {
     static let configuration = CommandConfiguration(commandName: "run", abstract: "Run a container, or pull, create and run an image",
@@ -37,7 +40,7 @@ struct RunCommand: UDockerCommand {
     @Option(name: .customLong("index"), help: .hidden) var index: String?
     @Option(name: .customLong("registry"), help: .hidden) var registry: String?
     @Option(name: .customLong("device"), help: .hidden) var device: [String] = []
-    @Option(name: .customLong("location"), help: .hidden) var location: String?
+    @Option(name: .customLong("location"), help: "run this root directory tree (no repository container, no metadata)") var location: String?
     @Option(name: [.customShort("p"), .customLong("publish")], help: .hidden) var publish: [String] = []
     @Flag(name: [.customShort("P"), .customLong("publish-all"), .customLong("netcoop")], help: .hidden) var publishAll = false
     @Option(name: .customLong("volumes-from"), help: .hidden) var volumesFrom: [String] = []
@@ -46,7 +49,7 @@ struct RunCommand: UDockerCommand {
     @Flag(name: .customShort("i"), help: .hidden) var interactive = false
     @Flag(name: .customShort("t"), help: .hidden) var tty = false
     @Flag(name: .customShort("a"), help: .hidden) var attach = false
-    @Argument(help: "container or image") var target: String
+    @Argument(help: "container or image (with --location: a label, ignored as in udocker)") var target: String = ""
     @Argument(parsing: .captureForPassthrough, help: "command and arguments") var command: [String] = []
 
     static let valuedOptions: Set<String> = [
@@ -57,35 +60,41 @@ struct RunCommand: UDockerCommand {
 
     /// Options stop at the container: what follows is the command, passed through untouched.
     static func normalize(_ args: [String]) -> [String] {
-        let (head, tail) = ArgumentNormalizer.splitAtPositionals(ArgumentNormalizer.splitShortEquals(args), positionalCount: 1, valued: valuedOptions)
+        let (options, tail) = ArgumentNormalizer.splitAtPositionals(args, positionalCount: 1, valued: valuedOptions)
+        let head = ArgumentNormalizer.splitShortEquals(options)
         return tail.isEmpty ? head : head + ["--"] + tail
     }
 
     func execute(_ context: CommandContext) async throws -> Int32 {
         let repo = context.repository
-        if let location { throw CommandFailure("--location is not supported yet: \(location)") }
+        let location = location.flatMap { $0.isEmpty ? nil : $0 }
+        if location == nil && target.isEmpty { throw CommandFailure("must specify container_id or image:tag") }
         if !publish.isEmpty || publishAll { context.messages.warning("port mapping is not supported by this engine; ignored") }
         let pullPolicy = pull ?? "missing"
         guard ["missing", "never", "always", "reuse"].contains(pullPolicy) else {
             throw CommandFailure("invalid --pull value: \(pullPolicy) (missing, never, always or reuse)")
         }
 
-        let id = try await containerToRun(context, pullPolicy: pullPolicy)
+        // --location: udocker still takes the first argument as the container and ignores it.
+        let id = location == nil ? try await containerToRun(context, pullPolicy: pullPolicy) : ""
         let resolver = ModeResolver(context: context)
         // A container with no mode of its own runs N1 without probing first (the probe costs a
         // fork on every run); if user namespaces turn out to be unavailable, it falls back to P1.
-        let chosen = try resolver.explicitMode(of: id)
+        let chosen = location == nil ? try resolver.explicitMode(of: id)
+            : ExecutionMode(parsing: context.configuration["override_default_execution_mode"])
         let mode = chosen ?? .N1
         let engineEnvironment = resolver.engineEnvironment()
         let engine = try EngineSelector.engine(for: mode, environment: engineEnvironment)
 
         var options = RunOptions()
-        options.user = user
+        // udocker treats an empty value (`--user=""`) as not given; only --entrypoint="" means something.
+        func given(_ v: String?) -> String? { v?.isEmpty == true ? nil : v }
+        options.user = given(user)
         options.env = env
         options.envFiles = envFile
         options.volumes = volumes
         options.noVolumes = novol
-        options.workdir = workdir
+        options.workdir = given(workdir)
         options.entrypoint = entrypoint
         options.command = command.first == "--" ? Array(command.dropFirst()) : command
         options.hostauth = hostauth
@@ -94,14 +103,15 @@ struct RunCommand: UDockerCommand {
         options.nosysdirs = nosysdirs
         options.nometa = nometa
         options.hostenv = hostenv
-        options.kernel = kernel
-        options.cpusetCpus = cpuset
+        options.kernel = given(kernel)
+        options.cpusetCpus = given(cpuset)
         options.noBanner = nobanner
         options.devices = device
         if !device.isEmpty && ![.R1, .R2, .R3].contains(mode) {
             context.messages.warning("--device is only used by the R modes (\(mode.rawValue) sees the host /dev)")
         }
 
+        if let location { return try runLocation(location, engine: engine, options: options, context: context) }
         let config = nometa ? nil : repo.containerConfigBytes(id).flatMap { try? JSONDecoder().decode(ImageConfig.self, from: Data($0)) }
         var instance = ContainerInstance(id: id, directory: repo.containerDirectory(id), root: repo.containerRoot(id),
                                          names: repo.containerNames(id), imageConfig: config)
@@ -135,6 +145,19 @@ struct RunCommand: UDockerCommand {
         return status
     }
 
+    /// `--location=DIR`: a bare root tree, no metadata; per-run engine files go to a temporary
+    /// directory (removed afterwards), never into the tree's parent.
+    func runLocation(_ location: String, engine: any ExecutionEngine, options: RunOptions, context: CommandContext) throws -> Int32 {
+        let root = location.hasPrefix("/") ? location : FileManager.default.currentDirectoryPath + "/" + location
+        guard FileInfo.isDirectory(root) else { throw CommandFailure("--location is not a directory: \(location)") }
+        var template = Array("\(context.configuration.tmpDirectory)/udocker-location-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw CommandFailure("cannot create a directory in \(context.configuration.tmpDirectory)") }
+        let directory = String(cString: made)
+        defer { try? FileTree.remove(directory) }
+        if rm { context.messages.warning("--rm is ignored with --location") }
+        return try engine.run(ContainerInstance(id: "", directory: directory, root: root), options: options)
+    }
+
     /// An existing container, or a new one from an image (pulled if needed), as udocker's run does.
     func containerToRun(_ context: CommandContext, pullPolicy: String) async throws -> String {
         let repo = context.repository
@@ -155,10 +178,10 @@ struct RunCommand: UDockerCommand {
             context.messages.info("pulling \(target)")
             let puller = ImagePuller(context: context, registry: registry, index: index, httpProxy: httpproxy)
             let pulled = try await puller.pull(target, platform: platform)
-            return try repo.createContainer(from: pulled, name: name, storage: storageKind(context), warn: context.messages.warning)
+            return try repo.createContainer(from: pulled, name: name, storage: storageKind(context), warn: context.messages.extractionWarning)
         }
         guard haveImage else { throw CommandFailure("container or image not found: \(target)") }
-        return try repo.createContainer(from: image, name: name, storage: storageKind(context), warn: context.messages.warning)
+        return try repo.createContainer(from: image, name: name, storage: storageKind(context), warn: context.messages.extractionWarning)
     }
 
     func storageKind(_ context: CommandContext) throws -> ContainerStorage {

@@ -5,12 +5,11 @@ import Store
 struct SetupCommand: UDockerCommand {
     static let configuration = CommandConfiguration(commandName: "setup", abstract: "Show or change the execution mode of a container",
         discussion: """
-        setup [--execmode=<mode>] [--force] <container-id|name>
-        Modes: N1 (native user namespaces), P1 (PRoot with seccomp), P2 (PRoot without seccomp),
-        F1-F4 (Fakechroot; F2 patches the loader, F3/F4 also the ELF headers).
-        Without options it prints the current mode.
+        setup [--execmode=<mode>] [--force] [--purge] [--fixperm] <container-id|name>
+        Without options it prints the current mode. Modes:
+        \(ExecutionMode.helpTable)
         """)
-    @Option(name: .customLong("execmode"), help: "N1, P1, P2, F1, F2, F3 or F4") var execmode: String?
+    @Option(name: .customLong("execmode"), help: ArgumentHelp("one of \(ExecutionMode.names)")) var execmode: String?
     @Flag(name: .customLong("force"), help: "convert even if already in the mode") var force = false
     @Flag(name: .customLong("purge"), help: "remove mount points and file-bind copies left by execution modes") var purge = false
     @Flag(name: .customLong("fixperm"), help: "give the owner read/write (and search on directories) on every file of ROOT") var fixperm = false
@@ -46,7 +45,7 @@ struct SetupCommand: UDockerCommand {
             return 0
         }
         guard let mode = ExecutionMode(rawValue: wanted.uppercased()) else {
-            throw CommandFailure("invalid execmode: \(wanted) (valid: \(ExecutionMode.allCases.map(\.rawValue).joined(separator: " ")))")
+            throw CommandFailure("invalid execmode: \(wanted) (valid: \(ExecutionMode.names))")
         }
         guard !repo.isContainerProtected(id) else { throw CommandFailure("container is protected: \(container)") }
         _ = try EngineSelector.engine(for: mode, environment: resolver.engineEnvironment())

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Engines
 import Foundation
 import Logging
 import Store
@@ -40,6 +41,7 @@ public enum UDocker {
         "import": ImportCommand.self,
         "load": LoadCommand.self,
         "save": SaveCommand.self,
+        "install": InstallCommand.self,
     ]
 
     /// Runs the command line and returns the process exit status.
@@ -77,7 +79,10 @@ public enum UDocker {
         if let status = Manual.run(name, Array(args.dropFirst())) { return status }
         guard let type = commands[name] else { return fail("invalid command: \(name) (see udocker help)") }
         let rest = Array(args.dropFirst())
-        if rest.contains("--help") || rest.contains("-h") && name != "run" {
+        let normalized = type.normalize(rest)
+        // Only the command's own options ask for its help: `run c tool --help` runs `tool --help`.
+        let options = normalized.firstIndex(of: "--").map { Array(normalized[..<$0]) } ?? normalized
+        if options.contains("--help") || options.contains("-h") {
             print(type.helpMessage()); return 0
         }
         if geteuid() == 0 && !allowRoot && !["help", "version", "showconf"].contains(name) {
@@ -98,7 +103,7 @@ public enum UDocker {
             }
             let parsed: any ParsableCommand
             do {
-                parsed = try type.parse(type.normalize(rest))
+                parsed = try type.parse(normalized)
             } catch {
                 let msg = type.message(for: error).split(separator: "\n").first.map(String.init) ?? "syntax error"
                 return fail(msg)
@@ -107,6 +112,9 @@ public enum UDocker {
             return try await command.execute(context)
         } catch let f as CommandFailure {
             return fail(f.description, status: f.status)
+        } catch let e as EngineError {
+            // udocker's run exits 2 when it could not be initialised (bad -v, -w, command not found)
+            return fail(e.description, status: e.exitStatus)
         } catch {
             return fail("\(error)")
         }

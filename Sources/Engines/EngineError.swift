@@ -29,7 +29,7 @@ public struct EngineError: Error, CustomStringConvertible, Sendable, Equatable {
     public static func unsupportedMode(_ mode: ExecutionMode) -> EngineError {
         EngineError(.unsupportedMode,
                     "execution mode \(mode.rawValue) (\(mode.summary)) is not implemented yet; "
-                    + "use N1, P1 or P2 (udocker setup --execmode=N1 <container>)")
+                    + "use one of \(ExecutionMode.implemented.map(\.rawValue).joined(separator: " ")) (udocker setup --execmode=N1 <container>)")
     }
 
     static func invalid(_ message: String) -> EngineError { EngineError(.invalidOptions, message) }

@@ -63,8 +63,9 @@ extension PlanBuilder {
         }
         for file in options.envFiles {
             let text: String
+            guard FileManager.default.fileExists(atPath: file) else { throw EngineError.invalid("--env-file not found: \(file)") }
             do { text = try String(contentsOfFile: file, encoding: .utf8) } catch {
-                throw EngineError.invalid("cannot read env file \(file): \((error as NSError).localizedDescription)")
+                throw EngineError.invalid("cannot read --env-file \(file): not a readable text file")
             }
             for raw in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
                 let line = raw.trimmingCharacters(in: .whitespaces)

@@ -2,12 +2,19 @@
 /// `-x value`. Options are only recognised before the first positional argument: everything from
 /// that argument on is positional (so `run c ls -l` passes `-l` to `ls`).
 enum ArgumentNormalizer {
+    /// `--opt=` (what the shell leaves of `--opt=""`) becomes `--opt ""`: an empty value, as in
+    /// udocker, instead of ArgumentParser taking the next argument as the value.
     static func splitShortEquals(_ args: [String]) -> [String] {
         var out: [String] = []
         for a in args {
             let u = Array(a.utf8)
             if u.count > 3, u[0] == UInt8(ascii: "-"), u[1] != UInt8(ascii: "-"), u[2] == UInt8(ascii: "=") {
                 out.append(String(a.prefix(2))); out.append(String(a.dropFirst(3)))
+            } else if u.count > 3, u[0] == UInt8(ascii: "-"), u[1] == UInt8(ascii: "-"), u.last == UInt8(ascii: "="),
+                      u.firstIndex(of: UInt8(ascii: "=")) == u.count - 1 {
+                out.append(String(a.dropLast())); out.append("")
+            } else if u.count == 3, u[0] == UInt8(ascii: "-"), u[1] != UInt8(ascii: "-"), u[2] == UInt8(ascii: "=") {
+                out.append(String(a.prefix(2))); out.append("")
             } else {
                 out.append(a)
             }

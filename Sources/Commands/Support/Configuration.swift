@@ -20,7 +20,7 @@ public struct Configuration: Sendable {
         ("bindir", ""), ("libdir", ""), ("docdir", ""),
         ("reposdir", ""), ("layersdir", ""), ("containersdir", ""),
         ("tmpdir", ""), ("keystore", "keystore"), ("config", "udocker.conf"),
-        ("tarball_release", "1.2.11"), ("tarball", ""), ("autoinstall", "False"),
+        ("tarball_release", "1.2.11"), ("tarball", ""), ("tarball_sha256", ""), ("autoinstall", "False"),
         ("cmd", "bash -i"),
         ("root_path", "/usr/sbin:/sbin:/usr/bin:/bin"),
         ("user_path", "/usr/sbin:/sbin:/usr/local/bin:/usr/bin:/bin"),
@@ -39,11 +39,42 @@ public struct Configuration: Sendable {
         ("location", ""),
     ]
 
+    /// udocker 1.3.17's other `Config.conf` keys, with its values as its `showconf` prints them,
+    /// so `showconf` lists every udocker key and a config file may set them. Applied before
+    /// `defaults`, which win where both name a key.
+    public static let udockerKeys: [(String, String)] = [
+        ("installinfo", "['https://raw.githubusercontent.com/indigo-dc/udocker/master/messages']"),
+        ("installretry", "3"),
+        ("mountpoint_prefixes", "('/etc',)"),
+        ("default_execution_modes", "{'x86_64': 'P1', 'x86': 'P1', 'arm64': 'P1', 'arm': 'P2', 'ppc64le': 'R1', 'DEFAULT': 'R1'}"),
+        ("proot_link2symlink", "False"),
+        ("ld_so_cache", "/etc/ld.so.cache"),
+        ("fakechroot_expand_symlinks", "none"),
+        ("fakechroot_cmd_subst", "/sbin/ldconfig=#RETURN(TRUE)#:/usr/sbin/ldconfig=#RETURN(TRUE)#"),
+        ("libc_search", "('/usr/lib64/libc.so.[0-9]', '/usr/lib/x86_64-linux-gnu/libc.so.[0-9]', '/lib64/libc.so.[0-9]', '/usr/lib/libc.so.[0-9]', '/lib/libc.so.[0-9]', '/usr/libc.so.[0-9]', '/libc.so.[0-9]', '/libc.so')"),
+        ("lib_dirs_list_nvidia", "('/usr/lib/x86_64-linux-gnu', '/usr/lib64')"),
+        ("lib_dirs_list_essential", "('/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/lib64', '/usr/lib64', '/lib', '/usr/lib')"),
+        ("lib_dirs_list_append", "('.',)"),
+        ("access_files", "('/sys/class/infiniband', '/dev/open-mx', '/dev/myri0', '/dev/myri1', '/dev/myri2', '/dev/myri3', '/dev/myri4', '/dev/myri5', '/dev/myri6', '/dev/myri7', '/dev/myri8', '/dev/myri9', '/dev/ipath', '/dev/kgni0', '/dev/mic/scif', '/dev/scif')"),
+        ("runc_nomqueue", "None"),
+        ("runc_capabilities", "['CAP_KILL', 'CAP_NET_BIND_SERVICE', 'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_SETGID', 'CAP_SETUID', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_NET_RAW', 'CAP_SYS_CHROOT', 'CAP_MKNOD', 'CAP_AUDIT_WRITE', 'CAP_SETFCAP']"),
+        ("singularity_options", "['-w']"),
+        ("valid_host_env", "('TERM', 'PATH', 'PROOT_TMP_DIR')"),
+        ("invalid_host_env", "('VTE_VERSION',)"),
+        ("cpu_affinity_exec_tools", "(['numactl', '-C', '%s', '--'], ['taskset', '-c', '%s'])"),
+        ("use_curl_executable", ""),
+        ("docker_registries", "{'docker.io': ['https://registry-1.docker.io', 'https://hub.docker.com']}"),
+        ("nvi_etc_list", "['vulkan/icd.d/nvidia_icd.json', 'OpenCL/vendors/nvidia.icd']"),
+        ("nvi_bin_list", "['nvidia-bug-report.sh', 'nvidia-cuda-mps-control', 'nvidia-cuda-mps-server', 'nvidia-debugdump', 'nvidia-installer', 'nvidia-persistenced', 'nvidia-settings', 'nvidia-smi', 'nvidia-uninstall', 'nvidia-xconfig']"),
+        ("nvi_lib_list", "['libOpenCL.', 'libcuda.', 'libnvcuvid.', 'libnvidia-cfg.', 'libnvidia-compiler.', 'libnvidia-encode.', 'libnvidia-fatbinaryloader.', 'libnvidia-fbc.', 'libnvidia-ifr.', 'libnvidia-ml.', 'libnvidia-opencl.', 'libnvidia-ptxjitcompiler.', 'libnvidia-tls.', 'tls/libnvidia-tls.']"),
+        ("nvi_dev_list", "['/dev/nvidia']"),
+    ]
+
     static let environmentKeys: [(String, String)] = [
         ("UDOCKER_DIR", "topdir"), ("UDOCKER_BIN", "bindir"), ("UDOCKER_LIB", "libdir"),
         ("UDOCKER_DOC", "docdir"), ("UDOCKER_REPOS", "reposdir"), ("UDOCKER_LAYERS", "layersdir"),
         ("UDOCKER_CONTAINERS", "containersdir"), ("UDOCKER_TMP", "tmpdir"),
-        ("UDOCKER_KEYSTORE", "keystore"), ("UDOCKER_TARBALL", "tarball"),
+        ("UDOCKER_KEYSTORE", "keystore"), ("UDOCKER_TARBALL", "tarball"), ("UDOCKER_TARBALL_SHA256", "tarball_sha256"),
         ("UDOCKER_LOGLEVEL", "verbose_level"), ("UDOCKER_INDEX", "dockerio_index_url"),
         ("UDOCKER_REGISTRY", "dockerio_registry_url"),
         ("UDOCKER_DEFAULT_EXECUTION_MODE", "override_default_execution_mode"),
@@ -64,7 +95,7 @@ public struct Configuration: Sendable {
     }
 
     public init(environment env: [String: String], overrides: Overrides) throws {
-        for (k, v) in Self.defaults { set(k, v) }
+        for (k, v) in Self.udockerKeys + Self.defaults { set(k, v) }
         let home = env["HOME"] ?? NSHomeDirectory()
         set("homedir", "\(home)/.udocker")
         set("topdir", "\(home)/.udocker")

@@ -11,6 +11,9 @@ public struct Messages: Sendable {
     public func error(_ text: String) { FileHandle.standardError.write(Data(("Error: " + text + "\n").utf8)) }
     public func warning(_ text: String) { if level >= 2 { FileHandle.standardError.write(Data(("Warning: " + text + "\n").utf8)) } }
     public func info(_ text: String) { if level >= 3 { FileHandle.standardError.write(Data(("Info: " + text + "\n").utf8)) } }
+    /// Warnings from extracting layers: skipped device nodes are expected (every Debian image has
+    /// some; /dev is bound from the host at run time), so they show with `-D` only.
+    public func extractionWarning(_ text: String) { if text.contains("device node") { debug(text) } else { warning(text) } }
     public func debug(_ text: String) { if level >= 5 { FileHandle.standardError.write(Data(("Debug: " + text + "\n").utf8)) } }
 }
 

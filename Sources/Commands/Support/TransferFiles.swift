@@ -6,19 +6,21 @@ import Glibc
 
 /// Output and input files of export/save and import/load. A named output file is written under
 /// a temporary dot-name beside it and linked into place only when complete, so an interrupted
-/// command never leaves a truncated archive under the requested name, and an existing file is
-/// never overwritten.
+/// command never leaves a truncated archive under the requested name. An existing file is never
+/// overwritten (save, as udocker), unless `replace` (export, as udocker): then the complete
+/// archive is renamed over it.
 enum TransferFiles {
     static func isStdio(_ path: String?) -> Bool { path == nil || path == "-" }
 
-    static func writeOutput(_ path: String?, what: String, _ body: (Int32) throws -> Void) throws {
+    static func writeOutput(_ path: String?, what: String, replace: Bool = false, _ body: (Int32) throws -> Void) throws {
         if isStdio(path) {
             guard isatty(1) == 0 else { throw CommandFailure("refusing to write \(what) to a terminal: use -o <file> or redirect stdout") }
             try body(1)
             return
         }
         let path = path!
-        guard !FileInfo.exists(path) else { throw CommandFailure("output file already exists: \(path)") }
+        guard replace || !FileInfo.exists(path) else { throw CommandFailure("output file already exists: \(path)") }
+        guard !FileInfo.isDirectory(path) else { throw CommandFailure("output file is a directory: \(path)") }
         let dir = (path as NSString).deletingLastPathComponent
         let base = (path as NSString).lastPathComponent
         let temp = "\(dir.isEmpty ? "." : dir)/.\(base).part-\(getpid())"
@@ -28,7 +30,7 @@ enum TransferFiles {
             try body(fd)
             guard fsync(fd) == 0 || errno == EINVAL else { throw SystemError("fsync", path: path) }
             close(fd)
-            guard link(temp, path) == 0 else {
+            guard (replace ? rename(temp, path) : link(temp, path)) == 0 else {
                 let e = errno
                 throw CommandFailure(e == EEXIST ? "output file already exists: \(path)" : "cannot create \(path): \(String(cString: strerror(e)))")
             }
