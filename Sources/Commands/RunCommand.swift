@@ -61,7 +61,7 @@ struct RunCommand: UDockerCommand {
     /// Options stop at the container: what follows is the command, passed through untouched.
     static func normalize(_ args: [String]) -> [String] {
         let (options, tail) = ArgumentNormalizer.splitAtPositionals(args, positionalCount: 1, valued: valuedOptions)
-        let head = ArgumentNormalizer.splitShortEquals(options)
+        let head = ArgumentNormalizer.dropEmptyValues(ArgumentNormalizer.splitShortEquals(options), valued: valuedOptions)
         return tail.isEmpty ? head : head + ["--"] + tail
     }
 

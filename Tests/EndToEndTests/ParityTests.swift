@@ -62,11 +62,18 @@ struct ParityTests {
     @Test("valued options accept an empty value as --opt=\"\" and --opt \"\" (udocker: empty = unset)")
     func emptyValues() async throws {
         let (box, _) = try await busybox()
-        for form in [["-w="], ["--workdir="], ["--workdir", ""], ["--user="], ["-u", ""], ["--kernel="], ["--cpuset-cpus="]] {
+        for form in [["-w="], ["--workdir="], ["--workdir", ""], ["--user="], ["-u", ""], ["--kernel="], ["--cpuset-cpus="],
+                     ["--name="], ["--name", ""], ["--pull="], ["--storage="], ["--platform", ""], ["-e="]] {
             let r = try await box.run(["--nobanner"] + form + ["bb", "pwd"])
             expectSuccess(r)
             #expect(r.stdout == "/tmp\n", "\(form): the image WorkingDir applies:\n\(r)")
         }
+        let setup = try await box.udocker(["setup", "--execmode=", "bb"])
+        expectSuccess(setup)
+        #expect(setup.stdoutLines.first?.hasPrefix("execmode: ") == true, "\(setup)")
+        let create = try await box.udocker(["create", "--name=", box.env.busybox])
+        expectSuccess(create)
+        #expect(try await box.psLines().count == 2, "create --name= makes an unnamed container")
     }
 }
 
