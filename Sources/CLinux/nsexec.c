@@ -13,6 +13,8 @@
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
@@ -249,6 +251,27 @@ static void ud_child(const udocker_exec_config_t *c, udocker_exec_error_t *e) {
             ud_fd_path(sp, sizeof sp, src);
             ud_fd_path(dp, sizeof dp, dst);
             if (mount(sp, dp, NULL, MS_BIND | MS_REC, NULL) != 0) { ud_step(e, "mount ", m->source, " on ", m->target); return; }
+            if (m->read_only) {
+                // Reopen the target: the earlier fd names the directory beneath the new mount, and
+                // a remount through it would change the mount holding it (the root). In a user
+                // namespace the remount must keep the flags the source mount locked.
+                int top = ud_open_beneath(rootfd, m->target);
+                struct statfs sf;
+                if (top < 0 || fstatfs(top, &sf) != 0) { ud_step(e, "open mounted ", m->target, 0, 0); return; }
+                unsigned long keep = 0;
+                if (sf.f_flags & ST_NOSUID) keep |= MS_NOSUID;
+                if (sf.f_flags & ST_NODEV) keep |= MS_NODEV;
+                if (sf.f_flags & ST_NOEXEC) keep |= MS_NOEXEC;
+                if (sf.f_flags & ST_NOATIME) keep |= MS_NOATIME;
+                if (sf.f_flags & ST_NODIRATIME) keep |= MS_NODIRATIME;
+                if (sf.f_flags & ST_RELATIME) keep |= MS_RELATIME;
+                char tp[40];
+                ud_fd_path(tp, sizeof tp, top);
+                if (mount(NULL, tp, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | keep, NULL) != 0) {
+                    ud_step(e, "remount read-only ", m->target, 0, 0); return;
+                }
+                close(top);
+            }
             close(src);
             close(dst);
         }

@@ -28,7 +28,7 @@ struct RunCommand: UDockerCommand {
     @Flag(name: .customLong("hostenv"), help: "pass the whole host environment") var hostenv = false
     @Flag(name: .customLong("bindhome"), help: "bind the host home directory") var bindhome = false
     @Flag(name: .customLong("nobanner"), help: "no banner") var nobanner = false
-    @Flag(name: .customLong("dri"), help: .hidden) var dri = false
+    @Flag(name: .customLong("dri"), help: "bind the host's DRI directories (config dri_list)") var dri = false
     @Option(name: .customLong("cpuset-cpus"), help: "CPUs, e.g. 1,2-3") var cpuset: String?
     @Option(name: .customLong("name"), help: "name the container (when running an image)") var name: String?
     @Option(name: .customLong("kernel"), help: "P modes: emulated kernel release (proot -k)") var kernel: String?
@@ -61,7 +61,7 @@ struct RunCommand: UDockerCommand {
     /// Options stop at the container: what follows is the command, passed through untouched.
     static func normalize(_ args: [String]) -> [String] {
         let (options, tail) = ArgumentNormalizer.splitAtPositionals(args, positionalCount: 1, valued: valuedOptions)
-        let head = ArgumentNormalizer.splitShortEquals(options)
+        let head = ArgumentNormalizer.dropEmptyValues(ArgumentNormalizer.splitShortEquals(options), valued: valuedOptions)
         return tail.isEmpty ? head : head + ["--"] + tail
     }
 
@@ -70,6 +70,9 @@ struct RunCommand: UDockerCommand {
         let location = location.flatMap { $0.isEmpty ? nil : $0 }
         if location == nil && target.isEmpty { throw CommandFailure("must specify container_id or image:tag") }
         if !publish.isEmpty || publishAll { context.messages.warning("port mapping is not supported by this engine; ignored") }
+        if !volumesFrom.isEmpty || !dns.isEmpty || !dnsSearch.isEmpty {
+            context.messages.warning("--volumes-from, --dns and --dns-search are ignored (as by udocker): the host network and files are used")
+        }
         let pullPolicy = pull ?? "missing"
         guard ["missing", "never", "always", "reuse"].contains(pullPolicy) else {
             throw CommandFailure("invalid --pull value: \(pullPolicy) (missing, never, always or reuse)")
@@ -92,7 +95,8 @@ struct RunCommand: UDockerCommand {
         options.user = given(user)
         options.env = env
         options.envFiles = envFile
-        options.volumes = volumes
+        // --dri: udocker's dri_list directories that exist here, as volumes
+        options.volumes = volumes + (dri ? context.configuration["dri_list"].split(separator: " ").map(String.init).filter(FileInfo.isDirectory) : [])
         options.noVolumes = novol
         options.workdir = given(workdir)
         options.entrypoint = entrypoint

@@ -39,7 +39,7 @@ struct SetupCommand: UDockerCommand {
             }
             if execmode == nil { return 0 }
         }
-        guard let wanted = execmode else {
+        guard let wanted = execmode, !wanted.isEmpty else {   // --execmode "" = not given, as in udocker
             print("execmode: \(try resolver.mode(of: id).rawValue)")
             print("nvidiamode: False")
             return 0

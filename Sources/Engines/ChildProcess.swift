@@ -27,7 +27,7 @@ struct ChildLaunch {
     struct Namespace {
         var root: String
         var insideUID: UInt32, insideGID: UInt32, hostUID: UInt32, hostGID: UInt32
-        var mounts: [(source: String, target: String)]
+        var mounts: [BindMount]
     }
     var namespace: Namespace?
 
@@ -62,7 +62,7 @@ struct ChildLaunch {
             cfg.host_uid = ns.hostUID; cfg.host_gid = ns.hostGID
             for (i, m) in ns.mounts.enumerated() {
                 mountBuffer[i] = udocker_mount_t(source: UnsafePointer(arena.string(m.source)),
-                                                 target: UnsafePointer(arena.string(m.target)))
+                                                 target: UnsafePointer(arena.string(m.target)), read_only: m.readOnly ? 1 : 0)
             }
             cfg.mounts = UnsafePointer(mountBuffer)
             cfg.nmounts = Int32(ns.mounts.count)

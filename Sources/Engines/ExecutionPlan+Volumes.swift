@@ -9,11 +9,16 @@ struct VolumeSpec: Sendable, Equatable {
     var host: String
     var container: String
     var isSysdir = false
+    var readOnly = false
 
     /// udocker `utils/uvolume.py` + `_check_volumes`: split once on ":", both absolute,
-    /// container path not "/". No `:ro`-style options.
+    /// container path not "/". Beyond udocker: a trailing `:ro` (read-only) or `:rw`.
     static func parse(_ spec: String) throws -> VolumeSpec {
         guard !spec.isEmpty else { throw EngineError.invalid("invalid volume: empty specification") }
+        var spec = spec, readOnly = false
+        for (suffix, ro) in [(":ro", true), (":rw", false)] where spec.hasSuffix(suffix) && spec.dropLast(3).contains(":") {
+            spec = String(spec.dropLast(3)); readOnly = ro
+        }
         let host: String, cont: String
         if let colon = spec.firstIndex(of: ":") {
             host = String(spec[..<colon]); cont = String(spec[spec.index(after: colon)...])
@@ -23,11 +28,11 @@ struct VolumeSpec: Sendable, Equatable {
         guard host.hasPrefix("/") else { throw EngineError.invalid("invalid volume, host path must be absolute: \(spec)") }
         guard cont.hasPrefix("/") else { throw EngineError.invalid("invalid volume, container path must be absolute: \(spec)") }
         if cont.contains(":") {
-            throw EngineError.invalid("invalid volume: \(spec) (options such as :ro are not supported)")
+            throw EngineError.invalid("invalid volume: \(spec) (the only options are :ro and :rw)")
         }
         let c = PathName.normalize(cont)
         guard c != "/" else { throw EngineError.invalid("invalid volume, container path cannot be /: \(spec)") }
-        return VolumeSpec(spec: spec, host: PathName.normalize(host), container: c)
+        return VolumeSpec(spec: spec, host: PathName.normalize(host), container: c, readOnly: readOnly)
     }
 }
 
@@ -71,8 +76,15 @@ extension PlanBuilder {
                 throw EngineError.invalid("invalid host volume path: \(v.host)")
             }
             mounts.append(.init(source: v.host, target: v.container, isSysdir: v.isSysdir,
-                                isDirectory: (st.st_mode & S_IFMT) == S_IFDIR))
+                                isDirectory: (st.st_mode & S_IFMT) == S_IFDIR, readOnly: v.readOnly))
         }
         return mounts
     }
+}
+
+/// A bind as the engines launch it: the host source, the target resolved inside ROOT, and `:ro`.
+struct BindMount: Sendable, Equatable {
+    var source: String
+    var target: String
+    var readOnly = false
 }

@@ -15,6 +15,8 @@ public struct ExecutionPlan: Sendable {
         /// One of the default sysdirs (dropped silently when it cannot be set up).
         public var isSysdir: Bool
         public var isDirectory: Bool
+        /// `-v host:cont:ro`.
+        public var readOnly = false
     }
 
     /// The user the command runs as inside the container.
@@ -160,8 +162,14 @@ struct PlanBuilder {
         let bindings = mounts.map { ContainerRoot.Binding(host: $0.source, container: $0.target) }
         let cwd = try workingDirectory(bindings: bindings)
         let (executable, arguments) = try findExecutable(cwd: cwd, bindings: bindings)
+        if mounts.contains(where: \.readOnly), [.P1, .P2, .F1, .F2, .F3, .F4].contains(mode) {
+            throw EngineError.invalid("read-only volumes (-v host:cont:ro) are not supported by \(mode.rawValue) "
+                                      + "(\(mode.summary)): use N1, R1-R3 or S1, or drop :ro")
+        }
         let cpus = try options.cpusetCpus.map(Self.parseCPUSet)
-        if options.kernel != nil && mode == .N1 { warnings.append("--kernel is ignored by N1") }
+        // Options an engine cannot honour are said, never silently dropped (README: run options).
+        if options.kernel != nil && ![.P1, .P2].contains(mode) { warnings.append("--kernel is ignored by \(mode.rawValue) (P1/P2 only)") }
+        if cpus != nil && [.R1, .R2, .R3].contains(mode) { warnings.append("--cpuset-cpus is not applied by \(mode.rawValue) yet (N1, P, F and S1 apply it)") }
         let environment = finalEnvironment()
         return ExecutionPlan(mode: mode, container: container, root: rootFS.root, user: user, mounts: mounts,
                              cwd: cwd, executable: executable, arguments: arguments, environment: environment,

@@ -44,7 +44,7 @@ public struct NativeEngine: ExecutionEngine {
             plan.environment = plan.environment.map { $0.hasPrefix("container_root=") ? "container_root=\(container.root)" : $0 }
             plan.root = container.root
             plan.container = container
-            mounts.insert((UDOCKER_OVERLAY_PREFIX + overlay.cacheDirectory, overlay.options), at: 0)
+            mounts.insert(BindMount(source: UDOCKER_OVERLAY_PREFIX + overlay.cacheDirectory, target: overlay.options), at: 0)
         }
         if let banner = plan.banner(options: options, environment: environment) { messages.write(banner) }
         messages.verbose("N1: root=\(plan.root) uid=\(plan.user.uid):\(plan.user.gid) cwd=\(plan.cwd) "
@@ -77,7 +77,7 @@ public struct NativeEngine: ExecutionEngine {
 
     /// Resolves every mount target inside ROOT (symlinks followed within ROOT only), creates the
     /// missing mountpoints there (no symlink followed), and orders parents before children.
-    static func prepareMounts(_ plan: ExecutionPlan, messages: Messages) throws -> [(source: String, target: String)] {
+    static func prepareMounts(_ plan: ExecutionPlan, messages: Messages) throws -> [BindMount] {
         let root = ContainerRoot(plan.root)
         var result: [(source: String, target: String, depth: Int, index: Int)] = []
         for (index, m) in plan.mounts.enumerated() {
@@ -112,6 +112,6 @@ public struct NativeEngine: ExecutionEngine {
             result.append((m.source, r.path, PathName.components(r.path).count, index))
         }
         result.sort { ($0.depth, $0.index) < ($1.depth, $1.index) }
-        return result.map { ($0.source, $0.target) }
+        return result.map { BindMount(source: $0.source, target: $0.target, readOnly: plan.mounts[$0.index].readOnly) }
     }
 }

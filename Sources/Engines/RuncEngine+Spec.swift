@@ -32,7 +32,7 @@ extension RuncEngine {
 
     /// The OCI spec for one run. `mounts` are the plan's binds with their targets already
     /// resolved inside ROOT and their mountpoints created (`NativeEngine.prepareMounts`).
-    static func makeSpec(plan: ExecutionPlan, mounts: [(source: String, target: String)], proot: ProotInside?,
+    static func makeSpec(plan: ExecutionPlan, mounts: [BindMount], proot: ProotInside?,
                          devices: [DeviceSpec], runtime: Runtime, terminal: Bool, hostname: String,
                          hostUID: UInt32, hostGID: UInt32) throws -> OCIRuntimeSpec {
         var specMounts = baseMounts
@@ -41,7 +41,7 @@ extension RuncEngine {
             let isDirectory = stat(m.source, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
             // Files are bound directly (live, not copied as udocker's FileBind does).
             specMounts.append(.init(destination: m.target, type: "none", source: m.source,
-                                    options: [isDirectory ? "rbind" : "bind", "nosuid", "nodev", "rw"]))
+                                    options: [isDirectory ? "rbind" : "bind", "nosuid", "nodev", m.readOnly ? "ro" : "rw"]))
         }
         var specDevices: [OCIRuntimeSpec.Device] = []
         for d in devices {

@@ -107,7 +107,7 @@ public struct SingularityEngine: ExecutionEngine {
     }
 
     /// The tool's argv (udocker `singularity.py` `run`).
-    func commandLine(tool: Tool, plan: ExecutionPlan, mounts: [(source: String, target: String)],
+    func commandLine(tool: Tool, plan: ExecutionPlan, mounts: [BindMount],
                      fakeroot: Bool, options: RunOptions, unusable: Set<String> = []) -> [String] {
         var argv = [tool.path]
         if environment.debug { argv += ["--debug", "-v"] }
@@ -118,7 +118,7 @@ public struct SingularityEngine: ExecutionEngine {
         if tool.fromBinDir { argv.append("-u") }
         if fakeroot { argv.append("--fakeroot") }
         argv += ["--pwd", plan.cwd]
-        for m in mounts { argv += ["-B", "\(m.source):\(m.target)"] }
+        for m in mounts { argv += ["-B", "\(m.source):\(m.target)" + (m.readOnly ? ":ro" : "")] }
         let targets = Set(mounts.map(\.target)).union(unusable)
         let homeBound = options.bindhome || targets.contains("/root")
         if !homeBound { argv += ["--home", "\(plan.root)/root:/root"] }

@@ -51,6 +51,10 @@ import Testing
 @Suite struct ArgumentNormalizerTests {
     @Test func shortOptionsWithEqualsAreSplit() {
         #expect(ArgumentNormalizer.splitShortEquals(["-v=/a:/b", "-e=X=1", "--env=Y=2", "-l"]) == ["-v", "/a:/b", "-e", "X=1", "--env=Y=2", "-l"])
+        #expect(ArgumentNormalizer.splitShortEquals(["--name=", "-w=", "--entrypoint=", "x"]) == ["--entrypoint", "", "x"])
+        #expect(ArgumentNormalizer.dropEmptyValues(["--name", "", "--entrypoint", "", "-v", "/a", "c", "--", "-w", ""],
+                                                   valued: ["--name", "--entrypoint", "-v", "-w"])
+                == ["--entrypoint", "", "-v", "/a", "c", "--", "-w", ""])
     }
 
     @Test func runOptionsStopAtTheContainer() {

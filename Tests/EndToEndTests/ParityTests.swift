@@ -62,11 +62,18 @@ struct ParityTests {
     @Test("valued options accept an empty value as --opt=\"\" and --opt \"\" (udocker: empty = unset)")
     func emptyValues() async throws {
         let (box, _) = try await busybox()
-        for form in [["-w="], ["--workdir="], ["--workdir", ""], ["--user="], ["-u", ""], ["--kernel="], ["--cpuset-cpus="]] {
+        for form in [["-w="], ["--workdir="], ["--workdir", ""], ["--user="], ["-u", ""], ["--kernel="], ["--cpuset-cpus="],
+                     ["--name="], ["--name", ""], ["--pull="], ["--storage="], ["--platform", ""], ["-e="]] {
             let r = try await box.run(["--nobanner"] + form + ["bb", "pwd"])
             expectSuccess(r)
             #expect(r.stdout == "/tmp\n", "\(form): the image WorkingDir applies:\n\(r)")
         }
+        let setup = try await box.udocker(["setup", "--execmode=", "bb"])
+        expectSuccess(setup)
+        #expect(setup.stdoutLines.first?.hasPrefix("execmode: ") == true, "\(setup)")
+        let create = try await box.udocker(["create", "--name=", box.env.busybox])
+        expectSuccess(create)
+        #expect(try await box.psLines().count == 2, "create --name= makes an unnamed container")
     }
 }
 
@@ -357,5 +364,61 @@ struct QuickStartTests {
             if line.contains("--rm") { #expect(try await box.psLines().count == 1, "--rm must delete only its own container") }
         }
         #expect(try await box.psLines().isEmpty, "the Quick start ends with rm deb")
+    }
+}
+
+/// `run` options beyond udocker and the ones an engine cannot honour (issue 14, section 2).
+@Suite("E2E run options per engine", e2eEnabled)
+struct RunOptionParityTests {
+    func setupData(_ box: E2ESandbox) throws -> String {
+        let data = "\(box.scratch)/data"
+        try box.makeUserDirectory(data)
+        try box.writeUserFile("\(data)/f", "host-file\n")
+        return data
+    }
+
+    @Test("-v host:cont:ro is read-only inside, the rest of the container stays writable", arguments: ["N1", "R1"])
+    func readOnlyVolume(mode: String) async throws {
+        let box = try sandbox("ro-\(mode)")
+        _ = try await box.pullAndCreate(box.env.busybox, name: "bb")
+        if mode != "N1" { try requireSuccess(try await box.udocker(["setup", "--execmode=\(mode)", "bb"])) }
+        let data = try setupData(box)
+        let ro = try await box.run(["--nobanner", "-v", "\(data):/data:ro", "bb", "sh", "-c",
+                                    "cat /data/f; touch /data/new && echo wrote-ro; touch /tmp/ok && echo root-writable"])
+        expectNoCrash(ro)
+        #expect(ro.stdoutLines.contains("host-file"), "\(ro)")
+        #expect(!ro.stdoutLines.contains("wrote-ro"), "a :ro volume must refuse writes:\n\(ro)")
+        #expect(ro.stdoutLines.contains("root-writable"), "only the volume is read-only:\n\(ro)")
+        #expect(!box.exists("\(data)/new"))
+        let rw = try await box.run(["--nobanner", "-v", "\(data):/data:rw", "bb", "sh", "-c", "touch /data/new && echo wrote"])
+        expectSuccess(rw)
+        #expect(rw.stdoutLines == ["wrote"], "\(rw)")
+        #expect(box.exists("\(data)/new"))
+    }
+
+    @Test("-v host:cont:ro in P1 and F1: one clear error, exit 2", arguments: ["P1", "F1"])
+    func readOnlyRefused(mode: String) async throws {
+        let box = try sandbox("ro-refused-\(mode)")
+        _ = try await box.pullAndCreate(box.env.busybox, name: "bb")
+        try requireSuccess(try await box.udocker(["setup", "--execmode=\(mode)", "bb"],
+                                                 environment: ["UDOCKER_FAKECHROOT_SO": box.env.fakechrootSO]))
+        let data = try setupData(box)
+        let r = try await box.run(["-v", "\(data):/data:ro", "bb", "true"], environment: ["UDOCKER_FAKECHROOT_SO": box.env.fakechrootSO])
+        expectOneLineError(r, status: 2, mentioning: ["read-only", mode])
+        expectOneLineError(try await box.run(["-v", "\(data):/data:rx", "bb", "true"]), status: 2, mentioning: [":ro"])
+    }
+
+    @Test("-t, -i and -a are accepted; options no engine honours here warn instead of being dropped silently")
+    func acceptedAndWarned() async throws {
+        let box = try sandbox()
+        _ = try await box.pullAndCreate(box.env.busybox, name: "bb")
+        let ti = try await box.run(["-t", "-i", "--nobanner", "bb", "echo", "ok"])
+        expectSuccess(ti)
+        #expect(ti.stdout == "ok\n", "\(ti)")
+        for (args, word) in [(["--kernel=6.0.0"], "--kernel"), (["--dns=192.0.2.1"], "--dns"), (["-p", "8080:80"], "port")] {
+            let r = try await box.run(args + ["--nobanner", "bb", "true"])
+            expectSuccess(r)
+            #expect(r.stderrLines.contains { $0.hasPrefix("Warning:") && $0.contains(word) }, "\(args) needs a warning:\n\(r)")
+        }
     }
 }

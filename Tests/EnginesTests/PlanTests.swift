@@ -53,7 +53,7 @@ private func expectError(_ fragment: String, _ body: () throws -> Void, sourceLo
         let c = try BusyboxContainer()
         expectError("invalid environment variable: 1A=x") { _ = try plan(c, options(["true"]) { $0.env = ["1A=x"] }) }
         expectError("invalid environment variable: =x") { _ = try plan(c, options(["true"]) { $0.env = ["=x"] }) }
-        expectError("cannot read env file") { _ = try plan(c, options(["true"]) { $0.envFiles = ["/nonexistent/env"] }) }
+        expectError("--env-file not found: /nonexistent/env") { _ = try plan(c, options(["true"]) { $0.envFiles = ["/nonexistent/env"] }) }
     }
 
     @Test func hostEnvironmentIsFiltered() throws {
@@ -218,7 +218,13 @@ private func expectError(_ fragment: String, _ body: () throws -> Void, sourceLo
         expectError("container path cannot be /") { _ = try plan(c, options(["true"]) { $0.volumes = ["/tmp:/"] }) }
         expectError("container path cannot be /") { _ = try plan(c, options(["true"]) { $0.volumes = ["/tmp:/x/.."] }) }
         expectError("invalid host volume path: /nonexistent/dir") { _ = try plan(c, options(["true"]) { $0.volumes = ["/nonexistent/dir:/x"] }) }
-        expectError("not supported") { _ = try plan(c, options(["true"]) { $0.volumes = ["/tmp:/x:ro"] }) }
+        expectError("the only options are :ro and :rw") { _ = try plan(c, options(["true"]) { $0.volumes = ["/tmp:/x:rx"] }) }
+        let ro = try plan(c, options(["true"]) { $0.volumes = ["/tmp:/x:ro", "/tmp:/y:rw", "/tmp"] })
+        defer { ro.removeTemporaryFiles() }
+        #expect(ro.mounts.filter { !$0.isSysdir && $0.source == "/tmp" }.map { "\($0.target):\($0.readOnly)" } == ["/x:true", "/y:false", "/tmp:false"])
+        expectError("read-only volumes (-v host:cont:ro) are not supported by P1") {
+            _ = try plan(c, options(["true"]) { $0.volumes = ["/tmp:/x:ro"] }, mode: .P1)
+        }
     }
 
     @Test func orderSysdirsNovolAndBindhome() throws {

@@ -26,6 +26,7 @@
 typedef struct {
     const char *source;   // host path (absolute); symlinks in it are the user's own and are followed
     const char *target;   // container path: absolute, normalised, already free of symlinks
+    int read_only;        // remount the bind read-only (keeping the source's locked nosuid/nodev/noexec)
 } udocker_mount_t;
 
 #define UDOCKER_OVERLAY_PREFIX "overlay:"

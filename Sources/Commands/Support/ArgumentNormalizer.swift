@@ -2,8 +2,9 @@
 /// `-x value`. Options are only recognised before the first positional argument: everything from
 /// that argument on is positional (so `run c ls -l` passes `-l` to `ls`).
 enum ArgumentNormalizer {
-    /// `--opt=` (what the shell leaves of `--opt=""`) becomes `--opt ""`: an empty value, as in
-    /// udocker, instead of ArgumentParser taking the next argument as the value.
+    /// `--opt=` and `-x=` (what the shell leaves of `--opt=""`) mean "not given", as in udocker
+    /// (an empty value is false there), and are dropped, instead of ArgumentParser taking the next
+    /// argument as the value; only `--entrypoint=` keeps its empty value (it drops the entrypoint).
     static func splitShortEquals(_ args: [String]) -> [String] {
         var out: [String] = []
         for a in args {
@@ -12,12 +13,28 @@ enum ArgumentNormalizer {
                 out.append(String(a.prefix(2))); out.append(String(a.dropFirst(3)))
             } else if u.count > 3, u[0] == UInt8(ascii: "-"), u[1] == UInt8(ascii: "-"), u.last == UInt8(ascii: "="),
                       u.firstIndex(of: UInt8(ascii: "=")) == u.count - 1 {
-                out.append(String(a.dropLast())); out.append("")
+                if keepsEmptyValue.contains(String(a.dropLast())) { out.append(String(a.dropLast())); out.append("") }
             } else if u.count == 3, u[0] == UInt8(ascii: "-"), u[1] != UInt8(ascii: "-"), u[2] == UInt8(ascii: "=") {
-                out.append(String(a.prefix(2))); out.append("")
+                continue
             } else {
                 out.append(a)
             }
+        }
+        return out
+    }
+
+    /// Options whose empty value means something.
+    static let keepsEmptyValue: Set<String> = ["--entrypoint"]
+
+    /// `--opt ""` for a valued option: dropped like `--opt=` (see `splitShortEquals`).
+    static func dropEmptyValues(_ args: [String], valued: Set<String>) -> [String] {
+        var out: [String] = []
+        var i = 0
+        while i < args.count {
+            if args[i] == "--" { out += args[i...]; break }
+            if valued.contains(args[i]), !keepsEmptyValue.contains(args[i]), i + 1 < args.count, args[i + 1].isEmpty { i += 2; continue }
+            if valued.contains(args[i]), i + 1 < args.count { out += [args[i], args[i + 1]]; i += 2; continue }
+            out.append(args[i]); i += 1
         }
         return out
     }
