@@ -169,7 +169,6 @@ struct PlanBuilder {
         let cpus = try options.cpusetCpus.map(Self.parseCPUSet)
         // Options an engine cannot honour are said, never silently dropped (README: run options).
         if options.kernel != nil && ![.P1, .P2].contains(mode) { warnings.append("--kernel is ignored by \(mode.rawValue) (P1/P2 only)") }
-        if cpus != nil && [.R1, .R2, .R3].contains(mode) { warnings.append("--cpuset-cpus is not applied by \(mode.rawValue) yet (N1, P, F and S1 apply it)") }
         let environment = finalEnvironment()
         return ExecutionPlan(mode: mode, container: container, root: rootFS.root, user: user, mounts: mounts,
                              cwd: cwd, executable: executable, arguments: arguments, environment: environment,

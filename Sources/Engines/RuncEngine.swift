@@ -119,9 +119,9 @@ public struct RuncEngine: ExecutionEngine {
 
         defer { deleteState(runtime: runtime, bundle: bundle) }
         if !terminal && Self.childSubreaper {
-            return try runDetached(runtime: runtime, bundle: bundle)
+            return try runDetached(runtime: runtime, bundle: bundle, cpus: plan.cpus)
         }
-        return try runForeground(runtime: runtime, bundle: bundle)
+        return try runForeground(runtime: runtime, bundle: bundle, cpus: plan.cpus)
     }
 
     /// Options before the runtime's subcommand.
@@ -144,10 +144,11 @@ public struct RuncEngine: ExecutionEngine {
     }
 
     /// No terminal: `run --detach`, the command inherits our stdio; we then wait for the command.
-    func runDetached(runtime: Runtime, bundle: RunBundle) throws -> Int32 {
+    /// `cpus` (`--cpuset-cpus`): the runtime is started with that affinity, which the container inherits.
+    func runDetached(runtime: Runtime, bundle: RunBundle, cpus: [Int]?) throws -> Int32 {
         let argv = globalArguments(runtime, bundle: bundle)
             + ["run", "--detach", "--pid-file", bundle.pidFile, "--bundle", bundle.path, bundle.runtimeID]
-        let status = try spawnAndWait(runtime: runtime, argv: argv, io: io)
+        let status = try spawnAndWait(runtime: runtime, argv: argv, io: io, cpus: cpus)
         guard status == 0 else {
             let hint = runtime.flavor == .crun ? "; if crun rejects this host's cgroups, use runc (apt-get install runc)" : ""
             throw EngineError(.cannotStart, "\(mode.rawValue): \(PathName.basename(runtime.path)) could not start the container "
@@ -161,14 +162,14 @@ public struct RuncEngine: ExecutionEngine {
     }
 
     /// A terminal: plain `run`; the runtime allocates the pty and returns the command's status.
-    func runForeground(runtime: Runtime, bundle: RunBundle) throws -> Int32 {
+    func runForeground(runtime: Runtime, bundle: RunBundle, cpus: [Int]?) throws -> Int32 {
         let argv = globalArguments(runtime, bundle: bundle) + ["run", "--bundle", bundle.path, bundle.runtimeID]
-        return try spawnAndWait(runtime: runtime, argv: argv, io: io)
+        return try spawnAndWait(runtime: runtime, argv: argv, io: io, cpus: cpus)
     }
 
-    func spawnAndWait(runtime: Runtime, argv: [String], io: StandardIO) throws -> Int32 {
+    func spawnAndWait(runtime: Runtime, argv: [String], io: StandardIO, cpus: [Int]? = nil) throws -> Int32 {
         let launch = ChildLaunch(path: runtime.path, arguments: argv, environment: runtimeEnvironment,
-                                 cwd: nil, cpus: nil, io: io)
+                                 cwd: nil, cpus: cpus, io: io)
         let pid: pid_t
         do { pid = try launch.spawn() } catch {
             throw EngineError(.cannotStart, "\(mode.rawValue): \(error.step): \(String(cString: strerror(error.errno)))")

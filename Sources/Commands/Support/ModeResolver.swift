@@ -45,7 +45,7 @@ struct ModeResolver {
         }
         guard let name else { return nil }
         guard let m = ExecutionMode(rawValue: name.uppercased()) else {
-            throw CommandFailure("invalid execution mode '\(name)' for container \(id)")
+            throw CommandFailure("invalid execution mode '\(name)' for container \(id) (valid: \(ExecutionMode.names))")
         }
         return m
     }
@@ -53,7 +53,7 @@ struct ModeResolver {
     func mode(of id: String) throws -> ExecutionMode {
         let name = context.repository.executionMode(id) ?? defaultMode()
         guard let m = ExecutionMode(rawValue: name.uppercased()) else {
-            throw CommandFailure("invalid execution mode '\(name)' for container \(id)")
+            throw CommandFailure("invalid execution mode '\(name)' for container \(id) (valid: \(ExecutionMode.names))")
         }
         return m
     }
