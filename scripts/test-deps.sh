@@ -38,6 +38,7 @@ PACKAGES=(
   "python3-venv:/usr/share/doc/python3-venv"
   "jq:/usr/bin/jq"
   "curl:/usr/bin/curl"
+  "gcc:/usr/bin/gcc"
   "tar:/bin/tar"
   "gzip:/bin/gzip"
   "ca-certificates:/etc/ssl/certs/ca-certificates.crt"

@@ -40,6 +40,7 @@ public enum UDocker {
         "import": ImportCommand.self,
         "load": LoadCommand.self,
         "save": SaveCommand.self,
+        "doctor": DoctorCommand.self,
     ]
 
     /// Runs the command line and returns the process exit status.
