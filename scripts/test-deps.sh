@@ -39,6 +39,7 @@ PACKAGES=(
   "jq:/usr/bin/jq"
   "groff-base:/usr/bin/groff"
   "curl:/usr/bin/curl"
+  "gcc:/usr/bin/gcc"
   "tar:/bin/tar"
   "gzip:/bin/gzip"
   "ca-certificates:/etc/ssl/certs/ca-certificates.crt"

@@ -10,7 +10,10 @@
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <termios.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -472,6 +475,19 @@ int udocker_userns_probe(udocker_exec_error_t *error) {
     }
     memset(error, 0, sizeof *error);
     return 0;
+}
+
+int udocker_ptrace_probe(void) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        long r = ptrace(PTRACE_TRACEME, 0, NULL, NULL);
+        _exit(r == 0 ? 0 : (errno > 0 && errno < 255 ? errno : 255));
+    }
+    if (pid < 0) return errno;
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+    if (WIFEXITED(st)) return WEXITSTATUS(st);
+    return ECHILD;
 }
 
 // ---------------------------------------------------------------- xattrs

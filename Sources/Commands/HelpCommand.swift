@@ -45,6 +45,7 @@ struct HelpCommand: UDockerCommand {
         Commands:
           --help [command]              :Command specific help
           showconf                      :Print all configuration options
+          doctor [--json]               :Check which execution engines work here
 
           pull <repo/image:tag>         :Pull container image from a registry
           create <repo/image:tag>       :Create container from a pulled image

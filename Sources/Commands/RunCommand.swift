@@ -133,10 +133,15 @@ struct RunCommand: UDockerCommand {
             do {
                 status = try engine.run(instance, options: options)
             } catch let error as EngineError where chosen == nil && error.kind == .cannotStart && instance.overlay == nil {
+                // The next engine of N1 → R1 → P1 → F3 that works here; recorded as the container's mode.
                 guard let problem = EngineSelector.userNamespaceProblem() else { throw error }
-                context.messages.warning("N1 cannot start here (\(problem)): running with P1 instead; "
-                                         + "make it permanent with: udocker setup --execmode=P1 \(target)")
-                status = try EngineSelector.engine(for: .P1, environment: engineEnvironment).run(instance, options: options)
+                let next = EngineSelector.fallback(after: .N1, reason: problem, environment: engineEnvironment)
+                let why = next.skipped.joined(separator: "; ")
+                guard let fallback = next.mode else { throw CommandFailure("no engine works here (\(why)); see udocker doctor") }
+                context.messages.warning("\(why): running with \(fallback.rawValue), recorded for this container "
+                                         + "(udocker setup --execmode=N1 \(target) to try N1 again)")
+                if fallback != .F3 { try repo.setExecutionMode(id, fallback.rawValue) }   // F3 records it when converted
+                status = try EngineSelector.engine(for: fallback, environment: engineEnvironment).run(instance, options: options)
             }
         }
         if rm {

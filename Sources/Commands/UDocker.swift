@@ -42,6 +42,7 @@ public enum UDocker {
         "load": LoadCommand.self,
         "save": SaveCommand.self,
         "install": InstallCommand.self,
+        "doctor": DoctorCommand.self,
     ]
 
     /// Runs the command line and returns the process exit status.

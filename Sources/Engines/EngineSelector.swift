@@ -15,29 +15,53 @@ public enum EngineSelector {
         }
     }
 
-    /// N1 where unprivileged user namespaces work, else P1.
+    /// The order in which a container with no mode of its own tries the engines: the fastest and
+    /// most faithful first (N1: own code, no tool), then rootless runc, PRoot, and Fakechroot
+    /// (which works almost anywhere but cannot change the user).
+    public static let automaticOrder: [ExecutionMode] = [.N1, .R1, .P1, .F3]
+
+    /// Why `mode` cannot run on this host (one line), or nil when it can: the same probes as
+    /// `udocker doctor`.
+    public static func problem(with mode: ExecutionMode, environment: EngineEnvironment) -> String? {
+        let tools = ToolLocator(environment: environment)
+        switch mode {
+        case .N1:
+            return HostProbe.userNamespaceProblem()
+        case .R1, .R2, .R3:
+            do { _ = try tools.ociRuntime(mode: mode) } catch { return "runc not found" }
+            return HostProbe.userNamespaceProblem() == nil ? nil : "rootless runc needs user namespaces too"
+        case .P1, .P2:
+            do { _ = try tools.proot() } catch { return "proot not found" }
+            return HostProbe.ptraceProblem()
+        case .F1, .F2, .F3, .F4:
+            do { _ = try tools.fakechrootLibrary() } catch { return "libfakechroot not found" }
+            return nil
+        case .S1:
+            do { _ = try tools.apptainer() } catch { return "apptainer/singularity not found" }
+            return nil
+        default:
+            return "unsupported mode"
+        }
+    }
+
+    /// The first engine of `automaticOrder` after `failed` that works here (nil when none does),
+    /// and why each one before it does not (`failed`'s own reason first).
+    public static func fallback(after failed: ExecutionMode, reason: String,
+                                environment: EngineEnvironment) -> (mode: ExecutionMode?, skipped: [String]) {
+        var skipped = ["\(failed.rawValue): \(reason)"]
+        for mode in automaticOrder.drop(while: { $0 != failed }).dropFirst() {
+            guard let why = problem(with: mode, environment: environment) else { return (mode, skipped) }
+            skipped.append("\(mode.rawValue): \(why)")
+        }
+        return (nil, skipped)
+    }
+
+    /// The best engine of `automaticOrder` that works here (N1 when nothing does: its error then
+    /// says why).
     public static func defaultMode(environment: EngineEnvironment) -> ExecutionMode {
-        userNamespaceProblem() == nil ? .N1 : .P1
+        automaticOrder.first { problem(with: $0, environment: environment) == nil } ?? .N1
     }
 
     /// nil when N1 can work here, else why not (one line).
-    public static func userNamespaceProblem() -> String? {
-        var err = udocker_exec_error_t()
-        let code = udocker_userns_probe(&err)
-        if code == 0 { return nil }
-        func sysctl(_ path: String) -> String? {
-            (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-        if sysctl("/proc/sys/user/max_user_namespaces") == "0" {
-            return "user namespaces are disabled: user.max_user_namespaces=0"
-        }
-        if sysctl("/proc/sys/kernel/unprivileged_userns_clone") == "0" {
-            return "user namespaces are disabled: kernel.unprivileged_userns_clone=0"
-        }
-        if sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == "1" {
-            return "user namespaces are restricted by AppArmor: kernel.apparmor_restrict_unprivileged_userns=1"
-        }
-        let step = withUnsafeBytes(of: err.step) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-        return "cannot use user namespaces: \(step): \(String(cString: strerror(code)))"
-    }
+    public static func userNamespaceProblem() -> String? { HostProbe.userNamespaceProblem() }
 }

@@ -67,59 +67,17 @@ public struct PRootEngine: ExecutionEngine {
         return (argv, envp, dropped)
     }
 
-    /// udocker's search: `UDOCKER_USE_PROOT_EXECUTABLE` (a path; "UDOCKER" = bin dir only; "" = PATH
-    /// only), else `<bindir>/proot-<arch>-4_8_0`, `proot-<arch>`, `proot`, else `proot` in PATH.
+    /// udocker's search (`ToolLocator.proot`).
     func locateProot() throws -> String {
-        let setting = environment.prootExecutable
-        if let s = setting, !s.isEmpty, s != "UDOCKER" {
-            guard Self.isExecutableFile(s) else {
-                throw EngineError(.toolNotFound, "proot not found: UDOCKER_USE_PROOT_EXECUTABLE=\(s) is not an executable file")
-            }
-            return s
+        do { return try ToolLocator(environment: environment).proot().path } catch {
+            throw EngineError(.toolNotFound, "\(error)")
         }
-        if setting != "" {
-            let arch = Self.udockerArch
-            var names = ["proot-\(arch)", "proot"]
-            if Self.kernelAtLeast(4, 8) { names.insert("proot-\(arch)-4_8_0", at: 0) }
-            for n in names where Self.isExecutableFile(environment.binDir + "/" + n) { return environment.binDir + "/" + n }
-        }
-        if setting != "UDOCKER" {
-            let path = environment.hostEnvironment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
-            for dir in path.split(separator: ":") where dir.hasPrefix("/") {
-                let p = "\(dir)/proot"
-                if Self.isExecutableFile(p) { return p }
-            }
-        }
-        throw EngineError(.toolNotFound, "proot not found: install it (apt-get install proot) or put it in \(environment.binDir)")
     }
 
-    static func isExecutableFile(_ path: String) -> Bool {
-        var st = stat()
-        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG && access(path, X_OK) == 0
-    }
+    static func isExecutableFile(_ path: String) -> Bool { ToolLocator.isExecutableFile(path) }
 
     /// udocker's architecture names for the proot binaries.
-    static var udockerArch: String {
-        var u = utsname()
-        uname(&u)
-        let machine = withUnsafeBytes(of: u.machine) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-        switch machine {
-        case "x86_64", "amd64": return "x86_64"
-        case "aarch64", "arm64": return "arm64"
-        case "i386", "i486", "i586", "i686": return "x86"
-        case let m where m.hasPrefix("armv"): return "armhf"
-        default: return machine
-        }
-    }
-
-    static func kernelAtLeast(_ major: Int, _ minor: Int) -> Bool {
-        var u = utsname()
-        uname(&u)
-        let release = withUnsafeBytes(of: u.release) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-        let nums = release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
-        guard nums.count == 2 else { return true }
-        return (nums[0], nums[1]) >= (major, minor)
-    }
+    static var udockerArch: String { ToolLocator.udockerArch }
 
     /// Whether the binary knows `--kill-on-exit`: found by scanning it for the option's name
     /// (no need to run `proot --help`), cached per path, size and mtime.

@@ -43,33 +43,12 @@ public struct RuncEngine: ExecutionEngine {
 
     // MARK: locating the runtime
 
-    /// udocker's search: `UDOCKER_USE_RUNC_EXECUTABLE` (a path; "UDOCKER" = bin dir only), else
+    /// udocker's search (`ToolLocator.ociRuntime`): `UDOCKER_USE_RUNC_EXECUTABLE`, else
     /// `runc`, `crun`, `runsc` in PATH, else `<bindir>/runc-<arch>`, `runc`, `crun-<arch>`, `crun`.
     public func locateRuntime() throws -> Runtime {
-        let setting = environment.hostEnvironment["UDOCKER_USE_RUNC_EXECUTABLE"]
-        if let s = setting, !s.isEmpty, s != "UDOCKER" {
-            guard PRootEngine.isExecutableFile(s) else {
-                throw EngineError(.toolNotFound, "\(mode.rawValue): runc not found: UDOCKER_USE_RUNC_EXECUTABLE=\(s) "
-                                  + "is not an executable file")
-            }
-            return Runtime(path: s)
+        do { return Runtime(path: try ToolLocator(environment: environment).ociRuntime(mode: mode).path) } catch {
+            throw EngineError(.toolNotFound, "\(error)")
         }
-        if setting != "UDOCKER" {
-            let path = environment.hostEnvironment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
-            for name in ["runc", "crun", "runsc"] {
-                for dir in path.split(separator: ":") where dir.hasPrefix("/") {
-                    let p = "\(dir)/\(name)"
-                    if PRootEngine.isExecutableFile(p) { return Runtime(path: p) }
-                }
-            }
-        }
-        let arch = PRootEngine.udockerArch
-        for name in ["runc-\(arch)", "runc", "crun-\(arch)", "crun"] {
-            let p = environment.binDir + "/" + name
-            if PRootEngine.isExecutableFile(p) { return Runtime(path: p) }
-        }
-        throw EngineError(.toolNotFound, "\(mode.rawValue): runc not found: install it (apt-get install runc), "
-                          + "or crun, or put it in \(environment.binDir), or set UDOCKER_USE_RUNC_EXECUTABLE")
     }
 
     /// The R modes' default binds: runc brings its own /proc, /dev and /sys; resolv.conf,

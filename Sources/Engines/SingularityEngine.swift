@@ -26,33 +26,15 @@ public struct SingularityEngine: ExecutionEngine {
         public var environmentPrefix: String { isApptainer ? "APPTAINERENV_" : "SINGULARITYENV_" }
     }
 
-    /// `UDOCKER_USE_SINGULARITY_EXECUTABLE` (a path; "UDOCKER" = bin dir only), else `apptainer`,
-    /// `singularity` in PATH, else `<bindir>/apptainer-<arch>`, `apptainer`, `singularity-<arch>`, `singularity`.
+    /// udocker's search (`ToolLocator.apptainer`): `UDOCKER_USE_SINGULARITY_EXECUTABLE`, else
+    /// `apptainer`, `singularity` in PATH, else `<bindir>/apptainer-<arch>`, … `singularity`.
     public func locateTool() throws -> Tool {
-        let setting = environment.hostEnvironment["UDOCKER_USE_SINGULARITY_EXECUTABLE"]
-        if let s = setting, !s.isEmpty, s != "UDOCKER" {
-            guard PRootEngine.isExecutableFile(s) else {
-                throw EngineError(.toolNotFound, "S1: apptainer/singularity not found: UDOCKER_USE_SINGULARITY_EXECUTABLE=\(s) "
-                                  + "is not an executable file")
-            }
-            return Tool(path: s, fromBinDir: false)
+        do {
+            let t = try ToolLocator(environment: environment).apptainer()
+            return Tool(path: t.path, fromBinDir: t.origin == .binDir)
+        } catch {
+            throw EngineError(.toolNotFound, "\(error)")
         }
-        if setting != "UDOCKER" {
-            let path = environment.hostEnvironment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
-            for name in ["apptainer", "singularity"] {
-                for dir in path.split(separator: ":") where dir.hasPrefix("/") {
-                    let p = "\(dir)/\(name)"
-                    if PRootEngine.isExecutableFile(p) { return Tool(path: p, fromBinDir: false) }
-                }
-            }
-        }
-        let arch = PRootEngine.udockerArch
-        for name in ["apptainer-\(arch)", "apptainer", "singularity-\(arch)", "singularity"] {
-            let p = environment.binDir + "/" + name
-            if PRootEngine.isExecutableFile(p) { return Tool(path: p, fromBinDir: true) }
-        }
-        throw EngineError(.toolNotFound, "S1: apptainer/singularity not found: install Apptainer (https://apptainer.org; not "
-                          + "packaged in Debian 12), put it in \(environment.binDir), or set UDOCKER_USE_SINGULARITY_EXECUTABLE")
     }
 
     /// udocker: resolv.conf, host.conf and /lib/modules (Apptainer mounts /proc, /dev, /sys itself).

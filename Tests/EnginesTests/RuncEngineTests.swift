@@ -166,8 +166,9 @@ func runRS(_ m: RSMode, _ c: BusyboxContainer, _ options: RunOptions, config: Im
         #expect(runsc.process.terminal)
     }
 
-    @Test func volumeOntoRuntimeMountIsRefused() throws {
-        guard let runc = runcPath else { return }
+    @Test(.enabled(if: runcPath != nil, "runc is not installed (apt-get install runc)"))
+    func volumeOntoRuntimeMountIsRefused() throws {
+        let runc = try #require(runcPath)
         let c = try rsContainer()
         var env = c.environment()
         env.hostEnvironment["UDOCKER_USE_RUNC_EXECUTABLE"] = runc
@@ -331,8 +332,8 @@ let rsModes: [RSMode] = (runcPath != nil ? [.R1] + (prootAvailable ? [.R2, .R3] 
         #expect(r.error.hasSuffix("end\n"))
     }
 
-    @Test func concurrentRunsOfOneContainer() throws {
-        guard runcPath != nil else { return }
+    @Test(.enabled(if: runcPath != nil, "runc is not installed (apt-get install runc)"))
+    func concurrentRunsOfOneContainer() throws {
         let c = try rsContainer()
         let results = Mutex2<[Int: RunResult]>([:])
         let errors = Mutex2<[String]>([])
@@ -351,8 +352,8 @@ let rsModes: [RSMode] = (runcPath != nil ? [.R1] + (prootAvailable ? [.R2, .R3] 
         #expect(left == [])
     }
 
-    @Test func deviceOption() throws {
-        guard runcPath != nil else { return }
+    @Test(.enabled(if: runcPath != nil, "runc is not installed (apt-get install runc)"))
+    func deviceOption() throws {
         let c = try rsContainer()
         let r = try runRS(.R1, c, options(["sh", "-c", "head -c 4 /dev/zero | wc -c; echo x > /dev/mynull && echo ok"]),
                           devices: ["/dev/null:/dev/mynull"])

@@ -75,6 +75,10 @@ long udocker_lgetxattr(const char *path, const char *name, void *value, size_t s
 /// copy_file_range(2) at the current offsets (not declared by the Swift Glibc module).
 long udocker_copy_file_range(int fd_in, int fd_out, size_t len);
 
+/// Whether ptrace works here (PRoot needs it): a throw-away child calls PTRACE_TRACEME.
+/// Returns 0, or the errno (EPERM under a seccomp filter or Yama ptrace_scope=3).
+int udocker_ptrace_probe(void);
+
 /// Tries, in a throw-away child, what N1 needs: unshare(CLONE_NEWUSER|CLONE_NEWNS), setgroups deny,
 /// uid_map/gid_map and making / rprivate. Returns 0, or an errno with `error->step` filled.
 int udocker_userns_probe(udocker_exec_error_t *error);

@@ -1,0 +1,167 @@
+import Foundation
+import System
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The one lookup of the host tools the engines use (proot, runc/crun/runsc, apptainer/singularity,
+/// patchelf, libfakechroot), as udocker searches them: the `UDOCKER_USE_<TOOL>_EXECUTABLE`
+/// setting (a path; `UDOCKER` = the repository's bin/ only), else PATH and the repository's bin/
+/// in the tool's order. `run` and `doctor` both ask here, so they can never disagree.
+public struct ToolLocator: Sendable {
+    public var environment: EngineEnvironment
+
+    public init(environment: EngineEnvironment) { self.environment = environment }
+
+    /// A found tool and where it came from.
+    public struct Tool: Sendable, Equatable {
+        public enum Origin: String, Sendable { case setting, path, binDir }
+        public var path: String
+        public var origin: Origin
+    }
+
+    /// Not found: the message says what was searched and how to fix it.
+    public struct NotFound: Error, Sendable, CustomStringConvertible {
+        public var message: String
+        public var description: String { message }
+    }
+
+    /// How a `UDOCKER_USE_*_EXECUTABLE` value steers the search.
+    enum Setting: Equatable {
+        case file(String), binDirOnly, pathOnly, both
+        init(_ value: String?, emptyMeansPathOnly: Bool) {
+            switch value {
+            case nil: self = .both
+            case "UDOCKER": self = .binDirOnly
+            case "": self = emptyMeansPathOnly ? .pathOnly : .both
+            case let v?: self = .file(v)
+            }
+        }
+    }
+
+    /// The general search: `setting`, else `pathNames` on PATH and `binNames` in bin/ (bin/ first
+    /// when `binDirFirst`).
+    func locate(variable: String, setting: Setting, pathNames: [String], binNames: [String],
+                binDirFirst: Bool, missing: String) throws(NotFound) -> Tool {
+        if case .file(let f) = setting {
+            guard Self.isExecutableFile(f) else { throw NotFound(message: "\(missing): \(variable)=\(f) is not an executable file") }
+            return Tool(path: f, origin: .setting)
+        }
+        let inPath = { () -> Tool? in
+            guard setting != .binDirOnly else { return nil }
+            let path = environment.hostEnvironment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+            for name in pathNames {
+                for dir in path.split(separator: ":") where dir.hasPrefix("/") {
+                    let p = "\(dir)/\(name)"
+                    if Self.isExecutableFile(p) { return Tool(path: p, origin: .path) }
+                }
+            }
+            return nil
+        }
+        let inBin = { () -> Tool? in
+            guard setting != .pathOnly else { return nil }
+            return binNames.map { environment.binDir + "/" + $0 }.first(where: Self.isExecutableFile)
+                .map { Tool(path: $0, origin: .binDir) }
+        }
+        if let t = binDirFirst ? (inBin() ?? inPath()) : (inPath() ?? inBin()) { return t }
+        throw NotFound(message: missing)
+    }
+
+    /// proot: `UDOCKER_USE_PROOT_EXECUTABLE` (a path; "UDOCKER" = bin/ only; "" = PATH only), else
+    /// `<bin>/proot-<arch>-4_8_0`, `proot-<arch>`, `proot`, else `proot` on PATH.
+    public func proot() throws(NotFound) -> Tool {
+        let arch = Self.udockerArch
+        var names = ["proot-\(arch)", "proot"]
+        if Self.kernelAtLeast(4, 8) { names.insert("proot-\(arch)-4_8_0", at: 0) }
+        return try locate(variable: "UDOCKER_USE_PROOT_EXECUTABLE",
+                          setting: Setting(environment.prootExecutable, emptyMeansPathOnly: true),
+                          pathNames: ["proot"], binNames: names, binDirFirst: true,
+                          missing: "proot not found: install it (apt-get install proot) or put it in \(environment.binDir)")
+    }
+
+    /// runc, crun or runsc: `UDOCKER_USE_RUNC_EXECUTABLE`, else PATH, else bin/.
+    public func ociRuntime(mode: ExecutionMode = .R1) throws(NotFound) -> Tool {
+        let arch = Self.udockerArch
+        return try locate(variable: "UDOCKER_USE_RUNC_EXECUTABLE",
+                          setting: Setting(environment.hostEnvironment["UDOCKER_USE_RUNC_EXECUTABLE"], emptyMeansPathOnly: false),
+                          pathNames: ["runc", "crun", "runsc"], binNames: ["runc-\(arch)", "runc", "crun-\(arch)", "crun"],
+                          binDirFirst: false,
+                          missing: "\(mode.rawValue): runc not found: install it (apt-get install runc), or crun, or put it in "
+                            + "\(environment.binDir), or set UDOCKER_USE_RUNC_EXECUTABLE")
+    }
+
+    /// apptainer or singularity: `UDOCKER_USE_SINGULARITY_EXECUTABLE`, else PATH, else bin/.
+    public func apptainer() throws(NotFound) -> Tool {
+        let arch = Self.udockerArch
+        return try locate(variable: "UDOCKER_USE_SINGULARITY_EXECUTABLE",
+                          setting: Setting(environment.hostEnvironment["UDOCKER_USE_SINGULARITY_EXECUTABLE"], emptyMeansPathOnly: false),
+                          pathNames: ["apptainer", "singularity"],
+                          binNames: ["apptainer-\(arch)", "apptainer", "singularity-\(arch)", "singularity"], binDirFirst: false,
+                          missing: "S1: apptainer/singularity not found: install Apptainer (https://apptainer.org; not "
+                            + "packaged in Debian 12), put it in \(environment.binDir), or set UDOCKER_USE_SINGULARITY_EXECUTABLE")
+    }
+
+    /// patchelf: `UDOCKER_USE_PATCHELF_EXECUTABLE`, else bin/, else PATH (F4 uses only udocker's own
+    /// build with `--set-root-prefix`; doctor reports any).
+    public func patchelf() throws(NotFound) -> Tool {
+        let arch = Self.udockerArch
+        return try locate(variable: "UDOCKER_USE_PATCHELF_EXECUTABLE",
+                          setting: Setting(environment.hostEnvironment["UDOCKER_USE_PATCHELF_EXECUTABLE"], emptyMeansPathOnly: false),
+                          pathNames: ["patchelf"], binNames: ["patchelf-\(arch)", "patchelf"], binDirFirst: true,
+                          missing: "patchelf not found (optional: F4 patches on the fly only with udocker's patchelf)")
+    }
+
+    /// Where the distribution's fakechroot package puts the library (the last resort).
+    public static let systemFakechrootLibraries: [String] =
+        ["x86_64-linux-gnu", "aarch64-linux-gnu", "i386-linux-gnu", "arm-linux-gnueabihf", "powerpc64le-linux-gnu"]
+            .map { "/usr/lib/\($0)/fakechroot/libfakechroot.so" }
+        + ["/usr/lib64/fakechroot/libfakechroot.so", "/usr/lib/fakechroot/libfakechroot.so"]
+
+    /// `$UDOCKER_DIR/lib`, where udocker's own libfakechroot builds go.
+    public var libraryDirectory: String { (environment.binDir as NSString).deletingLastPathComponent + "/lib" }
+
+    /// A libfakechroot the F modes can preload, independent of any container: `UDOCKER_FAKECHROOT_SO`,
+    /// else one of udocker's builds in lib/, else the distribution's.
+    public func fakechrootLibrary() throws(NotFound) -> Tool {
+        if let s = environment.hostEnvironment["UDOCKER_FAKECHROOT_SO"], !s.isEmpty {
+            let path = s.contains("/") ? s : libraryDirectory + "/" + s
+            guard FileInfo.isRegularFile(path) else { throw NotFound(message: "UDOCKER_FAKECHROOT_SO=\(s): \(path) is not a file") }
+            return Tool(path: path, origin: .setting)
+        }
+        let own = ((try? FileManager.default.contentsOfDirectory(atPath: libraryDirectory)) ?? [])
+            .filter { $0.hasPrefix("libfakechroot") && $0.hasSuffix(".so") }.sorted()
+            .map { libraryDirectory + "/" + $0 }
+        if let p = own.first(where: FileInfo.isRegularFile) { return Tool(path: p, origin: .binDir) }
+        if let p = Self.systemFakechrootLibraries.first(where: FileInfo.isRegularFile) { return Tool(path: p, origin: .path) }
+        throw NotFound(message: "libfakechroot.so not found: install the fakechroot package (apt-get install fakechroot), "
+                       + "or set UDOCKER_FAKECHROOT_SO=/path/to/libfakechroot.so, or put libfakechroot.so in \(libraryDirectory)")
+    }
+
+    static func isExecutableFile(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG && access(path, X_OK) == 0
+    }
+
+    /// udocker's architecture names for the tool binaries.
+    static var udockerArch: String {
+        var u = utsname()
+        uname(&u)
+        let machine = withUnsafeBytes(of: u.machine) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+        switch machine {
+        case "x86_64", "amd64": return "x86_64"
+        case "aarch64", "arm64": return "arm64"
+        case "i386", "i486", "i586", "i686": return "x86"
+        case let m where m.hasPrefix("armv"): return "armhf"
+        default: return machine
+        }
+    }
+
+    static func kernelAtLeast(_ major: Int, _ minor: Int) -> Bool {
+        var u = utsname()
+        uname(&u)
+        let release = withUnsafeBytes(of: u.release) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+        let nums = release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
+        guard nums.count == 2 else { return true }
+        return (nums[0], nums[1]) >= (major, minor)
+    }
+}
