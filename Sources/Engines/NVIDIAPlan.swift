@@ -19,8 +19,13 @@ extension PlanBuilder {
 
     /// Called after the mounts and PATH are known. Returns the devices for the plan.
     mutating func addNVIDIA(_ mounts: inout [ExecutionPlan.Mount]) throws -> [ExecutionPlan.Device] {
-        guard options.nvidia || options.gpus != nil else { return [] }
         let driver = NVIDIADriver(root: NVIDIADriver.hostRoot(environment: env.hostEnvironment))
+        guard options.nvidia || options.gpus != nil else {
+            // udocker: a container given the driver by `setup --nvidia` gets the devices in the
+            // R modes (their /dev is the runtime's); the other modes see the host /dev.
+            guard [.R1, .R2, .R3].contains(mode), NVIDIASetup.isInstalled(containerDirectory: container.directory) else { return [] }
+            return driver.controlDevices() + driver.gpus().map(\.device)
+        }
         func userValue(_ key: String) -> String? {
             if let v = containerEnv.values[key], !imageKeys.contains(key) { return v }
             return env.hostEnvironment[key]

@@ -148,6 +148,11 @@ struct NVIDIATests {
         let r = try await box.run(["--nobanner", "gpu", "cudacount"])
         expectSuccess(r)
         #expect(r.stdout.hasSuffix("cuda driver: 12060\n"), "\(r)")
+        // As udocker: the R modes get the devices of a container set up this way.
+        try requireSuccess(try await box.udocker(["setup", "--execmode=R1", "gpu"]))
+        let r1 = try await box.run(["--nobanner", "gpu", "cudacount"], environment: env)
+        expectSuccess(r1)
+        #expect(r1.stdout == "cuda devices: 2\ncuda driver: 12060\n", "\(r1)")
         let empty = "\(box.scratch)/nv/empty"
         try box.makeUserDirectory(empty)
         expectOneLineError(try await box.udocker(["setup", "--nvidia", "--force", "gpu"], environment: ["UDOCKER_NVIDIA_ROOT": empty]),
