@@ -34,6 +34,8 @@ PACKAGES=(
   "zlib1g-dev:/usr/include/zlib.h"
   "apache2-utils:/usr/bin/htpasswd"
   "openssl:/usr/bin/openssl"
+  "gcc:/usr/bin/gcc"
+  "libc6-dev:/usr/include/dirent.h"
   "python3:/usr/bin/python3"
   "python3-venv:/usr/share/doc/python3-venv"
   "jq:/usr/bin/jq"

@@ -229,6 +229,15 @@ build_debian() {
     --config.cmd bash >/dev/null
 }
 
+# cuda-e2e: the Debian image declaring CUDA 12.6 the way nvidia/cuda images do (for the --nvidia
+# pre-flight against fake drivers; see scripts/fixtures/nvidia-driver-tree.sh)
+build_cuda() {
+  log "building cuda-e2e"
+  umoci config --image "$L:debian" --tag cuda-e2e \
+    --config.env CUDA_VERSION=12.6.0 --config.env "NVIDIA_REQUIRE_CUDA=cuda>=12.6 brand=tesla,driver>=470" \
+    --config.env NVIDIA_VISIBLE_DEVICES=all --config.env NVIDIA_DRIVER_CAPABILITIES=compute,utility >/dev/null
+}
+
 # whiteout: three layers
 #   1 (umoci repack): busybox + /keep /gone /gonedir/f /opq/{a,b} /dir/sub/{stay,gone2}
 #   2 (umoci repack after deleting /gone, /gonedir, /dir/sub/gone2): umoci writes .wh.<name> entries
@@ -332,6 +341,7 @@ build_and_push() {
   umoci init --layout "$L" >/dev/null
   build_busybox
   build_debian
+  build_cuda
   build_whiteout
   build_multi
   build_corrupt
@@ -339,6 +349,7 @@ build_and_push() {
 
   push busybox "$REG/library/busybox:latest"
   push debian "$REG/library/debian:$SUITE" --format v2s2
+  push cuda-e2e "$REG/library/cuda-e2e:12.6" --format v2s2
   push whiteout "$REG/library/whiteout:latest"
   push multi "$REG/library/multi:latest" --all
   push corrupt "$REG/library/corrupt:latest"

@@ -29,6 +29,8 @@ struct RunCommand: UDockerCommand {
     @Flag(name: .customLong("bindhome"), help: "bind the host home directory") var bindhome = false
     @Flag(name: .customLong("nobanner"), help: "no banner") var nobanner = false
     @Flag(name: .customLong("dri"), help: "bind the host's DRI directories (config dri_list)") var dri = false
+    @Flag(name: .customLong("nvidia"), help: "provide the host NVIDIA driver and GPUs (see README, HPC)") var nvidia = false
+    @Option(name: .customLong("gpus"), help: "GPUs for --nvidia: all, none or a list (0,1 or UUIDs); implies --nvidia") var gpus: String?
     @Option(name: .customLong("cpuset-cpus"), help: "CPUs, e.g. 1,2-3") var cpuset: String?
     @Option(name: .customLong("name"), help: "name the container (when running an image)") var name: String?
     @Option(name: .customLong("kernel"), help: "P modes: emulated kernel release (proot -k)") var kernel: String?
@@ -55,7 +57,7 @@ struct RunCommand: UDockerCommand {
     static let valuedOptions: Set<String> = [
         "-w", "--workdir", "-u", "--user", "-v", "--volume", "--novol", "-e", "--env", "--env-file",
         "--cpuset-cpus", "--name", "--storage", "--kernel", "--entrypoint", "--platform", "--pull", "--httpproxy",
-        "--index", "--registry", "--device", "--location", "-p", "--publish", "--volumes-from", "--dns", "--dns-search",
+        "--index", "--registry", "--device", "--gpus", "--location", "-p", "--publish", "--volumes-from", "--dns", "--dns-search",
     ]
 
     /// Options stop at the container: what follows is the command, passed through untouched.
@@ -111,6 +113,8 @@ struct RunCommand: UDockerCommand {
         options.cpusetCpus = given(cpuset)
         options.noBanner = nobanner
         options.devices = device
+        options.nvidia = nvidia
+        options.gpus = gpus
         if !device.isEmpty && ![.R1, .R2, .R3].contains(mode) {
             context.messages.warning("--device is only used by the R modes (\(mode.rawValue) sees the host /dev)")
         }

@@ -5,22 +5,38 @@ import Store
 struct SetupCommand: UDockerCommand {
     static let configuration = CommandConfiguration(commandName: "setup", abstract: "Show or change the execution mode of a container",
         discussion: """
-        setup [--execmode=<mode>] [--force] [--purge] [--fixperm] <container-id|name>
+        setup [--execmode=<mode>] [--force] [--purge] [--fixperm] [--nvidia] <container-id|name>
         Without options it prints the current mode. Modes:
         \(ExecutionMode.helpTable)
+        --nvidia copies the host NVIDIA driver into the container (udocker's way; --force replaces
+        an earlier copy); `run --nvidia` binds the current driver at run time instead.
         """)
     @Option(name: .customLong("execmode"), help: ArgumentHelp("one of \(ExecutionMode.names)")) var execmode: String?
     @Flag(name: .customLong("force"), help: "convert even if already in the mode") var force = false
     @Flag(name: .customLong("purge"), help: "remove mount points and file-bind copies left by execution modes") var purge = false
     @Flag(name: .customLong("fixperm"), help: "give the owner read/write (and search on directories) on every file of ROOT") var fixperm = false
-    @Flag(name: .customLong("nvidia"), help: .hidden) var nvidia = false
+    @Flag(name: .customLong("nvidia"), help: "copy the host NVIDIA driver into the container") var nvidia = false
     @Argument(help: "container") var container: String
 
     func execute(_ context: CommandContext) async throws -> Int32 {
         let repo = context.repository
         let id = try context.containerID(container)
         let resolver = ModeResolver(context: context)
-        if nvidia { throw CommandFailure("setup --nvidia is not available yet") }
+        if nvidia {
+            guard !repo.isContainerProtected(id) else { throw CommandFailure("container is protected: \(container)") }
+            guard let lock = try repo.containerLock(id, .exclusive, wait: false) else {
+                throw CommandFailure("container is in use: \(container)")
+            }
+            defer { lock.unlock() }
+            do {
+                let written = try NVIDIASetup.install(containerDirectory: repo.containerDirectory(id), root: repo.containerRoot(id),
+                                                      environment: context.environment, udockerDir: repo.topDirectory, force: force)
+                context.messages.info("nvidia driver copied into the container: \(written.count) file(s)")
+            } catch let e as NVIDIASetup.Failure {
+                throw CommandFailure("setup --nvidia: \(e.description)")
+            }
+            if execmode == nil { return 0 }
+        }
         if purge || fixperm {
             // Both change files the running container uses: refuse while it runs.
             guard let lock = try repo.containerLock(id, .exclusive, wait: false) else {
@@ -41,7 +57,7 @@ struct SetupCommand: UDockerCommand {
         }
         guard let wanted = execmode, !wanted.isEmpty else {   // --execmode "" = not given, as in udocker
             print("execmode: \(try resolver.mode(of: id).rawValue)")
-            print("nvidiamode: False")
+            print("nvidiamode: \(NVIDIASetup.isInstalled(containerDirectory: repo.containerDirectory(id)) ? "True" : "False")")
             return 0
         }
         guard let mode = ExecutionMode(rawValue: wanted.uppercased()) else {

@@ -6,6 +6,8 @@ public struct EngineEnvironment: Sendable {
     public var tmpDir: String
     /// `$UDOCKER_DIR/bin`.
     public var binDir: String
+    /// `$UDOCKER_DIR` (user data files such as `nvidia-files.conf`); nil when unknown.
+    public var udockerDir: String?
     /// `UDOCKER_USE_PROOT_EXECUTABLE`: a path, `"UDOCKER"` (= binDir only) or nil.
     public var prootExecutable: String?
     /// Host paths bound at the same place unless `--nosysdirs`; missing ones are dropped silently.

@@ -19,6 +19,13 @@ public struct ExecutionPlan: Sendable {
         public var readOnly = false
     }
 
+    public struct Device: Sendable, Equatable {
+        public var host: String
+        public var container: String
+        public var major: Int64
+        public var minor: Int64
+    }
+
     /// The user the command runs as inside the container.
     public struct User: Sendable, Equatable {
         public var name: String
@@ -46,6 +53,9 @@ public struct ExecutionPlan: Sendable {
     public var environment: [String]
     /// Keys whose value came from the image's `Env` (untrusted: never allowed to steer an engine).
     public var imageEnvironmentKeys: Set<String>
+    /// Device nodes to provide (host path, container path under /dev, major:minor): the R modes
+    /// put them in the OCI spec; N1 and PRoot get binds in `mounts` instead (see `addNVIDIA`).
+    public var devices: [Device] = []
     /// CPUs from `--cpuset-cpus`.
     public var cpus: [Int]?
     /// `--kernel` (P modes).
@@ -67,8 +77,13 @@ public struct ExecutionPlan: Sendable {
         }
     }
 
-    public func removeTemporaryFiles() {
-        for f in temporaryFiles { unlink(f) }
+    public func removeTemporaryFiles() { Self.removeTemporary(temporaryFiles) }
+
+    /// Files, and directories (the per-run `--nvidia` directory), made for one run.
+    static func removeTemporary(_ paths: [String]) {
+        for f in paths where unlink(f) != 0 && (errno == EISDIR || errno == EPERM) {
+            try? FileManager.default.removeItem(atPath: f)
+        }
     }
 
     /// Value of `key` in the environment.
@@ -145,7 +160,7 @@ struct PlanBuilder {
     }
 
     mutating func removeTemporaryFiles() {
-        for f in temporaryFiles { unlink(f) }
+        ExecutionPlan.removeTemporary(temporaryFiles)
         temporaryFiles.removeAll()
     }
 
@@ -157,8 +172,9 @@ struct PlanBuilder {
         try buildContainerEnvironment()
         volumes = try parseVolumes()
         try setupUser()
-        let mounts = try assembleMounts()
+        var mounts = try assembleMounts()
         setDefaultPath()
+        let devices = try addNVIDIA(&mounts)
         let bindings = mounts.map { ContainerRoot.Binding(host: $0.source, container: $0.target) }
         let cwd = try workingDirectory(bindings: bindings)
         let (executable, arguments) = try findExecutable(cwd: cwd, bindings: bindings)
@@ -172,7 +188,7 @@ struct PlanBuilder {
         let environment = finalEnvironment()
         return ExecutionPlan(mode: mode, container: container, root: rootFS.root, user: user, mounts: mounts,
                              cwd: cwd, executable: executable, arguments: arguments, environment: environment,
-                             imageEnvironmentKeys: imageKeys, cpus: cpus, kernel: options.kernel,
+                             imageEnvironmentKeys: imageKeys, devices: devices, cpus: cpus, kernel: options.kernel,
                              warnings: warnings, temporaryFiles: temporaryFiles)
     }
 

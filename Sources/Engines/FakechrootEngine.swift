@@ -311,7 +311,13 @@ public struct FakechrootEngine: ExecutionEngine {
         guard let lc = loaderContainer, let loader = FakechrootSetup.hostPath(lc, root: root) else {
             throw EngineError(.setupFailed, "\(mode.rawValue): cannot find the container's dynamic loader (ld.so)")
         }
-        let libPath = Self.libraryPath(root: root, paths: paths).joined(separator: ":")
+        // The plan's LD_LIBRARY_PATH entries that are volumes at their host path (e.g. the
+        // `--nvidia` directory) come first; the others name container directories, listed below.
+        let planLibPath = plan.environmentValue("LD_LIBRARY_PATH")?.split(separator: ":").map(String.init).filter { d in
+            !plan.imageEnvironmentKeys.contains("LD_LIBRARY_PATH")
+                && plan.mounts.contains { $0.source == $0.target && $0.isDirectory && PathName.isUnder(d, $0.target) }
+        } ?? []
+        let libPath = (planLibPath + Self.libraryPath(root: root, paths: paths)).joined(separator: ":")
         var (path, argv) = launchVector(hostExe: program, argv0: programArgv0, loader: loader, libraryPath: libPath,
                                         rootPrefix: root + "/")
         argv += rest

@@ -29,6 +29,10 @@ public struct RunOptions: Sendable {
     public var noBanner = false
     /// `--device=/dev/x`: host devices added to the runtime spec (R modes; others see the host /dev).
     public var devices: [String] = []
+    /// `--nvidia`: provide the host NVIDIA driver (libraries, programs, devices) for this run.
+    public var nvidia = false
+    /// `--gpus=all|none|LIST`: which GPUs (implies `--nvidia`).
+    public var gpus: String?
 
     public init() {}
 }

@@ -86,6 +86,7 @@ public struct RuncEngine: ExecutionEngine {
         }
         let mounts = try NativeEngine.prepareMounts(plan, messages: messages)
         let devices = try (self.devices + options.devices).map(DeviceSpec.parse)
+            + plan.devices.map { DeviceSpec(host: $0.host, container: $0.container, type: "c", major: $0.major, minor: $0.minor) }
         let terminal = isatty(io.input ?? 0) == 1 && isatty(io.output ?? 1) == 1
         let spec = try Self.makeSpec(plan: plan, mounts: mounts, proot: proot, devices: devices, runtime: runtime,
                                      terminal: terminal, hostname: Self.hostname(container: container, options: options),

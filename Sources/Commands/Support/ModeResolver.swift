@@ -22,6 +22,7 @@ struct ModeResolver {
             env.hostEnvironment[variable] = c[key]
         }
         env.sysdirs = c.sysdirs
+        env.udockerDir = context.repository.topDirectory
         env.rootPath = c["root_path"]
         env.userPath = c["user_path"]
         env.verbosity = c.verbosity

@@ -1,0 +1,172 @@
+import Foundation
+import Testing
+import TestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `run --nvidia` / `--gpus` against fake driver trees (scripts/fixtures/nvidia-driver-tree.sh,
+/// built here as root: device nodes need mknod) pointed to by UDOCKER_NVIDIA_ROOT, with the
+/// `cuda-e2e` image (Debian + CUDA_VERSION=12.6.0). `cudacount`, copied into the container,
+/// dlopen's libcuda.so.1 and prints what it reports: the fake libcuda counts the /dev/nvidiaN
+/// it can see and honours CUDA_VISIBLE_DEVICES.
+@Suite("E2E NVIDIA", e2eEnabled, .enabled(if: getuid() == 0, "building the fake driver tree needs root (mknod)"))
+struct NVIDIATests {
+    static let version = "560.35.03"
+    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("scripts/fixtures/nvidia-driver-tree.sh").path
+
+    /// Builds `<scratch>/nv/<name>` and returns its path.
+    static func driverTree(_ box: E2ESandbox, _ name: String, version: String = version, _ args: [String] = []) throws -> String {
+        let root = "\(box.scratch)/nv/\(name)"
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        p.arguments = [script, root, version] + args
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let out = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        try #require(p.terminationStatus == 0, "fixture script: \(String(decoding: out, as: UTF8.self))")
+        return root
+    }
+
+    /// A cuda-e2e container with cudacount in /usr/local/bin.
+    static func container(_ box: E2ESandbox, tree: String) async throws -> String {
+        let id = try await box.pullAndCreate(box.env.image("cuda-e2e", tag: "12.6"), name: "gpu")
+        let dest = box.containerRoot(id) + "/usr/local/bin/cudacount"
+        try FileManager.default.copyItem(atPath: (tree as NSString).deletingLastPathComponent + "/cudacount", toPath: dest)
+        try box.chownToUser(dest)
+        return id
+    }
+
+    func run(_ box: E2ESandbox, _ tree: String, _ args: [String], env: [String: String] = [:]) async throws -> CommandResult {
+        try await box.run(["--nobanner"] + args, environment: ["UDOCKER_NVIDIA_ROOT": tree].merging(env) { $1 })
+    }
+
+    @Test("N1: driver bound read-only, GPUs selected, stale and unrelated files left out")
+    func native() async throws {
+        let box = try sandbox()
+        let tree = try Self.driverTree(box, "good")
+        _ = try await Self.container(box, tree: tree)
+
+        let all = try await run(box, tree, ["--nvidia", "gpu", "cudacount"])
+        expectSuccess(all)
+        #expect(all.stdout == "cuda devices: 2\ncuda driver: 12060\n", "\(all)")
+
+        let one = try await run(box, tree, ["--gpus=1", "gpu", "sh", "-c",
+                                            "ls /dev | grep nvidia; ls /usr/local/nvidia/lib64 /usr/local/nvidia/bin; nvidia-smi; "
+                                            + "cat /etc/OpenCL/vendors/nvidia.icd /lib/firmware/nvidia/\(Self.version)/gsp.bin; "
+                                            + "echo x >> /usr/local/nvidia/lib64/libcuda.so.1 || echo read-only; cudacount"])
+        expectSuccess(one)
+        let lines = one.stdoutLines
+        #expect(lines.filter { $0.hasPrefix("nvidia") && !$0.contains(".so") && !$0.contains(" ") }
+                == ["nvidia-uvm", "nvidia-uvm-tools", "nvidia1", "nvidiactl", "nvidia-smi"], "\(one)")
+        #expect(lines.contains("libcuda.so.\(Self.version)") && lines.contains("libcuda.so.1") && lines.contains("libnvidia-ml.so.1"), "\(one)")
+        #expect(!one.stdout.contains("535.104.05") && !one.stdout.contains("unrelated"), "stale or unrelated library bound: \(one)")
+        #expect(lines.contains("NVIDIA-SMI \(Self.version)  Driver Version: \(Self.version)  GPUs: 1"), "\(one)")
+        #expect(lines.contains("libnvidia-opencl.so.1") && lines.contains("fake GSP firmware \(Self.version)"), "\(one)")
+        #expect(lines.contains("read-only") && lines.suffix(2) == ["cuda devices: 1", "cuda driver: 12060"], "\(one)")
+
+        // NVIDIA_VISIBLE_DEVICES as enroot: none = driver without GPUs; void = no GPU support.
+        let none = try await run(box, tree, ["--nvidia", "-e", "NVIDIA_VISIBLE_DEVICES=none", "gpu", "cudacount"])
+        #expect(none.stdout.hasPrefix("cuda devices: 0\n"), "\(none)")
+        let void = try await run(box, tree, ["--nvidia", "-e", "NVIDIA_VISIBLE_DEVICES=void", "gpu", "cudacount"])
+        #expect(void.status == 3 && void.stderr.contains("libcuda.so.1"), "\(void)")
+        let cvd = try await run(box, tree, ["--nvidia", "-e", "CUDA_VISIBLE_DEVICES=1", "gpu", "cudacount"])
+        #expect(cvd.stdout.hasPrefix("cuda devices: 1\n"), "\(cvd)")
+        // Without --nvidia nothing of the driver is there.
+        let plain = try await run(box, tree, ["gpu", "cudacount"])
+        #expect(plain.status == 3, "\(plain)")
+        expectOneLineError(try await run(box, tree, ["--gpus=7", "gpu", "true"]), status: 1, mentioning: ["no GPU 7", "0,1"])
+    }
+
+    @Test("pre-flight: no driver, version mismatch, too-new glibc, no glibc, CUDA newer than the driver")
+    func preflight() async throws {
+        let box = try sandbox()
+        let good = try Self.driverTree(box, "good")
+        _ = try await Self.container(box, tree: good)
+        let empty = "\(box.scratch)/nv/empty"
+        try box.makeUserDirectory(empty)
+        expectOneLineError(try await run(box, empty, ["--nvidia", "gpu", "true"]), status: 1, mentioning: ["no NVIDIA driver"])
+        let mismatch = try Self.driverTree(box, "mismatch", ["--kmod=565.57.01"])
+        expectOneLineError(try await run(box, mismatch, ["--nvidia", "gpu", "true"]), status: 1,
+                           mentioning: ["version mismatch", "libcuda.so.1 is \(Self.version)", "kernel module is 565.57.01"])
+        let glibc = try Self.driverTree(box, "glibc", ["--glibc-too-new"])
+        expectOneLineError(try await run(box, glibc, ["--nvidia", "gpu", "true"]), status: 1,
+                           mentioning: ["needs GLIBC_2.99", "container has GLIBC_2.36"])
+        // Driver 470 supports CUDA 11.4; the image wants 12.6.
+        let old = try Self.driverTree(box, "old", version: "470.256.02")
+        expectOneLineError(try await run(box, old, ["--nvidia", "gpu", "true"]), status: 1, mentioning: ["CUDA 12.6", "11.4"])
+        let forced = try await run(box, old, ["--nvidia", "-e", "NVIDIA_DISABLE_REQUIRE=1", "gpu", "cudacount"])
+        expectSuccess(forced)
+        #expect(forced.stdout == "cuda devices: 2\ncuda driver: 11040\n", "\(forced)")
+        // busybox-static: no glibc for the driver's libraries.
+        _ = try await box.pullAndCreate(box.env.busybox, name: "bb")
+        expectOneLineError(try await run(box, good, ["--nvidia", "bb", "true"]), status: 1, mentioning: ["no glibc"])
+    }
+
+    @Test("P1, R1 and F3 provide the driver; P1 and R1 select GPUs", arguments: ["P1", "R1", "F3"])
+    func engines(_ mode: String) async throws {
+        let box = try sandbox("nvidia-\(mode)")
+        let tree = try Self.driverTree(box, "good")
+        _ = try await Self.container(box, tree: tree)
+        try requireSuccess(try await box.udocker(["setup", "--execmode=\(mode)", "gpu"]))
+        let all = try await run(box, tree, ["--nvidia", "gpu", "cudacount"])
+        expectSuccess(all)
+        let smi = try await run(box, tree, ["--gpus=0", "gpu", "nvidia-smi"])
+        expectSuccess(smi)
+        let one = try await run(box, tree, ["--gpus=0", "gpu", "cudacount"])
+        expectSuccess(one)
+        if mode == "F3" {
+            // Fakechroot sees the host /dev as it is: no device from the fake tree is added.
+            #expect(all.stdout == "cuda devices: 0\ncuda driver: 12060\n", "\(all)")
+            #expect(all.stderr.contains("GPUs cannot be selected"), "\(all)")
+        } else {
+            #expect(all.stdout == "cuda devices: 2\ncuda driver: 12060\n", "\(all)")
+            #expect(one.stdout == "cuda devices: 1\ncuda driver: 12060\n", "\(one)")
+            #expect(smi.stdout.contains("GPUs: 1"), "\(smi)")
+        }
+    }
+
+    @Test("setup --nvidia copies the running driver into ROOT (udocker's way); --force replaces it")
+    func setupCopy() async throws {
+        let box = try sandbox()
+        let tree = try Self.driverTree(box, "good")
+        let id = try await Self.container(box, tree: tree)
+        let env = ["UDOCKER_NVIDIA_ROOT": tree]
+        try requireSuccess(try await box.udocker(["setup", "--nvidia", "gpu"], environment: env))
+        let lib = box.containerRoot(id) + "/usr/lib/x86_64-linux-gnu"
+        #expect(box.exists("\(lib)/libcuda.so.\(Self.version)") && box.isSymlink("\(lib)/libcuda.so.1"))
+        #expect(!box.exists("\(lib)/libcuda.so.535.104.05") && !box.exists("\(lib)/libunrelated.so.1"))
+        #expect(box.exists(box.containerRoot(id) + "/usr/bin/nvidia-smi"))
+        let shown = try await box.udocker(["setup", "gpu"])
+        #expect(shown.stdoutLines.contains("nvidiamode: True"), "\(shown)")
+        expectOneLineError(try await box.udocker(["setup", "--nvidia", "gpu"], environment: env), mentioning: ["already exists", "--force"])
+        expectSuccess(try await box.udocker(["setup", "--nvidia", "--force", "gpu"], environment: env))
+        let r = try await box.run(["--nobanner", "gpu", "cudacount"])
+        expectSuccess(r)
+        #expect(r.stdout.hasSuffix("cuda driver: 12060\n"), "\(r)")
+        // As udocker: the R modes get the devices of a container set up this way.
+        try requireSuccess(try await box.udocker(["setup", "--execmode=R1", "gpu"]))
+        let r1 = try await box.run(["--nobanner", "gpu", "cudacount"], environment: env)
+        expectSuccess(r1)
+        #expect(r1.stdout == "cuda devices: 2\ncuda driver: 12060\n", "\(r1)")
+        let empty = "\(box.scratch)/nv/empty"
+        try box.makeUserDirectory(empty)
+        expectOneLineError(try await box.udocker(["setup", "--nvidia", "--force", "gpu"], environment: ["UDOCKER_NVIDIA_ROOT": empty]),
+                           mentioning: ["no NVIDIA driver"])
+    }
+
+    @Test("CUDA_VISIBLE_DEVICES from the job environment reaches the container",
+          .disabled("needs the job-environment passthrough of the HPC branch (ExecutionPlan+Environment.swift): enable at merge"))
+    func passthrough() async throws {
+        let box = try sandbox()
+        let tree = try Self.driverTree(box, "good")
+        _ = try await Self.container(box, tree: tree)
+        let r = try await run(box, tree, ["--nvidia", "gpu", "cudacount"], env: ["CUDA_VISIBLE_DEVICES": "0"])
+        expectSuccess(r)
+        #expect(r.stdout.hasPrefix("cuda devices: 1\n"), "\(r)")
+    }
+}

@@ -1,0 +1,178 @@
+import Foundation
+import Testing
+import TestSupport
+@testable import Engines
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The fake driver trees of `scripts/fixtures/nvidia-driver-tree.sh` (device nodes need root).
+enum FakeDriver {
+    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("scripts/fixtures/nvidia-driver-tree.sh").path
+    static var canBuild: Bool { getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/gcc") }
+    static let version = "560.35.03"
+
+    /// Builds a tree in a fresh directory: `<dir>/root`.
+    static func build(_ args: String = "") throws -> TemporaryDirectory {
+        let dir = try TemporaryDirectory(prefix: "udocker-nvidia")
+        let (status, out) = shell("bash '\(script)' '\(dir.path)/root' \(version) \(args) 2>&1")
+        try #require(status == 0, "fixture script failed: \(out)")
+        return dir
+    }
+}
+
+@Suite struct LDCacheTests {
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: "/etc/ld.so.cache") && FileManager.default.isExecutableFile(atPath: "/sbin/ldconfig"),
+                   "needs the host's ld.so.cache and ldconfig"))
+    func hostCacheMatchesLdconfig() throws {
+        let cache = try LDCache.load(root: "/")
+        let (status, out) = shell("/sbin/ldconfig -p")
+        try #require(status == 0)
+        let expected = out.split(separator: "\n").dropFirst().filter { $0.contains("x86-64") }.compactMap { line -> String? in
+            let parts = line.trimmingCharacters(in: .whitespaces).components(separatedBy: " => ")
+            guard parts.count == 2, let name = parts[0].split(separator: " ").first else { return nil }
+            return "\(name)=\(parts[1])"
+        }
+        let ours = cache.native.map { "\($0.name)=\($0.path)" }
+        #expect(!ours.isEmpty)
+        #expect(ours == expected)
+    }
+
+    @Test func rejectsGarbageAndTruncation() {
+        #expect(throws: LDCache.ParseError.notACache) { try LDCache(bytes: Array("not a cache at all, really not".utf8)) }
+        var header = Array("glibc-ld.so.cache1.1".utf8) + [UInt8](repeating: 0, count: 28)
+        header[20] = 0xff; header[21] = 0xff   // 65535 entries announced, none present
+        #expect(throws: LDCache.ParseError.truncated) { try LDCache(bytes: header) }
+    }
+
+    @Test func entryOffsetsOutsideTheFileAreSkipped() throws {
+        var b = Array("glibc-ld.so.cache1.1".utf8) + [UInt8](repeating: 0, count: 28)
+        b[20] = 2   // two entries
+        func entry(_ flags: UInt32, _ key: UInt32, _ value: UInt32) -> [UInt8] {
+            var e = [UInt8](repeating: 0, count: 24)
+            for i in 0..<4 {
+                e[i] = UInt8(truncatingIfNeeded: flags >> (8 * i)); e[4 + i] = UInt8(truncatingIfNeeded: key >> (8 * i))
+                e[8 + i] = UInt8(truncatingIfNeeded: value >> (8 * i))
+            }
+            return e
+        }
+        let strings = 48 + 48
+        b += entry(0x0303, UInt32(strings), UInt32(strings + 10)) + entry(0x0303, 0xffff_fff0, 5)
+        b += Array("libx.so.1\0/lib/libx.so.1\0".utf8)
+        let cache = try LDCache(bytes: b)
+        #expect(cache.entries == [.init(name: "libx.so.1", path: "/lib/libx.so.1", flags: 0x0303)])
+    }
+}
+
+@Suite struct NVIDIASelectionTests {
+    let uuids = ["GPU-aaaa": 1]
+
+    @Test func enrootValues() throws {
+        #expect(try NVIDIASelection.devices(gpus: nil, visible: nil, available: [0, 1], uuids: uuids) == [0, 1])
+        #expect(try NVIDIASelection.devices(gpus: nil, visible: "void", available: [0, 1], uuids: uuids) == nil)
+        #expect(try NVIDIASelection.devices(gpus: nil, visible: "none", available: [0, 1], uuids: uuids) == [])
+        #expect(try NVIDIASelection.devices(gpus: nil, visible: "1", available: [0, 1], uuids: uuids) == [1])
+        #expect(try NVIDIASelection.devices(gpus: nil, visible: "GPU-aaaa,0", available: [0, 1], uuids: uuids) == [1, 0])
+        #expect(try NVIDIASelection.devices(gpus: "device=0", visible: "1", available: [0, 1], uuids: uuids) == [0])
+        #expect(try NVIDIASelection.devices(gpus: "all", visible: "none", available: [0, 1], uuids: uuids) == [0, 1])
+    }
+
+    @Test func unknownGPUsAreNamed() {
+        #expect(throws: NVIDIASelection.Failure(description: "--gpus: no GPU 7 on this host (GPUs: 0,1)")) {
+            try NVIDIASelection.devices(gpus: "7", visible: nil, available: [0, 1], uuids: [:])
+        }
+        #expect(throws: NVIDIASelection.Failure.self) { try NVIDIASelection.devices(gpus: nil, visible: "x;y", available: [0], uuids: [:]) }
+    }
+}
+
+@Suite struct NVIDIAFileListTests {
+    @Test func defaultListAndUserLines() throws {
+        let list = NVIDIAFileList.builtIn
+        for lib in ["libcuda.so", "libnvidia-ml.so", "libnvidia-ptxjitcompiler.so", "libnvidia-nvvm.so", "libnvidia-gpucomp.so",
+                    "libcudadebugger.so", "libnvidia-allocator.so", "libnvidia-cfg.so", "libnvidia-opencl.so", "libnvidia-pkcs11.so"] {
+            #expect(list.items.contains { $0.kind == .lib && $0.name == lib }, "\(lib) missing")
+        }
+        let user = try NVIDIAFileList(text: "compute lib libnvidia-foo.so  # site addition\n\nvideo file /etc/x.json\n")
+        #expect(user.items == [.init(capability: "compute", kind: .lib, name: "libnvidia-foo.so"),
+                               .init(capability: "video", kind: .file, name: "/etc/x.json")])
+        #expect(throws: NVIDIAFileList.ParseError.self) { try NVIDIAFileList(text: "compute lib ../x") }
+        #expect(throws: NVIDIAFileList.ParseError.self) { try NVIDIAFileList(text: "gaming lib libx.so") }
+        #expect(throws: NVIDIAFileList.ParseError.self) { try NVIDIAFileList(text: "compute file relative/x") }
+        #expect(try NVIDIAFileList.capabilities(from: nil) == ["compute", "utility"])
+        #expect(try NVIDIAFileList.capabilities(from: "all") == NVIDIAFileList.capabilities)
+        #expect(try NVIDIAFileList.capabilities(from: "video") == ["video"])
+        #expect(throws: NVIDIAFileList.ParseError.self) { try NVIDIAFileList.capabilities(from: "compute,bogus") }
+    }
+
+    @Test func driverCUDATable() {
+        #expect(NVIDIAPreflight.driverCUDA("550.54.15")! == (12, 4))
+        #expect(NVIDIAPreflight.driverCUDA("552.1")! == (12, 4))
+        #expect(NVIDIAPreflight.driverCUDA("470.256.02")! == (11, 4))
+        #expect(NVIDIAPreflight.driverCUDA("300.1") == nil)
+        #expect(NVIDIAPreflight.imageCUDA(["CUDA_VERSION": "12.6.3"])! == (12, 6))
+        #expect(NVIDIAPreflight.imageCUDA(["NVIDIA_REQUIRE_CUDA": "cuda>=13.0 brand=tesla,driver>=535"])! == (13, 0))
+    }
+}
+
+@Suite(.enabled(if: FakeDriver.canBuild, "building the fake driver tree needs root (mknod) and gcc"))
+struct NVIDIADriverTests {
+    @Test func selectsOnlyTheRunningDriversFiles() throws {
+        let dir = try FakeDriver.build()
+        let driver = NVIDIADriver(root: dir.path + "/root")
+        #expect(driver.kernelModuleVersion() == FakeDriver.version)
+        let r = NVIDIAPreflight.run(driver: driver, container: nil, imageEnvironment: [:], userEnvironment: [:],
+                                    capabilities: NVIDIAFileList.defaultCapabilities, list: .builtIn)
+        #expect(r.findings.filter { $0.level == .error }.isEmpty, "\(r.findings)")
+        let names = Set(r.libraries.map(\.name))
+        #expect(names == Set(["libcuda", "libnvidia-ml", "libnvidia-ptxjitcompiler", "libnvidia-nvvm", "libnvidia-opencl",
+                              "libnvidia-allocator", "libcudadebugger", "libnvidia-gpucomp"].map { "\($0).so.\(FakeDriver.version)" }))
+        #expect(r.libraries.first { $0.name.hasPrefix("libcuda.") }?.links.contains("libcuda.so.1") == true)
+        #expect(!r.libraries.contains { $0.host.contains("535.104.05") || $0.host.contains("unrelated") })
+        #expect(driver.gpus().map(\.index) == [0, 1])
+        #expect(driver.gpus().map(\.device.major) == [195, 195])
+        #expect(driver.device("nvidiactl").map { [$0.major, $0.minor] } == [195, 255])
+        #expect(driver.binaries(capabilities: ["utility"], list: .builtIn).map(\.name) == ["nvidia-smi"])
+        #expect(driver.firmware(version: FakeDriver.version)?.container == "/lib/firmware/nvidia/\(FakeDriver.version)")
+        #expect(driver.gpuUUIDs()["GPU-00000000-0000-0000-0000-000000000001"] == 1)
+        let doctor = NVIDIAPreflight.check(hostRoot: dir.path + "/root")
+        #expect(doctor.first?.message == "NVIDIA driver \(FakeDriver.version) (CUDA 12.6), 8 libraries; GPUs: nvidia0 nvidia1")
+    }
+
+    @Test func noDriverAndVersionMismatchAreOneLine() throws {
+        let empty = try TemporaryDirectory(prefix: "udocker-nvidia")
+        let none = NVIDIAPreflight.check(hostRoot: empty.path)
+        #expect(none.count == 1 && none[0].level == .error && none[0].message.hasPrefix("no NVIDIA driver"))
+        let dir = try FakeDriver.build("--kmod=565.57.01")
+        let mismatch = NVIDIAPreflight.check(hostRoot: dir.path + "/root")
+        #expect(mismatch == [.init(level: .error, message: "driver/library version mismatch: libcuda.so.1 is \(FakeDriver.version) "
+                                   + "(\(dir.path)/root/usr/lib/x86_64-linux-gnu/libcuda.so.\(FakeDriver.version)), the kernel module is 565.57.01")])
+    }
+
+    @Test func glibcAndCUDAChecksAgainstTheContainer() throws {
+        let container = try BusyboxContainer()
+        let libdir = container.root + "/lib/x86_64-linux-gnu"
+        try FileManager.default.createDirectory(atPath: libdir, withIntermediateDirectories: true)
+        let good = try FakeDriver.build()
+        let driver = NVIDIADriver(root: good.path + "/root")
+        func run(_ image: [String: String] = [:], user: [String: String] = [:]) -> [NVIDIAFinding] {
+            NVIDIAPreflight.run(driver: driver, container: container.root, imageEnvironment: image, userEnvironment: user,
+                                capabilities: NVIDIAFileList.defaultCapabilities, list: .builtIn).findings
+        }
+        // busybox-static: no glibc at all.
+        #expect(run().first?.message.hasPrefix("the container has no glibc") == true)
+        try FileManager.default.copyItem(atPath: "/lib/x86_64-linux-gnu/libc.so.6", toPath: libdir + "/libc.so.6")
+        #expect(run() == [])
+        #expect(run(["CUDA_VERSION": "12.8.0"]) == [.init(level: .warning, message: "the image needs CUDA 12.8, driver \(FakeDriver.version) supports 12.6: minor-version compatibility only (PTX JIT may fail)")])
+        #expect(run(["CUDA_VERSION": "13.0.1"]).first?.level == .error)
+        #expect(run(["CUDA_VERSION": "13.0.1"], user: ["NVIDIA_DISABLE_REQUIRE": "1"]) == [])
+        try FileManager.default.createDirectory(atPath: container.root + "/usr/local/cuda/compat", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: container.root + "/usr/local/cuda/compat/libcuda.so.580.1", contents: Data())
+        #expect(run(["CUDA_VERSION": "13.0.1"]).first?.level == .warning)
+
+        let newer = try FakeDriver.build("--glibc-too-new")
+        let r = NVIDIAPreflight.run(driver: NVIDIADriver(root: newer.path + "/root"), container: container.root, imageEnvironment: [:],
+                                    userEnvironment: [:], capabilities: NVIDIAFileList.defaultCapabilities, list: .builtIn)
+        #expect(r.findings == [.init(level: .error, message: "libcuda.so.1 (\(FakeDriver.version)) needs GLIBC_2.99; the container has GLIBC_2.36")])
+    }
+}
