@@ -79,7 +79,25 @@ struct NVIDIATests {
         // Without --nvidia nothing of the driver is there.
         let plain = try await run(box, tree, ["gpu", "cudacount"])
         #expect(plain.status == 3, "\(plain)")
-        expectOneLineError(try await run(box, tree, ["--gpus=7", "gpu", "true"]), status: 1, mentioning: ["no GPU 7", "0,1"])
+        expectOneLineError(try await run(box, tree, ["--gpus=7", "gpu", "true"]), status: 2, mentioning: ["no GPU 7", "0,1"])
+    }
+
+    @Test("doctor reports the driver, its CUDA and the GPUs; a mismatch fails the GPU line only")
+    func doctor() async throws {
+        let box = try sandbox()
+        let good = try Self.driverTree(box, "good")
+        let ok = try await box.udocker(["doctor"], environment: ["UDOCKER_NVIDIA_ROOT": good])
+        #expect(ok.status == 0, "\(ok)")
+        let line = ok.stdoutLines.first { $0.contains("GPU (NVIDIA)") } ?? ""
+        #expect(line.hasPrefix("✔") && line.contains("NVIDIA driver \(Self.version) (CUDA 12.6)")
+                && line.contains("GPUs: nvidia0 nvidia1"), "\(ok)")
+        let mismatch = try Self.driverTree(box, "mismatch", ["--kmod=565.57.01"])
+        let bad = try await box.udocker(["doctor"], environment: ["UDOCKER_NVIDIA_ROOT": mismatch])
+        #expect(bad.status == 0, "a GPU problem must not fail the engines: \(bad)")
+        let badLine = bad.stdoutLines.first { $0.contains("GPU (NVIDIA)") } ?? ""
+        #expect(badLine.hasPrefix("✘") && badLine.contains("565.57.01"), "\(bad)")
+        let none = try await box.udocker(["doctor"], environment: ["UDOCKER_NVIDIA_ROOT": "\(box.scratch)/nv"])
+        #expect((none.stdoutLines.first { $0.contains("GPU (NVIDIA)") } ?? "").hasPrefix("! GPU (NVIDIA)  no NVIDIA driver"), "\(none)")
     }
 
     @Test("pre-flight: no driver, version mismatch, too-new glibc, no glibc, CUDA newer than the driver")
@@ -89,22 +107,22 @@ struct NVIDIATests {
         _ = try await Self.container(box, tree: good)
         let empty = "\(box.scratch)/nv/empty"
         try box.makeUserDirectory(empty)
-        expectOneLineError(try await run(box, empty, ["--nvidia", "gpu", "true"]), status: 1, mentioning: ["no NVIDIA driver"])
+        expectOneLineError(try await run(box, empty, ["--nvidia", "gpu", "true"]), status: 2, mentioning: ["no NVIDIA driver"])
         let mismatch = try Self.driverTree(box, "mismatch", ["--kmod=565.57.01"])
-        expectOneLineError(try await run(box, mismatch, ["--nvidia", "gpu", "true"]), status: 1,
+        expectOneLineError(try await run(box, mismatch, ["--nvidia", "gpu", "true"]), status: 2,
                            mentioning: ["version mismatch", "libcuda.so.1 is \(Self.version)", "kernel module is 565.57.01"])
         let glibc = try Self.driverTree(box, "glibc", ["--glibc-too-new"])
-        expectOneLineError(try await run(box, glibc, ["--nvidia", "gpu", "true"]), status: 1,
+        expectOneLineError(try await run(box, glibc, ["--nvidia", "gpu", "true"]), status: 2,
                            mentioning: ["needs GLIBC_2.99", "container has GLIBC_2.36"])
         // Driver 470 supports CUDA 11.4; the image wants 12.6.
         let old = try Self.driverTree(box, "old", version: "470.256.02")
-        expectOneLineError(try await run(box, old, ["--nvidia", "gpu", "true"]), status: 1, mentioning: ["CUDA 12.6", "11.4"])
+        expectOneLineError(try await run(box, old, ["--nvidia", "gpu", "true"]), status: 2, mentioning: ["CUDA 12.6", "11.4"])
         let forced = try await run(box, old, ["--nvidia", "-e", "NVIDIA_DISABLE_REQUIRE=1", "gpu", "cudacount"])
         expectSuccess(forced)
         #expect(forced.stdout == "cuda devices: 2\ncuda driver: 11040\n", "\(forced)")
         // busybox-static: no glibc for the driver's libraries.
         _ = try await box.pullAndCreate(box.env.busybox, name: "bb")
-        expectOneLineError(try await run(box, good, ["--nvidia", "bb", "true"]), status: 1, mentioning: ["no glibc"])
+        expectOneLineError(try await run(box, good, ["--nvidia", "bb", "true"]), status: 2, mentioning: ["no glibc"])
     }
 
     @Test("P1, R1 and F3 provide the driver; P1 and R1 select GPUs", arguments: ["P1", "R1", "F3"])
