@@ -210,6 +210,13 @@ func runRS(_ m: RSMode, _ c: BusyboxContainer, _ options: RunOptions, config: Im
                 + ["--home", "\(c.root)/root:/root", "-B", "\(c.root)/tmp:/tmp", "-B", "\(c.root)/var/tmp:/var/tmp",
                    c.root, "/bin/echo", "hi"])
         #expect(binds.contains("\(c.hostDir):/vol"))
+        // -v host:cont:ro becomes -B host:cont:ro
+        let roOptions = options(["true"]) { $0.volumes = [c.hostDir + ":/vol:ro"] }
+        let roPlan = try ExecutionPlan.make(container: c.instance(), options: roOptions, environment: env, mode: .S1)
+        defer { roPlan.removeTemporaryFiles() }
+        let roArgv = engine.commandLine(tool: tool, plan: roPlan, mounts: try NativeEngine.prepareMounts(roPlan, messages: Messages(verbosity: 0)),
+                                        fakeroot: true, options: roOptions)
+        #expect(roArgv.contains("\(c.hostDir):/vol:ro"), "\(roArgv)")
         let e = engine.toolEnvironment(tool: tool, plan: plan)
         #expect(e.contains("APPTAINERENV_FOO=bar") && !e.contains { $0.hasPrefix("SINGULARITYENV_") })
         let s = engine.toolEnvironment(tool: .init(path: "/usr/bin/singularity", fromBinDir: true), plan: plan)
