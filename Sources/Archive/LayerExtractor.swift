@@ -10,6 +10,9 @@ public struct ExtractOptions: Sendable {
     /// Skip character and block devices with a warning. Always the case without privileges; when
     /// false, creating them is attempted and EPERM turns into the same warning.
     public var skipDevices = true
+    /// The umask applied to the modes in the archive (as udocker's `tar --no-same-permissions`
+    /// does); nil: the process's. The owner always gets rw (files) and rwx (directories).
+    public var umask: mode_t?
     /// Receives each warning as it happens (they are also collected in `LayerExtractor.warnings`).
     public var warningHandler: (@Sendable (String) -> Void)?
     /// Size of the decompressed-data buffer.
@@ -59,7 +62,10 @@ public final class LayerExtractor {
     public private(set) var recordedWhiteouts: [LayerWhiteouts.Entry] = []
 
     private let resolver: RootResolver
+    /// The process umask (what `open`/`mkdir` strip; a chmod puts back what it must not).
     private let umask: mode_t
+    /// Bits removed from the archive's modes: `ExtractOptions.umask` or the process umask.
+    private let modeMask: mode_t
     private var layerName = ""
     /// Directory metadata applied after the layer's entries (mode with u+rwx, mtime).
     private var directoryMeta: [[UInt8]: (mode: mode_t, sec: Int64, nsec: Int64)] = [:]
@@ -89,6 +95,7 @@ public final class LayerExtractor {
         resolver = try self.root.makeResolver()
         resolver.recordTouched = true
         umask = cl_current_umask()
+        modeMask = options.umask ?? umask
     }
 
     public init(root: RootDirectory, options: ExtractOptions = .init()) throws {
@@ -97,6 +104,7 @@ public final class LayerExtractor {
         resolver = try root.makeResolver()
         resolver.recordTouched = true
         umask = cl_current_umask()
+        modeMask = options.umask ?? umask
     }
 
     /// Streams one layer file (gzip, zstd or plain tar; detected by magic) into the root, applying
@@ -301,7 +309,7 @@ public final class LayerExtractor {
     }
 
     private func writeFile(_ h: TarHeader, _ tar: TarReader, in pfd: Int32, name: [UInt8], shown: String) throws {
-        let perm = mode_t(h.mode & 0o777) | 0o600
+        let perm = filePermissions(h)
         let flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC
         var fd = createRetrying(pfd) { withCName(name) { openat(pfd, $0, flags, perm) } }
         if fd < 0 && errno == EEXIST {
@@ -354,7 +362,7 @@ public final class LayerExtractor {
             jobDirectory = (ppath, pfd, d)
             dir = d
         }
-        let perm = mode_t(h.mode & 0o777) | 0o600
+        let perm = filePermissions(h)
         let job = FileWriterPool.Job(directory: dir, name: name, shown: shown, perm: perm,
                                      needsChmod: perm & ~umask != perm, mtime: h.mtime,
                                      mtimeNanoseconds: h.mtimeNanoseconds, size: Int(h.size))
@@ -406,7 +414,19 @@ public final class LayerExtractor {
         }
         if 0o700 & ~umask != 0o700 { _ = withCName(name) { cl_fchmodat_nofollow(pfd, $0, 0o700) } }
         if directoryMeta[key] == nil { directoryOrder.append(key) }
-        directoryMeta[key] = (mode_t(h.mode & 0o777) | 0o700, h.mtime, h.mtimeNanoseconds)
+        directoryMeta[key] = (directoryPermissions(h), h.mtime, h.mtimeNanoseconds)
+    }
+
+    /// A file's mode: the archive's rwx bits minus the umask, plus u+rw; setuid/setgid dropped
+    /// (udocker's tar for a user does the same).
+    private func filePermissions(_ h: TarHeader) -> mode_t { (mode_t(h.mode & 0o777) & ~modeMask) | 0o600 }
+
+    /// A directory's mode: rwx bits minus the umask, plus u+rwx, and the sticky bit kept (an image's
+    /// `/tmp` 1777 becomes 1755 under umask 022, never a world-writable directory without it).
+    /// GNU tar as used by udocker drops the sticky bit (0755): same access for others, and with
+    /// a permissive umask (002, 000) a group- or world-writable directory stays sticky here.
+    private func directoryPermissions(_ h: TarHeader) -> mode_t {
+        (mode_t(h.mode & 0o777) & ~modeMask) | 0o700 | mode_t(h.mode & 0o1000)
     }
 
     private func makeSymlink(_ h: TarHeader, in pfd: Int32, name: [UInt8], shown: String) throws {
@@ -461,7 +481,7 @@ public final class LayerExtractor {
     }
 
     private func makeNode(_ h: TarHeader, in pfd: Int32, name: [UInt8], shown: String, device: Bool) throws {
-        let perm = mode_t(h.mode & 0o777) | 0o600
+        let perm = filePermissions(h)
         func create() -> Int32 {
             withCName(name) { n in
                 if device {

@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/syscall.h>
+#include <sys/ioctl.h>
+#include <linux/fs.h>
 #include <unistd.h>
 #include <linux/openat2.h>
 #include <linux/capability.h>
@@ -125,4 +127,13 @@ int cl_thread_drop_dac_caps(void) {
 
 int cl_start_writeback(int fd, int64_t offset, int64_t length) {
     return sync_file_range(fd, (off64_t)offset, (off64_t)length, SYNC_FILE_RANGE_WRITE);
+}
+
+int cl_ficlone(int src, int dst) {
+#ifdef FICLONE
+    return ioctl(dst, FICLONE, src);
+#else
+    errno = EOPNOTSUPP;
+    return -1;
+#endif
 }

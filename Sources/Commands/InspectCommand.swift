@@ -11,7 +11,7 @@ struct InspectCommand: UDockerCommand {
         let repo = context.repository
         if let id = repo.containerID(target) {
             if printPath { print(repo.containerRoot(id)); return 0 }
-            guard let bytes = repo.containerConfigBytes(id) else { throw CommandFailure("container has no metadata: \(target)") }
+            let bytes = try repo.containerConfigChecked(id).bytes
             print(JSONOutput.pretty(bytes))
             return 0
         }

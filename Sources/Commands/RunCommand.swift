@@ -120,14 +120,14 @@ struct RunCommand: UDockerCommand {
         }
 
         if let location { return try runLocation(location, engine: engine, options: options, context: context) }
-        let config = nometa ? nil : repo.containerConfigBytes(id).flatMap { try? JSONDecoder().decode(ImageConfig.self, from: Data($0)) }
+        let checkedConfig = try repo.containerConfigChecked(id).config, config: ImageConfig? = nometa ? nil : checkedConfig
         var instance = ContainerInstance(id: id, directory: repo.containerDirectory(id), root: repo.containerRoot(id),
                                          names: repo.containerNames(id), imageConfig: config)
         if repo.isOverlayContainer(id) {
             guard mode == .N1 else {
                 throw CommandFailure("overlay container \(target) runs in N1 only; make it flat first: udocker setup --execmode=\(mode.rawValue) \(target)")
             }
-            instance.overlay = .init(cacheDirectory: repo.layerCache.directory, options: repo.overlayMountOptions(id))
+            instance.overlay = .init(cacheDirectory: repo.layerCache.directory, options: try repo.overlayMountOptions(id))
         }
         let status: Int32
         do {

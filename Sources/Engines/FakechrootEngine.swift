@@ -119,7 +119,14 @@ public struct FakechrootEngine: ExecutionEngine {
             }
             return path
         }
-        var candidates = [container.directory + "/libfakechroot.so"]
+        // A library in the container directory is the user's choice (udocker's lookup) only when it
+        // is the user's own regular file that nobody else can write (a copied container may not be).
+        var candidates: [String] = []
+        var st = stat()
+        let own = container.directory + "/libfakechroot.so"
+        if lstat(own, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_uid == getuid(), st.st_mode & 0o022 == 0 {
+            candidates.append(own)
+        }
         let (distro, version) = Self.distribution(root: container.root)
         for arch in Self.architectureNames(container) {
             if let d = distro {
@@ -307,8 +314,10 @@ public struct FakechrootEngine: ExecutionEngine {
             programArgv0 = interpreter
             rest = (interpArg.map { [$0] } ?? []) + [plan.executable] + rest
         }
+        // No loader (an image of static executables): they are started directly, as launchVector does.
         let loaderContainer = FakechrootSetup.read(paths.ldPath) ?? FakechrootSetup.findLoader(root: root)
-        guard let lc = loaderContainer, let loader = FakechrootSetup.hostPath(lc, root: root) else {
+        let loader = loaderContainer.flatMap { FakechrootSetup.hostPath($0, root: root) } ?? ""
+        if loader.isEmpty && ELFPatcher.inspect(program).interpreter != nil {
             throw EngineError(.setupFailed, "\(mode.rawValue): cannot find the container's dynamic loader (ld.so)")
         }
         // The plan's LD_LIBRARY_PATH entries that are volumes at their host path (e.g. the

@@ -84,8 +84,21 @@ public enum FakechrootSetup {
     static func needsConversion(_ p: Paths, for mode: ExecutionMode) -> Bool {
         if FileInfo.exists(p.journal) { return true }
         guard convertedMode(directory: p.directory) == mode else { return true }
-        if let used = read(p.patchPath), used != p.root { return true }
-        return false
+        return !previousRoots(p).isEmpty
+    }
+
+    /// ROOT paths the container was converted at before, other than its current one: `patch.path`
+    /// (ours: the ROOT; Python udocker's: the container directory) and `root.path` (udocker's
+    /// record of the ROOT at the last mode change). A clone or a moved repository has them.
+    static func previousRoots(_ p: Paths) -> [String] {
+        var candidates: [String] = []
+        if let v = read(p.patchPath), v != p.root { candidates += [v, v + "/ROOT"] }
+        if let v = read(p.rootPath) { candidates.append(v) }
+        var out: [String] = []
+        for r in candidates where r.hasPrefix("/") && r != "/" && r != p.root && !p.root.hasPrefix(r + "/") && !out.contains(r) {
+            out.append(r)
+        }
+        return out.sorted { $0.count > $1.count }
     }
 
     static func convertLocked(_ p: Paths, to target: ExecutionMode, force: Bool, log: (String) -> Void,
@@ -101,10 +114,11 @@ public enum FakechrootSetup {
             try setMode(target)     // nothing of ours to undo
             return
         }
+        // The prefixes the container was patched/converted with (moved or cloned containers), read
+        // before `setMode` records the current ROOT.
+        let oldRoots = previousRoots(p)
         try AtomicFile.write(target.rawValue, to: p.journal)
         if isF { try setMode(target) }
-        // The prefix the container was patched/converted with (moved containers).
-        let oldRoot = read(p.patchPath) ?? read(p.rootPath)
 
         // 1. Binaries: always undo what the log records (also the partial work of an interruption).
         try restoreBinaries(p, log: log)
@@ -112,16 +126,16 @@ public enum FakechrootSetup {
         if ![.F2, .F3, .F4].contains(target) { try restoreLoader(p) }
         // 3. Symlinks.
         let scan = try scanTree(p.root, wantELF: target == .F3 || target == .F4)
-        try convertLinks(scan.absoluteLinks, root: p.root, oldRoot: oldRoot, toContainer: isF)
+        try convertLinks(scan.absoluteLinks, root: p.root, oldRoots: oldRoots, toContainer: isF)
         if isF {
             try AtomicFile.write(scan.libraryDirectories.joined(separator: ":"), to: p.libDirs)
             if let loader = findLoader(root: p.root) { try AtomicFile.write(loader, to: p.ldPath) }
         }
         // 4. Loader patch.
-        if [.F2, .F3, .F4].contains(target) { try patchLoader(p) }
+        let hasLoader = [.F2, .F3, .F4].contains(target) ? try patchLoader(p, log: log) : true
         // 5. Binaries.
         if target == .F3 || target == .F4 {
-            try patchBinaries(p, files: scan.elfCandidates, log: log)
+            if hasLoader { try patchBinaries(p, files: scan.elfCandidates, log: log) }
             try AtomicFile.write(String(Int(Date().timeIntervalSince1970)), to: p.patchTime)
             try AtomicFile.write(p.root, to: p.patchPath)
         } else {
@@ -195,10 +209,10 @@ public enum FakechrootSetup {
     // MARK: links_conv
 
     /// To the container: `/x` → `<root>/x` (and `<oldRoot>/x` → `<root>/x`). Back: the prefix removed.
-    static func convertLinks(_ links: [(String, String)], root: String, oldRoot: String?, toContainer: Bool) throws {
+    static func convertLinks(_ links: [(String, String)], root: String, oldRoots: [String], toContainer: Bool) throws {
         for (path, target) in links {
             var base = target
-            for prefix in [root, oldRoot].compactMap({ $0 }) where !prefix.isEmpty && prefix != "/" {
+            for prefix in [root] + oldRoots where !prefix.isEmpty && prefix != "/" {
                 if base.hasPrefix(prefix + "/") { base = String(base.dropFirst(prefix.count)); break }
                 if base == prefix { base = "/"; break }
             }
@@ -299,8 +313,17 @@ public enum FakechrootSetup {
         return h
     }
 
-    static func patchLoader(_ p: Paths) throws {
+    /// Patches the container's loader; an image without one (static binaries only, e.g. busybox)
+    /// has nothing to patch, as in F1: said once, not an error.
+    @discardableResult
+    static func patchLoader(_ p: Paths, log: (String) -> Void = { _ in }) throws -> Bool {
+        guard read(p.ldPath).flatMap({ hostPath($0, root: p.root) }) != nil || findLoader(root: p.root) != nil else {
+            unlink(p.ldPath)
+            log("no dynamic loader in the container (static executables): nothing to patch")
+            return false
+        }
         let ld = try loaderHostPath(p)
+        try refuseNonRegular(p.ldOrig)
         if !FileInfo.exists(p.ldOrig) {
             guard let orig = AtomicFile.read(ld) else { throw Failure("cannot read the loader \(ld)") }
             try AtomicFile.write(orig, to: p.ldOrig, mode: 0o755)
@@ -308,30 +331,56 @@ public enum FakechrootSetup {
         guard let orig = AtomicFile.read(p.ldOrig) else { throw Failure("cannot read \(p.ldOrig)") }
         let patched = patchedLoaderBytes(orig)
         if AtomicFile.read(ld) != patched { try replaceFile(ld, with: patched) }
+        return true
     }
 
     static func restoreLoader(_ p: Paths) throws {
         guard FileInfo.exists(p.ldOrig) else { return }
+        try refuseNonRegular(p.ldOrig)
         guard let orig = AtomicFile.read(p.ldOrig) else { throw Failure("cannot read \(p.ldOrig)") }
         let ld = try loaderHostPath(p)
         if AtomicFile.read(ld) != orig { try replaceFile(ld, with: orig) }
         unlink(p.ldOrig)
     }
 
+    /// Container metadata may come from a copied container: a file of ours that is not a
+    /// regular file (a symlink to a host file, a FIFO) is refused, never followed.
+    static func refuseNonRegular(_ path: String) throws {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return }
+        guard st.st_mode & S_IFMT == S_IFREG else { throw Failure("invalid container metadata: \(path) is not a regular file") }
+    }
+
+    /// The host path of a patch-log record: a clean absolute container path whose directories
+    /// resolve inside ROOT without a symlink (the final name itself is opened with O_NOFOLLOW).
+    static func recordHostPath(_ containerPath: String, root: RootDirectory?, rootPath: String) -> String? {
+        guard containerPath.hasPrefix("/"), !containerPath.contains("\0"),
+              !containerPath.split(separator: "/", omittingEmptySubsequences: false).dropFirst().contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }),
+              let resolved = root?.hostPath(containerPath, followFinal: false),
+              resolved == rootPath + containerPath else { return nil }
+        return resolved
+    }
+
     // MARK: binaries
 
-    static func readLog(_ path: String) -> [ELFPatchRecord] {
+    static func readLog(_ path: String) throws -> [ELFPatchRecord] {
+        try refuseNonRegular(path)
         guard let text = AtomicFile.readString(path) else { return [] }
         let dec = JSONDecoder()
         return text.split(separator: "\n").compactMap { try? dec.decode(ELFPatchRecord.self, from: Data($0.utf8)) }
     }
 
     static func restoreBinaries(_ p: Paths, log: (String) -> Void) throws {
-        let records = readLog(p.elfLog)
+        let records = try readLog(p.elfLog)
+        let rootDirectory = records.isEmpty ? nil : try? RootDirectory(path: p.root)
         var failures = 0
         for r in records.reversed() {
+            guard let host = recordHostPath(r.path, root: rootDirectory, rootPath: p.root) else {
+                log("not restoring \(r.path.prefix(200)): not a path inside the container")
+                continue
+            }
             do {
-                if try ELFPatcher.restoreFile(hostPath: p.root + r.path, r) == .unrecognised {
+                if try ELFPatcher.restoreFile(hostPath: host, r) == .unrecognised {
                     log("not restoring \(r.path): it changed since it was patched")
                 }
             } catch {
@@ -344,7 +393,7 @@ public enum FakechrootSetup {
     }
 
     static func patchBinaries(_ p: Paths, files: [String], log: (String) -> Void) throws {
-        let fd = open(p.elfLog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        let fd = open(p.elfLog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else { throw Failure("cannot write \(p.elfLog): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         let enc = JSONEncoder()

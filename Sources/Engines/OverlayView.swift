@@ -41,7 +41,7 @@ public final class OverlayView {
 
     public static func open(_ repo: LocalRepository, container id: String) throws -> OverlayView {
         try OverlayView(root: repo.containerRoot(id), cacheDirectory: repo.layerCache.directory,
-                        options: repo.overlayMountOptions(id))
+                        options: try repo.overlayMountOptions(id))
     }
 
     /// `setup --execmode=<not N1>` of an overlay container: copies the merged tree (lowers + upper,

@@ -149,4 +149,21 @@ extension LocalRepository {
     }
 
     public func containerConfigBytes(_ id: String) -> [UInt8]? { AtomicFile.read("\(containerDirectory(id))/container.json") }
+
+    /// The container's `container.json`, checked as udocker checks it before `run` and `inspect`:
+    /// a missing, empty, non-JSON or non-object file stops the command ("invalid container json
+    /// metadata", with what is wrong), instead of running without the image's settings.
+    public func containerConfigChecked(_ id: String) throws -> (bytes: [UInt8], config: ImageConfig) {
+        let path = "\(containerDirectory(id))/container.json"
+        func invalid(_ why: String) -> StoreError { StoreError("invalid container json metadata: \(path): \(why)") }
+        guard CloneMetadata.regularFile(path) != nil || !FileInfo.exists(path) else { throw invalid("not a regular file of at most 64 MB") }
+        guard let bytes = AtomicFile.read(path) else { throw invalid("missing or unreadable") }
+        let object: Any
+        do { object = try JSONSerialization.jsonObject(with: Data(bytes)) } catch { throw invalid("not JSON") }
+        guard let dict = object as? [String: Any] else { throw invalid("not a JSON object") }
+        guard !dict.isEmpty else { throw invalid("empty") }
+        do { return (bytes, try JSONDecoder().decode(ImageConfig.self, from: Data(bytes))) } catch {
+            throw invalid("not an image configuration (\(error))")
+        }
+    }
 }

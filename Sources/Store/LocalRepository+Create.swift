@@ -20,9 +20,12 @@ extension LocalRepository {
             let extractor = try LayerExtractor(root: "\(staging)/ROOT")
             var diffIDs: [Digest] = []
             for layer in contents.layerFiles {
+                let record = contents.isV2 ? nil : V1LayerRecord(layerFile: layer)
+                try record?.checkSize(of: layer)
                 do { diffIDs.append(try extractor.extract(layerAt: layer)) } catch {
                     throw StoreError("layer \((layer as NSString).lastPathComponent): \(error)")
                 }
+                try record?.checkDigest(of: layer, diffID: diffIDs.last!)
             }
             // Device nodes are expected in rootfs layers and cannot be made rootless: one line.
             let devices = extractor.warnings.filter { $0.contains("device node") }
@@ -46,19 +49,16 @@ extension LocalRepository {
             if FileInfo.exists("\(containersDirectory)/\(name)") { throw StoreError("container name already exists: \(name)") }
         }
         let id = Self.newContainerID()
-        let staging = "\(containersDirectory)/.creating-\(id)"
         try withLock(.shared) {
             let contents = try imageContents(image)
-            try syscall("mkdir", path: staging) { mkdir(staging, 0o755) }
-            do {
-                try populate(contents, staging)
-                try AtomicFile.write("\(image.name):\(image.tag)", to: "\(staging)/imagerepo.name")
-                try AtomicFile.write(contents.configBytes, to: "\(staging)/container.json")
-                try syscall("rename", path: containerDirectory(id)) { rename(staging, containerDirectory(id)) }
-            } catch {
-                try? FileTree.remove(staging)
-                throw error
-            }
+            // Locked while it is filled: a create killed meanwhile leaves a staging directory that
+            // the next command taking the repository lock removes (`removeAbandonedStaging`).
+            let staging = try StagingDirectory(in: containersDirectory, prefix: "creating-\(id)", mode: 0o755)
+            defer { staging.discard() }
+            try populate(contents, staging.path)
+            try AtomicFile.write("\(image.name):\(image.tag)", to: "\(staging.path)/imagerepo.name")
+            try AtomicFile.write(contents.configBytes, to: "\(staging.path)/container.json")
+            try syscall("rename", path: containerDirectory(id)) { rename(staging.path, containerDirectory(id)) }
         }
         if let name {
             do { try setContainerName(id, name) } catch {
@@ -67,5 +67,36 @@ extension LocalRepository {
             }
         }
         return id
+    }
+}
+
+/// What `import` (ours or udocker's `create_container_meta`) recorded about a v1 layer in its
+/// `<id>.json`: the file's size and `rootfs.diff_ids` (ours: the DiffID of the tar; udocker's: the
+/// SHA-256 of the layer file). A layer file changed since the import is refused at create.
+struct V1LayerRecord {
+    var size: Int64?
+    var digest: String?
+
+    init?(layerFile: String) {
+        guard layerFile.hasSuffix(".layer"), let bytes = AtomicFile.read(String(layerFile.dropLast(6)) + ".json"),
+              let obj = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else { return nil }
+        size = (obj["size"] as? NSNumber).map { $0.int64Value }.flatMap { $0 > 0 ? $0 : nil }
+        let ids = (obj["rootfs"] as? [String: Any])?["diff_ids"] as? [String]
+        digest = ids?.count == 1 ? ids?.first : nil
+        if size == nil && digest == nil { return nil }
+    }
+
+    func changed(_ layer: String, _ why: String) -> StoreError {
+        StoreError("layer \((layer as NSString).lastPathComponent) changed since it was imported (\(why)): remove the image and import it again")
+    }
+
+    func checkSize(of layer: String) throws {
+        if let size, let actual = FileInfo.size(layer), actual != size { throw changed(layer, "\(actual) bytes, recorded \(size)") }
+    }
+
+    func checkDigest(of layer: String, diffID: Digest) throws {
+        guard let digest, digest != diffID.description else { return }
+        if let file = try? LocalRepository.sha256(ofFile: layer), file.description == digest { return }
+        throw changed(layer, "its digest is not the recorded \(digest)")
     }
 }

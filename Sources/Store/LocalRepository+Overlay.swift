@@ -40,17 +40,39 @@ extension LocalRepository {
     public func isOverlayContainer(_ id: String) -> Bool { FileInfo.isRegularFile("\(containerDirectory(id))/lowers") }
 
     /// Cache directories of an overlay container's layers, base first.
-    public func overlayLowers(_ id: String) -> [String] {
-        (AtomicFile.readString("\(containerDirectory(id))/lowers") ?? "").split(separator: "\n").map {
-            "\(layerCache.directory)/\($0)"
-        }
+    public func overlayLowers(_ id: String) throws -> [String] {
+        try validatedLowers(id).map { "\(layerCache.directory)/\($0)" }
     }
 
     /// The overlayfs option string, lowerdirs relative to the cache directory (keeps it short).
-    public func overlayMountOptions(_ id: String) -> String {
+    /// The container's metadata is checked first (it may come from someone else's repository):
+    /// `lowers` must list layer ids (64 hex digits) present in the cache, `upper` and `work` must
+    /// be real directories of the container (not symlinks).
+    public func overlayMountOptions(_ id: String) throws -> String {
         let dir = containerDirectory(id)
-        let lowers = (AtomicFile.readString("\(dir)/lowers") ?? "").split(separator: "\n").reversed().joined(separator: ":")
-        return "lowerdir=\(lowers),upperdir=\(dir)/upper,workdir=\(dir)/work,userxattr"
+        let lowers = try validatedLowers(id)
+        for d in ["upper", "work"] where !CloneMetadata.isRealDirectory("\(dir)/\(d)") {
+            throw StoreError("invalid overlay container metadata: \(d) of \(id) is not a directory")
+        }
+        return "lowerdir=\(lowers.reversed().joined(separator: ":")),upperdir=\(dir)/upper,workdir=\(dir)/work,userxattr"
+    }
+
+    func validatedLowers(_ id: String) throws -> [String] {
+        let path = "\(containerDirectory(id))/lowers"
+        guard CloneMetadata.regularFile(path) != nil, let text = AtomicFile.readString(path) else {
+            throw StoreError("invalid overlay container metadata: cannot read \(path)")
+        }
+        let lowers = text.split(separator: "\n").map(String.init)
+        guard !lowers.isEmpty else { throw StoreError("invalid overlay container metadata: \(path) lists no layer") }
+        for l in lowers {
+            guard l.count == 64, l.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else {
+                throw StoreError("invalid overlay container metadata: \(path): not a layer id: \(l.prefix(80))")
+            }
+            guard CloneMetadata.isRealDirectory("\(layerCache.directory)/\(l)") else {
+                throw StoreError("invalid overlay container metadata: layer \(l) is not in the layer cache")
+            }
+        }
+        return lowers
     }
 
     /// `create --storage=overlay`: makes sure every layer is in the cache (extracting the missing

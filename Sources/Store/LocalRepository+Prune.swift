@@ -29,7 +29,7 @@ extension LocalRepository {
     /// skips staging directories whose `.lock` is still held.
     public func prune(grace: TimeInterval = 600, dryRun: Bool = false) throws -> PruneReport {
         var report = PruneReport()
-        try withLock {
+        try withLock(cleaning: false) {
             let used = referencedLayerFiles()
             let now = Date().timeIntervalSince1970
             func remove(_ path: String, leftover: Bool) {
@@ -121,6 +121,13 @@ extension LocalRepository {
         let root = try RootDirectory(path: "\(dir)/ROOT")
         var done: [String] = []
         let mp = "\(dir)/.mountpoints"
+        let orig = "\(dir)/.bind_orig_files"
+        // Records are only read from real directories of the container: a symlink in their place
+        // (a copied container) would make host entries look like saved originals.
+        for record in [mp, orig] where FileInfo.isSymlink(record) {
+            unlink(record)
+            done.append("removed \((record as NSString).lastPathComponent) (a symlink, not a record directory)")
+        }
         for name in FileInfo.list(mp).sorted() {
             // name = container path with '/' → '#'; target = the deepest path that already existed.
             let cpath = name.replacingOccurrences(of: "#", with: "/")
@@ -133,7 +140,6 @@ extension LocalRepository {
             }
         }
         if FileInfo.exists(mp) { try FileTree.remove(mp); done.append("removed .mountpoints") }
-        let orig = "\(dir)/.bind_orig_files"
         for name in FileInfo.list(orig).sorted() {
             let cpath = name.replacingOccurrences(of: "#", with: "/")
             if let host = root.hostPath(cpath, followFinal: false) {

@@ -13,11 +13,18 @@ final class StagingDirectory {
     let path: String
     private var lock: FileLock?
 
+    /// The directory is made and locked under a name no cleaner looks at (`.new-<prefix>`), then
+    /// renamed: whoever sees `.<prefix>` sees it locked while its owner lives.
     init(in parent: String, prefix: String, mode: mode_t = 0o700) throws {
         path = "\(parent)/.\(prefix)"
-        try syscall("mkdir", path: path) { mkdir(path, mode) }
-        do { lock = try FileLock(path: "\(path)/.lock", kind: .exclusive) } catch {
-            try? FileTree.remove(path)
+        let fresh = "\(parent)/.new-\(prefix)"
+        try syscall("mkdir", path: fresh) { mkdir(fresh, mode) }
+        do {
+            lock = try FileLock(path: "\(fresh)/.lock", kind: .exclusive)
+            try syscall("rename", path: path) { rename(fresh, path) }
+        } catch {
+            lock?.unlock(); lock = nil
+            try? FileTree.remove(fresh)
             throw error
         }
     }
@@ -89,7 +96,7 @@ extension LocalRepository {
         let staging = try StagingDirectory(in: layersDirectory, prefix: "importing-\(StagingDirectory.uniqueSuffix())")
         defer { staging.discard() }
         let staged = "\(staging.path)/layer"
-        try stageTarball(source, at: staged)
+        try stageTarball(source, at: staged, move: move)
         let summary: LayerSummary
         do { summary = try LayerInspector.inspect(path: staged, rejectEscapingNames: true) } catch {
             throw StoreError("\(source.shown): not a valid tar archive: \(error)")
@@ -138,15 +145,22 @@ extension LocalRepository {
         return layerID
     }
 
-    /// Copies (or hard-links, when the source is a file on the same filesystem) a tarball into the
-    /// staging directory. The source is never modified.
-    func stageTarball(_ source: TarSource, at staged: String) throws {
+    /// Copies a tarball into the staging directory: a reflink where the filesystem can, else a
+    /// byte copy. Never a hard link: the image must not change when the user edits the tarball
+    /// later. `--mv` hands the file over instead: hard-linked when on the same filesystem, and the
+    /// caller removes the source once the image exists (a failed import leaves it in place).
+    func stageTarball(_ source: TarSource, at staged: String, move: Bool = false) throws {
         switch source {
         case .file(let path):
             guard FileInfo.isRegularFile(path) else { throw StoreError("tar file does not exist: \(path)") }
-            if link(path, staged) == 0 { return }
+            if move, link(path, staged) == 0 { return }
             let src = try syscall("open", path: path) { open(path, O_RDONLY | O_CLOEXEC) }
             defer { close(src) }
+            let dst = try syscall("open", path: staged) { open(staged, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) }
+            let cloned = FileClone.reflink(from: src, to: dst)
+            close(dst)
+            if cloned { return }
+            unlink(staged)
             try copyStream(from: src, to: staged, shown: path)
         case .descriptor(let fd):
             try copyStream(from: fd, to: staged, shown: "stdin")
@@ -227,27 +241,30 @@ extension LocalRepository {
     }
 
     /// `import --clone`: a tarball made by `export --clone` (ours or the Python tool's) becomes a new
-    /// container with a new id, metadata (execmode, container.json, imagerepo.name) included.
+    /// container with a new id. The archive is extracted aside and only what a clone needs is
+    /// taken from it (`CloneMetadata`): ROOT, container.json, imagerepo.name, a valid execmode.
     public func importClone(from source: TarSource, name: String? = nil, warn: (String) -> Void = { _ in }) throws -> String {
         try checkNewName(name)
         let id = Self.newContainerID()
         let staging = try StagingDirectory(in: containersDirectory, prefix: "creating-\(id)", mode: 0o755)
         defer { staging.discard() }
         let tarFile = try checkedTarball(source, staging: staging)
-        try AtomicFile.write("CLONING:inprogress", to: "\(staging.path)/imagerepo.name")
-        let extractor = try LayerExtractor(root: staging.path)
+        let extracted = "\(staging.path)/.extracted"
+        try syscall("mkdir", path: extracted) { mkdir(extracted, 0o700) }
+        let extractor = try LayerExtractor(root: extracted)
         do { try extractor.extract(layerAt: tarFile) } catch {
             throw StoreError("\(source.shown): not a valid tar archive: \(error)")
         }
         unlink("\(staging.path)/.tarball")
-        guard FileInfo.isDirectory("\(staging.path)/ROOT"), !FileInfo.isSymlink("\(staging.path)/ROOT") else {
-            throw StoreError("\(source.shown): not a container clone archive (no ROOT directory; use import --tocontainer for a root filesystem)")
-        }
         reportExtractionWarnings(extractor.warnings, warn)
-        if AtomicFile.readString("\(staging.path)/imagerepo.name") == "CLONING:inprogress" {
-            try AtomicFile.write("IMPORTED:unknown", to: "\(staging.path)/imagerepo.name")
-        }
+        try adoptClone(extracted, into: staging, shown: source.shown, warn: warn)
         return try publishContainer(staging, id: id, name: name)
+    }
+
+    /// Takes ROOT and the allowed metadata from an extracted copy and removes the rest.
+    private func adoptClone(_ extracted: String, into staging: StagingDirectory, shown: String, warn: (String) -> Void) throws {
+        for w in try CloneMetadata.adopt(from: extracted, into: staging.path, shown: shown) { warn(w) }
+        try FileTree.remove(extracted)
     }
 
     /// `clone`: a full copy of a container (ROOT, metadata, execution mode) under a new id. The copy
@@ -262,7 +279,9 @@ extension LocalRepository {
         let id = Self.newContainerID()
         let staging = try StagingDirectory(in: containersDirectory, prefix: "creating-\(id)", mode: 0o755)
         defer { staging.discard() }
-        let extractor = try LayerExtractor(root: staging.path)
+        let extracted = "\(staging.path)/.extracted"
+        try syscall("mkdir", path: extracted) { mkdir(extracted, 0o700) }
+        let extractor = try LayerExtractor(root: extracted)
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { throw SystemError("pipe") }
         let (readFD, writeFD) = (fds[0], fds[1])
@@ -283,9 +302,7 @@ extension LocalRepository {
         if let e = extractError { throw StoreError("cannot copy container \(sourceID): \(e)") }
         for w in outcome.warnings { warn(w) }
         reportExtractionWarnings(extractor.warnings, warn)
-        if let mode = AtomicFile.readString("\(staging.path)/execmode")?.trimmingCharacters(in: .whitespacesAndNewlines), mode.hasPrefix("F") {
-            warn("container was in mode \(mode): run 'setup --execmode=\(mode) --force' on the clone to re-patch it for its new path")
-        }
+        try adoptClone(extracted, into: staging, shown: sourceID, warn: warn)
         return try publishContainer(staging, id: id, name: name)
     }
 
@@ -323,12 +340,10 @@ extension LocalRepository {
         for w in warnings where !w.contains("device node") { warn(w) }
     }
 
-    /// Renames an assembled container into place (refreshing `root.path`) and sets its name.
+    /// Renames an assembled container into place and sets its name. A kept `root.path` still names
+    /// the old ROOT: a Fakechroot mode re-targets the clone from it on its next run (as udocker does).
     private func publishContainer(_ staging: StagingDirectory, id: String, name: String?) throws -> String {
         let final = containerDirectory(id)
-        if FileInfo.exists("\(staging.path)/root.path") {
-            try AtomicFile.write(final + "/ROOT", to: "\(staging.path)/root.path")
-        }
         try withLock {
             if let name, FileInfo.exists("\(containersDirectory)/\(name)") { throw StoreError("container name already exists: \(name)") }
             try syscall("rename", path: final) { rename(staging.path, final) }

@@ -61,10 +61,12 @@ public final class LocalRepository: @unchecked Sendable {
         [reposDirectory, layersDirectory, containersDirectory, binDirectory, libDirectory].allSatisfy(FileInfo.isDirectory)
     }
 
-    /// Creates the tree (idempotent).
+    /// Creates the tree (idempotent). `containers/` and `layers/` are made 0700: container trees
+    /// and extracted layers hold world-writable and setuid-looking paths of images, which other
+    /// users of a shared filesystem must not reach. Existing directories are left as they are.
     public func create() throws {
         for d in [topDirectory, reposDirectory, layersDirectory, containersDirectory, binDirectory, libDirectory, docDirectory] {
-            try FileInfo.makeDirectories(d, mode: 0o755)
+            try FileInfo.makeDirectories(d, mode: d == containersDirectory || d == layersDirectory ? 0o700 : 0o755)
         }
     }
 
@@ -74,10 +76,28 @@ public final class LocalRepository: @unchecked Sendable {
         try FileLock(path: "\(topDirectory)/.udocker.lock", kind: kind)
     }
 
-    public func withLock<T>(_ kind: FileLock.Kind = .exclusive, _ body: () throws -> T) throws -> T {
+    /// Runs `body` under the repository lock, after removing what killed operations left behind
+    /// (`removeAbandonedStaging`; `prune` does that itself and reports it).
+    public func withLock<T>(_ kind: FileLock.Kind = .exclusive, cleaning: Bool = true, _ body: () throws -> T) throws -> T {
         let l = try lock(kind)
         defer { l.unlock() }
+        if cleaning { removeAbandonedStaging() }
         return try body()
+    }
+
+    /// Staging directories whose owner is gone: `containers/.creating-*` (create, import, clone),
+    /// `layers/.importing-*` and `layers/.loading-*` whose `.lock` nobody holds, and
+    /// `containers/.deleting-*` (an `rm` holds the repository lock exclusively from rename to
+    /// removal, so whoever holds the lock sees only abandoned ones). A staging directory of a live
+    /// operation is always locked (see `StagingDirectory`) and is left alone.
+    func removeAbandonedStaging() {
+        for (dir, prefixes) in [(containersDirectory, [".creating-", ".deleting-"]), (layersDirectory, [".importing-", ".loading-"])] {
+            for name in FileInfo.list(dir) where prefixes.contains(where: name.hasPrefix) {
+                let p = "\(dir)/\(name)"
+                guard FileInfo.isDirectory(p), !FileInfo.isSymlink(p) else { continue }
+                if name.hasPrefix(".deleting-") || Self.stagingIsAbandoned(p) { try? FileTree.remove(p) }
+            }
+        }
     }
 }
 

@@ -15,7 +15,7 @@ public final class FileLock: @unchecked Sendable {
     /// Blocks until the lock is granted. Creates the lock file if needed.
     public init(path: String, kind: Kind = .exclusive) throws {
         self.path = path
-        fd = try syscall("open lock file", path: path) { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644) }
+        fd = try syscall("open lock file", path: path) { open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644) }
         var fl = flock()
         fl.l_type = Int16(kind == .exclusive ? F_WRLCK : F_RDLCK)
         fl.l_whence = Int16(SEEK_SET)
@@ -54,7 +54,7 @@ public final class FileLock: @unchecked Sendable {
 extension FileLock {
     /// Tries once; nil when another holder has a conflicting lock.
     public static func tryLock(path: String, kind: Kind) throws -> FileLock? {
-        let fd = try syscall("open lock file", path: path) { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644) }
+        let fd = try syscall("open lock file", path: path) { open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644) }
         var fl = flock()
         fl.l_type = Int16(kind == .exclusive ? F_WRLCK : F_RDLCK)
         fl.l_whence = Int16(SEEK_SET)

@@ -267,7 +267,9 @@ import Glibc
         t.charDevice("dev/null", major: 1, minor: 3)
         t.entry(name: Array("dev/sda".utf8), type: TarBuilder.block, mode: 0o660, devMajor: 8, devMinor: 0)
         t.fifo("run/fifo", mode: 0o620)
-        let (x, _) = try f.extract(t.archive)
+        var options = ExtractOptions()
+        options.umask = 0
+        let (x, _) = try f.extract(t.archive, options: options)
         #expect(!exists(f.r("dev/null")))
         #expect(!exists(f.r("dev/sda")))
         #expect(x.warnings.count == 2)
@@ -287,7 +289,26 @@ import Glibc
         #expect(!exists(f.r("dev")))
     }
 
-    // §5.13: setuid/setgid/sticky stripped; directories get u+rwx; files u+rw.
+    // §5.13: setuid/setgid stripped, the sticky bit kept, the umask applied (udocker's tar
+    // --no-same-permissions); directories get u+rwx; files u+rw.
+    @Test(arguments: [mode_t(0o022), 0o002, 0o077, 0o000])
+    func umaskAppliedAndStickyKept(umask: mode_t) throws {
+        let f = try Fixture()
+        var t = TarBuilder()
+        t.dir("tmp", mode: 0o1777)
+        t.dir("open", mode: 0o777)
+        t.file("open/f", "f", mode: 0o666)
+        t.file("open/x", "x", mode: 0o4777)
+        var options = ExtractOptions()
+        options.umask = umask
+        _ = try f.extract(t.archive, options: options)
+        #expect(mode(f.r("tmp")) == UInt32(0o1777 & ~umask))
+        #expect(mode(f.r("open")) == UInt32(0o777 & ~umask))
+        #expect(mode(f.r("open/f")) == UInt32(0o666 & ~umask))
+        #expect(mode(f.r("open/x")) == UInt32(0o777 & ~umask))
+        #expect(f.outsideIntact())
+    }
+
     @Test func specialBitsStrippedAndOwnerBitsForced() throws {
         let f = try Fixture()
         var t = TarBuilder()
@@ -299,10 +320,12 @@ import Glibc
         t.file("wo", "w", mode: 0o200)
         t.entry(name: Array("cap".utf8), type: TarBuilder.regular, content: Array("c".utf8), mode: 0o755,
                 extraPAX: [("SCHILY.xattr.security.capability", [1, 0, 0, 2]), ("SCHILY.xattr.user.x", Array("v".utf8))])
-        try f.extract(t.archive)
+        var options = ExtractOptions()
+        options.umask = 0
+        _ = try f.extract(t.archive, options: options)
         #expect(mode(f.r("bin/su")) == 0o755)
         #expect(mode(f.r("bin/sg")) == 0o711)
-        #expect(mode(f.r("tmp")) == 0o777)
+        #expect(mode(f.r("tmp")) == 0o1777)
         #expect(mode(f.r("ro")) == 0o755)
         #expect(mode(f.r("ro/f")) == 0o644)
         #expect(mode(f.r("wo")) == 0o600)

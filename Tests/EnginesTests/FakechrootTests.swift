@@ -214,7 +214,7 @@ final class DebianContainer: @unchecked Sendable {
         try "F3".write(toFile: c.containerDir + "/execmode", atomically: true, encoding: .utf8)
         let p = FakechrootSetup.Paths(directory: c.containerDir, root: c.root)
         let scan = try FakechrootSetup.scanTree(p.root, wantELF: true)
-        try FakechrootSetup.convertLinks(scan.absoluteLinks, root: p.root, oldRoot: nil, toContainer: true)
+        try FakechrootSetup.convertLinks(scan.absoluteLinks, root: p.root, oldRoots: [], toContainer: true)
         try FakechrootSetup.patchBinaries(p, files: Array(scan.elfCandidates.prefix(40)), log: { _ in })
         #expect(FakechrootSetup.isInterrupted(directory: c.containerDir))
         // The next run finishes it.

@@ -61,10 +61,10 @@ import Glibc
         var st2 = stat(); stat(repo.layerCache.path(layers[0]), &st2)
         #expect(st1.st_ino == st2.st_ino && st1.st_mtim.tv_nsec == st2.st_mtim.tv_nsec)
         #expect(a != b && repo.isOverlayContainer(a) && repo.isOverlayContainer(b))
-        #expect(repo.overlayLowers(a) == layers.map { repo.layerCache.path($0) })
+        #expect(try repo.overlayLowers(a) == layers.map { repo.layerCache.path($0) })
         #expect(FileInfo.isDirectory(repo.containerRoot(a)) && FileInfo.list(repo.containerRoot(a)).isEmpty)
         #expect(repo.executionMode(a) == "N1")
-        #expect(repo.overlayMountOptions(a).hasPrefix("lowerdir=\(layers[1].hex):\(layers[0].hex),upperdir="))
+        #expect(try repo.overlayMountOptions(a).hasPrefix("lowerdir=\(layers[1].hex):\(layers[0].hex),upperdir="))
         // Whiteouts in overlayfs xattr form.
         let top = repo.layerCache.path(layers[1])
         #expect(xattr("\(top)/a", "user.overlay.whiteout") == "y")

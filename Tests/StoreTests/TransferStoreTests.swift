@@ -9,16 +9,6 @@ import Glibc
 #endif
 
 @Suite struct TransferStoreTests {
-    func sh(_ script: String) -> Int32 {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/sh")
-        p.arguments = ["-c", script]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try? p.run(); p.waitUntilExit()
-        return p.terminationStatus
-    }
-
     /// A repository and a rootfs tarball made by GNU tar.
     func setup(_ tmp: TemporaryDirectory) throws -> (LocalRepository, String) {
         let repo = LocalRepository(topDirectory: tmp.sub("repo"))

@@ -54,4 +54,8 @@ mode_t cl_current_umask(void);
 /// (capset affects one thread). Used by tests running as root to check permission handling.
 int cl_thread_drop_dac_caps(void);
 
+/// ioctl(dst, FICLONE, src): makes dst share src's extents (btrfs, XFS, bcachefs, OCFS2...).
+/// Returns 0, or -1 with errno (EOPNOTSUPP, EXDEV, EINVAL where the filesystem cannot).
+int cl_ficlone(int src, int dst);
+
 #endif
