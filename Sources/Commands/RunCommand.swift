@@ -84,11 +84,17 @@ struct RunCommand: UDockerCommand {
         let id = location == nil ? try await containerToRun(context, pullPolicy: pullPolicy) : ""
         let resolver = ModeResolver(context: context)
         // A container with no mode of its own runs N1 without probing first (the probe costs a
-        // fork on every run); if user namespaces turn out to be unavailable, it falls back to P1.
+        // fork on every run); if user namespaces turn out to be unavailable, it falls back to the
+        // next engine that works (EngineSelector.automaticOrder).
         let chosen = location == nil ? try resolver.explicitMode(of: id)
             : ExecutionMode(parsing: context.configuration["override_default_execution_mode"])
         let mode = chosen ?? .N1
-        let engineEnvironment = resolver.engineEnvironment()
+        var engineEnvironment = resolver.engineEnvironment()
+        // Per-run files go to a locked directory of their own, removed afterwards (or by a later
+        // run when this one is killed).
+        let scratch = try RunScratch(tmpDir: engineEnvironment.tmpDir)
+        defer { scratch.remove() }
+        engineEnvironment.tmpDir = scratch.path
         let engine = try EngineSelector.engine(for: mode, environment: engineEnvironment)
 
         var options = RunOptions()
