@@ -176,3 +176,49 @@ struct NVIDIADriverTests {
         #expect(r.findings == [.init(level: .error, message: "libcuda.so.1 (\(FakeDriver.version)) needs GLIBC_2.99; the container has GLIBC_2.36")])
     }
 }
+
+@Suite(.enabled(if: FakeDriver.canBuild, "building the fake driver tree needs root (mknod) and gcc"))
+struct NVIDIAPlanTests {
+    func container() throws -> BusyboxContainer {
+        let c = try BusyboxContainer()
+        let libdir = c.root + "/lib/x86_64-linux-gnu"
+        try FileManager.default.createDirectory(atPath: libdir, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: "/lib/x86_64-linux-gnu/libc.so.6", toPath: libdir + "/libc.so.6")
+        return c
+    }
+
+    func plan(_ c: BusyboxContainer, tree: String, mode: ExecutionMode, gpus: String?) throws -> ExecutionPlan {
+        var o = RunOptions()
+        o.nvidia = true
+        o.gpus = gpus
+        o.command = ["true"]
+        let env = c.environment(host: ["PATH": "/usr/bin:/bin", "UDOCKER_NVIDIA_ROOT": tree], sysdirs: ["/dev", "/proc"])
+        return try ExecutionPlan.make(container: c.instance(), options: o, environment: env, mode: mode)
+    }
+
+    @Test func runtimeModesGetDevicesWithMajorMinor() throws {
+        let dir = try FakeDriver.build()
+        let c = try container()
+        let p = try plan(c, tree: dir.path + "/root", mode: .R1, gpus: "1")
+        defer { p.removeTemporaryFiles() }
+        #expect(p.devices.map { "\($0.container) \($0.major):\($0.minor)" }
+                == ["/dev/nvidiactl 195:255", "/dev/nvidia-uvm 511:0", "/dev/nvidia-uvm-tools 511:1", "/dev/nvidia1 195:1"])
+        #expect(p.devices.allSatisfy { $0.host == dir.path + "/root" + $0.container })
+        #expect(p.environmentValue("LD_LIBRARY_PATH")?.hasPrefix("/usr/local/nvidia/lib64") == true)
+        #expect(p.mounts.contains { $0.target == "/usr/local/nvidia/lib64/libcuda.so.\(FakeDriver.version)" })
+    }
+
+    @Test func nativeGetsAPerRunDevWithoutUnselectedGPUs() throws {
+        let dir = try FakeDriver.build()
+        let c = try container()
+        let p = try plan(c, tree: dir.path + "/root", mode: .N1, gpus: "0")
+        #expect(p.devices.isEmpty)
+        let dev = try #require(p.mounts.first { $0.target == "/dev" })
+        #expect(dev.source != "/dev" && p.temporaryFiles.contains { PathName.isUnder(dev.source, $0) })
+        #expect(p.mounts.contains { $0.target == "/dev/null" && $0.source == "/dev/null" })
+        let nvidia = p.mounts.filter { $0.target.hasPrefix("/dev/nvidia") }.map(\.target)
+        #expect(nvidia == ["/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia0"])
+        p.removeTemporaryFiles()
+        #expect(!FileManager.default.fileExists(atPath: dev.source), "the per-run directory is removed")
+    }
+}
