@@ -31,6 +31,8 @@ struct HelpCommand: UDockerCommand {
           --help [command]              :Command specific help
           showconf                      :Print all configuration options
 
+          search <repo/expression>      :Search registry (Docker Hub or catalog) for images
+          search --list-tags <repo/image> :List tags of a repository
           pull <repo/image:tag>         :Pull container image from a registry
           create <repo/image:tag>       :Create container from a pulled image
           run <container_id|name>       :Execute created container
