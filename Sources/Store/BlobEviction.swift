@@ -14,14 +14,20 @@ public enum BlobEviction {
     /// blob itself); the blob must live directly in `layersDirectory` and be named
     /// `sha256:<hex>`. Returns one line for the user when the blob was removed.
     public static func evictIfCorrupt(_ layerFile: String, layersDirectory: String) -> String? {
-        let resolved = (layerFile as NSString).resolvingSymlinksInPath
+        guard let resolved = realPath(layerFile), let layers = realPath(layersDirectory) else { return nil }
         let name = (resolved as NSString).lastPathComponent
         guard let expected = try? Digest(parsing: name), expected.algorithm == "sha256",
-              (resolved as NSString).deletingLastPathComponent == (layersDirectory as NSString).resolvingSymlinksInPath,
+              (resolved as NSString).deletingLastPathComponent == layers,
               FileInfo.isRegularFile(resolved), !FileInfo.isSymlink(resolved),
               let actual = try? LocalRepository.sha256(ofFile: resolved), actual != expected else { return nil }
         guard unlink(resolved) == 0 else { return nil }
         return "removed the corrupt blob \(name) (its content hashes to \(actual)): pull the image again to fetch it"
+    }
+
+    static func realPath(_ path: String) -> String? {
+        guard let p = realpath(path, nil) else { return nil }
+        defer { free(p) }
+        return String(cString: p)
     }
 
     /// An error message for a layer that failed, with the eviction note appended when it applied.
