@@ -336,3 +336,31 @@ import Testing
         #expect(!RegistryClient.isDockerHubIndex("http://127.0.0.1:5000"))
     }
 }
+
+/// A full disk during a pull: one line naming the lack of space, no partial left behind.
+@Suite struct DiskFullTests {
+    static var canMount: Bool { geteuid() == 0 && FileManager.default.isExecutableFile(atPath: "/bin/mount") }
+
+    @Test(.enabled(if: canMount, "needs root to mount a small tmpfs"))
+    func noSpaceDropsThePartialAndSaysSo() async throws {
+        let dir = try TemporaryDirectory()
+        let small = dir.sub("small")
+        try FileManager.default.createDirectory(atPath: small, withIntermediateDirectories: true)
+        func run(_ args: [String]) throws -> Int32 {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: args[0])
+            p.arguments = Array(args.dropFirst())
+            try p.run(); p.waitUntilExit()
+            return p.terminationStatus
+        }
+        try #require(try run(["/bin/mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", small]) == 0, "mount tmpfs failed")
+        defer { _ = try? run(["/bin/umount", small]) }
+        try await withRegistry { reg, client, _ in
+            let desc = reg.putBlob(testBytes(1 << 20, seed: 90))
+            await expectFailure("no space left on device in \(small)") {
+                try await client.fetchBlobs(ImageReference(parsing: "\(reg.host)/x"), [desc], into: small, progress: nil)
+            }
+            #expect(files(in: small).isEmpty, "left behind: \(files(in: small))")
+        }
+    }
+}
