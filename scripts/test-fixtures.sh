@@ -18,6 +18,8 @@
 # Registries (Debian's docker-registry 2.8):
 #   127.0.0.1:5000  plain HTTP, no auth, delete enabled
 #   127.0.0.1:5001  plain HTTP, token auth; issuer scripts/fixtures/token-issuer.py on 127.0.0.1:5002
+#   127.0.0.1:5443  HTTPS (certificate from a self-signed test CA, tls/ca.pem), no auth, serving the
+#                   storage of 5000 read-only (same images)
 #                   (alice/secret may pull+push; anonymous tokens carry no access)
 #
 # Images (never built by our own code): see build_* below and the report in Tests/EndToEndTests.
@@ -32,6 +34,7 @@ VENV="${UDOCKER_E2E_VENV:-/opt/udocker-e2e-venv}"
 REG="127.0.0.1:5000"
 TREG="127.0.0.1:5001"
 TOKEN_PORT=5002
+TLSREG="127.0.0.1:5443"
 TOKEN_SERVICE="udocker-e2e-registry"
 TOKEN_ISSUER="udocker-e2e-issuer"
 TOKEN_USER="alice"
@@ -96,8 +99,8 @@ wait_http() {
 
 port_free() { ! curl -s -o /dev/null --max-time 1 "http://$1/" 2>/dev/null; }
 
-write_registry_config() { # <port> <auth yaml or empty>
-  local port="$1" auth="$2"
+write_registry_config() { # <port> <auth yaml or empty> [storage port]
+  local port="$1" auth="$2" store="${3:-$1}"
   cat >"$W/registry/$port.yml" <<EOF
 version: 0.1
 log:
@@ -105,7 +108,7 @@ log:
   formatter: text
 storage:
   filesystem:
-    rootdirectory: $W/registry/$port
+    rootdirectory: $W/registry/$store
   delete:
     enabled: true
   maintenance:
@@ -117,6 +120,39 @@ http:
     X-Content-Type-Options: [nosniff]
 $auth
 EOF
+}
+
+prepare_tls() {
+  # A test CA and a server certificate for 127.0.0.1/localhost signed by it: the TLS registry.
+  mkdir -p "$W/tls"
+  if [ ! -s "$W/tls/server.pem" ]; then
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=udocker-e2e test CA" \
+      -keyout "$W/tls/ca-key.pem" -out "$W/tls/ca.pem" >/dev/null 2>&1 || die "openssl (CA) failed"
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+      -keyout "$W/tls/server-key.pem" -out "$W/tls/server.csr" >/dev/null 2>&1 || die "openssl (CSR) failed"
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$W/tls/ext.cnf"
+    openssl x509 -req -in "$W/tls/server.csr" -CA "$W/tls/ca.pem" -CAkey "$W/tls/ca-key.pem" -CAcreateserial \
+      -days 3650 -extfile "$W/tls/ext.cnf" -out "$W/tls/server.pem" >/dev/null 2>&1 || die "openssl (sign) failed"
+  fi
+  chmod 755 "$W/tls"; chmod 644 "$W/tls/ca.pem" "$W/tls/server.pem"; chmod 600 "$W/tls/ca-key.pem" "$W/tls/server-key.pem"
+  write_registry_config 5443 "  tls:
+    certificate: $W/tls/server.pem
+    key: $W/tls/server-key.pem" 5000
+}
+
+# The TLS registry (also started by hand next to running fixtures: $0 start-tls).
+start_tls_registry() {
+  port_free "$TLSREG" && ! curl -sk -o /dev/null --max-time 1 "https://$TLSREG/" 2>/dev/null \
+    || die "$TLSREG is already in use"
+  start_bg registry-5443 docker-registry serve "$W/registry/5443.yml"
+  for _ in $(seq 1 100); do
+    case "$(curl -s --cacert "$W/tls/ca.pem" -o /dev/null -w '%{http_code}' "https://$TLSREG/v2/" 2>/dev/null || true)" in
+      200) log "TLS registry up: https://$TLSREG (CA $W/tls/ca.pem)"; return 0 ;;
+    esac
+    sleep 0.1
+  done
+  cat "$W/logs/registry-5443.log" >&2 || true
+  die "the TLS registry does not answer at https://$TLSREG/v2/"
 }
 
 start_services() {
@@ -147,6 +183,8 @@ start_services() {
   wait_http "http://127.0.0.1:$TOKEN_PORT/health" token-issuer
   wait_http "http://$REG/v2/" registry-5000
   wait_http "http://$TREG/v2/" registry-5001
+  prepare_tls
+  start_tls_registry
   log "registries up: $REG (open), $TREG (token auth via 127.0.0.1:$TOKEN_PORT)"
 }
 
@@ -390,6 +428,8 @@ UDOCKER_E2E_BIN=$bin
 UDOCKER_E2E_PYUDOCKER=$VENV/bin/udocker
 UDOCKER_E2E_REGISTRY=$REG
 UDOCKER_E2E_TOKEN_REGISTRY=$TREG
+UDOCKER_E2E_TLS_REGISTRY=$TLSREG
+UDOCKER_E2E_TLS_CA=$W/tls/ca.pem
 UDOCKER_E2E_TOKEN_USER=$TOKEN_USER
 UDOCKER_E2E_TOKEN_PASSWORD=$TOKEN_PASSWORD
 UDOCKER_E2E_DEBIAN_TAG=$SUITE
@@ -433,7 +473,8 @@ case "$cmd" in
     write_env
     log "ready (stop with: $0 stop)"
     ;;
+  start-tls) mkdir -p "$W/pids" "$W/logs" "$W/registry"; prepare_tls; start_tls_registry ;;
   stop) stop_all ;;
   status) status_all ;;
-  *) echo "usage: $0 [start|stop|status]" >&2; exit 2 ;;
+  *) echo "usage: $0 [start|start-tls|stop|status]" >&2; exit 2 ;;
 esac

@@ -114,9 +114,12 @@ public struct LayerSummary: Sendable {
 public enum LayerInspector {
     /// Reads a whole layer: decompression and every tar header are checked, nothing is written.
     /// With `rejectEscapingNames`, entries whose names climb above the root (`../x`, `a/../../x`)
-    /// are an error rather than being clamped at extraction time.
-    public static func inspect(path: String, rejectEscapingNames: Bool = false) throws -> LayerSummary {
-        try read(path: path) { h in
+    /// are an error rather than being clamped at extraction time. With `requireEndOfArchive`, a tar
+    /// without its end-of-archive blocks (cut at an entry boundary) is an error; GNU tar and the
+    /// Python udocker accept it, silently importing part of a file.
+    public static func inspect(path: String, rejectEscapingNames: Bool = false,
+                               requireEndOfArchive: Bool = false) throws -> LayerSummary {
+        try read(path: path, requireEndMarker: requireEndOfArchive) { h in
             if rejectEscapingNames && LayerExtractor.clean(h.path).clamped {
                 throw ArchiveError(.invalidEntry, "entry name climbs out of the root: '\(printable(h.path))'")
             }
@@ -125,13 +128,14 @@ public enum LayerInspector {
 
     /// Reads a whole layer file (gzip, zstd or plain tar), handing each header to `visit` (entry
     /// data and trailing bytes are read and hashed, not kept).
-    static func read(path: String, visit: (TarHeader) throws -> Void) throws -> LayerSummary {
+    static func read(path: String, requireEndMarker: Bool = false, visit: (TarHeader) throws -> Void) throws -> LayerSummary {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw ArchiveError(.io, "open \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         let decoder = try Decompressor(fd: fd)
         let buffer = HashedBuffer(source: decoder, capacity: 1 << 20)
         let tar = TarReader(buffer: buffer)
+        tar.requireEndMarker = requireEndMarker
         var n = 0
         while let h = try tar.next() {
             n += 1

@@ -107,6 +107,10 @@ final class TarReader {
     private var remaining: Int64 = 0
     private var padding = 0
     private var ended = false
+    /// Refuse an archive that ends without the end-of-archive zero block(s): a tar cut at an
+    /// entry boundary. Off for registry layers (their size and digest are checked, and some
+    /// writers omit the blocks); on for user tarballs (`import`), which nothing else checks.
+    var requireEndMarker = false
     static let maxMetaSize = 1 << 20
 
     init(buffer: HashedBuffer) { self.buffer = buffer }
@@ -124,6 +128,9 @@ final class TarReader {
         while true {
             guard try buffer.ensure(512) else {
                 if buffer.available == 0 && paxPath == nil && paxLink == nil && longName == nil && longLink == nil && paxSize == nil {
+                    if requireEndMarker {
+                        throw ArchiveError(.truncated, "truncated tar archive: it ends without the end-of-archive blocks (cut between two entries?)")
+                    }
                     ended = true   // end of stream on a block boundary: accepted as the end
                     return nil
                 }

@@ -47,6 +47,8 @@ struct HelpCommand: UDockerCommand {
           showconf                      :Print all configuration options
           doctor [--json]               :Check which execution engines work here
 
+          search <repo/expression>      :Search registry (Docker Hub or catalog) for images
+          search --list-tags <repo/image> :List tags of a repository
           pull <repo/image:tag>         :Pull container image from a registry
           create <repo/image:tag>       :Create container from a pulled image
           run <container_id|name>       :Execute created container

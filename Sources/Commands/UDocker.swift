@@ -30,6 +30,7 @@ public enum UDocker {
         "inspect": InspectCommand.self,
         "verify": VerifyCommand.self,
         "manifest": ManifestCommand.self,
+        "search": SearchCommand.self,
         "mkrepo": MkrepoCommand.self,
         "setup": SetupCommand.self,
         "protect": ProtectCommand.self,

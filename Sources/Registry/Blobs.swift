@@ -98,7 +98,7 @@ extension RegistryClient {
             if offset == d.size {
                 let got = hasher.finalize()
                 if got == d.digest {
-                    try file.publish(to: final, directory: directory)
+                    try file.publish(to: final, directory: directory, size: d.size)
                     progress?("\(name): done")
                     return
                 }
@@ -185,6 +185,10 @@ extension RegistryClient {
             } catch let e as RegistryError {
                 throw e
             } catch let e as SystemError {
+                if e.errno == ENOSPC || e.errno == EDQUOT {
+                    file.discard()
+                    throw RegistryError.io(BlobFile.noSpaceMessage(directory: directory, blob: name, size: d.size))
+                }
                 throw RegistryError.io("\(name): \(e.description)")
             } catch {
                 if error is CancellationError || Task.isCancelled { throw CancellationError() }
@@ -210,17 +214,29 @@ extension RegistryClient {
     }
 }
 
-/// A `.partial` download file held under an exclusive `flock`.
+/// A download file: normally `<final>.partial`, held under an exclusive `flock` so that
+/// concurrent pullers never write the same file and an interrupted run can resume it.
+///
+/// Where the filesystem refuses locks (ENOLCK/ENOSYS/EOPNOTSUPP: Lustre `noflock`, some NFS and
+/// FUSE mounts) the bytes go to a file of this process's own, `<final>.<pid>-<random>.partial`,
+/// which no other puller ever opens: a leftover `<final>.partial` is taken over by renaming it
+/// to that name (one process wins the rename), and an interrupted download is parked back under
+/// `<final>.partial` only if that name is free. Publication never replaces a verified blob that
+/// another process published first (`renameat2(RENAME_NOREPLACE)`).
 final class BlobFile {
     let path: String
     private(set) var fd: Int32
+    /// Without working locks: the shared name this private file is parked under when closed
+    /// unfinished (nil when `path` is the locked shared `.partial`).
+    let parkAs: String?
+    private var finished = false
     /// Bytes before this offset have been handed to writeback (`sync_file_range`).
     private var flushedUpTo: Int64 = 0
     /// Writeback is started every `writebackStep` bytes while downloading, so the fsync before
     /// publication only waits for the tail.
     static let writebackStep: Int64 = 8 << 20
 
-    private init(path: String, fd: Int32) { self.path = path; self.fd = fd }
+    private init(path: String, fd: Int32, parkAs: String? = nil) { self.path = path; self.fd = fd; self.parkAs = parkAs }
 
     static func size(of path: String) -> Int64? {
         var st = stat()
@@ -230,7 +246,7 @@ final class BlobFile {
 
     /// Opens and locks `path`. Returns nil when, once the lock is ours, `final` already exists
     /// with the expected size (another process finished it). Re-opens if the file we locked was
-    /// renamed or removed by the previous holder.
+    /// renamed or removed by the previous holder. Without locks, returns a private file instead.
     static func openLocked(_ path: String, final: String, size: Int64,
                            onWait: () -> Void) async throws -> BlobFile? {
         var announced = false
@@ -249,7 +265,8 @@ final class BlobFile {
                     continue
                 }
                 if e == ENOLCK || e == EOPNOTSUPP || e == ENOSYS {
-                    break  // no locking on this filesystem: proceed unlocked (renames stay atomic)
+                    Glibc.close(fd)
+                    return try openPrivate(path, final: final, size: size)
                 }
                 Glibc.close(fd)
                 throw RegistryError.io(SystemError("flock", path: path, errno: e).description)
@@ -268,6 +285,33 @@ final class BlobFile {
             }
             return BlobFile(path: path, fd: fd)
         }
+    }
+
+    /// No locks on this filesystem: a file nobody else writes, seeded with a leftover
+    /// `shared` download when this process wins the rename that takes it over.
+    static func openPrivate(_ shared: String, final: String, size: Int64) throws -> BlobFile? {
+        if BlobFile.size(of: final) == size { return nil }
+        let own = "\(final).\(getpid())-\(UInt32.random(in: 0...UInt32.max)).partial"
+        _ = rename(shared, own)   // ENOENT: another puller took it (or there was none)
+        let fd = open(own, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        guard fd >= 0 else { throw RegistryError.io(SystemError("open", path: own).description) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            Glibc.close(fd); unlink(own)
+            throw RegistryError.io("\(shared) is not a regular file")
+        }
+        return BlobFile(path: own, fd: fd, parkAs: shared)
+    }
+
+    /// One line for a full disk or quota: what was dropped, and what else holds space here.
+    static func noSpaceMessage(directory: String, blob: String, size: Int64) -> String {
+        var held: Int64 = 0
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.hasSuffix(".partial") {
+            held += BlobFile.size(of: "\(directory)/\(name)") ?? 0
+        }
+        var line = "no space left on device in \(directory) while downloading \(blob) (\(size) bytes); its partial download was removed"
+        if held > 0 { line += "; other interrupted downloads hold \(held) bytes there: 'udocker rmi --prune' removes them" }
+        return line
     }
 
     func currentSize() throws -> Int64 {
@@ -312,22 +356,40 @@ final class BlobFile {
         }
     }
 
-    /// fsync, rename over `final`, fsync the directory. The lock is still held.
-    func publish(to final: String, directory: String) throws {
+    /// Checks the size on disk, fsyncs, and renames to `final` — never over a blob another
+    /// process published first (a `final` of the wrong size is bad and is replaced), then fsyncs
+    /// the directory. The lock, if any, is still held.
+    func publish(to final: String, directory: String, size: Int64) throws {
+        let onDisk = try currentSize()
+        guard onDisk == size else {
+            discard()
+            throw RegistryError.io("\(path) changed size while downloading (\(onDisk) of \(size) bytes): another process wrote it; pull again")
+        }
         guard fsync(fd) == 0 else { throw RegistryError.io(SystemError("fsync", path: path).description) }
-        guard rename(path, final) == 0 else { throw RegistryError.io(SystemError("rename", path: final).description) }
+        if let existing = BlobFile.size(of: final), existing != size { unlink(final) }
+        do { try Publish.renameNoReplace(path, to: final) } catch let e as SystemError {
+            throw RegistryError.io(e.description)
+        }
+        finished = true
         let dfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if dfd >= 0 { _ = fsync(dfd); Glibc.close(dfd) }
     }
 
-    /// Removes the `.partial` (its content is known bad). The lock is still held.
+    /// Removes the download file (its content is known bad, or there is nothing in it).
     func discard() {
-        _ = ftruncate(fd, 0)
+        if parkAs == nil { _ = ftruncate(fd, 0) }
         unlink(path)
+        finished = true
     }
 
+    /// Closes the file; an unfinished private download is parked under the shared name for a
+    /// later resume, unless another one is parked there already.
     func close() {
-        if fd >= 0 { Glibc.close(fd); fd = -1 }
+        guard fd >= 0 else { return }
+        if let parkAs, !finished {
+            if ((try? currentSize()) ?? 0) > 0 { _ = try? Publish.renameNoReplace(path, to: parkAs) } else { unlink(path) }
+        }
+        Glibc.close(fd); fd = -1
     }
 
     deinit { close() }

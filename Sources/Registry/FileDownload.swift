@@ -8,18 +8,22 @@ import Glibc
 
 extension RegistryClient {
     /// Downloads a plain http(s) URL (e.g. a rootfs tarball for `import URL`) into `path`, which
-    /// must not exist. Redirects are followed (at most 5), no credentials are ever sent. The file
+    /// must not exist. Redirects are followed (at most 5, never from https down to http), no
+    /// credentials are ever sent. The file
     /// is removed again on any failure.
     public func download(url: String, to path: String) async throws {
         var current = url
         for _ in 0...Self.maxRedirects {
             var request = HTTPClientRequest(url: current)
             request.method = .GET
-            let response = try await http.execute(request, timeout: .seconds(3600))
+            let response = try await client(for: current).execute(request, timeout: .seconds(3600))
             if (300..<400).contains(Int(response.status.code)), let loc = response.headers.first(name: "Location") {
                 guard let next = URL(string: loc, relativeTo: URL(string: current))?.absoluteString,
                       next.hasPrefix("http://") || next.hasPrefix("https://") else {
-                    throw RegistryError.invalidOption("bad redirect from \(current)")
+                    throw RegistryError.invalidOption("bad redirect from \(RegistryClient.redact(current))")
+                }
+                if current.lowercased().hasPrefix("https://") && next.lowercased().hasPrefix("http://") {
+                    throw RegistryError.invalidOption("refusing redirect from https to plain http (\(RegistryClient.redact(next)))")
                 }
                 current = next
                 continue

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Crypto
 import OCI
 
@@ -145,10 +148,12 @@ struct Origin: Hashable, Sendable, CustomStringConvertible {
     var description: String { hostPort }
 }
 
-/// 127.0.0.0/8, ::1 and `localhost` (host without port or brackets).
+/// 127.0.0.0/8, ::1, and `localhost` / `*.localhost` when every address they resolve to is one
+/// of those (a resolver may send `name.localhost` anywhere). Host without port or brackets.
 func isLoopbackHost(_ host: String) -> Bool {
     let h = host.lowercased()
-    if h == "localhost" || h == "::1" || h.hasSuffix(".localhost") { return true }
+    if h == "::1" { return true }
+    if h == "localhost" || h.hasSuffix(".localhost") { return resolvesOnlyToLoopback(h) }
     let parts = h.split(separator: ".", omittingEmptySubsequences: false)
     if parts.count == 4, parts.allSatisfy({ Int($0).map { (0...255).contains($0) } ?? false }), parts[0] == "127" {
         return true
@@ -175,4 +180,30 @@ struct RegistryErrorBody: Decodable {
     static func codes(in bytes: [UInt8]) -> [String] {
         (try? JSONDecoder().decode(RegistryErrorBody.self, from: Data(bytes)))?.errors?.compactMap(\.code) ?? []
     }
+}
+
+/// True when `name` resolves, and only to 127.0.0.0/8 or ::1.
+private func resolvesOnlyToLoopback(_ name: String) -> Bool {
+    var hints = addrinfo()
+    hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+    var list: UnsafeMutablePointer<addrinfo>?
+    guard getaddrinfo(name, nil, &hints, &list) == 0, let first = list else { return false }
+    defer { freeaddrinfo(first) }
+    var cursor: UnsafeMutablePointer<addrinfo>? = first
+    while let ai = cursor {
+        switch ai.pointee.ai_family {
+        case AF_INET:
+            let a = ai.pointee.ai_addr.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr.s_addr }
+            if UInt32(bigEndian: a) >> 24 != 127 { return false }
+        case AF_INET6:
+            let loop = ai.pointee.ai_addr.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { p -> Bool in
+                withUnsafeBytes(of: p.pointee.sin6_addr) { b in b.prefix(15).allSatisfy { $0 == 0 } && b[15] == 1 }
+            }
+            if !loop { return false }
+        default:
+            return false
+        }
+        cursor = ai.pointee.ai_next
+    }
+    return true
 }

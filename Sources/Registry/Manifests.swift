@@ -17,8 +17,11 @@ extension RegistryClient {
     /// `platform` (default `Platform.host`) taking the first matching entry, as udocker does. The
     /// child is fetched by digest and must hash to it. The config blob is fetched and verified.
     public func resolveImage(_ ref: ImageReference, platform: Platform?) async throws -> ResolvedImage {
-        let endpoint = try await endpoint(for: ref)
-        let top = try await fetchDocument(endpoint, ref: ref, reference: ref.digest?.description ?? ref.tag, expected: nil)
+        var endpoint = try await endpoint(for: ref)
+        let (top, used) = try await withOfficialFallback(endpoint) { e in
+            (try await fetchDocument(e, ref: ref, reference: ref.digest?.description ?? ref.tag, expected: nil), e)
+        }
+        endpoint = used
         var doc = top
         var indexBytes: [UInt8]?
         if top.kind.isSchema1 { throw RegistryError.schema1Unsupported(ref.description) }
@@ -49,8 +52,11 @@ extension RegistryClient {
     /// given, in which case the matching child manifest is returned. Schema 1 documents are
     /// returned raw too (inspect only shows them).
     public func fetchManifestDocument(_ ref: ImageReference, platform: Platform?) async throws -> [UInt8] {
-        let endpoint = try await endpoint(for: ref)
-        let top = try await fetchDocument(endpoint, ref: ref, reference: ref.digest?.description ?? ref.tag, expected: nil)
+        var endpoint = try await endpoint(for: ref)
+        let (top, used) = try await withOfficialFallback(endpoint) { e in
+            (try await fetchDocument(e, ref: ref, reference: ref.digest?.description ?? ref.tag, expected: nil), e)
+        }
+        endpoint = used
         guard let platform, isIndex(top) else { return top.bytes }
         let child = try selectChild(top, platform: platform, ref: ref)
         return try await fetchDocument(endpoint, ref: ref, reference: child.digest.description, expected: child).bytes
@@ -58,7 +64,10 @@ extension RegistryClient {
 
     /// The repository's tags (`GET /v2/<repo>/tags/list`), following `Link` pagination.
     public func listTags(_ ref: ImageReference) async throws -> [String] {
-        let endpoint = try await endpoint(for: ref)
+        try await withOfficialFallback(try await endpoint(for: ref)) { try await listTags($0, ref: ref) }
+    }
+
+    private func listTags(_ endpoint: Endpoint, ref: ImageReference) async throws -> [String] {
         var path = "/v2/\(endpoint.repository)/tags/list"
         var tags: [String] = []
         for _ in 0..<100 {
@@ -77,9 +86,7 @@ extension RegistryClient {
             }
             tags += list.tags ?? []
             // Link: </v2/x/tags/list?last=foo&n=100>; rel="next"
-            guard let link, link.contains("rel=\"next\""), let lt = link.firstIndex(of: "<"), let gt = link.firstIndex(of: ">"), lt < gt else { break }
-            let next = String(link[link.index(after: lt)..<gt])
-            guard next.hasPrefix("/v2/") else { break }
+            guard let next = RegistryClient.nextLink(link) else { break }
             path = next
         }
         return tags
@@ -110,6 +117,12 @@ extension RegistryClient {
     /// GET `/v2/<repo>/manifests/<reference>`, size-limited, with the media type checked against
     /// the body and, when fetched by digest, the bytes verified against it.
     func fetchDocument(_ endpoint: Endpoint, ref: ImageReference, reference: String, expected: Descriptor?) async throws -> FetchedDocument {
+        try await retryingLostBody("manifest \(ref.localName):\(reference)") {
+            try await fetchDocumentOnce(endpoint, ref: ref, reference: reference, expected: expected)
+        }
+    }
+
+    private func fetchDocumentOnce(_ endpoint: Endpoint, ref: ImageReference, reference: String, expected: Descriptor?) async throws -> FetchedDocument {
         let accept = MediaType.manifestAccept.joined(separator: ", ")
         let (response, origin) = try await registryGET(endpoint, path: "/v2/\(endpoint.repository)/manifests/\(reference)",
                                                        headers: ["Accept": accept], timeout: .seconds(300))
@@ -123,6 +136,9 @@ extension RegistryClient {
             if codes.contains("NAME_UNKNOWN") { throw RegistryError.imageNotFound(ref.localName) }
             if expected != nil || ref.digest != nil { throw RegistryError.manifestNotFound("\(ref.localName)@\(reference)") }
             if codes.contains("MANIFEST_UNKNOWN") || codes.contains("TAG_UNKNOWN") {
+                // The distribution registry says MANIFEST_UNKNOWN for a missing repository too:
+                // its tag list tells the two apart.
+                if await repositoryExists(endpoint) == false { throw RegistryError.imageNotFound(ref.localName) }
                 throw RegistryError.tagNotFound("\(ref.localName):\(reference)")
             }
             throw RegistryError.imageNotFound("\(ref.localName):\(reference)")
@@ -170,9 +186,26 @@ extension RegistryClient {
         return FetchedDocument(bytes: bytes, contentType: contentType, kind: kind, digest: digest)
     }
 
+    /// Whether the repository exists, by its tag list (nil when the registry does not say).
+    func repositoryExists(_ endpoint: Endpoint) async -> Bool? {
+        guard let (response, _) = try? await registryGET(endpoint, path: "/v2/\(endpoint.repository)/tags/list?n=1",
+                                                         headers: ["Accept": "application/json"], timeout: .seconds(60)) else { return nil }
+        let code = Int(response.status.code)
+        let body = (try? await RegistryClient.collectQuietly(response, limit: RegistryClient.errorBodyLimit)) ?? []
+        if code == 200 { return true }
+        if code == 404 && RegistryErrorBody.codes(in: body).contains("NAME_UNKNOWN") { return false }
+        return nil
+    }
+
     /// A small blob (the config) read into memory, size- and digest-checked.
     func fetchSmallBlob(_ endpoint: Endpoint, _ d: Descriptor, limit: Int64, what: String) async throws -> [UInt8] {
         guard d.size >= 0, d.size <= limit else { throw RegistryError.tooLarge(what: "\(what) \(d.digest)", limit: Int(limit)) }
+        return try await retryingLostBody("\(what) \(d.digest)") {
+            try await fetchSmallBlobOnce(endpoint, d, what: what)
+        }
+    }
+
+    private func fetchSmallBlobOnce(_ endpoint: Endpoint, _ d: Descriptor, what: String) async throws -> [UInt8] {
         let (response, origin) = try await registryGET(endpoint, path: "/v2/\(endpoint.repository)/blobs/\(d.digest)")
         let code = Int(response.status.code)
         guard code == 200 else {

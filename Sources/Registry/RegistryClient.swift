@@ -12,9 +12,14 @@ struct Endpoint: Sendable, Hashable {
     var repository: String
     /// The reference as the user wrote it, for messages.
     var display: String
+    /// The repository as typed when `library/` was added for a registry that may not use that
+    /// namespace (a configured site registry): tried when `library/<name>` does not exist.
+    var unprefixed: String? = nil
+    /// A scope other than pulling `repository` (`registry:catalog:*` for search).
+    var scopeOverride: String? = nil
 
     var base: String { "\(origin.scheme)://\(origin.hostPort)" }
-    var scope: String { "repository:\(repository):pull" }
+    var scope: String { scopeOverride ?? "repository:\(repository):pull" }
     var host: String { origin.hostPort }
 }
 
@@ -32,6 +37,10 @@ actor AuthCache {
     }
     func setBearer(_ token: String, host: String, scope: String) { bearer["\(host) \(scope)"] = token }
     func setBasic(_ auth: String, host: String) { basic[host] = auth }
+    /// Repository names chosen after a `library/` fallback, per "host typed-name".
+    private var repositories: [String: String] = [:]
+    func repository(for key: String) -> String? { repositories[key] }
+    func setRepository(_ r: String, for key: String) { repositories[key] = r }
     func scheme(for host: String) -> String? { schemeOverride[host] }
     func setScheme(_ s: String, for host: String) { schemeOverride[host] = s }
 }
@@ -60,7 +69,11 @@ public struct ResolvedImage: Sendable {
 /// redirect leaves the registry's origin.
 public final class RegistryClient: Sendable {
     let options: RegistryOptions
+    /// Direct connections.
     let http: HTTPClient
+    /// One client per proxy in use (`ProxySettings`).
+    let proxied: [String: HTTPClient]
+    let proxies: ProxySettings
     let auth = AuthCache()
     var logger: Logger { options.logger }
 
@@ -87,11 +100,10 @@ public final class RegistryClient: Sendable {
             config = HTTPClient.Configuration(certificateVerification: .fullVerification)
             // Sites with intercepting proxies or private CAs: honour SSL_CERT_FILE / SSL_CERT_DIR
             // in addition to the system roots.
-            let env = ProcessInfo.processInfo.environment
-            for key in ["SSL_CERT_FILE", "SSL_CERT_DIR"] {
-                if let path = env[key], !path.isEmpty, FileManager.default.isReadableFile(atPath: path) {
-                    config.tlsConfiguration?.additionalTrustRoots.append(.file(path))
-                }
+            let extra = ExtraTrustRoots.load(environment: options.environment)
+            for p in extra.problems { options.logger.debug("ignoring CA \(p)") }
+            if !extra.certificates.isEmpty {
+                config.tlsConfiguration?.additionalTrustRoots.append(.certificates(extra.certificates))
             }
         }
         config.redirectConfiguration = .disallow
@@ -99,18 +111,32 @@ public final class RegistryClient: Sendable {
         config.connectionPool.retryConnectionEstablishment = false
         config.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = max(8, options.parallelism)
         config.decompression = .disabled
-        if let p = options.httpProxy, !p.isEmpty { config.proxy = try RegistryClient.parseProxy(p) }
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
+        proxies = ProxySettings(explicit: options.httpProxy, environment: options.environment)
+        var proxied: [String: HTTPClient] = [:]
+        for p in proxies.all {
+            var c = config
+            c.proxy = try RegistryClient.parseProxy(p)
+            proxied[p] = HTTPClient(eventLoopGroupProvider: .singleton, configuration: c)
+        }
+        self.proxied = proxied
+    }
+
+    /// The client for a request to `url`: through the proxy that applies to it, or direct.
+    func client(for url: String) -> HTTPClient {
+        guard let origin = Origin(url), let p = proxies.proxy(for: origin), let c = proxied[p] else { return http }
+        return c
     }
 
     public func shutdown() async {
         try? await http.shutdown()
+        for c in proxied.values { try? await c.shutdown() }
     }
 
     deinit {
         // `shutdown()` is the way to end a client; this only covers callers that forgot it.
-        let client = http
-        Task { try? await client.shutdown() }
+        let clients = [http] + Array(proxied.values)
+        Task { for c in clients { try? await c.shutdown() } }
     }
 
     // MARK: options parsing
@@ -146,7 +172,14 @@ public final class RegistryClient: Sendable {
 
     func endpoint(for ref: ImageReference) async throws -> Endpoint {
         var origin: Origin
-        if let reg = ref.registry {
+        let mapped = ref.registry.map { options.registryMap[$0.lowercased()] }
+            ?? (options.registryURL == nil ? options.registryMap["docker.io"] : nil)
+        if let mapped {
+            guard let o = RegistryClient.parseBaseURL(mapped) else {
+                throw RegistryError.invalidOption("invalid registry URL '\(mapped)' in docker_registries")
+            }
+            origin = o
+        } else if let reg = ref.registry {
             if CredentialStore.dockerHubAliases.contains(reg.lowercased()) {
                 origin = Origin(RegistryOptions.dockerHubRegistry)!
             } else {
@@ -159,13 +192,40 @@ public final class RegistryClient: Sendable {
         } else {
             origin = RegistryClient.parseBaseURL(options.registryURL ?? RegistryOptions.dockerHubRegistry)!
         }
+        if origin.scheme == "http" && !origin.isLoopback && !options.insecure {
+            throw RegistryError.invalidOption("refusing plain http to \(origin.hostPort): tokens and credentials would travel in clear (use https://, or --insecure for a registry you trust)")
+        }
+        // One-word names are official images: `library/<name>` on Docker Hub, and on the
+        // registry configured for names without a host (mirrors, site registries).
         var repo = ref.repository
-        if CredentialStore.dockerHubAliases.contains(origin.host) && !repo.contains("/") { repo = "library/" + repo }
+        let officialNamespace = CredentialStore.dockerHubAliases.contains(origin.host) || ref.registry == nil
+            || ref.registry.map { CredentialStore.dockerHubAliases.contains($0.lowercased()) } == true
+        var unprefixed: String?
+        if officialNamespace && !repo.contains("/") {
+            repo = "library/" + repo
+            if !CredentialStore.dockerHubAliases.contains(origin.host) { unprefixed = ref.repository }
+        }
+        if let chosen = await auth.repository(for: "\(origin.hostPort) \(ref.repository)") { repo = chosen; unprefixed = nil }
         if options.insecure && origin.scheme == "https" && !origin.isLoopback {
             if let s = await auth.scheme(for: origin.hostPort) { origin.scheme = s }
             else { origin = await probeScheme(origin) }
         }
-        return Endpoint(origin: origin, repository: repo, display: ref.description)
+        return Endpoint(origin: origin, repository: repo, display: ref.description, unprefixed: unprefixed)
+    }
+
+    /// Runs `body` on `endpoint`; when the repository is `library/<name>` added for a site
+    /// registry and does not exist there, runs it again on `<name>` and remembers that choice for
+    /// the rest of the pull.
+    func withOfficialFallback<T>(_ endpoint: Endpoint, _ body: (Endpoint) async throws -> T) async throws -> T {
+        do { return try await body(endpoint) } catch RegistryError.imageNotFound(let name) {
+            guard let plain = endpoint.unprefixed else { throw RegistryError.imageNotFound(name) }
+            var other = endpoint
+            other.repository = plain; other.unprefixed = nil
+            logger.debug("\(endpoint.host): no repository \(endpoint.repository); trying \(plain)")
+            let result = try await body(other)
+            await auth.setRepository(plain, for: "\(endpoint.host) \(plain)")
+            return result
+        }
     }
 
     /// `--insecure`: try `GET /v2/` over https (unverified); on a connection failure use http.
@@ -174,7 +234,7 @@ public final class RegistryClient: Sendable {
         req.headers.add(name: "User-Agent", value: options.userAgent)
         var chosen = origin
         do {
-            let r = try await http.execute(req, timeout: .seconds(options.connectTimeout + 5))
+            let r = try await client(for: "https://\(origin.hostPort)/").execute(req, timeout: .seconds(options.connectTimeout + 5))
             _ = try? await r.body.collect(upTo: RegistryClient.errorBodyLimit)
         } catch {
             if let o = Origin("http://\(origin.host.contains(":") ? "[\(origin.host)]" : origin.host)\(origin.port == 443 ? "" : ":\(origin.port)")") {
@@ -188,8 +248,8 @@ public final class RegistryClient: Sendable {
 
     // MARK: transport
 
-    /// One GET, with retries on 408/429/502/503/504 and transient network errors (honouring
-    /// Retry-After), and redirects followed by hand. `authorization` goes only to `authOrigin`,
+    /// One GET, with retries on 408, 429 and 5xx (but 501/505) and transient network errors
+    /// (bounded exponential backoff, honouring Retry-After), and redirects followed by hand. `authorization` goes only to `authOrigin`,
     /// and never again once a redirect has left it.
     func send(url: String, headers: HTTPHeaders, authOrigin: Origin, authorization: String?,
               timeout: TimeAmount) async throws -> (response: HTTPClientResponse, origin: Origin, fromAuthOrigin: Bool) {
@@ -210,7 +270,10 @@ public final class RegistryClient: Sendable {
             if !sameOrigin { req.headers.remove(name: "Cookie") }
             let response: HTTPClientResponse
             do {
-                response = try await http.execute(req, timeout: timeout)
+                if attempt == 0 && hops == 0, let p = proxies.proxy(for: origin) {
+                    logger.debug("GET \(RegistryClient.redact(current)) through proxy \(RegistryClient.redactProxy(p))")
+                }
+                response = try await client(for: current).execute(req, timeout: timeout)
             } catch {
                 if error is CancellationError || Task.isCancelled { throw CancellationError() }
                 attempt += 1
@@ -220,9 +283,11 @@ public final class RegistryClient: Sendable {
                     try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
                     continue
                 }
+                logger.debug("GET \(RegistryClient.redact(current)) failed: \(String(describing: error).prefix(300))")
                 throw RegistryError.unreachable(host: origin.hostPort, reason: RegistryClient.describe(error))
             }
             let code = Int(response.status.code)
+            logger.debug("GET \(RegistryClient.redact(current))\(headers.first(name: "Range").map { " (\($0))" } ?? "")\(sameOrigin && authorization != nil ? " with \(authorization!.split(separator: " ").first ?? "") authorization" : ""): HTTP \(code)")
             switch code {
             case 301, 302, 303, 307, 308:
                 guard let loc = response.headers.first(name: "Location"),
@@ -240,7 +305,7 @@ public final class RegistryClient: Sendable {
                 logger.debug("redirect \(code) to \(nextOrigin.hostPort)")
                 current = next
                 continue
-            case 408, 429, 502, 503, 504:
+            case let c where RegistryClient.isRetryableStatus(c):
                 attempt += 1
                 let retryAfter = parseRetryAfter(response.headers.first(name: "Retry-After"))
                 await RegistryClient.discard(response)
@@ -257,6 +322,29 @@ public final class RegistryClient: Sendable {
             }
         }
     }
+
+    /// 408, 429 and server errors that may pass (not 501 Not Implemented / 505 Version).
+    static func isRetryableStatus(_ code: Int) -> Bool {
+        code == 408 || code == 429 || ((500...599).contains(code) && code != 501 && code != 505)
+    }
+
+    /// Runs a request whose body is read into memory again when the connection drops while
+    /// reading it (at most `maxAttempts` times, with backoff), then lets the error through.
+    func retryingLostBody<T>(_ what: String, _ body: () async throws -> T) async throws -> T {
+        var attempt = 0
+        while true {
+            do { return try await body() } catch let e as RegistryError {
+                attempt += 1
+                guard case .unreachable(_, let reason) = e, reason.hasPrefix(RegistryClient.lostWhileReading),
+                      attempt < options.maxAttempts else { throw e }
+                let delay = backoff(attempt)
+                logger.info("\(what): \(reason); retrying in \(String(format: "%.1f", delay))s")
+                try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
+            }
+        }
+    }
+
+    static let lostWhileReading = "connection lost while reading"
 
     func backoff(_ attempt: Int) -> Double {
         let base = options.retryBaseDelay * pow(2, Double(max(0, attempt - 1)))
@@ -288,6 +376,7 @@ public final class RegistryClient: Sendable {
                 throw RegistryError.authRefused(host: endpoint.host, status: 401, detail: detail)
             }
             answered = true
+            logger.debug("\(endpoint.host) asks for authentication: \(challenge.map { c in ([c.scheme] + ["realm", "service", "scope"].compactMap { k in c.parameters[k].map { "\(k)=\($0)" } }).joined(separator: " ") } ?? "no usable challenge")")
             guard let challenge else {
                 throw RegistryError.authRefused(host: endpoint.host, status: 401, detail: "no usable WWW-Authenticate challenge")
             }
@@ -323,6 +412,7 @@ public final class RegistryClient: Sendable {
                 if RegistryClient.mayCarryBasic(realmOrigin) { basic = "Basic \(creds)" }
                 else { logger.warning("not sending credentials to \(realmOrigin.hostPort) over plain http") }
             }
+            logger.debug("requesting a token from \(realmOrigin.hostPort) \(basic == nil ? "anonymously" : "with stored credentials")")
             let (response, origin, _) = try await send(url: tokenURL, headers: ["Accept": "application/json"],
                                                        authOrigin: realmOrigin, authorization: basic,
                                                        timeout: .seconds(120))
@@ -345,6 +435,7 @@ public final class RegistryClient: Sendable {
                 throw RegistryError.invalidResponse("token from \(origin.hostPort) has invalid characters")
             }
             await auth.setBearer(token, host: endpoint.host, scope: endpoint.scope)
+            logger.debug("token received for \(endpoint.scope) (\(token.utf8.count) characters, not shown)")
         case "basic":
             guard let creds else {
                 throw RegistryError.credentialsRequired(host: endpoint.host, reason: "no credentials stored (use udocker login)")
@@ -353,6 +444,7 @@ public final class RegistryClient: Sendable {
                 throw RegistryError.credentialsRequired(host: endpoint.host, reason: "refusing to send credentials over plain http")
             }
             await auth.setBasic(creds, host: endpoint.host)
+            logger.debug("answering the Basic challenge of \(endpoint.host) with stored credentials")
         default:
             throw RegistryError.authRefused(host: endpoint.host, status: 401, detail: "unsupported authentication scheme '\(challenge.scheme)'")
         }
@@ -374,7 +466,7 @@ public final class RegistryClient: Sendable {
             throw e
         } catch {
             if error is CancellationError { throw error }
-            throw RegistryError.unreachable(host: host, reason: "connection lost while reading \(what): \(describe(error))")
+            throw RegistryError.unreachable(host: host, reason: "\(lostWhileReading) \(what): \(describe(error))")
         }
         return out
     }
@@ -417,7 +509,7 @@ public final class RegistryClient: Sendable {
             case .remoteConnectionClosed: return "connection closed by the server"
             case .tlsHandshakeTimeout: return "TLS handshake timed out"
             case .deadlineExceeded: return "request took too long"
-            default: return String(describing: e)
+            default: return describeTLS(String(describing: e).lowercased()) ?? String(describing: e)
             }
         }
         if let e = error as? IOError { return String(cString: strerror(e.errnoCode)).lowercased() }
@@ -427,15 +519,41 @@ public final class RegistryClient: Sendable {
         if lower.contains("connection reset") || lower.contains("econnreset") { return "connection reset" }
         if lower.contains("nodename nor servname") || lower.contains("name or service not known")
             || lower.contains("name resolution") || lower.contains("no address") { return "host name not found" }
-        if lower.contains("certificate") || lower.contains("handshake") {
-            return "TLS verification failed (use --insecure only for a registry you trust): \(text.prefix(200))"
-        }
+        if let tls = describeTLS(lower) { return tls }
         return String(text.prefix(300))
+    }
+
+    /// TLS failures in words (the library's error text stays for -D).
+    static func describeTLS(_ lower: String) -> String? {
+        let hint = "trust its CA with SSL_CERT_FILE or SSL_CERT_DIR, or use --insecure for a registry you trust"
+        if lower.contains("certificate_verify_failed") || lower.contains("unable to get local issuer")
+            || lower.contains("self signed") || lower.contains("self-signed") || lower.contains("certificate has expired")
+            || lower.contains("unknown ca") || lower.contains("unknown_ca") {
+            if lower.contains("expired") { return "the server's TLS certificate has expired (\(hint))" }
+            return "the server's TLS certificate is not trusted (self-signed or unknown authority): \(hint)"
+        }
+        if lower.contains("validatehostname") || lower.contains("hostname") && lower.contains("certificate") {
+            return "the server's TLS certificate is for another host name (\(hint))"
+        }
+        if lower.contains("wrong_version_number") || lower.contains("wrong version number") || lower.contains("http_request") {
+            return "the server does not speak TLS on this port (a plain http registry? use http:// for it, with --insecure when remote)"
+        }
+        if lower.contains("handshake") || lower.contains("certificate") || lower.contains("ssl") || lower.contains("tls") {
+            return "TLS handshake failed (\(hint))"
+        }
+        return nil
     }
 
     /// Drops query strings (tokens and signatures live there) from URLs in messages.
     static func redact(_ url: String) -> String {
         guard let q = url.firstIndex(of: "?") else { return url }
         return String(url[..<q]) + "?…"
+    }
+
+    /// A proxy URL without its user and password.
+    static func redactProxy(_ url: String) -> String {
+        guard let at = url.lastIndex(of: "@") else { return url }
+        let scheme = url.range(of: "://").map { String(url[..<$0.upperBound]) } ?? ""
+        return scheme + "…@" + url[url.index(after: at)...]
     }
 }

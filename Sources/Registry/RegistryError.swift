@@ -31,7 +31,7 @@ public enum RegistryError: Error, CustomStringConvertible, Sendable {
 
     public var description: String {
         switch self {
-        case .imageNotFound(let n): return "image not found: \(n)"
+        case .imageNotFound(let n): return "repository not found: \(n)"
         case .tagNotFound(let n): return "tag not found: \(n)"
         case .manifestNotFound(let n): return "manifest not found: \(n)"
         case .blobNotFound(let d, let r): return "blob not found: \(d) in \(r)"

@@ -6,8 +6,12 @@ public struct RegistryOptions: Sendable {
     /// Default registry for names without a host (`--registry`, `UDOCKER_REGISTRY`). A URL without a
     /// scheme gets `https://`. `nil` means Docker Hub, `https://registry-1.docker.io`.
     public var registryURL: String?
-    /// Index for search (`--index`); kept for the CLI, not used by pull.
+    /// Index for search (`--index`, `UDOCKER_INDEX`); not used by pull.
     public var indexURL: String?
+    /// udocker's `docker_registries`: registry host as written in image names (`docker.io`,
+    /// `quay.io`) → the registry URL to use for it (a mirror). `docker.io` also applies to names
+    /// without a host when no default registry is configured.
+    public var registryMap: [String: String] = [:]
     /// `--insecure`: skip TLS verification and allow plain HTTP to any registry.
     public var insecure: Bool
     /// `--httpproxy`: `http://[user:pass@]host:port` or `socks5://host:port` (also `socks5h`, `socks`).
@@ -27,6 +31,8 @@ public struct RegistryOptions: Sendable {
     public var readTimeout: Int64
     public var userAgent: String
     public var logger: Logger
+    /// Where `https_proxy`, `http_proxy` and `no_proxy` (and upper case) are read from.
+    public var environment: [String: String] = ProcessInfo.processInfo.environment
 
     public static let dockerHubRegistry = "https://registry-1.docker.io"
 
@@ -42,6 +48,25 @@ public struct RegistryOptions: Sendable {
         self.maxAttempts = maxAttempts; self.retryBaseDelay = retryBaseDelay; self.maxRetryDelay = maxRetryDelay
         self.connectTimeout = connectTimeout; self.readTimeout = readTimeout
         self.userAgent = userAgent; self.logger = logger
+    }
+}
+
+extension RegistryOptions {
+    /// udocker's `docker_registries` value: `{"host": ["registry URL", "index URL"], …}` (a
+    /// Python literal with single quotes is accepted too; a plain string value is the registry).
+    /// Returns host → registry URL, or nil when the text is not such an object.
+    public static func parseRegistryMap(_ text: String) -> [String: String]? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        guard !trimmed.isEmpty else { return [:] }
+        let json = trimmed.contains("\"") ? trimmed : trimmed.replacingOccurrences(of: "'", with: "\"")
+        guard let obj = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] else { return nil }
+        var out: [String: String] = [:]
+        for (host, value) in obj {
+            if let list = value as? [Any], let first = list.first as? String, !first.isEmpty { out[host.lowercased()] = first }
+            else if let url = value as? String, !url.isEmpty { out[host.lowercased()] = url }
+            else { return nil }
+        }
+        return out
     }
 }
 

@@ -52,9 +52,15 @@ public struct LayerCache: Sendable {
             var options = ExtractOptions()
             options.recordWhiteouts = true
             let extractor = try LayerExtractor(root: staging, options: options)
-            let got = try extractor.extract(layerAt: layerFile)
+            let layersDirectory = (directory as NSString).deletingLastPathComponent
+            let got: Digest
+            do { got = try extractor.extract(layerAt: layerFile) } catch {
+                guard let note = BlobEviction.evictIfCorrupt(layerFile, layersDirectory: layersDirectory) else { throw error }
+                throw StoreError("layer \((layerFile as NSString).lastPathComponent): \(error); \(note)")
+            }
             guard got == diffID else {
-                throw StoreError("layer \((layerFile as NSString).lastPathComponent): DiffID mismatch: expected \(diffID), got \(got); the image is corrupt, pull it again")
+                throw StoreError(BlobEviction.explain("layer \((layerFile as NSString).lastPathComponent): DiffID mismatch: expected \(diffID), got \(got); the image is corrupt, pull it again",
+                                                      layerFile: layerFile, layersDirectory: layersDirectory))
             }
             let devices = extractor.warnings.filter { $0.contains("device node") }
             if !devices.isEmpty { warn("skipped \(devices.count) device node(s): devices cannot be created without privileges (/dev is bound from the host at run time)") }

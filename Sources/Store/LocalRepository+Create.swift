@@ -23,7 +23,8 @@ extension LocalRepository {
                 let record = contents.isV2 ? nil : V1LayerRecord(layerFile: layer)
                 try record?.checkSize(of: layer)
                 do { diffIDs.append(try extractor.extract(layerAt: layer)) } catch {
-                    throw StoreError("layer \((layer as NSString).lastPathComponent): \(error)")
+                    throw StoreError(BlobEviction.explain("layer \((layer as NSString).lastPathComponent): \(error)",
+                                                          layerFile: layer, layersDirectory: layersDirectory))
                 }
                 try record?.checkDigest(of: layer, diffID: diffIDs.last!)
             }
@@ -33,7 +34,10 @@ extension LocalRepository {
             for w in extractor.warnings where !w.contains("device node") { warn(w) }
             if contents.isV2, let config = try? JSONDecoder().decode(ImageConfig.self, from: Data(contents.configBytes)),
                let expected = config.rootfs?.diff_ids, !expected.isEmpty, expected != diffIDs {
-                throw StoreError("layer content does not match the image config (rootfs.diff_ids): the image is corrupt; pull it again")
+                let notes = zip(contents.layerFiles, zip(expected, diffIDs)).filter { $0.1.0 != $0.1.1 }
+                    .compactMap { BlobEviction.evictIfCorrupt($0.0, layersDirectory: layersDirectory) }
+                throw StoreError((["layer content does not match the image config (rootfs.diff_ids): the image is corrupt; pull it again"] + notes)
+                    .joined(separator: "; "))
             }
         }
     }

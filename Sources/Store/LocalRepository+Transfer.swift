@@ -98,7 +98,7 @@ extension LocalRepository {
         let staged = "\(staging.path)/layer"
         try stageTarball(source, at: staged, move: move)
         let summary: LayerSummary
-        do { summary = try LayerInspector.inspect(path: staged, rejectEscapingNames: true) } catch {
+        do { summary = try LayerInspector.inspect(path: staged, rejectEscapingNames: true, requireEndOfArchive: true) } catch {
             throw StoreError("\(source.shown): not a valid tar archive: \(error)")
         }
         guard summary.entries > 0 else { throw StoreError("\(source.shown): the tar archive is empty") }
@@ -320,7 +320,7 @@ extension LocalRepository {
             try stageTarball(source, at: path)
         }
         do {
-            let s = try LayerInspector.inspect(path: path, rejectEscapingNames: true)
+            let s = try LayerInspector.inspect(path: path, rejectEscapingNames: true, requireEndOfArchive: true)
             guard s.entries > 0 else { throw StoreError("\(source.shown): the tar archive is empty") }
         } catch let e as StoreError { throw e } catch {
             throw StoreError("\(source.shown): not a valid tar archive: \(error)")

@@ -11,6 +11,8 @@ public final class FileLock: @unchecked Sendable {
     public enum Kind { case shared, exclusive }
     private var fd: Int32
     public let path: String
+    /// False when the filesystem refuses every kind of lock and the caller goes on unlocked.
+    public private(set) var isHeld = true
 
     /// Blocks until the lock is granted. Creates the lock file if needed.
     public init(path: String, kind: Kind = .exclusive) throws {
@@ -25,9 +27,13 @@ public final class FileLock: @unchecked Sendable {
         while fcntl(fd, F_OFD_SETLKW, &fl) == -1 {
             let e = errno
             if e == EINTR { continue }
-            // Filesystems without OFD support: fall back to classic flock, then give up clearly.
-            if e == EINVAL || e == ENOLCK || e == EOPNOTSUPP {
+            // Filesystems without OFD support: fall back to classic flock.
+            if e == EINVAL || e == ENOLCK || e == EOPNOTSUPP || e == ENOSYS {
                 if flock(fd, kind == .exclusive ? LOCK_EX : LOCK_SH) == 0 { return }
+                // No locks at all here (Lustre `noflock`, some NFS/FUSE mounts): go on unlocked,
+                // as udocker does; what must not race is built from atomic renames instead.
+                let f = errno
+                if f == ENOLCK || f == ENOSYS || f == EOPNOTSUPP { isHeld = false; return }
             }
             close(fd)
             throw SystemError("lock", path: path, errno: e)

@@ -119,6 +119,31 @@ final class FakeRegistry: @unchecked Sendable {
         guard path.hasPrefix("/v2/") else { return .status(404) }
         if !authorized(r), let c = challenge() { return c }
         if path == "/v2/" { return .json(200, "{}") }
+        if path == "/v2/_catalog" || path.hasSuffix("/tags/list") {
+            let keys = lock.withLock { Array(manifests.keys) }
+            let pairs = keys.map { $0.split(separator: " ", maxSplits: 1).map(String.init) }
+            let items: [String]
+            let field: String
+            if path == "/v2/_catalog" {
+                items = Array(Set(pairs.map { $0[0] })).sorted(); field = "repositories"
+            } else {
+                let repo = String(path.dropFirst(4).dropLast("/tags/list".count))
+                items = Array(Set(pairs.filter { $0[0] == repo && !$0[1].contains(":") }.map { $0[1] })).sorted()
+                field = "tags"
+                if items.isEmpty { return .json(404, #"{"errors":[{"code":"NAME_UNKNOWN"}]}"#) }
+            }
+            // Pagination as the distribution registry does it: ?n=&last=, Link rel="next".
+            let q = r.query
+            let after = q["last"].map { last in items.filter { $0 > last } } ?? items
+            let n = q["n"].flatMap(Int.init) ?? after.count
+            let page = Array(after.prefix(n))
+            var headers: [(String, String)] = []
+            if page.count < after.count, let last = page.last {
+                headers.append(("Link", "<\(path)?last=\(last)&n=\(n)>; rel=\"next\""))
+            }
+            let body = try! JSONSerialization.data(withJSONObject: [field: page])
+            return .respond(status: 200, headers: [("Content-Type", "application/json")] + headers, body: Array(body))
+        }
         if let range = path.range(of: "/manifests/", options: .backwards) {
             let repo = String(path[path.index(path.startIndex, offsetBy: 4)..<range.lowerBound])
             let ref = String(path[range.upperBound...])

@@ -231,7 +231,8 @@ private let hex64 = String(repeating: "ab", count: 32)
 
         let local = try RegistryClient(options: RegistryOptions(registryURL: "http://127.0.0.1:5000"))
         let e6 = try await local.endpoint(for: ImageReference(parsing: "debian"))
-        #expect(e6.base == "http://127.0.0.1:5000" && e6.repository == "debian")
+        // A one-word name under a configured registry: library/<name> first, the name as typed next.
+        #expect(e6.base == "http://127.0.0.1:5000" && e6.repository == "library/debian" && e6.unprefixed == "debian")
         await local.shutdown()
 
         let noScheme = try RegistryClient(options: RegistryOptions(registryURL: "quay.io"))

@@ -114,7 +114,7 @@ func b64(_ s: String) -> String { Data(s.utf8).base64EncodedString() }
     @Test func notFoundMessagesAndNoRetry() async throws {
         try await withRegistry { reg, client, dir in
             let image = reg.putImage(repo: "library/app", tag: "1", layers: [testBytes(10, seed: 6)])
-            await expectFailure("image not found: \(reg.host)/library/nosuch") {
+            await expectFailure("repository not found: \(reg.host)/library/nosuch") {
                 _ = try await client.resolveImage(ImageReference(parsing: "\(reg.host)/library/nosuch"), platform: nil)
             }
             await expectFailure("tag not found: \(reg.host)/library/app:nosuch") {
@@ -175,9 +175,31 @@ func b64(_ s: String) -> String { Data(s.utf8).base64EncodedString() }
         let ref = try ImageReference(parsing: "app:2")
         #expect(ref.localName == "app")
         #expect(try await client.resolveImage(ref, platform: nil).manifestDigest == image.manifest.digest)
-        // Not Docker Hub: no library/ prefix.
-        #expect(reg.server.requests(containing: "/manifests/").map(\.path) == ["/v2/app/manifests/2"])
+        // A one-word name means library/<name> first (as on Docker Hub); the registry has no
+        // such repository, so the name as typed is used, and kept for the blobs.
+        #expect(reg.server.requests(containing: "/manifests/").map(\.path) == ["/v2/library/app/manifests/2", "/v2/app/manifests/2"])
+        let dir = try TemporaryDirectory()
+        try await client.fetchBlobs(ref, image.layers, into: dir.path, progress: nil)
+        #expect(reg.server.requests(containing: "/blobs/").allSatisfy { $0.path.hasPrefix("/v2/app/blobs/") })
         await client.shutdown(); await reg.stop()
+    }
+
+    @Test func shortNameUnderConfiguredRegistryMeansLibrary() async throws {
+        let reg = try await FakeRegistry()
+        let image = reg.putImage(repo: "library/busybox", tag: "latest", layers: [testBytes(10, seed: 8)])
+        let client = try RegistryClient(options: RegistryOptions(registryURL: reg.server.base))
+        let ref = try ImageReference(parsing: "busybox")
+        #expect(try await client.resolveImage(ref, platform: nil).manifestDigest == image.manifest.digest)
+        #expect(reg.server.requests(containing: "/manifests/").map(\.path) == ["/v2/library/busybox/manifests/latest"])
+        #expect(try await client.listTags(ref) == ["latest"])
+        await client.shutdown()
+        // docker_registries: a host in the name is sent to the registry mapped to it.
+        var options = RegistryOptions()
+        options.registryMap = ["docker.io": reg.server.base]
+        let mirrored = try RegistryClient(options: options)
+        #expect(try await mirrored.resolveImage(ImageReference(parsing: "docker.io/busybox"), platform: nil).manifestDigest == image.manifest.digest)
+        #expect(try await mirrored.resolveImage(ImageReference(parsing: "busybox"), platform: nil).manifestDigest == image.manifest.digest)
+        await mirrored.shutdown(); await reg.stop()
     }
 
     @Test func tagListFollowsLinkPagination() async throws {

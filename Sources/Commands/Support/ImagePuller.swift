@@ -20,9 +20,14 @@ struct ImagePuller {
         for w in credentials.warnings { context.messages.warning(w) }
         var registryURL = registry ?? c.path("dockerio_registry_url")
         if registryURL == RegistryOptions.dockerHubRegistry { registryURL = nil }
-        return RegistryOptions(registryURL: registryURL, indexURL: index ?? c.path("dockerio_index_url"),
-                               insecure: c.insecure, httpProxy: httpProxy ?? c.path("http_proxy"),
-                               parallelism: max(1, Int(c["pull_parallelism"]) ?? 4), credentials: credentials)
+        var options = RegistryOptions(registryURL: registryURL, indexURL: index ?? c.path("dockerio_index_url"),
+                                      insecure: c.insecure, httpProxy: httpProxy ?? c.path("http_proxy"),
+                                      parallelism: max(1, Int(c["pull_parallelism"]) ?? 4), credentials: credentials)
+        if let text = c.path("docker_registries") {
+            if let map = RegistryOptions.parseRegistryMap(text) { options.registryMap = map }
+            else { context.messages.warning("ignoring docker_registries: expected {\"host\": [\"registry URL\", \"index URL\"]}") }
+        }
+        return options
     }
 
     static func platform(_ spec: String?) throws -> Platform? {

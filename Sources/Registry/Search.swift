@@ -1,0 +1,107 @@
+import Foundation
+import NIOHTTP1
+
+/// One line of `udocker search`.
+public struct SearchResult: Sendable, Equatable {
+    public var name: String
+    public var official: Bool
+    public var description: String
+    public var stars: String
+
+    public init(name: String, official: Bool = false, description: String = "", stars: String = "") {
+        self.name = name; self.official = official; self.description = description; self.stars = stars
+    }
+}
+
+extension RegistryClient {
+    static let dockerHubIndexHosts: Set<String> = ["hub.docker.com", "index.docker.io", "docker.io", "registry.hub.docker.com"]
+
+    /// Whether `url` names Docker Hub's index (which has a search API; registries have not).
+    public static func isDockerHubIndex(_ url: String) -> Bool {
+        guard let o = parseBaseURL(url) else { return false }
+        return dockerHubIndexHosts.contains(o.host) || CredentialStore.dockerHubAliases.contains(o.host)
+    }
+
+    /// Docker Hub's search API (`/v2/search/repositories?query=&page_size=&page=`), at most
+    /// `limit` results, following its pages.
+    public func searchDockerHub(_ term: String, index: String, limit: Int = 100) async throws -> [SearchResult] {
+        guard var origin = RegistryClient.parseBaseURL(index) else { throw RegistryError.invalidOption("invalid index URL '\(index)'") }
+        if origin.host == "index.docker.io" || origin.host == "docker.io" { origin = Origin("https://hub.docker.com")! }
+        let query = term.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-_."))) ?? term
+        var results: [SearchResult] = []
+        var page = 1
+        while results.count < limit && page <= 20 {
+            let url = "\(origin.scheme)://\(origin.hostPort)/v2/search/repositories?query=\(query)&page_size=\(min(100, limit))&page=\(page)"
+            let (response, from, _) = try await send(url: url, headers: ["Accept": "application/json"], authOrigin: origin,
+                                                     authorization: nil, timeout: .seconds(60))
+            let code = Int(response.status.code)
+            guard code == 200 else {
+                await RegistryClient.discard(response)
+                if code == 404 && page > 1 { break }
+                throw RegistryError.unexpectedStatus(host: from.hostPort, status: code, what: "search")
+            }
+            let body = try await RegistryClient.collect(response, limit: RegistryClient.manifestLimit, what: "search results", host: from.hostPort)
+            guard let obj = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any],
+                  let list = obj["results"] as? [[String: Any]] else {
+                throw RegistryError.invalidResponse("search results from \(from.hostPort) are not JSON")
+            }
+            for r in list { results.append(RegistryClient.searchResult(r)) }
+            if list.isEmpty || obj["next"] == nil || obj["next"] is NSNull { break }
+            page += 1
+        }
+        return Array(results.prefix(limit))
+    }
+
+    /// udocker's reading of one search result: `name`/`repo_name`, `is_official`,
+    /// `description`/`short_description` (first line, printable ASCII), `star_count`.
+    static func searchResult(_ r: [String: Any]) -> SearchResult {
+        let name = (r["name"] as? String) ?? (r["repo_name"] as? String) ?? ""
+        let official = (r["is_official"] as? Bool) ?? false
+        var description = ""
+        if let d = (r["description"] as? String) ?? (r["short_description"] as? String) {
+            let firstLine = d.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            description = String(firstLine.unicodeScalars.filter { $0.value >= 0x20 && $0.value < 0x7f }.map(Character.init))
+        }
+        let stars = (r["star_count"] as? Int).map(String.init) ?? ""
+        return SearchResult(name: name, official: official, description: description, stars: stars)
+    }
+
+    /// The repositories of a registry (`GET /v2/_catalog`, `Link` pagination) whose name
+    /// contains `term` (case-insensitive; every repository for an empty term).
+    public func searchCatalog(_ term: String, registry: String) async throws -> [String] {
+        guard let origin = RegistryClient.parseBaseURL(registry) else { throw RegistryError.invalidOption("invalid registry URL '\(registry)'") }
+        if origin.scheme == "http" && !origin.isLoopback && !options.insecure {
+            throw RegistryError.invalidOption("refusing plain http to \(origin.hostPort): tokens and credentials would travel in clear (use https://, or --insecure for a registry you trust)")
+        }
+        let endpoint = Endpoint(origin: origin, repository: "", display: origin.hostPort, scopeOverride: "registry:catalog:*")
+        var path = "/v2/_catalog?n=1000"
+        var names: [String] = []
+        for _ in 0..<1000 {
+            let (response, from) = try await registryGET(endpoint, path: path, headers: ["Accept": "application/json"])
+            let code = Int(response.status.code)
+            guard code == 200 else {
+                await RegistryClient.discard(response)
+                if code == 404 { throw RegistryError.invalidOption("\(from.hostPort) offers no catalog to search (HTTP 404)") }
+                throw RegistryError.unexpectedStatus(host: from.hostPort, status: code, what: "catalog")
+            }
+            let link = response.headers.first(name: "Link")
+            let body = try await RegistryClient.collect(response, limit: RegistryClient.manifestLimit, what: "catalog", host: from.hostPort)
+            struct Catalog: Decodable { var repositories: [String]? }
+            guard let page = try? JSONDecoder().decode(Catalog.self, from: Data(body)) else {
+                throw RegistryError.invalidResponse("catalog from \(from.hostPort) is not JSON")
+            }
+            names += page.repositories ?? []
+            guard let next = RegistryClient.nextLink(link) else { break }
+            path = next
+        }
+        let t = term.lowercased()
+        return names.filter { t.isEmpty || $0.lowercased().contains(t) }
+    }
+
+    /// The path of a `Link: </v2/…>; rel="next"` header (same origin only).
+    static func nextLink(_ link: String?) -> String? {
+        guard let link, link.contains("rel=\"next\""), let lt = link.firstIndex(of: "<"), let gt = link.firstIndex(of: ">"), lt < gt else { return nil }
+        let next = String(link[link.index(after: lt)..<gt])
+        return next.hasPrefix("/v2/") ? next : nil
+    }
+}
