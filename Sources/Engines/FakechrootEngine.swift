@@ -221,7 +221,9 @@ public struct FakechrootEngine: ExecutionEngine {
         }
         var seen = Set<String>()
         var out: [String] = []
-        for d in dirs where seen.insert(d).inserted {
+        // Entries come from the image (ld.so.conf) and the container directory (ld.lib.dirs): a
+        // `..` would name a host directory outside ROOT.
+        for d in dirs where d.hasPrefix("/") && !d.split(separator: "/").contains("..") && seen.insert(d).inserted {
             var st = stat()
             if stat(root + d, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR { out.append(root + d) }
         }

@@ -59,6 +59,25 @@ struct TrustTests {
         expectOneLineError(try await box.udocker(["inspect", "bb"]), status: nil, mentioning: ["invalid container json metadata"])
     }
 
+    @Test("a create killed half-way leaves staging that the next command taking the lock removes")
+    func killedCreate() async throws {
+        let box = try sandbox()
+        try await box.pull(box.env.debian)
+        let c = box.containersDirectory
+        let r = try await box.shell("""
+            '\(box.env.binary)' create '\(box.env.debian)' >/dev/null 2>&1 &
+            pid=$!
+            i=0; while [ $i -lt 4000 ] && ! ls -d '\(c)'/.creating-* >/dev/null 2>&1; do i=$((i+1)); sleep 0.005; done
+            kill -9 $pid; wait $pid
+            ls -a '\(c)'
+            """)
+        try #require(r.stdoutLines.contains { $0.hasPrefix(".creating-") }, "the create was not caught half-way: \(r)")
+        let id = try await box.create(box.env.debian)
+        #expect(box.listDirectory(c).filter { $0.hasPrefix(".") }.isEmpty, "\(box.listDirectory(c))")
+        #expect(try await box.psLines().count == 1)
+        expectSuccess(try await box.udocker(["rm", id]))
+    }
+
     @Test("import copies the tarball: editing it later does not change the image")
     func importCopiesTheTarball() async throws {
         let box = try sandbox()

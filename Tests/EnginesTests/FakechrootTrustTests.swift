@@ -64,6 +64,22 @@ import Glibc
         #expect(stamp() == before)
     }
 
+    // Library directories from the image's ld.so.conf or the container's ld.lib.dirs stay in ROOT.
+    @Test func libraryPathStaysInsideRoot() throws {
+        let tmp = try TemporaryDirectory()
+        let dir = tmp.sub("c")
+        let root = dir + "/ROOT"
+        for d in [root + "/etc", root + "/opt/lib", tmp.sub("outside/lib")] {
+            try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        }
+        try "/opt/lib\n/../../outside/lib\n".write(toFile: root + "/etc/ld.so.conf", atomically: false, encoding: .utf8)
+        try "/../../outside/lib:/opt/lib".write(toFile: dir + "/ld.lib.dirs", atomically: false, encoding: .utf8)
+        let paths = FakechrootSetup.Paths(directory: dir, root: root)
+        let dirs = FakechrootEngine.libraryPath(root: paths.root, paths: paths)
+        #expect(dirs.contains(paths.root + "/opt/lib"))
+        #expect(!dirs.contains { $0.contains("..") || $0.contains("outside") }, "\(dirs)")
+    }
+
     /// A tiny root with a library reached through an absolute symlink (what F modes rewrite).
     static func makeContainer(_ repo: LocalRepository, _ id: String) throws -> String {
         let root = repo.containerRoot(id)
