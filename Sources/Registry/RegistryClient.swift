@@ -192,9 +192,7 @@ public final class RegistryClient: Sendable {
         } else {
             origin = RegistryClient.parseBaseURL(options.registryURL ?? RegistryOptions.dockerHubRegistry)!
         }
-        if origin.scheme == "http" && !origin.isLoopback && !options.insecure {
-            throw RegistryError.invalidOption("refusing plain http to \(origin.hostPort): tokens and credentials would travel in clear (use https://, or --insecure for a registry you trust)")
-        }
+        try refusePlainHTTPToRemote(origin)
         // One-word names are official images: `library/<name>` on Docker Hub, and on the
         // registry configured for names without a host (mirrors, site registries).
         var repo = ref.repository
@@ -211,6 +209,14 @@ public final class RegistryClient: Sendable {
             else { origin = await probeScheme(origin) }
         }
         return Endpoint(origin: origin, repository: repo, display: ref.description, unprefixed: unprefixed)
+    }
+
+    /// Plain http to a host other than this one carries tokens and credentials in clear: only
+    /// with `--insecure`.
+    func refusePlainHTTPToRemote(_ origin: Origin) throws {
+        if origin.scheme == "http" && !origin.isLoopback && !options.insecure {
+            throw RegistryError.invalidOption("refusing plain http to \(origin.hostPort): tokens and credentials would travel in clear (use https://, or --insecure for a registry you trust)")
+        }
     }
 
     /// Runs `body` on `endpoint`; when the repository is `library/<name>` added for a site

@@ -70,9 +70,7 @@ extension RegistryClient {
     /// contains `term` (case-insensitive; every repository for an empty term).
     public func searchCatalog(_ term: String, registry: String) async throws -> [String] {
         guard let origin = RegistryClient.parseBaseURL(registry) else { throw RegistryError.invalidOption("invalid registry URL '\(registry)'") }
-        if origin.scheme == "http" && !origin.isLoopback && !options.insecure {
-            throw RegistryError.invalidOption("refusing plain http to \(origin.hostPort): tokens and credentials would travel in clear (use https://, or --insecure for a registry you trust)")
-        }
+        try refusePlainHTTPToRemote(origin)
         let endpoint = Endpoint(origin: origin, repository: "", display: origin.hostPort, scopeOverride: "registry:catalog:*")
         var path = "/v2/_catalog?n=1000"
         var names: [String] = []

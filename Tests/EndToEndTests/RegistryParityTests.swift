@@ -196,6 +196,24 @@ struct RegistryParityTests {
         #expect(lines.count == 3, "\(lines)")
     }
 
+    @Test("https_proxy / http_proxy from the environment carry the pull; no_proxy hosts are reached directly",
+          .enabled(if: ConnectProxy.available, "needs /usr/bin/python3 for the CONNECT proxy"))
+    func proxiesFromEnvironment() async throws {
+        let box = try sandbox()
+        let proxy = try await ConnectProxy.start(in: box.scratch)
+        defer { proxy.stop() }
+        try await box.pull("busybox", ["--registry=http://\(box.env.registry)"], environment: ["http_proxy": proxy.url])
+        #expect(proxy.requestLines.contains("CONNECT \(box.env.registry) "), "not through the proxy: \(proxy.requestLines)")
+        if let tls = Self.tlsRegistry, let ca = Self.tlsCA {
+            try await box.pull("whiteout", ["--registry=https://\(tls)"], environment: ["https_proxy": proxy.url, "SSL_CERT_FILE": ca])
+            #expect(proxy.requestLines.contains("CONNECT \(tls) "), "not through the proxy: \(proxy.requestLines)")
+        }
+        let before = proxy.requestLines
+        try await box.pull("multi", ["--registry=http://\(box.env.registry)"],
+                           environment: ["http_proxy": proxy.url, "no_proxy": "localhost,127.0.0.1"])
+        #expect(proxy.requestLines == before, "a no_proxy host went through the proxy")
+    }
+
     @Test("-D on pull shows the requests and auth steps, never the token or the password")
     func debugShowsRequestsNotSecrets() async throws {
         let box = try sandbox()

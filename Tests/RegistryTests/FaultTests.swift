@@ -219,65 +219,13 @@ import Testing
         #expect(explicit.proxy(for: Origin("https://x.internal.example")!) == nil)
     }
 
-    /// A real CONNECT proxy (what AsyncHTTPClient speaks to every proxy), in Python: prints its
-    /// port, logs each request line to `log`.
-    static let connectProxy = #"""
-        import socket, sys, threading
-        log = open(sys.argv[1], "a", buffering=1)
-        srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        srv.bind(("127.0.0.1", 0)); srv.listen(64)
-        with open(sys.argv[2] + ".tmp", "w") as f: f.write(str(srv.getsockname()[1]))
-        import os; os.rename(sys.argv[2] + ".tmp", sys.argv[2])
-        def pipe(a, b):
-            try:
-                while True:
-                    d = a.recv(65536)
-                    if not d: break
-                    b.sendall(d)
-            except OSError: pass
-            finally:
-                try: b.shutdown(socket.SHUT_WR)
-                except OSError: pass
-        def handle(c):
-            buf = b""
-            while b"\r\n\r\n" not in buf:
-                d = c.recv(4096)
-                if not d: c.close(); return
-                buf += d
-            head, rest = buf.split(b"\r\n\r\n", 1)
-            line = head.split(b"\r\n")[0].decode()
-            log.write(line + "\n")
-            method, target = line.split(" ")[:2]
-            if method != "CONNECT":
-                c.sendall(b"HTTP/1.1 405 No\r\nContent-Length: 0\r\n\r\n"); c.close(); return
-            host, port = target.rsplit(":", 1)
-            u = socket.create_connection((host, int(port)))
-            c.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-            if rest: u.sendall(rest)
-            threading.Thread(target=pipe, args=(c, u), daemon=True).start()
-            pipe(u, c)
-        while True:
-            c, _ = srv.accept()
-            threading.Thread(target=handle, args=(c,), daemon=True).start()
-        """#
-
-    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/python3"), "needs /usr/bin/python3 for the proxy"))
+    @Test(.enabled(if: ConnectProxy.available, "needs /usr/bin/python3 for the proxy"))
     func httpProxyFromEnvironmentCarriesThePull() async throws {
         try await withRegistry { reg, _, dir in
             let image = reg.putImage(repo: "library/app", tag: "latest", layers: [testBytes(5_000, seed: 80)])
-            let log = dir.sub("proxy.log")
-            let proxy = Process()
-            proxy.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-            let portFile = dir.sub("proxy.port")
-            proxy.arguments = ["-c", Self.connectProxy, log, portFile]
-            try proxy.run()
-            defer { kill(proxy.processIdentifier, SIGKILL); proxy.waitUntilExit() }
-            var port: Int?
-            for _ in 0..<200 where port == nil {
-                port = (try? String(contentsOfFile: portFile, encoding: .utf8)).flatMap { Int($0) }
-                if port == nil { try await Task.sleep(nanoseconds: 50_000_000) }
-            }
-            let proxyPort = try #require(port, "the proxy did not start")
+            let proxy = try await ConnectProxy.start(in: dir.path)
+            defer { proxy.stop() }
+            let proxyPort = proxy.port
             var options = RegistryOptions(retryBaseDelay: 0.05)
             options.environment = ["http_proxy": "http://127.0.0.1:\(proxyPort)", "HTTP_PROXY": "http://127.0.0.1:1"]
             let client = try RegistryClient(options: options)
@@ -288,14 +236,14 @@ import Testing
             try await client.fetchBlobs(ref, resolved.manifest.layers, into: blobs, progress: nil)
             #expect(sha(contents("\(blobs)/\(image.layers[0].digest)")) == image.layers[0].digest)
             await client.shutdown()
-            let tunnels = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            let tunnels = proxy.requestLines
             #expect(tunnels.contains("CONNECT \(reg.host) "), "the pull did not go through the proxy: \(tunnels)")
             // no_proxy: straight to the registry.
             options.environment = ["http_proxy": "http://127.0.0.1:\(proxyPort)", "no_proxy": "127.0.0.1"]
             let direct = try RegistryClient(options: options)
             _ = try await direct.resolveImage(ref, platform: nil)
             await direct.shutdown()
-            #expect(((try? String(contentsOfFile: log, encoding: .utf8)) ?? "") == tunnels, "no_proxy host went through the proxy")
+            #expect(proxy.requestLines == tunnels, "no_proxy host went through the proxy")
         }
     }
 
