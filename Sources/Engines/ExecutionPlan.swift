@@ -155,11 +155,12 @@ struct PlanBuilder {
         try buildContainerEnvironment()
         volumes = try parseVolumes()
         try setupUser()
-        let mounts = try assembleMounts()
+        var mounts = try assembleMounts()
         setDefaultPath()
         let bindings = mounts.map { ContainerRoot.Binding(host: $0.source, container: $0.target) }
         let cwd = try workingDirectory(bindings: bindings)
         let (executable, arguments) = try findExecutable(cwd: cwd, bindings: bindings)
+        mounts += try checkMPI(executable: executable, bindings: bindings)
         let cpus = try options.cpusetCpus.map(Self.parseCPUSet)
         if options.kernel != nil && mode == .N1 { warnings.append("--kernel is ignored by N1") }
         let environment = finalEnvironment()

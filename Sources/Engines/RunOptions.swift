@@ -30,5 +30,8 @@ public struct RunOptions: Sendable {
     /// `--device=/dev/x`: host devices added to the runtime spec (R modes; others see the host /dev).
     public var devices: [String] = []
 
+    /// `--mpi=none` skips the MPI compatibility check (nil: check when an MPI launcher started us).
+    public var mpi: String?
+
     public init() {}
 }

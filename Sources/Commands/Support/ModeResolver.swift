@@ -24,6 +24,7 @@ struct ModeResolver {
         env.sysdirs = c.sysdirs
         env.rootPath = c["root_path"]
         env.userPath = c["user_path"]
+        env.jobEnvironmentPrefixes = JobEnvironment.prefixes(from: c["job_env_prefixes"])
         env.verbosity = c.verbosity
         env.debug = c.verbosity >= 5
         return env
