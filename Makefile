@@ -19,7 +19,7 @@ E2E_WORK ?= /tmp/udocker-e2e
 SWIFT_TEST_FLAGS ?=
 export UDOCKER_E2E_WORK := $(E2E_WORK)
 
-.PHONY: all build release install install-docs test e2e deps fixtures fixtures-stop clean clean-fixtures bench
+.PHONY: all build release install install-docs test e2e deps fixtures fixtures-stop clean clean-fixtures bench bench-hpc
 
 all: build
 
@@ -86,3 +86,9 @@ clean-fixtures:
 # image), BENCH_BUILD=release|debug, BENCH_REPS=3, ... (see bench/run.sh).
 bench:
 	bench/run.sh
+	bench/hpc.sh
+
+# The seeds' table (MPI/CPU workloads bare and under N1 P1 F3 R1; bench/hpc.sh): needs the HPC image in the
+# fixtures' registry (built by scripts/fixtures/hpc-images.sh when missing). BENCH_BIN / BENCH_BUILD label the binary.
+bench-hpc:
+	bench/hpc.sh

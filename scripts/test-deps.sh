@@ -47,6 +47,16 @@ PACKAGES=(
   "ca-certificates:/etc/ssl/certs/ca-certificates.crt"
   "util-linux:/usr/bin/setpriv"
   "debian-archive-keyring:/usr/share/keyrings/debian-archive-keyring.gpg"
+  # HPC (MPI + Slurm tests, scripts/fixtures/hpc-*): the host keeps Open MPI as its only MPI
+  # (MPICH's packages would fight over the mpirun/mpicc alternatives); the MPICH test image's
+  # program is built against libmpich-dev's headers unpacked by hpc-images.sh, not installed.
+  "openmpi-bin:/usr/bin/mpirun.openmpi"
+  "libopenmpi-dev:/usr/lib/x86_64-linux-gnu/openmpi/include/mpi.h"
+  "libpmix-dev:/usr/share/doc/libpmix-dev"
+  "slurm-wlm:/usr/sbin/slurmd"
+  "slurm-wlm-basic-plugins:/usr/lib/x86_64-linux-gnu/slurm-wlm/mpi_pmix.so"
+  "munge:/usr/sbin/munged"
+  "gcc:/usr/bin/gcc"
 )
 
 missing=()

@@ -470,6 +470,7 @@ case "$cmd" in
     trap 'status=$?; [ "$status" -eq 0 ] || { log "start failed: stopping what was started"; stop_all; }' EXIT
     start_services
     build_and_push
+    UDOCKER_E2E_WORK="$W" UDOCKER_E2E_HPC_REGISTRY="$REG" "$HERE/fixtures/hpc-images.sh"
     write_env
     log "ready (stop with: $0 stop)"
     ;;

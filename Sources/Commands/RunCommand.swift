@@ -37,6 +37,7 @@ struct RunCommand: UDockerCommand {
     @Option(name: .customLong("entrypoint"), help: "override the entrypoint (\"\" drops it)") var entrypoint: String?
     @Option(name: .customLong("platform"), help: "platform for the implicit pull") var platform: String?
     @Option(name: .customLong("storage"), help: "flat or overlay, for the implicit create") var storage: String?
+    @Option(name: .customLong("mpi"), help: "host: bind the host's MPI libraries over the container's; none: skip the MPI check") var mpi: String?
     @Option(name: .customLong("pull"), help: "missing|never|always|reuse") var pull: String?
     @Option(name: .customLong("httpproxy"), help: .hidden) var httpproxy: String?
     @Option(name: .customLong("index"), help: .hidden) var index: String?
@@ -56,7 +57,7 @@ struct RunCommand: UDockerCommand {
 
     static let valuedOptions: Set<String> = [
         "-w", "--workdir", "-u", "--user", "-v", "--volume", "--novol", "-e", "--env", "--env-file",
-        "--cpuset-cpus", "--name", "--storage", "--kernel", "--entrypoint", "--platform", "--pull", "--httpproxy",
+        "--cpuset-cpus", "--mpi", "--name", "--storage", "--kernel", "--entrypoint", "--platform", "--pull", "--httpproxy",
         "--index", "--registry", "--device", "--gpus", "--location", "-p", "--publish", "--volumes-from", "--dns", "--dns-search",
     ]
 
@@ -121,6 +122,8 @@ struct RunCommand: UDockerCommand {
         options.devices = device
         options.nvidia = nvidia
         options.gpus = gpus
+        if let mpi, !["host", "none"].contains(mpi) { throw CommandFailure("invalid --mpi value: \(mpi) (host or none)") }
+        options.mpi = mpi
         if !device.isEmpty && ![.R1, .R2, .R3].contains(mode) {
             context.messages.warning("--device is only used by the R modes (\(mode.rawValue) sees the host /dev)")
         }
@@ -184,7 +187,18 @@ struct RunCommand: UDockerCommand {
             if let name, repo.containerID(name) == nil { try repo.setContainerName(id, name) }
             return id
         }
-        if pullPolicy == "reuse", let name, let id = repo.containerID(name) { return id }
+        if pullPolicy == "reuse", let name {
+            // Many tasks of one job on one node: the first pulls and creates, the others wait and reuse it.
+            let lock = try repo.namedCreationLock()
+            defer { lock.unlock() }
+            if let id = repo.containerID(name) { return id }
+            return try await imageToContainer(context, pullPolicy: pullPolicy)
+        }
+        return try await imageToContainer(context, pullPolicy: pullPolicy)
+    }
+
+    func imageToContainer(_ context: CommandContext, pullPolicy: String) async throws -> String {
+        let repo = context.repository
         guard let image = try? LocalImageName(parsing: target) else {
             throw CommandFailure("container or image not found: \(target)")
         }

@@ -18,6 +18,8 @@ public struct EngineEnvironment: Sendable {
     /// 0 error .. 5 debug; 3 (info) is the default; the banner shows at >= 3.
     public var verbosity: Int
     public var debug: Bool
+    /// Host variables with these prefixes pass without `--hostenv` (`job_env_prefixes`).
+    public var jobEnvironmentPrefixes: [String] = JobEnvironment.defaultPrefixes
     /// The host environment (normally `ProcessInfo.processInfo.environment`).
     public var hostEnvironment: [String: String]
 

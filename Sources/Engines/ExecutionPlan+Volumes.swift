@@ -57,6 +57,7 @@ extension PlanBuilder {
             }
         }
         list.append(contentsOf: authMounts)
+        list.append(contentsOf: jobVolumes(after: list))
         if options.bindhome {
             guard let home = host.home, home.hasPrefix("/"), PathName.normalize(home) != "/" else {
                 throw EngineError.invalid("--bindhome: the host home directory is unknown")

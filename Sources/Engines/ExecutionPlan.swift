@@ -182,6 +182,7 @@ struct PlanBuilder {
             throw EngineError.invalid("read-only volumes (-v host:cont:ro) are not supported by \(mode.rawValue) "
                                       + "(\(mode.summary)): use N1, R1-R3 or S1, or drop :ro")
         }
+        mounts += try checkMPI(executable: executable, bindings: bindings)
         let cpus = try options.cpusetCpus.map(Self.parseCPUSet)
         // Options an engine cannot honour are said, never silently dropped (README: run options).
         if options.kernel != nil && ![.P1, .P2].contains(mode) { warnings.append("--kernel is ignored by \(mode.rawValue) (P1/P2 only)") }

@@ -34,5 +34,8 @@ public struct RunOptions: Sendable {
     /// `--gpus=all|none|LIST`: which GPUs (implies `--nvidia`).
     public var gpus: String?
 
+    /// `--mpi=none` skips the MPI compatibility check (nil: check when an MPI launcher started us).
+    public var mpi: String?
+
     public init() {}
 }

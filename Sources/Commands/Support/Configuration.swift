@@ -1,5 +1,6 @@
 import Foundation
 import System
+import Engines
 
 /// udocker's configuration (`Config.conf`): built-in defaults, then `/etc/udocker.conf`,
 /// `~/.udocker/udocker.conf`, `<topdir>/udocker.conf`, `$UDOCKER_DIR/udocker.conf`, the
@@ -25,6 +26,7 @@ public struct Configuration: Sendable {
         ("root_path", "/usr/sbin:/sbin:/usr/bin:/bin"),
         ("user_path", "/usr/sbin:/sbin:/usr/local/bin:/usr/bin:/bin"),
         ("sysdirs_list", "/dev /proc /sys /etc/resolv.conf /etc/host.conf /lib/modules"),
+        ("job_env_prefixes", JobEnvironment.defaultPrefixes.joined(separator: " ")),
         ("dri_list", "/usr/lib64/dri /lib64/dri /usr/lib/dri /lib/dri"),
         ("override_default_execution_mode", ""),
         ("use_proot_executable", "UDOCKER"), ("use_runc_executable", ""),
@@ -83,6 +85,7 @@ public struct Configuration: Sendable {
         ("UDOCKER_USE_RUNC_EXECUTABLE", "use_runc_executable"),
         ("UDOCKER_USE_SINGULARITY_EXECUTABLE", "use_singularity_executable"),
         ("UDOCKER_USE_PATCHELF_EXECUTABLE", "use_patchelf_executable"),
+        ("UDOCKER_JOB_ENV_PREFIXES", "job_env_prefixes"),
     ]
 
     public struct Overrides: Sendable {

@@ -25,6 +25,7 @@ struct ModeResolver {
         env.udockerDir = context.repository.topDirectory
         env.rootPath = c["root_path"]
         env.userPath = c["user_path"]
+        env.jobEnvironmentPrefixes = JobEnvironment.prefixes(from: c["job_env_prefixes"])
         env.verbosity = c.verbosity
         env.debug = c.verbosity >= 5
         return env

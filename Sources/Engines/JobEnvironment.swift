@@ -1,0 +1,81 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a batch system or an MPI launcher hands to each task, and what a task in a container
+/// needs of the host to take part in the job (one hook of the common plan, so every engine
+/// honours it): the job's variables, the host's `/dev/shm` (Open MPI's shared-memory transport)
+/// and the launcher's session directory (the PMIx dstore and the Open MPI job directory).
+public enum JobEnvironment {
+    /// Host variables that reach the container without `--hostenv` (config `job_env_prefixes`,
+    /// env `UDOCKER_JOB_ENV_PREFIXES`): a key passes when it starts with one of these.
+    public static let defaultPrefixes = ["OMPI_", "PMIX_", "PMI_", "PRTE_", "SLURM_", "HYDRA_", "MPIR_CVAR_",
+                                         "CUDA_VISIBLE_DEVICES", "NVIDIA_"]
+
+    /// Variables naming the launcher's session directories (bound at the same path when they
+    /// exist): Open MPI's top session directory holds the PMIx server directory and dstore;
+    /// Slurm's PMIx plugin puts them under its spool directory.
+    static let sessionDirectoryKeys = ["OMPI_MCA_orte_top_session_dir", "PMIX_SERVER_TMPDIR",
+                                       "PMIX_DSTORE_21_BASE_PATH", "PMIX_DSTORE_ESH_BASE_PATH"]
+
+    /// Variables that mark a task of a job (a launcher or a batch step started this process).
+    static let jobMarkers = ["OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_FD", "SLURM_STEP_ID", "SLURM_JOB_ID"]
+
+    /// Parses the configured list (space or comma separated); empty entries are dropped.
+    public static func prefixes(from text: String) -> [String] {
+        text.split(whereSeparator: { $0 == " " || $0 == "," || $0 == "\t" }).map(String.init)
+    }
+
+    static func passes(_ key: String, prefixes: [String]) -> Bool {
+        prefixes.contains { key.hasPrefix($0) }
+    }
+
+    static func isJobTask(_ host: [String: String]) -> Bool {
+        jobMarkers.contains { host[$0] != nil }
+    }
+
+    /// The launcher's session directories that exist on the host, outermost only, never `/`
+    /// or a top-level directory such as `/tmp` itself (that would expose all of it).
+    static func sessionDirectories(_ host: [String: String]) -> [String] {
+        var dirs: [String] = []
+        for key in sessionDirectoryKeys {
+            guard let v = host[key], v.hasPrefix("/") else { continue }
+            let n = PathName.normalize(v)
+            guard PathName.components(n).count >= 2 else { continue }
+            var st = stat()
+            guard stat(n, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { continue }
+            if dirs.contains(where: { PathName.isUnder(n, $0) }) { continue }
+            dirs.removeAll { PathName.isUnder($0, n) }
+            dirs.append(n)
+        }
+        return dirs
+    }
+}
+
+extension PlanBuilder {
+    /// The job's variables: they win over the image's `Env` (the launcher's per-rank values must
+    /// reach the rank), never over `-e` or `--env-file`.
+    func addJobVariables(to e: inout EnvironmentList) {
+        for key in env.hostEnvironment.keys.sorted() where JobEnvironment.passes(key, prefixes: env.jobEnvironmentPrefixes) {
+            if Self.blockedHostVariables.contains(key) { continue }
+            let value = env.hostEnvironment[key]!
+            if imageKeys.contains(key) || !e.contains(key) { e.set(key, value) }
+        }
+    }
+
+    /// Binds for a task of a job: the host `/dev/shm` (unless a `/dev` bind already shows it)
+    /// and the launcher's session directories (unless a volume covers them). Missing ones are
+    /// dropped silently, and `--novol` removes them like any other bind.
+    func jobVolumes(after list: [VolumeSpec]) -> [VolumeSpec] {
+        guard JobEnvironment.isJobTask(env.hostEnvironment) else { return [] }
+        var out: [VolumeSpec] = []
+        var covered = list.filter { $0.host == $0.container }.map(\.container)
+        for dir in ["/dev/shm"] + JobEnvironment.sessionDirectories(env.hostEnvironment)
+        where !covered.contains(where: { PathName.isUnder(dir, $0) }) {
+            out.append(VolumeSpec(spec: dir, host: dir, container: dir, isSysdir: true))
+            covered.append(dir)
+        }
+        return out
+    }
+}

@@ -1,0 +1,99 @@
+import Foundation
+import Testing
+@testable import Engines
+import OCI
+
+@Suite struct JobEnvironmentTests {
+    static let job = ["PATH": "/usr/bin:/bin", "HOME": "/root", "USER": "root", "SECRET_TOKEN": "s3cr3t",
+                      "OMPI_COMM_WORLD_RANK": "3", "PMIX_RANK": "3", "PMI_FD": "7", "SLURM_PROCID": "3",
+                      "CUDA_VISIBLE_DEVICES": "0,1", "NVIDIA_VISIBLE_DEVICES": "all", "SLURM_JOB_ID": "42"]
+
+    func plan(_ c: BusyboxContainer, host: [String: String], sysdirs: [String] = [], prefixes: [String]? = nil,
+              config: ImageConfig.Config? = nil, _ configure: (inout RunOptions) -> Void = { _ in }) throws -> ExecutionPlan {
+        var env = c.environment(host: host, sysdirs: sysdirs)
+        if let prefixes { env.jobEnvironmentPrefixes = prefixes }
+        return try ExecutionPlan.make(container: c.instance(config: config), options: options(["true"], configure),
+                                      environment: env, mode: .N1)
+    }
+
+    @Test func jobVariablesPassOthersDoNot() throws {
+        let c = try BusyboxContainer()
+        var config = ImageConfig.Config()
+        config.Env = ["SLURM_PROCID=from-image", "CUDA_VISIBLE_DEVICES=image"]
+        let p = try plan(c, host: Self.job, config: config) { $0.env = ["CUDA_VISIBLE_DEVICES=cli"] }
+        defer { p.removeTemporaryFiles() }
+        for k in ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID"] { #expect(p.environmentValue(k) == "3", "\(k)") }
+        #expect(p.environmentValue("PMI_FD") == "7")
+        #expect(p.environmentValue("NVIDIA_VISIBLE_DEVICES") == "all")
+        #expect(p.environmentValue("CUDA_VISIBLE_DEVICES") == "cli", "-e wins over the launcher")
+        #expect(p.environmentValue("SECRET_TOKEN") == nil)
+    }
+
+    @Test func prefixListComesFromConfiguration() throws {
+        let c = try BusyboxContainer()
+        let p = try plan(c, host: Self.job, prefixes: JobEnvironment.prefixes(from: "SLURM_, CUDA_VISIBLE_DEVICES"))
+        defer { p.removeTemporaryFiles() }
+        #expect(p.environmentValue("SLURM_PROCID") == "3")
+        #expect(p.environmentValue("CUDA_VISIBLE_DEVICES") == "0,1")
+        #expect(p.environmentValue("OMPI_COMM_WORLD_RANK") == nil)
+        let none = try plan(c, host: Self.job, prefixes: JobEnvironment.prefixes(from: ""))
+        defer { none.removeTemporaryFiles() }
+        #expect(none.environmentValue("SLURM_PROCID") == nil)
+    }
+
+    @Test func jobTaskGetsHostShmAndSessionDirectory() throws {
+        let c = try BusyboxContainer()
+        let session = c.hostDir + "/ompi.host.1000"
+        try FileManager.default.createDirectory(atPath: session + "/pid.1/pmix_dstor_ds21_1", withIntermediateDirectories: true)
+        var host = Self.job
+        host["OMPI_MCA_orte_top_session_dir"] = session
+        host["PMIX_SERVER_TMPDIR"] = session + "/pid.1"
+        host["PMIX_DSTORE_21_BASE_PATH"] = session + "/pid.1/pmix_dstor_ds21_1"
+        host["PMIX_DSTORE_ESH_BASE_PATH"] = "/tmp"      // never all of /tmp
+        let p = try plan(c, host: host)
+        defer { p.removeTemporaryFiles() }
+        #expect(p.mounts.filter { $0.isSysdir }.map(\.target) == ["/dev/shm", session])
+        #expect(p.mounts.filter { $0.isSysdir }.allSatisfy { $0.source == $0.target })
+
+        // A /dev bind already shows the host's /dev/shm; no job, no extra binds.
+        let withDev = try plan(c, host: host, sysdirs: ["/dev"])
+        defer { withDev.removeTemporaryFiles() }
+        #expect(!withDev.mounts.contains { $0.target == "/dev/shm" })
+        let alone = try plan(c, host: ["PATH": "/bin", "PMIX_SERVER_TMPDIR": session])
+        defer { alone.removeTemporaryFiles() }
+        #expect(!alone.mounts.contains { $0.isSysdir })
+        // --novol drops them like any bind.
+        let dropped = try plan(c, host: host) { $0.noVolumes = ["/dev/shm"] }
+        defer { dropped.removeTemporaryFiles() }
+        #expect(dropped.mounts.filter { $0.isSysdir }.map(\.target) == [session])
+    }
+
+    @Test func launcherDetection() {
+        #expect(MPILauncher.detect(["OMPI_COMM_WORLD_SIZE": "4", "PMIX_RANK": "0"]) == .openMPI)
+        #expect(MPILauncher.detect(["PMIX_RANK": "0", "SLURM_STEP_ID": "0"]) == .pmix)
+        #expect(MPILauncher.detect(["PMI_RANK": "0", "PMI_FD": "5"]) == .pmi)
+        #expect(MPILauncher.detect(["SLURM_STEP_ID": "0", "SLURM_STEP_NUM_TASKS": "2", "SLURM_MPI_TYPE": "none"]) == .slurmWithoutMPI(tasks: 2))
+        #expect(MPILauncher.detect(["SLURM_STEP_ID": "0", "SLURM_STEP_NUM_TASKS": "1"]) == nil)
+        #expect(MPILauncher.detect(["PATH": "/bin"]) == nil)
+    }
+
+    @Test func compatibilityRules() {
+        let ompi41 = MPILibrary(vendor: .openMPI, soname: "libmpi.so.40", fileName: "libmpi.so.40.30.4", usesPMIx: true)
+        let ompi40 = MPILibrary(vendor: .openMPI, soname: "libmpi.so.40", fileName: "libmpi.so.40.20.3", usesPMIx: true)
+        let mpich = MPILibrary(vendor: .mpich, soname: "libmpich.so.12", fileName: "libmpich.so.12.2.2", usesPMIx: false)
+        #expect(ompi41.series == "40.30")
+        #expect(MPICompatibility.problem(program: "/r", library: ompi41, launcher: .openMPI, host: ompi41) == nil)
+        #expect(MPICompatibility.problem(program: "/r", library: ompi41, launcher: .openMPI, host: nil) == nil)
+        let release = MPICompatibility.problem(program: "/r", library: ompi40, launcher: .openMPI, host: ompi41)
+        #expect(release?.contains("Open MPI (libmpi.so.40.20.3)") == true && release?.contains("libmpi.so.40.30.4") == true)
+        let vendor = MPICompatibility.problem(program: "/usr/bin/ring", library: mpich, launcher: .openMPI, host: ompi41)
+        #expect(vendor == "MPI mismatch: ring uses MPICH (libmpich.so.12.2.2) but was started by Open MPI's mpirun "
+                + "(Open MPI (libmpi.so.40.30.4)); its ranks would run as separate one-rank jobs")
+        #expect(MPICompatibility.problem(program: "/r", library: ompi41, launcher: .pmix, host: nil) == nil)
+        #expect(MPICompatibility.problem(program: "/r", library: mpich, launcher: .pmix, host: nil)?.contains("no PMIx") == true)
+        #expect(MPICompatibility.problem(program: "/r", library: mpich, launcher: .pmi, host: nil) == nil)
+        #expect(MPICompatibility.problem(program: "/r", library: ompi41, launcher: .pmi, host: nil) != nil)
+        #expect(MPICompatibility.problem(program: "/r", library: ompi41, launcher: .slurmWithoutMPI(tasks: 2), host: nil)?
+            .contains("--mpi=pmix") == true)
+    }
+}
