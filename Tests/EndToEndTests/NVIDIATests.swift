@@ -177,8 +177,7 @@ struct NVIDIATests {
                            mentioning: ["no NVIDIA driver"])
     }
 
-    @Test("CUDA_VISIBLE_DEVICES from the job environment reaches the container",
-          .disabled("needs the job-environment passthrough of the HPC branch (ExecutionPlan+Environment.swift): enable at merge"))
+    @Test("CUDA_VISIBLE_DEVICES from the job environment reaches the container")
     func passthrough() async throws {
         let box = try sandbox()
         let tree = try Self.driverTree(box, "good")
