@@ -233,17 +233,7 @@ build_busybox() {
   busybox_config busybox
 }
 
-debian_mirror() {
-  if [ -n "${UDOCKER_E2E_DEBIAN_MIRROR:-}" ]; then echo "$UDOCKER_E2E_DEBIAN_MIRROR"; return; fi
-  local m=""
-  if compgen -G "/etc/apt/sources.list.d/*.sources" >/dev/null; then
-    m="$(awk '/^URIs:/ {for (i=2;i<=NF;i++) if ($i ~ /\/debian\/?$/) {print $i; exit}}' /etc/apt/sources.list.d/*.sources)"
-  fi
-  if [ -z "$m" ] && [ -f /etc/apt/sources.list ]; then
-    m="$(awk '$1=="deb" && $0 !~ /security/ {for (i=2;i<=NF;i++) if ($i ~ /^https?:\/\/.*\/debian\/?$/) {print $i; exit}}' /etc/apt/sources.list)"
-  fi
-  echo "${m:-http://deb.debian.org/debian}"
-}
+. "$HERE/fixtures/debian-mirror.sh"
 
 build_debian() {
   local day tarball mirror
