@@ -128,7 +128,7 @@ struct RunCommand: UDockerCommand {
             context.messages.warning("--device is only used by the R modes (\(mode.rawValue) sees the host /dev)")
         }
 
-        if let location { return try runLocation(location, engine: engine, options: options, context: context) }
+        if let location { return try runLocation(location, directory: scratch.path, engine: engine, options: options, context: context) }
         let checkedConfig = try repo.containerConfigChecked(id).config, config: ImageConfig? = nometa ? nil : checkedConfig
         var instance = ContainerInstance(id: id, directory: repo.containerDirectory(id), root: repo.containerRoot(id),
                                          names: repo.containerNames(id), imageConfig: config)
@@ -167,15 +167,12 @@ struct RunCommand: UDockerCommand {
         return status
     }
 
-    /// `--location=DIR`: a bare root tree, no metadata; per-run engine files go to a temporary
-    /// directory (removed afterwards), never into the tree's parent.
-    func runLocation(_ location: String, engine: any ExecutionEngine, options: RunOptions, context: CommandContext) throws -> Int32 {
+    /// `--location=DIR`: a bare root tree, no metadata; per-run engine files go to this run's
+    /// scratch directory (removed afterwards), never into the tree's parent.
+    func runLocation(_ location: String, directory: String, engine: any ExecutionEngine, options: RunOptions,
+                     context: CommandContext) throws -> Int32 {
         let root = location.hasPrefix("/") ? location : FileManager.default.currentDirectoryPath + "/" + location
         guard FileInfo.isDirectory(root) else { throw CommandFailure("--location is not a directory: \(location)") }
-        var template = Array("\(context.configuration.tmpDirectory)/udocker-location-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw CommandFailure("cannot create a directory in \(context.configuration.tmpDirectory)") }
-        let directory = String(cString: made)
-        defer { try? FileTree.remove(directory) }
         if rm { context.messages.warning("--rm is ignored with --location") }
         return try engine.run(ContainerInstance(id: "", directory: directory, root: root), options: options)
     }
