@@ -114,6 +114,31 @@ static void ud_fd_path(char *buf, size_t cap, int fd) {
 static const int ud_forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
 #define UD_NFORWARDED (sizeof ud_forwarded / sizeof ud_forwarded[0])
 
+static const int ud_deferred[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+#define UD_NDEFERRED (sizeof ud_deferred / sizeof ud_deferred[0])
+static struct sigaction ud_deferred_old[UD_NDEFERRED];
+static volatile sig_atomic_t ud_deferred_signal;
+
+static void ud_defer_handler(int sig) {
+    if (ud_deferred_signal == 0) ud_deferred_signal = sig;
+}
+
+void udocker_signals_defer(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = ud_defer_handler;
+    sigfillset(&sa.sa_mask);
+    ud_deferred_signal = 0;
+    for (size_t i = 0; i < UD_NDEFERRED; i++) (void)sigaction(ud_deferred[i], &sa, &ud_deferred_old[i]);
+}
+
+void udocker_signals_release(void) {
+    for (size_t i = 0; i < UD_NDEFERRED; i++) (void)sigaction(ud_deferred[i], &ud_deferred_old[i], NULL);
+    int sig = ud_deferred_signal;
+    ud_deferred_signal = 0;
+    if (sig != 0) (void)kill(getpid(), sig);
+}
+
 // Every disposition back to default, every signal unblocked (dispositions set to "ignore" and the
 // blocked mask would otherwise survive execve into the container).
 static void ud_reset_signals(void) {

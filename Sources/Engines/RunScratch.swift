@@ -1,3 +1,4 @@
+import CLinux
 import Foundation
 import System
 #if canImport(Glibc)
@@ -19,6 +20,11 @@ public final class RunScratch: @unchecked Sendable {
     /// Creates and locks a new scratch directory in `tmpDir` after sweeping the abandoned ones.
     public init(tmpDir: String) throws {
         Self.sweep(tmpDir)
+        // A SIGINT/SIGTERM between mkdtemp and the rename to `.lock` would leave a directory the
+        // sweep must spare (it cannot tell it from a live run's young one): such a signal takes
+        // effect only once `.lock` exists, and the next run then removes the directory.
+        udocker_signals_defer()
+        defer { udocker_signals_release() }
         var template = Array("\(tmpDir)/\(Self.prefix)XXXXXX".utf8CString)
         guard let p = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
             throw EngineError(.setupFailed, "cannot create a run directory in \(tmpDir): \(String(cString: strerror(errno)))")

@@ -63,6 +63,12 @@ pid_t udocker_spawn(const udocker_exec_config_t *config, udocker_exec_error_t *e
 /// Returns 0 and the raw wait status, or -1 with errno.
 int udocker_wait_forwarding(pid_t pid, int *status);
 
+/// Defers SIGINT, SIGTERM, SIGHUP and SIGQUIT (process-wide: a handler records the first one) for a
+/// short critical section such as creating and locking a run directory; `udocker_signals_release`
+/// restores the previous handlers and re-raises a recorded signal, so it then has its usual effect.
+void udocker_signals_defer(void);
+void udocker_signals_release(void);
+
 /// Overlay containers, planning: starts a child that enters new user + mount namespaces (host
 /// uid/gid mapped to 0), mounts overlayfs (`options`, lowerdirs relative to `dir`) on `root`, then
 /// waits until `*release_fd` is closed. Meanwhile the merged tree is visible to the caller at
