@@ -86,7 +86,6 @@ clean-fixtures:
 # image), BENCH_BUILD=release|debug, BENCH_REPS=3, ... (see bench/run.sh).
 bench:
 	bench/run.sh
-	bench/hpc.sh
 
 # The seeds' table (MPI/CPU workloads bare and under N1 P1 F3 R1; bench/hpc.sh): needs the HPC image in the
 # fixtures' registry (built by scripts/fixtures/hpc-images.sh when missing). BENCH_BIN / BENCH_BUILD label the binary.
