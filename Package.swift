@@ -54,7 +54,7 @@ let package = Package(
         .testTarget(name: "SystemTests", dependencies: ["System", "TestSupport"]),
         .testTarget(name: "ArchiveTests", dependencies: ["Archive", "System", "OCI", "TestSupport"]),
         .testTarget(name: "RegistryTests", dependencies: [
-            "Registry", "OCI", "TestSupport",
+            "Registry", "Store", "OCI", "TestSupport",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -324,13 +324,7 @@ extension LocalRepository {
             do {
                 for img in images {
                     for (d, file) in img.blobs {
-                        let dst = "\(layersDirectory)/\(d.fileName)"
-                        if FileInfo.isRegularFile(dst) { continue }
-                        if rename(file, dst) != 0 {
-                            guard errno == ENOENT, FileInfo.isRegularFile(dst) else { throw SystemError("rename", path: dst) }
-                            continue  // the same blob twice in this archive: already moved
-                        }
-                        moved.append(dst)
+                        if let dst = try blobStore.adopt(file, as: d) { moved.append(dst) }
                     }
                 }
                 var out: [LocalImageName] = []

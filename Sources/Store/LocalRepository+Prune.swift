@@ -49,8 +49,8 @@ extension LocalRepository {
                     }
                     continue
                 }
-                if name.hasSuffix(".partial") {
-                    if Self.partialIsAbandoned(p) { remove(p, leftover: true) }
+                if BlobIngest.isPartial(name) {
+                    if BlobIngest.partialIsAbandoned(p) { remove(p, leftover: true) }
                     continue
                 }
                 guard !used.contains(name), !FileInfo.isDirectory(p) else { continue }
@@ -100,14 +100,6 @@ extension LocalRepository {
         guard let l = try? FileLock.tryLock(path: lockPath, kind: .exclusive) else { return false }
         l.unlock()
         return true
-    }
-
-    /// A `.partial` download is abandoned when no puller holds its flock.
-    static func partialIsAbandoned(_ path: String) -> Bool {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        return flock(fd, LOCK_EX | LOCK_NB) == 0
     }
 
     // MARK: - setup --purge / --fixperm

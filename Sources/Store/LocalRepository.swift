@@ -46,6 +46,9 @@ public final class LocalRepository: @unchecked Sendable {
         docDirectory = paths.doc.map(LocalRepository.normalize) ?? "\(top)/doc"
     }
 
+    /// Where blobs enter `layers/` (pull, load, the config of a pull) and what prune may remove.
+    public var blobStore: BlobIngest { BlobIngest(directory: layersDirectory) }
+
     public convenience init(topDirectory: String) {
         self.init(paths: Paths(top: topDirectory))
     }

@@ -4,6 +4,7 @@ import System
 import TestSupport
 import Testing
 @testable import Registry
+@testable import Store
 
 /// Faults a real registry (or the path to it) produces: 5xx, resets while reading small bodies,
 /// Retry-After as an HTTP-date, malformed digests, plain http to remote hosts.
@@ -147,12 +148,12 @@ import Testing
         let final = dir.sub("sha256:" + String(repeating: "a", count: 64))
         let shared = final + ".partial"
         _ = FileManager.default.createFile(atPath: shared, contents: Data(repeating: 7, count: 1234))
-        let file = try #require(try BlobFile.openPrivate(shared, final: final, size: 5000))
+        let file = try #require(try IngestSession.openPrivate(shared, final: final, directory: dir.path, size: 5000))
         #expect(file.path != shared && file.path.hasSuffix(".partial"))
         #expect(!FileManager.default.fileExists(atPath: shared), "the leftover was renamed to a private name")
         #expect(try file.currentSize() == 1234)
         // A second puller finds nothing to take over: it starts empty, on its own file.
-        let other = try #require(try BlobFile.openPrivate(shared, final: final, size: 5000))
+        let other = try #require(try IngestSession.openPrivate(shared, final: final, directory: dir.path, size: 5000))
         #expect(other.path != file.path)
         #expect(try other.currentSize() == 0)
         other.close()   // empty: removed, not parked
@@ -165,7 +166,7 @@ import Testing
         let dir = try TemporaryDirectory()
         let final = dir.sub("sha256:" + String(repeating: "b", count: 64))
         let shared = final + ".partial"
-        let file = try #require(try BlobFile.openPrivate(shared, final: final, size: 100))
+        let file = try #require(try IngestSession.openPrivate(shared, final: final, directory: dir.path, size: 100))
         try [UInt8](repeating: 1, count: 10).withUnsafeBytes { try file.write($0, at: 0) }
         _ = FileManager.default.createFile(atPath: shared, contents: Data(repeating: 2, count: 50))
         file.close()

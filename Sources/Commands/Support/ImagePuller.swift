@@ -44,10 +44,9 @@ struct ImagePuller {
             let resolved = try await client.resolveImage(ref, platform: plat)
             let repo = context.repository
             // The config was fetched and verified while resolving: store it without a second GET.
-            let configPath = "\(repo.layersDirectory)/\(resolved.manifest.config.digest.fileName)"
-            if !FileInfo.isRegularFile(configPath) { try AtomicFile.write(resolved.configBytes, to: configPath) }
+            try repo.blobStore.store(resolved.configBytes, as: resolved.manifest.config)
             let messages = context.messages
-            try await client.fetchBlobs(ref, resolved.manifest.layers, into: repo.layersDirectory) { line in
+            try await client.fetchBlobs(ref, resolved.manifest.layers, into: repo.blobStore) { line in
                 messages.info(line)
             }
             try repo.storeV2Image(local, manifest: resolved.manifestBytes,
