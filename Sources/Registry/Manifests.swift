@@ -68,28 +68,11 @@ extension RegistryClient {
     }
 
     private func listTags(_ endpoint: Endpoint, ref: ImageReference) async throws -> [String] {
-        var path = "/v2/\(endpoint.repository)/tags/list"
-        var tags: [String] = []
-        for _ in 0..<100 {
-            let (response, origin) = try await registryGET(endpoint, path: path, headers: ["Accept": "application/json"])
-            let code = Int(response.status.code)
-            if code == 404 { await RegistryClient.discard(response); throw RegistryError.imageNotFound(ref.localName) }
-            guard code == 200 else {
-                await RegistryClient.discard(response)
-                throw RegistryError.unexpectedStatus(host: origin.hostPort, status: code, what: "tags of \(ref.localName)")
-            }
-            let link = response.headers.first(name: "Link")
-            let body = try await RegistryClient.collect(response, limit: RegistryClient.manifestLimit, what: "tag list", host: origin.hostPort)
-            struct TagList: Decodable { var tags: [String]? }
-            guard let list = try? JSONDecoder().decode(TagList.self, from: Data(body)) else {
-                throw RegistryError.invalidResponse("tag list from \(origin.hostPort) is not JSON")
-            }
-            tags += list.tags ?? []
-            // Link: </v2/x/tags/list?last=foo&n=100>; rel="next"
-            guard let next = RegistryClient.nextLink(link) else { break }
-            path = next
+        try await pagedList(endpoint, path: "/v2/\(endpoint.repository)/tags/list", key: "tags", what: "tag list",
+                            maxPages: 100) { code, origin in
+            code == 404 ? .imageNotFound(ref.localName)
+                : .unexpectedStatus(host: origin.hostPort, status: code, what: "tags of \(ref.localName)")
         }
-        return tags
     }
 
     func isIndex(_ doc: FetchedDocument) -> Bool {

@@ -15,6 +15,8 @@ public enum RegistryError: Error, CustomStringConvertible, Sendable {
     /// A 401/Basic challenge and nothing to answer it with, or only over plain HTTP.
     case credentialsRequired(host: String, reason: String)
     case unreachable(host: String, reason: String)
+    /// The connection dropped while a small body (manifest, config, token) was read: retried.
+    case bodyInterrupted(host: String, what: String, reason: String)
     case digestMismatch(expected: Digest, actual: Digest)
     case sizeMismatch(digest: String, expected: Int64, detail: String)
     case schema1Unsupported(String)
@@ -42,6 +44,7 @@ public enum RegistryError: Error, CustomStringConvertible, Sendable {
             return "authentication refused by \(host) (HTTP \(status))" + (detail.map { ": \($0)" } ?? "")
         case .credentialsRequired(let host, let reason): return "\(host) requires credentials: \(reason)"
         case .unreachable(let host, let reason): return "registry unreachable: \(host): \(reason)"
+        case .bodyInterrupted(let host, _, _): return "registry unreachable: \(host): \(reason)"
         case .digestMismatch(let e, let a): return "digest mismatch for \(e): got \(a)"
         case .sizeMismatch(let d, let e, let detail): return "size mismatch for \(d): expected \(e) bytes, \(detail)"
         case .schema1Unsupported(let n):
@@ -56,6 +59,15 @@ public enum RegistryError: Error, CustomStringConvertible, Sendable {
         case .unsupportedProxy(let s): return "unsupported proxy '\(s)': use http://host:port or socks5://host:port"
         case .invalidOption(let s): return s
         case .io(let s): return s
+        }
+    }
+
+    /// The reason part of a transport failure, for retry messages.
+    var reason: String {
+        switch self {
+        case .unreachable(_, let reason): return reason
+        case .bodyInterrupted(_, let what, let reason): return "connection lost while reading \(what): \(reason)"
+        default: return description
         }
     }
 }

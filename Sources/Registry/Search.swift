@@ -72,28 +72,41 @@ extension RegistryClient {
         guard let origin = RegistryClient.parseBaseURL(registry) else { throw RegistryError.invalidOption("invalid registry URL '\(registry)'") }
         try refusePlainHTTPToRemote(origin)
         let endpoint = Endpoint(origin: origin, repository: "", display: origin.hostPort, scopeOverride: "registry:catalog:*")
-        var path = "/v2/_catalog?n=1000"
-        var names: [String] = []
-        for _ in 0..<1000 {
+        let names = try await pagedList(endpoint, path: "/v2/_catalog?n=1000", key: "repositories", what: "catalog",
+                                        maxPages: 1000) { code, from in
+            code == 404 ? .invalidOption("\(from.hostPort) offers no catalog to search (HTTP 404)")
+                : .unexpectedStatus(host: from.hostPort, status: code, what: "catalog")
+        }
+        let t = term.lowercased()
+        return names.filter { t.isEmpty || $0.lowercased().contains(t) }
+    }
+
+    /// A list spread over `Link: <…>; rel="next"` pages (`/v2/_catalog`, `/v2/<repo>/tags/list`):
+    /// the strings under `key` of every page (absent or null: none), at most `maxPages` pages. A
+    /// status other than 200 becomes the error `failure` returns.
+    func pagedList(_ endpoint: Endpoint, path first: String, key: String, what: String, maxPages: Int,
+                   failure: (_ status: Int, _ from: Origin) -> RegistryError) async throws -> [String] {
+        var path = first
+        var items: [String] = []
+        for _ in 0..<maxPages {
             let (response, from) = try await registryGET(endpoint, path: path, headers: ["Accept": "application/json"])
             let code = Int(response.status.code)
             guard code == 200 else {
                 await RegistryClient.discard(response)
-                if code == 404 { throw RegistryError.invalidOption("\(from.hostPort) offers no catalog to search (HTTP 404)") }
-                throw RegistryError.unexpectedStatus(host: from.hostPort, status: code, what: "catalog")
+                throw failure(code, from)
             }
             let link = response.headers.first(name: "Link")
-            let body = try await RegistryClient.collect(response, limit: RegistryClient.manifestLimit, what: "catalog", host: from.hostPort)
-            struct Catalog: Decodable { var repositories: [String]? }
-            guard let page = try? JSONDecoder().decode(Catalog.self, from: Data(body)) else {
-                throw RegistryError.invalidResponse("catalog from \(from.hostPort) is not JSON")
-            }
-            names += page.repositories ?? []
+            let body = try await RegistryClient.collect(response, limit: RegistryClient.manifestLimit, what: what, host: from.hostPort)
+            let page = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any]
+            let value = page?[key]
+            let list = value is NSNull || (page != nil && value == nil) ? [] : value as? [String]
+            guard let list else { throw RegistryError.invalidResponse("\(what) from \(from.hostPort) is not JSON") }
+            items += list
+            // Link: </v2/x/tags/list?last=foo&n=100>; rel="next"
             guard let next = RegistryClient.nextLink(link) else { break }
             path = next
         }
-        let t = term.lowercased()
-        return names.filter { t.isEmpty || $0.lowercased().contains(t) }
+        return items
     }
 
     /// The path of a `Link: </v2/…>; rel="next"` header (same origin only).
