@@ -20,7 +20,7 @@ struct PsCommand: UDockerCommand {
         let defaultMode = ModeResolver(context: context).defaultMode()
         for c in repo.listContainers() {
             var line = c.id.padding(36) + " \(c.protected ? "P" : ".") \(c.rootState) "
-            if mode { line += (repo.executionMode(c.id) ?? defaultMode).padding(2) + " " }
+            if mode { line += (c.mode?.rawValue ?? c.invalidMode ?? defaultMode).padding(2) + " " }
             if size { line += String(Self.sizeMB(repo.containerRoot(c.id))).padding(5) + " " }
             if platform {
                 line += (repo.containerConfigBytes(c.id).flatMap { ImagePlatform.describe(configBytes: $0) } ?? "").padding(18) + " "

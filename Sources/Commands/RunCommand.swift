@@ -153,7 +153,7 @@ struct RunCommand: UDockerCommand {
                 guard let fallback = next.mode else { throw CommandFailure("no engine works here (\(why)); see udocker doctor") }
                 context.messages.warning("\(why): running with \(fallback.rawValue), recorded for this container "
                                          + "(udocker setup --execmode=N1 \(target) to try N1 again)")
-                if fallback != .F3 { try repo.setExecutionMode(id, fallback.rawValue) }   // F3 records it when converted
+                if fallback != .F3 { try repo.setExecutionMode(id, fallback) }   // F3 records it when converted
                 status = try EngineSelector.engine(for: fallback, environment: engineEnvironment).run(instance, options: options)
             }
         }

@@ -60,7 +60,7 @@ struct SetupCommand: UDockerCommand {
             print("nvidiamode: \(NVIDIASetup.isInstalled(containerDirectory: repo.containerDirectory(id)) ? "True" : "False")")
             return 0
         }
-        guard let mode = ExecutionMode(rawValue: wanted.uppercased()) else {
+        guard let mode = ExecutionMode(parsing: wanted) else {
             throw CommandFailure("invalid execmode: \(wanted) (valid: \(ExecutionMode.names))")
         }
         guard !repo.isContainerProtected(id) else { throw CommandFailure("container is protected: \(container)") }
@@ -81,7 +81,7 @@ struct SetupCommand: UDockerCommand {
         do {
             try FakechrootSetup.convert(directory: repo.containerDirectory(id), root: repo.containerRoot(id), to: mode,
                                         force: force, log: { context.messages.info($0) },
-                                        setMode: { try repo.setExecutionMode(id, $0.rawValue) })
+                                        setMode: { try repo.setExecutionMode(id, $0) })
         } catch let e as FakechrootSetup.Failure {
             throw CommandFailure("setup --execmode=\(mode.rawValue) failed: \(e.description)")
         }

@@ -1,4 +1,5 @@
 import Foundation
+import Store
 import System
 #if canImport(Glibc)
 import Glibc
@@ -77,11 +78,7 @@ public struct FakechrootEngine: ExecutionEngine {
     }
 
     static func writeExecutionMode(_ m: ExecutionMode, container: ContainerInstance) throws {
-        try AtomicFile.write(m.rawValue, to: container.directory + "/execmode")
-        if let real = realpath(container.root, nil) {
-            defer { free(real) }
-            try AtomicFile.write(String(cString: real), to: container.directory + "/root.path")
-        }
+        try ContainerMetadata.writeMode(m, directory: container.directory, root: container.root)
     }
 
     // MARK: user

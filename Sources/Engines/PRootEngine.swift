@@ -1,4 +1,5 @@
 import Foundation
+import Store
 import Synchronization
 #if canImport(Glibc)
 import Glibc

@@ -13,9 +13,6 @@ import Glibc
 /// bind records, `libfakechroot.so`, conversion journals and anything unknown are dropped; the
 /// container's state is rebuilt by the commands that need it.
 enum CloneMetadata {
-    /// udocker's execution modes (`execmode` values).
-    static let executionModes: Set<String> = ["P1", "P2", "F1", "F2", "F3", "F4", "R1", "R2", "R3", "S1", "N1"]
-    static let fakechrootModes: Set<String> = ["F1", "F2", "F3", "F4"]
     /// Largest metadata file taken over (container.json, the ELF patch log, the original loader).
     static let maximumFileSize: Int64 = 64 << 20
 
@@ -31,21 +28,22 @@ enum CloneMetadata {
             try syscall("rename", path: "\(target)/container.json") { rename("\(source)/container.json", "\(target)/container.json") }
         }
         let repoName = textLine("\(source)/imagerepo.name").flatMap { $0.isEmpty || $0.count > 1024 ? nil : $0 }
-        try AtomicFile.write(repoName ?? "IMPORTED:unknown", to: "\(target)/imagerepo.name")
-        guard let mode = textLine("\(source)/execmode"), !mode.isEmpty else { return warnings }
-        guard executionModes.contains(mode) else {
-            warnings.append("ignoring the invalid execution mode in \(shown): \(mode.prefix(16))")
+        try ContainerMetadata.writeOrigin(image: repoName ?? "IMPORTED:unknown", config: nil, directory: target)
+        guard let text = textLine("\(source)/execmode"), !text.isEmpty else { return warnings }
+        // Exactly a mode name, as udocker writes it (no case folding for a file someone else wrote).
+        guard let mode = ExecutionMode(rawValue: text) else {
+            warnings.append("ignoring the invalid execution mode in \(shown): \(text.prefix(16))")
             return warnings
         }
-        try AtomicFile.write(mode, to: "\(target)/execmode")
-        guard fakechrootModes.contains(mode) else { return warnings }
+        try ContainerMetadata.writeMode(mode, directory: target, root: nil)
+        guard mode.isFakechroot else { return warnings }
         // The old conversion: paths are kept as strings (the old prefix to replace), the
         // loader's original bytes and the ELF patch log as data confined to ROOT when used.
         for name in ["root.path", "patch.path"] {
             if let p = textLine("\(source)/\(name)"), isCleanAbsolutePath(p) { try AtomicFile.write(p, to: "\(target)/\(name)") }
         }
         if let p = textLine("\(source)/ld.so.path"), isCleanAbsolutePath(p) { try AtomicFile.write(p, to: "\(target)/ld.so.path") }
-        if let m = textLine("\(source)/fakechroot.mode"), fakechrootModes.contains(m) { try AtomicFile.write(m, to: "\(target)/fakechroot.mode") }
+        if let m = textLine("\(source)/fakechroot.mode"), ExecutionMode(rawValue: m)?.isFakechroot == true { try AtomicFile.write(m, to: "\(target)/fakechroot.mode") }
         for name in ["ld.so.orig", "elf.patch.log"] where regularFile("\(source)/\(name)") != nil {
             try syscall("rename", path: "\(target)/\(name)") { rename("\(source)/\(name)", "\(target)/\(name)") }
         }

@@ -5,15 +5,6 @@ import System
 import Glibc
 #endif
 
-public struct ContainerListing: Sendable {
-    public var id: String
-    public var names: [String]
-    public var image: String
-    public var protected: Bool
-    /// udocker's `M` column: W writable ROOT, R read-only, N missing, D not a directory.
-    public var rootState: Character
-}
-
 extension LocalRepository {
     public func containerDirectory(_ id: String) -> String { "\(containersDirectory)/\(id)" }
     public func containerRoot(_ id: String) -> String { "\(containersDirectory)/\(id)/ROOT" }
@@ -48,18 +39,6 @@ extension LocalRepository {
             let p = "\(containersDirectory)/\(n)"
             guard FileInfo.isSymlink(p), let t = FileInfo.readLink(p) else { return false }
             return (t as NSString).lastPathComponent == id
-        }
-    }
-
-    public func listContainers() -> [ContainerListing] {
-        FileInfo.list(containersDirectory).sorted().compactMap { id in
-            let dir = containerDirectory(id)
-            guard !id.hasPrefix("."), !FileInfo.isSymlink(dir), FileInfo.isDirectory(dir) else { return nil }
-            let root = "\(dir)/ROOT"
-            let state: Character = !FileInfo.exists(root) ? "N" : !FileInfo.isDirectory(root) ? "D" : access(root, W_OK) == 0 ? "W" : "R"
-            return ContainerListing(id: id, names: containerNames(id),
-                                    image: AtomicFile.readString("\(dir)/imagerepo.name") ?? "",
-                                    protected: FileInfo.exists("\(dir)/PROTECT"), rootState: state)
         }
     }
 
@@ -133,18 +112,6 @@ extension LocalRepository {
             let trash = "\(containersDirectory)/.deleting-\(id)"
             try syscall("rename", path: dir) { rename(dir, trash) }
             try FileTree.remove(trash)
-        }
-    }
-
-    public func executionMode(_ id: String) -> String? {
-        AtomicFile.readString("\(containerDirectory(id))/execmode")?.trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-
-    public func setExecutionMode(_ id: String, _ mode: String) throws {
-        try AtomicFile.write(mode, to: "\(containerDirectory(id))/execmode")
-        if let real = realpath(containerRoot(id), nil) {
-            defer { free(real) }
-            try AtomicFile.write(String(cString: real), to: "\(containerDirectory(id))/root.path")
         }
     }
 

@@ -60,8 +60,7 @@ extension LocalRepository {
             let staging = try StagingDirectory(in: containersDirectory, prefix: "creating-\(id)", mode: 0o755)
             defer { staging.discard() }
             try populate(contents, staging.path)
-            try AtomicFile.write("\(image.name):\(image.tag)", to: "\(staging.path)/imagerepo.name")
-            try AtomicFile.write(contents.configBytes, to: "\(staging.path)/container.json")
+            try ContainerMetadata.writeOrigin(image: "\(image.name):\(image.tag)", config: contents.configBytes, directory: staging.path)
             try syscall("rename", path: containerDirectory(id)) { rename(staging.path, containerDirectory(id)) }
         }
         if let name {

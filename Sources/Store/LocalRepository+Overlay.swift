@@ -94,7 +94,7 @@ extension LocalRepository {
                 try syscall("mkdir", path: "\(staging)/\(d)") { mkdir("\(staging)/\(d)", 0o755) }
             }
             try AtomicFile.write(diffIDs.map(\.hex).joined(separator: "\n") + "\n", to: "\(staging)/lowers")
-            try AtomicFile.write("N1", to: "\(staging)/execmode")
+            try ContainerMetadata.writeMode(.N1, directory: staging, root: nil)
         }
     }
 

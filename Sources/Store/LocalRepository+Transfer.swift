@@ -234,9 +234,9 @@ extension LocalRepository {
         unlink("\(staging.path)/.tarball")
         reportExtractionWarnings(extractor.warnings, warn)
         let layerID = randomLayerID()
-        try AtomicFile.write(image ?? "IMPORTED:unknown", to: "\(staging.path)/imagerepo.name")
-        try AtomicFile.write(Self.importMetadata(layerID: layerID, platform: platform, size: 0, diffID: diffID),
-                             to: "\(staging.path)/container.json")
+        try ContainerMetadata.writeOrigin(image: image ?? "IMPORTED:unknown",
+                                          config: Self.importMetadata(layerID: layerID, platform: platform, size: 0, diffID: diffID),
+                                          directory: staging.path)
         return try publishContainer(staging, id: id, name: name)
     }
 

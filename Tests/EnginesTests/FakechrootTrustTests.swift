@@ -99,7 +99,7 @@ import Glibc
 
     static func convert(_ repo: LocalRepository, _ id: String, _ mode: ExecutionMode) throws {
         try FakechrootSetup.convert(directory: repo.containerDirectory(id), root: repo.containerRoot(id), to: mode) {
-            try repo.setExecutionMode(id, $0.rawValue)
+            try repo.setExecutionMode(id, $0)
         }
     }
 

@@ -63,7 +63,7 @@ import Glibc
         #expect(a != b && repo.isOverlayContainer(a) && repo.isOverlayContainer(b))
         #expect(try repo.overlayLowers(a) == layers.map { repo.layerCache.path($0) })
         #expect(FileInfo.isDirectory(repo.containerRoot(a)) && FileInfo.list(repo.containerRoot(a)).isEmpty)
-        #expect(repo.executionMode(a) == "N1")
+        #expect(try repo.executionMode(a) == .N1)
         #expect(try repo.overlayMountOptions(a).hasPrefix("lowerdir=\(layers[1].hex):\(layers[0].hex),upperdir="))
         // Whiteouts in overlayfs xattr form.
         let top = repo.layerCache.path(layers[1])

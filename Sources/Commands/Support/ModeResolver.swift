@@ -31,32 +31,27 @@ struct ModeResolver {
         return env
     }
 
-    func defaultMode() -> String {
-        let o = context.configuration["override_default_execution_mode"].uppercased()
-        if ExecutionMode(rawValue: o) != nil { return o }
-        return EngineSelector.defaultMode(environment: engineEnvironment()).rawValue
+    func defaultMode() -> String { configuredDefault()?.rawValue ?? EngineSelector.defaultMode(environment: engineEnvironment()).rawValue }
+
+    /// `override_default_execution_mode`, when it names a mode.
+    func configuredDefault() -> ExecutionMode? {
+        ExecutionMode(rawValue: context.configuration["override_default_execution_mode"].uppercased())
     }
 
     /// The container's own mode or the configured default; nil when neither is set (then the
     /// caller picks N1 and falls back to P1 if user namespaces are unavailable).
     func explicitMode(of id: String) throws -> ExecutionMode? {
-        var name = context.repository.executionMode(id)
-        if name == nil {
-            let o = context.configuration["override_default_execution_mode"]
-            if !o.isEmpty { name = o }
-        }
-        guard let name else { return nil }
-        guard let m = ExecutionMode(rawValue: name.uppercased()) else {
-            throw CommandFailure("invalid execution mode '\(name)' for container \(id) (valid: \(ExecutionMode.names))")
+        if let m = try context.repository.executionMode(id) { return m }
+        let o = context.configuration["override_default_execution_mode"]
+        guard !o.isEmpty else { return nil }
+        guard let m = configuredDefault() else {
+            throw CommandFailure("invalid execution mode '\(o)' for container \(id) (valid: \(ExecutionMode.names))")
         }
         return m
     }
 
     func mode(of id: String) throws -> ExecutionMode {
-        let name = context.repository.executionMode(id) ?? defaultMode()
-        guard let m = ExecutionMode(rawValue: name.uppercased()) else {
-            throw CommandFailure("invalid execution mode '\(name)' for container \(id) (valid: \(ExecutionMode.names))")
-        }
-        return m
+        if let m = try context.repository.executionMode(id) { return m }
+        return configuredDefault() ?? EngineSelector.defaultMode(environment: engineEnvironment())
     }
 }
