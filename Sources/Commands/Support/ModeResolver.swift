@@ -35,7 +35,7 @@ struct ModeResolver {
 
     /// `override_default_execution_mode`, when it names a mode.
     func configuredDefault() -> ExecutionMode? {
-        ExecutionMode(rawValue: context.configuration["override_default_execution_mode"].uppercased())
+        ExecutionMode(parsing: context.configuration["override_default_execution_mode"])
     }
 
     /// The container's own mode or the configured default; nil when neither is set (then the
