@@ -73,6 +73,12 @@ public struct BlobIngest: BlobStore {
         return dst
     }
 
+    /// A fresh name for a download that is not a blob yet (`import URL`'s tarball): on the blob
+    /// directory's filesystem, removed by its user; prune removes a leftover after its grace period.
+    public func scratchPath() -> String { "\(directory)/.download-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).partial" }
+
+    public static func isScratch(_ name: String) -> Bool { name.hasPrefix(".download-") }
+
     /// Whether `name` in the blob directory is a download in progress or left by an interrupted one.
     public static func isPartial(_ name: String) -> Bool { name.hasSuffix(".partial") }
 

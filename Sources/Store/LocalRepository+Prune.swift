@@ -43,7 +43,7 @@ extension LocalRepository {
                 let p = "\(layersDirectory)/\(name)"
                 if name.hasPrefix(".") {
                     if FileInfo.isDirectory(p), !FileInfo.isSymlink(p), Self.stagingIsAbandoned(p) { remove(p, leftover: true) }
-                    if name.hasPrefix(".download-"), FileInfo.isRegularFile(p) {
+                    if BlobIngest.isScratch(name), FileInfo.isRegularFile(p) {
                         var st = stat()
                         if lstat(p, &st) == 0, now - TimeInterval(st.st_mtim.tv_sec) >= grace { remove(p, leftover: true) }
                     }

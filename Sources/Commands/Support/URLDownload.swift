@@ -9,7 +9,7 @@ import Glibc
 /// (same filesystem, removed by the caller; a leftover is cleaned by `rmi --prune`).
 enum URLDownload {
     static func fetch(_ url: String, context: CommandContext) async throws -> String {
-        let path = "\(context.repository.layersDirectory)/.download-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).partial"
+        let path = context.repository.blobStore.scratchPath()
         let client = try RegistryClient(options: ImagePuller(context: context).registryOptions())
         context.messages.info("downloading: \(url)")
         do {
