@@ -16,6 +16,9 @@ import Testing
         let line = ErrorAdvice.annotate("create f: No space left on device", repository: repo,
                                         room: .init(freeBytes: 1 << 30, freeInodes: 0, totalInodes: 1000))
         #expect(line.contains("no inodes (files) left"), "\(line)")
+        let after = ErrorAdvice.annotate("create f: No space left on device", repository: repo,
+                                         room: .init(freeBytes: 1 << 30, freeInodes: 40, totalInodes: 1000))
+        #expect(after.contains("1024 MiB and 40 inodes free now") && after.contains("ran out of inodes"), "\(after)")
     }
 
     @Test func quotaSaysHowToSeeIt() {

@@ -35,6 +35,11 @@ enum ErrorAdvice {
         if let room, room.totalInodes > 0, room.freeInodes == 0 {
             return message + "; no inodes (files) left on the filesystem of \(repository): \(cleanup)"
         }
+        // Measured after the failed command cleaned up: space left then means inodes ran out.
+        if let room, room.totalInodes > 0, room.freeBytes >= 16 << 20 {
+            return message + " (\(room.freeBytes >> 20) MiB and \(room.freeInodes) inodes free now on the filesystem of \(repository): "
+                + "with space left, it most likely ran out of inodes (files)); \(cleanup)"
+        }
         let free = room.map { " (\($0.freeBytes >> 20) MiB free on the filesystem of \(repository))" } ?? ""
         if lower.contains("udocker rmi --prune") { return message + free }
         return message + "\(free); \(cleanup)"

@@ -1,0 +1,55 @@
+import Foundation
+import Testing
+import TestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A full filesystem, for real: UDOCKER_DIR on a small tmpfs (mounted by the test process, which
+/// needs root for it); the command runs as the test user and must end with one line saying how
+/// much room is left and what to do (issue 15.7).
+@Suite("E2E full disk and inodes: errors a user can act on", e2eEnabled,
+       .enabled(if: geteuid() == 0, "mounting a small tmpfs needs root in the test process"))
+struct DiskFullTests {
+    /// `<sandbox>/small`: a tmpfs with `options`, owned by the test user; unmounted by `done`.
+    func smallFilesystem(_ box: E2ESandbox, _ options: String) async throws -> String {
+        let dir = "\(box.path)/small"
+        try box.makeUserDirectory(dir)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/mount")
+        p.arguments = ["-t", "tmpfs", "-o", options, "tmpfs", dir]
+        try p.run(); p.waitUntilExit()
+        try #require(p.terminationStatus == 0, "mount -t tmpfs -o \(options) failed")
+        try box.chownToUser(dir)
+        chmod(dir, 0o755)
+        return dir
+    }
+
+    func unmount(_ dir: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/umount")
+        p.arguments = ["-l", dir]
+        try? p.run(); p.waitUntilExit()
+    }
+
+    @Test("no space left during a pull: one line with the room left and what to free")
+    func noSpace() async throws {
+        let box = try sandbox()
+        let small = try await smallFilesystem(box, "size=4m")
+        defer { unmount(small) }
+        let r = try await box.udocker(["pull", box.env.debian], environment: ["UDOCKER_DIR": "\(small)/ud"])
+        expectOneLineError(r, status: 1, mentioning: ["no space left", "MiB free on the filesystem of \(small)/ud"])
+        #expect(r.stderr.contains("udocker rmi --prune") || r.stderr.contains("UDOCKER_DIR"), "\(r)")
+    }
+
+    @Test("no inodes left while creating a container: named as such")
+    func noInodes() async throws {
+        let box = try sandbox()
+        let small = try await smallFilesystem(box, "size=64m,nr_inodes=48")
+        defer { unmount(small) }
+        let env = ["UDOCKER_DIR": "\(small)/ud"]
+        try await box.pull(box.env.busybox, environment: env)
+        let r = try await box.udocker(["create", box.env.busybox], environment: env)
+        expectOneLineError(r, status: 1, mentioning: ["inodes free now on the filesystem of \(small)/ud", "ran out of inodes"])
+    }
+}
