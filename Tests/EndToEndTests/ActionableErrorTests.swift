@@ -8,9 +8,9 @@ import Glibc
 /// A full filesystem, for real: UDOCKER_DIR on a small tmpfs (mounted by the test process, which
 /// needs root for it); the command runs as the test user and must end with one line saying how
 /// much room is left and what to do (issue 15.7).
-@Suite("E2E full disk and inodes: errors a user can act on", e2eEnabled,
+@Suite("E2E errors a user can act on: full disk, inodes, user namespaces", e2eEnabled,
        .enabled(if: geteuid() == 0, "mounting a small tmpfs needs root in the test process"))
-struct DiskFullTests {
+struct ActionableErrorTests {
     /// `<sandbox>/small`: a tmpfs with `options`, owned by the test user; unmounted by `done`.
     func smallFilesystem(_ box: E2ESandbox, _ options: String) async throws -> String {
         let dir = "\(box.path)/small"
@@ -51,5 +51,17 @@ struct DiskFullTests {
         try await box.pull(box.env.busybox, environment: env)
         let r = try await box.udocker(["create", box.env.busybox], environment: env)
         expectOneLineError(r, status: 1, mentioning: ["inodes free now on the filesystem of \(small)/ud", "ran out of inodes"])
+    }
+
+    @Test("N1 chosen for a container, user namespaces disabled: exit 2, the sysctl to ask for and P1",
+          .enabled(if: BlockingLauncher.compiler != nil, "needs a C compiler for the namespace launcher"))
+    func userNamespacesDisabled() async throws {
+        let box = try sandbox()
+        let launcher = try BlockingLauncher.build(in: box)
+        _ = try await box.pullAndCreate(box.env.busybox, name: "bb")
+        expectSuccess(try await box.udocker(["setup", "--execmode=N1", "bb"]))
+        let r = try await launcher.run(box, ["--userns0"], ["run", "--nobanner", "bb", "true"])
+        expectOneLineError(r, status: 2, mentioning: ["user.max_user_namespaces=0", "udocker setup --execmode=P1 bb",
+                                                       "ask the administrators for: sysctl -w user.max_user_namespaces="])
     }
 }
