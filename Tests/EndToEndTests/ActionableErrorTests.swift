@@ -53,6 +53,24 @@ struct ActionableErrorTests {
         expectOneLineError(r, status: 1, mentioning: ["inodes free now on the filesystem of \(small)/ud", "ran out of inodes"])
     }
 
+    @Test("login on a full filesystem: one line, and the keystore keeps the earlier logins",
+          .enabled(if: ProcessInfo.processInfo.environment["UDOCKER_E2E_HTPASSWD_REGISTRY"]?.isEmpty == false,
+                   "needs the htpasswd registry fixture (UDOCKER_E2E_HTPASSWD_REGISTRY)"))
+    func loginOnFullDisk() async throws {
+        let box = try sandbox()
+        let registry = try #require(box.env.htpasswdRegistry)
+        let small = try await smallFilesystem(box, "size=64k")
+        defer { unmount(small) }
+        let keystore = "\(small)/keystore"
+        let earlier = #"{"https://quay.io": {"auth": "c29tZW9uZTprZXB0", "email": ""}}"#
+        try box.writeUserFile(keystore, earlier, mode: 0o600)
+        _ = try await box.shell("dd if=/dev/zero of='\(small)/fill' bs=4k 2>/dev/null; true")
+        let r = try await box.udocker(["login", "--username=\(box.env.htpasswdUser)", "--password-stdin", "--registry=\(registry)"],
+                                      environment: ["UDOCKER_KEYSTORE": keystore], stdin: box.env.htpasswdPassword + "\n")
+        expectOneLineError(r, status: 1, mentioning: ["no space left"])
+        #expect(box.readFile(keystore) == earlier, "the keystore must not be blanked before its replacement")
+    }
+
     @Test("N1 chosen for a container, user namespaces disabled: exit 2, the sysctl to ask for and P1",
           .enabled(if: BlockingLauncher.compiler != nil, "needs a C compiler for the namespace launcher"))
     func userNamespacesDisabled() async throws {
