@@ -6,21 +6,27 @@
 #   scripts/test-fixtures.sh status    show what is running
 #
 # Work dir W = $UDOCKER_E2E_WORK (default /tmp/udocker-e2e), world-readable:
-#   registry/{5000,5001}/     registry storage (wiped on every start)
+#   registry/{plain,token}/   registry storage (wiped on every start)
 #   registry/*.yml            registry configs;  auth/{key,cert}.pem  token signing key + cert
+#   auth/htpasswd             bcrypt users of the htpasswd registry
 #   pids/*.pid  logs/*.log    background processes
 #   oci/                      OCI layout holding every image (built by umoci, rebuilt each start)
 #   cache/                    mmdebstrap tarball of Debian bookworm minbase, keyed by date
 #   home/                     owned by the test user: tests create their UDOCKER_DIRs here
 #   bin/udocker               world-readable copy of our binary (installed by the Makefile)
+#   ports                     the ports chosen by `start` (read by start-tls, status)
 #   env                       KEY=value lines for the Swift E2E tests (source with `set -a`)
 #
-# Registries (Debian's docker-registry 2.8):
-#   127.0.0.1:5000  plain HTTP, no auth, delete enabled
-#   127.0.0.1:5001  plain HTTP, token auth; issuer scripts/fixtures/token-issuer.py on 127.0.0.1:5002
-#   127.0.0.1:5443  HTTPS (certificate from a self-signed test CA, tls/ca.pem), no auth, serving the
-#                   storage of 5000 read-only (same images)
-#                   (alice/secret may pull+push; anonymous tokens carry no access)
+# Registries (Debian's docker-registry 2.8), on loopback ports chosen at start: the default port
+# when nothing listens there, else a free one (a local registry on 5000 is common). The ports are
+# in $W/env; tests build every image reference from it.
+#   plain     (5000)  plain HTTP, no auth, delete enabled
+#   token     (5001)  plain HTTP, token auth; issuer scripts/fixtures/token-issuer.py (5002)
+#                     (alice/secret may pull+push; anonymous tokens carry no access)
+#   tls       (5443)  HTTPS (certificate from a self-signed test CA, tls/ca.pem), no auth, serving
+#                     the storage of plain read-only (same images)
+#   htpasswd  (5003)  plain HTTP, Basic auth from auth/htpasswd (bob/hunter2), serving the storage
+#                     of plain read-only (for `udocker login`)
 #
 # Images (never built by our own code): see build_* below and the report in Tests/EndToEndTests.
 # Runs as root (umoci unpack keeps ownership) or as an unprivileged user (umoci --rootless,
@@ -31,14 +37,14 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 W="${UDOCKER_E2E_WORK:-/tmp/udocker-e2e}"
 E2E_USER="${UDOCKER_E2E_USER:-udtest}"
 VENV="${UDOCKER_E2E_VENV:-/opt/udocker-e2e-venv}"
-REG="127.0.0.1:5000"
-TREG="127.0.0.1:5001"
-TOKEN_PORT=5002
-TLSREG="127.0.0.1:5443"
+# Preferred ports (used when free); see choose_ports.
+DEFAULT_PORTS=(plain=5000 token=5001 issuer=5002 tls=5443 htpasswd=5003)
 TOKEN_SERVICE="udocker-e2e-registry"
 TOKEN_ISSUER="udocker-e2e-issuer"
 TOKEN_USER="alice"
 TOKEN_PASSWORD="secret"
+HTPASSWD_USER="bob"
+HTPASSWD_PASSWORD="hunter2"
 SUITE="${UDOCKER_E2E_DEBIAN_SUITE:-bookworm}"
 L="$W/oci"
 
@@ -97,11 +103,51 @@ wait_http() {
   die "$name does not answer at $url"
 }
 
-port_free() { ! curl -s -o /dev/null --max-time 1 "http://$1/" 2>/dev/null; }
+# port_free <port>: nothing listens on (or holds) 127.0.0.1:<port> (bind test, as the services do)
+port_free() {
+  /usr/bin/python3 -c 'import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null
+}
+any_free_port() {
+  /usr/bin/python3 -c 'import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
 
-write_registry_config() { # <port> <auth yaml or empty> [storage port]
-  local port="$1" auth="$2" store="${3:-$1}"
-  cat >"$W/registry/$port.yml" <<EOF
+# choose_ports: every service gets its default port when that is free, else a free loopback port
+# (all distinct); written to $W/ports and exported as REG, TREG, TOKEN_PORT, TLSREG, HTREG.
+choose_ports() {
+  local kv name port used=" "
+  : >"$W/ports.tmp"
+  for kv in "${DEFAULT_PORTS[@]}"; do
+    name="${kv%%=*}"; port="${kv#*=}"
+    if ! port_free "$port" || [[ "$used" == *" $port "* ]]; then
+      local old="$port"
+      for _ in $(seq 1 20); do
+        port="$(any_free_port)"
+        [[ "$used" == *" $port "* ]] || break
+      done
+      log "127.0.0.1:$old is in use: $name uses 127.0.0.1:$port"
+    fi
+    used="$used$port "
+    echo "$name=$port" >>"$W/ports.tmp"
+  done
+  mv "$W/ports.tmp" "$W/ports"
+  load_ports
+}
+load_ports() {
+  local f="$W/ports" kv
+  [ -s "$f" ] || { f=/dev/null; }
+  declare -gA PORT=()
+  for kv in "${DEFAULT_PORTS[@]}"; do PORT[${kv%%=*}]="${kv#*=}"; done
+  while IFS='=' read -r k v; do [ -n "$k" ] && PORT[$k]="$v"; done <"$f"
+  REG="127.0.0.1:${PORT[plain]}"; TREG="127.0.0.1:${PORT[token]}"; TOKEN_PORT="${PORT[issuer]}"
+  TLSREG="127.0.0.1:${PORT[tls]}"; HTREG="127.0.0.1:${PORT[htpasswd]}"
+}
+
+write_registry_config() { # <name> <port> <auth yaml or empty> [storage name]
+  local name="$1" port="$2" auth="$3" store="${4:-$1}"
+  cat >"$W/registry/$name.yml" <<EOF
 version: 0.1
 log:
   level: info
@@ -135,31 +181,28 @@ prepare_tls() {
       -days 3650 -extfile "$W/tls/ext.cnf" -out "$W/tls/server.pem" >/dev/null 2>&1 || die "openssl (sign) failed"
   fi
   chmod 755 "$W/tls"; chmod 644 "$W/tls/ca.pem" "$W/tls/server.pem"; chmod 600 "$W/tls/ca-key.pem" "$W/tls/server-key.pem"
-  write_registry_config 5443 "  tls:
+  write_registry_config tls "${PORT[tls]}" "  tls:
     certificate: $W/tls/server.pem
-    key: $W/tls/server-key.pem" 5000
+    key: $W/tls/server-key.pem" plain
 }
 
 # The TLS registry (also started by hand next to running fixtures: $0 start-tls).
 start_tls_registry() {
-  port_free "$TLSREG" && ! curl -sk -o /dev/null --max-time 1 "https://$TLSREG/" 2>/dev/null \
-    || die "$TLSREG is already in use"
-  start_bg registry-5443 docker-registry serve "$W/registry/5443.yml"
+  port_free "${PORT[tls]}" || die "$TLSREG is already in use"
+  start_bg registry-tls docker-registry serve "$W/registry/tls.yml"
   for _ in $(seq 1 100); do
     case "$(curl -s --cacert "$W/tls/ca.pem" -o /dev/null -w '%{http_code}' "https://$TLSREG/v2/" 2>/dev/null || true)" in
       200) log "TLS registry up: https://$TLSREG (CA $W/tls/ca.pem)"; return 0 ;;
     esac
     sleep 0.1
   done
-  cat "$W/logs/registry-5443.log" >&2 || true
+  cat "$W/logs/registry-tls.log" >&2 || true
   die "the TLS registry does not answer at https://$TLSREG/v2/"
 }
 
 start_services() {
-  mkdir -p "$W/registry/5000" "$W/registry/5001" "$W/pids" "$W/logs" "$W/auth"
-  for hp in "$REG" "$TREG" "127.0.0.1:$TOKEN_PORT"; do
-    port_free "$hp" || die "$hp is already in use (a packaged docker-registry service? stop it: systemctl stop docker-registry)"
-  done
+  mkdir -p "$W/registry/plain" "$W/registry/token" "$W/pids" "$W/logs" "$W/auth"
+  choose_ports
 
   # Signing key + self-signed certificate for the token issuer (the registry trusts the cert).
   if [ ! -s "$W/auth/cert.pem" ]; then
@@ -168,8 +211,14 @@ start_services() {
   fi
   chmod 644 "$W/auth/cert.pem"; chmod 600 "$W/auth/key.pem"
 
-  write_registry_config 5000 ""
-  write_registry_config 5001 "auth:
+  htpasswd -Bbn "$HTPASSWD_USER" "$HTPASSWD_PASSWORD" >"$W/auth/htpasswd" 2>/dev/null || die "htpasswd failed (apache2-utils)"
+  chmod 644 "$W/auth/htpasswd"
+  write_registry_config plain "${PORT[plain]}" ""
+  write_registry_config htpasswd "${PORT[htpasswd]}" "auth:
+  htpasswd:
+    realm: udocker-e2e-basic
+    path: $W/auth/htpasswd" plain
+  write_registry_config token "${PORT[token]}" "auth:
   token:
     realm: http://127.0.0.1:$TOKEN_PORT/token
     service: $TOKEN_SERVICE
@@ -178,14 +227,16 @@ start_services() {
 
   start_bg token-issuer /usr/bin/python3 "$HERE/fixtures/token-issuer.py" --port "$TOKEN_PORT" \
     --key "$W/auth/key.pem" --cert "$W/auth/cert.pem" --issuer "$TOKEN_ISSUER" --service "$TOKEN_SERVICE"
-  start_bg registry-5000 docker-registry serve "$W/registry/5000.yml"
-  start_bg registry-5001 docker-registry serve "$W/registry/5001.yml"
+  start_bg registry-plain docker-registry serve "$W/registry/plain.yml"
+  start_bg registry-token docker-registry serve "$W/registry/token.yml"
+  start_bg registry-htpasswd docker-registry serve "$W/registry/htpasswd.yml"
   wait_http "http://127.0.0.1:$TOKEN_PORT/health" token-issuer
-  wait_http "http://$REG/v2/" registry-5000
-  wait_http "http://$TREG/v2/" registry-5001
+  wait_http "http://$REG/v2/" registry-plain
+  wait_http "http://$TREG/v2/" registry-token
+  wait_http "http://$HTREG/v2/" registry-htpasswd
   prepare_tls
   start_tls_registry
-  log "registries up: $REG (open), $TREG (token auth via 127.0.0.1:$TOKEN_PORT)"
+  log "registries up: $REG (open), $TREG (token auth via 127.0.0.1:$TOKEN_PORT), $HTREG (htpasswd), https://$TLSREG"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -347,7 +398,7 @@ corrupt_blob() { # <registry/name:tag>: flips one byte of the last layer blob in
   local ref="$1" digest hex data
   digest="$("${SKOPEO[@]}" inspect --raw --tls-verify=false "docker://$ref" | jq -r '.layers[-1].digest')"
   hex="${digest#sha256:}"
-  data="$W/registry/5000/docker/registry/v2/blobs/sha256/${hex:0:2}/$hex/data"
+  data="$W/registry/plain/docker/registry/v2/blobs/sha256/${hex:0:2}/$hex/data"
   [ -f "$data" ] || die "blob $digest not found at $data"
   /usr/bin/python3 - "$data" <<'PY'
 import os, sys
@@ -404,6 +455,10 @@ build_and_push() {
   if "${I[@]}" --creds "$TOKEN_USER:wrong" "docker://$TREG/library/busybox:latest" >/dev/null 2>&1; then
     die "pull from the token registry with a wrong password unexpectedly works"
   fi
+  check "htpasswd registry with credentials" "${I[@]}" --creds "$HTPASSWD_USER:$HTPASSWD_PASSWORD" "docker://$HTREG/library/busybox:latest"
+  if "${I[@]}" --creds "$HTPASSWD_USER:wrong" "docker://$HTREG/library/busybox:latest" >/dev/null 2>&1; then
+    die "pull from the htpasswd registry with a wrong password unexpectedly works"
+  fi
 }
 
 write_env() {
@@ -420,6 +475,10 @@ UDOCKER_E2E_REGISTRY=$REG
 UDOCKER_E2E_TOKEN_REGISTRY=$TREG
 UDOCKER_E2E_TLS_REGISTRY=$TLSREG
 UDOCKER_E2E_TLS_CA=$W/tls/ca.pem
+UDOCKER_E2E_TOKEN_ISSUER=127.0.0.1:$TOKEN_PORT
+UDOCKER_E2E_HTPASSWD_REGISTRY=$HTREG
+UDOCKER_E2E_HTPASSWD_USER=$HTPASSWD_USER
+UDOCKER_E2E_HTPASSWD_PASSWORD=$HTPASSWD_PASSWORD
 UDOCKER_E2E_TOKEN_USER=$TOKEN_USER
 UDOCKER_E2E_TOKEN_PASSWORD=$TOKEN_PASSWORD
 UDOCKER_E2E_DEBIAN_TAG=$SUITE
@@ -455,7 +514,7 @@ case "$cmd" in
     prepare_workdir
     mkdir -p "$W/pids" "$W/logs"
     stop_all
-    rm -rf "$W/registry/5000" "$W/registry/5001"
+    rm -rf "$W/registry/plain" "$W/registry/token"
     # a failed start leaves nothing running
     trap 'status=$?; [ "$status" -eq 0 ] || { log "start failed: stopping what was started"; stop_all; }' EXIT
     start_services
@@ -464,8 +523,8 @@ case "$cmd" in
     write_env
     log "ready (stop with: $0 stop)"
     ;;
-  start-tls) mkdir -p "$W/pids" "$W/logs" "$W/registry"; prepare_tls; start_tls_registry ;;
+  start-tls) mkdir -p "$W/pids" "$W/logs" "$W/registry"; load_ports; prepare_tls; start_tls_registry ;;
   stop) stop_all ;;
-  status) status_all ;;
+  status) load_ports; echo "ports: plain $REG, token $TREG, issuer $TOKEN_PORT, tls $TLSREG, htpasswd $HTREG"; status_all ;;
   *) echo "usage: $0 [start|start-tls|stop|status]" >&2; exit 2 ;;
 esac

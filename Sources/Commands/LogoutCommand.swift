@@ -8,6 +8,7 @@ struct LogoutCommand: UDockerCommand {
     @Option(name: .customLong("registry"), help: "registry host or URL (default Docker Hub)") var registry: String?
 
     func execute(_ context: CommandContext) async throws -> Int32 {
+        let registry = registry?.isEmpty == false ? registry : context.configuration.path("dockerio_registry_url")
         let keystore = Keystore(path: context.configuration["keystore"])
         if all {
             try keystore.erase()

@@ -93,6 +93,7 @@ public enum UDocker {
         do {
             let configuration = try Configuration(environment: env, overrides: overrides)
             let context = CommandContext(configuration: configuration, environment: env)
+            ErrorAdvice.repository = context.repository.topDirectory
             let verbosity = configuration.verbosity
             LoggingSystem.bootstrap { _ in MessageLogHandler(verbosity: verbosity) }
             if type.needsRepository {
@@ -123,6 +124,8 @@ public enum UDocker {
     }
 
     static func fail(_ message: String, status: Int32 = 1) -> Int32 {
+        let repository = ErrorAdvice.repository ?? "\(NSHomeDirectory())/.udocker"
+        let message = ErrorAdvice.annotate(message, repository: repository, room: ErrorAdvice.room(repository))
         FileHandle.standardError.write(Data("Error: \(message)\n".utf8))
         return status
     }

@@ -135,7 +135,7 @@ public struct FakechrootEngine: ExecutionEngine {
         candidates.append(libraryDirectory + "/libfakechroot.so")
         candidates += systemLibraries
         if let found = candidates.first(where: FileInfo.isRegularFile) { return found }
-        throw EngineError(.toolNotFound, "libfakechroot.so not found: install the fakechroot package "
+        throw EngineError(.toolNotFound, "libfakechroot.so not found: run 'udocker install' (udockertools), install the fakechroot package "
                           + "(apt-get install fakechroot), or set UDOCKER_FAKECHROOT_SO=/path/to/libfakechroot.so, "
                           + "or put libfakechroot.so in \(libraryDirectory)")
     }

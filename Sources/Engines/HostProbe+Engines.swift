@@ -18,19 +18,26 @@ public struct NativeCheck: HostCheck {
             return [HostFinding(check: "N1", status: .ok, summary: "unprivileged user namespaces work", details: facts)]
         }
         let fix: String
-        if problem.contains("max_user_namespaces") {
-            fix = "ask the administrators for: sysctl -w user.max_user_namespaces=15000 (or use P1/F3)"
-        } else if problem.contains("unprivileged_userns_clone") {
-            fix = "ask the administrators for: sysctl -w kernel.unprivileged_userns_clone=1 (or use P1/F3)"
-        } else if problem.contains("AppArmor") {
-            fix = "ask the administrators for: sysctl -w kernel.apparmor_restrict_unprivileged_userns=0, "
-                + "or an AppArmor profile allowing userns for udocker (or use P1/F3)"
+        if let admin = HostProbe.userNamespaceAdminFix(problem) {
+            fix = "ask the administrators for: \(admin) (or use P1/F3)"
         } else if problem.contains("seccomp") {
             fix = "run udocker outside the container or job wrapper that installs the filter, or use F3"
         } else {
             fix = "use P1 or F3: udocker setup --execmode=P1 CONTAINER"
         }
         return [HostFinding(check: "N1", status: .failed, summary: problem, details: facts, fix: fix)]
+    }
+}
+
+extension HostProbe {
+    /// What an administrator changes to enable user namespaces, for a `userNamespaceProblem`.
+    public static func userNamespaceAdminFix(_ problem: String) -> String? {
+        if problem.contains("max_user_namespaces") { return "sysctl -w user.max_user_namespaces=15000" }
+        if problem.contains("unprivileged_userns_clone") { return "sysctl -w kernel.unprivileged_userns_clone=1" }
+        if problem.contains("AppArmor") {
+            return "sysctl -w kernel.apparmor_restrict_unprivileged_userns=0, or an AppArmor profile allowing userns for udocker"
+        }
+        return nil
     }
 }
 

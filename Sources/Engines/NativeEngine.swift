@@ -71,6 +71,7 @@ public struct NativeEngine: ExecutionEngine {
             let why = EngineSelector.userNamespaceProblem() ?? "\(failure.step): \(reason)"
             let name = container.names.first ?? container.id
             message = "N1 cannot start: \(why); use P1 (udocker setup --execmode=P1 \(name))"
+                + (HostProbe.userNamespaceAdminFix(why).map { ", or ask the administrators for: \($0)" } ?? "")
         }
         return EngineError(.cannotStart, message)
     }

@@ -77,7 +77,7 @@ public struct ToolLocator: Sendable {
         return try locate(variable: "UDOCKER_USE_PROOT_EXECUTABLE",
                           setting: Setting(environment.prootExecutable, emptyMeansPathOnly: true),
                           pathNames: ["proot"], binNames: names, binDirFirst: true,
-                          missing: "proot not found: install it (apt-get install proot) or put it in \(environment.binDir)")
+                          missing: "proot not found: run 'udocker install' (udockertools), install it (apt-get install proot), or put it in \(environment.binDir)")
     }
 
     /// runc, crun or runsc: `UDOCKER_USE_RUNC_EXECUTABLE`, else PATH, else bin/.
@@ -87,7 +87,7 @@ public struct ToolLocator: Sendable {
                           setting: Setting(environment.hostEnvironment["UDOCKER_USE_RUNC_EXECUTABLE"], emptyMeansPathOnly: false),
                           pathNames: ["runc", "crun", "runsc"], binNames: ["runc-\(arch)", "runc", "crun-\(arch)", "crun"],
                           binDirFirst: false,
-                          missing: "\(mode.rawValue): runc not found: install it (apt-get install runc), or crun, or put it in "
+                          missing: "\(mode.rawValue): runc not found: run 'udocker install' (udockertools), install it (apt-get install runc), or crun, or put it in "
                             + "\(environment.binDir), or set UDOCKER_USE_RUNC_EXECUTABLE")
     }
 
@@ -134,7 +134,7 @@ public struct ToolLocator: Sendable {
             .map { libraryDirectory + "/" + $0 }
         if let p = own.first(where: FileInfo.isRegularFile) { return Tool(path: p, origin: .binDir) }
         if let p = Self.systemFakechrootLibraries.first(where: FileInfo.isRegularFile) { return Tool(path: p, origin: .path) }
-        throw NotFound(message: "libfakechroot.so not found: install the fakechroot package (apt-get install fakechroot), "
+        throw NotFound(message: "libfakechroot.so not found: run 'udocker install' (udockertools), install the fakechroot package (apt-get install fakechroot), "
                        + "or set UDOCKER_FAKECHROOT_SO=/path/to/libfakechroot.so, or put libfakechroot.so in \(libraryDirectory)")
     }
 

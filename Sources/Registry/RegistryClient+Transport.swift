@@ -68,7 +68,7 @@ extension RegistryClient {
                 let retryAfter = parseRetryAfter(response.headers.first(name: "Retry-After"))
                 await RegistryClient.discard(response)
                 guard attempt < options.maxAttempts else {
-                    if code == 429 { throw RegistryError.rateLimited(host: origin.hostPort, attempts: attempt) }
+                    if code == 429 { throw RegistryError.rateLimited(host: origin.hostPort, attempts: attempt, retryAfter: retryAfter) }
                     throw RegistryError.serverError(host: origin.hostPort, status: code, attempts: attempt)
                 }
                 let delay = min(retryAfter ?? backoff(attempt), options.maxRetryDelay)

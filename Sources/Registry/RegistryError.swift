@@ -20,7 +20,8 @@ public enum RegistryError: Error, CustomStringConvertible, Sendable {
     case digestMismatch(expected: Digest, actual: Digest)
     case sizeMismatch(digest: String, expected: Int64, detail: String)
     case schema1Unsupported(String)
-    case rateLimited(host: String, attempts: Int)
+    /// 429 on every attempt; `retryAfter`: the registry's last Retry-After, in seconds.
+    case rateLimited(host: String, attempts: Int, retryAfter: Double? = nil)
     case serverError(host: String, status: Int, attempts: Int)
     case unexpectedStatus(host: String, status: Int, what: String)
     case tooLarge(what: String, limit: Int)
@@ -49,7 +50,9 @@ public enum RegistryError: Error, CustomStringConvertible, Sendable {
         case .sizeMismatch(let d, let e, let detail): return "size mismatch for \(d): expected \(e) bytes, \(detail)"
         case .schema1Unsupported(let n):
             return "schema 1 manifests are not supported (\(n)); ask for a schema 2 or OCI image"
-        case .rateLimited(let host, let n): return "rate limited by \(host) after \(n) attempts (HTTP 429)"
+        case .rateLimited(let host, let n, let wait):
+            let when = wait.map { w in w < 1 ? "wait a few seconds" : w >= 120 ? "wait \(Int((w / 60).rounded(.up))) minutes" : "wait \(Int(w.rounded(.up))) seconds" } ?? "wait a few minutes"
+            return "rate limited by \(host) after \(n) attempts (HTTP 429): \(when) and try again; logged-in users (udocker login) often get a higher limit"
         case .serverError(let host, let status, let n): return "server error from \(host): HTTP \(status) after \(n) attempts"
         case .unexpectedStatus(let host, let status, let what): return "unexpected HTTP \(status) from \(host) for \(what)"
         case .tooLarge(let what, let limit): return "\(what) is larger than the \(limit)-byte limit"

@@ -81,42 +81,34 @@ public struct CredentialStore: Sendable {
     ///   - udockerKeystore: path of udocker's keystore (`{"https://host": {"auth": "<base64>"}}`).
     ///     Like udocker, a keystore readable or writable by group/others, or not owned by the
     ///     user, is ignored (with a warning).
-    ///   - dockerConfig: path of a Docker `config.json` (`{"auths": {"host": {"auth": …}}}`).
+    ///   - dockerConfig: path of a Docker `config.json` (see `DockerCredentials`).
     /// The keystore wins over the Docker config for the same registry.
     public init(udockerKeystore: String?, dockerConfig: String?) {
-        if let path = dockerConfig { load(path: path, isKeystore: false) }
-        if let path = udockerKeystore { load(path: path, isKeystore: true) }
+        if let path = dockerConfig { docker = DockerCredentials(path: path); warnings += docker!.warnings }
+        if let path = udockerKeystore { loadKeystore(path) }
     }
+    /// Docker's logins (`auths`, `credHelpers`, `credsStore`), asked after the keystore.
+    private var docker: DockerCredentials?
 
     /// Credentials given directly (tests, `--username/--password` style callers).
     public init(entries: [String: String]) {
         for (k, v) in entries { self.entries[CredentialStore.normalize(k)] = v }
     }
 
-    private mutating func load(path: String, isKeystore: Bool) {
+    private mutating func loadKeystore(_ path: String) {
         var st = stat()
         guard stat(path, &st) == 0 else { return }  // absent: nothing to read
-        if isKeystore {
-            if st.st_uid != getuid() {
-                warnings.append("ignoring keystore \(path): not owned by the current user"); return
-            }
-            if st.st_mode & 0o077 != 0 {
-                warnings.append("ignoring keystore \(path): readable or writable by others (chmod 600 it)"); return
-            }
+        if st.st_uid != getuid() {
+            warnings.append("ignoring keystore \(path): not owned by the current user"); return
+        }
+        if st.st_mode & 0o077 != 0 {
+            warnings.append("ignoring keystore \(path): readable or writable by others (chmod 600 it)"); return
         }
         guard let data = FileManager.default.contents(atPath: path), data.count <= 4 << 20,
               let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             warnings.append("ignoring \(path): not a JSON object"); return
         }
-        let table = isKeystore ? json : (json["auths"] as? [String: Any] ?? [:])
-        for (key, value) in table {
-            guard let obj = value as? [String: Any] else { continue }
-            var auth = (obj["auth"] as? String).flatMap { $0.isEmpty ? nil : $0 }
-            if auth == nil, let u = obj["username"] as? String, let p = obj["password"] as? String {
-                auth = Data("\(u):\(p)".utf8).base64EncodedString()
-            }
-            if let auth { entries[CredentialStore.normalize(key)] = auth }
-        }
+        entries = DockerCredentials.authTable(json)
     }
 
     /// `https://Host:5000/v1/` → `host:5000`.
@@ -137,8 +129,8 @@ public struct CredentialStore: Sendable {
         if CredentialStore.dockerHubAliases.contains(key) {
             for alias in CredentialStore.dockerHubAliases.sorted() { if let v = entries[alias] { return v } }
         }
-        return nil
+        return docker?.authorization(forKey: key)
     }
 
-    public var isEmpty: Bool { entries.isEmpty }
+    public var isEmpty: Bool { entries.isEmpty && docker?.isEmpty != false }
 }

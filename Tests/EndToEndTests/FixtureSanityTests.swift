@@ -17,13 +17,26 @@ struct FixtureSanityTests {
         expectSuccess(r)
     }
 
-    @Test("registries answer /v2/", arguments: ["5000", "5001"])
-    func registries(port: String) async throws {
+    @Test("registries answer /v2/ (ports from the env file)", arguments: ["plain", "token"])
+    func registries(kind: String) async throws {
         let env = try E2EEnvironment.load()
         let box = try E2ESandbox(env, name: "sanity-reg")
-        let host = port == "5000" ? env.registry : env.tokenRegistry
+        let host = kind == "plain" ? env.registry : env.tokenRegistry
         let r = try await box.shell("curl -s -o /dev/null -w '%{http_code}' http://\(host)/v2/")
-        #expect(r.stdout == (port == "5000" ? "200" : "401"), "\(r)")
+        #expect(r.stdout == (kind == "plain" ? "200" : "401"), "\(r)")
+    }
+
+    @Test("the htpasswd registry asks for Basic credentials and accepts the fixture user",
+          .enabled(if: ProcessInfo.processInfo.environment["UDOCKER_E2E_HTPASSWD_REGISTRY"]?.isEmpty == false,
+                   "needs the htpasswd registry fixture (UDOCKER_E2E_HTPASSWD_REGISTRY; restart scripts/test-fixtures.sh)"))
+    func htpasswdRegistry() async throws {
+        let env = try E2EEnvironment.load()
+        let box = try E2ESandbox(env, name: "sanity-htpasswd")
+        let host = try #require(env.htpasswdRegistry)
+        let anonymous = try await box.shell("curl -s -o /dev/null -w '%{http_code}' http://\(host)/v2/")
+        #expect(anonymous.stdout == "401", "\(anonymous)")
+        let user = try await box.shell("curl -s -o /dev/null -w '%{http_code}' -u '\(env.htpasswdUser):\(env.htpasswdPassword)' http://\(host)/v2/")
+        #expect(user.stdout == "200", "\(user)")
     }
 
     @Test("the Python udocker reference runs offline")

@@ -358,7 +358,8 @@ struct QuickStartTests {
         try requireSuccess(try await box.shell("ln -s \(box.env.binary) \(box.scratch)/bin/udocker"))
         let env = ["PATH": "\(box.scratch)/bin:\(E2ESandbox.defaultPath)"]
         for line in lines {
-            let r = try await box.shell(line, environment: env)
+            // README names the default fixture port; the fixtures may have picked another one.
+            let r = try await box.shell(line.replacingOccurrences(of: "127.0.0.1:5000", with: box.env.registry), environment: env)
             expectSuccess(r)
             if line.contains("exit 42") { #expect(r.stdoutLines.suffix(3) == ["1", "/mnt", "42"], "\(r)") }
             if line.contains("--rm") { #expect(try await box.psLines().count == 1, "--rm must delete only its own container") }

@@ -20,10 +20,16 @@ public struct E2EEnvironment: Sendable {
     public let binary: String
     /// The Python udocker 1.3.17 (venv) used for compatibility tests.
     public let pythonUdocker: String
-    /// `127.0.0.1:5000`: plain HTTP registry, no auth.
+    /// `127.0.0.1:<port>` (5000 when it was free): plain HTTP registry, no auth. Every port comes
+    /// from the env file: `scripts/test-fixtures.sh` picks free ones when the defaults are taken.
     public let registry: String
-    /// `127.0.0.1:5001`: token-auth registry.
+    /// `127.0.0.1:<port>` (5001): token-auth registry.
     public let tokenRegistry: String
+    /// `127.0.0.1:<port>` (5003): Basic auth from an htpasswd file, same images as `registry`;
+    /// nil with fixtures older than this variable (the tests that need it are skipped).
+    public let htpasswdRegistry: String?
+    public let htpasswdUser: String
+    public let htpasswdPassword: String
     public let tokenUser: String
     public let tokenPassword: String
     /// Tag of the Debian image (`bookworm`).
@@ -61,6 +67,9 @@ public struct E2EEnvironment: Sendable {
             pythonUdocker: value("UDOCKER_E2E_PYUDOCKER"),
             registry: value("UDOCKER_E2E_REGISTRY"),
             tokenRegistry: value("UDOCKER_E2E_TOKEN_REGISTRY"),
+            htpasswdRegistry: environment["UDOCKER_E2E_HTPASSWD_REGISTRY"].flatMap { $0.isEmpty ? nil : $0 },
+            htpasswdUser: environment["UDOCKER_E2E_HTPASSWD_USER"] ?? "bob",
+            htpasswdPassword: environment["UDOCKER_E2E_HTPASSWD_PASSWORD"] ?? "hunter2",
             tokenUser: environment["UDOCKER_E2E_TOKEN_USER"] ?? "alice",
             tokenPassword: environment["UDOCKER_E2E_TOKEN_PASSWORD"] ?? "secret",
             debianTag: environment["UDOCKER_E2E_DEBIAN_TAG"] ?? "bookworm",

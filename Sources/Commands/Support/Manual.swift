@@ -82,13 +82,23 @@ enum Manual {
         success.
         .TP
         \\fB1\\fR
-        an error: the one line printed on standard error says what failed and what to do.
+        an error: the one line printed on standard error (\\fBError: ...\\fR) says what failed and what to do.
+        Among them: no space left (with the MiB free on the filesystem of \\fBUDOCKER_DIR\\fR), no inodes
+        left, disk quota exceeded (see it with \\fBquota -s\\fR or \\fBlfs quota\\fR), then remove containers
+        or images (\\fBudocker rm\\fR, \\fBudocker rmi\\fR, \\fBudocker rmi --prune\\fR) or move \\fBUDOCKER_DIR\\fR;
+        a registry rate limit (HTTP 429, with the wait the registry asked for); \\fBlogin\\fR refused by the
+        registry (nothing is stored); an unsafe keystore (\\fBchmod 600\\fR); a missing engine tool
+        (proot, runc, libfakechroot: \\fBudocker install\\fR or the distribution package).
         .TP
         \\fB2\\fR
-        \\fBrun\\fR could not start the command (bad volume, working directory or command), as in udocker.
+        \\fBrun\\fR could not start the command (bad volume, working directory or command), as in udocker;
+        also an engine that cannot start, e.g. N1 with user namespaces disabled (the line names the sysctl,
+        \\fBuser.max_user_namespaces\\fR, \\fBkernel.unprivileged_userns_clone\\fR or
+        \\fBkernel.apparmor_restrict_unprivileged_userns\\fR, and suggests P1).
         .TP
         \\fBN\\fR
-        \\fBrun\\fR returns the exit status of the command; 128+N when it was killed by signal N.
+        \\fBrun\\fR returns the exit status of the command; 128+N when it was killed by signal N
+        (130 after SIGINT, 143 after SIGTERM).
         .SH FILES
         .TP
         \\fI~/.udocker/\\fR
@@ -119,7 +129,8 @@ enum Manual {
         ("UDOCKER_BIN, UDOCKER_LIB", "where engine tools (proot, runc, libfakechroot) are looked for"),
         ("UDOCKER_REPOS, UDOCKER_LAYERS, UDOCKER_CONTAINERS", "parts of the repository in other places"),
         ("UDOCKER_TMP", "temporary files"),
-        ("UDOCKER_KEYSTORE", "the credentials file of login"),
+        ("UDOCKER_KEYSTORE", "the credentials file of login: an absolute path, or a name under ~/.udocker (not UDOCKER_DIR)"),
+        ("DOCKER_CONFIG", "directory of Docker's config.json, whose logins pull uses after the keystore"),
         ("UDOCKER_LOGLEVEL", "verbosity (0-5)"),
         ("UDOCKER_REGISTRY, UDOCKER_INDEX", "registry and index used for names without a host"),
         ("UDOCKER_DEFAULT_EXECUTION_MODE", "execution mode of containers that have none"),
