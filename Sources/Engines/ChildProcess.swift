@@ -28,6 +28,8 @@ struct ChildLaunch {
         var root: String
         var insideUID: UInt32, insideGID: UInt32, hostUID: UInt32, hostGID: UInt32
         var mounts: [BindMount]
+        /// An overlay container: overlayfs is mounted on `root` instead of binding it onto itself.
+        var overlay: ContainerInstance.OverlayMount?
     }
     var namespace: Namespace?
 
@@ -53,9 +55,10 @@ struct ChildLaunch {
             cfg.cpus = UnsafePointer(cpuBuffer)
             cfg.ncpus = Int32(cpus.count)
         }
-        let mountBuffer = UnsafeMutablePointer<udocker_mount_t>.allocate(capacity: max(1, namespace?.mounts.count ?? 0))
+        let mountBuffer = UnsafeMutablePointer<udocker_mount_t>.allocate(capacity: max(1, (namespace?.mounts.count ?? 0) + 1))
         defer { mountBuffer.deallocate() }
-        if let ns = namespace {
+        if var ns = namespace {
+            if let o = ns.overlay { ns.mounts.insert(BindMount(source: UDOCKER_OVERLAY_PREFIX + o.cacheDirectory, target: o.options), at: 0) }
             cfg.use_userns = 1
             cfg.root = UnsafePointer(arena.string(ns.root))
             cfg.inside_uid = ns.insideUID; cfg.inside_gid = ns.insideGID
