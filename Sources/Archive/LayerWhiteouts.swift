@@ -40,20 +40,20 @@ public struct LayerWhiteouts: Sendable, Equatable {
 
     /// Sets an extended attribute on an open file (0, or -1 with errno).
     public static func setXattr(_ fd: Int32, _ name: String, _ value: String) -> Int32 {
-        udocker_fsetxattr(fd, name, value, value.utf8.count)
+        cl_fsetxattr(fd, name, value, value.utf8.count)
     }
 
     /// An extended attribute's value (short values only), nil when absent.
     public static func xattr(fd: Int32, _ name: String) -> String? {
         var buf = [UInt8](repeating: 0, count: 64)
-        let n = udocker_fgetxattr(fd, name, &buf, buf.count)
+        let n = cl_fgetxattr(fd, name, &buf, buf.count)
         return n > 0 ? String(decoding: buf.prefix(Int(n)), as: UTF8.self) : nil
     }
 
     /// Same for a path (a symlink itself is not followed).
     public static func xattr(path: String, _ name: String) -> String? {
         var buf = [UInt8](repeating: 0, count: 64)
-        let n = udocker_lgetxattr(path, name, &buf, buf.count)
+        let n = cl_lgetxattr(path, name, &buf, buf.count)
         return n > 0 ? String(decoding: buf.prefix(Int(n)), as: UTF8.self) : nil
     }
 }

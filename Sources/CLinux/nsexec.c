@@ -64,7 +64,7 @@ static void ud_append_uint(char *buf, size_t cap, unsigned long v) {
     ud_append(buf, cap, out);
 }
 
-static void ud_step(udocker_exec_error_t *e, const char *a, const char *b, const char *c, const char *d) {
+static void ud_step(cl_exec_error_t *e, const char *a, const char *b, const char *c, const char *d) {
     e->step[0] = 0;
     ud_append(e->step, sizeof e->step, a);
     ud_append(e->step, sizeof e->step, b);
@@ -74,7 +74,7 @@ static void ud_step(udocker_exec_error_t *e, const char *a, const char *b, const
 
 /* Reads the child's error report from the CLOEXEC status pipe: 0 bytes means the child reached
  * exec (or, for the overlay helper, is ready); a full record is an error; anything else is EIO. */
-static size_t ud_read_status(int fd, udocker_exec_error_t *error) {
+static size_t ud_read_status(int fd, cl_exec_error_t *error) {
     size_t got = 0;
     while (got < sizeof *error) {
         ssize_t r = read(fd, (char *)error + got, sizeof *error - got);
@@ -123,7 +123,7 @@ static void ud_defer_handler(int sig) {
     if (ud_deferred_signal == 0) ud_deferred_signal = sig;
 }
 
-void udocker_signals_defer(void) {
+void cl_signals_defer(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = ud_defer_handler;
@@ -132,7 +132,7 @@ void udocker_signals_defer(void) {
     for (size_t i = 0; i < UD_NDEFERRED; i++) (void)sigaction(ud_deferred[i], &sa, &ud_deferred_old[i]);
 }
 
-void udocker_signals_release(void) {
+void cl_signals_release(void) {
     for (size_t i = 0; i < UD_NDEFERRED; i++) (void)sigaction(ud_deferred[i], &ud_deferred_old[i], NULL);
     int sig = ud_deferred_signal;
     ud_deferred_signal = 0;
@@ -204,15 +204,9 @@ static int ud_open_beneath(int rootfd, const char *target) {
     return cur;
 }
 
-static int ud_is_overlay(const char *s) {
-    const char *p = UDOCKER_OVERLAY_PREFIX;
-    while (*p) { if (*s++ != *p++) return 0; }
-    return 1;
-}
-
 // Enters new user + mount namespaces mapping the host ids to `uid`/`gid`, making / rprivate.
 static int ud_enter_userns(unsigned int inside_uid, unsigned int inside_gid, unsigned int host_uid,
-                           unsigned int host_gid, udocker_exec_error_t *e) {
+                           unsigned int host_gid, cl_exec_error_t *e) {
     char map[64];
     if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) { ud_step(e, "unshare(CLONE_NEWUSER|CLONE_NEWNS)", 0, 0, 0); return -1; }
     if (ud_write_file("/proc/self/setgroups", "deny") != 0 && errno != ENOENT) {
@@ -233,7 +227,7 @@ static int ud_enter_userns(unsigned int inside_uid, unsigned int inside_gid, uns
 // ---------------------------------------------------------------- child
 
 // Returns only on failure, with e filled.
-static void ud_child(const udocker_exec_config_t *c, int own_group, pid_t parent, udocker_exec_error_t *e) {
+static void ud_child(const cl_exec_config_t *c, int own_group, pid_t parent, cl_exec_error_t *e) {
     // Own process group first (the parent does it too: no race), then the default dispositions
     // and an empty mask: a signal forwarded before this point is pending and now ends the child.
     if (own_group) (void)setpgid(0, 0);
@@ -254,20 +248,17 @@ static void ud_child(const udocker_exec_config_t *c, int own_group, pid_t parent
 
     if (c->use_userns) {
         if (ud_enter_userns(c->inside_uid, c->inside_gid, c->host_uid, c->host_gid, e) != 0) return;
-        int first = 0;
-        if (c->nmounts > 0 && ud_is_overlay(c->mounts[0].source)) {
-            first = 1;
-            const char *dir = c->mounts[0].source + sizeof UDOCKER_OVERLAY_PREFIX - 1;
-            if (chdir(dir) != 0) { ud_step(e, "chdir ", dir, 0, 0); return; }
-            if (mount("overlay", c->root, "overlay", 0, c->mounts[0].target) != 0) {
+        if (c->overlay_options) {
+            if (chdir(c->overlay_dir) != 0) { ud_step(e, "chdir ", c->overlay_dir, 0, 0); return; }
+            if (mount("overlay", c->root, "overlay", 0, c->overlay_options) != 0) {
                 ud_step(e, "mount overlayfs on ", c->root, 0, 0); return;
             }
         } else if (mount(c->root, c->root, NULL, MS_BIND | MS_REC, NULL) != 0) { ud_step(e, "bind ", c->root, " on itself", 0); return; }
         int rootfd = open(c->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (rootfd < 0) { ud_step(e, "open ", c->root, 0, 0); return; }
 
-        for (int i = first; i < c->nmounts; i++) {
-            const udocker_mount_t *m = &c->mounts[i];
+        for (int i = 0; i < c->nmounts; i++) {
+            const cl_mount_t *m = &c->mounts[i];
             int src = open(m->source, O_PATH | O_CLOEXEC);
             if (src < 0) { ud_step(e, "open ", m->source, 0, 0); return; }
             int dst = ud_open_beneath(rootfd, m->target);
@@ -425,66 +416,110 @@ static int ud_wants_own_group(void) {
     return 1;
 }
 
-// ---------------------------------------------------------------- spawn
+// ---------------------------------------------------------------- one child with a status pipe
 
-pid_t udocker_spawn(const udocker_exec_config_t *config, udocker_exec_error_t *error) {
+// What a caller of ud_fork_reporting does on each side. `child` runs in the child and returns only
+// on failure, with `e` filled; success is the status pipe closing with no data (execve, an explicit
+// close of `status_fd`, or _exit). `after_fork` (may be NULL) runs in the parent right after
+// fork(), with the pid or -1.
+typedef struct {
+    void (*child)(void *ctx, int status_fd, cl_exec_error_t *e);
+    void (*after_fork)(void *ctx, pid_t pid);
+    void *ctx;
+    const char *who;   // "child", "helper": named when its report cannot be read
+} ud_child_spec;
+
+// fork + status pipe + report + reap, for every child this file starts. Returns the pid once the
+// child reported success; else -1 with `error` filled (pipe, fork, or the child's own step) and
+// the child, if any, reaped.
+static pid_t ud_fork_reporting(const ud_child_spec *spec, cl_exec_error_t *error) {
     memset(error, 0, sizeof *error);
     int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) { error->error_number = errno; ud_step(error, "pipe", 0, 0, 0); return -1; }
-
-    // The forwarded signals stay blocked in this thread from before the handlers exist until the
-    // pid is published; another thread taking one meanwhile parks it (see the table above). So a
-    // SIGTERM during the child's namespace and mount setup ends the child instead of orphaning it.
-    sigset_t block, old;
-    sigemptyset(&block);
-    for (size_t i = 0; i < UD_NFORWARDED; i++) sigaddset(&block, ud_forwarded[i]);
-    pthread_sigmask(SIG_BLOCK, &block, &old);
-    int slot = ud_forward_acquire(-1);
-    int own_group = ud_wants_own_group();
-    pid_t parent = getpid();
-
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+        error->error_number = errno; ud_step(error, "pipe", 0, 0, 0);
+        if (spec->after_fork) spec->after_fork(spec->ctx, -1);
+        return -1;
+    }
     pid_t pid = fork();
     if (pid == 0) {
         close(fds[0]);
-        udocker_exec_error_t e;
+        cl_exec_error_t e;
         memset(&e, 0, sizeof e);
-        ud_child(config, own_group, parent, &e);
+        spec->child(spec->ctx, fds[1], &e);
         e.error_number = errno ? errno : EINVAL;
         (void)ud_write_all(fds[1], &e, sizeof e);
         _exit(127);
     }
     int fork_errno = errno;
-    if (pid > 0) {
-        if (own_group) (void)setpgid(pid, pid);
-        ud_forward_publish(slot, pid, own_group);
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (spec->after_fork) spec->after_fork(spec->ctx, pid);
     close(fds[1]);
     if (pid < 0) {
         close(fds[0]);
-        ud_forward_release(slot);
-        error->error_number = fork_errno;
-        ud_step(error, "fork", 0, 0, 0);
+        error->error_number = fork_errno; ud_step(error, "fork", 0, 0, 0);
         return -1;
     }
     size_t got = ud_read_status(fds[0], error);
     close(fds[0]);
-    if (got == 0) { memset(error, 0, sizeof *error); return pid; }   // the slot is released by the wait
-    if (got < sizeof *error) { error->error_number = EIO; ud_step(error, "read the child's status", 0, 0, 0); }
+    if (got == 0) { memset(error, 0, sizeof *error); return pid; }
+    if (got < sizeof *error) {
+        memset(error, 0, sizeof *error); error->error_number = EIO;
+        ud_step(error, "read the ", spec->who, "'s status", 0);
+    }
     error->step[sizeof error->step - 1] = 0;
     int st;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
-    ud_forward_release(slot);
     return -1;
+}
+
+// ---------------------------------------------------------------- spawn
+
+typedef struct {
+    const cl_exec_config_t *config;
+    sigset_t old_mask;
+    int slot, own_group;
+    pid_t parent;
+} ud_spawn_ctx;
+
+static void ud_spawn_child(void *ctx, int status_fd, cl_exec_error_t *e) {
+    (void)status_fd;   // close-on-exec: execve closes it
+    ud_spawn_ctx *s = ctx;
+    ud_child(s->config, s->own_group, s->parent, e);
+}
+
+static void ud_spawn_after_fork(void *ctx, pid_t pid) {
+    ud_spawn_ctx *s = ctx;
+    if (pid > 0) {
+        if (s->own_group) (void)setpgid(pid, pid);
+        ud_forward_publish(s->slot, pid, s->own_group);
+    }
+    pthread_sigmask(SIG_SETMASK, &s->old_mask, NULL);
+}
+
+pid_t cl_spawn(const cl_exec_config_t *config, cl_exec_error_t *error) {
+    // The forwarded signals stay blocked in this thread from before the handlers exist until the
+    // pid is published; another thread taking one meanwhile parks it (see the table above). So a
+    // SIGTERM during the child's namespace and mount setup ends the child instead of orphaning it.
+    ud_spawn_ctx s = { .config = config };
+    sigset_t block;
+    sigemptyset(&block);
+    for (size_t i = 0; i < UD_NFORWARDED; i++) sigaddset(&block, ud_forwarded[i]);
+    pthread_sigmask(SIG_BLOCK, &block, &s.old_mask);
+    s.slot = ud_forward_acquire(-1);
+    s.own_group = ud_wants_own_group();
+    s.parent = getpid();
+    ud_child_spec spec = { ud_spawn_child, ud_spawn_after_fork, &s, "child" };
+    pid_t pid = ud_fork_reporting(&spec, error);
+    if (pid < 0) ud_forward_release(s.slot);   // on success the slot is released by the wait
+    return pid;
 }
 
 // ---------------------------------------------------------------- parent: wait and forward
 
-int udocker_wait_forwarding(pid_t pid, int *status) {
+int cl_wait_forwarding(pid_t pid, int *status) {
     pthread_mutex_lock(&ud_forward_lock);
     int slot = ud_forward_slot_of(pid);
     pthread_mutex_unlock(&ud_forward_lock);
-    // A pid not started by udocker_spawn (the runc command, re-parented to us): forward to it alone.
+    // A pid not started by cl_spawn (the runc command, re-parented to us): forward to it alone.
     if (slot < 0) slot = ud_forward_acquire(pid);
     int r;
     for (;;) {
@@ -500,92 +535,70 @@ int udocker_wait_forwarding(pid_t pid, int *status) {
 
 // ---------------------------------------------------------------- overlay view (planning)
 
-pid_t udocker_overlay_view(const char *dir, const char *options, const char *root, int *release_fd,
-                           udocker_exec_error_t *error) {
-    memset(error, 0, sizeof *error);
-    *release_fd = -1;
-    int status_pipe[2], hold_pipe[2];
-    if (pipe2(status_pipe, O_CLOEXEC) != 0) { error->error_number = errno; ud_step(error, "pipe", 0, 0, 0); return -1; }
-    if (pipe2(hold_pipe, O_CLOEXEC) != 0) {
-        error->error_number = errno; ud_step(error, "pipe", 0, 0, 0);
-        close(status_pipe[0]); close(status_pipe[1]); return -1;
-    }
-    unsigned int uid = (unsigned int)getuid(), gid = (unsigned int)getgid();
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(status_pipe[0]);
-        close(hold_pipe[1]);
-        udocker_exec_error_t e;
-        memset(&e, 0, sizeof e);
-        if (ud_enter_userns(0, 0, uid, gid, &e) != 0) goto fail;
-        if (chdir(dir) != 0) { ud_step(&e, "chdir ", dir, 0, 0); goto fail; }
-        if (mount("overlay", root, "overlay", 0, options) != 0) { ud_step(&e, "mount overlayfs on ", root, 0, 0); goto fail; }
-        if (chdir("/") != 0) { ud_step(&e, "chdir /", 0, 0, 0); goto fail; }
-        close(status_pipe[1]);   // ready: EOF with no data
-        char b;
-        while (read(hold_pipe[0], &b, 1) < 0 && errno == EINTR) {}
-        _exit(0);
-    fail:
-        e.error_number = errno ? errno : EINVAL;
-        (void)ud_write_all(status_pipe[1], &e, sizeof e);
-        _exit(1);
-    }
-    int fork_errno = errno;
-    close(status_pipe[1]);
-    close(hold_pipe[0]);
-    if (pid < 0) {
-        close(status_pipe[0]); close(hold_pipe[1]);
-        error->error_number = fork_errno; ud_step(error, "fork", 0, 0, 0); return -1;
-    }
-    size_t got = ud_read_status(status_pipe[0], error);
-    close(status_pipe[0]);
-    if (got == 0) { *release_fd = hold_pipe[1]; return pid; }
-    close(hold_pipe[1]);
-    if (got < sizeof *error) { memset(error, 0, sizeof *error); error->error_number = EIO; ud_step(error, "read the helper's status", 0, 0, 0); }
-    error->step[sizeof error->step - 1] = 0;
-    int st;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
-    return -1;
+typedef struct {
+    const char *dir, *options, *root;
+    unsigned int uid, gid;
+    int hold[2];
+} ud_overlay_ctx;
+
+static void ud_overlay_child(void *ctx, int status_fd, cl_exec_error_t *e) {
+    ud_overlay_ctx *o = ctx;
+    close(o->hold[1]);
+    if (ud_enter_userns(0, 0, o->uid, o->gid, e) != 0) return;
+    if (chdir(o->dir) != 0) { ud_step(e, "chdir ", o->dir, 0, 0); return; }
+    if (mount("overlay", o->root, "overlay", 0, o->options) != 0) { ud_step(e, "mount overlayfs on ", o->root, 0, 0); return; }
+    if (chdir("/") != 0) { ud_step(e, "chdir /", 0, 0, 0); return; }
+    close(status_fd);   // ready: EOF with no data
+    char b;
+    while (read(o->hold[0], &b, 1) < 0 && errno == EINTR) {}
+    _exit(0);
 }
 
-// ---------------------------------------------------------------- probe
+static void ud_overlay_after_fork(void *ctx, pid_t pid) {
+    ud_overlay_ctx *o = ctx;
+    (void)pid;
+    close(o->hold[0]);
+}
 
-int udocker_userns_probe(udocker_exec_error_t *error) {
+pid_t cl_overlay_view(const char *dir, const char *options, const char *root, int *release_fd,
+                      cl_exec_error_t *error) {
     memset(error, 0, sizeof *error);
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) { error->error_number = errno; ud_step(error, "pipe", 0, 0, 0); return errno; }
-    unsigned int uid = (unsigned int)getuid(), gid = (unsigned int)getgid();
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(fds[0]);
-        udocker_exec_error_t e;
-        memset(&e, 0, sizeof e);
-        if (ud_enter_userns(0, 0, uid, gid, &e) != 0) goto fail;
-        _exit(0);
-    fail:
-        e.error_number = errno ? errno : EINVAL;
-        (void)ud_write_all(fds[1], &e, sizeof e);
-        _exit(1);
-    }
-    int fork_errno = errno;
-    close(fds[1]);
-    if (pid < 0) { close(fds[0]); error->error_number = fork_errno; ud_step(error, "fork", 0, 0, 0); return fork_errno; }
-    size_t got = ud_read_status(fds[0], error);
-    close(fds[0]);
+    *release_fd = -1;
+    ud_overlay_ctx o = { dir, options, root, (unsigned int)getuid(), (unsigned int)getgid(), { -1, -1 } };
+    if (pipe2(o.hold, O_CLOEXEC) != 0) { error->error_number = errno; ud_step(error, "pipe", 0, 0, 0); return -1; }
+    ud_child_spec spec = { ud_overlay_child, ud_overlay_after_fork, &o, "helper" };
+    pid_t pid = ud_fork_reporting(&spec, error);
+    if (pid < 0) { close(o.hold[1]); return -1; }
+    *release_fd = o.hold[1];
+    return pid;
+}
+
+// ---------------------------------------------------------------- probes
+
+static void ud_userns_child(void *ctx, int status_fd, cl_exec_error_t *e) {
+    (void)status_fd;
+    unsigned int *ids = ctx;
+    if (ud_enter_userns(0, 0, ids[0], ids[1], e) != 0) return;
+    _exit(0);
+}
+
+int cl_userns_probe(cl_exec_error_t *error) {
+    unsigned int ids[2] = { (unsigned int)getuid(), (unsigned int)getgid() };
+    ud_child_spec spec = { ud_userns_child, NULL, ids, "child" };
+    pid_t pid = ud_fork_reporting(&spec, error);
+    if (pid < 0) return error->error_number ? error->error_number : EINVAL;
     int st = 0;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
-    if (got == sizeof *error) { error->step[sizeof error->step - 1] = 0; return error->error_number ? error->error_number : EINVAL; }
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         memset(error, 0, sizeof *error);
         error->error_number = ECHILD;
         ud_step(error, "user namespace probe died", 0, 0, 0);
         return ECHILD;
     }
-    memset(error, 0, sizeof *error);
     return 0;
 }
 
-int udocker_ptrace_probe(void) {
+int cl_ptrace_probe(void) {
     pid_t pid = fork();
     if (pid == 0) {
         long r = ptrace(PTRACE_TRACEME, 0, NULL, NULL);
@@ -600,18 +613,18 @@ int udocker_ptrace_probe(void) {
 
 // ---------------------------------------------------------------- xattrs
 
-int udocker_fsetxattr(int fd, const char *name, const char *value, size_t size) {
+int cl_fsetxattr(int fd, const char *name, const char *value, size_t size) {
     return fsetxattr(fd, name, value, size, 0);
 }
 
-long udocker_fgetxattr(int fd, const char *name, void *value, size_t size) {
+long cl_fgetxattr(int fd, const char *name, void *value, size_t size) {
     return (long)fgetxattr(fd, name, value, size);
 }
 
-long udocker_lgetxattr(const char *path, const char *name, void *value, size_t size) {
+long cl_lgetxattr(const char *path, const char *name, void *value, size_t size) {
     return (long)lgetxattr(path, name, value, size);
 }
 
-long udocker_copy_file_range(int fd_in, int fd_out, size_t len) {
+long cl_copy_file_range(int fd_in, int fd_out, size_t len) {
     return (long)copy_file_range(fd_in, NULL, fd_out, NULL, len, 0);
 }

@@ -124,8 +124,8 @@ struct RunCommand: UDockerCommand {
         options.gpus = gpus
         if let mpi, !["host", "none"].contains(mpi) { throw CommandFailure("invalid --mpi value: \(mpi) (host or none)") }
         options.mpi = mpi
-        if !device.isEmpty && ![.R1, .R2, .R3].contains(mode) {
-            context.messages.warning("--device is only used by the R modes (\(mode.rawValue) sees the host /dev)")
+        if !device.isEmpty && !engine.capabilities.contains(.deviceOption) {
+            context.messages.warning(CapabilityNotice.deviceIgnored(mode).message)
         }
 
         if let location { return try runLocation(location, directory: scratch.path, engine: engine, options: options, context: context) }
@@ -133,8 +133,8 @@ struct RunCommand: UDockerCommand {
         var instance = ContainerInstance(id: id, directory: repo.containerDirectory(id), root: repo.containerRoot(id),
                                          names: repo.containerNames(id), imageConfig: config)
         if repo.isOverlayContainer(id) {
-            guard mode == .N1 else {
-                throw CommandFailure("overlay container \(target) runs in N1 only; make it flat first: udocker setup --execmode=\(mode.rawValue) \(target)")
+            guard engine.capabilities.contains(.overlayRoot) else {
+                throw CommandFailure(CapabilityNotice.overlayNeedsN1(container: target, mode: mode).message)
             }
             instance.overlay = .init(cacheDirectory: repo.layerCache.directory, options: try repo.overlayMountOptions(id))
         }

@@ -15,7 +15,7 @@ public struct StandardIO: Sendable {
     public static let inherit = StandardIO()
 }
 
-/// A launch request for `udocker_spawn` (CLinux/nsexec.c).
+/// A launch request for `cl_spawn` (CLinux/nsexec.c).
 struct ChildLaunch {
     var path: String
     var arguments: [String]
@@ -28,6 +28,8 @@ struct ChildLaunch {
         var root: String
         var insideUID: UInt32, insideGID: UInt32, hostUID: UInt32, hostGID: UInt32
         var mounts: [BindMount]
+        /// An overlay container: overlayfs is mounted on `root` instead of binding it onto itself.
+        var overlay: ContainerInstance.OverlayMount?
     }
     var namespace: Namespace?
 
@@ -40,7 +42,7 @@ struct ChildLaunch {
         let envp = arena.array(environment)
         let cpath = arena.string(path)
         let ccwd = cwd.map { arena.string($0) }
-        var cfg = udocker_exec_config_t()
+        var cfg = cl_exec_config_t()
         cfg.path = UnsafePointer(cpath)
         cfg.argv = UnsafePointer(argv)
         cfg.envp = UnsafePointer(envp)
@@ -53,22 +55,26 @@ struct ChildLaunch {
             cfg.cpus = UnsafePointer(cpuBuffer)
             cfg.ncpus = Int32(cpus.count)
         }
-        let mountBuffer = UnsafeMutablePointer<udocker_mount_t>.allocate(capacity: max(1, namespace?.mounts.count ?? 0))
+        let mountBuffer = UnsafeMutablePointer<cl_mount_t>.allocate(capacity: max(1, namespace?.mounts.count ?? 0))
         defer { mountBuffer.deallocate() }
         if let ns = namespace {
+            if let o = ns.overlay {
+                cfg.overlay_dir = UnsafePointer(arena.string(o.cacheDirectory))
+                cfg.overlay_options = UnsafePointer(arena.string(o.options))
+            }
             cfg.use_userns = 1
             cfg.root = UnsafePointer(arena.string(ns.root))
             cfg.inside_uid = ns.insideUID; cfg.inside_gid = ns.insideGID
             cfg.host_uid = ns.hostUID; cfg.host_gid = ns.hostGID
             for (i, m) in ns.mounts.enumerated() {
-                mountBuffer[i] = udocker_mount_t(source: UnsafePointer(arena.string(m.source)),
+                mountBuffer[i] = cl_mount_t(source: UnsafePointer(arena.string(m.source)),
                                                  target: UnsafePointer(arena.string(m.target)), read_only: m.readOnly ? 1 : 0)
             }
             cfg.mounts = UnsafePointer(mountBuffer)
             cfg.nmounts = Int32(ns.mounts.count)
         }
-        var err = udocker_exec_error_t()
-        let pid = udocker_spawn(&cfg, &err)
+        var err = cl_exec_error_t()
+        let pid = cl_spawn(&cfg, &err)
         arena.free()
         if pid < 0 {
             let step = withUnsafeBytes(of: err.step) { raw in
@@ -82,7 +88,7 @@ struct ChildLaunch {
     /// Waits while forwarding signals; returns the exit status (128+signal when killed).
     static func wait(_ pid: pid_t) -> Int32 {
         var status: Int32 = 0
-        if udocker_wait_forwarding(pid, &status) != 0 { return 255 }
+        if cl_wait_forwarding(pid, &status) != 0 { return 255 }
         if status & 0x7f == 0 { return (status >> 8) & 0xff }          // WIFEXITED
         if (status & 0x7f) != 0x7f { return 128 + (status & 0x7f) }     // WIFSIGNALED
         return 255

@@ -23,21 +23,4 @@ public enum EngineNesting {
             || environment.keys.contains { $0.hasPrefix("PROOT_") }
         return looksLikeProot ? "\(comm.isEmpty ? "proot" : comm), pid \(tracer)" : nil
     }
-
-    static func refusal(mode: ExecutionMode, tracer: String) -> EngineError {
-        EngineError(.cannotStart,
-                    "\(mode.rawValue) cannot run here: this udocker already runs under PRoot (\(tracer)), and PRoot "
-                    + "inside PRoot does not work; use F1 for the inner container, or run the outer one in R1 or N1")
-    }
-}
-
-/// Wraps a PRoot engine with the nesting check (done at run time, so `setup` still works).
-struct NestingCheckedEngine: ExecutionEngine {
-    var inner: any ExecutionEngine
-    var mode: ExecutionMode { inner.mode }
-
-    func run(_ container: ContainerInstance, options: RunOptions) throws -> Int32 {
-        if let tracer = EngineNesting.prootTracer() { throw EngineNesting.refusal(mode: mode, tracer: tracer) }
-        return try inner.run(container, options: options)
-    }
 }

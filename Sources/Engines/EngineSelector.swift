@@ -1,18 +1,76 @@
 import CLinux
 import Foundation
 
-/// Chooses and builds engines.
+/// The engines this build knows: one line per engine (its modes, capabilities, constructor and
+/// host check). `EngineSelector`, `run`, `setup` and `doctor` all read this table.
+public struct EngineRegistry: Sendable {
+    public struct Entry: Sendable {
+        public var modes: [ExecutionMode]
+        public var capabilities: EngineCapabilities
+        public var make: @Sendable (ExecutionMode, EngineEnvironment, StandardIO) -> any ExecutionEngine
+        /// Why the mode cannot run on this host (one line), or nil when it can.
+        public var problem: @Sendable (ExecutionMode, ToolLocator) -> String?
+
+        public init(modes: [ExecutionMode], capabilities: EngineCapabilities,
+                    make: @escaping @Sendable (ExecutionMode, EngineEnvironment, StandardIO) -> any ExecutionEngine,
+                    problem: @escaping @Sendable (ExecutionMode, ToolLocator) -> String? = { _, _ in nil }) {
+            self.modes = modes; self.capabilities = capabilities; self.make = make; self.problem = problem
+        }
+    }
+
+    public private(set) var entries: [Entry]
+
+    public init(entries: [Entry]) { self.entries = entries }
+
+    public static let standard = EngineRegistry(entries: [
+        Entry(modes: [.N1], capabilities: [.overlayRoot, .readOnlyVolumes, .nestsUnderPRoot, .anyUser],
+              make: { _, e, io in NativeEngine(environment: e, io: io) },
+              problem: { _, _ in HostProbe.userNamespaceProblem() }),
+        Entry(modes: [.R1], capabilities: [.deviceOption, .readOnlyVolumes, .nestsUnderPRoot],
+              make: { m, e, io in RuncEngine(mode: m, environment: e, io: io) }, problem: runcProblem),
+        Entry(modes: [.R2, .R3], capabilities: [.deviceOption, .readOnlyVolumes, .anyUser],
+              make: { m, e, io in RuncEngine(mode: m, environment: e, io: io) }, problem: runcProblem),
+        Entry(modes: [.P1, .P2], capabilities: [.emulatedKernel, .anyUser],
+              make: { m, e, io in PRootEngine(mode: m, environment: e, io: io) },
+              problem: { _, tools in
+                  do { _ = try tools.proot() } catch { return "proot not found" }
+                  return HostProbe.ptraceProblem()
+              }),
+        Entry(modes: [.F1, .F2, .F3, .F4], capabilities: [.nestsUnderPRoot],
+              make: { m, e, io in FakechrootEngine(mode: m, environment: e, io: io) },
+              problem: { _, tools in (try? tools.fakechrootLibrary()) == nil ? "libfakechroot not found" : nil }),
+        Entry(modes: [.S1], capabilities: [.readOnlyVolumes, .nestsUnderPRoot],
+              make: { _, e, io in SingularityEngine(environment: e, io: io) },
+              problem: { _, tools in (try? tools.apptainer()) == nil ? "apptainer/singularity not found" : nil }),
+    ])
+
+    private static let runcProblem: @Sendable (ExecutionMode, ToolLocator) -> String? = { mode, tools in
+        do { _ = try tools.ociRuntime(mode: mode) } catch { return "runc not found" }
+        return HostProbe.userNamespaceProblem() == nil ? nil : "rootless runc needs user namespaces too"
+    }
+
+    /// This table with `entry` in front: it serves its modes from now on.
+    public func registering(_ entry: Entry) -> EngineRegistry {
+        EngineRegistry(entries: [entry] + entries)
+    }
+
+    public func entry(for mode: ExecutionMode) -> Entry? { entries.first { $0.modes.contains(mode) } }
+
+    public func capabilities(of mode: ExecutionMode) -> EngineCapabilities { entry(for: mode)?.capabilities ?? [] }
+
+    /// The engine for `mode`; modes with no engine throw `EngineError.unsupportedMode`.
+    public func engine(for mode: ExecutionMode, environment: EngineEnvironment,
+                       io: StandardIO = .inherit) throws -> any ExecutionEngine {
+        guard let entry = entry(for: mode) else { throw EngineError.unsupportedMode(mode) }
+        return entry.make(mode, environment, io)
+    }
+}
+
+/// Chooses engines (through `EngineRegistry.standard`).
 public enum EngineSelector {
     /// The engine for `mode`; modes not implemented yet throw `EngineError.unsupportedMode`.
     public static func engine(for mode: ExecutionMode, environment: EngineEnvironment) throws -> any ExecutionEngine {
-        switch mode {
-        case .N1: return NativeEngine(environment: environment)
-        case .P1, .P2: return NestingCheckedEngine(inner: PRootEngine(mode: mode, environment: environment))
-        case .R1, .R2, .R3: return RuncEngine(mode: mode, environment: environment)
-        case .S1: return SingularityEngine(environment: environment)
-        case .F1, .F2, .F3, .F4: return FakechrootEngine(mode: mode, environment: environment)
-        default: throw EngineError.unsupportedMode(mode)
-        }
+        try EngineRegistry.standard.engine(for: mode, environment: environment)
     }
 
     /// The order in which a container with no mode of its own tries the engines: the fastest and
@@ -23,25 +81,8 @@ public enum EngineSelector {
     /// Why `mode` cannot run on this host (one line), or nil when it can: the same probes as
     /// `udocker doctor`.
     public static func problem(with mode: ExecutionMode, environment: EngineEnvironment) -> String? {
-        let tools = ToolLocator(environment: environment)
-        switch mode {
-        case .N1:
-            return HostProbe.userNamespaceProblem()
-        case .R1, .R2, .R3:
-            do { _ = try tools.ociRuntime(mode: mode) } catch { return "runc not found" }
-            return HostProbe.userNamespaceProblem() == nil ? nil : "rootless runc needs user namespaces too"
-        case .P1, .P2:
-            do { _ = try tools.proot() } catch { return "proot not found" }
-            return HostProbe.ptraceProblem()
-        case .F1, .F2, .F3, .F4:
-            do { _ = try tools.fakechrootLibrary() } catch { return "libfakechroot not found" }
-            return nil
-        case .S1:
-            do { _ = try tools.apptainer() } catch { return "apptainer/singularity not found" }
-            return nil
-        default:
-            return "unsupported mode"
-        }
+        guard let entry = EngineRegistry.standard.entry(for: mode) else { return "unsupported mode" }
+        return entry.problem(mode, ToolLocator(environment: environment))
     }
 
     /// The first engine of `automaticOrder` after `failed` that works here (nil when none does),

@@ -66,9 +66,11 @@ public struct ExecutionPlan: Sendable {
     public var temporaryFiles: [String]
 
     /// Runs the common pipeline. Throws `EngineError` (`.invalidOptions`, `.setupFailed`).
-    public static func make(container: ContainerInstance, options: RunOptions,
-                            environment: EngineEnvironment, mode: ExecutionMode) throws -> ExecutionPlan {
-        var b = PlanBuilder(container: container, options: options, env: environment, mode: mode)
+    /// `capabilities`: what the engine can honour (by default, the standard engine of `mode`).
+    public static func make(container: ContainerInstance, options: RunOptions, environment: EngineEnvironment,
+                            mode: ExecutionMode, capabilities: EngineCapabilities? = nil) throws -> ExecutionPlan {
+        var b = PlanBuilder(container: container, options: options, env: environment, mode: mode,
+                            capabilities: capabilities ?? EngineRegistry.standard.capabilities(of: mode))
         do {
             return try b.build()
         } catch {
@@ -137,6 +139,7 @@ struct PlanBuilder {
     let options: RunOptions
     let env: EngineEnvironment
     let mode: ExecutionMode
+    let capabilities: EngineCapabilities
     let meta: ImageConfig.Config
     let host: HostIdentity
     let rootFS: ContainerRoot
@@ -149,11 +152,13 @@ struct PlanBuilder {
     var user = ExecutionPlan.User(name: "root", uid: 0, gid: 0, home: "/", gecos: "", shell: "")
     var authMounts: [VolumeSpec] = []
 
-    init(container: ContainerInstance, options: RunOptions, env: EngineEnvironment, mode: ExecutionMode) {
+    init(container: ContainerInstance, options: RunOptions, env: EngineEnvironment, mode: ExecutionMode,
+         capabilities: EngineCapabilities) {
         self.container = container
         self.options = options
         self.env = env
         self.mode = mode
+        self.capabilities = capabilities
         self.meta = options.nometa ? ImageConfig.Config() : (container.imageConfig?.effectiveConfig ?? ImageConfig.Config())
         self.host = HostIdentity.current(environment: env.hostEnvironment)
         self.rootFS = ContainerRoot(container.root)
@@ -178,14 +183,13 @@ struct PlanBuilder {
         let bindings = mounts.map { ContainerRoot.Binding(host: $0.source, container: $0.target) }
         let cwd = try workingDirectory(bindings: bindings)
         let (executable, arguments) = try findExecutable(cwd: cwd, bindings: bindings)
-        if mounts.contains(where: \.readOnly), [.P1, .P2, .F1, .F2, .F3, .F4].contains(mode) {
-            throw EngineError.invalid("read-only volumes (-v host:cont:ro) are not supported by \(mode.rawValue) "
-                                      + "(\(mode.summary)): use N1, R1-R3 or S1, or drop :ro")
+        if mounts.contains(where: \.readOnly) && !capabilities.contains(.readOnlyVolumes) {
+            throw CapabilityNotice.readOnlyVolumes(mode).error
         }
         mounts += try checkMPI(executable: executable, bindings: bindings)
         let cpus = try options.cpusetCpus.map(Self.parseCPUSet)
         // Options an engine cannot honour are said, never silently dropped (README: run options).
-        if options.kernel != nil && ![.P1, .P2].contains(mode) { warnings.append("--kernel is ignored by \(mode.rawValue) (P1/P2 only)") }
+        if options.kernel != nil && !capabilities.contains(.emulatedKernel) { warnings.append(CapabilityNotice.kernelIgnored(mode).message) }
         let environment = finalEnvironment()
         return ExecutionPlan(mode: mode, container: container, root: rootFS.root, user: user, mounts: mounts,
                              cwd: cwd, executable: executable, arguments: arguments, environment: environment,

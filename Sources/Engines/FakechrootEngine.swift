@@ -29,12 +29,18 @@ public struct FakechrootEngine: ExecutionEngine {
         key.hasPrefix("FAKECHROOT") || key.hasPrefix("LD_")
     }
 
-    var messages: Messages { Messages(verbosity: environment.debug ? 5 : environment.verbosity) }
+    /// What the run found before planning.
+    public struct Prepared {
+        var library: String
+        var paths: FakechrootSetup.Paths
+    }
 
-    public func run(_ container: ContainerInstance, options: RunOptions) throws -> Int32 {
-        let messages = self.messages
-        // Setup state: finish an interrupted conversion, convert a container never set up for
-        // this mode (or moved since), or hand over to the mode the conversion ended in.
+    /// Setup state: finish an interrupted conversion, convert a container never set up for this
+    /// mode (or moved since), or hand over to the mode the conversion ended in. Then the library,
+    /// and the host user in place of any other.
+    public func prepare(_ run: inout EngineRun) throws -> Prepared {
+        let messages = run.messages
+        let container = run.container
         let paths = FakechrootSetup.Paths(directory: container.directory, root: container.root)
         let ownContainer = PathName.normalize(container.root) == PathName.normalize(container.directory + "/ROOT")
         if ownContainer && FakechrootSetup.needsConversion(paths, for: mode) {
@@ -42,10 +48,8 @@ public struct FakechrootEngine: ExecutionEngine {
             do {
                 if let ended = try FakechrootSetup.recover(directory: container.directory, root: container.root,
                                                            log: messages.verbose, setMode: setMode), ended != mode {
-                    if [.F1, .F2, .F3, .F4].contains(ended) {
-                        return try FakechrootEngine(mode: ended, environment: environment, io: io).run(container, options: options)
-                    }
-                    return try EngineSelector.engine(for: ended, environment: environment).run(container, options: options)
+                    run.handOver = ended
+                    return Prepared(library: "", paths: paths)
                 }
                 if FakechrootSetup.needsConversion(paths, for: mode) {
                     messages.info("converting the container for \(mode.rawValue)")
@@ -57,24 +61,19 @@ public struct FakechrootEngine: ExecutionEngine {
             }
         }
         let library = try selectLibrary(container)
-        var opts = options
-        let chosen = adjustUser(&opts, container: container, messages: messages)
-        let plan = try ExecutionPlan.make(container: container, options: opts, environment: environment, mode: mode)
-        defer { plan.removeTemporaryFiles() }
+        let chosen = adjustUser(&run.options, container: container, messages: messages)
         // The host user is our choice, not the user's: its absence from the container is expected.
-        plan.warnings.filter { !$0.hasPrefix("non-existing user will be created") && !(chosen && $0.hasPrefix("home directory")) }
-            .forEach(messages.warning)
-        let command = try commandLine(plan: plan, library: library, paths: paths, hostauth: options.hostauth, messages: messages)
-        if let banner = plan.banner(options: options, environment: environment) { messages.write(banner) }
-        messages.verbose("\(mode.rawValue): CMD = \(command.arguments) cwd=\(command.cwd)")
-        if environment.debug { messages.verbose("\(mode.rawValue): ENV = \(command.environment)") }
-        let launch = ChildLaunch(path: command.path, arguments: command.arguments, environment: command.environment,
-                                 cwd: command.cwd, cpus: plan.cpus, io: io)
-        let pid: pid_t
-        do { pid = try launch.spawn() } catch {
-            throw EngineError(.cannotStart, "\(mode.rawValue): \(error.step): \(String(cString: strerror(error.errno)))")
-        }
-        return ChildLaunch.wait(pid)
+        run.hiddenWarnings = { $0.hasPrefix("non-existing user will be created") || (chosen && $0.hasPrefix("home directory")) }
+        return Prepared(library: library, paths: paths)
+    }
+
+    public func launch(_ plan: ExecutionPlan, prepared: Prepared, run: EngineRun) throws -> Launch {
+        let command = try commandLine(plan: plan, library: prepared.library, paths: prepared.paths,
+                                      hostauth: run.requestedOptions.hostauth, messages: run.messages)
+        var summary = ["\(mode.rawValue): CMD = \(command.arguments) cwd=\(command.cwd)"]
+        if environment.debug { summary.append("\(mode.rawValue): ENV = \(command.environment)") }
+        return Launch(path: command.path, arguments: command.arguments, environment: command.environment,
+                      cwd: command.cwd, summary: summary)
     }
 
     static func writeExecutionMode(_ m: ExecutionMode, container: ContainerInstance) throws {
@@ -375,8 +374,8 @@ public struct FakechrootEngine: ExecutionEngine {
         }
         if mode == .F4 {
             // Needs udocker's patchelf (with --set-root-prefix); without it F4 behaves as F3.
-            let arch = PRootEngine.udockerArch
-            if let pe = ["patchelf-\(arch)", "patchelf"].map({ environment.binDir + "/" + $0 }).first(where: PRootEngine.isExecutableFile) {
+            let arch = ToolLocator.udockerArch
+            if let pe = ["patchelf-\(arch)", "patchelf"].map({ environment.binDir + "/" + $0 }).first(where: ToolLocator.isExecutableFile) {
                 env.set("FAKECHROOT_PATCH_PATCHELF", pe)
             }
             env.set("FAKECHROOT_PATCH_ELFLOADER", loader)

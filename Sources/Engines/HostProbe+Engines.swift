@@ -59,9 +59,9 @@ public struct OverlayCheck: HostCheck {
         } catch {
             return [HostFinding(check: name, status: .warning, summary: "not tested: cannot create a scratch directory in \(context.environment.tmpDir): \(error)")]
         }
-        var err = udocker_exec_error_t()
+        var err = cl_exec_error_t()
         var release: Int32 = -1
-        let pid = udocker_overlay_view(base, "lowerdir=lower,upperdir=upper,workdir=work,userxattr", base + "/merged", &release, &err)
+        let pid = cl_overlay_view(base, "lowerdir=lower,upperdir=upper,workdir=work,userxattr", base + "/merged", &release, &err)
         guard pid > 0 else {
             let step = withUnsafeBytes(of: err.step) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
             return [HostFinding(check: name, status: .failed,

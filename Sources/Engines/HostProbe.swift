@@ -54,8 +54,8 @@ public enum HostChecks {
 public enum HostProbe {
     /// nil when N1 can work here, else why not (one line).
     public static func userNamespaceProblem() -> String? {
-        var err = udocker_exec_error_t()
-        let code = udocker_userns_probe(&err)
+        var err = cl_exec_error_t()
+        let code = cl_userns_probe(&err)
         if code == 0 { return nil }
         if sysctl("/proc/sys/user/max_user_namespaces") == "0" {
             return "user namespaces are disabled: user.max_user_namespaces=0"
@@ -75,7 +75,7 @@ public enum HostProbe {
 
     /// nil when ptrace works (PRoot), else why not.
     public static func ptraceProblem() -> String? {
-        let code = udocker_ptrace_probe()
+        let code = cl_ptrace_probe()
         if code == 0 { return nil }
         if sysctl("/proc/sys/kernel/yama/ptrace_scope") == "3" {
             return "ptrace is disabled: kernel.yama.ptrace_scope=3"

@@ -16,9 +16,9 @@ public final class OverlayView {
     private var releaseFD: Int32
 
     public init(root: String, cacheDirectory: String, options: String) throws {
-        var error = udocker_exec_error_t()
+        var error = cl_exec_error_t()
         var fd: Int32 = -1
-        let p = udocker_overlay_view(cacheDirectory, options, root, &fd, &error)
+        let p = cl_overlay_view(cacheDirectory, options, root, &fd, &error)
         guard p > 0 else {
             let step = withUnsafeBytes(of: &error.step) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
             throw EngineError(.setupFailed, "overlay: \(step): \(String(cString: strerror(error.error_number)))")
@@ -142,7 +142,7 @@ struct TreeCopy {
         defer { Glibc.close(d) }
         var left = Int(st.st_size)
         while left > 0 {
-            let n = Int(udocker_copy_file_range(s, d, left))
+            let n = Int(cl_copy_file_range(s, d, left))
             if n < 0 && errno == EINTR { continue }
             if n <= 0 {
                 // Fallback: read/write.

@@ -24,22 +24,12 @@ public struct PRootEngine: ExecutionEngine {
         key.hasPrefix("PROOT_") || key == "LD_PRELOAD" || key == "LD_AUDIT" || key == "LD_LIBRARY_PATH"
     }
 
-    public func run(_ container: ContainerInstance, options: RunOptions) throws -> Int32 {
-        let proot = try locateProot()
-        let plan = try ExecutionPlan.make(container: container, options: options, environment: environment, mode: mode)
-        defer { plan.removeTemporaryFiles() }
-        let messages = Messages(verbosity: environment.debug ? 5 : environment.verbosity)
-        plan.warnings.forEach(messages.warning)
+    public func prepare(_ run: inout EngineRun) throws -> String { try locateProot() }
+
+    public func launch(_ plan: ExecutionPlan, prepared proot: String, run: EngineRun) throws -> Launch {
         let (argv, envp, dropped) = commandLine(proot: proot, plan: plan)
-        for k in dropped { messages.warning("the image sets \(k), which would steer PRoot itself: ignored") }
-        if let banner = plan.banner(options: options, environment: environment) { messages.write(banner) }
-        messages.verbose("CMD = \(argv)")
-        let launch = ChildLaunch(path: proot, arguments: argv, environment: envp, cwd: nil, cpus: plan.cpus, io: io)
-        let pid: pid_t
-        do { pid = try launch.spawn() } catch {
-            throw EngineError(.cannotStart, "\(mode.rawValue): \(error.step): \(String(cString: strerror(error.errno)))")
-        }
-        return ChildLaunch.wait(pid)
+        for k in dropped { run.messages.warning("the image sets \(k), which would steer PRoot itself: ignored") }
+        return Launch(path: proot, arguments: argv, environment: envp, summary: ["CMD = \(argv)"])
     }
 
     /// proot's argv and environment (udocker `engine/proot.py`), and the image variables dropped.
@@ -74,11 +64,6 @@ public struct PRootEngine: ExecutionEngine {
             throw EngineError(.toolNotFound, "\(error)")
         }
     }
-
-    static func isExecutableFile(_ path: String) -> Bool { ToolLocator.isExecutableFile(path) }
-
-    /// udocker's architecture names for the proot binaries.
-    static var udockerArch: String { ToolLocator.udockerArch }
 
     /// Whether the binary knows `--kill-on-exit`: found by scanning it for the option's name
     /// (no need to run `proot --help`), cached per path, size and mtime.

@@ -23,8 +23,8 @@ public final class RunScratch: @unchecked Sendable {
         // A SIGINT/SIGTERM between mkdtemp and the rename to `.lock` would leave a directory the
         // sweep must spare (it cannot tell it from a live run's young one): such a signal takes
         // effect only once `.lock` exists, and the next run then removes the directory.
-        udocker_signals_defer()
-        defer { udocker_signals_release() }
+        cl_signals_defer()
+        defer { cl_signals_release() }
         var template = Array("\(tmpDir)/\(Self.prefix)XXXXXX".utf8CString)
         guard let p = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
             throw EngineError(.setupFailed, "cannot create a run directory in \(tmpDir): \(String(cString: strerror(errno)))")

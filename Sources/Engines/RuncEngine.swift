@@ -65,44 +65,41 @@ public struct RuncEngine: ExecutionEngine {
 
     // MARK: run
 
-    public func run(_ container: ContainerInstance, options: RunOptions) throws -> Int32 {
+    public func prepare(_ run: inout EngineRun) throws -> Runtime {
         let runtime = try locateRuntime()
-        if mode != .R1, let tracer = EngineNesting.prootTracer() {
-            throw EngineNesting.refusal(mode: mode, tracer: tracer)
-        }
-        var env = environment
-        env.sysdirs = Self.sysdirs(from: environment.sysdirs)
-        let plan = try ExecutionPlan.make(container: container, options: options, environment: env, mode: mode)
-        defer { plan.removeTemporaryFiles() }
-        let messages = Messages(verbosity: environment.debug ? 5 : environment.verbosity)
-        plan.warnings.forEach(messages.warning)
+        run.environment.sysdirs = Self.sysdirs(from: environment.sysdirs)
+        return runtime
+    }
 
+    public func launch(_ plan: ExecutionPlan, prepared runtime: Runtime, run: EngineRun) throws -> Launch {
         for m in plan.mounts where ["/dev", "/proc", "/sys"].contains(m.target) {
             throw EngineError.invalid("\(mode.rawValue): a volume cannot replace \(m.target) (the runtime mounts it)")
         }
         let proot = mode == .R1 ? nil : try ProotInside.prepare(plan: plan, environment: environment)
-        if mode == .R1 && !plan.user.isRoot {
-            messages.warning("R1 runs the command as root (uid 0, which is you on the host): a rootless runtime "
-                             + "maps only container root onto your uid; for --user=\(options.user ?? plan.user.name) use R2, R3, N1 or P1")
+        if !capabilities.contains(.anyUser) && !plan.user.isRoot {
+            run.messages.warning("R1 runs the command as root (uid 0, which is you on the host): a rootless runtime "
+                                 + "maps only container root onto your uid; for --user=\(run.options.user ?? plan.user.name) use R2, R3, N1 or P1")
         }
-        let mounts = try NativeEngine.prepareMounts(plan, messages: messages)
-        let devices = try (self.devices + options.devices).map(DeviceSpec.parse)
+        let mounts = try MountPlan.resolve(plan, messages: run.messages)
+        let devices = try (self.devices + run.options.devices).map(DeviceSpec.parse)
             + plan.devices.map { DeviceSpec(host: $0.host, container: $0.container, type: "c", major: $0.major, minor: $0.minor) }
         let terminal = isatty(io.input ?? 0) == 1 && isatty(io.output ?? 1) == 1
         let spec = try Self.makeSpec(plan: plan, mounts: mounts, proot: proot, devices: devices, runtime: runtime,
-                                     terminal: terminal, hostname: Self.hostname(container: container, options: options),
+                                     terminal: terminal, hostname: Self.hostname(container: run.container, options: run.options),
                                      hostUID: getuid(), hostGID: getgid())
-        let bundle = try RunBundle.create(tmpDir: environment.tmpDir, containerID: container.id)
-        defer { bundle.remove() }
-        try bundle.writeSpec(spec.encoded())
-        if let banner = plan.banner(options: options, environment: environment) { messages.write(banner) }
-        messages.verbose("\(mode.rawValue): \(runtime.path) bundle=\(bundle.path) id=\(bundle.runtimeID) CMD = \(spec.process.args)")
-
-        defer { deleteState(runtime: runtime, bundle: bundle) }
-        if !terminal && Self.childSubreaper {
-            return try runDetached(runtime: runtime, bundle: bundle, cpus: plan.cpus)
-        }
-        return try runForeground(runtime: runtime, bundle: bundle, cpus: plan.cpus)
+        let bundle = try RunBundle.create(tmpDir: environment.tmpDir, containerID: run.container.id)
+        do { try bundle.writeSpec(spec.encoded()) } catch { bundle.remove(); throw error }
+        // No terminal: `run --detach`, the command inherits our stdio and is waited for once the
+        // runtime has started it. A terminal: plain `run`; the runtime allocates the pty and
+        // returns the command's status.
+        let detached = !terminal && Self.childSubreaper
+        let argv = globalArguments(runtime, bundle: bundle)
+            + (detached ? ["run", "--detach", "--pid-file", bundle.pidFile] : ["run"]) + ["--bundle", bundle.path, bundle.runtimeID]
+        var launch = Launch(path: runtime.path, arguments: argv, environment: runtimeEnvironment, summary: [
+            "\(mode.rawValue): \(runtime.path) bundle=\(bundle.path) id=\(bundle.runtimeID) CMD = \(spec.process.args)"])
+        if detached { launch.finish = { try waitForCommand(runtime: runtime, bundle: bundle, runtimeStatus: $0) } }
+        launch.cleanup = [bundle.remove, { deleteState(runtime: runtime, bundle: bundle) }]
+        return launch
     }
 
     /// Options before the runtime's subcommand.
@@ -124,12 +121,8 @@ public struct RuncEngine: ExecutionEngine {
         return e
     }
 
-    /// No terminal: `run --detach`, the command inherits our stdio; we then wait for the command.
-    /// `cpus` (`--cpuset-cpus`): the runtime is started with that affinity, which the container inherits.
-    func runDetached(runtime: Runtime, bundle: RunBundle, cpus: [Int]?) throws -> Int32 {
-        let argv = globalArguments(runtime, bundle: bundle)
-            + ["run", "--detach", "--pid-file", bundle.pidFile, "--bundle", bundle.path, bundle.runtimeID]
-        let status = try spawnAndWait(runtime: runtime, argv: argv, io: io, cpus: cpus)
+    /// `run --detach` returned `runtimeStatus`: the command's pid is in the pid file; waits for it.
+    func waitForCommand(runtime: Runtime, bundle: RunBundle, runtimeStatus status: Int32) throws -> Int32 {
         guard status == 0 else {
             let hint = runtime.flavor == .crun ? "; if crun rejects this host's cgroups, use runc (apt-get install runc)" : ""
             throw EngineError(.cannotStart, "\(mode.rawValue): \(PathName.basename(runtime.path)) could not start the container "
@@ -142,29 +135,14 @@ public struct RuncEngine: ExecutionEngine {
         return ChildLaunch.wait(pid)
     }
 
-    /// A terminal: plain `run`; the runtime allocates the pty and returns the command's status.
-    func runForeground(runtime: Runtime, bundle: RunBundle, cpus: [Int]?) throws -> Int32 {
-        let argv = globalArguments(runtime, bundle: bundle) + ["run", "--bundle", bundle.path, bundle.runtimeID]
-        return try spawnAndWait(runtime: runtime, argv: argv, io: io, cpus: cpus)
-    }
-
-    func spawnAndWait(runtime: Runtime, argv: [String], io: StandardIO, cpus: [Int]? = nil) throws -> Int32 {
-        let launch = ChildLaunch(path: runtime.path, arguments: argv, environment: runtimeEnvironment,
-                                 cwd: nil, cpus: cpus, io: io)
-        let pid: pid_t
-        do { pid = try launch.spawn() } catch {
-            throw EngineError(.cannotStart, "\(mode.rawValue): \(error.step): \(String(cString: strerror(error.errno)))")
-        }
-        return ChildLaunch.wait(pid)
-    }
-
     /// `<runtime> delete --force <id>`: removes the runtime's state (quietly).
     func deleteState(runtime: Runtime, bundle: RunBundle) {
         let null = open("/dev/null", O_RDWR | O_CLOEXEC)
         defer { if null >= 0 { close(null) } }
         let quiet = StandardIO(input: null, output: null, error: null)
-        _ = try? spawnAndWait(runtime: runtime, argv: globalArguments(runtime, bundle: bundle)
-                                + ["delete", "--force", bundle.runtimeID], io: quiet)
+        let argv = globalArguments(runtime, bundle: bundle) + ["delete", "--force", bundle.runtimeID]
+        _ = try? EngineRunner.spawnAndWait(ChildLaunch(path: runtime.path, arguments: argv, environment: runtimeEnvironment,
+                                                       cwd: nil, cpus: nil, io: quiet), mode: mode)
     }
 
     /// udocker: the image's Hostname when it is qualified (contains "."), else the host's name.

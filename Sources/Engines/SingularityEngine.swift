@@ -48,14 +48,14 @@ public struct SingularityEngine: ExecutionEngine {
     /// Directories Apptainer needs in the root.
     static let requiredDirectories = ["/tmp", "/var/tmp", "/proc", "/dev", "/sys", "/root"]
 
-    public func run(_ container: ContainerInstance, options: RunOptions) throws -> Int32 {
+    public func prepare(_ run: inout EngineRun) throws -> Tool {
         let tool = try locateTool()
-        var env = environment
-        env.sysdirs = Self.sysdirs(from: environment.sysdirs)
-        let plan = try ExecutionPlan.make(container: container, options: options, environment: env, mode: .S1)
-        defer { plan.removeTemporaryFiles() }
-        let messages = Messages(verbosity: environment.debug ? 5 : environment.verbosity)
-        plan.warnings.forEach(messages.warning)
+        run.environment.sysdirs = Self.sysdirs(from: environment.sysdirs)
+        return tool
+    }
+
+    public func launch(_ plan: ExecutionPlan, prepared tool: Tool, run: EngineRun) throws -> Launch {
+        let messages = run.messages
         let root = ContainerRoot(plan.root)
         var unusable: Set<String> = []
         for d in Self.requiredDirectories {
@@ -65,7 +65,7 @@ public struct SingularityEngine: ExecutionEngine {
                 messages.warning("S1: cannot use \(d) of the container: \(error)")
             }
         }
-        let mounts = try NativeEngine.prepareMounts(plan, messages: messages)
+        let mounts = try MountPlan.resolve(plan, messages: messages)
         var fakeroot = false
         if plan.user.isRoot {
             fakeroot = Self.hostUserHasSubordinateIDs() && Self.supportsFakeroot(tool.path, environment: toolEnvironment(tool: tool, plan: nil))
@@ -73,19 +73,11 @@ public struct SingularityEngine: ExecutionEngine {
                 messages.verbose("S1: --fakeroot is not available (needs /etc/subuid and /etc/subgid entries): running as yourself")
             }
         } else if plan.user.uid != getuid() {
-            messages.warning("S1 runs the command as yourself (uid \(getuid())): --user=\(options.user ?? plan.user.name) "
+            messages.warning("S1 runs the command as yourself (uid \(getuid())): --user=\(run.options.user ?? plan.user.name) "
                              + "is not supported by this engine; use N1, P1 or R2")
         }
-        let argv = commandLine(tool: tool, plan: plan, mounts: mounts, fakeroot: fakeroot, options: options, unusable: unusable)
-        let envp = toolEnvironment(tool: tool, plan: plan)
-        if let banner = plan.banner(options: options, environment: environment) { messages.write(banner) }
-        messages.verbose("CMD = \(argv)")
-        let launch = ChildLaunch(path: tool.path, arguments: argv, environment: envp, cwd: nil, cpus: plan.cpus, io: io)
-        let pid: pid_t
-        do { pid = try launch.spawn() } catch {
-            throw EngineError(.cannotStart, "S1: \(error.step): \(String(cString: strerror(error.errno)))")
-        }
-        return ChildLaunch.wait(pid)
+        let argv = commandLine(tool: tool, plan: plan, mounts: mounts, fakeroot: fakeroot, options: run.options, unusable: unusable)
+        return Launch(path: tool.path, arguments: argv, environment: toolEnvironment(tool: tool, plan: plan), summary: ["CMD = \(argv)"])
     }
 
     /// The tool's argv (udocker `singularity.py` `run`).

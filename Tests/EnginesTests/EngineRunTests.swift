@@ -199,7 +199,7 @@ struct NativeEngineTests {
         try FileManager.default.createDirectory(atPath: env.binDir, withIntermediateDirectories: true)
         try c.write("#!/bin/sh\n", to: env.binDir + "/proot-x86_64")
         chmod(env.binDir + "/proot-x86_64", 0o755)
-        if PRootEngine.udockerArch == "x86_64" {
+        if ToolLocator.udockerArch == "x86_64" {
             #expect(try PRootEngine(environment: env).locateProot() == env.binDir + "/proot-x86_64")
         }
         env.prootExecutable = "/usr/bin/proot"

@@ -370,7 +370,7 @@ private func expectError(_ fragment: String, _ body: () throws -> Void, sourceLo
     private func prepared(_ c: BusyboxContainer, _ o: RunOptions) throws -> [(source: String, target: String)] {
         let p = try ExecutionPlan.make(container: c.instance(), options: o, environment: c.environment(sysdirs: ["/dev", "/proc", "/etc/resolv.conf"]), mode: .N1)
         defer { p.removeTemporaryFiles() }
-        return try NativeEngine.prepareMounts(p, messages: Messages(verbosity: 0)).map { ($0.source, $0.target) }
+        return try MountPlan.resolve(p, messages: Messages(verbosity: 0)).map { ($0.source, $0.target) }
     }
 
     @Test func symlinkedMountpointsAreResolvedInsideTheRoot() throws {

@@ -130,7 +130,7 @@ func runRS(_ m: RSMode, _ c: BusyboxContainer, _ options: RunOptions, config: Im
             $0.volumes = [c.hostDir + ":/vol", c.hostDir + "/file:/etc/file"]; $0.workdir = "/data"
         }, environment: env, mode: .R1)
         defer { plan.removeTemporaryFiles() }
-        let mounts = try NativeEngine.prepareMounts(plan, messages: Messages(verbosity: 0))
+        let mounts = try MountPlan.resolve(plan, messages: Messages(verbosity: 0))
         let devices = [try DeviceSpec.parse("/dev/null:/dev/mynull"), try DeviceSpec.parse("/dev/zero")]
         #expect(devices[1].major == 1 && devices[1].minor == 5 && devices[1].type == "c")   // st_rdev, not st_dev
         let spec = try RuncEngine.makeSpec(plan: plan, mounts: mounts, proot: nil, devices: devices,
@@ -181,7 +181,7 @@ func runRS(_ m: RSMode, _ c: BusyboxContainer, _ options: RunOptions, config: Im
         // Traced by our own parent (whatever it is) with PRoot's variables set: refused.
         let status = "TracerPid:\t\(getppid())\n"
         #expect(EngineNesting.prootTracer(status: status, environment: ["PROOT_TMP_DIR": "/tmp"]) != nil)
-        let e = EngineNesting.refusal(mode: .P1, tracer: "proot, pid 1")
+        let e = CapabilityNotice.nestedPRoot(.P1, tracer: "proot, pid 1").error
         #expect(e.message.contains("PRoot inside PRoot") && e.kind == .cannotStart)
     }
 
@@ -202,7 +202,7 @@ func runRS(_ m: RSMode, _ c: BusyboxContainer, _ options: RunOptions, config: Im
         let opts = options(["echo", "hi"]) { $0.volumes = [c.hostDir + ":/vol"]; $0.env = ["FOO=bar"]; $0.workdir = "/data" }
         let plan = try ExecutionPlan.make(container: c.instance(), options: opts, environment: env, mode: .S1)
         defer { plan.removeTemporaryFiles() }
-        let mounts = try NativeEngine.prepareMounts(plan, messages: Messages(verbosity: 0))
+        let mounts = try MountPlan.resolve(plan, messages: Messages(verbosity: 0))
         let engine = SingularityEngine(environment: env)
         let argv = engine.commandLine(tool: tool, plan: plan, mounts: mounts, fakeroot: true, options: opts)
         let binds = mounts.flatMap { ["-B", "\($0.source):\($0.target)"] }
@@ -214,7 +214,7 @@ func runRS(_ m: RSMode, _ c: BusyboxContainer, _ options: RunOptions, config: Im
         let roOptions = options(["true"]) { $0.volumes = [c.hostDir + ":/vol:ro"] }
         let roPlan = try ExecutionPlan.make(container: c.instance(), options: roOptions, environment: env, mode: .S1)
         defer { roPlan.removeTemporaryFiles() }
-        let roArgv = engine.commandLine(tool: tool, plan: roPlan, mounts: try NativeEngine.prepareMounts(roPlan, messages: Messages(verbosity: 0)),
+        let roArgv = engine.commandLine(tool: tool, plan: roPlan, mounts: try MountPlan.resolve(roPlan, messages: Messages(verbosity: 0)),
                                         fakeroot: true, options: roOptions)
         #expect(roArgv.contains("\(c.hostDir):/vol:ro"), "\(roArgv)")
         let e = engine.toolEnvironment(tool: tool, plan: plan)

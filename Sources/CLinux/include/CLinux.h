@@ -1,5 +1,5 @@
-#ifndef CLINUX_H
-#define CLINUX_H
+#ifndef CLINUX_CLINUX_H
+#define CLINUX_CLINUX_H
 // Umbrella header for the C helpers. Each concern has its own header and .c file.
 #include "fsutil.h"     // openat2 / rooted lookups / small syscall wrappers (Archive, System)
 #include "zstd_dl.h"    // zstd decompression through a dlopen'ed libzstd (Archive)

@@ -1,5 +1,5 @@
-#ifndef CSYSTEM_FSUTIL_H
-#define CSYSTEM_FSUTIL_H
+#ifndef CLINUX_FSUTIL_H
+#define CLINUX_FSUTIL_H
 // Small Linux filesystem wrappers for calls Swift's Glibc import cannot make directly
 // (variadic syscall(2), flag combinations hidden behind _GNU_SOURCE, struct dirent access).
 #include <stddef.h>

@@ -1,5 +1,5 @@
-#ifndef CSYSTEM_GZIP_H
-#define CSYSTEM_GZIP_H
+#ifndef CLINUX_GZIP_H
+#define CLINUX_GZIP_H
 // Push-style gzip inflate over zlib. The caller owns the input and output buffers and handles
 // multi-member streams by calling cl_gz_reset after CL_GZ_MEMBER_END when more input follows.
 #include <stddef.h>

@@ -1,5 +1,5 @@
-#ifndef CSYSTEM_ZSTD_DL_H
-#define CSYSTEM_ZSTD_DL_H
+#ifndef CLINUX_ZSTD_DL_H
+#define CLINUX_ZSTD_DL_H
 // Streaming zstd decompression through libzstd.so.1 loaded with dlopen at run time, so the
 // binary has no link-time dependency on libzstd.
 #include <stddef.h>

@@ -1,0 +1,53 @@
+/// What an engine can honour. `EngineRunner` and the plan turn a missing capability into the
+/// refusal or warning the user sees, so no command or engine checks modes by name.
+public struct EngineCapabilities: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    /// Runs overlay containers (`create --storage=overlay`) by mounting the overlay itself.
+    public static let overlayRoot = EngineCapabilities(rawValue: 1 << 0)
+    /// Honours `--device` (host devices in the runtime spec); the others see the host /dev.
+    public static let deviceOption = EngineCapabilities(rawValue: 1 << 1)
+    /// Honours `--kernel` (an emulated kernel release).
+    public static let emulatedKernel = EngineCapabilities(rawValue: 1 << 2)
+    /// Honours `-v host:cont:ro`.
+    public static let readOnlyVolumes = EngineCapabilities(rawValue: 1 << 3)
+    /// Works when this udocker already runs under PRoot (engines that use PRoot do not).
+    public static let nestsUnderPRoot = EngineCapabilities(rawValue: 1 << 4)
+    /// Runs the command as any `--user` (uid and gid inside the container).
+    public static let anyUser = EngineCapabilities(rawValue: 1 << 5)
+}
+
+/// A capability a run asks for and its engine lacks: the refusal or warning, in the words users
+/// have always seen.
+public enum CapabilityNotice: Sendable, Equatable {
+    case readOnlyVolumes(ExecutionMode)
+    case kernelIgnored(ExecutionMode)
+    case deviceIgnored(ExecutionMode)
+    case overlayNeedsN1(container: String, mode: ExecutionMode)
+    case nestedPRoot(ExecutionMode, tracer: String)
+
+    public var message: String {
+        switch self {
+        case .readOnlyVolumes(let m):
+            return "read-only volumes (-v host:cont:ro) are not supported by \(m.rawValue) (\(m.summary)): use N1, R1-R3 or S1, or drop :ro"
+        case .kernelIgnored(let m):
+            return "--kernel is ignored by \(m.rawValue) (P1/P2 only)"
+        case .deviceIgnored(let m):
+            return "--device is only used by the R modes (\(m.rawValue) sees the host /dev)"
+        case .overlayNeedsN1(let c, let m):
+            return "overlay container \(c) runs in N1 only; make it flat first: udocker setup --execmode=\(m.rawValue) \(c)"
+        case .nestedPRoot(let m, let tracer):
+            return "\(m.rawValue) cannot run here: this udocker already runs under PRoot (\(tracer)), and PRoot "
+                + "inside PRoot does not work; use F1 for the inner container, or run the outer one in R1 or N1"
+        }
+    }
+
+    /// As an engine error (refusals).
+    public var error: EngineError {
+        switch self {
+        case .nestedPRoot: return EngineError(.cannotStart, message)
+        default: return EngineError(.invalidOptions, message)
+        }
+    }
+}

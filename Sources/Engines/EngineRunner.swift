@@ -1,0 +1,97 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One run as an engine's `prepare` may shape it before the plan is made.
+public struct EngineRun {
+    /// The container as it is planned (N1 plans an overlay container against its merged view).
+    public var container: ContainerInstance
+    /// The container as the command gave it.
+    public let requestedContainer: ContainerInstance
+    /// The options as the user gave them (the banner reads these).
+    public let requestedOptions: RunOptions
+    /// The options the plan is made from (Fakechroot replaces `--user` with the host user).
+    public var options: RunOptions
+    /// The environment the plan is made from (the R modes and S1 bind fewer sysdirs).
+    public var environment: EngineEnvironment
+    /// Plan warnings this engine makes moot (Fakechroot: the host user it chose itself).
+    public var hiddenWarnings: @Sendable (String) -> Bool = { _ in false }
+    /// Run in this mode instead (a Fakechroot conversion that ended in another mode).
+    public var handOver: ExecutionMode?
+    /// Undone when the run ends, last first (an overlay view is closed).
+    var cleanup: [() -> Void] = []
+    var messages: Messages
+}
+
+/// What an engine starts: one child, with this argv, environment and working directory (N1: in
+/// new namespaces). `finish` turns the child's status into the command's (a detached runtime
+/// exits 0 and the command is waited for then); `cleanup` runs when the run ends, last first.
+public struct Launch {
+    var path: String
+    var arguments: [String]
+    var environment: [String]
+    var cwd: String?
+    var namespace: ChildLaunch.Namespace?
+    /// Shown at verbose level before the start (one line each).
+    var summary: [String]
+    /// The engine's words for a failed start; the default names the mode and the step.
+    var startError: ((ChildLaunch.Failure) -> EngineError)?
+    var finish: ((Int32) throws -> Int32)?
+    var cleanup: [() -> Void] = []
+
+    init(path: String, arguments: [String], environment: [String], cwd: String? = nil,
+         namespace: ChildLaunch.Namespace? = nil, summary: [String]) {
+        self.path = path; self.arguments = arguments; self.environment = environment
+        self.cwd = cwd; self.namespace = namespace; self.summary = summary
+    }
+}
+
+/// The one sequence every engine shares: nesting check → prepare → plan (capability refusals
+/// and warnings included) → engine launch → banner → spawn → error mapping → wait → clean-up.
+public struct EngineRunner: Sendable {
+    public var registry: EngineRegistry
+
+    public init(registry: EngineRegistry = .standard) { self.registry = registry }
+
+    public func run<E: ExecutionEngine>(_ engine: E, container: ContainerInstance, options: RunOptions) throws -> Int32 {
+        let mode = engine.mode
+        let capabilities = engine.capabilities
+        if !capabilities.contains(.nestsUnderPRoot), let tracer = EngineNesting.prootTracer() {
+            throw CapabilityNotice.nestedPRoot(mode, tracer: tracer).error
+        }
+        let messages = Messages(verbosity: engine.environment.debug ? 5 : engine.environment.verbosity)
+        var run = EngineRun(container: container, requestedContainer: container, requestedOptions: options, options: options,
+                            environment: engine.environment, messages: messages)
+        defer { run.cleanup.reversed().forEach { $0() } }
+        let prepared = try engine.prepare(&run)
+        if let next = run.handOver {
+            let other = try registry.engine(for: next, environment: engine.environment, io: engine.io)
+            return try self.run(other, container: container, options: options)
+        }
+        let plan = try ExecutionPlan.make(container: run.container, options: run.options, environment: run.environment,
+                                          mode: mode, capabilities: capabilities)
+        defer { plan.removeTemporaryFiles() }
+        plan.warnings.filter { !run.hiddenWarnings($0) }.forEach(messages.warning)
+        let launch = try engine.launch(plan, prepared: prepared, run: run)
+        defer { launch.cleanup.reversed().forEach { $0() } }
+        if let banner = plan.banner(options: options, environment: engine.environment) { messages.write(banner) }
+        launch.summary.forEach(messages.verbose)
+        let child = ChildLaunch(path: launch.path, arguments: launch.arguments, environment: launch.environment,
+                                cwd: launch.cwd, cpus: plan.cpus, io: engine.io, namespace: launch.namespace)
+        let status = try Self.spawnAndWait(child, mode: mode, startError: launch.startError)
+        return try launch.finish?(status) ?? status
+    }
+
+    /// Starts `child` and waits for it (signals forwarded); a failed start becomes an
+    /// `EngineError` (`<mode>: <step>: <reason>` unless the engine words it).
+    static func spawnAndWait(_ child: ChildLaunch, mode: ExecutionMode,
+                             startError: ((ChildLaunch.Failure) -> EngineError)? = nil) throws -> Int32 {
+        let pid: pid_t
+        do { pid = try child.spawn() } catch {
+            throw startError?(error)
+                ?? EngineError(.cannotStart, "\(mode.rawValue): \(error.step): \(String(cString: strerror(error.errno)))")
+        }
+        return ChildLaunch.wait(pid)
+    }
+}

@@ -1,0 +1,92 @@
+import Foundation
+import Testing
+@testable import Engines
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An engine added in one file: it runs the plan's command on the host, no chroot, straight from
+/// the container's tree (busybox is static), and records what the runner handed it.
+struct HostStandInEngine: ExecutionEngine {
+    var mode: ExecutionMode
+    var environment: EngineEnvironment
+    var io: StandardIO
+    var recorder: Recorder
+
+    final class Recorder: @unchecked Sendable {
+        var plans: [ExecutionPlan] = []
+        var handOver: ExecutionMode?
+    }
+
+    var capabilities: EngineCapabilities { [.nestsUnderPRoot] }
+
+    func prepare(_ run: inout EngineRun) throws -> String {
+        run.handOver = recorder.handOver
+        recorder.handOver = nil
+        return run.container.root
+    }
+
+    func launch(_ plan: ExecutionPlan, prepared root: String, run: EngineRun) throws -> Launch {
+        recorder.plans.append(plan)
+        return Launch(path: root + plan.executable, arguments: plan.arguments, environment: plan.environment,
+                      cwd: root + plan.cwd, summary: ["stand-in: \(plan.arguments)"])
+    }
+}
+
+@Suite(.serialized) struct StandInEngineTests {
+    /// The standard table plus the stand-in, which now serves P2.
+    func registry(_ recorder: HostStandInEngine.Recorder) -> EngineRegistry {
+        EngineRegistry.standard.registering(.init(modes: [.P2], capabilities: [.nestsUnderPRoot]) { m, e, io in
+            HostStandInEngine(mode: m, environment: e, io: io, recorder: recorder)
+        })
+    }
+
+    func run(_ c: BusyboxContainer, _ o: RunOptions, recorder: HostStandInEngine.Recorder,
+             mode: ExecutionMode = .P2) throws -> RunResult {
+        let registry = registry(recorder)
+        return try withCapturedIO(c, input: nil) { io in
+            let engine = try registry.engine(for: mode, environment: c.environment(), io: io)
+            return try EngineRunner(registry: registry).run(engine, container: c.instance(), options: o)
+        }
+    }
+
+    @Test func theRegistryServesTheStandInThroughTheOneRunner() throws {
+        let c = try BusyboxContainer()
+        let recorder = HostStandInEngine.Recorder()
+        #expect(try registry(recorder).engine(for: .P2, environment: c.environment()) is HostStandInEngine)
+        #expect(try EngineRegistry.standard.engine(for: .P2, environment: c.environment()) is PRootEngine)
+        let r = try run(c, options(["sh", "-c", "echo $MYVAR in $(pwd); exit 42"]) { $0.env = ["MYVAR=planned"]; $0.workdir = "/data" },
+                        recorder: recorder)
+        #expect(r.status == 42)
+        #expect(r.output == "planned in \(c.root)/data\n", "\(r.error)")
+        #expect(recorder.plans.count == 1 && recorder.plans.first?.mode == .P2)
+        // The runner removed the plan's per-run files (passwd/group copies).
+        #expect(try FileManager.default.contentsOfDirectory(atPath: c.tmpDir).isEmpty)
+    }
+
+    @Test func capabilitiesItLacksAreRefusedOrWarnedByThePlan() throws {
+        let c = try BusyboxContainer()
+        let recorder = HostStandInEngine.Recorder()
+        #expect {
+            _ = try run(c, options(["true"]) { $0.volumes = [c.hostDir + ":/data:ro"] }, recorder: recorder)
+        } throws: { ($0 as? EngineError)?.message.hasPrefix("read-only volumes (-v host:cont:ro) are not supported by P2") == true }
+        #expect(recorder.plans.isEmpty)
+        _ = try run(c, options(["true"]) { $0.kernel = "6.0.0" }, recorder: recorder)
+        #expect(recorder.plans.last?.warnings.contains("--kernel is ignored by P2 (P1/P2 only)") == true)
+    }
+
+    @Test func aHandOverRunsTheOtherModesEngine() throws {
+        let c = try BusyboxContainer()
+        let recorder = HostStandInEngine.Recorder()
+        recorder.handOver = .P2
+        let registry = EngineRegistry.standard.registering(.init(modes: [.P1, .P2], capabilities: [.nestsUnderPRoot]) { m, e, io in
+            HostStandInEngine(mode: m, environment: e, io: io, recorder: recorder)
+        })
+        let r = try withCapturedIO(c, input: nil) { io in
+            let engine = try registry.engine(for: .P1, environment: c.environment(), io: io)
+            return try EngineRunner(registry: registry).run(engine, container: c.instance(), options: options(["echo", "handed"]))
+        }
+        #expect(r.output == "handed\n")
+        #expect(recorder.plans.map(\.mode) == [.P2])
+    }
+}
