@@ -58,6 +58,8 @@ public final class LayerExtractor {
     public let root: RootDirectory
     public let options: ExtractOptions
     public private(set) var warnings: [String] = []
+    /// Entries applied so far over all layers (for progress).
+    public private(set) var entriesApplied = 0
     /// The whiteouts of the last layer, with `ExtractOptions.recordWhiteouts` (in stream order).
     public private(set) var recordedWhiteouts: [LayerWhiteouts.Entry] = []
 
@@ -242,6 +244,7 @@ public final class LayerExtractor {
     }
 
     private func apply(_ h: TarHeader, _ tar: TarReader) throws {
+        entriesApplied += 1
         let shown = printable(h.path)
         let (comps, clamped) = LayerExtractor.clean(h.path)
         guard let name = comps.last else {

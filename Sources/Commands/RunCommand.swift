@@ -39,9 +39,7 @@ struct RunCommand: UDockerCommand {
     @Option(name: .customLong("storage"), help: "flat or overlay, for the implicit create") var storage: String?
     @Option(name: .customLong("mpi"), help: "host: bind the host's MPI libraries over the container's; none: skip the MPI check") var mpi: String?
     @Option(name: .customLong("pull"), help: "missing|never|always|reuse") var pull: String?
-    @Option(name: .customLong("httpproxy"), help: .hidden) var httpproxy: String?
-    @Option(name: .customLong("index"), help: .hidden) var index: String?
-    @Option(name: .customLong("registry"), help: .hidden) var registry: String?
+    @OptionGroup(visibility: .hidden) var registryFlags: RegistryFlags
     @Option(name: .customLong("device"), help: .hidden) var device: [String] = []
     @Option(name: .customLong("location"), help: "run this root directory tree (no repository container, no metadata)") var location: String?
     @Option(name: [.customShort("p"), .customLong("publish")], help: .hidden) var publish: [String] = []
@@ -206,8 +204,7 @@ struct RunCommand: UDockerCommand {
         let haveImage = repo.imageExists(image)
         if pullPolicy == "always" || (!haveImage && pullPolicy != "never") {
             context.messages.info("pulling \(target)")
-            let puller = ImagePuller(context: context, registry: registry, index: index, httpProxy: httpproxy)
-            let pulled = try await puller.pull(target, platform: platform)
+            let pulled = try await ImagePuller(context: context, flags: registryFlags).pull(target, platform: platform)
             return try repo.createContainer(from: pulled, name: name, storage: storageKind(context), warn: context.messages.extractionWarning)
         }
         guard haveImage else { throw CommandFailure("container or image not found: \(target)") }

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Engines
 import Foundation
-import Logging
 import Store
 import System
 #if canImport(Glibc)
@@ -93,8 +92,7 @@ public enum UDocker {
         do {
             let configuration = try Configuration(environment: env, overrides: overrides)
             let context = CommandContext(configuration: configuration, environment: env)
-            let verbosity = configuration.verbosity
-            LoggingSystem.bootstrap { _ in MessageLogHandler(verbosity: verbosity) }
+            Output.install(OutputRenderer(verbosity: configuration.verbosity, environment: env))
             if type.needsRepository {
                 if overrides.repo != nil {
                     guard context.repository.isRepository else { throw CommandFailure("invalid udocker repository: \(overrides.repo!)") }
@@ -123,7 +121,7 @@ public enum UDocker {
     }
 
     static func fail(_ message: String, status: Int32 = 1) -> Int32 {
-        FileHandle.standardError.write(Data("Error: \(message)\n".utf8))
+        Output().error(message)
         return status
     }
 }

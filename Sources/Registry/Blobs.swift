@@ -23,7 +23,7 @@ extension RegistryClient {
     /// A mismatch after a resumed download restarts once from 0; otherwise the `.partial` is
     /// deleted and the error thrown. Foreign-layer `urls` are never fetched: the registry is asked.
     public func fetchBlobs(_ ref: ImageReference, _ blobs: [Descriptor], into directory: String,
-                           progress: (@Sendable (String) -> Void)?) async throws {
+                           progress: (@Sendable (ProgressEvent) -> Void)?) async throws {
         var seen = Set<Digest>()
         let unique = blobs.filter { seen.insert($0.digest).inserted }
         guard !unique.isEmpty else { return }
@@ -49,18 +49,18 @@ extension RegistryClient {
     static func shortName(_ d: Digest) -> String { "\(d.algorithm):\(d.hex.prefix(12))" }
 
     func fetchBlob(_ endpoint: Endpoint, _ d: Descriptor, directory: String,
-                   progress: (@Sendable (String) -> Void)?) async throws {
+                   progress: (@Sendable (ProgressEvent) -> Void)?) async throws {
         let name = RegistryClient.shortName(d.digest)
         let final = "\(directory)/\(d.digest.fileName)"
         let partialPath = final + ".partial"
         if BlobFile.size(of: final) == d.size {
-            progress?("\(name): already present")
+            progress?(.blobPresent(blob: name, bytes: d.size))
             return
         }
         guard let file = try await BlobFile.openLocked(partialPath, final: final, size: d.size, onWait: {
-            progress?("\(name): waiting for another process downloading it")
+            progress?(.blobWaiting(blob: name))
         }) else {
-            progress?("\(name): already present")
+            progress?(.blobPresent(blob: name, bytes: d.size))
             return
         }
         defer { file.close() }
@@ -74,7 +74,7 @@ extension RegistryClient {
     }
 
     private func download(_ endpoint: Endpoint, _ d: Descriptor, file: BlobFile, final: String, directory: String,
-                          name: String, progress: (@Sendable (String) -> Void)?) async throws {
+                          name: String, progress: (@Sendable (ProgressEvent) -> Void)?) async throws {
         var offset = try file.currentSize()
         if offset > d.size { try file.truncate(); offset = 0 }
         var hasher = BlobHasher(algorithm: d.digest.algorithm)
@@ -85,8 +85,7 @@ extension RegistryClient {
         var rangeRestarts = 0
         var totalConnections = 0
         let path = "/v2/\(endpoint.repository)/blobs/\(d.digest)"
-        if offset > 0 { progress?("\(name): resuming at \(offset) of \(d.size) bytes") }
-        else { progress?("\(name): downloading \(d.size) bytes") }
+        progress?(.blobStarted(blob: name, bytes: d.size, resumedAt: offset))
 
         func restartFromZero() throws {
             try file.truncate(); offset = 0
@@ -99,7 +98,7 @@ extension RegistryClient {
                 let got = hasher.finalize()
                 if got == d.digest {
                     try file.publish(to: final, directory: directory, size: d.size)
-                    progress?("\(name): done")
+                    progress?(.blobVerified(blob: name, bytes: d.size))
                     return
                 }
                 if resumed && !restartedAfterMismatch {
@@ -177,9 +176,9 @@ extension RegistryClient {
                         hasher.update(buf)
                     }
                     offset += n
-                    if d.size >= 8 << 20 && offset - lastReport >= d.size / 10 {
+                    if offset - lastReport >= 256 << 10 || offset == d.size {
                         lastReport = offset
-                        progress?("\(name): \(offset * 100 / d.size)%")
+                        progress?(.blobBytes(blob: name, done: offset, total: d.size))
                     }
                 }
             } catch let e as RegistryError {
@@ -201,7 +200,7 @@ extension RegistryClient {
                 resumed = resumed || offset > 0
                 let delay = backoff(failures)
                 logger.info("\(name): \(RegistryClient.describe(error)) at \(offset)/\(d.size); resuming in \(String(format: "%.1f", delay))s")
-                progress?("\(name): connection lost at \(offset) of \(d.size) bytes; resuming")
+                progress?(.blobResuming(blob: name, at: offset, total: d.size))
                 try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
                 continue
             }

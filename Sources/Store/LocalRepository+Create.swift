@@ -27,6 +27,7 @@ extension LocalRepository {
                                                           layerFile: layer, layersDirectory: layersDirectory))
                 }
                 try record?.checkDigest(of: layer, diffID: diffIDs.last!)
+                Output().progress(.layerExtracted(index: diffIDs.count, count: contents.layerFiles.count, files: extractor.entriesApplied))
             }
             // Device nodes are expected in rootfs layers and cannot be made rootless: one line.
             let devices = extractor.warnings.filter { $0.contains("device node") }

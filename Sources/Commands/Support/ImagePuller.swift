@@ -39,24 +39,20 @@ struct ImagePuller {
         let ref = try ImageReference(parsing: spec)
         let plat = try Self.platform(platform)
         let local = try LocalImageName(validating: ref.localName, tag: ref.localTag)
-        let client = try RegistryClient(options: registryOptions())
-        do {
+        return try await withRegistryClient { client, _ in
             let resolved = try await client.resolveImage(ref, platform: plat)
             let repo = context.repository
             // The config was fetched and verified while resolving: store it without a second GET.
             let configPath = "\(repo.layersDirectory)/\(resolved.manifest.config.digest.fileName)"
             if !FileInfo.isRegularFile(configPath) { try AtomicFile.write(resolved.configBytes, to: configPath) }
-            let messages = context.messages
-            try await client.fetchBlobs(ref, resolved.manifest.layers, into: repo.layersDirectory) { line in
-                messages.info(line)
-            }
+            let layers = resolved.manifest.layers, bytes = layers.reduce(Int64(0)) { $0 + max(0, $1.size) }
+            let output = context.messages
+            output.progress(.pullStarted(image: "\(local)", blobs: layers.count, bytes: bytes))
+            try await client.fetchBlobs(ref, layers, into: repo.layersDirectory) { output.progress($0) }
             try repo.storeV2Image(local, manifest: resolved.manifestBytes,
-                                  blobs: resolved.manifest.layers.map(\.digest) + [resolved.manifest.config.digest])
-            await client.shutdown()
+                                  blobs: layers.map(\.digest) + [resolved.manifest.config.digest])
+            output.progress(.pullFinished(image: "\(local)", bytes: bytes))
             return local
-        } catch {
-            await client.shutdown()
-            throw error
         }
     }
 }
