@@ -36,7 +36,7 @@ let package = Package(
         .target(name: "Engines", dependencies: ["Store", "System", "CLinux", "OCI"]),
         // One file per CLI command.
         .target(name: "Commands", dependencies: [
-            "OCI", "System", "Archive", "Registry", "Store", "Engines",
+            "OCI", "System", "CLinux", "Archive", "Registry", "Store", "Engines",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Release builds also link the C++ and gcc runtimes statically (Foundation's ICU needs them),

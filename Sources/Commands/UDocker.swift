@@ -9,7 +9,10 @@ import Glibc
 
 /// The `udocker` command line: `udocker [general_options] <command> [command_options] <args>`.
 public enum UDocker {
+    /// The udocker release this implementation is compatible with (`version:` line, parsed by scripts).
     public static let version = "1.3.17"
+    /// This implementation's own version.
+    public static let swiftVersion = "1.0.0"
 
     static let commands: [String: any UDockerCommand.Type] = [
         "help": HelpCommand.self,

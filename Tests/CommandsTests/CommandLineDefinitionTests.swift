@@ -1,0 +1,62 @@
+@testable import Commands
+import Engines
+import Foundation
+import Testing
+
+/// Every command's `--help` is generated from its definition: each visible option appears in
+/// it, and the hand-written usage line names no option the command does not declare.
+@Suite struct CommandLineDefinitionTests {
+    /// The options a command declares (from swift-argument-parser's own description of it).
+    static func declaredOptions(_ type: any UDockerCommand.Type) throws -> [(names: [String], visible: Bool)] {
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(type._dumpHelp().utf8)) as? [String: Any])
+        let command = try #require(json["command"] as? [String: Any])
+        return ((command["arguments"] as? [[String: Any]]) ?? []).compactMap { a in
+            guard (a["kind"] as? String) != "positional" else { return nil }
+            let names = ((a["names"] as? [[String: Any]]) ?? []).compactMap { n -> String? in
+                guard let name = n["name"] as? String else { return nil }
+                return (n["kind"] as? String) == "short" ? "-\(name)" : "--\(name)"
+            }
+            return (names, (a["shouldDisplay"] as? Bool) ?? true)
+        }.filter { !$0.names.contains("--help") && !$0.names.contains("-h") }
+    }
+
+    @Test func everyVisibleOptionIsInTheCommandsHelp() throws {
+        for (name, type) in UDocker.commands {
+            let help = type.helpMessage(columns: 400)
+            for option in try Self.declaredOptions(type) where option.visible {
+                for n in option.names {
+                    #expect(help.contains(n), "\(name) --help does not show \(n):\n\(help)")
+                }
+            }
+        }
+    }
+
+    @Test func usageLinesNameOnlyDeclaredOptions() throws {
+        for (name, type) in UDocker.commands {
+            let declared = Set(try Self.declaredOptions(type).flatMap(\.names))
+            let usage = type.configuration.discussion
+            let regex = try NSRegularExpression(pattern: #"(?<![\w-])--[a-z][a-z-]*"#)
+            for m in regex.matches(in: usage, range: NSRange(usage.startIndex..., in: usage)) {
+                let option = String(usage[Range(m.range, in: usage)!])
+                #expect(declared.contains(option), "\(name): the usage text names \(option), which is not an option of \(name)")
+            }
+        }
+    }
+
+    @Test func theRegistryFlagsAreOneGroupEverywhere() throws {
+        for type in [PullCommand.self, SearchCommand.self, ManifestCommand.self, RunCommand.self] as [any UDockerCommand.Type] {
+            let names = Set(try Self.declaredOptions(type).flatMap(\.names))
+            #expect(names.isSuperset(of: ["--registry", "--index", "--httpproxy"]), "\(type)")
+        }
+    }
+
+    @Test func versionListsEveryEngineFamily() throws {
+        var env = EngineEnvironment(tmpDir: "/tmp", binDir: "/nonexistent/bin", hostEnvironment: ["PATH": "/nonexistent"])
+        env.prootExecutable = "/bin/sh"
+        let lines = VersionCommand.engineLines(ToolLocator(environment: env))
+        #expect(lines.map { $0.split(separator: ":").first.map(String.init) ?? "" }
+                == ["engine N1", "engine P1 P2", "engine F1 F2 F3 F4", "engine R1 R2 R3", "engine S1"])
+        #expect(lines[1] == "engine P1 P2: /bin/sh", "an explicit tool is reported with its path: \(lines)")
+        #expect(lines[3].hasPrefix("engine R1 R2 R3: not available ("), "nothing on PATH: \(lines)")
+    }
+}
