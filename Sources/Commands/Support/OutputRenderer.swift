@@ -74,10 +74,10 @@ final class OutputRenderer: OutputSink, @unchecked Sendable {
         case .pullFinished(let image, let bytes):
             write(erase())
             let line = "pulled \(image): \(state.blobs.count) blob(s), \(Self.size(bytes)) in \(Self.duration(state.elapsed(Self.now())))"
-            write((colour ? "\u{1B}[32mInfo\u{1B}[0m " : "Info: ") + line + "\n")
+            write((colour ? "\u{1B}[32mInfo:\u{1B}[0m " : "Info: ") + line + "\n")
             state = PullState()
         case .layerExtracted, .step:
-            write(erase() + "\r" + (colour ? "\u{1B}[36mInfo\u{1B}[0m " : "Info: ") + "\(p)\n")
+            write(erase() + "\r" + (colour ? "\u{1B}[36mInfo:\u{1B}[0m " : "Info: ") + "\(p)\n")
             redraw(force: true)
         case .blobBytes: redraw(force: false)
         default: redraw(force: true)
@@ -101,7 +101,7 @@ final class OutputRenderer: OutputSink, @unchecked Sendable {
             guard let b = state.blobs[name] else { continue }
             let pct = b.total > 0 ? Int(b.done * 100 / b.total) : 100
             let bar = String(repeating: "=", count: pct / 5) + String(repeating: " ", count: 20 - pct / 5)
-            lines.append("\(name) [\(bar)] \(String(format: "%3d", pct))% \(Self.size(b.done))/\(Self.size(b.total)) \(b.status)")
+            lines.append("\(name) [\(bar)] \(String(format: "%3d", pct))% \(Self.size(b.done))/\(Self.size(b.total))" + (b.status.isEmpty ? "" : " \(b.status)"))
         }
         let done = state.bytesDone, total = max(state.totalBytes, done)
         let rate = state.rate(now)
