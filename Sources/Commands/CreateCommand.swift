@@ -19,7 +19,7 @@ struct CreateCommand: UDockerCommand {
         }
         let kind = try ContainerStorage.resolve(option: storage, environment: context.environment,
                                                 config: context.configuration["container_storage"])
-        let id = try context.repository.createContainer(from: img, name: alias, storage: kind, warn: context.messages.extractionWarning)
+        let id = try context.repository.createContainer(from: img, name: alias, storage: kind, warn: context.messages.warning)
         print(id)
         return 0
     }

@@ -40,10 +40,10 @@ struct ImportCommand: UDockerCommand {
             if clone && toContainer { throw CommandFailure("import: --clone and --tocontainer exclude each other") }
             let id: String
             if clone {
-                id = try repo.importClone(from: source, name: name, warn: context.messages.extractionWarning)
+                id = try repo.importClone(from: source, name: name, warn: context.messages.warning)
             } else {
                 if let spec { _ = try LocalImageName(parsing: spec) }
-                id = try repo.importContainer(from: source, image: spec, name: name, platform: plat, warn: context.messages.extractionWarning)
+                id = try repo.importContainer(from: source, image: spec, name: name, platform: plat, warn: context.messages.warning)
             }
             print(id)
             return 0

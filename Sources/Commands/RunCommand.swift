@@ -205,10 +205,10 @@ struct RunCommand: UDockerCommand {
         if pullPolicy == "always" || (!haveImage && pullPolicy != "never") {
             context.messages.info("pulling \(target)")
             let pulled = try await ImagePuller(context: context, flags: registryFlags).pull(target, platform: platform)
-            return try repo.createContainer(from: pulled, name: name, storage: storageKind(context), warn: context.messages.extractionWarning)
+            return try repo.createContainer(from: pulled, name: name, storage: storageKind(context), warn: context.messages.warning)
         }
         guard haveImage else { throw CommandFailure("container or image not found: \(target)") }
-        return try repo.createContainer(from: image, name: name, storage: storageKind(context), warn: context.messages.extractionWarning)
+        return try repo.createContainer(from: image, name: name, storage: storageKind(context), warn: context.messages.warning)
     }
 
     func storageKind(_ context: CommandContext) throws -> ContainerStorage {

@@ -35,10 +35,15 @@ public enum OutputWarning: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    /// Single device nodes show with `-D` only; the summary line is a warning.
-    public var level: OutputLevel {
-        if case .deviceNodeSkipped = self { return .debug }
-        return .warning
+    /// Skipped device nodes (single or summarised) show with `-D` only: every rootfs has some
+    /// and /dev is bound from the host at run time.
+    public var level: OutputLevel { isDeviceNode ? .debug : .warning }
+
+    public var isDeviceNode: Bool {
+        switch self {
+        case .deviceNodeSkipped, .deviceNodesSkipped: return true
+        case .text: return false
+        }
     }
 }
 
