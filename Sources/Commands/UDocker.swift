@@ -108,7 +108,7 @@ public enum UDocker {
             do {
                 parsed = try type.parse(normalized)
             } catch {
-                let msg = type.message(for: error).split(separator: "\n").first.map(String.init) ?? "syntax error"
+                let msg = Self.oneLine(type.message(for: error))
                 return fail(msg)
             }
             guard let command = parsed as? any UDockerCommand else { return fail("internal error: \(name)") }
@@ -123,6 +123,16 @@ public enum UDocker {
         }
     }
 
+    /// ArgumentParser's message as one line: the first line, and a value list that follows a
+    /// line ending in ':' (`- P1`, `- P2`, …) folded into it.
+    static func oneLine(_ message: String) -> String {
+        let lines = message.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard let first = lines.first else { return "syntax error" }
+        guard first.hasSuffix(":") else { return first }
+        let values = lines.dropFirst().prefix { $0.hasPrefix("- ") }.map { String($0.dropFirst(2)) }
+        return values.isEmpty ? String(first.dropLast()) : first + " " + values.joined(separator: ", ")
+    }
+
     static func fail(_ message: String, status: Int32 = 1) -> Int32 {
         Output().error(message)
         return status
@@ -131,5 +141,7 @@ public enum UDocker {
 
 extension UDockerCommand {
     /// Argument preprocessing before ArgumentParser sees them; `run` overrides it.
-    static func normalize(_ args: [String]) -> [String] { ArgumentNormalizer.splitShortEquals(args) }
+    static func normalize(_ args: [String]) -> [String] {
+        ArgumentNormalizer.dropEmptyValues(ArgumentNormalizer.splitShortEquals(args), valued: ArgumentNormalizer.typedOptions)
+    }
 }

@@ -59,4 +59,29 @@ import Testing
         #expect(lines[1] == "engine P1 P2: /bin/sh", "an explicit tool is reported with its path: \(lines)")
         #expect(lines[3].hasPrefix("engine R1 R2 R3: not available ("), "nothing on PATH: \(lines)")
     }
+
+    @Test func typedOptionsParseCaseInsensitivelyAndDropEmptyValues() throws {
+        let setup = try #require(try SetupCommand.parse(SetupCommand.normalize(["--execmode=p1", "c"])) as? SetupCommand)
+        #expect(setup.execmode == .P1)
+        let unset = try #require(try SetupCommand.parse(SetupCommand.normalize(["--execmode", "", "c"])) as? SetupCommand)
+        #expect(unset.execmode == nil && unset.container == "c")
+        let create = try #require(try CreateCommand.parse(CreateCommand.normalize(["--storage", "OVERLAY", "img"])) as? CreateCommand)
+        #expect(create.storage == .overlay)
+        let run = try #require(try RunCommand.parse(RunCommand.normalize(["--pull=never", "--storage=", "img"])) as? RunCommand)
+        #expect(run.pull == .never && run.storage == nil)
+        #expect(throws: (any Error).self) { try RunCommand.parse(RunCommand.normalize(["--pull=sometimes", "img"])) }
+        #expect(throws: (any Error).self) { try CreateCommand.parse(CreateCommand.normalize(["--storage=deep", "img"])) }
+    }
+
+    @Test func aBadValueIsOneLineNamingTheValidOnes() {
+        do {
+            _ = try SetupCommand.parse(["--execmode=Z9", "c"])
+            Issue.record("Z9 was accepted")
+        } catch {
+            let line = UDocker.oneLine(SetupCommand.message(for: error))
+            #expect(!line.contains("\n") && line.contains("'Z9'"), "\(line)")
+            for mode in ExecutionMode.allCases { #expect(line.contains(mode.rawValue), "\(line)") }
+        }
+        #expect(UDocker.oneLine("Missing expected argument '<image>'\nHelp: …") == "Missing expected argument '<image>'")
+    }
 }
