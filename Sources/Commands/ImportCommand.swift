@@ -29,7 +29,7 @@ struct ImportCommand: UDockerCommand {
         guard args.count <= 2 else { throw CommandFailure("import: too many arguments: \(args.dropFirst(2).joined(separator: " "))") }
         let plat = try ImagePuller.platform(platform)
         let repo = context.repository
-        var source: LocalRepository.TarSource = file == "-" ? .descriptor(0) : .file(file)
+        var source: LocalRepository.TarSource = TransferFiles.isStdio(file) ? .descriptor(try TransferFiles.openInput(file, noInput: "import: no input: give a tar file or redirect stdin")) : .file(file)
         var downloaded: String?
         defer { if let d = downloaded { unlink(d) } }
         if file.hasPrefix("http://") || file.hasPrefix("https://") {
