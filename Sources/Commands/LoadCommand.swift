@@ -26,7 +26,7 @@ struct LoadCommand: UDockerCommand {
         let fd = try TransferFiles.openInput(file, noInput: "load: no input: use -i <file> or redirect stdin")
         defer { if fd != 0 { close(fd) } }
         let images = try context.repository.loadImages(from: fd, sourceName: TransferFiles.shown(file),
-                                                       nameOverride: rest.first, info: context.messages.info)
+                                                       nameOverride: rest.first, info: { context.messages.progress(.step($0)) })
         for i in images { print(i.description) }
         return 0
     }
