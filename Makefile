@@ -17,6 +17,13 @@ SWIFT ?= swift
 PREFIX ?= $(HOME)/.local
 E2E_WORK ?= /tmp/udocker-e2e
 SWIFT_TEST_FLAGS ?=
+# Build information for `udocker version` in release builds (a debug build shows "unknown":
+# the flags would make every debug build after `make test` recompile the modules).
+BUILD_COMMIT := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+BUILD_DATE := $(shell git log -1 --format=%cs 2>/dev/null || date -u +%F)
+BUILD_TOOLCHAIN := $(shell $(SWIFT) --version 2>/dev/null | head -1 | tr -d '"')
+BUILD_INFO = -Xcc '-DUDOCKER_BUILD_COMMIT="$(BUILD_COMMIT)"' -Xcc '-DUDOCKER_BUILD_DATE="$(BUILD_DATE)"' \
+	-Xcc '-DUDOCKER_BUILD_TOOLCHAIN="$(BUILD_TOOLCHAIN)"'
 export UDOCKER_E2E_WORK := $(E2E_WORK)
 
 .PHONY: all build release install install-docs test e2e deps fixtures fixtures-stop clean clean-fixtures bench bench-hpc
@@ -27,11 +34,11 @@ build:
 	$(SWIFT) build
 
 release:
-	$(SWIFT) build -c release --static-swift-stdlib --disable-local-rpath
+	$(SWIFT) build -c release --static-swift-stdlib --disable-local-rpath $(BUILD_INFO)
 
 install: release
 	install -d "$(DESTDIR)$(PREFIX)/bin"
-	install -m 755 -s "$$($(SWIFT) build -c release --static-swift-stdlib --disable-local-rpath --show-bin-path)/udocker" "$(DESTDIR)$(PREFIX)/bin/udocker"
+	install -m 755 -s "$$($(SWIFT) build -c release --static-swift-stdlib --disable-local-rpath $(BUILD_INFO) --show-bin-path)/udocker" "$(DESTDIR)$(PREFIX)/bin/udocker"
 	$(MAKE) install-docs UDOCKER_BIN_FOR_DOCS="$(DESTDIR)$(PREFIX)/bin/udocker"
 
 # Man page and bash/zsh/fish completions, generated from the command definitions by the binary.

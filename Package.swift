@@ -11,7 +11,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
@@ -30,7 +29,6 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "Logging", package: "swift-log"),
         ]),
         // udocker-compatible local repository (~/.udocker).
         .target(name: "Store", dependencies: ["OCI", "System", "Archive", .product(name: "Crypto", package: "swift-crypto")]),
@@ -38,9 +36,8 @@ let package = Package(
         .target(name: "Engines", dependencies: ["Store", "System", "CLinux", "OCI"]),
         // One file per CLI command.
         .target(name: "Commands", dependencies: [
-            "OCI", "System", "Archive", "Registry", "Store", "Engines",
+            "OCI", "System", "CLinux", "Archive", "Registry", "Store", "Engines",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Logging", package: "swift-log"),
         ]),
         // Release builds also link the C++ and gcc runtimes statically (Foundation's ICU needs them),
         // so with --static-swift-stdlib the binary needs only glibc and zlib.

@@ -14,7 +14,7 @@ public struct ExtractOptions: Sendable {
     /// does); nil: the process's. The owner always gets rw (files) and rwx (directories).
     public var umask: mode_t?
     /// Receives each warning as it happens (they are also collected in `LayerExtractor.warnings`).
-    public var warningHandler: (@Sendable (String) -> Void)?
+    public var warningHandler: (@Sendable (OutputWarning) -> Void)?
     /// Size of the decompressed-data buffer.
     public var bufferSize = 1 << 20
     /// Size of the compressed-input buffer.
@@ -57,7 +57,9 @@ public struct ExtractOptions: Sendable {
 public final class LayerExtractor {
     public let root: RootDirectory
     public let options: ExtractOptions
-    public private(set) var warnings: [String] = []
+    public private(set) var warnings: [OutputWarning] = []
+    /// Entries applied so far over all layers (for progress).
+    public private(set) var entriesApplied = 0
     /// The whiteouts of the last layer, with `ExtractOptions.recordWhiteouts` (in stream order).
     public private(set) var recordedWhiteouts: [LayerWhiteouts.Entry] = []
 
@@ -242,6 +244,7 @@ public final class LayerExtractor {
     }
 
     private func apply(_ h: TarHeader, _ tar: TarReader) throws {
+        entriesApplied += 1
         let shown = printable(h.path)
         let (comps, clamped) = LayerExtractor.clean(h.path)
         guard let name = comps.last else {
@@ -261,7 +264,7 @@ public final class LayerExtractor {
                 throw ArchiveError(.invalidEntry, "impossible device number in entry '\(shown)'")
             }
             if options.skipDevices {
-                warn("skipped device node '\(shown)' (devices cannot be created without privileges)")
+                record(.deviceNodeSkipped(layer: layerName, entry: shown))
                 return
             }
         case .other(let t):
@@ -498,7 +501,7 @@ public final class LayerExtractor {
         }
         if r != 0 {
             if device && (errno == EPERM || errno == EACCES) {
-                warn("skipped device node '\(shown)' (devices cannot be created without privileges)")
+                record(.deviceNodeSkipped(layer: layerName, entry: shown))
                 return
             }
             throw io(device ? "mknod" : "mkfifo", shown)
@@ -624,10 +627,11 @@ public final class LayerExtractor {
         }
     }
 
-    private func warn(_ message: String) {
-        let m = "layer \(layerName): \(message)"
-        warnings.append(m)
-        options.warningHandler?(m)
+    private func warn(_ message: String) { record(.text("layer \(layerName): \(message)")) }
+
+    private func record(_ w: OutputWarning) {
+        warnings.append(w)
+        options.warningHandler?(w)
     }
 
     private func io(_ op: String, _ shown: String) -> ArchiveError { ioError(op, shown) }

@@ -10,7 +10,7 @@ struct CloneCommand: UDockerCommand {
     func execute(_ context: CommandContext) async throws -> Int32 {
         let id = try context.containerID(container)
         let copy = try context.withMergedRoot(of: id) {
-            try context.repository.cloneContainer(id, name: name, mergedRoot: $0, warn: context.messages.extractionWarning)
+            try context.repository.cloneContainer(id, name: name, mergedRoot: $0, warn: context.messages.warning)
         }
         print(copy)
         return 0

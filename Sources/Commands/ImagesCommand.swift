@@ -11,7 +11,7 @@ struct ImagesCommand: UDockerCommand {
 
     func execute(_ context: CommandContext) async throws -> Int32 {
         let repo = context.repository
-        if context.messages.level >= 3 { print("REPOSITORY") }
+        if context.configuration.verbosity >= 3 { print("REPOSITORY") }
         for listing in repo.listImages() {
             let mark = listing.protected ? "P" : "."
             if platform {

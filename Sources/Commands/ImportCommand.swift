@@ -29,7 +29,7 @@ struct ImportCommand: UDockerCommand {
         guard args.count <= 2 else { throw CommandFailure("import: too many arguments: \(args.dropFirst(2).joined(separator: " "))") }
         let plat = try ImagePuller.platform(platform)
         let repo = context.repository
-        var source: LocalRepository.TarSource = file == "-" ? .descriptor(0) : .file(file)
+        var source: LocalRepository.TarSource = TransferFiles.isStdio(file) ? .descriptor(try TransferFiles.openInput(file, noInput: "import: no input: give a tar file or redirect stdin")) : .file(file)
         var downloaded: String?
         defer { if let d = downloaded { unlink(d) } }
         if file.hasPrefix("http://") || file.hasPrefix("https://") {
@@ -40,10 +40,10 @@ struct ImportCommand: UDockerCommand {
             if clone && toContainer { throw CommandFailure("import: --clone and --tocontainer exclude each other") }
             let id: String
             if clone {
-                id = try repo.importClone(from: source, name: name, warn: context.messages.extractionWarning)
+                id = try repo.importClone(from: source, name: name, warn: context.messages.warning)
             } else {
                 if let spec { _ = try LocalImageName(parsing: spec) }
-                id = try repo.importContainer(from: source, image: spec, name: name, platform: plat, warn: context.messages.extractionWarning)
+                id = try repo.importContainer(from: source, image: spec, name: name, platform: plat, warn: context.messages.warning)
             }
             print(id)
             return 0

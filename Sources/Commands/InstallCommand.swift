@@ -36,7 +36,7 @@ struct InstallCommand: UDockerCommand {
             try await install(tarballs, minimum: minimum, context: context)
         }
         for t in EngineTools.locate(environment: ModeResolver(context: context).engineEnvironment()) {
-            context.messages.out("\(t.tool): \(t.path ?? "not found") (\(t.modes))")
+            print("\(t.tool): \(t.path ?? "not found") (\(t.modes))")
         }
         return 0
     }

@@ -20,14 +20,13 @@ struct LoadCommand: UDockerCommand {
     func execute(_ context: CommandContext) async throws -> Int32 {
         var rest = args
         var file = input ?? "-"
-        if rest.first == "-" { rest.removeFirst(); file = "-" }
+        if let first = rest.first, TransferFiles.isStdio(first) { rest.removeFirst(); file = first }
         guard rest.count <= 1 else { throw CommandFailure("load: too many arguments") }
         if let n = rest.first { _ = try LocalImageName(parsing: n) }
-        if file == "-" && isatty(0) != 0 { throw CommandFailure("load: no input: use -i <file> or redirect stdin") }
-        let fd = try TransferFiles.openInput(file)
+        let fd = try TransferFiles.openInput(file, noInput: "load: no input: use -i <file> or redirect stdin")
         defer { if fd != 0 { close(fd) } }
-        let images = try context.repository.loadImages(from: fd, sourceName: file == "-" ? "stdin" : file,
-                                                       nameOverride: rest.first, info: context.messages.info)
+        let images = try context.repository.loadImages(from: fd, sourceName: TransferFiles.shown(file),
+                                                       nameOverride: rest.first, info: { context.messages.progress(.step($0)) })
         for i in images { print(i.description) }
         return 0
     }

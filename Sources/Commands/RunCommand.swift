@@ -36,12 +36,10 @@ struct RunCommand: UDockerCommand {
     @Option(name: .customLong("kernel"), help: "P modes: emulated kernel release (proot -k)") var kernel: String?
     @Option(name: .customLong("entrypoint"), help: "override the entrypoint (\"\" drops it)") var entrypoint: String?
     @Option(name: .customLong("platform"), help: "platform for the implicit pull") var platform: String?
-    @Option(name: .customLong("storage"), help: "flat or overlay, for the implicit create") var storage: String?
+    @Option(name: .customLong("storage"), help: "flat or overlay, for the implicit create") var storage: ContainerStorage?
     @Option(name: .customLong("mpi"), help: "host: bind the host's MPI libraries over the container's; none: skip the MPI check") var mpi: String?
-    @Option(name: .customLong("pull"), help: "missing|never|always|reuse") var pull: String?
-    @Option(name: .customLong("httpproxy"), help: .hidden) var httpproxy: String?
-    @Option(name: .customLong("index"), help: .hidden) var index: String?
-    @Option(name: .customLong("registry"), help: .hidden) var registry: String?
+    @Option(name: .customLong("pull"), help: "when to pull the image") var pull: PullPolicy = .missing
+    @OptionGroup(visibility: .hidden) var registryFlags: RegistryFlags
     @Option(name: .customLong("device"), help: .hidden) var device: [String] = []
     @Option(name: .customLong("location"), help: "run this root directory tree (no repository container, no metadata)") var location: String?
     @Option(name: [.customShort("p"), .customLong("publish")], help: .hidden) var publish: [String] = []
@@ -76,10 +74,7 @@ struct RunCommand: UDockerCommand {
         if !volumesFrom.isEmpty || !dns.isEmpty || !dnsSearch.isEmpty {
             context.messages.warning("--volumes-from, --dns and --dns-search are ignored (as by udocker): the host network and files are used")
         }
-        let pullPolicy = pull ?? "missing"
-        guard ["missing", "never", "always", "reuse"].contains(pullPolicy) else {
-            throw CommandFailure("invalid --pull value: \(pullPolicy) (missing, never, always or reuse)")
-        }
+        let pullPolicy = pull
 
         // --location: udocker still takes the first argument as the container and ignores it.
         let id = location == nil ? try await containerToRun(context, pullPolicy: pullPolicy) : ""
@@ -178,13 +173,13 @@ struct RunCommand: UDockerCommand {
     }
 
     /// An existing container, or a new one from an image (pulled if needed), as udocker's run does.
-    func containerToRun(_ context: CommandContext, pullPolicy: String) async throws -> String {
+    func containerToRun(_ context: CommandContext, pullPolicy: PullPolicy) async throws -> String {
         let repo = context.repository
         if let id = repo.containerID(target) {
             if let name, repo.containerID(name) == nil { try repo.setContainerName(id, name) }
             return id
         }
-        if pullPolicy == "reuse", let name {
+        if pullPolicy == .reuse, let name {
             // Many tasks of one job on one node: the first pulls and creates, the others wait and reuse it.
             let lock = try repo.namedCreationLock()
             defer { lock.unlock() }
@@ -194,7 +189,7 @@ struct RunCommand: UDockerCommand {
         return try await imageToContainer(context, pullPolicy: pullPolicy)
     }
 
-    func imageToContainer(_ context: CommandContext, pullPolicy: String) async throws -> String {
+    func imageToContainer(_ context: CommandContext, pullPolicy: PullPolicy) async throws -> String {
         let repo = context.repository
         guard let image = try? LocalImageName(parsing: target) else {
             throw CommandFailure("container or image not found: \(target)")
@@ -204,17 +199,16 @@ struct RunCommand: UDockerCommand {
             if repo.containerID(name) != nil { throw CommandFailure("container name already exists: \(name)") }
         }
         let haveImage = repo.imageExists(image)
-        if pullPolicy == "always" || (!haveImage && pullPolicy != "never") {
+        if pullPolicy == .always || (!haveImage && pullPolicy != .never) {
             context.messages.info("pulling \(target)")
-            let puller = ImagePuller(context: context, registry: registry, index: index, httpProxy: httpproxy)
-            let pulled = try await puller.pull(target, platform: platform)
-            return try repo.createContainer(from: pulled, name: name, storage: storageKind(context), warn: context.messages.extractionWarning)
+            let pulled = try await ImagePuller(context: context, flags: registryFlags).pull(target, platform: platform)
+            return try repo.createContainer(from: pulled, name: name, storage: storageKind(context), warn: context.messages.warning)
         }
         guard haveImage else { throw CommandFailure("container or image not found: \(target)") }
-        return try repo.createContainer(from: image, name: name, storage: storageKind(context), warn: context.messages.extractionWarning)
+        return try repo.createContainer(from: image, name: name, storage: storageKind(context), warn: context.messages.warning)
     }
 
     func storageKind(_ context: CommandContext) throws -> ContainerStorage {
-        try ContainerStorage.resolve(option: storage, environment: context.environment, config: context.configuration["container_storage"])
+        try ContainerStorage.resolve(option: storage?.rawValue, environment: context.environment, config: context.configuration["container_storage"])
     }
 }

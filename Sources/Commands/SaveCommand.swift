@@ -24,7 +24,7 @@ struct SaveCommand: UDockerCommand {
             if !images.contains(img) { images.append(img) }
         }
         try TransferFiles.writeOutput(out, what: "an image archive") { fd in
-            try context.repository.saveImages(images, to: fd, info: context.messages.info)
+            try context.repository.saveImages(images, to: fd, info: { context.messages.progress(.step($0)) })
         }
         return 0
     }

@@ -11,25 +11,16 @@ struct SearchCommand: UDockerCommand {
     @Flag(name: .customShort("a"), help: "do not pause (udocker's; output never pauses here)") var noPause = false
     @Flag(name: .customLong("no-trunc"), help: "do not truncate columns") var noTrunc = false
     @Flag(name: .customLong("list-tags"), help: "list the tags of the repository <expression>") var listTags = false
-    @Option(name: .customLong("index"), help: "index URL (Docker Hub: its search API; other: the registry's catalog)") var index: String?
-    @Option(name: .customLong("registry"), help: "registry URL") var registry: String?
-    @Option(name: .customLong("httpproxy"), help: "proxy URL (http:// or socks5://)") var httpproxy: String?
+    @OptionGroup var registryFlags: RegistryFlags
     @Argument(help: "expression") var expression: String
 
     static var needsRepository: Bool { false }
 
     func execute(_ context: CommandContext) async throws -> Int32 {
-        let puller = ImagePuller(context: context, registry: registry, index: index, httpProxy: httpproxy)
-        let options = puller.registryOptions()
-        let client = try RegistryClient(options: options)
-        do {
+        try await ImagePuller(context: context, flags: registryFlags).withRegistryClient { client, options in
             try await search(client, options: options)
-            await client.shutdown()
-            return 0
-        } catch {
-            await client.shutdown()
-            throw error
         }
+        return 0
     }
 
     private func search(_ client: RegistryClient, options: RegistryOptions) async throws {
@@ -42,7 +33,7 @@ struct SearchCommand: UDockerCommand {
                 : "\(pad(String(name.prefix(80)), 55)) \(lpad(String(official.prefix(8)), 8)) \(pad(String(description.prefix(70)), 70)) \(lpad(String(stars.prefix(5)), 5))"
         }
         let results: [SearchResult]
-        let target = Self.target(index: index, registry: registry, options: options)
+        let target = Self.target(index: registryFlags.index, registry: registryFlags.registry, options: options)
         if RegistryClient.isDockerHubIndex(target) {
             results = try await client.searchDockerHub(expression, index: target)
         } else {

@@ -11,7 +11,7 @@ struct SetupCommand: UDockerCommand {
         --nvidia copies the host NVIDIA driver into the container (udocker's way; --force replaces
         an earlier copy); `run --nvidia` binds the current driver at run time instead.
         """)
-    @Option(name: .customLong("execmode"), help: ArgumentHelp("one of \(ExecutionMode.names)")) var execmode: String?
+    @Option(name: .customLong("execmode"), help: ArgumentHelp("one of \(ExecutionMode.names)")) var execmode: ExecutionMode?
     @Flag(name: .customLong("force"), help: "convert even if already in the mode") var force = false
     @Flag(name: .customLong("purge"), help: "remove mount points and file-bind copies left by execution modes") var purge = false
     @Flag(name: .customLong("fixperm"), help: "give the owner read/write (and search on directories) on every file of ROOT") var fixperm = false
@@ -55,13 +55,10 @@ struct SetupCommand: UDockerCommand {
             }
             if execmode == nil { return 0 }
         }
-        guard let wanted = execmode, !wanted.isEmpty else {   // --execmode "" = not given, as in udocker
+        guard let mode = execmode else {   // --execmode "" = not given, as in udocker (dropped by normalize)
             print("execmode: \(try resolver.mode(of: id).rawValue)")
             print("nvidiamode: \(NVIDIASetup.isInstalled(containerDirectory: repo.containerDirectory(id)) ? "True" : "False")")
             return 0
-        }
-        guard let mode = ExecutionMode(parsing: wanted) else {
-            throw CommandFailure("invalid execmode: \(wanted) (valid: \(ExecutionMode.names))")
         }
         guard !repo.isContainerProtected(id) else { throw CommandFailure("container is protected: \(container)") }
         _ = try EngineSelector.engine(for: mode, environment: resolver.engineEnvironment())

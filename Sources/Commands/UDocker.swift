@@ -1,7 +1,6 @@
 import ArgumentParser
 import Engines
 import Foundation
-import Logging
 import Store
 import System
 #if canImport(Glibc)
@@ -10,7 +9,10 @@ import Glibc
 
 /// The `udocker` command line: `udocker [general_options] <command> [command_options] <args>`.
 public enum UDocker {
+    /// The udocker release this implementation is compatible with (`version:` line, parsed by scripts).
     public static let version = "1.3.17"
+    /// This implementation's own version.
+    public static let swiftVersion = "1.0.0"
 
     static let commands: [String: any UDockerCommand.Type] = [
         "help": HelpCommand.self,
@@ -94,8 +96,7 @@ public enum UDocker {
             let configuration = try Configuration(environment: env, overrides: overrides)
             let context = CommandContext(configuration: configuration, environment: env)
             ErrorAdvice.repository = context.repository.topDirectory
-            let verbosity = configuration.verbosity
-            LoggingSystem.bootstrap { _ in MessageLogHandler(verbosity: verbosity) }
+            Output.install(OutputRenderer(verbosity: configuration.verbosity, environment: env))
             if type.needsRepository {
                 if overrides.repo != nil {
                     guard context.repository.isRepository else { throw CommandFailure("invalid udocker repository: \(overrides.repo!)") }
@@ -108,7 +109,7 @@ public enum UDocker {
             do {
                 parsed = try type.parse(normalized)
             } catch {
-                let msg = type.message(for: error).split(separator: "\n").first.map(String.init) ?? "syntax error"
+                let msg = Self.oneLine(type.message(for: error))
                 return fail(msg)
             }
             guard let command = parsed as? any UDockerCommand else { return fail("internal error: \(name)") }
@@ -123,15 +124,27 @@ public enum UDocker {
         }
     }
 
+    /// ArgumentParser's message as one line: the first line, and a value list that follows a
+    /// line ending in ':' (`- P1`, `- P2`, …) folded into it.
+    static func oneLine(_ message: String) -> String {
+        let lines = message.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard let first = lines.first else { return "syntax error" }
+        guard first.hasSuffix(":") else { return first }
+        let values = lines.dropFirst().prefix { $0.hasPrefix("- ") }.map { String($0.dropFirst(2)) }
+        return values.isEmpty ? String(first.dropLast()) : first + " " + values.joined(separator: ", ")
+    }
+
     static func fail(_ message: String, status: Int32 = 1) -> Int32 {
         let repository = ErrorAdvice.repository ?? "\(NSHomeDirectory())/.udocker"
         let message = ErrorAdvice.annotate(message, repository: repository, room: ErrorAdvice.room(repository))
-        FileHandle.standardError.write(Data("Error: \(message)\n".utf8))
+        Output().error(message)
         return status
     }
 }
 
 extension UDockerCommand {
     /// Argument preprocessing before ArgumentParser sees them; `run` overrides it.
-    static func normalize(_ args: [String]) -> [String] { ArgumentNormalizer.splitShortEquals(args) }
+    static func normalize(_ args: [String]) -> [String] {
+        ArgumentNormalizer.dropEmptyValues(ArgumentNormalizer.splitShortEquals(args), valued: ArgumentNormalizer.typedOptions)
+    }
 }

@@ -1,5 +1,6 @@
 import CLinux
 import Foundation
+import System
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -119,13 +120,12 @@ struct CStringArena {
     }
 }
 
-/// Messages on stderr by level (udocker `msg.py`: 0 ERR, 1 MSG, 2 WAR, 3 INF, 4 VER, 5 DBG).
+/// The engines' messages by level (udocker `msg.py`: 0 ERR, 1 MSG, 2 WAR, 3 INF, 4 VER, 5 DBG),
+/// sent to the process's output channel (`System.Output`), which the command line renders.
 struct Messages {
     var verbosity: Int
-    func write(_ text: String) {
-        FileHandle.standardError.write(Data(text.utf8))
-    }
-    func warning(_ text: String) { if verbosity >= 2 { write("Warning: \(text)\n") } }
-    func info(_ text: String) { if verbosity >= 3 { write("Info: \(text)\n") } }
-    func verbose(_ text: String) { if verbosity >= 4 { write("\(text)\n") } }
+    func write(_ text: String) { Output().text(text) }
+    func warning(_ text: String) { if verbosity >= 2 { Output().warning(text) } }
+    func info(_ text: String) { if verbosity >= 3 { Output().info(text) } }
+    func verbose(_ text: String) { if verbosity >= 4 { Output().verbose(text) } }
 }

@@ -22,7 +22,7 @@ extension RegistryClient {
     /// restarts once from 0; otherwise the writer is discarded and the error thrown.
     /// Foreign-layer `urls` are never fetched: the registry is asked.
     public func fetchBlobs(_ ref: ImageReference, _ blobs: [Descriptor], into store: some BlobStore,
-                           progress: (@Sendable (String) -> Void)?) async throws {
+                           progress: (@Sendable (ProgressEvent) -> Void)?) async throws {
         var seen = Set<Digest>()
         let unique = blobs.filter { seen.insert($0.digest).inserted }
         guard !unique.isEmpty else { return }
@@ -48,12 +48,12 @@ extension RegistryClient {
     static func shortName(_ d: Digest) -> String { "\(d.algorithm):\(d.hex.prefix(12))" }
 
     func fetchBlob(_ endpoint: Endpoint, _ d: Descriptor, store: some BlobStore,
-                   progress: (@Sendable (String) -> Void)?) async throws {
+                   progress: (@Sendable (ProgressEvent) -> Void)?) async throws {
         let name = RegistryClient.shortName(d.digest)
         guard let file = try await store.writer(for: d, onWait: {
-            progress?("\(name): waiting for another process downloading it")
+            progress?(.blobWaiting(blob: name))
         }) else {
-            progress?("\(name): already present")
+            progress?(.blobPresent(blob: name, bytes: d.size))
             return
         }
         defer { file.close() }
@@ -66,7 +66,7 @@ extension RegistryClient {
         }
     }
 
-    private func download(_ endpoint: Endpoint, _ d: Descriptor, file: any BlobWriter, name: String, progress: (@Sendable (String) -> Void)?) async throws {
+    private func download(_ endpoint: Endpoint, _ d: Descriptor, file: any BlobWriter, name: String, progress: (@Sendable (ProgressEvent) -> Void)?) async throws {
         var offset = try file.currentSize()
         if offset > d.size { try file.truncate(); offset = 0 }
         var hasher = BlobHasher(algorithm: d.digest.algorithm)
@@ -77,8 +77,7 @@ extension RegistryClient {
         var rangeRestarts = 0
         var totalConnections = 0
         let path = "/v2/\(endpoint.repository)/blobs/\(d.digest)"
-        if offset > 0 { progress?("\(name): resuming at \(offset) of \(d.size) bytes") }
-        else { progress?("\(name): downloading \(d.size) bytes") }
+        progress?(.blobStarted(blob: name, bytes: d.size, resumedAt: offset))
 
         func restartFromZero() throws {
             try file.truncate(); offset = 0
@@ -91,7 +90,7 @@ extension RegistryClient {
                 let got = hasher.finalize()
                 if got == d.digest {
                     try file.commit(size: d.size)
-                    progress?("\(name): done")
+                    progress?(.blobVerified(blob: name, bytes: d.size))
                     return
                 }
                 if resumed && !restartedAfterMismatch {
@@ -169,9 +168,9 @@ extension RegistryClient {
                         hasher.update(buf)
                     }
                     offset += n
-                    if d.size >= 8 << 20 && offset - lastReport >= d.size / 10 {
+                    if offset - lastReport >= 256 << 10 || offset == d.size {
                         lastReport = offset
-                        progress?("\(name): \(offset * 100 / d.size)%")
+                        progress?(.blobBytes(blob: name, done: offset, total: d.size))
                     }
                 }
             } catch let e as RegistryError {
@@ -193,7 +192,7 @@ extension RegistryClient {
                 resumed = resumed || offset > 0
                 let delay = backoff(failures)
                 logger.info("\(name): \(RegistryClient.describe(error)) at \(offset)/\(d.size); resuming in \(String(format: "%.1f", delay))s")
-                progress?("\(name): connection lost at \(offset) of \(d.size) bytes; resuming")
+                progress?(.blobResuming(blob: name, at: offset, total: d.size))
                 try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
                 continue
             }

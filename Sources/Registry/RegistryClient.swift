@@ -1,9 +1,9 @@
 import AsyncHTTPClient
 import Foundation
-import Logging
 import NIOCore
 import NIOHTTP1
 import OCI
+import System
 
 /// The result of resolving a reference to one platform's image.
 public struct ResolvedImage: Sendable {
@@ -35,7 +35,7 @@ public final class RegistryClient: Sendable {
     let proxied: [String: HTTPClient]
     let proxies: ProxySettings
     let auth = AuthCache()
-    var logger: Logger { options.logger }
+    var logger: Output { Output() }
 
     static let manifestLimit = 4 << 20
     static let tokenLimit = 1 << 20
@@ -61,7 +61,7 @@ public final class RegistryClient: Sendable {
             // Sites with intercepting proxies or private CAs: honour SSL_CERT_FILE / SSL_CERT_DIR
             // in addition to the system roots.
             let extra = ExtraTrustRoots.load(environment: options.environment)
-            for p in extra.problems { options.logger.debug("ignoring CA \(p)") }
+            for p in extra.problems { Output().debug("ignoring CA \(p)") }
             if !extra.certificates.isEmpty {
                 config.tlsConfiguration?.additionalTrustRoots.append(.certificates(extra.certificates))
             }

@@ -1,5 +1,4 @@
 import Foundation
-import Logging
 
 /// How to reach registries.
 public struct RegistryOptions: Sendable {
@@ -30,7 +29,6 @@ public struct RegistryOptions: Sendable {
     /// Seconds without receiving a byte before a response is abandoned (then resumed for blobs).
     public var readTimeout: Int64
     public var userAgent: String
-    public var logger: Logger
     /// Where `https_proxy`, `http_proxy` and `no_proxy` (and upper case) are read from.
     public var environment: [String: String] = ProcessInfo.processInfo.environment
 
@@ -41,13 +39,12 @@ public struct RegistryOptions: Sendable {
                 credentials: CredentialStore = CredentialStore(udockerKeystore: nil, dockerConfig: nil),
                 maxAttempts: Int = 4, retryBaseDelay: Double = 1, maxRetryDelay: Double = 60,
                 connectTimeout: Int64 = 15, readTimeout: Int64 = 120,
-                userAgent: String = "udocker-swift/1.0",
-                logger: Logger = Logger(label: "udocker.registry")) {
+                userAgent: String = "udocker-swift/1.0") {
         self.registryURL = registryURL; self.indexURL = indexURL; self.insecure = insecure
         self.httpProxy = httpProxy; self.parallelism = parallelism; self.credentials = credentials
         self.maxAttempts = maxAttempts; self.retryBaseDelay = retryBaseDelay; self.maxRetryDelay = maxRetryDelay
         self.connectTimeout = connectTimeout; self.readTimeout = readTimeout
-        self.userAgent = userAgent; self.logger = logger
+        self.userAgent = userAgent
     }
 }
 

@@ -37,7 +37,7 @@ public struct LayerCache: Sendable {
     /// Concurrent callers for the same layer wait for each other; the layer is extracted once.
     /// Returns the path and whether this call extracted it.
     @discardableResult
-    public func ensure(_ diffID: Digest, layerFile: String, warn: (String) -> Void = { _ in }) throws -> (path: String, extracted: Bool) {
+    public func ensure(_ diffID: Digest, layerFile: String, warn: (OutputWarning) -> Void = { _ in }) throws -> (path: String, extracted: Bool) {
         let final = path(diffID)
         if contains(diffID) { return (final, false) }
         try FileInfo.makeDirectories(directory, mode: 0o755)
@@ -62,9 +62,9 @@ public struct LayerCache: Sendable {
                 throw StoreError(BlobEviction.explain("layer \((layerFile as NSString).lastPathComponent): DiffID mismatch: expected \(diffID), got \(got); the image is corrupt, pull it again",
                                                       layerFile: layerFile, layersDirectory: layersDirectory))
             }
-            let devices = extractor.warnings.filter { $0.contains("device node") }
-            if !devices.isEmpty { warn("skipped \(devices.count) device node(s): devices cannot be created without privileges (/dev is bound from the host at run time)") }
-            for w in extractor.warnings where !w.contains("device node") { warn(w) }
+            let devices = extractor.warnings.filter(\.isDeviceNode)
+            if !devices.isEmpty { warn(.deviceNodesSkipped(count: devices.count)) }
+            for w in extractor.warnings where !w.isDeviceNode { warn(w) }
             try Self.markWhiteouts(extractor.recordedWhiteouts, in: staging)
             Self.counter.withLock { $0 += 1 }
             try syscall("rename", path: final) { rename(staging, final) }
@@ -80,20 +80,20 @@ public struct LayerCache: Sendable {
     /// Warnings are reported in layer order; the first error (in layer order) is thrown once all
     /// running extractions have ended.
     public func ensure(_ layers: [(diffID: Digest, file: String)], parallelism: Int = LayerCache.defaultParallelism,
-                       warn: (String) -> Void = { _ in }) throws {
+                       warn: (OutputWarning) -> Void = { _ in }) throws {
         let missing = layers.filter { !contains($0.diffID) }
         guard missing.count > 1, parallelism > 1 else {
             for layer in missing { try ensure(layer.diffID, layerFile: layer.file, warn: warn) }
             return
         }
-        let outcomes = Mutex([Int: (warnings: [String], error: (any Error)?)]())
+        let outcomes = Mutex([Int: (warnings: [OutputWarning], error: (any Error)?)]())
         let next = Mutex(0)
         let workers = min(parallelism, missing.count)
         DispatchQueue.concurrentPerform(iterations: workers) { _ in
             while true {
                 let i: Int = next.withLock { n in defer { n += 1 }; return n }
                 guard i < missing.count else { return }
-                var warnings: [String] = []
+                var warnings: [OutputWarning] = []
                 var failure: (any Error)?
                 do { try ensure(missing[i].diffID, layerFile: missing[i].file, warn: { warnings.append($0) }) } catch {
                     failure = error

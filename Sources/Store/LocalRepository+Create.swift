@@ -14,7 +14,7 @@ extension LocalRepository {
     /// create never leaves a container that `ps` lists. The repository lock is held shared while the
     /// layers are read, so `rmi` cannot remove them underneath.
     public func createContainer(from image: LocalImageName, name: String? = nil,
-                                warn: (String) -> Void = { _ in }) throws -> String {
+                                warn: (OutputWarning) -> Void = { _ in }) throws -> String {
         try publishNewContainer(from: image, name: name) { contents, staging in
             try syscall("mkdir", path: "\(staging)/ROOT") { mkdir("\(staging)/ROOT", 0o755) }
             let extractor = try LayerExtractor(root: "\(staging)/ROOT")
@@ -27,11 +27,12 @@ extension LocalRepository {
                                                           layerFile: layer, layersDirectory: layersDirectory))
                 }
                 try record?.checkDigest(of: layer, diffID: diffIDs.last!)
+                Output().progress(.layerExtracted(index: diffIDs.count, count: contents.layerFiles.count, files: extractor.entriesApplied))
             }
             // Device nodes are expected in rootfs layers and cannot be made rootless: one line.
-            let devices = extractor.warnings.filter { $0.contains("device node") }
-            if !devices.isEmpty { warn("skipped \(devices.count) device node(s): devices cannot be created without privileges (/dev is bound from the host at run time)") }
-            for w in extractor.warnings where !w.contains("device node") { warn(w) }
+            let devices = extractor.warnings.filter(\.isDeviceNode)
+            if !devices.isEmpty { warn(.deviceNodesSkipped(count: devices.count)) }
+            for w in extractor.warnings where !w.isDeviceNode { warn(w) }
             if contents.isV2, let config = try? JSONDecoder().decode(ImageConfig.self, from: Data(contents.configBytes)),
                let expected = config.rootfs?.diff_ids, !expected.isEmpty, expected != diffIDs {
                 let notes = zip(contents.layerFiles, zip(expected, diffIDs)).filter { $0.1.0 != $0.1.1 }

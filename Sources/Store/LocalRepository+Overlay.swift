@@ -78,7 +78,7 @@ extension LocalRepository {
     /// `create --storage=overlay`: makes sure every layer is in the cache (extracting the missing
     /// ones once), then creates the container in O(1): a few directories and small files.
     public func createOverlayContainer(from image: LocalImageName, name: String? = nil,
-                                       warn: (String) -> Void = { _ in }) throws -> String {
+                                       warn: (OutputWarning) -> Void = { _ in }) throws -> String {
         try publishNewContainer(from: image, name: name) { contents, staging in
             guard contents.isV2, let config = try? JSONDecoder().decode(ImageConfig.self, from: Data(contents.configBytes)),
                   let diffIDs = config.rootfs?.diff_ids, diffIDs.count == contents.layerFiles.count, !diffIDs.isEmpty else {
@@ -100,7 +100,7 @@ extension LocalRepository {
 
     /// `create` with the chosen storage.
     public func createContainer(from image: LocalImageName, name: String? = nil, storage: ContainerStorage,
-                                warn: (String) -> Void = { _ in }) throws -> String {
+                                warn: (OutputWarning) -> Void = { _ in }) throws -> String {
         switch storage {
         case .flat: return try createContainer(from: image, name: name, warn: warn)
         case .overlay: return try createOverlayContainer(from: image, name: name, warn: warn)

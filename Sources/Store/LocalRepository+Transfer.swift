@@ -219,7 +219,7 @@ extension LocalRepository {
     /// (`imagerepo.name` = `IMPORTED:unknown` unless `image` is given). Assembled under a
     /// dot-directory and renamed into place only when the whole tar extracted.
     public func importContainer(from source: TarSource, image: String? = nil, name: String? = nil,
-                                platform: Platform? = nil, warn: (String) -> Void = { _ in }) throws -> String {
+                                platform: Platform? = nil, warn: (OutputWarning) -> Void = { _ in }) throws -> String {
         try checkNewName(name)
         let id = Self.newContainerID()
         let staging = try StagingDirectory(in: containersDirectory, prefix: "creating-\(id)", mode: 0o755)
@@ -243,7 +243,7 @@ extension LocalRepository {
     /// `import --clone`: a tarball made by `export --clone` (ours or the Python tool's) becomes a new
     /// container with a new id. The archive is extracted aside and only what a clone needs is
     /// taken from it (`CloneMetadata`): ROOT, container.json, imagerepo.name, a valid execmode.
-    public func importClone(from source: TarSource, name: String? = nil, warn: (String) -> Void = { _ in }) throws -> String {
+    public func importClone(from source: TarSource, name: String? = nil, warn: (OutputWarning) -> Void = { _ in }) throws -> String {
         try checkNewName(name)
         let id = Self.newContainerID()
         let staging = try StagingDirectory(in: containersDirectory, prefix: "creating-\(id)", mode: 0o755)
@@ -262,8 +262,8 @@ extension LocalRepository {
     }
 
     /// Takes ROOT and the allowed metadata from an extracted copy and removes the rest.
-    private func adoptClone(_ extracted: String, into staging: StagingDirectory, shown: String, warn: (String) -> Void) throws {
-        for w in try CloneMetadata.adopt(from: extracted, into: staging.path, shown: shown) { warn(w) }
+    private func adoptClone(_ extracted: String, into staging: StagingDirectory, shown: String, warn: (OutputWarning) -> Void) throws {
+        for w in try CloneMetadata.adopt(from: extracted, into: staging.path, shown: shown) { warn(.text(w)) }
         try FileTree.remove(extracted)
     }
 
@@ -272,7 +272,7 @@ extension LocalRepository {
     /// symlinks, modes and times are kept and nothing can be written outside the new directory.
     /// An overlay container (`mergedRoot`: its merged view) is cloned into a flat container.
     public func cloneContainer(_ sourceID: String, name: String? = nil, mergedRoot: String? = nil,
-                               warn: (String) -> Void = { _ in }) throws -> String {
+                               warn: (OutputWarning) -> Void = { _ in }) throws -> String {
         try checkNewName(name)
         let src = containerDirectory(sourceID)
         guard FileInfo.isDirectory("\(src)/ROOT") else { throw StoreError("container has no ROOT directory: \(sourceID)") }
@@ -300,7 +300,7 @@ extension LocalRepository {
         outcome.done.wait()
         if let e = outcome.error { throw StoreError("cannot copy container \(sourceID): \(e)") }
         if let e = extractError { throw StoreError("cannot copy container \(sourceID): \(e)") }
-        for w in outcome.warnings { warn(w) }
+        for w in outcome.warnings { warn(.text(w)) }
         reportExtractionWarnings(extractor.warnings, warn)
         try adoptClone(extracted, into: staging, shown: sourceID, warn: warn)
         return try publishContainer(staging, id: id, name: name)
@@ -334,10 +334,10 @@ extension LocalRepository {
         if FileInfo.exists("\(containersDirectory)/\(name)") { throw StoreError("container name already exists: \(name)") }
     }
 
-    private func reportExtractionWarnings(_ warnings: [String], _ warn: (String) -> Void) {
-        let devices = warnings.filter { $0.contains("device node") }
-        if !devices.isEmpty { warn("skipped \(devices.count) device node(s): devices cannot be created without privileges") }
-        for w in warnings where !w.contains("device node") { warn(w) }
+    private func reportExtractionWarnings(_ warnings: [OutputWarning], _ warn: (OutputWarning) -> Void) {
+        let devices = warnings.filter(\.isDeviceNode)
+        if !devices.isEmpty { warn(.deviceNodesSkipped(count: devices.count)) }
+        for w in warnings where !w.isDeviceNode { warn(w) }
     }
 
     /// Renames an assembled container into place and sets its name. A kept `root.path` still names

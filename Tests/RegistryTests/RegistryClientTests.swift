@@ -88,7 +88,7 @@ func b64(_ s: String) -> String { Data(s.utf8).base64EncodedString() }
             let before = reg.server.requests(containing: "/blobs/").count
             #expect(before == 1)
             let messages = MessageLog()
-            try await client.fetchBlobs(ref, image.layers + image.layers, into: dir.path, progress: { messages.add($0) })
+            try await client.fetchBlobs(ref, image.layers + image.layers, into: dir.path, progress: { messages.add("\($0)") })
             #expect(reg.server.requests(containing: "/blobs/").count == before)
             #expect(messages.all.contains { $0.contains("already present") })
         }
@@ -459,7 +459,7 @@ func b64(_ s: String) -> String { Data(s.utf8).base64EncodedString() }
             let desc = reg.putBlob(bytes)
             _ = FileManager.default.createFile(atPath: dir.sub("\(desc.digest).partial"), contents: Data(bytes.prefix(20_000)))
             let messages = MessageLog()
-            try await client.fetchBlobs(ImageReference(parsing: "\(reg.host)/x"), [desc], into: dir.path, progress: { messages.add($0) })
+            try await client.fetchBlobs(ImageReference(parsing: "\(reg.host)/x"), [desc], into: dir.path, progress: { messages.add("\($0)") })
             #expect(sha(contents(dir.sub(desc.digest.description))) == Digest.sha256(of: bytes))
             #expect(reg.server.requests(containing: "/blobs/").map { $0.header("Range") } == ["bytes=20000-"])
             #expect(messages.all.contains { $0.contains("resuming at 20000") })

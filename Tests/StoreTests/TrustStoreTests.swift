@@ -90,7 +90,7 @@ import Glibc
         let outside = try Sentinel(tmp.sub("outside"))
         let repo = try repository(tmp)
         var warnings: [String] = []
-        let bad = try repo.importClone(from: .file(hostileCloneArchive(tmp, outside: outside, execmode: "../../x")), warn: { warnings.append($0) })
+        let bad = try repo.importClone(from: .file(hostileCloneArchive(tmp, outside: outside, execmode: "../../x")), warn: { warnings.append("\($0)") })
         #expect(FileInfo.list(repo.containerDirectory(bad)).sorted() == [".lock", "ROOT", "container.json", "imagerepo.name"])
         #expect(warnings.contains { $0.contains("invalid execution mode") })
         try FileTree.remove(tmp.sub("hostile")); unlink(tmp.sub("hostile.tar"))

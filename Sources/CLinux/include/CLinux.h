@@ -5,4 +5,5 @@
 #include "zstd_dl.h"    // zstd decompression through a dlopen'ed libzstd (Archive)
 #include "gzip.h"       // zlib inflate wrapper (Archive)
 #include "nsexec.h"     // N1: fork + user/mount namespace + pivot_root + exec (Engines)
+#include "buildinfo.h"  // commit, date and toolchain of this build (version)
 #endif

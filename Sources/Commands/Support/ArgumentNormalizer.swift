@@ -23,6 +23,9 @@ enum ArgumentNormalizer {
         return out
     }
 
+    /// Options parsed into enums: `--opt ""` is "not given" (as `--opt=`), never a bad value.
+    static let typedOptions: Set<String> = ["--execmode", "--storage", "--pull"]
+
     /// Options whose empty value means something.
     static let keepsEmptyValue: Set<String> = ["--entrypoint"]
 

@@ -5,14 +5,14 @@ import System
 /// What every command gets: the configuration, the message sink and the repository.
 public struct CommandContext: Sendable {
     public var configuration: Configuration
-    public var messages: Messages
+    /// The process's output channel (rendered by `OutputRenderer`).
+    public let messages = Output()
     public var environment: [String: String]
     public var repository: LocalRepository
 
     init(configuration: Configuration, environment: [String: String]) {
         self.configuration = configuration
         self.environment = environment
-        messages = Messages(level: configuration.verbosity)
         repository = LocalRepository(paths: .init(
             top: configuration.topDirectory,
             repos: configuration.path("reposdir"), layers: configuration.path("layersdir"),

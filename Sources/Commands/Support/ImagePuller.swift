@@ -39,23 +39,19 @@ struct ImagePuller {
         let ref = try ImageReference(parsing: spec)
         let plat = try Self.platform(platform)
         let local = try LocalImageName(validating: ref.localName, tag: ref.localTag)
-        let client = try RegistryClient(options: registryOptions())
-        do {
+        return try await withRegistryClient { client, _ in
             let resolved = try await client.resolveImage(ref, platform: plat)
             let repo = context.repository
             // The config was fetched and verified while resolving: store it without a second GET.
             try repo.blobStore.store(resolved.configBytes, as: resolved.manifest.config)
-            let messages = context.messages
-            try await client.fetchBlobs(ref, resolved.manifest.layers, into: repo.blobStore) { line in
-                messages.info(line)
-            }
+            let layers = resolved.manifest.layers, bytes = layers.reduce(Int64(0)) { $0 + max(0, $1.size) }
+            let output = context.messages
+            output.progress(.pullStarted(image: "\(local)", blobs: layers.count, bytes: bytes))
+            try await client.fetchBlobs(ref, layers, into: repo.blobStore) { output.progress($0) }
             try repo.storeV2Image(local, manifest: resolved.manifestBytes,
-                                  blobs: resolved.manifest.layers.map(\.digest) + [resolved.manifest.config.digest])
-            await client.shutdown()
+                                  blobs: layers.map(\.digest) + [resolved.manifest.config.digest])
+            output.progress(.pullFinished(image: "\(local)", bytes: bytes))
             return local
-        } catch {
-            await client.shutdown()
-            throw error
         }
     }
 }

@@ -10,7 +10,11 @@ import Glibc
 /// overwritten (save, as udocker), unless `replace` (export, as udocker): then the complete
 /// archive is renamed over it.
 enum TransferFiles {
+    /// `-` (or no file at all) is stdin/stdout, for every command.
     static func isStdio(_ path: String?) -> Bool { path == nil || path == "-" }
+
+    /// The name of an input in messages.
+    static func shown(_ path: String?) -> String { isStdio(path) ? "stdin" : path! }
 
     static func writeOutput(_ path: String?, what: String, replace: Bool = false, _ body: (Int32) throws -> Void) throws {
         if isStdio(path) {
@@ -42,9 +46,13 @@ enum TransferFiles {
         }
     }
 
-    /// Opens an input file (or stdin for `-`); the caller closes it unless it is 0.
-    static func openInput(_ path: String) throws -> Int32 {
-        if path == "-" { return 0 }
+    /// Opens an input file (or stdin for `-`, refused when it is a terminal: nothing would ever
+    /// arrive); the caller closes it unless it is 0.
+    static func openInput(_ path: String, noInput: @autoclosure () -> String) throws -> Int32 {
+        if isStdio(path) {
+            guard isatty(0) == 0 else { throw CommandFailure(noInput()) }
+            return 0
+        }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw CommandFailure("cannot open \(path): \(String(cString: strerror(errno)))") }
         var st = stat()

@@ -10,13 +10,10 @@ import Glibc
 enum URLDownload {
     static func fetch(_ url: String, context: CommandContext) async throws -> String {
         let path = context.repository.blobStore.scratchPath()
-        let client = try RegistryClient(options: ImagePuller(context: context).registryOptions())
         context.messages.info("downloading: \(url)")
         do {
-            try await client.download(url: url, to: path)
-            await client.shutdown()
+            try await ImagePuller(context: context).withRegistryClient { client, _ in try await client.download(url: url, to: path) }
         } catch {
-            await client.shutdown()
             unlink(path)
             throw CommandFailure("cannot download \(url): \(error)")
         }

@@ -1,0 +1,15 @@
+#include "buildinfo.h"
+
+#ifndef UDOCKER_BUILD_COMMIT
+#define UDOCKER_BUILD_COMMIT "unknown"
+#endif
+#ifndef UDOCKER_BUILD_DATE
+#define UDOCKER_BUILD_DATE "unknown"
+#endif
+#ifndef UDOCKER_BUILD_TOOLCHAIN
+#define UDOCKER_BUILD_TOOLCHAIN "clang " __clang_version__
+#endif
+
+const char *udocker_build_commit(void) { return UDOCKER_BUILD_COMMIT; }
+const char *udocker_build_date(void) { return UDOCKER_BUILD_DATE; }
+const char *udocker_build_toolchain(void) { return UDOCKER_BUILD_TOOLCHAIN; }

@@ -1,0 +1,8 @@
+#ifndef CLINUX_BUILDINFO_H
+#define CLINUX_BUILDINFO_H
+// Build information injected by the Makefile (-Xcc -DUDOCKER_BUILD_COMMIT="…" …); a plain
+// `swift build` without git or the Makefile gets "unknown" / the compiler's own version.
+const char *udocker_build_commit(void);
+const char *udocker_build_date(void);
+const char *udocker_build_toolchain(void);
+#endif
