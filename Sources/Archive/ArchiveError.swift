@@ -12,8 +12,6 @@ extension UDockerError {
     /// The context naming a layer (file name, e.g. `sha256:…`).
     static func layerContext(_ name: String) -> String { "layer \(name)" }
 
-    func inLayer(_ name: String) -> UDockerError { within(Self.layerContext(name)) }
-
     /// Anything thrown while extracting a layer, as an extraction error of that layer.
     init(wrapping error: any Error, layer: String) {
         self.init(wrapping: error, context: Self.layerContext(layer))
