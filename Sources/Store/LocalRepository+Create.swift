@@ -33,7 +33,7 @@ extension LocalRepository {
             if !devices.isEmpty { warn("skipped \(devices.count) device node(s): devices cannot be created without privileges (/dev is bound from the host at run time)") }
             for w in extractor.warnings where !w.contains("device node") { warn(w) }
             if contents.isV2, let config = try? JSONDecoder().decode(ImageConfig.self, from: Data(contents.configBytes)),
-               let expected = config.rootfs?.diff_ids, !expected.isEmpty, expected != diffIDs {
+               let expected = config.rootfs?.diffIDs, !expected.isEmpty, expected != diffIDs {
                 let notes = zip(contents.layerFiles, zip(expected, diffIDs)).filter { $0.1.0 != $0.1.1 }
                     .compactMap { BlobEviction.evictIfCorrupt($0.0, layersDirectory: layersDirectory) }
                 throw StoreError((["layer content does not match the image config (rootfs.diff_ids): the image is corrupt; pull it again"] + notes)
