@@ -1,30 +1,25 @@
-/// A one-line extraction error, e.g. `layer sha256:…: truncated tar archive`.
-public struct ArchiveError: Error, CustomStringConvertible, Sendable, Equatable {
-    public enum Kind: Sendable, Equatable {
-        case truncated          // the tar or compressed stream ends early
-        case invalidHeader      // checksum, field syntax, PAX records
-        case invalidEntry       // unsafe or impossible entry (root type change, bad whiteout, …)
-        case corruptCompression // gzip/zstd data errors
-        case unsupported        // sparse files, xz/bzip2, multi-volume
-        case io                 // a failed system call while extracting
-        case diffIDMismatch     // the uncompressed stream does not hash to the expected DiffID
-    }
-    public let kind: Kind
-    public let message: String
-    /// The layer (file name, e.g. `sha256:…`) the error happened in, when known.
-    public let layer: String?
+import System
 
-    public init(_ kind: Kind, _ message: String, layer: String? = nil) {
-        self.kind = kind; self.message = message; self.layer = layer
+/// A one-line extraction error, e.g. `layer sha256:…: truncated tar archive`: the project's
+/// `UDockerError`, whose context names the layer (`layer <file name>`) when known.
+public typealias ArchiveError = UDockerError
+
+extension UDockerError {
+    public init(_ kind: Kind, _ message: String, layer: String?) {
+        self.init(kind, message, context: layer.map(Self.layerContext))
     }
 
-    func inLayer(_ name: String) -> ArchiveError {
-        layer == nil ? ArchiveError(kind, message, layer: name) : self
+    /// The context naming a layer (file name, e.g. `sha256:…`).
+    static func layerContext(_ name: String) -> String { "layer \(name)" }
+
+    /// Anything thrown while extracting a layer, as an extraction error of that layer.
+    init(wrapping error: any Error, layer: String) {
+        self.init(wrapping: error, context: Self.layerContext(layer))
     }
 
-    public var description: String {
-        if let layer { return "layer \(layer): \(message)" }
-        return message
+    /// A failed syscall on the current `errno`, e.g. `open /x: No such file or directory`.
+    static func io(_ operation: String, _ path: String? = nil) -> UDockerError {
+        UDockerError(SystemError(operation, path: path))
     }
 }
 

@@ -130,7 +130,7 @@ public enum LayerInspector {
     /// data and trailing bytes are read and hashed, not kept).
     static func read(path: String, requireEndMarker: Bool = false, visit: (TarHeader) throws -> Void) throws -> LayerSummary {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw ArchiveError(.io, "open \(path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw ArchiveError.io("open", path) }
         defer { close(fd) }
         let decoder = try Decompressor(fd: fd)
         let buffer = HashedBuffer(source: decoder, capacity: 1 << 20)

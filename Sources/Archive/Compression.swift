@@ -89,7 +89,7 @@ final class Decompressor {
             let n = Glibc.read(fd, input + inEnd, inputCapacity - inEnd)
             if n < 0 {
                 if errno == EINTR { continue }
-                throw ArchiveError(.io, "read: \(String(cString: strerror(errno)))")
+                throw ArchiveError.io("read")
             }
             if n == 0 { inEOF = true } else { inEnd += n; compressedBytes += Int64(n) }
             return
@@ -112,7 +112,7 @@ final class Decompressor {
                 let n = Glibc.read(fd, out, count)
                 if n < 0 {
                     if errno == EINTR { continue }
-                    throw ArchiveError(.io, "read: \(String(cString: strerror(errno)))")
+                    throw ArchiveError.io("read")
                 }
                 if n == 0 { inEOF = true; finished = true }
                 compressedBytes += Int64(n)

@@ -1,4 +1,5 @@
 import OCI
+import System
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -30,9 +31,9 @@ final class DecodePipeline: @unchecked Sendable {
 
     private let decoder: Decompressor
     private let chunkSize: Int
-    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let notFull = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    private let notEmpty = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private let lock = ConditionLock(conditions: 2)
+    private let notFull = ConditionLock.Condition(0)
+    private let notEmpty = ConditionLock.Condition(1)
     private var allBuffers: [UnsafeMutableRawPointer] = []
 
     // Shared state, under `lock`.
@@ -54,7 +55,7 @@ final class DecodePipeline: @unchecked Sendable {
     private var currentOffset = 0
     private var currentCount = 0
     private var consumerFinished = false
-    private var thread: pthread_t?
+    private var thread: WorkerThread?
 
     var compression: Compression { decoder.compression }
 
@@ -62,7 +63,7 @@ final class DecodePipeline: @unchecked Sendable {
     /// single-threaded with the same decoder).
     static func start(decoder: Decompressor, chunkSize: Int, depth: Int, hashing: Bool = true) -> DecodePipeline? {
         let p = DecodePipeline(decoder: decoder, chunkSize: chunkSize, depth: depth, hashing: hashing)
-        guard let tid = PThread.start({ p.produce() }) else { return nil }
+        guard let tid = WorkerThread.start({ p.produce() }) else { return nil }
         p.thread = tid
         return p
     }
@@ -71,9 +72,6 @@ final class DecodePipeline: @unchecked Sendable {
         self.decoder = decoder
         hashes = hashing
         self.chunkSize = max(chunkSize, 4096)
-        pthread_mutex_init(lock, nil)
-        pthread_cond_init(notFull, nil)
-        pthread_cond_init(notEmpty, nil)
         for _ in 0..<max(depth, 1) {
             allBuffers.append(UnsafeMutableRawPointer.allocate(byteCount: self.chunkSize, alignment: 64))
         }
@@ -83,18 +81,12 @@ final class DecodePipeline: @unchecked Sendable {
     deinit {
         // Owners call finish(); should the last reference go away on the producer thread itself,
         // it cannot join itself.
-        if let t = thread, pthread_equal(t, pthread_self()) != 0 {
-            pthread_detach(t)
+        if let t = thread, t.isCurrent {
+            t.detach()
             thread = nil
         }
         finish()
         for b in allBuffers { b.deallocate() }
-        pthread_cond_destroy(notEmpty)
-        pthread_cond_destroy(notFull)
-        pthread_mutex_destroy(lock)
-        notEmpty.deallocate()
-        notFull.deallocate()
-        lock.deallocate()
     }
 
     // MARK: - producer thread
@@ -102,18 +94,15 @@ final class DecodePipeline: @unchecked Sendable {
     private func produce() {
         var end = Report.End.endOfStream
         while true {
-            pthread_mutex_lock(lock)
-            if free.isEmpty && !cancelled {
-                report.blockedOnFullQueue = true
-                repeat { pthread_cond_wait(notFull, lock) } while free.isEmpty && !cancelled
-            }
+            lock.lock()
+            if lock.wait(on: notFull, while: { free.isEmpty && !cancelled }) { report.blockedOnFullQueue = true }
             if cancelled {
-                pthread_mutex_unlock(lock)
+                lock.unlock()
                 end = .cancelled
                 break
             }
             let buf = free.removeLast()
-            pthread_mutex_unlock(lock)
+            lock.unlock()
 
             var n = 0
             var error: (any Error)?
@@ -129,7 +118,7 @@ final class DecodePipeline: @unchecked Sendable {
             }
             if n > 0 && hashes { hasher.update(UnsafeRawBufferPointer(start: buf, count: n)) }
 
-            pthread_mutex_lock(lock)
+            lock.lock()
             if n > 0 { full.append((buf, n)); report.chunksProduced += 1 } else { free.append(buf) }
             if error != nil || eof {
                 producerDone = true
@@ -138,16 +127,16 @@ final class DecodePipeline: @unchecked Sendable {
                 report.end = end
                 report.producerCPU = DecodePipeline.threadCPU()
             }
-            pthread_cond_signal(notEmpty)
-            pthread_mutex_unlock(lock)
+            lock.signal(notEmpty)
+            lock.unlock()
             if error != nil || eof { return }
         }
-        pthread_mutex_lock(lock)
+        lock.lock()
         producerDone = true
         report.end = end
         report.producerCPU = DecodePipeline.threadCPU()
-        pthread_cond_signal(notEmpty)
-        pthread_mutex_unlock(lock)
+        lock.signal(notEmpty)
+        lock.unlock()
     }
 
     private static func threadCPU() -> Double {
@@ -173,16 +162,16 @@ final class DecodePipeline: @unchecked Sendable {
     }
 
     private func nextChunk() throws {
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
+        lock.lock()
+        defer { lock.unlock() }
         if let c = current {
             free.append(c)
             current = nil
             currentOffset = 0
             currentCount = 0
-            pthread_cond_signal(notFull)
+            lock.signal(notFull)
         }
-        while fullHead == full.count && !producerDone { pthread_cond_wait(notEmpty, lock) }
+        lock.wait(on: notEmpty, while: { fullHead == full.count && !producerDone })
         if fullHead < full.count {
             let (b, n) = full[fullHead]
             fullHead += 1
@@ -206,18 +195,18 @@ final class DecodePipeline: @unchecked Sendable {
     func finish() {
         guard let t = thread else { return }
         thread = nil
-        pthread_mutex_lock(lock)
+        lock.lock()
         cancelled = true
-        pthread_cond_signal(notFull)
-        pthread_mutex_unlock(lock)
-        pthread_join(t, nil)
+        lock.signal(notFull)
+        lock.unlock()
+        t.join()
         report.joined = true
     }
 
     /// The producer's report so far (for tests; does not wait).
     func peekReport() -> Report {
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
+        lock.lock()
+        defer { lock.unlock() }
         return report
     }
 

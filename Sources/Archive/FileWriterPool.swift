@@ -90,12 +90,12 @@ final class FileWriterPool: @unchecked Sendable {
     let maxBytes: Int
     let maxJobs: Int
 
-    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let lock = ConditionLock(conditions: 2)
     /// Signalled when a job is queued or the pool stops (workers wait on it).
-    private let workAvailable = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private let workAvailable = ConditionLock.Condition(0)
     /// Signalled when a job finishes (the extractor waits on it for room or for idleness).
-    private let jobDone = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    private var threads: [pthread_t] = []
+    private let jobDone = ConditionLock.Condition(1)
+    private var threads: [WorkerThread] = []
 
     // Shared state, under `lock`.
     private var queue: [Job] = []
@@ -111,7 +111,7 @@ final class FileWriterPool: @unchecked Sendable {
     static func start(threads: Int, maxBytes: Int, maxJobs: Int) -> FileWriterPool? {
         let pool = FileWriterPool(maxBytes: maxBytes, maxJobs: maxJobs)
         for _ in 0..<max(threads, 1) {
-            guard let tid = PThread.start({ pool.work() }) else { break }
+            guard let tid = WorkerThread.start({ pool.work() }) else { break }
             pool.threads.append(tid)
         }
         pool.report.threadsStarted = pool.threads.count
@@ -122,21 +122,12 @@ final class FileWriterPool: @unchecked Sendable {
     private init(maxBytes: Int, maxJobs: Int) {
         self.maxBytes = max(maxBytes, 1)
         self.maxJobs = max(maxJobs, 1)
-        pthread_mutex_init(lock, nil)
-        pthread_cond_init(workAvailable, nil)
-        pthread_cond_init(jobDone, nil)
     }
 
     deinit {
         // Owners call shutdown(); the workers hold a reference until they exit, so by now they are
         // gone (or this runs on the last one, which must not join itself).
-        for t in threads where pthread_equal(t, pthread_self()) == 0 { pthread_join(t, nil) }
-        pthread_cond_destroy(jobDone)
-        pthread_cond_destroy(workAvailable)
-        pthread_mutex_destroy(lock)
-        jobDone.deallocate()
-        workAvailable.deallocate()
-        lock.deallocate()
+        for t in threads where !t.isCurrent { t.join() }
     }
 
     // MARK: - extractor side
@@ -144,35 +135,33 @@ final class FileWriterPool: @unchecked Sendable {
     /// Queues a job, waiting while the queue is full (by bytes or by count). Throws the first
     /// worker error instead of queuing once there is one.
     func submit(_ job: Job) throws {
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
+        lock.lock()
+        defer { lock.unlock() }
         let size = job.data.count
-        var waited = false
-        while firstError == nil, (queue.count - head) + running > 0,
-              bytes + size > maxBytes || (queue.count - head) + running >= maxJobs {
-            waited = true
-            pthread_cond_wait(jobDone, lock)
+        let waited = lock.wait(on: jobDone) {
+            firstError == nil && (queue.count - head) + running > 0
+                && (bytes + size > maxBytes || (queue.count - head) + running >= maxJobs)
         }
         if waited { report.waitsForRoom += 1 }
         if let e = firstError { throw e }
         queue.append(job)
         bytes += size
         report.peakBytes = max(report.peakBytes, bytes)
-        pthread_cond_signal(workAvailable)
+        lock.signal(workAvailable)
     }
 
     /// True when jobs are queued or running (not synchronised with the workers: only "maybe idle").
     var isBusy: Bool {
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
+        lock.lock()
+        defer { lock.unlock() }
         return (queue.count - head) + running > 0 || !conflicts.isEmpty
     }
 
     /// Waits until every queued job has finished. Throws the first worker error; otherwise returns
     /// the jobs whose name was taken (`Outcome.exists`), for the caller to redo.
     func drain() throws -> [Job] {
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
+        lock.lock()
+        defer { lock.unlock() }
         waitIdleLocked()
         report.drains += 1
         if let e = firstError { throw e }
@@ -184,58 +173,58 @@ final class FileWriterPool: @unchecked Sendable {
     /// After an error elsewhere: waits for the queued jobs (so that an earlier entry's failure is
     /// the one reported, as single-threaded) and returns the first worker error, if any.
     func settle() -> ArchiveError? {
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
+        lock.lock()
+        defer { lock.unlock() }
         waitIdleLocked()
         conflicts.removeAll()
         return firstError
     }
 
     private func waitIdleLocked() {
-        while (queue.count - head) + running > 0 { pthread_cond_wait(jobDone, lock) }
+        lock.wait(on: jobDone) { (queue.count - head) + running > 0 }
     }
 
     /// Stops the workers (queued jobs are dropped) and joins them. Idempotent.
     func shutdown() {
-        pthread_mutex_lock(lock)
+        lock.lock()
         stopping = true
-        pthread_cond_broadcast(workAvailable)
-        pthread_mutex_unlock(lock)
+        lock.broadcast(workAvailable)
+        lock.unlock()
         let ts = threads
         threads.removeAll()
-        for t in ts { pthread_join(t, nil) }
-        pthread_mutex_lock(lock)
+        for t in ts { t.join() }
+        lock.lock()
         report.threadsJoined += ts.count
         queue.removeAll()
         head = 0
         bytes = 0
         conflicts.removeAll()
-        pthread_mutex_unlock(lock)
+        lock.unlock()
     }
 
     func currentReport() -> Report {
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
+        lock.lock()
+        defer { lock.unlock() }
         return report
     }
 
     // MARK: - workers
 
     private func work() {
-        pthread_mutex_lock(lock)
+        lock.lock()
         while true {
-            while head == queue.count && !stopping { pthread_cond_wait(workAvailable, lock) }
+            lock.wait(on: workAvailable) { head == queue.count && !stopping }
             if stopping { break }
             let job = queue[head]
             head += 1
             if head == queue.count { queue.removeAll(keepingCapacity: true); head = 0 }
             if firstError != nil {
                 bytes -= job.data.count
-                pthread_cond_broadcast(jobDone)
+                lock.broadcast(jobDone)
                 continue   // dropped: no job starts after an error
             }
             running += 1
-            pthread_mutex_unlock(lock)
+            lock.unlock()
 
             var outcome = Outcome.written
             var error: ArchiveError?
@@ -245,7 +234,7 @@ final class FileWriterPool: @unchecked Sendable {
                 fatalError("unexpected error \(error)")
             }
 
-            pthread_mutex_lock(lock)
+            lock.lock()
             running -= 1
             bytes -= job.data.count
             if let error {
@@ -257,9 +246,9 @@ final class FileWriterPool: @unchecked Sendable {
                 case .exists: conflicts.append(job); report.conflicts += 1
                 }
             }
-            pthread_cond_broadcast(jobDone)
+            lock.broadcast(jobDone)
         }
-        pthread_mutex_unlock(lock)
+        lock.unlock()
     }
 
     /// Creates the job's file. When the name is taken by a non-directory: with `replace`, calls it
@@ -323,5 +312,5 @@ func writeAll(_ fd: Int32, _ chunk: UnsafeRawBufferPointer, _ shown: String) thr
 
 /// The extraction error for a failed syscall on an entry (uses `errno`).
 func ioError(_ op: String, _ shown: String) -> ArchiveError {
-    ArchiveError(.io, "\(op) '/\(shown)': \(String(cString: strerror(errno)))")
+    ArchiveError.io(op, "'/\(shown)'")
 }

@@ -24,8 +24,8 @@ public struct LayerWhiteouts: Sendable, Equatable {
     /// Reads the layer (gzip, zstd or plain tar) and returns its whiteouts and DiffID.
     public static func scan(layerAt path: String) throws -> LayerWhiteouts {
         var entries: [Entry] = []
-        let prefix: [UInt8] = Array(".wh.".utf8)
-        let opaque: [UInt8] = Array(".wh..wh..opq".utf8)
+        let prefix = LayerApplication.whiteoutPrefix
+        let opaque = LayerApplication.opaqueName
         let summary = try LayerInspector.read(path: path) { h in
             let (comps, _) = LayerExtractor.clean(h.path)
             guard let name = comps.last, name.starts(with: prefix) else { return }

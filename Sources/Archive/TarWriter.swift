@@ -91,7 +91,7 @@ public final class TarWriter {
             if used == capacity { try flush() }
             let want = Int(min(Int64(capacity - used), left))
             let n = read(sourceFD, buffer + used, want)
-            if n < 0 { if errno == EINTR { continue }; throw ArchiveError(.io, "read \(printable(name)): \(String(cString: strerror(errno)))") }
+            if n < 0 { if errno == EINTR { continue }; throw ArchiveError.io("read", printable(name)) }
             if n == 0 {
                 warnings.append("file shrank while archived: \(printable(name))")
                 try writeZeros(Int(left)); left = 0; break
@@ -106,7 +106,7 @@ public final class TarWriter {
     @discardableResult
     public func addDecompressedFile(name: String, sourcePath: String, size: Int64, mode: UInt32 = 0o644, mtime: Int64 = 0) throws -> Digest {
         let src = open(sourcePath, O_RDONLY | O_CLOEXEC)
-        guard src >= 0 else { throw ArchiveError(.io, "open \(sourcePath): \(String(cString: strerror(errno)))") }
+        guard src >= 0 else { throw ArchiveError.io("open", sourcePath) }
         defer { close(src) }
         try writeHeader(name: Array(name.utf8), kind: .regular, size: size, mode: mode, mtime: mtime)
         let decoder = try Decompressor(fd: src)
@@ -132,10 +132,10 @@ public final class TarWriter {
     /// to the root (`a/b`). With a `prefix` (`./ROOT`), the tree is archived under that directory.
     public func addTree(at root: String, prefix: String = ".", exclude: (String) -> Bool = { _ in false }) throws {
         let rfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard rfd >= 0 else { throw ArchiveError(.io, "open \(root): \(String(cString: strerror(errno)))") }
+        guard rfd >= 0 else { throw ArchiveError.io("open", root) }
         defer { close(rfd) }
         var st = stat()
-        guard fstat(rfd, &st) == 0 else { throw ArchiveError(.io, "stat \(root): \(String(cString: strerror(errno)))") }
+        guard fstat(rfd, &st) == 0 else { throw ArchiveError.io("stat", root) }
         let base = Array(prefix.utf8) + [0x2F]
         try writeHeader(name: base, kind: .directory, mode: UInt32(st.st_mode & 0o7777), mtime: Int64(st.st_mtim.tv_sec))
         var links: [String: [UInt8]] = [:]
@@ -152,7 +152,7 @@ public final class TarWriter {
             var st = stat()
             guard withCName(name, { fstatat(dfd, $0, &st, AT_SYMLINK_NOFOLLOW) }) == 0 else {
                 if errno == ENOENT { continue }
-                throw ArchiveError(.io, "stat \(printable(relPath)): \(String(cString: strerror(errno)))")
+                throw ArchiveError.io("stat", printable(relPath))
             }
             let mode = UInt32(st.st_mode & 0o7777)
             let mtime = Int64(st.st_mtim.tv_sec)
@@ -161,7 +161,7 @@ public final class TarWriter {
                 try writeHeader(name: tarName + [0x2F], kind: .directory, mode: mode, mtime: mtime)
                 if st.st_dev != device { warnings.append("not crossing into another filesystem: \(printable(relPath))"); continue }
                 let cfd = withCName(name) { openat(dfd, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
-                guard cfd >= 0 else { throw ArchiveError(.io, "open \(printable(relPath)): \(String(cString: strerror(errno)))") }
+                guard cfd >= 0 else { throw ArchiveError.io("open", printable(relPath)) }
                 defer { close(cfd) }
                 try walk(cfd, rel: relPath, base: base, device: device, links: &links, exclude: exclude)
             case S_IFREG:
@@ -172,13 +172,13 @@ public final class TarWriter {
                 }
                 if st.st_nlink > 1 { links[key] = tarName }
                 let ffd = withCName(name) { openat(dfd, $0, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) }
-                guard ffd >= 0 else { throw ArchiveError(.io, "open \(printable(relPath)): \(String(cString: strerror(errno)))") }
+                guard ffd >= 0 else { throw ArchiveError.io("open", printable(relPath)) }
                 defer { close(ffd) }
                 try addFile(name: tarName, from: ffd, size: Int64(st.st_size), mode: mode, mtime: mtime)
             case S_IFLNK:
                 var buf = [UInt8](repeating: 0, count: 4097)
                 let n = withCName(name) { p in buf.withUnsafeMutableBufferPointer { readlinkat(dfd, p, UnsafeMutableRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), 4096) } }
-                guard n >= 0 else { throw ArchiveError(.io, "readlink \(printable(relPath)): \(String(cString: strerror(errno)))") }
+                guard n >= 0 else { throw ArchiveError.io("readlink", printable(relPath)) }
                 try writeHeader(name: tarName, kind: .symlink, mode: 0o777, mtime: mtime, linkName: Array(buf[0..<n]))
             case S_IFIFO:
                 try writeHeader(name: tarName, kind: .fifo, mode: mode, mtime: mtime)
@@ -233,7 +233,7 @@ public final class TarWriter {
             let n = Glibc.write(fd, buffer + off, used - off)
             if n < 0 {
                 if errno == EINTR { continue }
-                throw ArchiveError(.io, "write: \(String(cString: strerror(errno)))")
+                throw ArchiveError.io("write")
             }
             off += n
         }

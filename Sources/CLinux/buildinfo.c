@@ -10,6 +10,6 @@
 #define UDOCKER_BUILD_TOOLCHAIN "clang " __clang_version__
 #endif
 
-const char *udocker_build_commit(void) { return UDOCKER_BUILD_COMMIT; }
-const char *udocker_build_date(void) { return UDOCKER_BUILD_DATE; }
-const char *udocker_build_toolchain(void) { return UDOCKER_BUILD_TOOLCHAIN; }
+const char *cl_build_commit(void) { return UDOCKER_BUILD_COMMIT; }
+const char *cl_build_date(void) { return UDOCKER_BUILD_DATE; }
+const char *cl_build_toolchain(void) { return UDOCKER_BUILD_TOOLCHAIN; }

@@ -22,8 +22,8 @@ struct VersionCommand: UDockerCommand {
         print("tarball: (none: the Swift udocker needs no udockertools tarball)")
         print("tarball_release: 1.2.11")
         print("udocker-swift: \(UDocker.swiftVersion) (compatible with udocker \(UDocker.version))")
-        print("build: commit \(String(cString: udocker_build_commit())), date \(String(cString: udocker_build_date())), "
-              + "toolchain \(String(cString: udocker_build_toolchain()))")
+        print("build: commit \(String(cString: cl_build_commit())), date \(String(cString: cl_build_date())), "
+              + "toolchain \(String(cString: cl_build_toolchain()))")
     }
 
     /// One line per engine family: the modes and the tool they would use, or why not.

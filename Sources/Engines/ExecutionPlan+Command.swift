@@ -10,7 +10,7 @@ extension PlanBuilder {
         var fromHome = false
         var cwd: String
         if let w = options.workdir, !w.isEmpty { cwd = w }
-        else if let w = meta.WorkingDir, !w.isEmpty { cwd = w }
+        else if let w = meta.workingDir, !w.isEmpty { cwd = w }
         else { cwd = user.home; fromHome = true }
         guard cwd.hasPrefix("/") else { throw EngineError.invalid("invalid working directory, must be absolute: \(cwd)") }
         let n = PathName.normalize(cwd)
@@ -35,9 +35,9 @@ extension PlanBuilder {
         if let ep = options.entrypoint {
             entry = ep.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
         } else {
-            entry = meta.Entrypoint ?? []
+            entry = meta.entrypoint ?? []
         }
-        let cmd = options.command.isEmpty ? (meta.Cmd ?? []) : options.command
+        let cmd = options.command.isEmpty ? (meta.cmd ?? []) : options.command
         var argv = entry + cmd
         if argv.isEmpty || argv[0].isEmpty {
             warnings.append("no command given, assuming: bash -i")

@@ -50,7 +50,7 @@ extension PlanBuilder {
             }
             if let v { containerEnv.set(k, v) }
         }
-        for item in meta.Env ?? [] where !item.isEmpty {
+        for item in meta.env ?? [] where !item.isEmpty {
             guard let eq = item.firstIndex(of: "="), Self.isValidKey(item[..<eq]) else {
                 warnings.append("ignoring invalid variable in the image Env: \(item.prefix(80))")
                 continue

@@ -32,7 +32,7 @@ extension PlanBuilder {
     mutating func setupUser() throws {
         let specText: String = {
             if let u = options.user, !u.isEmpty { return u }
-            if let u = meta.User, !u.isEmpty { return u }
+            if let u = meta.user, !u.isEmpty { return u }
             return "root"
         }()
         let spec = try UserSpec.parse(specText)

@@ -90,7 +90,7 @@ public struct FakechrootEngine: ExecutionEngine {
         let uid = getuid()
         var name = String(uid)
         if let pw = getpwuid(uid) { name = String(cString: pw.pointee.pw_name) }
-        let meta = opts.nometa ? nil : container.imageConfig?.effectiveConfig.User
+        let meta = opts.nometa ? nil : container.imageConfig?.effectiveConfig.user
         let asked = (opts.user?.isEmpty == false ? opts.user : nil) ?? (meta?.isEmpty == false ? meta : nil)
         guard let asked else { opts.user = name; return true }
         let first = asked.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? asked

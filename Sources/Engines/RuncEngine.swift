@@ -147,7 +147,7 @@ public struct RuncEngine: ExecutionEngine {
 
     /// udocker: the image's Hostname when it is qualified (contains "."), else the host's name.
     static func hostname(container: ContainerInstance, options: RunOptions) -> String {
-        if !options.nometa, let h = container.imageConfig?.effectiveConfig.Hostname, h.contains("."),
+        if !options.nometa, let h = container.imageConfig?.effectiveConfig.hostname, h.contains("."),
            h.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "-") }) {
             return h
         }

@@ -1,5 +1,4 @@
 import Archive
-import Dispatch
 import Foundation
 import OCI
 import Synchronization
@@ -87,20 +86,14 @@ public struct LayerCache: Sendable {
             return
         }
         let outcomes = Mutex([Int: (warnings: [OutputWarning], error: (any Error)?)]())
-        let next = Mutex(0)
-        let workers = min(parallelism, missing.count)
-        DispatchQueue.concurrentPerform(iterations: workers) { _ in
-            while true {
-                let i: Int = next.withLock { n in defer { n += 1 }; return n }
-                guard i < missing.count else { return }
-                var warnings: [OutputWarning] = []
-                var failure: (any Error)?
-                do { try ensure(missing[i].diffID, layerFile: missing[i].file, warn: { warnings.append($0) }) } catch {
-                    failure = error
-                }
-                outcomes.withLock { $0[i] = (warnings, failure) }
-                if failure != nil { next.withLock { $0 = missing.count } }   // start no more
+        Threads.forEach(missing.count, width: parallelism) { i in
+            var warnings: [OutputWarning] = []
+            var failure: (any Error)?
+            do { try ensure(missing[i].diffID, layerFile: missing[i].file, warn: { warnings.append($0) }) } catch {
+                failure = error
             }
+            outcomes.withLock { $0[i] = (warnings, failure) }
+            return failure == nil   // start no more after a failure
         }
         let done = outcomes.withLock { $0 }
         for i in missing.indices { for w in done[i]?.warnings ?? [] { warn(w) } }

@@ -34,7 +34,7 @@ extension LocalRepository {
             if !devices.isEmpty { warn(.deviceNodesSkipped(count: devices.count)) }
             for w in extractor.warnings where !w.isDeviceNode { warn(w) }
             if contents.isV2, let config = try? JSONDecoder().decode(ImageConfig.self, from: Data(contents.configBytes)),
-               let expected = config.rootfs?.diff_ids, !expected.isEmpty, expected != diffIDs {
+               let expected = config.rootfs?.diffIDs, !expected.isEmpty, expected != diffIDs {
                 let notes = zip(contents.layerFiles, zip(expected, diffIDs)).filter { $0.1.0 != $0.1.1 }
                     .compactMap { BlobEviction.evictIfCorrupt($0.0, layersDirectory: layersDirectory) }
                 throw StoreError((["layer content does not match the image config (rootfs.diff_ids): the image is corrupt; pull it again"] + notes)

@@ -166,7 +166,7 @@ extension LocalRepository {
             guard let cfg = try? JSONDecoder().decode(ImageConfig.self, from: Data(configBytes)) else {
                 throw StoreError("\(sourceName): invalid image config \(entry.Config)")
             }
-            let diffIDs = cfg.rootfs?.diff_ids ?? []
+            let diffIDs = cfg.rootfs?.diffIDs ?? []
             if !diffIDs.isEmpty && diffIDs.count != entry.Layers.count {
                 throw StoreError("\(sourceName): \(entry.Config) lists \(diffIDs.count) layers but manifest.json \(entry.Layers.count)")
             }
@@ -259,7 +259,7 @@ extension LocalRepository {
             let configBytes = try blobBytes(manifest.config)
             let config = try blob(manifest.config)
             let cfg = try? JSONDecoder().decode(ImageConfig.self, from: Data(configBytes))
-            let diffIDs = cfg?.rootfs?.diff_ids ?? []
+            let diffIDs = cfg?.rootfs?.diffIDs ?? []
             if !diffIDs.isEmpty && diffIDs.count != manifest.layers.count {
                 throw StoreError("\(sourceName): config \(manifest.config.digest) lists \(diffIDs.count) layers but the manifest \(manifest.layers.count)")
             }

@@ -81,7 +81,7 @@ extension LocalRepository {
                                        warn: (OutputWarning) -> Void = { _ in }) throws -> String {
         try publishNewContainer(from: image, name: name) { contents, staging in
             guard contents.isV2, let config = try? JSONDecoder().decode(ImageConfig.self, from: Data(contents.configBytes)),
-                  let diffIDs = config.rootfs?.diff_ids, diffIDs.count == contents.layerFiles.count, !diffIDs.isEmpty else {
+                  let diffIDs = config.rootfs?.diffIDs, diffIDs.count == contents.layerFiles.count, !diffIDs.isEmpty else {
                 throw StoreError("overlay storage needs an image whose config lists rootfs.diff_ids; use --storage=flat")
             }
             try layerCache.ensure(Array(zip(diffIDs, contents.layerFiles)), warn: warn)

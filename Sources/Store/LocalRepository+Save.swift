@@ -69,7 +69,7 @@ extension LocalRepository {
     /// The config as written into the archive: the stored bytes when their `rootfs.diff_ids` are
     /// right (so the image id is kept), else a copy with `rootfs` (and `os`/`architecture`) set.
     static func configForSave(_ bytes: [UInt8], diffIDs: [Digest]) throws -> [UInt8] {
-        if let cfg = try? JSONDecoder().decode(ImageConfig.self, from: Data(bytes)), cfg.rootfs?.diff_ids == diffIDs,
+        if let cfg = try? JSONDecoder().decode(ImageConfig.self, from: Data(bytes)), cfg.rootfs?.diffIDs == diffIDs,
            cfg.os != nil, cfg.architecture != nil {
             return bytes
         }

@@ -286,18 +286,21 @@ extension LocalRepository {
         guard pipe(&fds) == 0 else { throw SystemError("pipe") }
         let (readFD, writeFD) = (fds[0], fds[1])
         _ = fcntl(readFD, F_SETFD, FD_CLOEXEC); _ = fcntl(writeFD, F_SETFD, FD_CLOEXEC)
-        signal(SIGPIPE, SIG_IGN)
+        // The writer thread blocks SIGPIPE: if the extractor stops early, its writes fail with
+        // EPIPE instead of the signal ending the process.
         let outcome = CloneOutcome()
-        let thread = Thread {
-            do { outcome.set(warnings: try self.exportContainer(sourceID, to: writeFD, clone: true, mergedRoot: mergedRoot)) } catch { outcome.set(error: error) }
+        let writer = WorkerThread.start(blockingSIGPIPE: true) {
+            do { outcome.warnings = try self.exportContainer(sourceID, to: writeFD, clone: true, mergedRoot: mergedRoot) } catch { outcome.error = error }
             close(writeFD)
-            outcome.done.signal()
         }
-        thread.start()
+        guard let writer else {
+            close(readFD); close(writeFD)
+            throw StoreError("cannot copy container \(sourceID): cannot start a thread")
+        }
         var extractError: Error?
         do { try extractor.extract(fileDescriptor: readFD, layerName: "clone") } catch { extractError = error }
         close(readFD)
-        outcome.done.wait()
+        writer.join()
         if let e = outcome.error { throw StoreError("cannot copy container \(sourceID): \(e)") }
         if let e = extractError { throw StoreError("cannot copy container \(sourceID): \(e)") }
         for w in outcome.warnings { warn(.text(w)) }
@@ -359,14 +362,8 @@ extension LocalRepository {
     }
 }
 
-/// Result of the writer thread of `clone`.
+/// Result of the writer thread of `clone` (read after the thread is joined).
 private final class CloneOutcome: @unchecked Sendable {
-    let done = DispatchSemaphore(value: 0)
-    private let lock = NSLock()
-    private var _error: Error?
-    private var _warnings: [String] = []
-    func set(error: Error) { lock.lock(); _error = error; lock.unlock() }
-    func set(warnings: [String]) { lock.lock(); _warnings = warnings; lock.unlock() }
-    var error: Error? { lock.lock(); defer { lock.unlock() }; return _error }
-    var warnings: [String] { lock.lock(); defer { lock.unlock() }; return _warnings }
+    var error: Error?
+    var warnings: [String] = []
 }

@@ -26,7 +26,7 @@ struct EngineRunTests {
     func environmentIsVisibleAndFiltered(kind: EngineKind) throws {
         let c = try BusyboxContainer()
         var config = ImageConfig.Config()
-        config.Env = ["FROM_IMAGE=img", "OVERRIDDEN=img"]
+        config.env = ["FROM_IMAGE=img", "OVERRIDDEN=img"]
         let r = try runEngine(kind, c, options(["env"]) { $0.env = ["OVERRIDDEN=cli", "MYVAR"] }, config: config)
         let vars = Set(r.output.split(separator: "\n").map(String.init))
         #expect(r.status == 0, "\(r.error)")
@@ -135,8 +135,8 @@ struct NativeEngineTests {
     @Test func userFromImageAndSysdirs() throws {
         let c = try BusyboxContainer()
         var config = ImageConfig.Config()
-        config.User = "user"
-        config.WorkingDir = "/tmp"
+        config.user = "user"
+        config.workingDir = "/tmp"
         let r = try runEngine(.native, c, options(["sh", "-c", "id -u; pwd; test -c /dev/null && echo devnull; test -d /proc/self && echo proc"]), config: config)
         #expect(r.output == "1000\n/tmp\ndevnull\nproc\n", "\(r.error)")
     }
@@ -211,7 +211,7 @@ struct NativeEngineTests {
     @Test func prootCommandLine() throws {
         let c = try BusyboxContainer()
         var config = ImageConfig.Config()
-        config.Env = ["LD_PRELOAD=/evil.so", "PROOT_LOADER=/x"]
+        config.env = ["LD_PRELOAD=/evil.so", "PROOT_LOADER=/x"]
         let env = c.environment()
         let o = options(["echo", "x"]) { $0.user = "1000:1000"; $0.kernel = "5.0.0"; $0.nosysdirs = true }
         let plan = try ExecutionPlan.make(container: c.instance(config: config), options: o, environment: env, mode: .P2)

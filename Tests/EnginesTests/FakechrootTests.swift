@@ -53,7 +53,7 @@ final class DebianContainer: @unchecked Sendable {
 
     func instance() -> ContainerInstance {
         var config = ImageConfig.Config()
-        config.Env = ["PATH=/usr/local/bin:/usr/bin:/bin", "LD_PRELOAD=/evil.so"]
+        config.env = ["PATH=/usr/local/bin:/usr/bin:/bin", "LD_PRELOAD=/evil.so"]
         return ContainerInstance(id: id, directory: containerDir, names: ["deb"],
                                  imageConfig: ImageConfig(architecture: "amd64", os: "linux", config: config))
     }

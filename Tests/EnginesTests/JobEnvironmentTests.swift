@@ -19,7 +19,7 @@ import OCI
     @Test func jobVariablesPassOthersDoNot() throws {
         let c = try BusyboxContainer()
         var config = ImageConfig.Config()
-        config.Env = ["SLURM_PROCID=from-image", "CUDA_VISIBLE_DEVICES=image"]
+        config.env = ["SLURM_PROCID=from-image", "CUDA_VISIBLE_DEVICES=image"]
         let p = try plan(c, host: Self.job, config: config) { $0.env = ["CUDA_VISIBLE_DEVICES=cli"] }
         defer { p.removeTemporaryFiles() }
         for k in ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID"] { #expect(p.environmentValue(k) == "3", "\(k)") }

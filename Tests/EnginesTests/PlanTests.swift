@@ -31,7 +31,7 @@ private func expectError(_ fragment: String, _ body: () throws -> Void, sourceLo
         let envFile = c.dir.path + "/vars.env"
         try c.write("# comment\n\nA=file\nB=file\nC=file\nD=file\n", to: envFile)
         var config = ImageConfig.Config()
-        config.Env = ["A=image", "B=image"]
+        config.env = ["A=image", "B=image"]
         let p = try plan(c, options(["true"]) { $0.env = ["A=cli"]; $0.envFiles = [envFile] }, config: config)
         defer { p.removeTemporaryFiles() }
         #expect(p.environmentValue("A") == "cli")
@@ -96,7 +96,7 @@ private func expectError(_ fragment: String, _ body: () throws -> Void, sourceLo
         #expect(user.environmentValue("PS1") == "f1e2d3c4\\$ ")
         #expect(user.environmentValue("HOME") == "/home/user")
         var config = ImageConfig.Config()
-        config.Env = ["PATH=/opt/bin:/bin"]
+        config.env = ["PATH=/opt/bin:/bin"]
         let image = try plan(c, options(["true"]), config: config)
         defer { image.removeTemporaryFiles() }
         #expect(image.environmentValue("PATH") == "/opt/bin:/bin")
@@ -105,9 +105,9 @@ private func expectError(_ fragment: String, _ body: () throws -> Void, sourceLo
     @Test func nometaIgnoresTheImage() throws {
         let c = try BusyboxContainer()
         var config = ImageConfig.Config()
-        config.Env = ["FROM_IMAGE=1"]
-        config.WorkingDir = "/nonexistent"
-        config.User = "user"
+        config.env = ["FROM_IMAGE=1"]
+        config.workingDir = "/nonexistent"
+        config.user = "user"
         let p = try plan(c, options(["true"]) { $0.nometa = true }, config: config)
         defer { p.removeTemporaryFiles() }
         #expect(p.environmentValue("FROM_IMAGE") == nil)
@@ -141,7 +141,7 @@ private func expectError(_ fragment: String, _ body: () throws -> Void, sourceLo
         defer { p.removeTemporaryFiles() }
         #expect(p.user.uid == 1000 && p.user.gid == 1001 && p.user.name == "user")
         var config = ImageConfig.Config()
-        config.User = "user"
+        config.user = "user"
         let m = try plan(c, options(["true"]), config: config)
         defer { m.removeTemporaryFiles() }
         #expect(m.user.uid == 1000)
@@ -271,7 +271,7 @@ private func expectError(_ fragment: String, _ body: () throws -> Void, sourceLo
         expectError("invalid working directory: /fd") { _ = try plan(c, options(["true"]) { $0.workdir = "/fd" }) }
         expectError("must be absolute") { _ = try plan(c, options(["true"]) { $0.workdir = "data" }) }
         var config = ImageConfig.Config()
-        config.WorkingDir = "/data"
+        config.workingDir = "/data"
         let m = try plan(c, options(["true"]), config: config)
         m.removeTemporaryFiles()
         #expect(m.cwd == "/data")
@@ -291,7 +291,7 @@ private func expectError(_ fragment: String, _ body: () throws -> Void, sourceLo
         try fm.createSymbolicLink(atPath: c.root + "/usr/bin/hostsh", withDestinationPath: "/usr/bin/busybox")
         try c.write("data", to: c.root + "/usr/bin/noexec")
         var config = ImageConfig.Config()
-        config.Env = ["PATH=/usr/bin:/bin"]
+        config.env = ["PATH=/usr/bin:/bin"]
         let p = try plan(c, options(["tool", "echo", "x"]), config: config)
         p.removeTemporaryFiles()
         #expect(p.executable == "/usr/bin/tool")
@@ -308,8 +308,8 @@ private func expectError(_ fragment: String, _ body: () throws -> Void, sourceLo
     @Test func entrypointAndCmd() throws {
         let c = try BusyboxContainer()
         var config = ImageConfig.Config()
-        config.Entrypoint = ["/bin/sh", "-c"]
-        config.Cmd = ["echo image"]
+        config.entrypoint = ["/bin/sh", "-c"]
+        config.cmd = ["echo image"]
         let a = try plan(c, options([]), config: config)
         a.removeTemporaryFiles()
         #expect(a.arguments == ["/bin/sh", "-c", "echo image"])

@@ -52,8 +52,8 @@ import Testing
     @Test func imageConfigFallsBackToContainerConfig() throws {
         let json = #"{"architecture":"amd64","os":"linux","container_config":{"Cmd":["sh"],"Env":["A=1"]},"rootfs":{"type":"layers","diff_ids":["\#(Self.d1)"]}}"#
         let c = try JSONDecoder().decode(ImageConfig.self, from: Data(json.utf8))
-        #expect(c.effectiveConfig.Cmd == ["sh"] && c.effectiveConfig.Env == ["A=1"])
-        #expect(c.rootfs?.diff_ids.map(\.description) == [Self.d1])
+        #expect(c.effectiveConfig.cmd == ["sh"] && c.effectiveConfig.env == ["A=1"])
+        #expect(c.rootfs?.diffIDs.map(\.description) == [Self.d1])
         let bad = #"{"rootfs":{"type":"layers","diff_ids":["sha256:nothex"]}}"#
         #expect(throws: (any Error).self) { try JSONDecoder().decode(ImageConfig.self, from: Data(bad.utf8)) }
     }

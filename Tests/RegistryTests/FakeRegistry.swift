@@ -62,9 +62,9 @@ final class FakeRegistry: @unchecked Sendable {
     func putImage(repo: String, tag: String?, layers: [[UInt8]], architecture: String = "amd64") -> (manifest: Descriptor, layers: [Descriptor], config: Descriptor) {
         let layerDescs = layers.map { putBlob($0) }
         var cfg = ImageConfig(architecture: architecture, os: "linux",
-                              rootfs: .init(diff_ids: layerDescs.map { $0.digest }))
+                              rootfs: .init(diffIDs: layerDescs.map { $0.digest }))
         cfg.config = ImageConfig.Config()
-        cfg.config?.Cmd = ["/bin/sh"]
+        cfg.config?.cmd = ["/bin/sh"]
         let configBytes = Array(try! JSONEncoder.sorted.encode(cfg))
         var configDesc = putBlob(configBytes)
         configDesc.mediaType = MediaType.ociConfig

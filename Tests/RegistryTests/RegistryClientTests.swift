@@ -65,7 +65,7 @@ func b64(_ s: String) -> String { Data(s.utf8).base64EncodedString() }
             #expect(resolved.manifestDigest == image.manifest.digest)
             #expect(resolved.manifest.layers == image.layers)
             #expect(resolved.config.architecture == "amd64")
-            #expect(resolved.config.config?.Cmd == ["/bin/sh"])
+            #expect(resolved.config.config?.cmd == ["/bin/sh"])
             #expect(Digest.sha256(of: resolved.configBytes) == image.config.digest)
             #expect(Digest.sha256(of: resolved.manifestBytes) == image.manifest.digest)
 

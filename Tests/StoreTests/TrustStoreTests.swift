@@ -175,7 +175,7 @@ import Glibc
         unlink("\(dir)/container.json")
         #expect(throws: StoreError.self) { try repo.containerConfigChecked(id) }
         try AtomicFile.write(#"{"architecture":"amd64","config":{"Env":["A=1"]}}"#, to: "\(dir)/container.json")
-        #expect(try repo.containerConfigChecked(id).config.config?.Env == ["A=1"])
+        #expect(try repo.containerConfigChecked(id).config.config?.env == ["A=1"])
     }
 
     // Defect 6: staging left by a killed create is removed by the next command taking the

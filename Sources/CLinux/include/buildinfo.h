@@ -2,7 +2,7 @@
 #define CLINUX_BUILDINFO_H
 // Build information injected by the Makefile (-Xcc -DUDOCKER_BUILD_COMMIT="…" …); a plain
 // `swift build` without git or the Makefile gets "unknown" / the compiler's own version.
-const char *udocker_build_commit(void);
-const char *udocker_build_date(void);
-const char *udocker_build_toolchain(void);
+const char *cl_build_commit(void);
+const char *cl_build_date(void);
+const char *cl_build_toolchain(void);
 #endif
