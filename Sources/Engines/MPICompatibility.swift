@@ -205,6 +205,12 @@ extension PlanBuilder {
     /// its host path. The two must be the same MPI ABI (vendor and soname).
     func hostMPIMounts(container lib: MPILibrary, host: (MPILibrary, String)?, program: String,
                        bindings: [ContainerRoot.Binding]) throws -> [ExecutionPlan.Mount] {
+        if [.F1, .F2, .F3, .F4].contains(mode) {
+            // Fakechroot's loader opens libraries straight from ROOT (ld.so's own opens are not
+            // translated), so a bind over a library file would silently not be used.
+            throw EngineError.invalid("--mpi=host is not supported by \(mode.rawValue): its loader reads libraries from the "
+                                      + "container's own files; use N1 or P1")
+        }
         guard let (hostLib, hostPath) = host else {
             throw EngineError.invalid("--mpi=host: no MPI library found on the host (LD_LIBRARY_PATH, system directories)")
         }
