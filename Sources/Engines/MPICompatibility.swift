@@ -164,13 +164,13 @@ extension PlanBuilder {
             if options.mpi == "host" { throw EngineError.invalid("--mpi=host: the container has no \(soname) for \(PathName.basename(executable))") }
             return []
         }
-        let host = MPICompatibility.hostLibrary(for: options.mpi == "host" ? nil : launcher, environment: env.hostEnvironment)
-        if options.mpi == "host" {
-            return try hostMPIMounts(container: lib, host: host, program: program.hostPath, bindings: bindings)
-        }
         if mode == .R1, launcher == .openMPI || launcher == .pmix {
             throw EngineError.invalid("R1 cannot run a rank of a PMIx job: the launcher's PMIx server accepts only your uid "
                                       + "and a rootless runc shows you as root (uid 0); use N1, P1 or F3 (setup --execmode)")
+        }
+        let host = MPICompatibility.hostLibrary(for: options.mpi == "host" ? nil : launcher, environment: env.hostEnvironment)
+        if options.mpi == "host" {
+            return try hostMPIMounts(container: lib, host: host, program: program.hostPath, bindings: bindings)
         }
         if let launcher, let problem = MPICompatibility.problem(program: executable, library: lib, launcher: launcher, host: host?.0) {
             throw EngineError.invalid(problem)
