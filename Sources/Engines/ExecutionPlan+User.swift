@@ -32,6 +32,7 @@ extension PlanBuilder {
     mutating func setupUser() throws {
         let specText: String = {
             if let u = options.user, !u.isEmpty { return u }
+            if let u = jobUser { return u }
             if let u = meta.user, !u.isEmpty { return u }
             return "root"
         }()
@@ -76,7 +77,11 @@ extension PlanBuilder {
             case .uidGid(let u, let g):
                 user = .init(name: u == 0 ? "root" : "", uid: u, gid: g, home: "", gecos: "", shell: "")
             }
-            if !options.containerauth && !(user.isRoot && user.name == "root") { warnings.append("non-existing user will be created") }
+            if jobUser != nil { // a rank of an MPI job: quietly the host's name, cwd / as for root
+                user.name = JobEnvironment.isPlainName(host.name) ? host.name : ""
+                user.home = "/"
+            }
+            else if !options.containerauth && !(user.isRoot && user.name == "root") { warnings.append("non-existing user will be created") }
         }
         if user.name.isEmpty { user.name = "udoc" + String(String(user.uid).prefix(4)) }
         if user.home.isEmpty { user.home = user.name == "root" ? "/" : "/home/" + user.name }

@@ -35,6 +35,24 @@ public enum JobEnvironment {
         jobMarkers.contains { host[$0] != nil }
     }
 
+    /// A rank of an MPI launcher runs as the host user inside the container (not root): the
+    /// launcher's PMIx server refuses a client whose credentials name another uid ("psec: socket
+    /// cred contains invalid uid 0"; over TCP the client sends its own euid), so a rank that
+    /// shows uid 0 dies in MPI_Init. `--user` still wins.
+    static func keepsHostIdentity(_ host: [String: String]) -> Bool {
+        switch MPILauncher.detect(host) {
+        case .openMPI?, .pmix?, .pmi?: return true
+        default: return false
+        }
+    }
+
+    /// A user name that can go into a passwd line as it is.
+    static func isPlainName(_ name: String) -> Bool {
+        !name.isEmpty && name.count <= 32 && name.unicodeScalars.allSatisfy {
+            ($0.isASCII && (CharacterSet.alphanumerics.contains($0))) || "._-".unicodeScalars.contains($0)
+        } && !name.hasPrefix("-")
+    }
+
     /// The launcher's session directories that exist on the host, outermost only, never `/`
     /// or a top-level directory such as `/tmp` itself (that would expose all of it).
     static func sessionDirectories(_ host: [String: String]) -> [String] {
@@ -54,6 +72,13 @@ public enum JobEnvironment {
 }
 
 extension PlanBuilder {
+    /// `--user` for a rank of an MPI job when none was given: the host's `uid:gid` (not in R1,
+    /// whose rootless runtime can show you only as root: see `checkMPI`).
+    var jobUser: String? {
+        guard mode != .R1, options.user?.isEmpty ?? true, JobEnvironment.keepsHostIdentity(env.hostEnvironment) else { return nil }
+        return "\(host.uid):\(host.gid)"
+    }
+
     /// The job's variables: they win over the image's `Env` (the launcher's per-rank values must
     /// reach the rank), never over `-e` or `--env-file`.
     func addJobVariables(to e: inout EnvironmentList) {

@@ -164,6 +164,10 @@ extension PlanBuilder {
             if options.mpi == "host" { throw EngineError.invalid("--mpi=host: the container has no \(soname) for \(PathName.basename(executable))") }
             return []
         }
+        if mode == .R1, launcher == .openMPI || launcher == .pmix {
+            throw EngineError.invalid("R1 cannot run a rank of a PMIx job: the launcher's PMIx server accepts only your uid "
+                                      + "and a rootless runc shows you as root (uid 0); use N1, P1 or F3 (setup --execmode)")
+        }
         let host = MPICompatibility.hostLibrary(for: options.mpi == "host" ? nil : launcher, environment: env.hostEnvironment)
         if options.mpi == "host" {
             return try hostMPIMounts(container: lib, host: host, program: program.hostPath, bindings: bindings)
@@ -177,14 +181,21 @@ extension PlanBuilder {
     /// Where the container's loader finds `soname`: LD_LIBRARY_PATH, the program's RUNPATH, the
     /// system directories (resolved inside the root). Returns the library and its container path.
     func containerLibrary(_ soname: String, program: String, bindings: [ContainerRoot.Binding]) -> (MPILibrary, String)? {
+        containerLibraryFile(soname, program: program, bindings: bindings) { MPILibrary.inspect(soname: soname, hostPath: $0) }
+    }
+
+    /// The first file named `soname` in the loader's directories for which `accept` (given its
+    /// host path) gives a value; with that value its container path.
+    func containerLibraryFile<T>(_ soname: String, program: String, bindings: [ContainerRoot.Binding],
+                                 accept: (String) -> T?) -> (T, String)? {
         var dirs = (containerEnv["LD_LIBRARY_PATH"] ?? "").split(separator: ":").map(String.init).filter { $0.hasPrefix("/") }
         if let rp = ELFFile.runpathString(path: program) {
             dirs += rp.split(separator: ":").map(String.init).filter { $0.hasPrefix("/") }
         }
         for dir in dirs + MPILibrary.systemDirectories {
             guard let r = try? rootFS.resolve(dir + "/" + soname, volumes: bindings), r.isRegularFile, !r.inVolume,
-                  let lib = MPILibrary.inspect(soname: soname, hostPath: r.hostPath) else { continue }
-            return (lib, r.path)
+                  let value = accept(r.hostPath) else { continue }
+            return (value, r.path)
         }
         return nil
     }
@@ -194,6 +205,12 @@ extension PlanBuilder {
     /// its host path. The two must be the same MPI ABI (vendor and soname).
     func hostMPIMounts(container lib: MPILibrary, host: (MPILibrary, String)?, program: String,
                        bindings: [ContainerRoot.Binding]) throws -> [ExecutionPlan.Mount] {
+        if [.F1, .F2, .F3, .F4].contains(mode) {
+            // Fakechroot's loader opens libraries straight from ROOT (ld.so's own opens are not
+            // translated), so a bind over a library file would silently not be used.
+            throw EngineError.invalid("--mpi=host is not supported by \(mode.rawValue): its loader reads libraries from the "
+                                      + "container's own files; use N1 or P1")
+        }
         guard let (hostLib, hostPath) = host else {
             throw EngineError.invalid("--mpi=host: no MPI library found on the host (LD_LIBRARY_PATH, system directories)")
         }
@@ -208,7 +225,7 @@ extension PlanBuilder {
         for soname in [lib.soname] + own {
             let hostFile = hostDir + "/" + soname
             guard let real = realpath(hostFile, nil).map({ p -> String in defer { free(p) }; return String(cString: p) }),
-                  let (_, target) = containerLibrary(soname, program: program, bindings: bindings) else {
+                  let (_, target) = containerLibraryFile(soname, program: program, bindings: bindings, accept: { _ in true }) else {
                 throw EngineError.invalid("--mpi=host: \(soname) is missing on the host or in the container")
             }
             mounts.append(.init(source: real, target: target, isSysdir: false, isDirectory: false))

@@ -53,7 +53,7 @@ struct SlurmTests {
         }
     }
 
-    @Test("srun --mpi=pmix -n4 udocker run IMG ring: one 4-rank job", hasOpenMPILauncher, ringKnownIssue, arguments: hpcModes)
+    @Test("srun --mpi=pmix -n4 udocker run IMG ring: one 4-rank job", hasOpenMPILauncher, arguments: pmixRankModes)
     func srunRing(_ mode: String) async throws {
         let box = try sandbox("srun-\(mode)")
         try await box.mpiContainer("mpi-openmpi", name: "mpi", mode: mode)

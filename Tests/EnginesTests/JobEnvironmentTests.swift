@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 @testable import Engines
 import OCI
@@ -66,6 +69,26 @@ import OCI
         let dropped = try plan(c, host: host) { $0.noVolumes = ["/dev/shm"] }
         defer { dropped.removeTemporaryFiles() }
         #expect(dropped.mounts.filter { $0.isSysdir }.map(\.target) == [session])
+    }
+
+    @Test func rankRunsAsTheHostUser() throws {
+        let c = try BusyboxContainer()
+        // PMIx's server accepts only its own uid: a rank is the host user, quietly, in /.
+        let rank = try plan(c, host: ["PATH": "/bin", "OMPI_COMM_WORLD_SIZE": "2", "PMIX_RANK": "1"])
+        defer { rank.removeTemporaryFiles() }
+        #expect(rank.user.uid == getuid() && rank.user.gid == getgid())
+        #expect(rank.warnings.isEmpty, "\(rank.warnings)")
+        if getuid() != 0 { #expect(rank.cwd == "/") }
+        // --user wins; outside a job, or under srun without MPI, root as before.
+        let chosen = try plan(c, host: ["PATH": "/bin", "PMIX_RANK": "1"]) { $0.user = "1234:1234" }
+        defer { chosen.removeTemporaryFiles() }
+        #expect(chosen.user.uid == 1234)
+        for host in [["PATH": "/bin"], ["SLURM_STEP_ID": "0", "SLURM_STEP_NUM_TASKS": "1"]] {
+            let alone = try plan(c, host: host) { $0.user = nil }
+            defer { alone.removeTemporaryFiles() }
+            #expect(alone.user.isRoot && JobEnvironment.keepsHostIdentity(host) == false)
+        }
+        #expect(JobEnvironment.isPlainName("udtest") && !JobEnvironment.isPlainName("a:b") && !JobEnvironment.isPlainName("x\ny"))
     }
 
     @Test func launcherDetection() {

@@ -1,3 +1,4 @@
+import System
 import OCI
 import Store
 @testable import Registry
@@ -5,7 +6,7 @@ import Store
 extension RegistryClient {
     /// The tests pull into a plain directory through the store's ingest (the real sink a pull uses).
     func fetchBlobs(_ ref: ImageReference, _ blobs: [Descriptor], into directory: String,
-                    progress: (@Sendable (String) -> Void)?) async throws {
+                    progress: (@Sendable (ProgressEvent) -> Void)?) async throws {
         try await fetchBlobs(ref, blobs, into: BlobIngest(directory: directory), progress: progress)
     }
 }
