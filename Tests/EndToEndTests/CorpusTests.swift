@@ -227,4 +227,29 @@ struct CorpusTests {
         let id = try await box.create("url/same:1")
         #expect(box.readFile("\(box.containersDirectory)/\(id)/ROOT/etc/hello") == "hi\n")
     }
+
+    @Test("verify --all finds a corrupt blob of the right size; --repair removes it and its tag; a pull heals the image")
+    func verifyAllAndRepair() async throws {
+        let box = try sandbox()
+        let image = box.env.busybox
+        let id = try await box.pullAndCreate(image, name: "bb")
+        try await Self.expectVerified(box, "a pull and a create")
+        let (_, layers) = try box.manifestDigests(image)
+        let victim = "\(box.layersDirectory)/\(try #require(layers.first))"
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: victim)[.size] as? Int)
+        try Data(repeating: 0x41, count: size).write(to: URL(fileURLWithPath: victim))
+        try box.chownToUser(victim)
+        let found = try await box.udocker(["verify", "--all"])
+        #expect(found.status == 1, "\(found)")
+        #expect(found.stderr.contains("Error: blob \(layers[0]) is corrupt"), "\(found)")
+        #expect(box.exists(victim), "verify without --repair changed the repository")
+        expectOneLineError(try await box.udocker(["verify", "--repair"]), status: nil, mentioning: ["--repair needs --all"])
+        let repaired = try await box.udocker(["verify", "--all", "--repair"])
+        #expect(repaired.status == 0 && repaired.stderr.contains("repaired: blob \(layers[0]) is corrupt"), "\(repaired)")
+        #expect(!box.exists(victim))
+        #expect(try await box.imageLines().isEmpty, "the incomplete tag was kept")
+        expectSuccess(try await box.run(["--nobanner", id, "/bin/echo", "kept"]))   // the container is untouched
+        try await box.pull(image)
+        try await Self.expectVerified(box, "the healing pull")
+    }
 }
