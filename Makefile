@@ -19,7 +19,7 @@ E2E_WORK ?= /tmp/udocker-e2e
 SWIFT_TEST_FLAGS ?=
 export UDOCKER_E2E_WORK := $(E2E_WORK)
 
-.PHONY: all build release install install-docs test e2e deps fixtures fixtures-stop clean clean-fixtures bench bench-hpc
+.PHONY: all build release install install-docs test e2e deps fixtures fixtures-stop clean clean-fixtures bench bench-hpc fuzz
 
 all: build
 
@@ -91,3 +91,9 @@ bench:
 # fixtures' registry (built by scripts/fixtures/hpc-images.sh when missing). BENCH_BIN / BENCH_BUILD label the binary.
 bench-hpc:
 	bench/hpc.sh
+
+# libFuzzer runs (issue 10): the tar reader + extractor, the ELF reader + patch planner, the
+# manifest/index/digest decoders and the image reference parser, FUZZ_SECONDS each (default 60),
+# seeded from scripts/fuzz.sh's corpus. Own build path (.build-fuzz); crashes land in .build-fuzz/crashes.
+fuzz:
+	scripts/fuzz.sh
