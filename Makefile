@@ -26,7 +26,7 @@ BUILD_INFO = -Xcc '-DUDOCKER_BUILD_COMMIT="$(BUILD_COMMIT)"' -Xcc '-DUDOCKER_BUI
 	-Xcc '-DUDOCKER_BUILD_TOOLCHAIN="$(BUILD_TOOLCHAIN)"'
 export UDOCKER_E2E_WORK := $(E2E_WORK)
 
-.PHONY: all build release install install-docs test e2e deps fixtures fixtures-stop clean clean-fixtures bench bench-hpc
+.PHONY: all build release install install-docs test e2e deps fixtures fixtures-stop clean clean-fixtures bench bench-hpc fuzz
 
 all: build
 
@@ -98,3 +98,9 @@ bench:
 # fixtures' registry (built by scripts/fixtures/hpc-images.sh when missing). BENCH_BIN / BENCH_BUILD label the binary.
 bench-hpc:
 	bench/hpc.sh
+
+# libFuzzer runs (issue 10): the tar reader + extractor, the ELF reader + patch planner, the
+# manifest/index/digest decoders and the image reference parser, FUZZ_SECONDS each (default 60),
+# seeded from scripts/fuzz.sh's corpus. Own build path (.build-fuzz); crashes land in .build-fuzz/crashes.
+fuzz:
+	scripts/fuzz.sh

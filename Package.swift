@@ -62,3 +62,14 @@ let package = Package(
         .testTarget(name: "EndToEndTests", dependencies: ["TestSupport"]),
     ]
 )
+
+// libFuzzer targets (Fuzz/), only with UDOCKER_FUZZ=1: `make fuzz` builds them with
+// `-sanitize=fuzzer` in its own build path (.build-fuzz); normal builds and tests never see them.
+if Context.environment["UDOCKER_FUZZ"] == "1" {
+    for (name, deps) in [("FuzzTar", ["Archive", "System"]), ("FuzzELF", ["Engines"]),
+                         ("FuzzManifest", ["OCI"]), ("FuzzReference", ["Registry"])] {
+        // -parse-as-library: no Swift `main`, libFuzzer's own main drives LLVMFuzzerTestOneInput.
+        package.targets.append(.executableTarget(name: name, dependencies: deps.map { .target(name: $0) }, path: "Fuzz/\(name)",
+                                                 swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
+    }
+}

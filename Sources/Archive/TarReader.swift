@@ -385,7 +385,11 @@ final class TarReader {
             var digits = String(frac)
             while digits.count < 9 { digits += "0" }
             nanos = Int64(digits) ?? 0
-            if parts[0].hasPrefix("-"), nanos > 0 { return (secs - 1, 1_000_000_000 - nanos) }
+            // A negative time with a fraction borrows a second (hostile: -9223372036854775808.5).
+            if parts[0].hasPrefix("-"), nanos > 0 {
+                let (borrowed, overflow) = secs.subtractingReportingOverflow(1)
+                return overflow ? nil : (borrowed, 1_000_000_000 - nanos)
+            }
         }
         return (secs, nanos)
     }

@@ -185,8 +185,10 @@ struct ELFFile {
 
     /// The file offset holding virtual address `vaddr` (inside some PT_LOAD's file image).
     func fileOffset(ofVirtualAddress vaddr: UInt64) -> UInt64? {
-        for p in programHeaders where p.type == Self.PT_LOAD && vaddr >= p.vaddr && vaddr < p.vaddr + p.filesz {
-            return p.offset + (vaddr - p.vaddr)
+        for p in programHeaders where p.type == Self.PT_LOAD && vaddr >= p.vaddr && vaddr - p.vaddr < p.filesz {
+            // Hostile headers: offsets near 2^64 must not trap (`&+`; readBytes bounds the result).
+            let (off, overflow) = p.offset.addingReportingOverflow(vaddr - p.vaddr)
+            return overflow ? nil : off
         }
         return nil
     }
@@ -228,7 +230,7 @@ struct ELFFile {
     /// Section headers (index, name offset, type, addr, offset, size); empty when absent or invalid.
     var sectionHeaders: [SectionHeader] {
         let expected = is64 ? 64 : 40
-        guard shnum > 0, shentsize == expected, shoff > 0, shoff + UInt64(shnum * shentsize) <= fileSize,
+        guard shnum > 0, shentsize == expected, shoff > 0, shoff <= fileSize, UInt64(shnum * shentsize) <= fileSize - shoff,
               let b = readBytes(shoff, shnum * shentsize) else { return [] }
         let le = littleEndian
         return (0..<shnum).map { i in
@@ -247,7 +249,7 @@ struct ELFFile {
         let shs = sectionHeaders
         guard shstrndx > 0, shstrndx < shs.count else { return nil }
         let strtab = shs[shstrndx]
-        return shs.first { readCString(strtab.offset + UInt64($0.name), limit: 256) == name }
+        return shs.first { readCString(strtab.offset &+ UInt64($0.name), limit: 256) == name }
     }
 
     /// Bytes of the section header entry `index` with addr/offset/size replaced.
@@ -267,7 +269,7 @@ struct ELFFile {
     /// Whether the PT_NOTE `p` holds a GNU property note (NT_GNU_PROPERTY_TYPE_0), which the
     /// loader may need (CET/BTI): those notes are not sacrificed.
     func noteHoldsGNUProperty(_ p: ProgramHeader) -> Bool {
-        if programHeaders.contains(where: { $0.type == Self.PT_GNU_PROPERTY && $0.offset >= p.offset && $0.offset < p.offset + p.filesz }) {
+        if programHeaders.contains(where: { $0.type == Self.PT_GNU_PROPERTY && $0.offset >= p.offset && $0.offset - p.offset < p.filesz }) {
             return true
         }
         guard p.filesz < 1 << 16, let b = readBytes(p.offset, Int(p.filesz)) else { return true }

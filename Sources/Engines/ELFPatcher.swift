@@ -84,7 +84,10 @@ enum ELFPatcher {
         }
         var align: UInt64 = 0x1000
         for l in loads where l.align > align && l.align <= 0x10000 { align = l.align }
-        let highest = loads.map { $0.vaddr + $0.memsz }.max()!
+        // Hostile headers (addresses near 2^64) are refused, never an overflow trap.
+        let ends = loads.map { $0.vaddr.addingReportingOverflow($0.memsz) }
+        guard !ends.contains(where: \.overflow), let highest = ends.map(\.partialValue).max(),
+              highest <= UInt64(1) << 56, elf.fileSize <= UInt64(1) << 56 else { throw Failure("segment addresses out of range") }
         var data: [UInt8] = []
         var interpAt: UInt64 = 0, runpathAt: UInt64 = 0
         if let s = newInterp { interpAt = UInt64(data.count); data += Array(s.utf8) + [0] }
@@ -118,6 +121,7 @@ enum ELFPatcher {
             guard let strtab = elf.dynamicEntries.first(where: { $0.tag == ELFFile.DT_STRTAB })?.value else {
                 throw Failure("DT_RUNPATH without DT_STRTAB")
             }
+            guard strtab <= vaddr + runpathAt else { throw Failure("DT_STRTAB beyond the appended segment") }
             regions.append((rp.entry.fileOffset + elf.valueOffsetInDynamic, elf.word(vaddr + runpathAt - strtab)))
         }
         var st = stat()

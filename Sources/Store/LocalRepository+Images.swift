@@ -1,3 +1,4 @@
+import CLinux
 import Foundation
 import OCI
 import System
@@ -88,6 +89,9 @@ extension LocalRepository {
             if FileInfo.exists(final) {
                 // A re-pull keeps the tag's protection.
                 if FileInfo.exists("\(final)/PROTECT") { try AtomicFile.write("", to: "\(staging)/PROTECT") }
+                // One atomic step (RENAME_EXCHANGE): no moment, not even after a crash, without
+                // the tag. The two renames below only where the filesystem cannot exchange.
+                if cl_renameat2(AT_FDCWD, staging, AT_FDCWD, final, 2) == 0 { return (final, staging) }
                 let aside = "\(parent)/.\(image.tag).old-\(suffix)"
                 try syscall("rename", path: final) { rename(final, aside) }
                 old = aside

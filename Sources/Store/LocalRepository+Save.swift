@@ -17,20 +17,45 @@ extension LocalRepository {
     ///
     /// Layer ids chain the diff_ids (`sha256(parent id + " " + diff_id)`), so two images that share
     /// a base share its directories. Every layer is read twice (size and diff_id first, then the
-    /// copy); the repository lock is held shared throughout so that `rmi` cannot remove a layer
-    /// underneath.
+    /// copy). The repository lock is held (shared) only while the images' files are opened: the
+    /// stream, which may be as slow as the pipe it goes to, reads the open files
+    /// (`/proc/self/fd/N`), so an `rmi` or a pull meanwhile neither waits nor pulls a layer from
+    /// under it. Without `/proc` the lock is held for the whole stream, as before.
     public func saveImages(_ images: [LocalImageName], to fd: Int32, info: (String) -> Void = { _ in }) throws {
-        try withLock(.shared) {
+        guard access("/proc/self/fd", F_OK) == 0 else {
+            return try withLock(.shared) { try saveImages(try images.map { ($0, try imageContents($0)) }, to: fd, names: [:], info: info) }
+        }
+        var opened: [Int32] = []
+        var names: [String: String] = [:]
+        defer { for f in opened { close(f) } }
+        let pinned = try withLock(.shared) {
+            try images.map { image -> (LocalImageName, ImageContents) in
+                var contents = try imageContents(image)
+                contents.layerFiles = try contents.layerFiles.map { path in
+                    let f = try syscall("open", path: path) { open(path, O_RDONLY | O_CLOEXEC) }
+                    opened.append(f)
+                    names["/proc/self/fd/\(f)"] = (path as NSString).lastPathComponent
+                    return "/proc/self/fd/\(f)"
+                }
+                return (image, contents)
+            }
+        }
+        try saveImages(pinned, to: fd, names: names, info: info)
+    }
+
+    /// `names`: the layer file names to show for the `/proc/self/fd/N` paths.
+    private func saveImages(_ images: [(LocalImageName, ImageContents)], to fd: Int32, names: [String: String],
+                            info: (String) -> Void) throws {
+        do {
             let writer = TarWriter(fileDescriptor: fd)
             var written = Set<String>()
             var manifest: [[String: Any]] = []
             var repositories: [String: [String: String]] = [:]
-            for image in images {
-                let contents = try imageContents(image)
+            for (image, contents) in images {
                 var summaries: [LayerSummary] = []
                 for layer in contents.layerFiles {
                     do { summaries.append(try LayerInspector.inspect(path: layer)) } catch {
-                        throw StoreError("image \(image): layer \((layer as NSString).lastPathComponent) is corrupt: \(error)")
+                        throw StoreError("image \(image): layer \(names[layer] ?? (layer as NSString).lastPathComponent) is corrupt: \(error)")
                     }
                 }
                 let diffIDs = summaries.map(\.diffID)

@@ -5,7 +5,8 @@ import Glibc
 #endif
 
 /// Small-file I/O for repository metadata: every write goes to a temporary file in the same
-/// directory and is renamed into place, so a reader sees the old or the new content, never a torn one.
+/// directory, is fsync-ed and renamed into place (the directory fsync-ed after), so a reader, or
+/// the next command after a crash or power loss, sees the old or the new content, never a torn one.
 public enum AtomicFile {
     public static func write(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644) throws {
         let dir = (path as NSString).deletingLastPathComponent
@@ -27,8 +28,20 @@ public enum AtomicFile {
                 offset += n
             }
         }
+        // Durable before it is visible: after a crash the name holds the old or the new content,
+        // never a renamed-in empty file (ext4/XFS may persist the rename before the data).
+        try syscall("fsync", path: tmp) { fsync(fd) }
         try syscall("rename", path: path) { rename(tmp, path) }
         ok = true
+        syncDirectory(dir)
+    }
+
+    /// Makes a rename in `dir` durable (best effort: some filesystems refuse fsync on directories).
+    public static func syncDirectory(_ dir: String) {
+        let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard dfd >= 0 else { return }
+        _ = fsync(dfd)
+        close(dfd)
     }
 
     public static func write(_ string: String, to path: String, mode: mode_t = 0o644) throws {
