@@ -19,7 +19,7 @@ final class LayerApplication {
     let modeMask: mode_t
     /// Parallel file creation (nil: files are written on this thread).
     let sink: PooledFileSink?
-    private unowned let extractor: LayerExtractor
+    unowned let extractor: LayerExtractor
 
     /// Directory metadata applied after the layer's entries (mode with u+rwx, mtime).
     var directoryMeta: [[UInt8]: (mode: mode_t, sec: Int64, nsec: Int64)] = [:]
