@@ -150,7 +150,16 @@ start_tls_registry() {
   fi
   chmod 755 "$t"; chmod 644 "$t/ca.pem"
   curl -s -o /dev/null --max-time 1 -k "https://$TLSREG/" 2>/dev/null && die "$TLSREG is already in use (set BENCH_TLS_PORT)"
-  cat >"$BW/registry/config-tls.yml" <<EOF
+  serve_registry registry-tls "$TLSREG" https "  tls:
+    certificate: $t/server.pem
+    key: $t/server-key.pem" --cacert "$t/ca.pem"
+}
+
+# serve_registry NAME ADDR SCHEME HTTP_EXTRA [CURL_OPTION...]: docker-registry on ADDR serving the
+# bench storage (HTTP_EXTRA: more lines of its http: section), pid in $BW/NAME.pid
+serve_registry() {
+  local name="$1" addr="$2" scheme="$3" extra="$4"; shift 4
+  cat >"$BW/registry/$name.yml" <<EOF
 version: 0.1
 log:
   level: warn
@@ -158,44 +167,25 @@ storage:
   filesystem:
     rootdirectory: $BW/registry/storage
 http:
-  addr: $TLSREG
-  tls:
-    certificate: $t/server.pem
-    key: $t/server-key.pem
+  addr: $addr
+$extra
 EOF
-  setsid docker-registry serve "$BW/registry/config-tls.yml" </dev/null >"$BW/logs/registry-tls.log" 2>&1 &
-  echo $! >"$BW/registry-tls.pid"
+  setsid docker-registry serve "$BW/registry/$name.yml" </dev/null >"$BW/logs/$name.log" 2>&1 &
+  echo $! >"$BW/$name.pid"
   for _ in $(seq 1 100); do
-    [ "$(curl -s --cacert "$t/ca.pem" -o /dev/null -w '%{http_code}' "https://$TLSREG/v2/" 2>/dev/null || true)" = 200 ] \
-      && { log "TLS registry up on $TLSREG (same storage)"; return 0; }
-    kill -0 "$(cat "$BW/registry-tls.pid")" 2>/dev/null || { cat "$BW/logs/registry-tls.log" >&2; die "TLS registry exited"; }
+    [ "$(curl -s "$@" -o /dev/null -w '%{http_code}' "$scheme://$addr/v2/" 2>/dev/null || true)" = 200 ] \
+      && { log "$name up on $scheme://$addr"; return 0; }
+    kill -0 "$(cat "$BW/$name.pid")" 2>/dev/null || { cat "$BW/logs/$name.log" >&2; die "$name exited"; }
     sleep 0.1
   done
-  die "TLS registry does not answer on $TLSREG"
+  die "$name does not answer on $addr"
 }
 
 start_registry() {
   stop_registry
   rm -rf "$BW/registry"; mkdir -p "$BW/registry/storage" "$BW/logs"
   curl -s -o /dev/null --max-time 1 "http://$REG/" 2>/dev/null && die "$REG is already in use (set BENCH_PORT)"
-  cat >"$BW/registry/config.yml" <<EOF
-version: 0.1
-log:
-  level: warn
-storage:
-  filesystem:
-    rootdirectory: $BW/registry/storage
-http:
-  addr: $REG
-EOF
-  setsid docker-registry serve "$BW/registry/config.yml" </dev/null >"$BW/logs/registry.log" 2>&1 &
-  echo $! >"$BW/registry.pid"
-  for _ in $(seq 1 100); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$REG/v2/" 2>/dev/null || true)" = 200 ] && { log "registry up on $REG"; return 0; }
-    kill -0 "$(cat "$BW/registry.pid")" 2>/dev/null || { cat "$BW/logs/registry.log" >&2; die "registry exited"; }
-    sleep 0.1
-  done
-  die "registry does not answer on $REG"
+  serve_registry registry "$REG" http ""
 }
 
 # ------------------------------------------------------------------------------------------------
