@@ -347,7 +347,7 @@ main() {
   "peer": "$VENV/bin/udocker",
   "ch_run": "$(command -v ch-run)",
   "ch_image": "$(command -v ch-image)",
-  "ch_version": "$(ch-run --version 2>&1 | head -n 1)",
+  "ch_version": "$(USER="${USER:-$(id -un)}" ch-run --version 2>&1 | head -n 1)",
   "tls_registry": "$TLSREG",
   "tls_ca": "$BW/tls/ca.pem",
   "par_runs": ${BENCH_PAR_RUNS:-1000},
