@@ -40,9 +40,12 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Release builds also link the C++ and gcc runtimes statically (Foundation's ICU needs them),
-        // so with --static-swift-stdlib the binary needs only glibc and zlib.
+        // so with --static-swift-stdlib the binary needs only glibc and zlib. Not position-independent:
+        // a PIE made the loader apply ~120k relative relocations, dirtying the data pages they sit in,
+        // on every start (docs/benchmarks.md, start-up).
         .executableTarget(name: "udocker", dependencies: ["Commands"], linkerSettings: [
-            .unsafeFlags(["-L\(Context.packageDirectory)/scripts/static-link", "-Xlinker", "-l:libgcc_eh.a"],
+            .unsafeFlags(["-L\(Context.packageDirectory)/scripts/static-link", "-Xlinker", "-l:libgcc_eh.a",
+                          "-Xclang-linker", "-no-pie"],
                          .when(configuration: .release)),
         ]),
 

@@ -31,7 +31,9 @@ HOME = CFG["home"]
 GRAVEYARD = CFG["graveyard"]
 MIN_FREE_GB = 15
 OURS, PEER = CFG["ours"], CFG["peer"]
+CH_RUN, CH_IMAGE = CFG.get("ch_run"), CFG.get("ch_image")
 REG = CFG["registry"]
+TLSREG = CFG.get("tls_registry")
 REPS = int(CFG["reps"])
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 FAKECHROOT_SO = "/usr/lib/x86_64-linux-gnu/fakechroot/libfakechroot.so"
@@ -144,6 +146,22 @@ def peer(udir, *args, **kw):
     return run([PEER] + list(args), env=env_for(udir, {"UDOCKER_REGISTRY": "http://" + REG}), **kw)
 
 
+def ch_env(udir):
+    """Charliecloud's environment: ch-run wants $USER; ch-image keeps its storage in udir and
+    trusts the bench's throw-away CA (it refuses plain HTTP)."""
+    e = {"HOME": udir + ".home", "PATH": PATH, "LANG": "C.UTF-8", "USER": raw["meta"].get("user", "?"),
+         "CH_IMAGE_STORAGE": udir, "REQUESTS_CA_BUNDLE": CFG.get("tls_ca", "")}
+    return e
+
+
+def chimage(udir, *args, **kw):
+    return run([CH_IMAGE, "--no-cache"] + list(args), env=ch_env(udir), **kw)
+
+
+def chrun(root, cmd, **kw):
+    return run([CH_RUN, root, "--"] + list(cmd), env=ch_env(HOME + "/ch"), **kw)
+
+
 def image_layers(tag):
     """Layer blob paths of `tag` in the OCI layout (for the GNU tar floor)."""
     lay = CFG["layout"]
@@ -180,6 +198,10 @@ def machine_meta():
     m["started"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     m["user"] = subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
     m["ours_version"] = (run([OURS, "--version"], check=False)[2].strip().splitlines() or ["?"])[0]
+    m["ours_bytes"] = os.path.getsize(OURS)
+    if CFG.get("ours_stripped") and os.path.exists(CFG["ours_stripped"]):
+        m["ours_stripped_bytes"] = os.path.getsize(CFG["ours_stripped"])
+    m["ch_version"] = CFG.get("ch_version")
 
 
 def pull_and_create(images):
@@ -204,7 +226,22 @@ def pull_and_create(images):
                                     f"({free_gb:.0f} GB left on the disk, the bench keeps {MIN_FREE_GB} GB free)")
                 log(raw["notes"][-1])
                 break
-            for tool in (("ours", "peer") if rep % 2 == 0 else ("peer", "ours")):
+            order = ("ours", "peer", "charliecloud") if rep % 2 == 0 else ("charliecloud", "peer", "ours")
+            for tool in order:
+                if tool == "charliecloud":
+                    if not (CH_IMAGE and TLSREG):
+                        continue
+                    udir = f"{HOME}/ch-{img}"
+                    for d in (udir, udir + ".home"):
+                        bury(d)
+                    os.makedirs(udir + ".home")
+                    # pull = download + unpack into a flat directory image (ch-image has no separate step)
+                    w, kb, _ = chimage(udir, "pull", f"{TLSREG}/library/bench-{img}:latest", rss=True)
+                    add(f"pullunpack/{img}/charliecloud", w); add(f"pullunpack/{img}/charliecloud", kb, "rss_kb")
+                    log(f"{img} rep {rep + 1}/{reps} charliecloud: ch-image pull (TLS, +unpack) {w:.3f}s")
+                    bury(udir); bury(udir + ".home")
+                    save()
+                    continue
                 udir = f"{HOME}/{tool}-{img}"
                 fresh(udir, peer=(tool == "peer"))
                 call = ours if tool == "ours" else peer
@@ -316,6 +353,21 @@ def run_workloads():
         except Failed as e:
             msg = str(e).strip().splitlines()
             raw["notes"].append(f"ours N1 on a flat container not measured: {msg[-1] if msg else e}")
+    # Charliecloud's ch-run on the very ROOT our N1-flat runs (a flat udocker container is a plain
+    # directory tree, which is what ch-run takes)
+    ch_root = None
+    os.makedirs(HOME + "/ch.home", exist_ok=True)
+    if CH_RUN and "N1-flat" in o_modes:
+        try:
+            ch_root = ours(o_dir, "inspect", "-p", "n1flat")[2].strip().splitlines()[-1]
+            out = chrun(ch_root, ["/bin/echo", "bench-ok"])[2]
+            if "bench-ok" not in out:
+                raise Failed(f"ch-run printed {out.strip()[-300:]!r}")
+        except Failed as e:
+            msg = str(e).strip().splitlines()
+            raw["notes"].append(f"ch-run not measured: {msg[-1] if msg else e}")
+            ch_root = None
+    raw["meta"]["ch_run_root"] = ch_root
     p_modes = probe_engines(p_dir, "peer")
     raw["meta"]["ours_modes"] = list(o_modes)
     raw["meta"]["ours_mode_storage"] = {m: ("overlay" if n == "c1" else "flat") for m, n in o_modes.items()}
@@ -342,7 +394,8 @@ def run_workloads():
     raw["meta"]["workloads"] = {"cpu": " ".join(CPU), "forkexec": " ".join(FORK), "find": " ".join(FIND("/usr"))}
 
     targets = [("bare", None, None)] + [("ours", m, n) for m, n in o_modes.items()] + \
-              [("peer", m, n) for m, n in p_modes.items()]
+              [("peer", m, n) for m, n in p_modes.items()] + \
+              ([("charliecloud", "ch-run", ch_root)] if ch_root else [])
 
     def exec_one(tool, mode, name, cmd, key):
         try:
@@ -357,6 +410,8 @@ def run_workloads():
             w = run(cmd, env={"PATH": PATH, "LANG": "C.UTF-8", "HOME": HOME})[0]
         elif tool == "ours":
             w = ours(o_dir, "run", "--nobanner", name, *cmd)[0]
+        elif tool == "charliecloud":
+            w = chrun(name, cmd)[0]
         else:  # the peer's R1 returns wrong exit codes without a tty
             w = peer(p_dir, "run", "--nobanner", name, *cmd, check=False)[0]
         add(f"{key}/{tool}" + (f"/{mode}" if mode else ""), w)
@@ -369,6 +424,8 @@ def run_workloads():
             exec_one(tool, mode, name, ["/bin/true"], "true")
         log(f"/bin/true rep {rep + 1}")
     save()
+    startup_breakdown(o_dir, o_modes, ch_root)
+    parallel_runs(o_dir, o_modes, ch_root)
     for key, cmd in (("cpu", CPU), ("forkexec", FORK), ("find", None)):
         for rep in range(REPS):
             for tool, mode, name in targets:
@@ -404,10 +461,75 @@ def run_workloads():
                 run(["/bin/true"], env={"PATH": PATH})
             elif tool == "ours":
                 ours(o_dir, "run", "--nobanner", name, "/bin/true")
+            elif tool == "charliecloud":
+                chrun(name, ["/bin/true"])
             else:
                 peer(p_dir, "run", "--nobanner", name, "/bin/true", check=False)
         add(f"runs{n}/{tool}" + (f"/{mode}" if mode else ""), time.perf_counter() - t)
         log(f"{n} runs {tool} {mode or ''}: {raw['samples'][f'runs{n}/{tool}' + (f'/{mode}' if mode else '')][-1]:.1f}s")
+        save()
+
+
+def startup_breakdown(o_dir, o_modes, ch_root):
+    """Where a short run's time goes: each step adds one layer to the one before it. Per-run means
+    of a loop of STARTUP_N runs (a loop, not single runs: a few ms are below one sample's noise),
+    REPS loops each, interleaved."""
+    n = int(CFG.get("startup_runs", 50))
+    raw["meta"]["startup_runs"] = n
+    env_o = env_for(o_dir)
+    steps = [("bare /bin/true", ["/bin/true"], {"PATH": PATH}),
+             ("udocker --version (process + runtime start, no command)", [OURS, "--version"], env_o),
+             ("udocker version (command table, configuration)", [OURS, "version"], env_o)]
+    if "N1-flat" in o_modes:
+        steps += [("udocker inspect -p C (+ repository, container lookup)", [OURS, "inspect", "-p", "n1flat"], env_o),
+                  ("udocker run C /bin/true (N1, flat: + namespaces, mounts, exec)",
+                   [OURS, "run", "--nobanner", "n1flat", "/bin/true"], env_o)]
+    if ch_root:
+        steps.append(("ch-run ROOT -- /bin/true (Charliecloud, same ROOT)", [CH_RUN, ch_root, "--", "/bin/true"], ch_env(HOME + "/ch")))
+    raw["meta"]["startup_steps"] = [label for label, _, _ in steps]
+    for rep in range(REPS):
+        for label, cmd, env in steps:
+            try:
+                t = time.perf_counter()
+                for _ in range(n):
+                    run(cmd, env=env)
+                add(f"startup/{label}", (time.perf_counter() - t) / n)
+            except Failed as e:
+                raw["notes"].append(f"start-up step {label!r} failed: {str(e).strip().splitlines()[-1][:200]}")
+        log(f"start-up breakdown rep {rep + 1}/{REPS}")
+    save()
+
+
+def parallel_runs(o_dir, o_modes, ch_root):
+    """PAR_RUNS × `run /bin/true`, 2 at a time (an HTC job's short tasks): ours N1-flat and ch-run."""
+    n = int(CFG.get("par_runs", 1000))
+    raw["meta"]["par_runs"] = n
+    who = []
+    if "N1-flat" in o_modes:
+        who.append(("ours/N1-flat", [OURS, "run", "--nobanner", "n1flat", "/bin/true"], env_for(o_dir)))
+    if ch_root:
+        who.append(("charliecloud/ch-run", [CH_RUN, ch_root, "--", "/bin/true"], ch_env(HOME + "/ch")))
+    for rep in range(REPS):
+        for key, cmd, env in (who if rep % 2 == 0 else list(reversed(who))):
+            errors = []
+
+            def worker(count):
+                try:
+                    for _ in range(count):
+                        run(cmd, env=env)
+                except Failed as e:
+                    errors.append(e)
+            t = time.perf_counter()
+            th = [threading.Thread(target=worker, args=(c,)) for c in (n // 2, n - n // 2)]
+            for x in th:
+                x.start()
+            for x in th:
+                x.join()
+            if errors:
+                raw["notes"].append(f"{n} runs 2 at a time, {key}: {str(errors[0]).strip().splitlines()[-1][:200]}")
+                continue
+            add(f"par{n}/{key}", time.perf_counter() - t)
+            log(f"{n} runs 2 at a time {key}: {raw['samples'][f'par{n}/{key}'][-1]:.1f}s")
         save()
 
 

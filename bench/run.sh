@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Benchmark: our udocker against the Python udocker 1.3.17 (the "peer"), GNU tar, umoci and the bare
-# host, in one run on this machine. Not part of the tests. Entry point: `make bench`.
+# Benchmark: our udocker against the Python udocker 1.3.17 (the "peer"), Charliecloud (ch-run on our
+# flat ROOT, ch-image pull+unpack over TLS), GNU tar, umoci and the bare host, in one run on this machine. Not part of the tests. Entry point: `make bench`.
 #
 #   bench/run.sh            deps (as root) + build + registry + images + measurements + report
 #   bench/run.sh images     only build (and cache) the images
@@ -23,6 +23,10 @@
 #   BENCH_PEER_WORKLOAD_MODES=R1  the peer's modes for the CPU / fork-exec / find workloads
 #                               (F1 costs the peer ~15 s per run: it runs patchelf on every binary)
 #   BENCH_PORT=5010             the registry's port on 127.0.0.1 (not the test fixtures' 5000)
+#   BENCH_TLS_PORT=5011         the same storage served over HTTPS (ch-image refuses plain HTTP;
+#                               certificate from a throw-away CA made under $BENCH_WORK/tls)
+#   BENCH_PAR_RUNS=1000         "N runs of /bin/true, 2 at a time" (ours N1-flat and ch-run)
+#   BENCH_STARTUP_RUNS=50       runs per loop of the start-up breakdown (--version, version, inspect, run, ch-run)
 #   BENCH_WORK=/tmp/udocker-bench   scratch dir (registry storage, UDOCKER_DIRs, logs)
 #   BENCH_USER=udtest           the unprivileged user everything is measured as (root only)
 #   BENCH_OUT=bench/results     where results.json / results.md go
@@ -54,6 +58,8 @@ CACHE="$E2E_WORK/cache"
 LAYOUT="$CACHE/bench-oci-v1"
 PORT="${BENCH_PORT:-5010}"
 REG="127.0.0.1:$PORT"
+TLS_PORT="${BENCH_TLS_PORT:-5011}"
+TLSREG="127.0.0.1:$TLS_PORT"
 BUILD="${BENCH_BUILD:-release}"
 LARGE="${BENCH_LARGE:-1}"
 OUT="${BENCH_OUT:-$ROOT/bench/results}"
@@ -82,6 +88,7 @@ deps() {
     "$ROOT/scripts/test-deps.sh" || die "missing dependencies (run make bench as root once)"
     [ -x /usr/bin/time ] || die "missing /usr/bin/time (apt-get install time)"
   fi
+  command -v ch-run >/dev/null && command -v ch-image >/dev/null || die "missing ch-run/ch-image (apt-get install charliecloud)"
 }
 
 # ------------------------------------------------------------------------------------------------
@@ -106,28 +113,53 @@ build_binary() {
   fi
   [ -x "$bin" ] || die "no binary at $bin"
   install -m 755 "$bin" "$BW/bin/udocker"
+  # what a user installs (make install strips): its size is a target
+  strip -o "$BW/bin/udocker.stripped" "$BW/bin/udocker"
   chmod 755 "$BW" "$BW/bin"
 }
 
 # ------------------------------------------------------------------------------------------------
 # 3. registry (own instance, own port, storage wiped every run)
 stop_registry() {
-  local f="$BW/registry.pid" pid
-  [ -f "$f" ] || return 0
-  pid="$(cat "$f")"
-  if kill -0 "$pid" 2>/dev/null; then
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-  fi
-  rm -f "$f"
+  local f pid
+  for f in "$BW/registry.pid" "$BW/registry-tls.pid"; do
+    [ -f "$f" ] || continue
+    pid="$(cat "$f")"
+    if kill -0 "$pid" 2>/dev/null; then
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -9 "$pid" 2>/dev/null || true
+    fi
+    rm -f "$f"
+  done
 }
 
-start_registry() {
-  stop_registry
-  rm -rf "$BW/registry"; mkdir -p "$BW/registry/storage" "$BW/logs"
-  curl -s -o /dev/null --max-time 1 "http://$REG/" 2>/dev/null && die "$REG is already in use (set BENCH_PORT)"
-  cat >"$BW/registry/config.yml" <<EOF
+# The same storage over HTTPS for ch-image (it refuses plain HTTP): a throw-away CA + a server
+# certificate for 127.0.0.1, made once under $BW/tls.
+start_tls_registry() {
+  local t="$BW/tls"
+  mkdir -p "$t"
+  if [ ! -s "$t/server.pem" ]; then
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=udocker bench CA" \
+      -keyout "$t/ca-key.pem" -out "$t/ca.pem" >/dev/null 2>&1 || die "openssl (CA) failed"
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$t/server-key.pem" -out "$t/server.csr" >/dev/null 2>&1 \
+      || die "openssl (CSR) failed"
+    printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$t/ext.cnf"
+    openssl x509 -req -in "$t/server.csr" -CA "$t/ca.pem" -CAkey "$t/ca-key.pem" -CAcreateserial -days 3650 \
+      -extfile "$t/ext.cnf" -out "$t/server.pem" >/dev/null 2>&1 || die "openssl (sign) failed"
+  fi
+  chmod 755 "$t"; chmod 644 "$t/ca.pem"
+  curl -s -o /dev/null --max-time 1 -k "https://$TLSREG/" 2>/dev/null && die "$TLSREG is already in use (set BENCH_TLS_PORT)"
+  serve_registry registry-tls "$TLSREG" https "  tls:
+    certificate: $t/server.pem
+    key: $t/server-key.pem" --cacert "$t/ca.pem"
+}
+
+# serve_registry NAME ADDR SCHEME HTTP_EXTRA [CURL_OPTION...]: docker-registry on ADDR serving the
+# bench storage (HTTP_EXTRA: more lines of its http: section), pid in $BW/NAME.pid
+serve_registry() {
+  local name="$1" addr="$2" scheme="$3" extra="$4"; shift 4
+  cat >"$BW/registry/$name.yml" <<EOF
 version: 0.1
 log:
   level: warn
@@ -135,16 +167,25 @@ storage:
   filesystem:
     rootdirectory: $BW/registry/storage
 http:
-  addr: $REG
+  addr: $addr
+$extra
 EOF
-  setsid docker-registry serve "$BW/registry/config.yml" </dev/null >"$BW/logs/registry.log" 2>&1 &
-  echo $! >"$BW/registry.pid"
+  setsid docker-registry serve "$BW/registry/$name.yml" </dev/null >"$BW/logs/$name.log" 2>&1 &
+  echo $! >"$BW/$name.pid"
   for _ in $(seq 1 100); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$REG/v2/" 2>/dev/null || true)" = 200 ] && { log "registry up on $REG"; return 0; }
-    kill -0 "$(cat "$BW/registry.pid")" 2>/dev/null || { cat "$BW/logs/registry.log" >&2; die "registry exited"; }
+    [ "$(curl -s "$@" -o /dev/null -w '%{http_code}' "$scheme://$addr/v2/" 2>/dev/null || true)" = 200 ] \
+      && { log "$name up on $scheme://$addr"; return 0; }
+    kill -0 "$(cat "$BW/$name.pid")" 2>/dev/null || { cat "$BW/logs/$name.log" >&2; die "$name exited"; }
     sleep 0.1
   done
-  die "registry does not answer on $REG"
+  die "$name does not answer on $addr"
+}
+
+start_registry() {
+  stop_registry
+  rm -rf "$BW/registry"; mkdir -p "$BW/registry/storage" "$BW/logs"
+  curl -s -o /dev/null --max-time 1 "http://$REG/" 2>/dev/null && die "$REG is already in use (set BENCH_PORT)"
+  serve_registry registry "$REG" http ""
 }
 
 # ------------------------------------------------------------------------------------------------
@@ -285,6 +326,7 @@ main() {
   if [ "${1:-}" = images ]; then build_images; log "images cached in $LAYOUT"; return 0; fi
   build_binary
   start_registry
+  start_tls_registry
   local tb; tb=$(date +%s)
   build_images
   log "images ready ($(( $(date +%s) - tb )) s)"
@@ -301,7 +343,15 @@ main() {
   cat >"$BW/config.json" <<EOF
 {
   "ours": "$BW/bin/udocker",
+  "ours_stripped": "$BW/bin/udocker.stripped",
   "peer": "$VENV/bin/udocker",
+  "ch_run": "$(command -v ch-run)",
+  "ch_image": "$(command -v ch-image)",
+  "ch_version": "$(USER="${USER:-$(id -un)}" ch-run --version 2>&1 | head -n 1)",
+  "tls_registry": "$TLSREG",
+  "tls_ca": "$BW/tls/ca.pem",
+  "par_runs": ${BENCH_PAR_RUNS:-1000},
+  "startup_runs": ${BENCH_STARTUP_RUNS:-50},
   "peer_version": "$("$VENV/bin/python3" -c 'import udocker; print(udocker.__version__)' 2>/dev/null || echo '?')",
   "registry": "$REG",
   "layout": "$LAYOUT",

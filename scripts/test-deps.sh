@@ -39,6 +39,7 @@ PACKAGES=(
   "python3:/usr/bin/python3"
   "python3-venv:/usr/share/doc/python3-venv"
   "jq:/usr/bin/jq"
+  "charliecloud:/usr/bin/ch-run"   # make bench: ch-run / ch-image, the second peer
   "groff-base:/usr/bin/groff"
   "curl:/usr/bin/curl"
   "gcc:/usr/bin/gcc"
