@@ -57,8 +57,8 @@ extension LocalRepository {
                 guard FileInfo.isDirectory(dir) else { note("not a container directory: \(dir)"); continue }
                 report.containersChecked += 1
                 for problem in containerProblems(id) { note("container \(id): \(problem)") }
-                if let mode = executionMode(id), !mode.isEmpty, !CloneMetadata.executionModes.contains(mode) {
-                    note("container \(id): invalid execution mode '\(mode.prefix(16))'", removing: "\(dir)/execmode")
+                if let invalid = ContainerMetadata.readMode(directory: dir).invalid, !invalid.isEmpty {
+                    note("container \(id): invalid execution mode '\(invalid.prefix(16))'", removing: "\(dir)/execmode")
                 }
             }
         }
@@ -120,7 +120,7 @@ extension LocalRepository {
             if name.hasPrefix(".") {
                 if FileInfo.isDirectory(p), !FileInfo.isSymlink(p), Self.stagingIsAbandoned(p) { note("abandoned staging directory: \(p)", p) }
             } else if name.hasSuffix(".partial") {
-                if Self.partialIsAbandoned(p) { note("partial download: \(p)", p) }
+                if BlobIngest.partialIsAbandoned(p) { note("partial download: \(p)", p) }
             } else if !used.contains(name), !FileInfo.isDirectory(p) {
                 var st = stat()
                 if lstat(p, &st) == 0, now - TimeInterval(st.st_mtim.tv_sec) >= grace { note("unreferenced blob: \(name)", p) }

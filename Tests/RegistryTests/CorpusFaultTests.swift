@@ -34,7 +34,7 @@ import Testing
             var d = reg.putBlob(layer)
             d.mediaType = MediaType.dockerForeignLayer
             d.urls = ["\(foreign.server.base)/evil.tar.gz", "http://169.254.169.254/latest/meta-data/"]
-            let cfg = ImageConfig(architecture: "amd64", os: "linux", rootfs: .init(diff_ids: [d.digest]))
+            let cfg = ImageConfig(architecture: "amd64", os: "linux", rootfs: .init(diffIDs: [d.digest]))
             var c = reg.putBlob(Array(try JSONEncoder.sorted.encode(cfg)))
             c.mediaType = MediaType.ociConfig
             reg.putManifest(repo: "win", reference: "latest", bytes: Array(try JSONEncoder.sorted.encode(Manifest(config: c, layers: [d]))),
