@@ -1,3 +1,4 @@
+import System
 /// udocker's container start banner (`_run_banner`), printed on stderr at info level.
 enum Banner {
     static func text(containerID: String, executable: String, fill: Character) -> String {

@@ -1,4 +1,5 @@
 import Foundation
+import System
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -6,7 +7,7 @@ import Glibc
 extension PlanBuilder {
     /// udocker `_check_paths`: `-w`, else WorkingDir, else the user's home; it must be a directory
     /// once resolved inside the container (symlinks followed within ROOT, volumes mapped).
-    mutating func workingDirectory(bindings: [ContainerRoot.Binding]) throws -> String {
+    mutating func workingDirectory(bindings: [RootDirectory.Volume]) throws -> String {
         var fromHome = false
         var cwd: String
         if let w = options.workdir, !w.isEmpty { cwd = w }
@@ -16,7 +17,7 @@ extension PlanBuilder {
         let n = PathName.normalize(cwd)
         // CVE-2024-21626: a working directory under /proc (e.g. /proc/self/fd/N) can escape.
         if PathName.isUnder(n, "/proc") { throw EngineError.invalid("invalid working directory: \(cwd)") }
-        let r: ContainerRoot.Resolved
+        let r: RootDirectory.Resolved
         do { r = try rootFS.resolve(n, volumes: bindings) } catch {
             throw EngineError.invalid("invalid working directory: \(cwd)")
         }
@@ -30,7 +31,7 @@ extension PlanBuilder {
 
     /// udocker `_check_executable`: entrypoint + cmd (none → `bash -i`), searched in the
     /// container PATH, must be an executable regular file.
-    mutating func findExecutable(cwd: String, bindings: [ContainerRoot.Binding]) throws -> (String, [String]) {
+    mutating func findExecutable(cwd: String, bindings: [RootDirectory.Volume]) throws -> (String, [String]) {
         var entry: [String]
         if let ep = options.entrypoint {
             entry = ep.split(separator: " ", omittingEmptySubsequences: true).map(String.init)

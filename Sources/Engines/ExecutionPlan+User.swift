@@ -1,4 +1,5 @@
 import Foundation
+import System
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -48,7 +49,7 @@ extension PlanBuilder {
         } else if options.hostauth {
             passwdText = (try? String(contentsOfFile: "/etc/passwd", encoding: .utf8)) ?? ""
         } else {
-            passwdText = rootFS.readContainerFile("/etc/passwd").flatMap { String(data: $0, encoding: .utf8) } ?? ""
+            passwdText = (try? rootFS)?.contents("/etc/passwd").flatMap { String(data: $0, encoding: .utf8) } ?? ""
         }
 
         var found: PasswdEntry?
@@ -97,7 +98,7 @@ extension PlanBuilder {
             authMounts = [VolumeSpec(spec: p, host: p, container: "/etc/passwd"), VolumeSpec(spec: g, host: g, container: "/etc/group")]
             return
         }
-        var groupText = rootFS.readContainerFile("/etc/group").flatMap { String(data: $0, encoding: .utf8) } ?? ""
+        var groupText = (try? rootFS)?.contents("/etc/group").flatMap { String(data: $0, encoding: .utf8) } ?? ""
         let newPasswd = AuthFiles.appending(PasswdEntry(name: user.name, uid: user.uid, gid: user.gid, gecos: user.gecos,
                                                         home: user.home, shell: user.shell).line, to: passwdText)
         if AuthFiles.group(gid: user.gid, in: groupText) == nil {

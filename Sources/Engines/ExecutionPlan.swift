@@ -1,4 +1,5 @@
 import Foundation
+import System
 import OCI
 #if canImport(Glibc)
 import Glibc
@@ -142,7 +143,8 @@ struct PlanBuilder {
     let capabilities: EngineCapabilities
     let meta: ImageConfig.Config
     let host: HostIdentity
-    let rootFS: ContainerRoot
+    /// The container root, opened for in-root lookups (throws when it is gone).
+    var rootFS: RootDirectory { get throws { try RootDirectory(path: container.root) } }
 
     var warnings: [String] = []
     var temporaryFiles: [String] = []
@@ -161,7 +163,6 @@ struct PlanBuilder {
         self.capabilities = capabilities
         self.meta = options.nometa ? ImageConfig.Config() : (container.imageConfig?.effectiveConfig ?? ImageConfig.Config())
         self.host = HostIdentity.current(environment: env.hostEnvironment)
-        self.rootFS = ContainerRoot(container.root)
     }
 
     mutating func removeTemporaryFiles() {
@@ -180,7 +181,7 @@ struct PlanBuilder {
         var mounts = try assembleMounts()
         setDefaultPath()
         let devices = try addNVIDIA(&mounts)
-        let bindings = mounts.map { ContainerRoot.Binding(host: $0.source, container: $0.target) }
+        let bindings = mounts.map { RootDirectory.Volume(host: $0.source, container: $0.target) }
         let cwd = try workingDirectory(bindings: bindings)
         let (executable, arguments) = try findExecutable(cwd: cwd, bindings: bindings)
         if mounts.contains(where: \.readOnly) && !capabilities.contains(.readOnlyVolumes) {
@@ -191,7 +192,7 @@ struct PlanBuilder {
         // Options an engine cannot honour are said, never silently dropped (README: run options).
         if options.kernel != nil && !capabilities.contains(.emulatedKernel) { warnings.append(CapabilityNotice.kernelIgnored(mode).message) }
         let environment = finalEnvironment()
-        return ExecutionPlan(mode: mode, container: container, root: rootFS.root, user: user, mounts: mounts,
+        return ExecutionPlan(mode: mode, container: container, root: try rootFS.path, user: user, mounts: mounts,
                              cwd: cwd, executable: executable, arguments: arguments, environment: environment,
                              imageEnvironmentKeys: imageKeys, devices: devices, cpus: cpus, kernel: options.kernel,
                              warnings: warnings, temporaryFiles: temporaryFiles)

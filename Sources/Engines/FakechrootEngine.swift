@@ -153,9 +153,9 @@ public struct FakechrootEngine: ExecutionEngine {
     /// Distribution name and version from the container (udocker `helper/osinfo.py`): the major
     /// version, except Alpine's major.minor.
     static func distribution(root: String) -> (String?, String?) {
-        let r = ContainerRoot(root)
+        let r = try? RootDirectory(path: root)
         func fields(_ path: String) -> [String: String] {
-            guard let d = r.readContainerFile(path), let text = String(data: d, encoding: .utf8) else { return [:] }
+            guard let d = r?.contents(path), let text = String(data: d, encoding: .utf8) else { return [:] }
             var out: [String: String] = [:]
             for line in text.split(separator: "\n") {
                 guard let eq = line.firstIndex(of: "=") else { continue }
@@ -200,13 +200,13 @@ public struct FakechrootEngine: ExecutionEngine {
             dirs += ["/lib/\(t)", "/usr/lib/\(t)"]
         }
         dirs += ["/lib64", "/usr/lib64", "/lib", "/usr/lib", "/usr/local/lib"]
-        let r = ContainerRoot(root)
+        let r = try? RootDirectory(path: root)
         var confs = ["/etc/ld.so.conf"]
         if let listing = try? FileManager.default.contentsOfDirectory(atPath: root + "/etc/ld.so.conf.d") {
             confs += listing.filter { $0.hasSuffix(".conf") }.sorted().map { "/etc/ld.so.conf.d/" + $0 }
         }
         for c in confs {
-            guard let d = r.readContainerFile(c), let text = String(data: d, encoding: .utf8) else { continue }
+            guard let d = r?.contents(c), let text = String(data: d, encoding: .utf8) else { continue }
             for line in text.split(separator: "\n") {
                 let l = line.trimmingCharacters(in: .whitespaces)
                 if l.hasPrefix("/") { dirs.append(l) }
@@ -245,7 +245,7 @@ public struct FakechrootEngine: ExecutionEngine {
     func commandLine(plan: ExecutionPlan, library: String, paths: FakechrootSetup.Paths, hostauth: Bool,
                      messages: Messages) throws -> Command {
         let root = paths.root
-        let cr = ContainerRoot(root)
+        let cr = try RootDirectory(path: root)
         let supportsMap = Self.supportsDirectoryMap(library)
 
         // Volumes → FAKECHROOT_EXCLUDE_PATH (identity) and FAKECHROOT_DIR_MAP (the others).
@@ -289,7 +289,7 @@ public struct FakechrootEngine: ExecutionEngine {
         }
 
         // Executable: host path; scripts get their interpreter (prefixed with ROOT).
-        let bindings = plan.mounts.map { ContainerRoot.Binding(host: $0.source, container: $0.target) }
+        let bindings = plan.mounts.map { RootDirectory.Volume(host: $0.source, container: $0.target) }
         func host(_ c: String) throws -> String {
             if let r = try? cr.resolve(c, volumes: bindings), r.exists { return r.hostPath }
             if let h = FakechrootSetup.hostPath(c, root: root) { return h }

@@ -233,7 +233,7 @@ public enum FakechrootSetup {
     /// Host path of a container path: resolved inside ROOT (links as in the image), else through
     /// converted links (which point at `<root>/...`), never outside ROOT.
     static func hostPath(_ containerPath: String, root: String) -> String? {
-        if let r = try? ContainerRoot(root).resolve(containerPath), r.exists, !r.inVolume { return r.hostPath }
+        if let r = try? RootDirectory(path: root).resolve(containerPath), r.exists, !r.inVolume { return r.hostPath }
         guard let real = realpath(root + containerPath, nil) else { return nil }
         defer { free(real) }
         let s = String(cString: real)

@@ -1,4 +1,5 @@
 import Foundation
+import System
 #if canImport(Glibc)
 import Glibc
 #endif

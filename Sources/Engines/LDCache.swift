@@ -74,7 +74,7 @@ public struct LDCache: Sendable, Equatable {
 
     /// Reads `etc/ld.so.cache` beneath `root` (resolved in-root).
     public static func load(root: String, path: String = "/etc/ld.so.cache") throws -> LDCache {
-        guard let data = ContainerRoot(root).readContainerFile(path) else {
+        guard let data = (try? RootDirectory(path: root))?.contents(path) else {
             throw SystemError("read", path: PathName.normalize(root + "/" + path), errno: ENOENT)
         }
         return try LDCache(bytes: [UInt8](data))

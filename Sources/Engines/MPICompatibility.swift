@@ -1,4 +1,5 @@
 import Foundation
+import System
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -150,7 +151,7 @@ extension PlanBuilder {
     /// Before exec, when an MPI launcher started this task and the program links an MPI library:
     /// refuse a launcher/library mismatch (`--mpi=none` skips the check). With `--mpi=host`, the
     /// binds that put the host's MPI libraries where the container's loader finds its own.
-    func checkMPI(executable: String, bindings: [ContainerRoot.Binding]) throws -> [ExecutionPlan.Mount] {
+    func checkMPI(executable: String, bindings: [RootDirectory.Volume]) throws -> [ExecutionPlan.Mount] {
         guard options.mpi != "none" else { return [] }
         let launcher = MPILauncher.detect(env.hostEnvironment)
         guard launcher != nil || options.mpi == "host",
@@ -180,13 +181,13 @@ extension PlanBuilder {
 
     /// Where the container's loader finds `soname`: LD_LIBRARY_PATH, the program's RUNPATH, the
     /// system directories (resolved inside the root). Returns the library and its container path.
-    func containerLibrary(_ soname: String, program: String, bindings: [ContainerRoot.Binding]) -> (MPILibrary, String)? {
+    func containerLibrary(_ soname: String, program: String, bindings: [RootDirectory.Volume]) -> (MPILibrary, String)? {
         containerLibraryFile(soname, program: program, bindings: bindings) { MPILibrary.inspect(soname: soname, hostPath: $0) }
     }
 
     /// The first file named `soname` in the loader's directories for which `accept` (given its
     /// host path) gives a value; with that value its container path.
-    func containerLibraryFile<T>(_ soname: String, program: String, bindings: [ContainerRoot.Binding],
+    func containerLibraryFile<T>(_ soname: String, program: String, bindings: [RootDirectory.Volume],
                                  accept: (String) -> T?) -> (T, String)? {
         var dirs = (containerEnv["LD_LIBRARY_PATH"] ?? "").split(separator: ":").map(String.init).filter { $0.hasPrefix("/") }
         if let rp = ELFFile.runpathString(path: program) {
@@ -204,7 +205,7 @@ extension PlanBuilder {
     /// bound over the container's files of the same soname, and Open MPI's plugin directory at
     /// its host path. The two must be the same MPI ABI (vendor and soname).
     func hostMPIMounts(container lib: MPILibrary, host: (MPILibrary, String)?, program: String,
-                       bindings: [ContainerRoot.Binding]) throws -> [ExecutionPlan.Mount] {
+                       bindings: [RootDirectory.Volume]) throws -> [ExecutionPlan.Mount] {
         if [.F1, .F2, .F3, .F4].contains(mode) {
             // Fakechroot's loader opens libraries straight from ROOT (ld.so's own opens are not
             // translated), so a bind over a library file would silently not be used.

@@ -1,3 +1,4 @@
+import System
 /// The plan's mounts made ready for engines that bind them beneath ROOT themselves (N1, R, S1):
 /// computed once from `ExecutionPlan.mounts` (volumes, sysdirs, auth files, GPU and MPI binds),
 /// each engine renders the result in its own syntax.
@@ -5,7 +6,7 @@ enum MountPlan {
     /// Resolves every mount target inside ROOT (symlinks followed within ROOT only), creates the
     /// missing mountpoints there (no symlink followed), and orders parents before children.
     static func resolve(_ plan: ExecutionPlan, messages: Messages) throws -> [BindMount] {
-        let root = ContainerRoot(plan.root)
+        let root = try RootDirectory(path: plan.root)
         var result: [(source: String, target: String, depth: Int, index: Int)] = []
         for (index, m) in plan.mounts.enumerated() {
             func drop(_ why: String) throws {
@@ -19,7 +20,7 @@ enum MountPlan {
                 result.append((m.source, m.target, PathName.components(m.target).count, index))
                 continue
             }
-            let r: ContainerRoot.Resolved
+            let r: RootDirectory.Resolved
             do { r = try root.resolve(m.target) } catch {
                 try drop("the mountpoint \(m.target) cannot be resolved in the container"); continue
             }

@@ -1,4 +1,5 @@
 import Foundation
+import System
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -37,18 +38,18 @@ public struct NVIDIADriver: Sendable {
         environment["UDOCKER_NVIDIA_ROOT"].flatMap { $0.isEmpty ? nil : $0 } ?? "/"
     }
 
-    var resolver: ContainerRoot { ContainerRoot(root.isEmpty ? "/" : root) }
+    var resolver: RootDirectory? { try? RootDirectory(path: root.isEmpty ? "/" : root) }
 
     /// Host path of `path` (absolute, as the host sees it) resolved beneath the root.
     func resolve(_ path: String) -> (canonical: String, host: String)? {
-        guard let r = try? resolver.resolve(path), r.exists else { return nil }
+        guard let r = try? resolver?.resolve(path), r.exists else { return nil }
         return (r.path, root + r.path)
     }
 
     /// The kernel module's version from `proc/driver/nvidia/version`
     /// (`NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15  Tue Mar  5 …`).
     public func kernelModuleVersion() -> String? {
-        guard let data = resolver.readContainerFile("/proc/driver/nvidia/version") else { return nil }
+        guard let data = resolver?.contents("/proc/driver/nvidia/version") else { return nil }
         let text = String(decoding: data.prefix(4096), as: UTF8.self)
         guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("NVRM version:") }) else { return nil }
         let words = line.split(separator: " ").map(String.init)
@@ -96,7 +97,7 @@ public struct NVIDIADriver: Sendable {
         var out: [File] = []
         for item in list.items where item.kind == .bin && capabilities.contains(item.capability) {
             for dir in ["/usr/bin", "/usr/sbin", "/bin"] {
-                guard let r = try? resolver.resolve(dir + "/" + item.name), r.exists, r.isRegularFile else { continue }
+                guard let r = try? resolver?.resolve(dir + "/" + item.name), r.exists, r.isRegularFile else { continue }
                 out.append(File(host: root + r.path, name: item.name))
                 break
             }
@@ -107,7 +108,7 @@ public struct NVIDIADriver: Sendable {
     /// The selected plain files (ICDs) that exist: (host path, container path).
     public func otherFiles(capabilities: Set<String>, list: NVIDIAFileList) -> [(host: String, container: String)] {
         list.items.filter { $0.kind == .file && capabilities.contains($0.capability) }.compactMap { item in
-            guard let r = try? resolver.resolve(item.name), r.exists, r.isRegularFile else { return nil }
+            guard let r = try? resolver?.resolve(item.name), r.exists, r.isRegularFile else { return nil }
             return (root + r.path, PathName.normalize(item.name))
         }
     }
@@ -115,7 +116,7 @@ public struct NVIDIADriver: Sendable {
     /// `lib/firmware/nvidia/<version>` (GSP firmware), when present.
     public func firmware(version: String) -> (host: String, container: String)? {
         let path = "/lib/firmware/nvidia/" + version
-        guard let r = try? resolver.resolve(path), r.exists, r.isDirectory else { return nil }
+        guard let r = try? resolver?.resolve(path), r.exists, r.isDirectory else { return nil }
         return (root + r.path, path)
     }
 
@@ -145,7 +146,7 @@ public struct NVIDIADriver: Sendable {
         let dir = root + "/proc/driver/nvidia/gpus"
         var out: [String: Int] = [:]
         for bus in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] {
-            guard let data = resolver.readContainerFile("/proc/driver/nvidia/gpus/\(bus)/information") else { continue }
+            guard let data = resolver?.contents("/proc/driver/nvidia/gpus/\(bus)/information") else { continue }
             var uuid: String?, minor: Int?
             for line in String(decoding: data.prefix(8192), as: UTF8.self).split(separator: "\n") {
                 let kv = line.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }

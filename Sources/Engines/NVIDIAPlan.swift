@@ -1,4 +1,5 @@
 import Foundation
+import System
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -50,7 +51,7 @@ extension PlanBuilder {
 
         // Pre-flight: driver, versions, glibc, CUDA; refuses before anything is set up.
         let image = imageKeys.reduce(into: [String: String]()) { $0[$1] = containerEnv.values[$1] }
-        let report = NVIDIAPreflight.run(driver: driver, container: rootFS.root, imageEnvironment: image,
+        let report = NVIDIAPreflight.run(driver: driver, container: container.root, imageEnvironment: image,
                                          userEnvironment: ["NVIDIA_DISABLE_REQUIRE": userValue("NVIDIA_DISABLE_REQUIRE") ?? ""],
                                          capabilities: capabilities, list: list)
         if let error = report.findings.first(where: { $0.level == .error }) {

@@ -1,4 +1,5 @@
 import Foundation
+import System
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -128,13 +129,13 @@ public enum NVIDIAPreflight {
     /// The container's glibc: the highest GLIBC_x.y its libc.so.6 defines (found through its
     /// ld.so.cache or the usual directories, resolved inside the container root).
     static func containerGLIBC(_ container: String) -> (name: String, version: [Int])? {
-        let root = ContainerRoot(container)
+        let root = try? RootDirectory(path: container)
         var candidates: [String] = []
         if let cache = try? LDCache.load(root: container), let e = cache.lookup("libc.so.6") { candidates.append(e.path) }
         candidates += ["/lib/x86_64-linux-gnu/libc.so.6", "/lib/aarch64-linux-gnu/libc.so.6", "/lib64/libc.so.6",
                        "/usr/lib64/libc.so.6", "/usr/lib/x86_64-linux-gnu/libc.so.6", "/lib/libc.so.6", "/usr/lib/libc.so.6"]
         for c in candidates {
-            guard let r = try? root.resolve(c), r.exists, r.isRegularFile, !r.inVolume else { continue }
+            guard let r = try? root?.resolve(c), r.exists, r.isRegularFile, !r.inVolume else { continue }
             if let h = ELFFile.withFile(r.hostPath, { DottedVersion.highestGLIBC($0.versionsDefined) }), let h { return h }
         }
         return nil
@@ -166,7 +167,7 @@ public enum NVIDIAPreflight {
     }
 
     static func hasCUDACompat(_ container: String) -> Bool {
-        guard let r = try? ContainerRoot(container).resolve("/usr/local/cuda/compat"), r.exists, r.isDirectory, !r.inVolume,
+        guard let r = try? RootDirectory(path: container).resolve("/usr/local/cuda/compat"), r.exists, r.isDirectory, !r.inVolume,
               let names = try? FileManager.default.contentsOfDirectory(atPath: r.hostPath) else { return false }
         return names.contains { $0.hasPrefix("libcuda.so.") }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import System
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -110,7 +111,7 @@ struct ProotInside: Sendable {
 
     static func prepare(plan: ExecutionPlan, environment: EngineEnvironment) throws -> ProotInside {
         let host = try PRootEngine(mode: .P1, environment: environment).locateProot()
-        let root = ContainerRoot(plan.root)
+        let root = try RootDirectory(path: plan.root)
         var mounts: [(String, String)] = [(RuncEngine.realpathOrSelf(host), binary)]
         var loader: String?
         if let libs = try dynamicDependencies(host) {

@@ -1,5 +1,6 @@
 import CLinux
 import Foundation
+import System
 import Store
 #if canImport(Glibc)
 import Glibc

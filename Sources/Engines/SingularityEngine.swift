@@ -1,4 +1,5 @@
 import Foundation
+import System
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -56,7 +57,7 @@ public struct SingularityEngine: ExecutionEngine {
 
     public func launch(_ plan: ExecutionPlan, prepared tool: Tool, run: EngineRun) throws -> Launch {
         let messages = run.messages
-        let root = ContainerRoot(plan.root)
+        let root = try RootDirectory(path: plan.root)
         var unusable: Set<String> = []
         for d in Self.requiredDirectories {
             // A symlink there is left alone (and not bound from the host side: it could point out of ROOT).
