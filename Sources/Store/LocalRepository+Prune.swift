@@ -67,7 +67,7 @@ extension LocalRepository {
                     if containerID(name) == nil { remove(p, leftover: true) }
                     continue
                 }
-                if name.hasPrefix(".creating-") || name.hasPrefix(".deleting-"), FileInfo.isDirectory(p), Self.stagingIsAbandoned(p) {
+                if StagingDirectory.containerPrefixes.contains(where: name.hasPrefix), FileInfo.isDirectory(p), Self.stagingIsAbandoned(p) {
                     remove(p, leftover: true)
                 }
             }

@@ -15,19 +15,30 @@ final class StagingDirectory {
 
     /// The directory is made and locked under a name no cleaner looks at (`.new-<prefix>`), then
     /// renamed: whoever sees `.<prefix>` sees it locked while its owner lives.
+    /// A process killed between `mkdir` and the lock leaves an unlocked `.new-<prefix>`: cleaners
+    /// remove it like an abandoned staging directory. If one does so in that instant, the next
+    /// step fails with ENOENT and the whole step is tried once more.
     init(in parent: String, prefix: String, mode: mode_t = 0o700) throws {
         path = "\(parent)/.\(prefix)"
         let fresh = "\(parent)/.new-\(prefix)"
-        try syscall("mkdir", path: fresh) { mkdir(fresh, mode) }
-        do {
-            lock = try FileLock(path: "\(fresh)/.lock", kind: .exclusive)
-            try syscall("rename", path: path) { rename(fresh, path) }
-        } catch {
-            lock?.unlock(); lock = nil
-            try? FileTree.remove(fresh)
-            throw error
+        for attempt in 1...2 {
+            try syscall("mkdir", path: fresh) { mkdir(fresh, mode) }
+            do {
+                lock = try FileLock(path: "\(fresh)/.lock", kind: .exclusive)
+                try syscall("rename", path: path) { rename(fresh, path) }
+                return
+            } catch {
+                lock?.unlock(); lock = nil
+                try? FileTree.remove(fresh)
+                if attempt == 1, (error as? SystemError)?.errno == ENOENT { continue }
+                throw error
+            }
         }
     }
+
+    /// Staging names in `containers/` and `layers/` (and their `.new-` forms, before the lock).
+    static let containerPrefixes = [".creating-", ".deleting-", ".new-creating-", ".new-deleting-"]
+    static let layerPrefixes = [".importing-", ".loading-", ".new-importing-", ".new-loading-"]
 
     /// Deletes the directory (if it was not renamed away) and releases the lock.
     func discard() {

@@ -126,7 +126,7 @@ extension LocalRepository {
                 if lstat(p, &st) == 0, now - TimeInterval(st.st_mtim.tv_sec) >= grace { note("unreferenced blob: \(name)", p) }
             }
         }
-        for name in FileInfo.list(containersDirectory).sorted() where name.hasPrefix(".creating-") || name.hasPrefix(".deleting-") {
+        for name in FileInfo.list(containersDirectory).sorted() where StagingDirectory.containerPrefixes.contains(where: name.hasPrefix) {
             let p = "\(containersDirectory)/\(name)"
             if FileInfo.isDirectory(p), !FileInfo.isSymlink(p), Self.stagingIsAbandoned(p) { note("abandoned staging directory: \(p)", p) }
         }

@@ -92,9 +92,10 @@ public final class LocalRepository: @unchecked Sendable {
     /// `layers/.importing-*` and `layers/.loading-*` whose `.lock` nobody holds, and
     /// `containers/.deleting-*` (an `rm` holds the repository lock exclusively from rename to
     /// removal, so whoever holds the lock sees only abandoned ones). A staging directory of a live
-    /// operation is always locked (see `StagingDirectory`) and is left alone.
+    /// operation is always locked (see `StagingDirectory`) and is left alone; so is its `.new-`
+    /// form, abandoned when a process was killed between making and locking it.
     func removeAbandonedStaging() {
-        for (dir, prefixes) in [(containersDirectory, [".creating-", ".deleting-"]), (layersDirectory, [".importing-", ".loading-"])] {
+        for (dir, prefixes) in [(containersDirectory, StagingDirectory.containerPrefixes), (layersDirectory, StagingDirectory.layerPrefixes)] {
             for name in FileInfo.list(dir) where prefixes.contains(where: name.hasPrefix) {
                 let p = "\(dir)/\(name)"
                 guard FileInfo.isDirectory(p), !FileInfo.isSymlink(p) else { continue }
