@@ -24,4 +24,16 @@ nonisolated func runCommandLine() -> Int32 {
     return status.value
 }
 
+/// The signals udocker forwards to a container or acts on (start-up deferral) are received even
+/// when the parent started us with them blocked (test runners, some batch systems): the command
+/// runs on this one thread, so a blocked signal would wait until udocker exits and a `kill` would
+/// never reach the container.
+func receiveForwardedSignals() {
+    var set = sigset_t()
+    sigemptyset(&set)
+    for s in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2] { sigaddset(&set, s) }
+    pthread_sigmask(SIG_UNBLOCK, &set, nil)
+}
+
+receiveForwardedSignals()
 exit(runCommandLine())
