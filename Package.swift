@@ -19,24 +19,24 @@ let package = Package(
         // Codable OCI / Docker image-spec types.
         .target(name: "OCI", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         // Syscalls, rooted path resolution, atomic writes, locks, processes.
-        .target(name: "System", dependencies: ["CLinux"]),
+        .target(name: "UDockerSystem", dependencies: ["CLinux"]),
         // Streaming tar + gzip/zstd + safe extraction with whiteouts.
-        .target(name: "Archive", dependencies: ["OCI", "System", "CLinux", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "Archive", dependencies: ["OCI", "UDockerSystem", "CLinux", .product(name: "Crypto", package: "swift-crypto")]),
         // Registry v2 client: references, auth, verified parallel blob fetch.
         .target(name: "Registry", dependencies: [
-            "OCI", "System",
+            "OCI", "UDockerSystem",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // udocker-compatible local repository (~/.udocker).
-        .target(name: "Store", dependencies: ["OCI", "System", "Archive", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "Store", dependencies: ["OCI", "UDockerSystem", "Archive", .product(name: "Crypto", package: "swift-crypto")]),
         // Execution engines (N1 native user namespaces, PRoot P1/P2) behind one protocol.
-        .target(name: "Engines", dependencies: ["Store", "System", "CLinux", "OCI"]),
+        .target(name: "Engines", dependencies: ["Store", "UDockerSystem", "CLinux", "OCI"]),
         // One file per CLI command.
         .target(name: "Commands", dependencies: [
-            "OCI", "System", "CLinux", "Archive", "Registry", "Store", "Engines",
+            "OCI", "UDockerSystem", "CLinux", "Archive", "Registry", "Store", "Engines",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Release builds also link the C++ and gcc runtimes statically (Foundation's ICU needs them),
@@ -49,10 +49,10 @@ let package = Package(
                          .when(configuration: .release)),
         ]),
 
-        .target(name: "TestSupport", dependencies: ["System"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["UDockerSystem"], path: "Tests/TestSupport"),
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
-        .testTarget(name: "SystemTests", dependencies: ["System", "TestSupport"]),
-        .testTarget(name: "ArchiveTests", dependencies: ["Archive", "System", "OCI", "TestSupport"]),
+        .testTarget(name: "UDockerSystemTests", dependencies: ["UDockerSystem", "TestSupport"]),
+        .testTarget(name: "ArchiveTests", dependencies: ["Archive", "UDockerSystem", "OCI", "TestSupport"]),
         .testTarget(name: "RegistryTests", dependencies: [
             "Registry", "Store", "OCI", "TestSupport",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -69,7 +69,7 @@ let package = Package(
 // libFuzzer targets (Fuzz/), only with UDOCKER_FUZZ=1: `make fuzz` builds them with
 // `-sanitize=fuzzer` in its own build path (.build-fuzz); normal builds and tests never see them.
 if Context.environment["UDOCKER_FUZZ"] == "1" {
-    for (name, deps) in [("FuzzTar", ["Archive", "System"]), ("FuzzELF", ["Engines"]),
+    for (name, deps) in [("FuzzTar", ["Archive", "UDockerSystem"]), ("FuzzELF", ["Engines"]),
                          ("FuzzManifest", ["OCI"]), ("FuzzReference", ["Registry"])] {
         // -parse-as-library: no Swift `main`, libFuzzer's own main drives LLVMFuzzerTestOneInput.
         package.targets.append(.executableTarget(name: name, dependencies: deps.map { .target(name: $0) }, path: "Fuzz/\(name)",

@@ -1,4 +1,4 @@
-import System
+import UDockerSystem
 
 /// A one-line extraction error, e.g. `layer sha256:…: truncated tar archive`: the project's
 /// `UDockerError`, whose context names the layer (`layer <file name>`) when known.

@@ -1,5 +1,5 @@
 import OCI
-import System
+import UDockerSystem
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,4 +1,4 @@
-import System
+import UDockerSystem
 #if canImport(Glibc)
 import Glibc
 #endif

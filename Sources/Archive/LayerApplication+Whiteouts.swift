@@ -1,5 +1,5 @@
 import CLinux
-import System
+import UDockerSystem
 #if canImport(Glibc)
 import Glibc
 #endif

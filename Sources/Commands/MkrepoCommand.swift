@@ -1,6 +1,6 @@
 import ArgumentParser
 import Store
-import System
+import UDockerSystem
 
 struct MkrepoCommand: UDockerCommand {
     static let configuration = CommandConfiguration(commandName: "mkrepo", abstract: "Create a repository in another location",

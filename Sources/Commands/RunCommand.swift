@@ -3,7 +3,7 @@ import Engines
 import Foundation
 import OCI
 import Store
-import System
+import UDockerSystem
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -2,7 +2,7 @@ import ArgumentParser
 import Engines
 import Foundation
 import Store
-import System
+import UDockerSystem
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,4 +1,4 @@
-import System
+import UDockerSystem
 /// udocker's container start banner (`_run_banner`), printed on stderr at info level.
 enum Banner {
     static func text(containerID: String, executable: String, fill: Character) -> String {

@@ -1,6 +1,6 @@
 import CLinux
 import Foundation
-import System
+import UDockerSystem
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -121,7 +121,7 @@ struct CStringArena {
 }
 
 /// The engines' messages by level (udocker `msg.py`: 0 ERR, 1 MSG, 2 WAR, 3 INF, 4 VER, 5 DBG),
-/// sent to the process's output channel (`System.Output`), which the command line renders.
+/// sent to the process's output channel (`UDockerSystem.Output`), which the command line renders.
 struct Messages {
     var verbosity: Int
     func write(_ text: String) { Output().text(text) }

@@ -1,5 +1,5 @@
 import Foundation
-import System
+import UDockerSystem
 
 /// Where this host's engine tools are, for `install`'s report: the same `ToolLocator` lookup the
 /// engines and `doctor` use, so the three can never disagree.

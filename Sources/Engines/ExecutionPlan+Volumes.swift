@@ -1,5 +1,5 @@
 import Foundation
-import System
+import UDockerSystem
 #if canImport(Glibc)
 import Glibc
 #endif

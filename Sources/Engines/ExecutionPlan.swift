@@ -1,5 +1,5 @@
 import Foundation
-import System
+import UDockerSystem
 import OCI
 #if canImport(Glibc)
 import Glibc

@@ -1,4 +1,4 @@
-import System
+import UDockerSystem
 /// The plan's mounts made ready for engines that bind them beneath ROOT themselves (N1, R, S1):
 /// computed once from `ExecutionPlan.mounts` (volumes, sysdirs, auth files, GPU and MPI binds),
 /// each engine renders the result in its own syntax.

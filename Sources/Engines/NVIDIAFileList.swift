@@ -1,5 +1,5 @@
 import Foundation
-import System
+import UDockerSystem
 
 /// Which host driver files `--nvidia` provides, by driver capability (`NVIDIA_DRIVER_CAPABILITIES`).
 /// The default list is compiled in; `$UDOCKER_DIR/nvidia-files.conf` (or the file named by

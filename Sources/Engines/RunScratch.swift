@@ -1,6 +1,6 @@
 import CLinux
 import Foundation
-import System
+import UDockerSystem
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,6 +1,6 @@
 import CLinux
 import Foundation
-import System
+import UDockerSystem
 import Store
 #if canImport(Glibc)
 import Glibc

@@ -1,6 +1,6 @@
 import Foundation
 import Store
-import System
+import UDockerSystem
 #if canImport(Glibc)
 import Glibc
 #endif

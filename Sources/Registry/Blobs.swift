@@ -3,7 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import OCI
-import System
+import UDockerSystem
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)

@@ -3,7 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import OCI
-import System
+import UDockerSystem
 
 /// The result of resolving a reference to one platform's image.
 public struct ResolvedImage: Sendable {

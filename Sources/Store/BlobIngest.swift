@@ -1,7 +1,7 @@
 import Crypto
 import Foundation
 import OCI
-import System
+import UDockerSystem
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)

@@ -2,7 +2,7 @@ import Archive
 import Foundation
 import OCI
 import Synchronization
-import System
+import UDockerSystem
 #if canImport(Glibc)
 import Glibc
 #endif

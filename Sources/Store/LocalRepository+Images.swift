@@ -1,7 +1,7 @@
 import CLinux
 import Foundation
 import OCI
-import System
+import UDockerSystem
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,7 +1,7 @@
 import Archive
 import Foundation
 import OCI
-import System
+import UDockerSystem
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,5 +1,5 @@
 import Foundation
-import System
+import UDockerSystem
 
 extension LocalRepository {
     /// Serialises "find the container by name, else pull and create it" (`run --pull=reuse

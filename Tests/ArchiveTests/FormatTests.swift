@@ -3,7 +3,7 @@ import Testing
 @testable import Archive
 import OCI
 import CLinux
-import System
+import UDockerSystem
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import Archive
 import OCI
-import System
+import UDockerSystem
 #if canImport(Glibc)
 import Glibc
 #endif

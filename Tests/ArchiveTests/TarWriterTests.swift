@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import Archive
 import OCI
-import System
+import UDockerSystem
 import TestSupport
 #if canImport(Glibc)
 import Glibc

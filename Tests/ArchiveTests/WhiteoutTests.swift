@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 @testable import Archive
-import System
+import UDockerSystem
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,5 +1,5 @@
 @testable import Commands
-import System
+import UDockerSystem
 import TestSupport
 import Testing
 

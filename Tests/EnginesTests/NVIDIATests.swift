@@ -1,5 +1,5 @@
 import Foundation
-import System
+import UDockerSystem
 import Testing
 import TestSupport
 @testable import Engines

@@ -1,4 +1,4 @@
-import System
+import UDockerSystem
 import OCI
 import Store
 @testable import Registry

@@ -1,6 +1,6 @@
 import Foundation
 import OCI
-import System
+import UDockerSystem
 import TestSupport
 import Testing
 @testable import Registry

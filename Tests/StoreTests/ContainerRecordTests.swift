@@ -1,6 +1,6 @@
 import Foundation
 import Store
-import System
+import UDockerSystem
 import TestSupport
 import Testing
 

@@ -1,6 +1,6 @@
 import Foundation
 @testable import Store
-import System
+import UDockerSystem
 import TestSupport
 import Testing
 #if canImport(Glibc)

@@ -1,7 +1,7 @@
 import Foundation
 import OCI
 import Store
-import System
+import UDockerSystem
 import TestSupport
 import Testing
 #if canImport(Glibc)

@@ -1,6 +1,6 @@
 import Foundation
 import Store
-import System
+import UDockerSystem
 
 /// What every command gets: the configuration, the message sink and the repository.
 public struct CommandContext: Sendable {

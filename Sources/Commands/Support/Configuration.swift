@@ -1,5 +1,5 @@
 import Foundation
-import System
+import UDockerSystem
 import Engines
 
 /// udocker's configuration (`Config.conf`): built-in defaults, then `/etc/udocker.conf`,

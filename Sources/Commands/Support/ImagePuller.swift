@@ -2,7 +2,7 @@ import Foundation
 import OCI
 import Registry
 import Store
-import System
+import UDockerSystem
 
 /// `pull`, shared with `run IMAGE`: resolve the manifest for the platform, fetch the blobs in
 /// parallel with digest verification, then publish the tag.

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import System
+import UDockerSystem
 import TestSupport
 #if canImport(Glibc)
 import Glibc

@@ -1,7 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
-import System
+import UDockerSystem
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import System
+import UDockerSystem
 import CLinux
 import TestSupport
 #if canImport(Glibc)
