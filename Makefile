@@ -26,7 +26,9 @@ BUILD_INFO = -Xcc '-DUDOCKER_BUILD_COMMIT="$(BUILD_COMMIT)"' -Xcc '-DUDOCKER_BUI
 	-Xcc '-DUDOCKER_BUILD_TOOLCHAIN="$(BUILD_TOOLCHAIN)"'
 export UDOCKER_E2E_WORK := $(E2E_WORK)
 
-.PHONY: all build release install install-docs test e2e deps fixtures fixtures-stop clean clean-fixtures bench bench-hpc fuzz
+FORMAT ?= $(dir $(shell command -v $(SWIFT) 2>/dev/null))swift-format
+
+.PHONY: format format-check all build release install install-docs test e2e deps fixtures fixtures-stop clean clean-fixtures bench bench-hpc fuzz
 
 all: build
 
@@ -104,3 +106,10 @@ bench-hpc:
 # seeded from scripts/fuzz.sh's corpus. Own build path (.build-fuzz); crashes land in .build-fuzz/crashes.
 fuzz:
 	scripts/fuzz.sh
+
+# The tree's formatter config is .swift-format (4-space indent, 140 columns); CI does not reformat.
+format:
+	"$(FORMAT)" format -i -r --parallel Sources Tests Fuzz Package.swift
+
+format-check:
+	"$(FORMAT)" lint -r --parallel --strict Sources Tests Fuzz Package.swift

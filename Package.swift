@@ -5,7 +5,7 @@ let package = Package(
     name: "udocker",
     platforms: [.macOS(.v14)],
     products: [
-        .executable(name: "udocker", targets: ["udocker"]),
+        .executable(name: "udocker", targets: ["udocker"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -23,42 +23,53 @@ let package = Package(
         // Streaming tar + gzip/zstd + safe extraction with whiteouts.
         .target(name: "Archive", dependencies: ["OCI", "UDockerSystem", "CLinux", .product(name: "Crypto", package: "swift-crypto")]),
         // Registry v2 client: references, auth, verified parallel blob fetch.
-        .target(name: "Registry", dependencies: [
-            "OCI", "UDockerSystem",
-            .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOHTTP1", package: "swift-nio"),
-            .product(name: "Crypto", package: "swift-crypto"),
-        ]),
+        .target(
+            name: "Registry",
+            dependencies: [
+                "OCI", "UDockerSystem",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         // udocker-compatible local repository (~/.udocker).
         .target(name: "Store", dependencies: ["OCI", "UDockerSystem", "Archive", .product(name: "Crypto", package: "swift-crypto")]),
         // Execution engines (N1 native user namespaces, PRoot P1/P2) behind one protocol.
         .target(name: "Engines", dependencies: ["Store", "UDockerSystem", "CLinux", "OCI"]),
         // One file per CLI command.
-        .target(name: "Commands", dependencies: [
-            "OCI", "UDockerSystem", "CLinux", "Archive", "Registry", "Store", "Engines",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        .target(
+            name: "Commands",
+            dependencies: [
+                "OCI", "UDockerSystem", "CLinux", "Archive", "Registry", "Store", "Engines",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         // Release builds also link the C++ and gcc runtimes statically (Foundation's ICU needs them),
         // so with --static-swift-stdlib the binary needs only glibc and zlib. Not position-independent:
         // a PIE made the loader apply ~120k relative relocations, dirtying the data pages they sit in,
         // on every start (docs/benchmarks.md, start-up).
-        .executableTarget(name: "udocker", dependencies: ["Commands"], linkerSettings: [
-            .unsafeFlags(["-L\(Context.packageDirectory)/scripts/static-link", "-Xlinker", "-l:libgcc_eh.a",
-                          "-Xclang-linker", "-no-pie"],
-                         .when(configuration: .release)),
-        ]),
+        .executableTarget(
+            name: "udocker", dependencies: ["Commands"],
+            linkerSettings: [
+                .unsafeFlags(
+                    [
+                        "-L\(Context.packageDirectory)/scripts/static-link", "-Xlinker", "-l:libgcc_eh.a",
+                        "-Xclang-linker", "-no-pie",
+                    ],
+                    .when(configuration: .release))
+            ]),
 
         .target(name: "TestSupport", dependencies: ["UDockerSystem"], path: "Tests/TestSupport"),
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
         .testTarget(name: "UDockerSystemTests", dependencies: ["UDockerSystem", "TestSupport"]),
         .testTarget(name: "ArchiveTests", dependencies: ["Archive", "UDockerSystem", "OCI", "TestSupport"]),
-        .testTarget(name: "RegistryTests", dependencies: [
-            "Registry", "Store", "OCI", "TestSupport",
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "NIOHTTP1", package: "swift-nio"),
-        ]),
+        .testTarget(
+            name: "RegistryTests",
+            dependencies: [
+                "Registry", "Store", "OCI", "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "OCI", "TestSupport"]),
         .testTarget(name: "EnginesTests", dependencies: ["Engines", "Store", "TestSupport"]),
         .testTarget(name: "CommandsTests", dependencies: ["Commands", "TestSupport"]),
@@ -69,10 +80,14 @@ let package = Package(
 // libFuzzer targets (Fuzz/), only with UDOCKER_FUZZ=1: `make fuzz` builds them with
 // `-sanitize=fuzzer` in its own build path (.build-fuzz); normal builds and tests never see them.
 if Context.environment["UDOCKER_FUZZ"] == "1" {
-    for (name, deps) in [("FuzzTar", ["Archive", "UDockerSystem"]), ("FuzzELF", ["Engines"]),
-                         ("FuzzManifest", ["OCI"]), ("FuzzReference", ["Registry"])] {
+    for (name, deps) in [
+        ("FuzzTar", ["Archive", "UDockerSystem"]), ("FuzzELF", ["Engines"]),
+        ("FuzzManifest", ["OCI"]), ("FuzzReference", ["Registry"]),
+    ] {
         // -parse-as-library: no Swift `main`, libFuzzer's own main drives LLVMFuzzerTestOneInput.
-        package.targets.append(.executableTarget(name: name, dependencies: deps.map { .target(name: $0) }, path: "Fuzz/\(name)",
-                                                 swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
+        package.targets.append(
+            .executableTarget(
+                name: name, dependencies: deps.map { .target(name: $0) }, path: "Fuzz/\(name)",
+                swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
     }
 }

@@ -117,8 +117,10 @@ public enum LayerInspector {
     /// are an error rather than being clamped at extraction time. With `requireEndOfArchive`, a tar
     /// without its end-of-archive blocks (cut at an entry boundary) is an error; GNU tar and the
     /// Python udocker accept it, silently importing part of a file.
-    public static func inspect(path: String, rejectEscapingNames: Bool = false,
-                               requireEndOfArchive: Bool = false) throws -> LayerSummary {
+    public static func inspect(
+        path: String, rejectEscapingNames: Bool = false,
+        requireEndOfArchive: Bool = false
+    ) throws -> LayerSummary {
         try read(path: path, requireEndMarker: requireEndOfArchive) { h in
             if rejectEscapingNames && LayerExtractor.clean(h.path).clamped {
                 throw ArchiveError(.invalidEntry, "entry name climbs out of the root: '\(printable(h.path))'")

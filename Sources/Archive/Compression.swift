@@ -19,14 +19,19 @@ public enum Compression: Sendable, Equatable, CustomStringConvertible {
             throw ArchiveError(.unsupported, "xz-compressed layers are not supported")
         }
         if m.count >= 10 && m[0..<3].elementsEqual([0x42, 0x5A, 0x68]) && (0x31...0x39).contains(m[3])
-            && m[4..<10].elementsEqual([0x31, 0x41, 0x59, 0x26, 0x53, 0x59]) {
+            && m[4..<10].elementsEqual([0x31, 0x41, 0x59, 0x26, 0x53, 0x59])
+        {
             throw ArchiveError(.unsupported, "bzip2-compressed layers are not supported")
         }
         return .none
     }
 
     public var description: String {
-        switch self { case .none: return "none"; case .gzip: return "gzip"; case .zstd: return "zstd" }
+        switch self {
+        case .none: return "none";
+        case .gzip: return "gzip";
+        case .zstd: return "zstd"
+        }
     }
 }
 
@@ -166,7 +171,7 @@ final class Decompressor {
                 if r == CL_ZSTD_ERROR { throw ArchiveError(.corruptCompression, String(cString: cl_zstd_error(zs))) }
             }
             inStart += used
-            if r == 1 { unitOpen = false }   // CL_GZ_MEMBER_END / CL_ZSTD_FRAME_END
+            if r == 1 { unitOpen = false }  // CL_GZ_MEMBER_END / CL_ZSTD_FRAME_END
             if made > 0 { return made }
             if r == 1 { continue }
             if used == 0 {

@@ -51,8 +51,10 @@ final class FileWriterPool: @unchecked Sendable {
         let mtimeNanoseconds: Int64
         let data: UnsafeMutableRawBufferPointer
 
-        init(directory: Directory, name: [UInt8], shown: String, perm: mode_t, needsChmod: Bool,
-             mtime: Int64, mtimeNanoseconds: Int64, size: Int) {
+        init(
+            directory: Directory, name: [UInt8], shown: String, perm: mode_t, needsChmod: Bool,
+            mtime: Int64, mtimeNanoseconds: Int64, size: Int
+        ) {
             self.directory = directory
             self.name = name
             self.shown = shown
@@ -221,7 +223,7 @@ final class FileWriterPool: @unchecked Sendable {
             if firstError != nil {
                 bytes -= job.data.count
                 lock.broadcast(jobDone)
-                continue   // dropped: no job starts after an error
+                continue  // dropped: no job starts after an error
             }
             running += 1
             lock.unlock()

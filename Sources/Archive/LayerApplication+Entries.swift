@@ -27,8 +27,10 @@ extension LayerApplication {
     /// Hands a regular file to the writer pool. The name is made free here first (unless the
     /// directory is one this layer created empty and the name is not one this layer made), so a
     /// worker only ever creates a new name; its data is copied out of the stream.
-    func queueFile(_ h: TarHeader, _ tar: TarReader, _ sink: PooledFileSink, in pfd: Int32, _ ppath: [UInt8],
-                   name: [UInt8], key: [UInt8], madeInLayer: Bool, shown: String) throws {
+    func queueFile(
+        _ h: TarHeader, _ tar: TarReader, _ sink: PooledFileSink, in pfd: Int32, _ ppath: [UInt8],
+        name: [UInt8], key: [UInt8], madeInLayer: Bool, shown: String
+    ) throws {
         if madeInLayer || !sink.isFresh(ppath) {
             var st = stat()
             if withCName(name, { fstatat(pfd, $0, &st, AT_SYMLINK_NOFOLLOW) }) == 0 {
@@ -117,9 +119,10 @@ extension LayerApplication {
                 retried = true
                 var a = stat(), b = stat()
                 if withCName(tname, { fstatat(tfd, $0, &a, AT_SYMLINK_NOFOLLOW) }) == 0,
-                   withCName(name, { fstatat(pfd, $0, &b, AT_SYMLINK_NOFOLLOW) }) == 0,
-                   a.st_dev == b.st_dev, a.st_ino == b.st_ino {
-                    return   // already the same file
+                    withCName(name, { fstatat(pfd, $0, &b, AT_SYMLINK_NOFOLLOW) }) == 0,
+                    a.st_dev == b.st_dev, a.st_ino == b.st_ino
+                {
+                    return  // already the same file
                 }
                 _ = try replaceExisting(in: pfd, name: name, newIsDirectory: false, shown: shown)
             case ENOENT:

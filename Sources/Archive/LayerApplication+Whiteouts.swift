@@ -25,7 +25,7 @@ extension LayerApplication {
             throw ArchiveError(.invalidEntry, "invalid whiteout entry '\(shown)'")
         }
         if target.starts(with: Self.whiteoutPrefix) {
-            return   // other AUFS metadata (.wh..wh.plnk, .wh..wh.aufs): never materialised
+            return  // other AUFS metadata (.wh..wh.plnk, .wh..wh.aufs): never materialised
         }
         if options.recordWhiteouts {
             recordedWhiteouts.append(LayerWhiteouts.Entry(parent: parent, name: target))
@@ -84,7 +84,8 @@ extension LayerApplication {
     }
 
     private func restoreTimes(_ fd: Int32, _ st: stat) {
-        _ = cl_set_times(fd, Int64(st.st_atim.tv_sec), Int64(st.st_atim.tv_nsec),
-                         Int64(st.st_mtim.tv_sec), Int64(st.st_mtim.tv_nsec))
+        _ = cl_set_times(
+            fd, Int64(st.st_atim.tv_sec), Int64(st.st_atim.tv_nsec),
+            Int64(st.st_mtim.tv_sec), Int64(st.st_mtim.tv_nsec))
     }
 }

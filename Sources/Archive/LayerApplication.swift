@@ -48,7 +48,7 @@ final class LayerApplication {
         let shown = printable(h.path)
         let (comps, clamped) = LayerExtractor.clean(h.path)
         guard let name = comps.last else {
-            if h.type == .directory { return }   // "./": the root's own metadata is not changed
+            if h.type == .directory { return }  // "./": the root's own metadata is not changed
             throw ArchiveError(.invalidEntry, "refusing to change the type of the root directory (entry '\(shown)')")
         }
         if clamped {
@@ -141,7 +141,7 @@ final class LayerApplication {
         let fmt = st.st_mode & 0o170000
         if fmt == 0o040000 {
             if newIsDirectory { return true }
-            try drainWriters()   // queued files may be in it
+            try drainWriters()  // queued files may be in it
             try FileTree.removeEntry(in: pfd, name: name, displayPath: "/" + shown)
             invalidateResolver()
             return false

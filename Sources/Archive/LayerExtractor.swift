@@ -92,8 +92,9 @@ public final class LayerExtractor {
             if let sink, rootIsEmpty() { sink.markFresh([]) }
             let decoder = try Decompressor(fd: fd, inputCapacity: options.inputBufferSize)
             if options.pipelined && decoder.compression != .none && isRegularFile(fd) {
-                pipeline = DecodePipeline.start(decoder: decoder, chunkSize: options.pipelineChunkSize,
-                                                depth: options.pipelineDepth, hashing: options.hashOnDecodeThread)
+                pipeline = DecodePipeline.start(
+                    decoder: decoder, chunkSize: options.pipelineChunkSize,
+                    depth: options.pipelineDepth, hashing: options.hashOnDecodeThread)
                 currentPipeline = pipeline
             }
             let buffer = HashedBuffer(source: decoder, capacity: options.bufferSize, pipeline: pipeline)
@@ -102,7 +103,7 @@ public final class LayerExtractor {
                 resolver.trim()
                 try layer.apply(header, tar)
             }
-            try buffer.drain()   // trailing bytes count in the DiffID
+            try buffer.drain()  // trailing bytes count in the DiffID
             try layer.finish()
             return buffer.digest()
         } catch {

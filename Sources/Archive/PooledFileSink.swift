@@ -21,8 +21,11 @@ final class PooledFileSink {
 
     /// Starts the pool. Returns nil when no worker can be started (files are then written inline).
     static func start(_ options: ExtractOptions) -> PooledFileSink? {
-        guard let pool = FileWriterPool.start(threads: options.writerThreads, maxBytes: options.writerMaxBytes,
-                                              maxJobs: options.writerMaxJobs) else { return nil }
+        guard
+            let pool = FileWriterPool.start(
+                threads: options.writerThreads, maxBytes: options.writerMaxBytes,
+                maxJobs: options.writerMaxJobs)
+        else { return nil }
         return PooledFileSink(pool: pool, maxDirectories: options.writerMaxDirectories)
     }
 
@@ -49,7 +52,7 @@ final class PooledFileSink {
         if directoriesSinceDrain >= maxDirectories { try drain() }
         var d = FileWriterPool.Directory(duplicating: pfd)
         if d == nil && (errno == EMFILE || errno == ENFILE) && !pending.isEmpty {
-            try drain()   // the queued jobs' descriptors are closed once they are written
+            try drain()  // the queued jobs' descriptors are closed once they are written
             d = FileWriterPool.Directory(duplicating: pfd)
         }
         guard let d else { return nil }
@@ -59,11 +62,14 @@ final class PooledFileSink {
     }
 
     /// Copies the entry's data out of the stream and queues it as a job creating `name` in `dir`.
-    func submit(_ h: TarHeader, _ tar: TarReader, in dir: FileWriterPool.Directory, name: [UInt8], key: [UInt8],
-                shown: String, perm: mode_t, needsChmod: Bool) throws {
-        let job = FileWriterPool.Job(directory: dir, name: name, shown: shown, perm: perm,
-                                     needsChmod: needsChmod, mtime: h.mtime,
-                                     mtimeNanoseconds: h.mtimeNanoseconds, size: Int(h.size))
+    func submit(
+        _ h: TarHeader, _ tar: TarReader, in dir: FileWriterPool.Directory, name: [UInt8], key: [UInt8],
+        shown: String, perm: mode_t, needsChmod: Bool
+    ) throws {
+        let job = FileWriterPool.Job(
+            directory: dir, name: name, shown: shown, perm: perm,
+            needsChmod: needsChmod, mtime: h.mtime,
+            mtimeNanoseconds: h.mtimeNanoseconds, size: Int(h.size))
         var offset = 0
         try tar.readData { chunk in
             guard let base = chunk.baseAddress, !chunk.isEmpty else { return }

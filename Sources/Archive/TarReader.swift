@@ -129,9 +129,10 @@ final class TarReader {
             guard try buffer.ensure(512) else {
                 if buffer.available == 0 && paxPath == nil && paxLink == nil && longName == nil && longLink == nil && paxSize == nil {
                     if requireEndMarker {
-                        throw ArchiveError(.truncated, "truncated tar archive: it ends without the end-of-archive blocks (cut between two entries?)")
+                        throw ArchiveError(
+                            .truncated, "truncated tar archive: it ends without the end-of-archive blocks (cut between two entries?)")
                     }
-                    ended = true   // end of stream on a block boundary: accepted as the end
+                    ended = true  // end of stream on a block boundary: accepted as the end
                     return nil
                 }
                 throw ArchiveError(.truncated, "truncated tar archive")
@@ -156,7 +157,7 @@ final class TarReader {
             let typeflag = block[156]
             let size = try parseNumber(block, 124, 12, "size")
             guard size >= 0 else { throw ArchiveError(.invalidHeader, "invalid tar header: negative size") }
-            let magicUstar = block[257..<263].elementsEqual([0x75, 0x73, 0x74, 0x61, 0x72, 0x00]) // "ustar\0"
+            let magicUstar = block[257..<263].elementsEqual([0x75, 0x73, 0x74, 0x61, 0x72, 0x00])  // "ustar\0"
             var name = cString(block, 0, 100)
             if magicUstar {
                 let prefix = cString(block, 345, 155)
@@ -170,7 +171,7 @@ final class TarReader {
             buffer.consume(512)
 
             switch typeflag {
-            case 0x78, 0x58:   // 'x' PAX extended header (and Solaris 'X')
+            case 0x78, 0x58:  // 'x' PAX extended header (and Solaris 'X')
                 let data = try readMeta(size, what: "PAX header")
                 for (k, v) in try parsePAX(data) {
                     switch k {
@@ -194,18 +195,18 @@ final class TarReader {
                     }
                 }
                 continue
-            case 0x67:         // 'g' global header: ignored
+            case 0x67:  // 'g' global header: ignored
                 _ = try readMeta(size, what: "PAX global header")
                 continue
-            case 0x4C:         // 'L' GNU long name
+            case 0x4C:  // 'L' GNU long name
                 longName = trimNUL(try readMeta(size, what: "GNU long name"))
                 continue
-            case 0x4B:         // 'K' GNU long link
+            case 0x4B:  // 'K' GNU long link
                 longLink = trimNUL(try readMeta(size, what: "GNU long link name"))
                 continue
-            case 0x53:         // 'S' GNU sparse
+            case 0x53:  // 'S' GNU sparse
                 throw ArchiveError(.unsupported, "sparse file entries are not supported ('\(printable(longName ?? name))')")
-            case 0x4D, 0x4E:   // 'M' multi-volume, 'N' old GNU long names
+            case 0x4D, 0x4E:  // 'M' multi-volume, 'N' old GNU long names
                 throw ArchiveError(.unsupported, "unsupported tar entry type '\(Character(UnicodeScalar(typeflag)))'")
             default:
                 break
@@ -231,9 +232,10 @@ final class TarReader {
             remaining = dataSize
             padding = Int((512 - dataSize % 512) % 512)
             let (mt, mtn) = paxMtime ?? (mtime, 0)
-            return TarHeader(type: type, path: path, linkName: paxLink ?? longLink ?? linkName,
-                             mode: UInt32(truncatingIfNeeded: mode & 0o7777), size: dataSize,
-                             mtime: mt, mtimeNanoseconds: mtn, devMajor: devMajor, devMinor: devMinor)
+            return TarHeader(
+                type: type, path: path, linkName: paxLink ?? longLink ?? linkName,
+                mode: UInt32(truncatingIfNeeded: mode & 0o7777), size: dataSize,
+                mtime: mt, mtimeNanoseconds: mtn, devMajor: devMajor, devMinor: devMinor)
         }
     }
 
@@ -354,7 +356,7 @@ final class TarReader {
         var out: [(String, [UInt8])] = []
         var i = 0
         while i < data.count {
-            if data[i] == 0 { break }   // some writers pad with NULs
+            if data[i] == 0 { break }  // some writers pad with NULs
             var len = 0
             var j = i
             while j < data.count, data[j] >= 0x30 && data[j] <= 0x39 {

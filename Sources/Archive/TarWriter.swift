@@ -32,13 +32,17 @@ public final class TarWriter {
     public enum EntryKind { case regular, directory, symlink, hardlink, characterDevice, blockDevice, fifo }
 
     /// Writes one header (and PAX records when needed). For `.regular`, `size` bytes of data must follow.
-    public func writeHeader(name: [UInt8], kind: EntryKind, size: Int64 = 0, mode: UInt32 = 0o644,
-                            mtime: Int64 = 0, linkName: [UInt8] = [], devMajor: UInt32 = 0, devMinor: UInt32 = 0) throws {
+    public func writeHeader(
+        name: [UInt8], kind: EntryKind, size: Int64 = 0, mode: UInt32 = 0o644,
+        mtime: Int64 = 0, linkName: [UInt8] = [], devMajor: UInt32 = 0, devMinor: UInt32 = 0
+    ) throws {
         var pax: [(String, [UInt8])] = []
         var shortName = name
         var prefix: [UInt8] = []
         if name.count > 100 {
-            if let split = Self.ustarSplit(name) { prefix = split.0; shortName = split.1 } else {
+            if let split = Self.ustarSplit(name) {
+                prefix = split.0; shortName = split.1
+            } else {
                 pax.append(("path", name)); shortName = Array(name.suffix(99))
             }
         }
@@ -50,8 +54,9 @@ public final class TarWriter {
         if !pax.isEmpty {
             var records: [UInt8] = []
             for (k, v) in pax { records += Self.paxRecord(k, v) }
-            try writeRawHeader(name: Array("PaxHeaders/".utf8) + Array(shortName.suffix(80)), prefix: [], type: 0x78,
-                               size: Int64(records.count), mode: 0o644, mtime: mt, link: [], major: 0, minor: 0)
+            try writeRawHeader(
+                name: Array("PaxHeaders/".utf8) + Array(shortName.suffix(80)), prefix: [], type: 0x78,
+                size: Int64(records.count), mode: 0o644, mtime: mt, link: [], major: 0, minor: 0)
             try write(records)
             try pad(Int64(records.count))
         }
@@ -65,8 +70,9 @@ public final class TarWriter {
         case .directory: type = 0x35
         case .fifo: type = 0x36
         }
-        try writeRawHeader(name: shortName, prefix: prefix, type: type, size: kind == .regular ? sizeField : 0,
-                           mode: mode & 0o7777, mtime: mt, link: shortLink, major: devMajor, minor: devMinor)
+        try writeRawHeader(
+            name: shortName, prefix: prefix, type: type, size: kind == .regular ? sizeField : 0,
+            mode: mode & 0o7777, mtime: mt, link: shortLink, major: devMajor, minor: devMinor)
     }
 
     /// A regular file from memory.
@@ -104,7 +110,8 @@ public final class TarWriter {
     /// A regular file holding the *decompressed* content of a (gzip, zstd or plain) file, whose
     /// decompressed size must be known (see `LayerInspector`). Returns the sha256 of what was written.
     @discardableResult
-    public func addDecompressedFile(name: String, sourcePath: String, size: Int64, mode: UInt32 = 0o644, mtime: Int64 = 0) throws -> Digest {
+    public func addDecompressedFile(name: String, sourcePath: String, size: Int64, mode: UInt32 = 0o644, mtime: Int64 = 0) throws -> Digest
+    {
         let src = open(sourcePath, O_RDONLY | O_CLOEXEC)
         guard src >= 0 else { throw ArchiveError.io("open", sourcePath) }
         defer { close(src) }
@@ -142,8 +149,10 @@ public final class TarWriter {
         try walk(rfd, rel: [], base: base, device: st.st_dev, links: &links, exclude: exclude)
     }
 
-    private func walk(_ dfd: Int32, rel: [UInt8], base: [UInt8], device: UInt, links: inout [String: [UInt8]],
-                      exclude: (String) -> Bool) throws {
+    private func walk(
+        _ dfd: Int32, rel: [UInt8], base: [UInt8], device: UInt, links: inout [String: [UInt8]],
+        exclude: (String) -> Bool
+    ) throws {
         let entries = try FileTree.list(dfd).map(\.name).sorted { $0.lexicographicallyPrecedes($1) }
         for name in entries {
             let relPath = rel.isEmpty ? name : rel + [0x2F] + name
@@ -177,7 +186,11 @@ public final class TarWriter {
                 try addFile(name: tarName, from: ffd, size: Int64(st.st_size), mode: mode, mtime: mtime)
             case S_IFLNK:
                 var buf = [UInt8](repeating: 0, count: 4097)
-                let n = withCName(name) { p in buf.withUnsafeMutableBufferPointer { readlinkat(dfd, p, UnsafeMutableRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), 4096) } }
+                let n = withCName(name) { p in
+                    buf.withUnsafeMutableBufferPointer {
+                        readlinkat(dfd, p, UnsafeMutableRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), 4096)
+                    }
+                }
                 guard n >= 0 else { throw ArchiveError.io("readlink", printable(relPath)) }
                 try writeHeader(name: tarName, kind: .symlink, mode: 0o777, mtime: mtime, linkName: Array(buf[0..<n]))
             case S_IFIFO:
@@ -186,8 +199,9 @@ public final class TarWriter {
                 let rdev = UInt64(st.st_rdev)
                 let major = UInt32(((rdev >> 8) & 0xfff) | ((rdev >> 32) & ~UInt64(0xfff)))
                 let minor = UInt32((rdev & 0xff) | ((rdev >> 12) & ~UInt64(0xff)))
-                try writeHeader(name: tarName, kind: (st.st_mode & S_IFMT) == S_IFCHR ? .characterDevice : .blockDevice,
-                                mode: mode, mtime: mtime, devMajor: major, devMinor: minor)
+                try writeHeader(
+                    name: tarName, kind: (st.st_mode & S_IFMT) == S_IFCHR ? .characterDevice : .blockDevice,
+                    mode: mode, mtime: mtime, devMajor: major, devMinor: minor)
             default:
                 warnings.append("socket left out: \(printable(relPath))")
             }
@@ -240,8 +254,10 @@ public final class TarWriter {
         used = 0
     }
 
-    private func writeRawHeader(name: [UInt8], prefix: [UInt8], type: UInt8, size: Int64, mode: UInt32,
-                                mtime: Int64, link: [UInt8], major: UInt32, minor: UInt32) throws {
+    private func writeRawHeader(
+        name: [UInt8], prefix: [UInt8], type: UInt8, size: Int64, mode: UInt32,
+        mtime: Int64, link: [UInt8], major: UInt32, minor: UInt32
+    ) throws {
         var h = [UInt8](repeating: 0, count: 512)
         func put(_ bytes: [UInt8], _ off: Int, _ len: Int) { for (i, b) in bytes.prefix(len).enumerated() { h[off + i] = b } }
         func octal(_ v: Int64, _ off: Int, _ len: Int) {

@@ -2,8 +2,11 @@ import ArgumentParser
 import Store
 
 struct CloneCommand: UDockerCommand {
-    static let configuration = CommandConfiguration(commandName: "clone", abstract: "Duplicate a container",
-        discussion: "clone [--name=<name>] <container-id|name>\nA full copy (ROOT, metadata, execution mode) with a new id, printed on stdout.\nThe copy of an overlay container is a flat (udocker-compatible) container.")
+    static let configuration = CommandConfiguration(
+        commandName: "clone", abstract: "Duplicate a container",
+        discussion:
+            "clone [--name=<name>] <container-id|name>\nA full copy (ROOT, metadata, execution mode) with a new id, printed on stdout.\nThe copy of an overlay container is a flat (udocker-compatible) container."
+    )
     @Option(name: .customLong("name"), help: "name of the copy") var name: String?
     @Argument(help: "container id or name") var container: String
 

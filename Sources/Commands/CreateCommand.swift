@@ -2,11 +2,13 @@ import ArgumentParser
 import Store
 
 struct CreateCommand: UDockerCommand {
-    static let configuration = CommandConfiguration(commandName: "create", abstract: "Extract image layers and create a container",
+    static let configuration = CommandConfiguration(
+        commandName: "create", abstract: "Extract image layers and create a container",
         discussion: "create [--name=<container-name>] [--force] [--storage=flat|overlay] <repo/image:tag>")
     @Option(name: .customLong("name"), help: "set the name of the container") var name: String?
     @Flag(name: .customLong("force"), help: "create even if the name already exists (the name is not set)") var force = false
-    @Option(name: .customLong("storage"), help: "flat (udocker-compatible ROOT, default) or overlay (shared layer cache, N1)") var storage: ContainerStorage?
+    @Option(name: .customLong("storage"), help: "flat (udocker-compatible ROOT, default) or overlay (shared layer cache, N1)") var storage:
+        ContainerStorage?
     @Argument(help: "repo/image:tag") var image: String
 
     func execute(_ context: CommandContext) async throws -> Int32 {
@@ -17,8 +19,9 @@ struct CreateCommand: UDockerCommand {
             context.messages.warning("container name already exists, not set: \(n)")
             alias = nil
         }
-        let kind = try ContainerStorage.resolve(option: storage?.rawValue, environment: context.environment,
-                                                config: context.configuration["container_storage"])
+        let kind = try ContainerStorage.resolve(
+            option: storage?.rawValue, environment: context.environment,
+            config: context.configuration["container_storage"])
         let id = try context.repository.createContainer(from: img, name: alias, storage: kind, warn: context.messages.warning)
         print(id)
         return 0

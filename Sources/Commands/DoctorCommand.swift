@@ -6,12 +6,13 @@ import Foundation
 /// how to fix it, and the state of the repository. Exit 0 when at least one engine of the
 /// automatic order works, 1 when none does.
 struct DoctorCommand: UDockerCommand {
-    static let configuration = CommandConfiguration(commandName: "doctor", abstract: "Check which execution engines work on this host",
+    static let configuration = CommandConfiguration(
+        commandName: "doctor", abstract: "Check which execution engines work on this host",
         discussion: """
-        doctor [--json]
-        Per engine (N1, overlay, P1/P2, F1-F4, R1-R3, S1): works, or the exact reason and the fix;
-        the repository: writable, free space and inodes, filesystem type.
-        """)
+            doctor [--json]
+            Per engine (N1, overlay, P1/P2, F1-F4, R1-R3, S1): works, or the exact reason and the fix;
+            the repository: writable, free space and inodes, filesystem type.
+            """)
     static var needsRepository: Bool { false }
     @Flag(name: .customLong("json"), help: "machine-readable output") var json = false
 
@@ -36,8 +37,9 @@ struct DoctorCommand: UDockerCommand {
             guard let why = EngineSelector.problem(with: mode, environment: environment) else { automatic = mode; break }
             skipped.append("\(mode.rawValue): \(why)")
         }
-        let report = Report(findings: findings, order: EngineSelector.automaticOrder.map(\.rawValue),
-                            automatic: automatic?.rawValue, skipped: skipped)
+        let report = Report(
+            findings: findings, order: EngineSelector.automaticOrder.map(\.rawValue),
+            automatic: automatic?.rawValue, skipped: skipped)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
@@ -52,7 +54,12 @@ struct DoctorCommand: UDockerCommand {
         var lines: [String] = []
         let width = (report.findings.map(\.check.count).max() ?? 10) + 2
         for f in report.findings {
-            let mark = switch f.status { case .ok: "✔"; case .warning: "!"; case .failed: "✘" }
+            let mark =
+                switch f.status {
+                case .ok: "✔";
+                case .warning: "!";
+                case .failed: "✘"
+                }
             lines.append("\(mark) \(f.check.padding(toLength: width, withPad: " ", startingAt: 0))\(f.summary)")
             let indent = String(repeating: " ", count: width + 2)
             for d in f.details { lines.append(indent + d) }

@@ -3,14 +3,15 @@ import Foundation
 import Store
 
 struct ExportCommand: UDockerCommand {
-    static let configuration = CommandConfiguration(commandName: "export", abstract: "Export a container to a tar file",
+    static let configuration = CommandConfiguration(
+        commandName: "export", abstract: "Export a container to a tar file",
         discussion: """
-        export -o <tar-file> [--clone] <container-id|name>
-        export [--clone] - <container-id|name>      (to stdout)
-        Without --clone the tar holds the container's root filesystem (as `docker export`);
-        with --clone it holds the whole container, metadata and execution mode included, for
-        `import --clone`. An existing output file is replaced once the new archive is complete.
-        """)
+            export -o <tar-file> [--clone] <container-id|name>
+            export [--clone] - <container-id|name>      (to stdout)
+            Without --clone the tar holds the container's root filesystem (as `docker export`);
+            with --clone it holds the whole container, metadata and execution mode included, for
+            `import --clone`. An existing output file is replaced once the new archive is complete.
+            """)
     @Option(name: .customShort("o"), help: "output file ('-' for stdout)") var output: String?
     @Flag(name: .customLong("clone"), help: "export the whole container in udocker's clone format") var clone = false
     @Argument(help: "[-] container") var args: [String] = []

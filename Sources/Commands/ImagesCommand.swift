@@ -2,7 +2,8 @@ import ArgumentParser
 import Store
 
 struct ImagesCommand: UDockerCommand {
-    static let configuration = CommandConfiguration(commandName: "images", abstract: "List container images",
+    static let configuration = CommandConfiguration(
+        commandName: "images", abstract: "List container images",
         discussion: "images [-l] [-p]")
     @Flag(name: .customShort("l"), help: "long format: tag directory and layers with sizes") var long = false
     @Flag(name: .customShort("p"), help: "print the platform") var platform = false
@@ -15,7 +16,8 @@ struct ImagesCommand: UDockerCommand {
         for listing in repo.listImages() {
             let mark = listing.protected ? "P" : "."
             if platform {
-                let p = (try? repo.imageContents(listing.image)).flatMap { ImagePlatform.describe(configBytes: $0.configBytes) } ?? "unknown"
+                let p =
+                    (try? repo.imageContents(listing.image)).flatMap { ImagePlatform.describe(configBytes: $0.configBytes) } ?? "unknown"
                 print("\(p.padding(18)) \(mark) \(listing.image)")
             } else {
                 print("\(listing.image)    \(mark)")

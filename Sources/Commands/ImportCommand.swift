@@ -7,15 +7,16 @@ import Glibc
 #endif
 
 struct ImportCommand: UDockerCommand {
-    static let configuration = CommandConfiguration(commandName: "import", abstract: "Import a tar file as an image or container",
+    static let configuration = CommandConfiguration(
+        commandName: "import", abstract: "Import a tar file as an image or container",
         discussion: """
-        import [--mv] [--platform=os/arch] <tar-file|URL|-> <repo/image:tag>
-        import --tocontainer [--name=<name>] <tar-file|URL|-> [<repo/image:tag>]
-        import --clone [--name=<name>] <tar-file|URL|->
-        A root-filesystem tar (plain, gzip or zstd) becomes a one-layer image in udocker's v1
-        layout, or with --tocontainer a container; --clone restores an `export --clone` tarball.
-        The tar is checked completely before anything is added to the repository.
-        """)
+            import [--mv] [--platform=os/arch] <tar-file|URL|-> <repo/image:tag>
+            import --tocontainer [--name=<name>] <tar-file|URL|-> [<repo/image:tag>]
+            import --clone [--name=<name>] <tar-file|URL|->
+            A root-filesystem tar (plain, gzip or zstd) becomes a one-layer image in udocker's v1
+            layout, or with --tocontainer a container; --clone restores an `export --clone` tarball.
+            The tar is checked completely before anything is added to the repository.
+            """)
     @Flag(name: .customLong("mv"), help: "move the tar file into the repository instead of copying it") var move = false
     @Flag(name: .customLong("tocontainer"), help: "create a container instead of an image") var toContainer = false
     @Flag(name: .customLong("clone"), help: "import a container exported with export --clone") var clone = false
@@ -29,7 +30,9 @@ struct ImportCommand: UDockerCommand {
         guard args.count <= 2 else { throw CommandFailure("import: too many arguments: \(args.dropFirst(2).joined(separator: " "))") }
         let plat = try ImagePuller.platform(platform)
         let repo = context.repository
-        var source: LocalRepository.TarSource = TransferFiles.isStdio(file) ? .descriptor(try TransferFiles.openInput(file, noInput: "import: no input: give a tar file or redirect stdin")) : .file(file)
+        var source: LocalRepository.TarSource =
+            TransferFiles.isStdio(file)
+            ? .descriptor(try TransferFiles.openInput(file, noInput: "import: no input: give a tar file or redirect stdin")) : .file(file)
         var downloaded: String?
         defer { if let d = downloaded { unlink(d) } }
         if file.hasPrefix("http://") || file.hasPrefix("https://") {

@@ -2,7 +2,8 @@ import ArgumentParser
 import Store
 
 struct InspectCommand: UDockerCommand {
-    static let configuration = CommandConfiguration(commandName: "inspect", abstract: "Print image or container metadata",
+    static let configuration = CommandConfiguration(
+        commandName: "inspect", abstract: "Print image or container metadata",
         discussion: "inspect [-p] <container-id|name|repo/image:tag>")
     @Flag(name: .customShort("p"), help: "print the container ROOT path on the host") var printPath = false
     @Argument(help: "container or image") var target: String

@@ -7,16 +7,17 @@ import Glibc
 #endif
 
 struct LoginCommand: UDockerCommand {
-    static let configuration = CommandConfiguration(commandName: "login", abstract: "Log in to a registry and store the credentials",
+    static let configuration = CommandConfiguration(
+        commandName: "login", abstract: "Log in to a registry and store the credentials",
         discussion: """
-        login [--username=USER] [--password=PASS | --password-stdin] [--registry=URL]
-        Unlike udocker, the credentials are checked with the registry (GET /v2/ and its token
-        service or Basic challenge) before they are stored: wrong ones are refused and nothing is
-        written. They are stored in udocker's keystore (0600 in a 0700 directory):
-        UDOCKER_KEYSTORE if absolute, else ~/.udocker/<keystore> (not under UDOCKER_DIR, as in
-        udocker). Pulls use the keystore first, then Docker's logins (~/.docker/config.json or
-        $DOCKER_CONFIG/config.json: credHelpers, auths, credsStore).
-        """)
+            login [--username=USER] [--password=PASS | --password-stdin] [--registry=URL]
+            Unlike udocker, the credentials are checked with the registry (GET /v2/ and its token
+            service or Basic challenge) before they are stored: wrong ones are refused and nothing is
+            written. They are stored in udocker's keystore (0600 in a 0700 directory):
+            UDOCKER_KEYSTORE if absolute, else ~/.udocker/<keystore> (not under UDOCKER_DIR, as in
+            udocker). Pulls use the keystore first, then Docker's logins (~/.docker/config.json or
+            $DOCKER_CONFIG/config.json: credHelpers, auths, credsStore).
+            """)
     @Option(name: .customLong("username"), help: "user name (prompted for when missing)") var username: String?
     @Option(name: .customLong("password"), help: "password (visible to other users: prefer --password-stdin)") var password: String?
     @Flag(name: .customLong("password-stdin"), help: "read the password from standard input") var passwordStdin = false
@@ -53,7 +54,9 @@ struct LoginCommand: UDockerCommand {
             throw CommandFailure("login failed: \(error)")
         }
         await client.shutdown()
-        if check == .notRequired { context.messages.warning("\(Keystore.registryKey(registry)) does not ask for credentials; stored anyway") }
+        if check == .notRequired {
+            context.messages.warning("\(Keystore.registryKey(registry)) does not ask for credentials; stored anyway")
+        }
         try keystore.store(registry: registry, username: u, password: p)
         context.messages.info("Login Succeeded (\(Keystore.registryKey(registry)), stored in \(keystore.path))")
         return 0

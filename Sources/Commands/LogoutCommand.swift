@@ -2,7 +2,8 @@ import ArgumentParser
 import Store
 
 struct LogoutCommand: UDockerCommand {
-    static let configuration = CommandConfiguration(commandName: "logout", abstract: "Remove stored registry credentials",
+    static let configuration = CommandConfiguration(
+        commandName: "logout", abstract: "Remove stored registry credentials",
         discussion: "logout [-a] [--registry=URL]: -a erases every credential")
     @Flag(name: .customShort("a"), help: "erase all credentials") var all = false
     @Option(name: .customLong("registry"), help: "registry host or URL (default Docker Hub)") var registry: String?

@@ -2,7 +2,8 @@ import ArgumentParser
 import Registry
 
 struct ManifestCommand: UDockerCommand {
-    static let configuration = CommandConfiguration(commandName: "manifest", abstract: "Print an image manifest or index from the registry",
+    static let configuration = CommandConfiguration(
+        commandName: "manifest", abstract: "Print an image manifest or index from the registry",
         discussion: "manifest inspect [--platform=os/arch] <repo/image:tag>")
     @Option(name: .customLong("platform"), help: "resolve an index to the manifest of this platform") var platform: String?
     @OptionGroup var registryFlags: RegistryFlags

@@ -3,7 +3,8 @@ import Store
 import UDockerSystem
 
 struct MkrepoCommand: UDockerCommand {
-    static let configuration = CommandConfiguration(commandName: "mkrepo", abstract: "Create a repository in another location",
+    static let configuration = CommandConfiguration(
+        commandName: "mkrepo", abstract: "Create a repository in another location",
         discussion: "mkrepo <top-repo-dir>")
     static var needsRepository: Bool { false }
     @Argument(help: "directory (must not exist)") var directory: String

@@ -2,7 +2,8 @@ import ArgumentParser
 import Store
 
 struct NameCommand: UDockerCommand {
-    static let configuration = CommandConfiguration(commandName: "name", abstract: "Give a name to a container",
+    static let configuration = CommandConfiguration(
+        commandName: "name", abstract: "Give a name to a container",
         discussion: "name <container_id> <name>")
     @Argument(help: "container id") var container: String
     @Argument(help: "new name") var name: String

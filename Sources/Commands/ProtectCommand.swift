@@ -2,7 +2,8 @@ import ArgumentParser
 import Store
 
 struct ProtectCommand: UDockerCommand {
-    static let configuration = CommandConfiguration(commandName: "protect", abstract: "Protect a container or an image tag against deletion",
+    static let configuration = CommandConfiguration(
+        commandName: "protect", abstract: "Protect a container or an image tag against deletion",
         discussion: "protect <container-id|name|repo/image:tag>")
     @Argument(help: "container or image") var target: String
 

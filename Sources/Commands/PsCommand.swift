@@ -3,7 +3,8 @@ import Foundation
 import Store
 
 struct PsCommand: UDockerCommand {
-    static let configuration = CommandConfiguration(commandName: "ps", abstract: "List containers",
+    static let configuration = CommandConfiguration(
+        commandName: "ps", abstract: "List containers",
         discussion: "ps [-m] [-s] [-p]")
     @Flag(name: .customShort("m"), help: "print the execution mode") var mode = false
     @Flag(name: .customShort("s"), help: "print the size in MB") var size = false

@@ -2,7 +2,8 @@ import ArgumentParser
 import Store
 
 struct RmCommand: UDockerCommand {
-    static let configuration = CommandConfiguration(commandName: "rm", abstract: "Delete containers",
+    static let configuration = CommandConfiguration(
+        commandName: "rm", abstract: "Delete containers",
         discussion: "rm [-f] <container-id|name>...")
     @Flag(name: .customShort("f"), help: "force removal (permissions are always fixed)") var force = false
     @Argument(help: "container ids or names") var containers: [String] = []

@@ -3,14 +3,15 @@ import Foundation
 import Store
 
 struct RmiCommand: UDockerCommand {
-    static let configuration = CommandConfiguration(commandName: "rmi", abstract: "Delete an image",
+    static let configuration = CommandConfiguration(
+        commandName: "rmi", abstract: "Delete an image",
         discussion: """
-        rmi [-f] <repo/image:tag>. Layers still used by another tag are kept; containers are independent of the image.
-        rmi --prune [-f]: delete every layer no tag references and the leftovers of interrupted
-        commands (staging directories, partial downloads, dangling container names), and the
-        extracted layers of the layer cache that no overlay container uses. Without -f,
-        unreferenced layers younger than 10 minutes are kept (a pull may be about to tag them).
-        """)
+            rmi [-f] <repo/image:tag>. Layers still used by another tag are kept; containers are independent of the image.
+            rmi --prune [-f]: delete every layer no tag references and the leftovers of interrupted
+            commands (staging directories, partial downloads, dangling container names), and the
+            extracted layers of the layer cache that no overlay container uses. Without -f,
+            unreferenced layers younger than 10 minutes are kept (a pull may be about to tag them).
+            """)
     @Flag(name: .customShort("f"), help: "ignore errors removing layer files; with --prune, no grace period") var force = false
     @Flag(name: .customLong("prune"), help: "remove unreferenced layers and leftovers of interrupted commands") var prune = false
     @Argument(help: "repo/image:tag") var image: String?
@@ -22,8 +23,11 @@ struct RmiCommand: UDockerCommand {
             for p in r.removedLayers { context.messages.info("removed unreferenced layer: \((p as NSString).lastPathComponent)") }
             for p in r.removedLeftovers { context.messages.info("removed leftover: \(p)") }
             for p in r.removedCachedLayers { context.messages.info("removed unused extracted layer: \((p as NSString).lastPathComponent)") }
-            if !r.keptRecent.isEmpty { context.messages.info("kept \(r.keptRecent.count) recent unreferenced layer(s); use -f to remove them too") }
-            context.messages.info("pruned \(r.removedLayers.count) layer(s), \(r.freedBytes / (1 << 20)) MB; \(r.removedLeftovers.count) leftover(s)")
+            if !r.keptRecent.isEmpty {
+                context.messages.info("kept \(r.keptRecent.count) recent unreferenced layer(s); use -f to remove them too")
+            }
+            context.messages.info(
+                "pruned \(r.removedLayers.count) layer(s), \(r.freedBytes / (1 << 20)) MB; \(r.removedLeftovers.count) leftover(s)")
             return 0
         }
         guard let image else { throw CommandFailure("must specify an image (or --prune)") }
@@ -37,7 +41,8 @@ struct RmiCommand: UDockerCommand {
         try context.repository.removeImage(img, force: force)
         context.messages.info("deleted image: \(img)")
         if !users.isEmpty {
-            context.messages.warning("image \(img) was used by \(users.count) container(s): they keep working (\(users.map(\.id).joined(separator: ", ")))")
+            context.messages.warning(
+                "image \(img) was used by \(users.count) container(s): they keep working (\(users.map(\.id).joined(separator: ", ")))")
         }
     }
 }

@@ -2,7 +2,8 @@ import ArgumentParser
 import Store
 
 struct RmnameCommand: UDockerCommand {
-    static let configuration = CommandConfiguration(commandName: "rmname", abstract: "Remove a name from a container",
+    static let configuration = CommandConfiguration(
+        commandName: "rmname", abstract: "Remove a name from a container",
         discussion: "rmname <name>")
     @Argument(help: "name") var name: String
 

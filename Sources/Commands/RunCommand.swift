@@ -9,11 +9,12 @@ import Glibc
 #endif
 
 struct RunCommand: UDockerCommand {
-    static let configuration = CommandConfiguration(commandName: "run", abstract: "Run a container, or pull, create and run an image",
+    static let configuration = CommandConfiguration(
+        commandName: "run", abstract: "Run a container, or pull, create and run an image",
         discussion: """
-        run [options] <container-id|name|repo/image:tag> [command [args...]]
-        Options are only recognised before the container; everything after it is the command.
-        """)
+            run [options] <container-id|name|repo/image:tag> [command [args...]]
+            Options are only recognised before the container; everything after it is the command.
+            """)
     @Flag(name: .customLong("rm"), help: "delete the container after it exits (unless protected)") var rm = false
     @Option(name: [.customShort("w"), .customLong("workdir")], help: "working directory") var workdir: String?
     @Option(name: [.customShort("u"), .customLong("user")], help: "user: name, uid or uid:gid") var user: String?
@@ -37,11 +38,13 @@ struct RunCommand: UDockerCommand {
     @Option(name: .customLong("entrypoint"), help: "override the entrypoint (\"\" drops it)") var entrypoint: String?
     @Option(name: .customLong("platform"), help: "platform for the implicit pull") var platform: String?
     @Option(name: .customLong("storage"), help: "flat or overlay, for the implicit create") var storage: ContainerStorage?
-    @Option(name: .customLong("mpi"), help: "host: bind the host's MPI libraries over the container's; none: skip the MPI check") var mpi: String?
+    @Option(name: .customLong("mpi"), help: "host: bind the host's MPI libraries over the container's; none: skip the MPI check") var mpi:
+        String?
     @Option(name: .customLong("pull"), help: "when to pull the image") var pull: PullPolicy = .missing
     @OptionGroup(visibility: .hidden) var registryFlags: RegistryFlags
     @Option(name: .customLong("device"), help: .hidden) var device: [String] = []
-    @Option(name: .customLong("location"), help: "run this root directory tree (no repository container, no metadata)") var location: String?
+    @Option(name: .customLong("location"), help: "run this root directory tree (no repository container, no metadata)") var location:
+        String?
     @Option(name: [.customShort("p"), .customLong("publish")], help: .hidden) var publish: [String] = []
     @Flag(name: [.customShort("P"), .customLong("publish-all"), .customLong("netcoop")], help: .hidden) var publishAll = false
     @Option(name: .customLong("volumes-from"), help: .hidden) var volumesFrom: [String] = []
@@ -72,7 +75,8 @@ struct RunCommand: UDockerCommand {
         if location == nil && target.isEmpty { throw CommandFailure("must specify container_id or image:tag") }
         if !publish.isEmpty || publishAll { context.messages.warning("port mapping is not supported by this engine; ignored") }
         if !volumesFrom.isEmpty || !dns.isEmpty || !dnsSearch.isEmpty {
-            context.messages.warning("--volumes-from, --dns and --dns-search are ignored (as by udocker): the host network and files are used")
+            context.messages.warning(
+                "--volumes-from, --dns and --dns-search are ignored (as by udocker): the host network and files are used")
         }
         let pullPolicy = pull
 
@@ -82,7 +86,9 @@ struct RunCommand: UDockerCommand {
         // A container with no mode of its own runs N1 without probing first (the probe costs a
         // fork on every run); if user namespaces turn out to be unavailable, it falls back to the
         // next engine that works (EngineSelector.automaticOrder).
-        let chosen = location == nil ? try resolver.explicitMode(of: id)
+        let chosen =
+            location == nil
+            ? try resolver.explicitMode(of: id)
             : ExecutionMode(parsing: context.configuration["override_default_execution_mode"])
         let mode = chosen ?? .N1
         var engineEnvironment = resolver.engineEnvironment()
@@ -100,7 +106,8 @@ struct RunCommand: UDockerCommand {
         options.env = env
         options.envFiles = envFile
         // --dri: udocker's dri_list directories that exist here, as volumes
-        options.volumes = volumes + (dri ? context.configuration["dri_list"].split(separator: " ").map(String.init).filter(FileInfo.isDirectory) : [])
+        options.volumes =
+            volumes + (dri ? context.configuration["dri_list"].split(separator: " ").map(String.init).filter(FileInfo.isDirectory) : [])
         options.noVolumes = novol
         options.workdir = given(workdir)
         options.entrypoint = entrypoint
@@ -125,8 +132,9 @@ struct RunCommand: UDockerCommand {
 
         if let location { return try runLocation(location, directory: scratch.path, engine: engine, options: options, context: context) }
         let checkedConfig = try repo.containerConfigChecked(id).config, config: ImageConfig? = nometa ? nil : checkedConfig
-        var instance = ContainerInstance(id: id, directory: repo.containerDirectory(id), root: repo.containerRoot(id),
-                                         names: repo.containerNames(id), imageConfig: config)
+        var instance = ContainerInstance(
+            id: id, directory: repo.containerDirectory(id), root: repo.containerRoot(id),
+            names: repo.containerNames(id), imageConfig: config)
         if repo.isOverlayContainer(id) {
             guard engine.capabilities.contains(.overlayRoot) else {
                 throw CommandFailure(CapabilityNotice.overlayNeedsN1(container: target, mode: mode).message)
@@ -146,9 +154,10 @@ struct RunCommand: UDockerCommand {
                 let next = EngineSelector.fallback(after: .N1, reason: problem, environment: engineEnvironment)
                 let why = next.skipped.joined(separator: "; ")
                 guard let fallback = next.mode else { throw CommandFailure("no engine works here (\(why)); see udocker doctor") }
-                context.messages.warning("\(why): running with \(fallback.rawValue), recorded for this container "
-                                         + "(udocker setup --execmode=N1 \(target) to try N1 again)")
-                if fallback != .F3 { try repo.setExecutionMode(id, fallback) }   // F3 records it when converted
+                context.messages.warning(
+                    "\(why): running with \(fallback.rawValue), recorded for this container "
+                        + "(udocker setup --execmode=N1 \(target) to try N1 again)")
+                if fallback != .F3 { try repo.setExecutionMode(id, fallback) }  // F3 records it when converted
                 status = try EngineSelector.engine(for: fallback, environment: engineEnvironment).run(instance, options: options)
             }
         }
@@ -164,8 +173,10 @@ struct RunCommand: UDockerCommand {
 
     /// `--location=DIR`: a bare root tree, no metadata; per-run engine files go to this run's
     /// scratch directory (removed afterwards), never into the tree's parent.
-    func runLocation(_ location: String, directory: String, engine: any ExecutionEngine, options: RunOptions,
-                     context: CommandContext) throws -> Int32 {
+    func runLocation(
+        _ location: String, directory: String, engine: any ExecutionEngine, options: RunOptions,
+        context: CommandContext
+    ) throws -> Int32 {
         let root = location.hasPrefix("/") ? location : FileManager.default.currentDirectoryPath + "/" + location
         guard FileInfo.isDirectory(root) else { throw CommandFailure("--location is not a directory: \(location)") }
         if rm { context.messages.warning("--rm is ignored with --location") }
@@ -209,6 +220,7 @@ struct RunCommand: UDockerCommand {
     }
 
     func storageKind(_ context: CommandContext) throws -> ContainerStorage {
-        try ContainerStorage.resolve(option: storage?.rawValue, environment: context.environment, config: context.configuration["container_storage"])
+        try ContainerStorage.resolve(
+            option: storage?.rawValue, environment: context.environment, config: context.configuration["container_storage"])
     }
 }

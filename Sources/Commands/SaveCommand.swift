@@ -3,12 +3,13 @@ import Foundation
 import Store
 
 struct SaveCommand: UDockerCommand {
-    static let configuration = CommandConfiguration(commandName: "save", abstract: "Save images to a docker-archive",
+    static let configuration = CommandConfiguration(
+        commandName: "save", abstract: "Save images to a docker-archive",
         discussion: """
-        save -o <file> <repo/image:tag>...       save [-] <repo/image:tag>...   (stdout)
-        Writes the classic `docker save` layout, readable by docker/podman load, skopeo
-        (docker-archive:) and the Python udocker. An existing output file is never overwritten.
-        """)
+            save -o <file> <repo/image:tag>...       save [-] <repo/image:tag>...   (stdout)
+            Writes the classic `docker save` layout, readable by docker/podman load, skopeo
+            (docker-archive:) and the Python udocker. An existing output file is never overwritten.
+            """)
     @Option(name: [.customShort("o"), .customLong("output")], help: "output file ('-' for stdout)") var output: String?
     @Argument(help: "repo/image:tag...") var args: [String] = []
 

@@ -6,7 +6,8 @@ import Registry
 /// v2 catalog (`/v2/_catalog`, every page) filtered by the expression. `--list-tags` lists the
 /// tags of one repository. Output in udocker's columns; never pauses (`-a` is accepted).
 struct SearchCommand: UDockerCommand {
-    static let configuration = CommandConfiguration(commandName: "search", abstract: "Search a registry or Docker Hub for images",
+    static let configuration = CommandConfiguration(
+        commandName: "search", abstract: "Search a registry or Docker Hub for images",
         discussion: "search [-a] [--no-trunc] [--list-tags] [--index=url] [--registry=url] [--httpproxy=url] <expression>")
     @Flag(name: .customShort("a"), help: "do not pause (udocker's; output never pauses here)") var noPause = false
     @Flag(name: .customLong("no-trunc"), help: "do not truncate columns") var noTrunc = false
@@ -29,7 +30,8 @@ struct SearchCommand: UDockerCommand {
             return
         }
         let fmt: (String, String, String, String) -> String = { name, official, description, stars in
-            noTrunc ? "\(pad(name, 55)) \(lpad(official, 8)) \(pad(description, 70)) \(lpad(stars, 5))"
+            noTrunc
+                ? "\(pad(name, 55)) \(lpad(official, 8)) \(pad(description, 70)) \(lpad(stars, 5))"
                 : "\(pad(String(name.prefix(80)), 55)) \(lpad(String(official.prefix(8)), 8)) \(pad(String(description.prefix(70)), 70)) \(lpad(String(stars.prefix(5)), 5))"
         }
         let results: [SearchResult]
@@ -39,7 +41,8 @@ struct SearchCommand: UDockerCommand {
         } else {
             results = try await client.searchCatalog(expression, registry: target).map { SearchResult(name: $0) }
         }
-        let lines = [fmt("NAME", "OFFICIAL", "DESCRIPTION", "STARS")]
+        let lines =
+            [fmt("NAME", "OFFICIAL", "DESCRIPTION", "STARS")]
             + results.map { fmt($0.name, $0.official ? "[OK]" : "----", $0.description, $0.stars) }
         print(lines.joined(separator: "\n"))
     }
@@ -57,4 +60,3 @@ struct SearchCommand: UDockerCommand {
 
 private func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s : s + String(repeating: " ", count: width - s.count) }
 private func lpad(_ s: String, _ width: Int) -> String { s.count >= width ? s : String(repeating: " ", count: width - s.count) + s }
-

@@ -3,18 +3,20 @@ import Engines
 import Store
 
 struct SetupCommand: UDockerCommand {
-    static let configuration = CommandConfiguration(commandName: "setup", abstract: "Show or change the execution mode of a container",
+    static let configuration = CommandConfiguration(
+        commandName: "setup", abstract: "Show or change the execution mode of a container",
         discussion: """
-        setup [--execmode=<mode>] [--force] [--purge] [--fixperm] [--nvidia] <container-id|name>
-        Without options it prints the current mode. Modes:
-        \(ExecutionMode.helpTable)
-        --nvidia copies the host NVIDIA driver into the container (udocker's way; --force replaces
-        an earlier copy); `run --nvidia` binds the current driver at run time instead.
-        """)
+            setup [--execmode=<mode>] [--force] [--purge] [--fixperm] [--nvidia] <container-id|name>
+            Without options it prints the current mode. Modes:
+            \(ExecutionMode.helpTable)
+            --nvidia copies the host NVIDIA driver into the container (udocker's way; --force replaces
+            an earlier copy); `run --nvidia` binds the current driver at run time instead.
+            """)
     @Option(name: .customLong("execmode"), help: ArgumentHelp("one of \(ExecutionMode.names)")) var execmode: ExecutionMode?
     @Flag(name: .customLong("force"), help: "convert even if already in the mode") var force = false
     @Flag(name: .customLong("purge"), help: "remove mount points and file-bind copies left by execution modes") var purge = false
-    @Flag(name: .customLong("fixperm"), help: "give the owner read/write (and search on directories) on every file of ROOT") var fixperm = false
+    @Flag(name: .customLong("fixperm"), help: "give the owner read/write (and search on directories) on every file of ROOT") var fixperm =
+        false
     @Flag(name: .customLong("nvidia"), help: "copy the host NVIDIA driver into the container") var nvidia = false
     @Argument(help: "container") var container: String
 
@@ -29,8 +31,9 @@ struct SetupCommand: UDockerCommand {
             }
             defer { lock.unlock() }
             do {
-                let written = try NVIDIASetup.install(containerDirectory: repo.containerDirectory(id), root: repo.containerRoot(id),
-                                                      environment: context.environment, udockerDir: repo.topDirectory, force: force)
+                let written = try NVIDIASetup.install(
+                    containerDirectory: repo.containerDirectory(id), root: repo.containerRoot(id),
+                    environment: context.environment, udockerDir: repo.topDirectory, force: force)
                 context.messages.info("nvidia driver copied into the container: \(written.count) file(s)")
             } catch let e as NVIDIASetup.Failure {
                 throw CommandFailure("setup --nvidia: \(e.description)")
@@ -55,7 +58,7 @@ struct SetupCommand: UDockerCommand {
             }
             if execmode == nil { return 0 }
         }
-        guard let mode = execmode else {   // --execmode "" = not given, as in udocker (dropped by normalize)
+        guard let mode = execmode else {  // --execmode "" = not given, as in udocker (dropped by normalize)
             print("execmode: \(try resolver.mode(of: id).rawValue)")
             print("nvidiamode: \(NVIDIASetup.isInstalled(containerDirectory: repo.containerDirectory(id)) ? "True" : "False")")
             return 0
@@ -76,9 +79,10 @@ struct SetupCommand: UDockerCommand {
         // Fakechroot conversions (links, loader, ELF headers) and their undoing; journaled, so an
         // interrupted one is finished here or by the next Fakechroot run.
         do {
-            try FakechrootSetup.convert(directory: repo.containerDirectory(id), root: repo.containerRoot(id), to: mode,
-                                        force: force, log: { context.messages.info($0) },
-                                        setMode: { try repo.setExecutionMode(id, $0) })
+            try FakechrootSetup.convert(
+                directory: repo.containerDirectory(id), root: repo.containerRoot(id), to: mode,
+                force: force, log: { context.messages.info($0) },
+                setMode: { try repo.setExecutionMode(id, $0) })
         } catch let e as FakechrootSetup.Failure {
             throw CommandFailure("setup --execmode=\(mode.rawValue) failed: \(e.description)")
         }

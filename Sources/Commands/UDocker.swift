@@ -72,9 +72,13 @@ public enum UDocker {
                 if a == "--repo" { overrides.repo = args[i + 1] } else { overrides.configFile = args[i + 1] }
                 i += 1
             default:
-                if a.hasPrefix("--repo=") { overrides.repo = String(a.dropFirst(7)) }
-                else if a.hasPrefix("--config=") { overrides.configFile = String(a.dropFirst(9)) }
-                else { return fail("syntax error at: \(a)") }
+                if a.hasPrefix("--repo=") {
+                    overrides.repo = String(a.dropFirst(7))
+                } else if a.hasPrefix("--config=") {
+                    overrides.configFile = String(a.dropFirst(9))
+                } else {
+                    return fail("syntax error at: \(a)")
+                }
             }
             i += 1
         }

@@ -68,8 +68,9 @@ struct ChildLaunch {
             cfg.inside_uid = ns.insideUID; cfg.inside_gid = ns.insideGID
             cfg.host_uid = ns.hostUID; cfg.host_gid = ns.hostGID
             for (i, m) in ns.mounts.enumerated() {
-                mountBuffer[i] = cl_mount_t(source: UnsafePointer(arena.string(m.source)),
-                                                 target: UnsafePointer(arena.string(m.target)), read_only: m.readOnly ? 1 : 0)
+                mountBuffer[i] = cl_mount_t(
+                    source: UnsafePointer(arena.string(m.source)),
+                    target: UnsafePointer(arena.string(m.target)), read_only: m.readOnly ? 1 : 0)
             }
             cfg.mounts = UnsafePointer(mountBuffer)
             cfg.nmounts = Int32(ns.mounts.count)
@@ -90,8 +91,8 @@ struct ChildLaunch {
     static func wait(_ pid: pid_t) -> Int32 {
         var status: Int32 = 0
         if cl_wait_forwarding(pid, &status) != 0 { return 255 }
-        if status & 0x7f == 0 { return (status >> 8) & 0xff }          // WIFEXITED
-        if (status & 0x7f) != 0x7f { return 128 + (status & 0x7f) }     // WIFSIGNALED
+        if status & 0x7f == 0 { return (status >> 8) & 0xff }  // WIFEXITED
+        if (status & 0x7f) != 0x7f { return 128 + (status & 0x7f) }  // WIFSIGNALED
         return 255
     }
 }

@@ -12,9 +12,10 @@ extension ELFFile {
     var versionsNeeded: [String: [String]] {
         let dyn = dynamicEntries
         guard let strtab = dyn.first(where: { $0.tag == Self.DT_STRTAB })?.value,
-              let start = dyn.first(where: { $0.tag == Self.DT_VERNEED })?.value,
-              let count = dyn.first(where: { $0.tag == Self.DT_VERNEEDNUM })?.value,
-              var at = fileOffset(ofVirtualAddress: start) else { return [:] }
+            let start = dyn.first(where: { $0.tag == Self.DT_VERNEED })?.value,
+            let count = dyn.first(where: { $0.tag == Self.DT_VERNEEDNUM })?.value,
+            var at = fileOffset(ofVirtualAddress: start)
+        else { return [:] }
         var out: [String: [String]] = [:]
         for _ in 0..<min(count, 256) {
             guard let b = readBytes(at, 16) else { break }
@@ -39,9 +40,10 @@ extension ELFFile {
     var versionsDefined: [String] {
         let dyn = dynamicEntries
         guard let strtab = dyn.first(where: { $0.tag == Self.DT_STRTAB })?.value,
-              let start = dyn.first(where: { $0.tag == Self.DT_VERDEF })?.value,
-              let count = dyn.first(where: { $0.tag == Self.DT_VERDEFNUM })?.value,
-              var at = fileOffset(ofVirtualAddress: start) else { return [] }
+            let start = dyn.first(where: { $0.tag == Self.DT_VERDEF })?.value,
+            let count = dyn.first(where: { $0.tag == Self.DT_VERDEFNUM })?.value,
+            var at = fileOffset(ofVirtualAddress: start)
+        else { return [] }
         var out: [String] = []
         for _ in 0..<min(count, 1024) {
             guard let b = readBytes(at, 20) else { break }

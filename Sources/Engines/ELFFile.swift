@@ -140,14 +140,16 @@ struct ELFFile {
 
     static func decodePH(_ b: [UInt8], _ o: Int, is64: Bool, le: Bool) -> ProgramHeader {
         if is64 {
-            return ProgramHeader(type: u32(b, o, le), flags: u32(b, o + 4, le), offset: u64(b, o + 8, le),
-                                 vaddr: u64(b, o + 16, le), paddr: u64(b, o + 24, le), filesz: u64(b, o + 32, le),
-                                 memsz: u64(b, o + 40, le), align: u64(b, o + 48, le))
+            return ProgramHeader(
+                type: u32(b, o, le), flags: u32(b, o + 4, le), offset: u64(b, o + 8, le),
+                vaddr: u64(b, o + 16, le), paddr: u64(b, o + 24, le), filesz: u64(b, o + 32, le),
+                memsz: u64(b, o + 40, le), align: u64(b, o + 48, le))
         }
-        return ProgramHeader(type: u32(b, o, le), flags: u32(b, o + 24, le), offset: UInt64(u32(b, o + 4, le)),
-                             vaddr: UInt64(u32(b, o + 8, le)), paddr: UInt64(u32(b, o + 12, le)),
-                             filesz: UInt64(u32(b, o + 16, le)), memsz: UInt64(u32(b, o + 20, le)),
-                             align: UInt64(u32(b, o + 28, le)))
+        return ProgramHeader(
+            type: u32(b, o, le), flags: u32(b, o + 24, le), offset: UInt64(u32(b, o + 4, le)),
+            vaddr: UInt64(u32(b, o + 8, le)), paddr: UInt64(u32(b, o + 12, le)),
+            filesz: UInt64(u32(b, o + 16, le)), memsz: UInt64(u32(b, o + 20, le)),
+            align: UInt64(u32(b, o + 28, le)))
     }
 
     func encode(_ p: ProgramHeader) -> [UInt8] {
@@ -204,13 +206,17 @@ struct ELFFile {
     /// The dynamic section's entries up to DT_NULL.
     var dynamicEntries: [DynamicEntry] {
         guard let p = programHeaders.first(where: { $0.type == Self.PT_DYNAMIC }), p.filesz > 0,
-              p.filesz < 1 << 20, let b = readBytes(p.offset, Int(p.filesz)) else { return [] }
+            p.filesz < 1 << 20, let b = readBytes(p.offset, Int(p.filesz))
+        else { return [] }
         var out: [DynamicEntry] = []
         var o = 0
         while o + dynamicEntrySize <= b.count {
             let tag: Int64, val: UInt64
-            if is64 { tag = Int64(bitPattern: Self.u64(b, o, littleEndian)); val = Self.u64(b, o + 8, littleEndian) }
-            else { tag = Int64(Int32(bitPattern: Self.u32(b, o, littleEndian))); val = UInt64(Self.u32(b, o + 4, littleEndian)) }
+            if is64 {
+                tag = Int64(bitPattern: Self.u64(b, o, littleEndian)); val = Self.u64(b, o + 8, littleEndian)
+            } else {
+                tag = Int64(Int32(bitPattern: Self.u32(b, o, littleEndian))); val = UInt64(Self.u32(b, o + 4, littleEndian))
+            }
             if tag == Self.DT_NULL { break }
             out.append(DynamicEntry(tag: tag, value: val, fileOffset: p.offset + UInt64(o)))
             o += dynamicEntrySize
@@ -231,16 +237,19 @@ struct ELFFile {
     var sectionHeaders: [SectionHeader] {
         let expected = is64 ? 64 : 40
         guard shnum > 0, shentsize == expected, shoff > 0, shoff <= fileSize, UInt64(shnum * shentsize) <= fileSize - shoff,
-              let b = readBytes(shoff, shnum * shentsize) else { return [] }
+            let b = readBytes(shoff, shnum * shentsize)
+        else { return [] }
         let le = littleEndian
         return (0..<shnum).map { i in
             let o = i * shentsize
             if is64 {
-                return SectionHeader(index: i, name: Self.u32(b, o, le), type: Self.u32(b, o + 4, le), addr: Self.u64(b, o + 16, le),
-                                     offset: Self.u64(b, o + 24, le), size: Self.u64(b, o + 32, le))
+                return SectionHeader(
+                    index: i, name: Self.u32(b, o, le), type: Self.u32(b, o + 4, le), addr: Self.u64(b, o + 16, le),
+                    offset: Self.u64(b, o + 24, le), size: Self.u64(b, o + 32, le))
             }
-            return SectionHeader(index: i, name: Self.u32(b, o, le), type: Self.u32(b, o + 4, le), addr: UInt64(Self.u32(b, o + 12, le)),
-                                 offset: UInt64(Self.u32(b, o + 16, le)), size: UInt64(Self.u32(b, o + 20, le)))
+            return SectionHeader(
+                index: i, name: Self.u32(b, o, le), type: Self.u32(b, o + 4, le), addr: UInt64(Self.u32(b, o + 12, le)),
+                offset: UInt64(Self.u32(b, o + 16, le)), size: UInt64(Self.u32(b, o + 20, le)))
         }
     }
 

@@ -87,7 +87,8 @@ enum ELFPatcher {
         // Hostile headers (addresses near 2^64) are refused, never an overflow trap.
         let ends = loads.map { $0.vaddr.addingReportingOverflow($0.memsz) }
         guard !ends.contains(where: \.overflow), let highest = ends.map(\.partialValue).max(),
-              highest <= UInt64(1) << 56, elf.fileSize <= UInt64(1) << 56 else { throw Failure("segment addresses out of range") }
+            highest <= UInt64(1) << 56, elf.fileSize <= UInt64(1) << 56
+        else { throw Failure("segment addresses out of range") }
         var data: [UInt8] = []
         var interpAt: UInt64 = 0, runpathAt: UInt64 = 0
         if let s = newInterp { interpAt = UInt64(data.count); data += Array(s.utf8) + [0] }
@@ -96,8 +97,9 @@ enum ELFPatcher {
         let originalSize = elf.fileSize
         let appendOffset = (originalSize + 15) / 16 * 16
         let vaddr = (highest + align - 1) / align * align + appendOffset % align
-        let newLoad = ELFFile.ProgramHeader(type: ELFFile.PT_LOAD, flags: 4, offset: appendOffset, vaddr: vaddr, paddr: vaddr,
-                                            filesz: UInt64(data.count), memsz: UInt64(data.count), align: align)
+        let newLoad = ELFFile.ProgramHeader(
+            type: ELFFile.PT_LOAD, flags: 4, offset: appendOffset, vaddr: vaddr, paddr: vaddr,
+            filesz: UInt64(data.count), memsz: UInt64(data.count), align: align)
         phs.remove(at: slot)
         let lastLoad = phs.lastIndex(where: { $0.type == ELFFile.PT_LOAD })!
         phs.insert(newLoad, at: lastLoad + 1)
@@ -110,7 +112,8 @@ enum ELFPatcher {
             phs[i].filesz = len
             phs[i].memsz = len
             if let sec = elf.section(named: ".interp"),
-               let (at, bytes) = elf.encodeSection(sec, addr: vaddr + interpAt, offset: appendOffset + interpAt, size: len) {
+                let (at, bytes) = elf.encodeSection(sec, addr: vaddr + interpAt, offset: appendOffset + interpAt, size: len)
+            {
                 regions.append((at, bytes))
             }
         }
@@ -126,10 +129,11 @@ enum ELFPatcher {
         }
         var st = stat()
         fstat(fd, &st)
-        var record = ELFPatchRecord(path: containerPath, originalSize: originalSize, patchedSize: appendOffset + UInt64(data.count),
-                                    regions: [], appendOffset: appendOffset, appended: Data(data).base64EncodedString(),
-                                    mtimeSeconds: st.st_mtim.tv_sec, mtimeNanoseconds: st.st_mtim.tv_nsec,
-                                    interpreter: interp, runpath: rp?.value, newInterpreter: newInterp, newRunpath: newRunpath)
+        var record = ELFPatchRecord(
+            path: containerPath, originalSize: originalSize, patchedSize: appendOffset + UInt64(data.count),
+            regions: [], appendOffset: appendOffset, appended: Data(data).base64EncodedString(),
+            mtimeSeconds: st.st_mtim.tv_sec, mtimeNanoseconds: st.st_mtim.tv_nsec,
+            interpreter: interp, runpath: rp?.value, newInterpreter: newInterp, newRunpath: newRunpath)
         for (at, bytes) in regions {
             guard let orig = elf.readBytes(at, bytes.count) else { throw Failure("region outside the file") }
             record.regions.append(.init(offset: at, original: Data(orig).base64EncodedString(), patched: Data(bytes).base64EncodedString()))
@@ -147,7 +151,9 @@ enum ELFPatcher {
     }
 
     static func setTimes(_ fd: Int32, _ r: ELFPatchRecord) {
-        var ts = [timespec(tv_sec: 0, tv_nsec: (1 << 30) - 2 /* UTIME_OMIT */), timespec(tv_sec: r.mtimeSeconds, tv_nsec: r.mtimeNanoseconds)]
+        var ts = [
+            timespec(tv_sec: 0, tv_nsec: (1 << 30) - 2 /* UTIME_OMIT */), timespec(tv_sec: r.mtimeSeconds, tv_nsec: r.mtimeNanoseconds),
+        ]
         _ = futimens(fd, &ts)
     }
 
@@ -214,8 +220,10 @@ enum ELFPatcher {
     /// `journal` with it, before the first byte changes), or nil when nothing had to change.
     /// Re-reads the result to verify it.
     @discardableResult
-    static func setRootPrefix(hostPath: String, containerPath: String, prefix: String,
-                              journal: (ELFPatchRecord) throws -> Void = { _ in }) throws -> ELFPatchRecord? {
+    static func setRootPrefix(
+        hostPath: String, containerPath: String, prefix: String,
+        journal: (ELFPatchRecord) throws -> Void = { _ in }
+    ) throws -> ELFPatchRecord? {
         let (fd, mode) = try openForPatch(hostPath)
         defer { close(fd); if let m = mode { chmod(hostPath, m) } }
         guard let r = try plan(fd: fd, containerPath: containerPath, prefix: prefix) else { return nil }

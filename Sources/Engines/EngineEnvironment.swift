@@ -23,10 +23,12 @@ public struct EngineEnvironment: Sendable {
     /// The host environment (normally `ProcessInfo.processInfo.environment`).
     public var hostEnvironment: [String: String]
 
-    public init(tmpDir: String, binDir: String, prootExecutable: String? = nil,
-                sysdirs: [String]? = nil, rootPath: String? = nil, userPath: String? = nil,
-                verbosity: Int = 3, debug: Bool = false,
-                hostEnvironment: [String: String] = ProcessInfo.processInfo.environment) {
+    public init(
+        tmpDir: String, binDir: String, prootExecutable: String? = nil,
+        sysdirs: [String]? = nil, rootPath: String? = nil, userPath: String? = nil,
+        verbosity: Int = 3, debug: Bool = false,
+        hostEnvironment: [String: String] = ProcessInfo.processInfo.environment
+    ) {
         self.tmpDir = tmpDir
         self.binDir = binDir
         self.prootExecutable = prootExecutable

@@ -27,9 +27,11 @@ public struct EngineError: Error, CustomStringConvertible, Sendable, Equatable {
     public var description: String { message }
 
     public static func unsupportedMode(_ mode: ExecutionMode) -> EngineError {
-        EngineError(.unsupportedMode,
-                    "execution mode \(mode.rawValue) (\(mode.summary)) is not implemented yet; "
-                    + "use one of \(ExecutionMode.implemented.map(\.rawValue).joined(separator: " ")) (udocker setup --execmode=N1 <container>)")
+        EngineError(
+            .unsupportedMode,
+            "execution mode \(mode.rawValue) (\(mode.summary)) is not implemented yet; "
+                + "use one of \(ExecutionMode.implemented.map(\.rawValue).joined(separator: " ")) (udocker setup --execmode=N1 <container>)"
+        )
     }
 
     static func invalid(_ message: String) -> EngineError { EngineError(.invalidOptions, message) }

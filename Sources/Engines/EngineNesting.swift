@@ -20,7 +20,8 @@ public enum EngineNesting {
         let comm = ((try? String(contentsOfFile: "/proc/\(tracer)/comm", encoding: .utf8)) ?? "")
             .trimmingCharacters(in: .whitespacesAndNewlines)
         let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(tracer)/exe")) ?? ""
-        let looksLikeProot = comm.lowercased().contains("proot") || PathName.basename(exe).lowercased().contains("proot")
+        let looksLikeProot =
+            comm.lowercased().contains("proot") || PathName.basename(exe).lowercased().contains("proot")
             || environment.keys.contains { $0.hasPrefix("PROOT_") }
         return looksLikeProot ? "\(comm.isEmpty ? "proot" : comm), pid \(tracer)" : nil
     }

@@ -40,8 +40,10 @@ public struct Launch {
     var finish: ((Int32) throws -> Int32)?
     var cleanup: [() -> Void] = []
 
-    init(path: String, arguments: [String], environment: [String], cwd: String? = nil,
-         namespace: ChildLaunch.Namespace? = nil, summary: [String]) {
+    init(
+        path: String, arguments: [String], environment: [String], cwd: String? = nil,
+        namespace: ChildLaunch.Namespace? = nil, summary: [String]
+    ) {
         self.path = path; self.arguments = arguments; self.environment = environment
         self.cwd = cwd; self.namespace = namespace; self.summary = summary
     }
@@ -61,32 +63,37 @@ public struct EngineRunner: Sendable {
             throw CapabilityNotice.nestedPRoot(mode, tracer: tracer).error
         }
         let messages = Messages(verbosity: engine.environment.debug ? 5 : engine.environment.verbosity)
-        var run = EngineRun(container: container, requestedContainer: container, requestedOptions: options, options: options,
-                            environment: engine.environment, messages: messages)
+        var run = EngineRun(
+            container: container, requestedContainer: container, requestedOptions: options, options: options,
+            environment: engine.environment, messages: messages)
         defer { run.cleanup.reversed().forEach { $0() } }
         let prepared = try engine.prepare(&run)
         if let next = run.handOver {
             let other = try registry.engine(for: next, environment: engine.environment, io: engine.io)
             return try self.run(other, container: container, options: options)
         }
-        let plan = try ExecutionPlan.make(container: run.container, options: run.options, environment: run.environment,
-                                          mode: mode, capabilities: capabilities)
+        let plan = try ExecutionPlan.make(
+            container: run.container, options: run.options, environment: run.environment,
+            mode: mode, capabilities: capabilities)
         defer { plan.removeTemporaryFiles() }
         plan.warnings.filter { !run.hiddenWarnings($0) }.forEach(messages.warning)
         let launch = try engine.launch(plan, prepared: prepared, run: run)
         defer { launch.cleanup.reversed().forEach { $0() } }
         if let banner = plan.banner(options: options, environment: engine.environment) { messages.write(banner) }
         launch.summary.forEach(messages.verbose)
-        let child = ChildLaunch(path: launch.path, arguments: launch.arguments, environment: launch.environment,
-                                cwd: launch.cwd, cpus: plan.cpus, io: engine.io, namespace: launch.namespace)
+        let child = ChildLaunch(
+            path: launch.path, arguments: launch.arguments, environment: launch.environment,
+            cwd: launch.cwd, cpus: plan.cpus, io: engine.io, namespace: launch.namespace)
         let status = try Self.spawnAndWait(child, mode: mode, startError: launch.startError)
         return try launch.finish?(status) ?? status
     }
 
     /// Starts `child` and waits for it (signals forwarded); a failed start becomes an
     /// `EngineError` (`<mode>: <step>: <reason>` unless the engine words it).
-    static func spawnAndWait(_ child: ChildLaunch, mode: ExecutionMode,
-                             startError: ((ChildLaunch.Failure) -> EngineError)? = nil) throws -> Int32 {
+    static func spawnAndWait(
+        _ child: ChildLaunch, mode: ExecutionMode,
+        startError: ((ChildLaunch.Failure) -> EngineError)? = nil
+    ) throws -> Int32 {
         let pid: pid_t
         do { pid = try child.spawn() } catch {
             throw startError?(error)

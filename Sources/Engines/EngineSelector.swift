@@ -11,9 +11,11 @@ public struct EngineRegistry: Sendable {
         /// Why the mode cannot run on this host (one line), or nil when it can.
         public var problem: @Sendable (ExecutionMode, ToolLocator) -> String?
 
-        public init(modes: [ExecutionMode], capabilities: EngineCapabilities,
-                    make: @escaping @Sendable (ExecutionMode, EngineEnvironment, StandardIO) -> any ExecutionEngine,
-                    problem: @escaping @Sendable (ExecutionMode, ToolLocator) -> String? = { _, _ in nil }) {
+        public init(
+            modes: [ExecutionMode], capabilities: EngineCapabilities,
+            make: @escaping @Sendable (ExecutionMode, EngineEnvironment, StandardIO) -> any ExecutionEngine,
+            problem: @escaping @Sendable (ExecutionMode, ToolLocator) -> String? = { _, _ in nil }
+        ) {
             self.modes = modes; self.capabilities = capabilities; self.make = make; self.problem = problem
         }
     }
@@ -23,25 +25,31 @@ public struct EngineRegistry: Sendable {
     public init(entries: [Entry]) { self.entries = entries }
 
     public static let standard = EngineRegistry(entries: [
-        Entry(modes: [.N1], capabilities: [.overlayRoot, .readOnlyVolumes, .nestsUnderPRoot, .anyUser],
-              make: { _, e, io in NativeEngine(environment: e, io: io) },
-              problem: { _, _ in HostProbe.userNamespaceProblem() }),
-        Entry(modes: [.R1], capabilities: [.deviceOption, .readOnlyVolumes, .nestsUnderPRoot],
-              make: { m, e, io in RuncEngine(mode: m, environment: e, io: io) }, problem: runcProblem),
-        Entry(modes: [.R2, .R3], capabilities: [.deviceOption, .readOnlyVolumes, .anyUser],
-              make: { m, e, io in RuncEngine(mode: m, environment: e, io: io) }, problem: runcProblem),
-        Entry(modes: [.P1, .P2], capabilities: [.emulatedKernel, .anyUser],
-              make: { m, e, io in PRootEngine(mode: m, environment: e, io: io) },
-              problem: { _, tools in
-                  do { _ = try tools.proot() } catch { return "proot not found" }
-                  return HostProbe.ptraceProblem()
-              }),
-        Entry(modes: [.F1, .F2, .F3, .F4], capabilities: [.nestsUnderPRoot],
-              make: { m, e, io in FakechrootEngine(mode: m, environment: e, io: io) },
-              problem: { _, tools in (try? tools.fakechrootLibrary()) == nil ? "libfakechroot not found" : nil }),
-        Entry(modes: [.S1], capabilities: [.readOnlyVolumes, .nestsUnderPRoot],
-              make: { _, e, io in SingularityEngine(environment: e, io: io) },
-              problem: { _, tools in (try? tools.apptainer()) == nil ? "apptainer/singularity not found" : nil }),
+        Entry(
+            modes: [.N1], capabilities: [.overlayRoot, .readOnlyVolumes, .nestsUnderPRoot, .anyUser],
+            make: { _, e, io in NativeEngine(environment: e, io: io) },
+            problem: { _, _ in HostProbe.userNamespaceProblem() }),
+        Entry(
+            modes: [.R1], capabilities: [.deviceOption, .readOnlyVolumes, .nestsUnderPRoot],
+            make: { m, e, io in RuncEngine(mode: m, environment: e, io: io) }, problem: runcProblem),
+        Entry(
+            modes: [.R2, .R3], capabilities: [.deviceOption, .readOnlyVolumes, .anyUser],
+            make: { m, e, io in RuncEngine(mode: m, environment: e, io: io) }, problem: runcProblem),
+        Entry(
+            modes: [.P1, .P2], capabilities: [.emulatedKernel, .anyUser],
+            make: { m, e, io in PRootEngine(mode: m, environment: e, io: io) },
+            problem: { _, tools in
+                do { _ = try tools.proot() } catch { return "proot not found" }
+                return HostProbe.ptraceProblem()
+            }),
+        Entry(
+            modes: [.F1, .F2, .F3, .F4], capabilities: [.nestsUnderPRoot],
+            make: { m, e, io in FakechrootEngine(mode: m, environment: e, io: io) },
+            problem: { _, tools in (try? tools.fakechrootLibrary()) == nil ? "libfakechroot not found" : nil }),
+        Entry(
+            modes: [.S1], capabilities: [.readOnlyVolumes, .nestsUnderPRoot],
+            make: { _, e, io in SingularityEngine(environment: e, io: io) },
+            problem: { _, tools in (try? tools.apptainer()) == nil ? "apptainer/singularity not found" : nil }),
     ])
 
     private static let runcProblem: @Sendable (ExecutionMode, ToolLocator) -> String? = { mode, tools in
@@ -59,8 +67,10 @@ public struct EngineRegistry: Sendable {
     public func capabilities(of mode: ExecutionMode) -> EngineCapabilities { entry(for: mode)?.capabilities ?? [] }
 
     /// The engine for `mode`; modes with no engine throw `EngineError.unsupportedMode`.
-    public func engine(for mode: ExecutionMode, environment: EngineEnvironment,
-                       io: StandardIO = .inherit) throws -> any ExecutionEngine {
+    public func engine(
+        for mode: ExecutionMode, environment: EngineEnvironment,
+        io: StandardIO = .inherit
+    ) throws -> any ExecutionEngine {
         guard let entry = entry(for: mode) else { throw EngineError.unsupportedMode(mode) }
         return entry.make(mode, environment, io)
     }
@@ -87,8 +97,10 @@ public enum EngineSelector {
 
     /// The first engine of `automaticOrder` after `failed` that works here (nil when none does),
     /// and why each one before it does not (`failed`'s own reason first).
-    public static func fallback(after failed: ExecutionMode, reason: String,
-                                environment: EngineEnvironment) -> (mode: ExecutionMode?, skipped: [String]) {
+    public static func fallback(
+        after failed: ExecutionMode, reason: String,
+        environment: EngineEnvironment
+    ) -> (mode: ExecutionMode?, skipped: [String]) {
         var skipped = ["\(failed.rawValue): \(reason)"]
         for mode in automaticOrder.drop(while: { $0 != failed }).dropFirst() {
             guard let why = problem(with: mode, environment: environment) else { return (mode, skipped) }

@@ -10,9 +10,13 @@ extension PlanBuilder {
     mutating func workingDirectory(bindings: [RootDirectory.Volume]) throws -> String {
         var fromHome = false
         var cwd: String
-        if let w = options.workdir, !w.isEmpty { cwd = w }
-        else if let w = meta.workingDir, !w.isEmpty { cwd = w }
-        else { cwd = user.home; fromHome = true }
+        if let w = options.workdir, !w.isEmpty {
+            cwd = w
+        } else if let w = meta.workingDir, !w.isEmpty {
+            cwd = w
+        } else {
+            cwd = user.home; fromHome = true
+        }
         guard cwd.hasPrefix("/") else { throw EngineError.invalid("invalid working directory, must be absolute: \(cwd)") }
         let n = PathName.normalize(cwd)
         // CVE-2024-21626: a working directory under /proc (e.g. /proc/self/fd/N) can escape.
@@ -56,7 +60,8 @@ extension PlanBuilder {
         }
         for c in candidates {
             guard let r = try? rootFS.resolve(c, volumes: bindings), r.exists, r.isRegularFile,
-                  r.mode & 0o111 != 0 else { continue }
+                r.mode & 0o111 != 0
+            else { continue }
             return (c, argv)
         }
         throw EngineError.invalid("command not found or has no execute bit set: \(name)")

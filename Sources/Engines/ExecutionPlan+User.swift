@@ -15,7 +15,8 @@ enum UserSpec: Equatable {
         if text.contains(":") {
             let f = text.split(separator: ":", omittingEmptySubsequences: false)
             guard f.count == 2, f.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
-                  let u = UInt32(f[0]), let g = UInt32(f[1]) else {
+                let u = UInt32(f[0]), let g = UInt32(f[1])
+            else {
                 throw EngineError.invalid("invalid syntax for user: \(text): must be uid:gid or username")
             }
             return .uidGid(u, g)
@@ -78,11 +79,12 @@ extension PlanBuilder {
             case .uidGid(let u, let g):
                 user = .init(name: u == 0 ? "root" : "", uid: u, gid: g, home: "", gecos: "", shell: "")
             }
-            if jobUser != nil { // a rank of an MPI job: quietly the host's name, cwd / as for root
+            if jobUser != nil {  // a rank of an MPI job: quietly the host's name, cwd / as for root
                 user.name = JobEnvironment.isPlainName(host.name) ? host.name : ""
                 user.home = "/"
+            } else if !options.containerauth && !(user.isRoot && user.name == "root") {
+                warnings.append("non-existing user will be created")
             }
-            else if !options.containerauth && !(user.isRoot && user.name == "root") { warnings.append("non-existing user will be created") }
         }
         if user.name.isEmpty { user.name = "udoc" + String(String(user.uid).prefix(4)) }
         if user.home.isEmpty { user.home = user.name == "root" ? "/" : "/home/" + user.name }
@@ -99,8 +101,11 @@ extension PlanBuilder {
             return
         }
         var groupText = (try? rootFS)?.contents("/etc/group").flatMap { String(data: $0, encoding: .utf8) } ?? ""
-        let newPasswd = AuthFiles.appending(PasswdEntry(name: user.name, uid: user.uid, gid: user.gid, gecos: user.gecos,
-                                                        home: user.home, shell: user.shell).line, to: passwdText)
+        let newPasswd = AuthFiles.appending(
+            PasswdEntry(
+                name: user.name, uid: user.uid, gid: user.gid, gecos: user.gecos,
+                home: user.home, shell: user.shell
+            ).line, to: passwdText)
         if AuthFiles.group(gid: user.gid, in: groupText) == nil {
             let hostGroups = (try? String(contentsOfFile: "/etc/group", encoding: .utf8)) ?? ""
             let name = AuthFiles.group(gid: user.gid, in: hostGroups)?.name ?? user.name

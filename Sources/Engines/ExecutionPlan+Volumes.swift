@@ -77,8 +77,10 @@ extension PlanBuilder {
                 if v.isSysdir { continue }
                 throw EngineError.invalid("invalid host volume path: \(v.host)")
             }
-            mounts.append(.init(source: v.host, target: v.container, isSysdir: v.isSysdir,
-                                isDirectory: (st.st_mode & S_IFMT) == S_IFDIR, readOnly: v.readOnly))
+            mounts.append(
+                .init(
+                    source: v.host, target: v.container, isSysdir: v.isSysdir,
+                    isDirectory: (st.st_mode & S_IFMT) == S_IFDIR, readOnly: v.readOnly))
         }
         return mounts
     }

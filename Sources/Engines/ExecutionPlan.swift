@@ -68,10 +68,13 @@ public struct ExecutionPlan: Sendable {
 
     /// Runs the common pipeline. Throws `EngineError` (`.invalidOptions`, `.setupFailed`).
     /// `capabilities`: what the engine can honour (by default, the standard engine of `mode`).
-    public static func make(container: ContainerInstance, options: RunOptions, environment: EngineEnvironment,
-                            mode: ExecutionMode, capabilities: EngineCapabilities? = nil) throws -> ExecutionPlan {
-        var b = PlanBuilder(container: container, options: options, env: environment, mode: mode,
-                            capabilities: capabilities ?? EngineRegistry.standard.capabilities(of: mode))
+    public static func make(
+        container: ContainerInstance, options: RunOptions, environment: EngineEnvironment,
+        mode: ExecutionMode, capabilities: EngineCapabilities? = nil
+    ) throws -> ExecutionPlan {
+        var b = PlanBuilder(
+            container: container, options: options, env: environment, mode: mode,
+            capabilities: capabilities ?? EngineRegistry.standard.capabilities(of: mode))
         do {
             return try b.build()
         } catch {
@@ -154,8 +157,10 @@ struct PlanBuilder {
     var user = ExecutionPlan.User(name: "root", uid: 0, gid: 0, home: "/", gecos: "", shell: "")
     var authMounts: [VolumeSpec] = []
 
-    init(container: ContainerInstance, options: RunOptions, env: EngineEnvironment, mode: ExecutionMode,
-         capabilities: EngineCapabilities) {
+    init(
+        container: ContainerInstance, options: RunOptions, env: EngineEnvironment, mode: ExecutionMode,
+        capabilities: EngineCapabilities
+    ) {
         self.container = container
         self.options = options
         self.env = env
@@ -190,12 +195,15 @@ struct PlanBuilder {
         mounts += try checkMPI(executable: executable, bindings: bindings)
         let cpus = try options.cpusetCpus.map(Self.parseCPUSet)
         // Options an engine cannot honour are said, never silently dropped (README: run options).
-        if options.kernel != nil && !capabilities.contains(.emulatedKernel) { warnings.append(CapabilityNotice.kernelIgnored(mode).message) }
+        if options.kernel != nil && !capabilities.contains(.emulatedKernel) {
+            warnings.append(CapabilityNotice.kernelIgnored(mode).message)
+        }
         let environment = finalEnvironment()
-        return ExecutionPlan(mode: mode, container: container, root: try rootFS.path, user: user, mounts: mounts,
-                             cwd: cwd, executable: executable, arguments: arguments, environment: environment,
-                             imageEnvironmentKeys: imageKeys, devices: devices, cpus: cpus, kernel: options.kernel,
-                             warnings: warnings, temporaryFiles: temporaryFiles)
+        return ExecutionPlan(
+            mode: mode, container: container, root: try rootFS.path, user: user, mounts: mounts,
+            cwd: cwd, executable: executable, arguments: arguments, environment: environment,
+            imageEnvironmentKeys: imageKeys, devices: devices, cpus: cpus, kernel: options.kernel,
+            warnings: warnings, temporaryFiles: temporaryFiles)
     }
 
     /// `1,2-3` → [1, 2, 3].

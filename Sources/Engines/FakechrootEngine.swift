@@ -13,8 +13,11 @@ public struct FakechrootEngine: ExecutionEngine {
     public var environment: EngineEnvironment
     public var io: StandardIO
     /// Where the distribution's fakechroot package puts the library (the last resort).
-    var systemLibraries: [String] = ["x86_64-linux-gnu", "aarch64-linux-gnu", "i386-linux-gnu", "arm-linux-gnueabihf",
-                                     "powerpc64le-linux-gnu"].map { "/usr/lib/\($0)/fakechroot/libfakechroot.so" }
+    var systemLibraries: [String] =
+        [
+            "x86_64-linux-gnu", "aarch64-linux-gnu", "i386-linux-gnu", "arm-linux-gnueabihf",
+            "powerpc64le-linux-gnu",
+        ].map { "/usr/lib/\($0)/fakechroot/libfakechroot.so" }
         + ["/usr/lib64/fakechroot/libfakechroot.so", "/usr/lib/fakechroot/libfakechroot.so"]
 
     public init(mode: ExecutionMode, environment: EngineEnvironment, io: StandardIO = .inherit) {
@@ -46,15 +49,18 @@ public struct FakechrootEngine: ExecutionEngine {
         if ownContainer && FakechrootSetup.needsConversion(paths, for: mode) {
             let setMode = { (m: ExecutionMode) throws in try Self.writeExecutionMode(m, container: container) }
             do {
-                if let ended = try FakechrootSetup.recover(directory: container.directory, root: container.root,
-                                                           log: messages.verbose, setMode: setMode), ended != mode {
+                if let ended = try FakechrootSetup.recover(
+                    directory: container.directory, root: container.root,
+                    log: messages.verbose, setMode: setMode), ended != mode
+                {
                     run.handOver = ended
                     return Prepared(library: "", paths: paths)
                 }
                 if FakechrootSetup.needsConversion(paths, for: mode) {
                     messages.info("converting the container for \(mode.rawValue)")
-                    try FakechrootSetup.convert(directory: container.directory, root: container.root, to: mode,
-                                                log: messages.verbose, setMode: setMode)
+                    try FakechrootSetup.convert(
+                        directory: container.directory, root: container.root, to: mode,
+                        log: messages.verbose, setMode: setMode)
                 }
             } catch let e as EngineError { throw e } catch {
                 throw EngineError(.setupFailed, "\(mode.rawValue): cannot prepare the container: \(error)")
@@ -68,12 +74,14 @@ public struct FakechrootEngine: ExecutionEngine {
     }
 
     public func launch(_ plan: ExecutionPlan, prepared: Prepared, run: EngineRun) throws -> Launch {
-        let command = try commandLine(plan: plan, library: prepared.library, paths: prepared.paths,
-                                      hostauth: run.requestedOptions.hostauth, messages: run.messages)
+        let command = try commandLine(
+            plan: plan, library: prepared.library, paths: prepared.paths,
+            hostauth: run.requestedOptions.hostauth, messages: run.messages)
         var summary = ["\(mode.rawValue): CMD = \(command.arguments) cwd=\(command.cwd)"]
         if environment.debug { summary.append("\(mode.rawValue): ENV = \(command.environment)") }
-        return Launch(path: command.path, arguments: command.arguments, environment: command.environment,
-                      cwd: command.cwd, summary: summary)
+        return Launch(
+            path: command.path, arguments: command.arguments, environment: command.environment,
+            cwd: command.cwd, summary: summary)
     }
 
     static func writeExecutionMode(_ m: ExecutionMode, container: ContainerInstance) throws {
@@ -96,8 +104,9 @@ public struct FakechrootEngine: ExecutionEngine {
         let first = asked.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? asked
         if first == name || UInt32(first) == uid { return false }
         let origin = opts.user?.isEmpty == false ? "--user \(asked)" : "the image's user \(asked)"
-        messages.warning("\(mode.rawValue) (Fakechroot) runs as the host user \(name) (uid \(uid)): \(origin) ignored"
-                         + (first == "root" || first == "0" ? "; running as root is not supported" : ""))
+        messages.warning(
+            "\(mode.rawValue) (Fakechroot) runs as the host user \(name) (uid \(uid)): \(origin) ignored"
+                + (first == "root" || first == "0" ? "; running as root is not supported" : ""))
         opts.user = name
         return true
     }
@@ -134,9 +143,11 @@ public struct FakechrootEngine: ExecutionEngine {
         candidates.append(libraryDirectory + "/libfakechroot.so")
         candidates += systemLibraries
         if let found = candidates.first(where: FileInfo.isRegularFile) { return found }
-        throw EngineError(.toolNotFound, "libfakechroot.so not found: run 'udocker install' (udockertools), install the fakechroot package "
-                          + "(apt-get install fakechroot), or set UDOCKER_FAKECHROOT_SO=/path/to/libfakechroot.so, "
-                          + "or put libfakechroot.so in \(libraryDirectory)")
+        throw EngineError(
+            .toolNotFound,
+            "libfakechroot.so not found: run 'udocker install' (udockertools), install the fakechroot package "
+                + "(apt-get install fakechroot), or set UDOCKER_FAKECHROOT_SO=/path/to/libfakechroot.so, "
+                + "or put libfakechroot.so in \(libraryDirectory)")
     }
 
     static func architectureNames(_ container: ContainerInstance) -> [String] {
@@ -196,7 +207,9 @@ public struct FakechrootEngine: ExecutionEngine {
     /// dirs first), as host paths.
     static func libraryPath(root: String, paths: FakechrootSetup.Paths) -> [String] {
         var dirs: [String] = []
-        for t in ["x86_64-linux-gnu", "aarch64-linux-gnu", "i386-linux-gnu", "arm-linux-gnueabihf", "powerpc64le-linux-gnu", "s390x-linux-gnu"] {
+        for t in [
+            "x86_64-linux-gnu", "aarch64-linux-gnu", "i386-linux-gnu", "arm-linux-gnueabihf", "powerpc64le-linux-gnu", "s390x-linux-gnu",
+        ] {
             dirs += ["/lib/\(t)", "/usr/lib/\(t)"]
         }
         dirs += ["/lib64", "/usr/lib64", "/lib", "/usr/lib", "/usr/local/lib"]
@@ -242,8 +255,10 @@ public struct FakechrootEngine: ExecutionEngine {
         return data.range(of: Data("--argv0".utf8)) != nil
     }
 
-    func commandLine(plan: ExecutionPlan, library: String, paths: FakechrootSetup.Paths, hostauth: Bool,
-                     messages: Messages) throws -> Command {
+    func commandLine(
+        plan: ExecutionPlan, library: String, paths: FakechrootSetup.Paths, hostauth: Bool,
+        messages: Messages
+    ) throws -> Command {
         let root = paths.root
         let cr = try RootDirectory(path: root)
         let supportsMap = Self.supportsDirectoryMap(library)
@@ -275,9 +290,10 @@ public struct FakechrootEngine: ExecutionEngine {
                 messages.verbose("\(mode.rawValue): \(library) cannot map \(m.target); the container's own file is used")
                 continue
             }
-            throw EngineError.invalid("volume \(m.source):\(m.target): \(library) does not support FAKECHROOT_DIR_MAP, "
-                                      + "so only volumes at the same path work (-v \(m.source)); "
-                                      + "set UDOCKER_FAKECHROOT_SO to udocker's libfakechroot for mapped volumes")
+            throw EngineError.invalid(
+                "volume \(m.source):\(m.target): \(library) does not support FAKECHROOT_DIR_MAP, "
+                    + "so only volumes at the same path work (-v \(m.source)); "
+                    + "set UDOCKER_FAKECHROOT_SO to udocker's libfakechroot for mapped volumes")
         }
         if !supportsMap && hostauth && plan.mounts.contains(where: { plan.temporaryFiles.contains($0.source) }) {
             // --hostauth: the copies are the host files, which are at the same paths.
@@ -320,20 +336,26 @@ public struct FakechrootEngine: ExecutionEngine {
         }
         // The plan's LD_LIBRARY_PATH entries that are volumes at their host path (e.g. the
         // `--nvidia` directory) come first; the others name container directories, listed below.
-        let planLibPath = plan.environmentValue("LD_LIBRARY_PATH")?.split(separator: ":").map(String.init).filter { d in
-            !plan.imageEnvironmentKeys.contains("LD_LIBRARY_PATH")
-                && plan.mounts.contains { $0.source == $0.target && $0.isDirectory && PathName.isUnder(d, $0.target) }
-        } ?? []
+        let planLibPath =
+            plan.environmentValue("LD_LIBRARY_PATH")?.split(separator: ":").map(String.init).filter { d in
+                !plan.imageEnvironmentKeys.contains("LD_LIBRARY_PATH")
+                    && plan.mounts.contains { $0.source == $0.target && $0.isDirectory && PathName.isUnder(d, $0.target) }
+            } ?? []
         let libPath = (planLibPath + Self.libraryPath(root: root, paths: paths)).joined(separator: ":")
-        var (path, argv) = launchVector(hostExe: program, argv0: programArgv0, loader: loader, libraryPath: libPath,
-                                        rootPrefix: root + "/")
+        var (path, argv) = launchVector(
+            hostExe: program, argv0: programArgv0, loader: loader, libraryPath: libPath,
+            rootPrefix: root + "/")
         argv += rest
 
         // Working directory.
         let cwdHost: String
-        if let r = try? cr.resolve(plan.cwd, volumes: bindings), r.exists, r.isDirectory { cwdHost = r.hostPath }
-        else if let h = FakechrootSetup.hostPath(plan.cwd, root: root) { cwdHost = h }
-        else { throw EngineError.invalid("invalid working directory: \(plan.cwd)") }
+        if let r = try? cr.resolve(plan.cwd, volumes: bindings), r.exists, r.isDirectory {
+            cwdHost = r.hostPath
+        } else if let h = FakechrootSetup.hostPath(plan.cwd, root: root) {
+            cwdHost = h
+        } else {
+            throw EngineError.invalid("invalid working directory: \(plan.cwd)")
+        }
 
         // Environment (udocker `_fakechroot_env_set`).
         var env = EnvironmentList()
@@ -406,8 +428,10 @@ public struct FakechrootEngine: ExecutionEngine {
 
     /// udocker `FAKECHROOT_LIBC`: the container's libc (host path).
     static func containerLibc(root: String) -> String? {
-        for d in ["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu",
-                  "/lib64", "/usr/lib64", "/lib", "/usr/lib"] {
+        for d in [
+            "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu",
+            "/lib64", "/usr/lib64", "/lib", "/usr/lib",
+        ] {
             for n in ["libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1"] {
                 if let h = FakechrootSetup.hostPath(d + "/" + n, root: root), FileInfo.isRegularFile(h) { return h }
             }

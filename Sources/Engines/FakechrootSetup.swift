@@ -58,8 +58,10 @@ public enum FakechrootSetup {
     /// Brings the container's files to what `target` needs; `setMode` records the mode (execmode).
     /// Going to an F mode, execmode is switched first (so the next run goes through the Fakechroot
     /// engine, which finishes an interrupted conversion); leaving F, it is switched last.
-    public static func convert(directory: String, root: String, to target: ExecutionMode, force: Bool = false,
-                               log: (String) -> Void = { _ in }, setMode: (ExecutionMode) throws -> Void) throws {
+    public static func convert(
+        directory: String, root: String, to target: ExecutionMode, force: Bool = false,
+        log: (String) -> Void = { _ in }, setMode: (ExecutionMode) throws -> Void
+    ) throws {
         let p = Paths(directory: directory, root: root)
         try FileLock.withLock(p.lock) {
             try convertLocked(p, to: target, force: force, log: log, setMode: setMode)
@@ -68,8 +70,10 @@ public enum FakechrootSetup {
 
     /// Finishes an interrupted conversion, if any; returns the mode it ended in.
     @discardableResult
-    public static func recover(directory: String, root: String, log: (String) -> Void = { _ in },
-                               setMode: (ExecutionMode) throws -> Void) throws -> ExecutionMode? {
+    public static func recover(
+        directory: String, root: String, log: (String) -> Void = { _ in },
+        setMode: (ExecutionMode) throws -> Void
+    ) throws -> ExecutionMode? {
         let p = Paths(directory: directory, root: root)
         return try FileLock.withLock(p.lock) { () throws -> ExecutionMode? in
             guard let t = read(p.journal).flatMap(ExecutionMode.init(rawValue:)) else { return nil }
@@ -101,8 +105,10 @@ public enum FakechrootSetup {
         return out.sorted { $0.count > $1.count }
     }
 
-    static func convertLocked(_ p: Paths, to target: ExecutionMode, force: Bool, log: (String) -> Void,
-                              setMode: (ExecutionMode) throws -> Void) throws {
+    static func convertLocked(
+        _ p: Paths, to target: ExecutionMode, force: Bool, log: (String) -> Void,
+        setMode: (ExecutionMode) throws -> Void
+    ) throws {
         let current = convertedMode(directory: p.directory)
         let interrupted = FileInfo.exists(p.journal)
         let isF = [.F1, .F2, .F3, .F4].contains(target)
@@ -111,7 +117,7 @@ public enum FakechrootSetup {
             return
         }
         if !interrupted && current == nil && !isF {
-            try setMode(target)     // nothing of ours to undo
+            try setMode(target)  // nothing of ours to undo
             return
         }
         // The prefixes the container was patched/converted with (moved or cloned containers), read
@@ -141,7 +147,9 @@ public enum FakechrootSetup {
         } else {
             unlink(p.patchTime); unlink(p.patchPath)
         }
-        if isF { try AtomicFile.write(target.rawValue, to: p.state) } else {
+        if isF {
+            try AtomicFile.write(target.rawValue, to: p.state)
+        } else {
             unlink(p.state); unlink(p.libDirs)
         }
         try setMode(target)
@@ -220,7 +228,9 @@ public enum FakechrootSetup {
             if wanted == target { continue }
             let tmp = path + ".udocker-link-\(getpid())"
             unlink(tmp)
-            guard symlink(wanted, tmp) == 0 else { throw Failure("cannot convert the symlink \(path): \(String(cString: strerror(errno)))") }
+            guard symlink(wanted, tmp) == 0 else {
+                throw Failure("cannot convert the symlink \(path): \(String(cString: strerror(errno)))")
+            }
             guard rename(tmp, path) == 0 else {
                 let e = errno; unlink(tmp)
                 throw Failure("cannot convert the symlink \(path): \(String(cString: strerror(e)))")
@@ -250,9 +260,11 @@ public enum FakechrootSetup {
                 return ELFPatcher.unprefixed(orig, prefix: root)
             }
         }
-        for c in ["/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1", "/lib/ld-linux-armhf.so.3",
-                  "/lib/ld-linux.so.2", "/lib/ld64.so.2", "/lib/ld-musl-x86_64.so.1", "/lib/ld-musl-aarch64.so.1"]
-            where hostPath(c, root: root) != nil {
+        for c in [
+            "/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1", "/lib/ld-linux-armhf.so.3",
+            "/lib/ld-linux.so.2", "/lib/ld64.so.2", "/lib/ld-musl-x86_64.so.1", "/lib/ld-musl-aarch64.so.1",
+        ]
+        where hostPath(c, root: root) != nil {
             return c
         }
         return nil
@@ -281,7 +293,7 @@ public enum FakechrootSetup {
         while i <= b.count - from.count {
             if b[i] == first && b[i + 1] == from[1] && Array(b[i..<(i + from.count)]) == from {
                 b.replaceSubrange(i..<(i + from.count), with: to)
-                i += from.count - 1   // the last byte of a match may start the next (a NUL)
+                i += from.count - 1  // the last byte of a match may start the next (a NUL)
             } else {
                 i += 1
             }
@@ -355,9 +367,12 @@ public enum FakechrootSetup {
     /// resolve inside ROOT without a symlink (the final name itself is opened with O_NOFOLLOW).
     static func recordHostPath(_ containerPath: String, root: RootDirectory?, rootPath: String) -> String? {
         guard containerPath.hasPrefix("/"), !containerPath.contains("\0"),
-              !containerPath.split(separator: "/", omittingEmptySubsequences: false).dropFirst().contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }),
-              let resolved = root?.hostPath(containerPath, followFinal: false),
-              resolved == rootPath + containerPath else { return nil }
+            !containerPath.split(separator: "/", omittingEmptySubsequences: false).dropFirst().contains(where: {
+                $0.isEmpty || $0 == "." || $0 == ".."
+            }),
+            let resolved = root?.hostPath(containerPath, followFinal: false),
+            resolved == rootPath + containerPath
+        else { return nil }
         return resolved
     }
 
@@ -413,7 +428,7 @@ public enum FakechrootSetup {
                 let r = try ELFPatcher.setRootPrefix(hostPath: h, containerPath: c, prefix: p.root) { record in
                     var line = try enc.encode(record)
                     line.append(0x0a)
-                    try ELFPatcher.writeAll(fd, [UInt8](line), at: 0)   // O_APPEND: offset ignored
+                    try ELFPatcher.writeAll(fd, [UInt8](line), at: 0)  // O_APPEND: offset ignored
                 }
                 if r != nil { patched += 1 }
             } catch {

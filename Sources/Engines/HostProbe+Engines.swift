@@ -10,9 +10,11 @@ public struct NativeCheck: HostCheck {
     public init() {}
     public func run(_ context: HostCheckContext) -> [HostFinding] {
         var facts: [String] = []
-        for (name, path) in [("user.max_user_namespaces", "/proc/sys/user/max_user_namespaces"),
-                             ("kernel.unprivileged_userns_clone", "/proc/sys/kernel/unprivileged_userns_clone"),
-                             ("kernel.apparmor_restrict_unprivileged_userns", "/proc/sys/kernel/apparmor_restrict_unprivileged_userns")] {
+        for (name, path) in [
+            ("user.max_user_namespaces", "/proc/sys/user/max_user_namespaces"),
+            ("kernel.unprivileged_userns_clone", "/proc/sys/kernel/unprivileged_userns_clone"),
+            ("kernel.apparmor_restrict_unprivileged_userns", "/proc/sys/kernel/apparmor_restrict_unprivileged_userns"),
+        ] {
             if let v = HostProbe.sysctl(path) { facts.append("\(name)=\(v)") }
         }
         guard let problem = HostProbe.userNamespaceProblem() else {
@@ -48,8 +50,11 @@ public struct OverlayCheck: HostCheck {
     public func run(_ context: HostCheckContext) -> [HostFinding] {
         let name = "N1 overlay"
         if let problem = HostProbe.userNamespaceProblem() {
-            return [HostFinding(check: name, status: .failed, summary: "needs user namespaces: \(problem)",
-                                fix: "use flat containers (the default)")]
+            return [
+                HostFinding(
+                    check: name, status: .failed, summary: "needs user namespaces: \(problem)",
+                    fix: "use flat containers (the default)")
+            ]
         }
         let base = context.environment.tmpDir + "/udocker-doctor-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: base) }
@@ -58,17 +63,27 @@ public struct OverlayCheck: HostCheck {
                 try FileManager.default.createDirectory(atPath: "\(base)/\(d)", withIntermediateDirectories: true)
             }
         } catch {
-            return [HostFinding(check: name, status: .warning, summary: "not tested: cannot create a scratch directory in \(context.environment.tmpDir): \(error)")]
+            return [
+                HostFinding(
+                    check: name, status: .warning,
+                    summary: "not tested: cannot create a scratch directory in \(context.environment.tmpDir): \(error)")
+            ]
         }
         var err = cl_exec_error_t()
         var release: Int32 = -1
         let pid = cl_overlay_view(base, "lowerdir=lower,upperdir=upper,workdir=work,userxattr", base + "/merged", &release, &err)
         guard pid > 0 else {
             let step = withUnsafeBytes(of: err.step) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-            return [HostFinding(check: name, status: .failed,
-                                summary: "overlayfs cannot be mounted in a user namespace here (\(step): \(String(cString: strerror(err.error_number))))",
-                                details: ["needs Linux >= 5.11 and a local upper directory (not NFS/Lustre/GPFS)", "scratch: \(context.environment.tmpDir)"],
-                                fix: "use flat containers (the default: create --storage=flat)")]
+            return [
+                HostFinding(
+                    check: name, status: .failed,
+                    summary:
+                        "overlayfs cannot be mounted in a user namespace here (\(step): \(String(cString: strerror(err.error_number))))",
+                    details: [
+                        "needs Linux >= 5.11 and a local upper directory (not NFS/Lustre/GPFS)", "scratch: \(context.environment.tmpDir)",
+                    ],
+                    fix: "use flat containers (the default: create --storage=flat)")
+            ]
         }
         close(release)
         var st: Int32 = 0
@@ -83,14 +98,20 @@ public struct PRootCheck: HostCheck {
     public func run(_ context: HostCheckContext) -> [HostFinding] {
         let tool: ToolLocator.Tool
         do { tool = try context.tools.proot() } catch {
-            return [HostFinding(check: "P1/P2", status: .failed, summary: "\(error)",
-                                fix: "apt-get install proot, or put a static proot in \(context.environment.binDir), "
-                                    + "or set UDOCKER_USE_PROOT_EXECUTABLE=/path/to/proot")]
+            return [
+                HostFinding(
+                    check: "P1/P2", status: .failed, summary: "\(error)",
+                    fix: "apt-get install proot, or put a static proot in \(context.environment.binDir), "
+                        + "or set UDOCKER_USE_PROOT_EXECUTABLE=/path/to/proot")
+            ]
         }
         let facts = [HostProbe.describe("proot", tool, version: HostProbe.version(of: tool.path))]
         if let problem = HostProbe.ptraceProblem() {
-            return [HostFinding(check: "P1/P2", status: .failed, summary: problem, details: facts,
-                                fix: "ptrace must be allowed (kernel.yama.ptrace_scope <= 2, no seccomp filter refusing it); else use N1 or F3")]
+            return [
+                HostFinding(
+                    check: "P1/P2", status: .failed, summary: problem, details: facts,
+                    fix: "ptrace must be allowed (kernel.yama.ptrace_scope <= 2, no seccomp filter refusing it); else use N1 or F3")
+            ]
         }
         return [HostFinding(check: "P1/P2", status: .ok, summary: "proot and ptrace work", details: facts)]
     }
@@ -103,13 +124,18 @@ public struct FakechrootCheck: HostCheck {
         var facts: [String] = []
         let library: ToolLocator.Tool
         do { library = try context.tools.fakechrootLibrary() } catch {
-            return [HostFinding(check: "F1-F4", status: .failed, summary: "\(error)",
-                                fix: "apt-get install fakechroot, or set UDOCKER_FAKECHROOT_SO=/path/to/libfakechroot.so")]
+            return [
+                HostFinding(
+                    check: "F1-F4", status: .failed, summary: "\(error)",
+                    fix: "apt-get install fakechroot, or set UDOCKER_FAKECHROOT_SO=/path/to/libfakechroot.so")
+            ]
         }
         facts.append("libfakechroot at \(library.path)")
-        if let fc = try? context.tools.locate(variable: "", setting: .pathOnly, pathNames: ["fakechroot"], binNames: [],
-                                              binDirFirst: false, missing: ""),
-           let v = HostProbe.version(of: fc.path) {
+        if let fc = try? context.tools.locate(
+            variable: "", setting: .pathOnly, pathNames: ["fakechroot"], binNames: [],
+            binDirFirst: false, missing: ""),
+            let v = HostProbe.version(of: fc.path)
+        {
             facts.append("fakechroot \(v) at \(fc.path)")
         }
         if let pe = try? context.tools.patchelf() {
@@ -127,18 +153,27 @@ public struct RuncCheck: HostCheck {
     public func run(_ context: HostCheckContext) -> [HostFinding] {
         let tool: ToolLocator.Tool
         do { tool = try context.tools.ociRuntime() } catch {
-            return [HostFinding(check: "R1-R3", status: .failed, summary: "\(error)".replacingOccurrences(of: "R1: ", with: ""),
-                                fix: "apt-get install runc (or crun), or set UDOCKER_USE_RUNC_EXECUTABLE=/path/to/runc")]
+            return [
+                HostFinding(
+                    check: "R1-R3", status: .failed, summary: "\(error)".replacingOccurrences(of: "R1: ", with: ""),
+                    fix: "apt-get install runc (or crun), or set UDOCKER_USE_RUNC_EXECUTABLE=/path/to/runc")
+            ]
         }
         var facts = [HostProbe.describe(PathName.basename(tool.path), tool, version: HostProbe.version(of: tool.path))]
         if let problem = HostProbe.userNamespaceProblem() {
-            return [HostFinding(check: "R1-R3", status: .failed, summary: "rootless runc needs user namespaces: \(problem)",
-                                details: facts, fix: "see N1 above, or use P1/F3")]
+            return [
+                HostFinding(
+                    check: "R1-R3", status: .failed, summary: "rootless runc needs user namespaces: \(problem)",
+                    details: facts, fix: "see N1 above, or use P1/F3")
+            ]
         }
         if (try? context.tools.proot()) == nil {
             facts.append("R2/R3 also need proot: not found")
-            return [HostFinding(check: "R1-R3", status: .warning, summary: "R1 works; R2/R3 need proot", details: facts,
-                                fix: "apt-get install proot for R2/R3")]
+            return [
+                HostFinding(
+                    check: "R1-R3", status: .warning, summary: "R1 works; R2/R3 need proot", details: facts,
+                    fix: "apt-get install proot for R2/R3")
+            ]
         }
         return [HostFinding(check: "R1-R3", status: .ok, summary: "rootless OCI runtime and user namespaces work", details: facts)]
     }
@@ -151,11 +186,17 @@ public struct ApptainerCheck: HostCheck {
         do {
             let tool = try context.tools.apptainer()
             let name = PathName.basename(tool.path)
-            return [HostFinding(check: "S1", status: .ok, summary: "\(name) found",
-                                details: [HostProbe.describe(name, tool, version: HostProbe.version(of: tool.path))])]
+            return [
+                HostFinding(
+                    check: "S1", status: .ok, summary: "\(name) found",
+                    details: [HostProbe.describe(name, tool, version: HostProbe.version(of: tool.path))])
+            ]
         } catch {
-            return [HostFinding(check: "S1", status: .failed, summary: "apptainer/singularity not found",
-                                fix: "install Apptainer (https://apptainer.org), or set UDOCKER_USE_SINGULARITY_EXECUTABLE")]
+            return [
+                HostFinding(
+                    check: "S1", status: .failed, summary: "apptainer/singularity not found",
+                    fix: "install Apptainer (https://apptainer.org), or set UDOCKER_USE_SINGULARITY_EXECUTABLE")
+            ]
         }
     }
 }

@@ -15,10 +15,15 @@ struct NVIDIACheck: HostCheck {
             return [HostFinding(check: "GPU (NVIDIA)", status: warned ? .warning : .ok, summary: first.message, details: details)]
         case .warning, .error:
             let noDriver = NVIDIADriver(root: root).kernelModuleVersion() == nil
-            return [HostFinding(check: "GPU (NVIDIA)", status: noDriver ? .warning : .failed, summary: first.message,
-                                details: details,
-                                fix: noDriver ? "none needed unless you want run --nvidia: it needs the NVIDIA kernel module and driver libraries"
-                                              : "reinstall the driver so that its libraries and the loaded kernel module have the same version (or reboot after an upgrade)")]
+            return [
+                HostFinding(
+                    check: "GPU (NVIDIA)", status: noDriver ? .warning : .failed, summary: first.message,
+                    details: details,
+                    fix: noDriver
+                        ? "none needed unless you want run --nvidia: it needs the NVIDIA kernel module and driver libraries"
+                        : "reinstall the driver so that its libraries and the loaded kernel module have the same version (or reboot after an upgrade)"
+                )
+            ]
         }
     }
 }

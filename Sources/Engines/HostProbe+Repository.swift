@@ -21,7 +21,11 @@ public struct RepositoryCheck: HostCheck {
         var facts = ["repository \(context.repository)" + (dir == context.repository ? "" : " (not created yet; checked \(dir))")]
         var vfs = statvfs()
         guard statvfs(dir, &vfs) == 0 else {
-            return [HostFinding(check: "repository", status: .failed, summary: "cannot stat \(dir): \(String(cString: strerror(errno)))", details: facts)]
+            return [
+                HostFinding(
+                    check: "repository", status: .failed, summary: "cannot stat \(dir): \(String(cString: strerror(errno)))", details: facts
+                )
+            ]
         }
         let type = Self.filesystemType(of: dir) ?? "unknown"
         let freeBytes = UInt64(vfs.f_bavail) * UInt64(vfs.f_frsize)
@@ -29,8 +33,11 @@ public struct RepositoryCheck: HostCheck {
         facts.append("filesystem \(type)")
         facts.append("free: \(Self.size(freeBytes)), \(vfs.f_files == 0 ? "inodes not limited" : "\(freeInodes) inodes")")
         if access(dir, W_OK) != 0 || (vfs.f_flag & UInt(ST_RDONLY)) != 0 {
-            return [HostFinding(check: "repository", status: .failed, summary: "\(dir) is not writable", details: facts,
-                                fix: "choose a writable place: export UDOCKER_DIR=/path (or --repo=DIR)")]
+            return [
+                HostFinding(
+                    check: "repository", status: .failed, summary: "\(dir) is not writable", details: facts,
+                    fix: "choose a writable place: export UDOCKER_DIR=/path (or --repo=DIR)")
+            ]
         }
         var warnings: [String] = []
         var fixes: [String] = []
@@ -43,15 +50,21 @@ public struct RepositoryCheck: HostCheck {
             fixes.append("move UDOCKER_DIR to a filesystem with free inodes")
         }
         if Self.shared.contains(type) || type.hasPrefix("fuse.") {
-            warnings.append("\(type) is a network/parallel filesystem: creating containers puts heavy metadata load on it, "
-                            + "locks may be slow or node-local, overlay containers cannot use it")
+            warnings.append(
+                "\(type) is a network/parallel filesystem: creating containers puts heavy metadata load on it, "
+                    + "locks may be slow or node-local, overlay containers cannot use it")
             fixes.append("keep images there if you must, but prefer a node-local disk for containers (UDOCKER_CONTAINERS=/local/path)")
         }
         if warnings.isEmpty {
-            return [HostFinding(check: "repository", status: .ok, summary: "writable, \(type), \(Self.size(freeBytes)) free", details: facts)]
+            return [
+                HostFinding(check: "repository", status: .ok, summary: "writable, \(type), \(Self.size(freeBytes)) free", details: facts)
+            ]
         }
-        return [HostFinding(check: "repository", status: .warning, summary: warnings.joined(separator: "; "), details: facts,
-                            fix: fixes.joined(separator: "; "))]
+        return [
+            HostFinding(
+                check: "repository", status: .warning, summary: warnings.joined(separator: "; "), details: facts,
+                fix: fixes.joined(separator: "; "))
+        ]
     }
 
     /// The type of the mount holding `path` (the longest mount point above its real path), from

@@ -117,11 +117,12 @@ public enum HostProbe {
 
     /// "tool 1.2.3 (/usr/bin/tool, from PATH)".
     static func describe(_ name: String, _ tool: ToolLocator.Tool, version: String?) -> String {
-        let origin = switch tool.origin {
-        case .setting: "from the UDOCKER_USE_* setting"
-        case .path: "from PATH"
-        case .binDir: "from the repository's bin/"
-        }
+        let origin =
+            switch tool.origin {
+            case .setting: "from the UDOCKER_USE_* setting"
+            case .path: "from PATH"
+            case .binDir: "from the repository's bin/"
+            }
         return "\(name) \(version ?? "(version unknown)") at \(tool.path) (\(origin))"
     }
 }

@@ -11,14 +11,18 @@ import Glibc
 public enum JobEnvironment {
     /// Host variables that reach the container without `--hostenv` (config `job_env_prefixes`,
     /// env `UDOCKER_JOB_ENV_PREFIXES`): a key passes when it starts with one of these.
-    public static let defaultPrefixes = ["OMPI_", "PMIX_", "PMI_", "PRTE_", "SLURM_", "HYDRA_", "MPIR_CVAR_",
-                                         "CUDA_VISIBLE_DEVICES", "NVIDIA_"]
+    public static let defaultPrefixes = [
+        "OMPI_", "PMIX_", "PMI_", "PRTE_", "SLURM_", "HYDRA_", "MPIR_CVAR_",
+        "CUDA_VISIBLE_DEVICES", "NVIDIA_",
+    ]
 
     /// Variables naming the launcher's session directories (bound at the same path when they
     /// exist): Open MPI's top session directory holds the PMIx server directory and dstore;
     /// Slurm's PMIx plugin puts them under its spool directory.
-    static let sessionDirectoryKeys = ["OMPI_MCA_orte_top_session_dir", "PMIX_SERVER_TMPDIR",
-                                       "PMIX_DSTORE_21_BASE_PATH", "PMIX_DSTORE_ESH_BASE_PATH"]
+    static let sessionDirectoryKeys = [
+        "OMPI_MCA_orte_top_session_dir", "PMIX_SERVER_TMPDIR",
+        "PMIX_DSTORE_21_BASE_PATH", "PMIX_DSTORE_ESH_BASE_PATH",
+    ]
 
     /// Variables that mark a task of a job (a launcher or a batch step started this process).
     static let jobMarkers = ["OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_FD", "SLURM_STEP_ID", "SLURM_JOB_ID"]
@@ -49,9 +53,10 @@ public enum JobEnvironment {
 
     /// A user name that can go into a passwd line as it is.
     static func isPlainName(_ name: String) -> Bool {
-        !name.isEmpty && name.count <= 32 && name.unicodeScalars.allSatisfy {
-            ($0.isASCII && (CharacterSet.alphanumerics.contains($0))) || "._-".unicodeScalars.contains($0)
-        } && !name.hasPrefix("-")
+        !name.isEmpty && name.count <= 32
+            && name.unicodeScalars.allSatisfy {
+                ($0.isASCII && (CharacterSet.alphanumerics.contains($0))) || "._-".unicodeScalars.contains($0)
+            } && !name.hasPrefix("-")
     }
 
     /// The launcher's session directories that exist on the host, outermost only, never `/`

@@ -66,7 +66,8 @@ public struct LDCache: Sendable, Equatable {
             let e = start + 48 + i * 24
             let flags = Int32(bitPattern: ELFFile.u32(bytes, e, le))
             guard let key = string(ELFFile.u32(bytes, e + 4, le)), let value = string(ELFFile.u32(bytes, e + 8, le)),
-                  !key.isEmpty, !key.contains("/"), value.hasPrefix("/") else { continue }
+                !key.isEmpty, !key.contains("/"), value.hasPrefix("/")
+            else { continue }
             list.append(Entry(name: key, path: value, flags: flags))
         }
         entries = list

@@ -32,15 +32,26 @@ struct MPILibrary: Equatable, Sendable {
         guard let needed = ELFFile.neededLibraries(path: path) else { return nil }
         let openMPI = needed.contains { $0.hasPrefix("libopen-pal.so") || $0.hasPrefix("libopen-rte.so") }
         let vendor: Vendor
-        if openMPI { vendor = .openMPI } else if soname.hasPrefix("libmpich.so.") || soname == "libmpi.so.12" { vendor = .mpich } else { return nil }
-        let real = PathName.basename(realpath(path, nil).map { p in defer { free(p) }; return String(cString: p) } ?? path)
+        if openMPI {
+            vendor = .openMPI
+        } else if soname.hasPrefix("libmpich.so.") || soname == "libmpi.so.12" {
+            vendor = .mpich
+        } else {
+            return nil
+        }
+        let real = PathName.basename(
+            realpath(path, nil).map { p in
+                defer { free(p) }; return String(cString: p)
+            } ?? path)
         return MPILibrary(vendor: vendor, soname: soname, fileName: real, usesPMIx: needed.contains { $0.hasPrefix("libpmix.so") })
     }
 
     /// Library directories searched, after LD_LIBRARY_PATH and the program's RUNPATH.
-    static let systemDirectories = ["/usr/local/lib", "/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu",
-                                    "/usr/lib/aarch64-linux-gnu", "/lib/aarch64-linux-gnu", "/usr/lib64", "/lib64",
-                                    "/usr/lib", "/lib"]
+    static let systemDirectories = [
+        "/usr/local/lib", "/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu", "/lib/aarch64-linux-gnu", "/usr/lib64", "/lib64",
+        "/usr/lib", "/lib",
+    ]
 }
 
 /// How this task was started, as far as MPI is concerned (from the host environment).
@@ -59,7 +70,8 @@ enum MPILauncher: Equatable, Sendable {
         if env["PMIX_RANK"] != nil { return .pmix }
         if env["PMI_RANK"] != nil || env["PMI_FD"] != nil || env["PMI_PORT"] != nil { return .pmi }
         if env["SLURM_STEP_ID"] != nil, let n = Int(env["SLURM_STEP_NUM_TASKS"] ?? env["SLURM_NTASKS"] ?? ""), n > 1,
-           (env["SLURM_MPI_TYPE"] ?? "none") == "none" {
+            (env["SLURM_MPI_TYPE"] ?? "none") == "none"
+        {
             return .slurmWithoutMPI(tasks: n)
         }
         return nil
@@ -118,7 +130,8 @@ enum MPICompatibility {
         case nil: names = ["libmpi.so.40", "libmpi.so.20", "libmpich.so.12", "libmpi.so.12"]
         default: return nil
         }
-        let dirs = (env["LD_LIBRARY_PATH"] ?? "").split(separator: ":").map(String.init).filter { $0.hasPrefix("/") }
+        let dirs =
+            (env["LD_LIBRARY_PATH"] ?? "").split(separator: ":").map(String.init).filter { $0.hasPrefix("/") }
             + MPILibrary.systemDirectories
         for dir in dirs {
             for name in names {
@@ -155,19 +168,25 @@ extension PlanBuilder {
         guard options.mpi != "none" else { return [] }
         let launcher = MPILauncher.detect(env.hostEnvironment)
         guard launcher != nil || options.mpi == "host",
-              let program = try? rootFS.resolve(executable, volumes: bindings), program.isRegularFile,
-              let needed = ELFFile.neededLibraries(path: program.hostPath),
-              let soname = needed.first(where: MPILibrary.isMPISoname) else {
-            if options.mpi == "host" { throw EngineError.invalid("--mpi=host: \(PathName.basename(executable)) is not linked with an MPI library") }
+            let program = try? rootFS.resolve(executable, volumes: bindings), program.isRegularFile,
+            let needed = ELFFile.neededLibraries(path: program.hostPath),
+            let soname = needed.first(where: MPILibrary.isMPISoname)
+        else {
+            if options.mpi == "host" {
+                throw EngineError.invalid("--mpi=host: \(PathName.basename(executable)) is not linked with an MPI library")
+            }
             return []
         }
         guard let (lib, _) = containerLibrary(soname, program: program.hostPath, bindings: bindings) else {
-            if options.mpi == "host" { throw EngineError.invalid("--mpi=host: the container has no \(soname) for \(PathName.basename(executable))") }
+            if options.mpi == "host" {
+                throw EngineError.invalid("--mpi=host: the container has no \(soname) for \(PathName.basename(executable))")
+            }
             return []
         }
         if mode == .R1, launcher == .openMPI || launcher == .pmix {
-            throw EngineError.invalid("R1 cannot run a rank of a PMIx job: the launcher's PMIx server accepts only your uid "
-                                      + "and a rootless runc shows you as root (uid 0); use N1, P1 or F3 (setup --execmode)")
+            throw EngineError.invalid(
+                "R1 cannot run a rank of a PMIx job: the launcher's PMIx server accepts only your uid "
+                    + "and a rootless runc shows you as root (uid 0); use N1, P1 or F3 (setup --execmode)")
         }
         let host = MPICompatibility.hostLibrary(for: options.mpi == "host" ? nil : launcher, environment: env.hostEnvironment)
         if options.mpi == "host" {
@@ -187,15 +206,18 @@ extension PlanBuilder {
 
     /// The first file named `soname` in the loader's directories for which `accept` (given its
     /// host path) gives a value; with that value its container path.
-    func containerLibraryFile<T>(_ soname: String, program: String, bindings: [RootDirectory.Volume],
-                                 accept: (String) -> T?) -> (T, String)? {
+    func containerLibraryFile<T>(
+        _ soname: String, program: String, bindings: [RootDirectory.Volume],
+        accept: (String) -> T?
+    ) -> (T, String)? {
         var dirs = (containerEnv["LD_LIBRARY_PATH"] ?? "").split(separator: ":").map(String.init).filter { $0.hasPrefix("/") }
         if let rp = ELFFile.runpathString(path: program) {
             dirs += rp.split(separator: ":").map(String.init).filter { $0.hasPrefix("/") }
         }
         for dir in dirs + MPILibrary.systemDirectories {
             guard let r = try? rootFS.resolve(dir + "/" + soname, volumes: bindings), r.isRegularFile, !r.inVolume,
-                  let value = accept(r.hostPath) else { continue }
+                let value = accept(r.hostPath)
+            else { continue }
             return (value, r.path)
         }
         return nil
@@ -204,13 +226,16 @@ extension PlanBuilder {
     /// `--mpi=host`: the host's MPI libraries (the library and the MPI's own libraries it needs)
     /// bound over the container's files of the same soname, and Open MPI's plugin directory at
     /// its host path. The two must be the same MPI ABI (vendor and soname).
-    func hostMPIMounts(container lib: MPILibrary, host: (MPILibrary, String)?, program: String,
-                       bindings: [RootDirectory.Volume]) throws -> [ExecutionPlan.Mount] {
+    func hostMPIMounts(
+        container lib: MPILibrary, host: (MPILibrary, String)?, program: String,
+        bindings: [RootDirectory.Volume]
+    ) throws -> [ExecutionPlan.Mount] {
         if [.F1, .F2, .F3, .F4].contains(mode) {
             // Fakechroot's loader opens libraries straight from ROOT (ld.so's own opens are not
             // translated), so a bind over a library file would silently not be used.
-            throw EngineError.invalid("--mpi=host is not supported by \(mode.rawValue): its loader reads libraries from the "
-                                      + "container's own files; use N1 or P1")
+            throw EngineError.invalid(
+                "--mpi=host is not supported by \(mode.rawValue): its loader reads libraries from the "
+                    + "container's own files; use N1 or P1")
         }
         guard let (hostLib, hostPath) = host else {
             throw EngineError.invalid("--mpi=host: no MPI library found on the host (LD_LIBRARY_PATH, system directories)")
@@ -225,8 +250,12 @@ extension PlanBuilder {
         var mounts: [ExecutionPlan.Mount] = []
         for soname in [lib.soname] + own {
             let hostFile = hostDir + "/" + soname
-            guard let real = realpath(hostFile, nil).map({ p -> String in defer { free(p) }; return String(cString: p) }),
-                  let (_, target) = containerLibraryFile(soname, program: program, bindings: bindings, accept: { _ in true }) else {
+            guard
+                let real = realpath(hostFile, nil).map({ p -> String in
+                    defer { free(p) }; return String(cString: p)
+                }),
+                let (_, target) = containerLibraryFile(soname, program: program, bindings: bindings, accept: { _ in true })
+            else {
                 throw EngineError.invalid("--mpi=host: \(soname) is missing on the host or in the container")
             }
             mounts.append(.init(source: real, target: target, isSysdir: false, isDirectory: false))

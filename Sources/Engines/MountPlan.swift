@@ -14,7 +14,8 @@ enum MountPlan {
                 throw EngineError(.setupFailed, "volume \(m.source):\(m.target): \(why)")
             }
             // Beneath another volume: the mountpoint lives in that host directory.
-            let enclosing = plan.mounts.prefix(index).contains { PathName.isUnder(m.target, $0.target) && $0.target != m.target }
+            let enclosing =
+                plan.mounts.prefix(index).contains { PathName.isUnder(m.target, $0.target) && $0.target != m.target }
                 || plan.mounts.suffix(from: index + 1).contains { PathName.isUnder(m.target, $0.target) && $0.target != m.target }
             if enclosing {
                 result.append((m.source, m.target, PathName.components(m.target).count, index))
@@ -25,7 +26,8 @@ enum MountPlan {
                 try drop("the mountpoint \(m.target) cannot be resolved in the container"); continue
             }
             if r.path != m.target,
-               plan.mounts.contains(where: { $0.target != m.target && PathName.isUnder(r.path, $0.target) }) {
+                plan.mounts.contains(where: { $0.target != m.target && PathName.isUnder(r.path, $0.target) })
+            {
                 try drop("the mountpoint \(m.target) is a symlink into another volume (\(r.path))"); continue
             }
             if r.path == "/" { try drop("the mountpoint \(m.target) resolves to /"); continue }
@@ -34,8 +36,11 @@ enum MountPlan {
                     try drop("cannot create the mountpoint \(r.path) in the container: \(error)"); continue
                 }
             } else if r.isDirectory != m.isDirectory {
-                try drop(m.isDirectory ? "\(m.target) is not a directory in the container"
-                                       : "\(m.target) is a directory in the container"); continue
+                try drop(
+                    m.isDirectory
+                        ? "\(m.target) is not a directory in the container"
+                        : "\(m.target) is a directory in the container");
+                continue
             }
             result.append((m.source, r.path, PathName.components(r.path).count, index))
         }

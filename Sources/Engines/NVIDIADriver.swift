@@ -136,7 +136,8 @@ public struct NVIDIADriver: Sendable {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: (root.isEmpty ? "" : root) + "/dev")) ?? []
         return names.compactMap { n -> (Int, Device)? in
             guard n.hasPrefix("nvidia"), let i = Int(n.dropFirst(6)), String(i) == String(n.dropFirst(6)),
-                  let d = device(n) else { return nil }
+                let d = device(n)
+            else { return nil }
             return (i, d)
         }.sorted { $0.0 < $1.0 }
     }

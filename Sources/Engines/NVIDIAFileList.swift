@@ -106,7 +106,8 @@ public struct NVIDIAFileList: Sendable, Equatable {
     /// `<udockerDir>/nvidia-files.conf`).
     public static func load(environment: [String: String], udockerDir: String?) throws -> NVIDIAFileList {
         var list = builtIn
-        let path = environment["UDOCKER_NVIDIA_FILES"].flatMap { $0.isEmpty ? nil : $0 }
+        let path =
+            environment["UDOCKER_NVIDIA_FILES"].flatMap { $0.isEmpty ? nil : $0 }
             ?? udockerDir.map { $0 + "/nvidia-files.conf" }
         if let path, let data = FileManager.default.contents(atPath: path) {
             list.items += try NVIDIAFileList(text: String(decoding: data, as: UTF8.self), source: path).items
@@ -123,7 +124,10 @@ public struct NVIDIAFileList: Sendable, Equatable {
         for c in value.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !c.isEmpty {
             if c == "all" { return capabilities }
             guard capabilities.contains(c) else {
-                throw ParseError(description: "invalid NVIDIA_DRIVER_CAPABILITIES: \(value) (one or more of \(capabilities.sorted().joined(separator: ",")), or all)")
+                throw ParseError(
+                    description:
+                        "invalid NVIDIA_DRIVER_CAPABILITIES: \(value) (one or more of \(capabilities.sorted().joined(separator: ",")), or all)"
+                )
             }
             set.insert(c)
         }

@@ -35,8 +35,9 @@ extension PlanBuilder {
         let gpus = driver.gpus()
         let selection: [Int]?
         do {
-            selection = try NVIDIASelection.devices(gpus: options.gpus, visible: userValue("NVIDIA_VISIBLE_DEVICES"),
-                                                    available: gpus.map(\.index), uuids: driver.gpuUUIDs())
+            selection = try NVIDIASelection.devices(
+                gpus: options.gpus, visible: userValue("NVIDIA_VISIBLE_DEVICES"),
+                available: gpus.map(\.index), uuids: driver.gpuUUIDs())
         } catch let e as NVIDIASelection.Failure { throw EngineError.invalid(e.description) }
         guard let selected = selection else {
             warnings.append("NVIDIA_VISIBLE_DEVICES=void: running without GPU support")
@@ -51,9 +52,10 @@ extension PlanBuilder {
 
         // Pre-flight: driver, versions, glibc, CUDA; refuses before anything is set up.
         let image = imageKeys.reduce(into: [String: String]()) { $0[$1] = containerEnv.values[$1] }
-        let report = NVIDIAPreflight.run(driver: driver, container: container.root, imageEnvironment: image,
-                                         userEnvironment: ["NVIDIA_DISABLE_REQUIRE": userValue("NVIDIA_DISABLE_REQUIRE") ?? ""],
-                                         capabilities: capabilities, list: list)
+        let report = NVIDIAPreflight.run(
+            driver: driver, container: container.root, imageEnvironment: image,
+            userEnvironment: ["NVIDIA_DISABLE_REQUIRE": userValue("NVIDIA_DISABLE_REQUIRE") ?? ""],
+            capabilities: capabilities, list: list)
         if let error = report.findings.first(where: { $0.level == .error }) {
             throw EngineError(.setupFailed, "--nvidia: \(error.message)")
         }
@@ -95,8 +97,9 @@ extension PlanBuilder {
         case .N1, .P1, .P2:
             try bindDevices(devices, into: &mounts, staging: run)
         default:
-            warnings.append("--nvidia: \(mode.rawValue) sees the host /dev as it is: GPUs cannot be selected "
-                            + "and devices are not added (use N1, P1 or R1 for that)")
+            warnings.append(
+                "--nvidia: \(mode.rawValue) sees the host /dev as it is: GPUs cannot be selected "
+                    + "and devices are not added (use N1, P1 or R1 for that)")
         }
         return []
     }
@@ -207,7 +210,9 @@ public enum NVIDIASelection {
         var out: [Int] = []
         for item in v.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
             let index: Int?
-            if let n = Int(item), n >= 0 { index = n } else if item.hasPrefix("GPU-") || item.hasPrefix("MIG-") {
+            if let n = Int(item), n >= 0 {
+                index = n
+            } else if item.hasPrefix("GPU-") || item.hasPrefix("MIG-") {
                 index = uuids[item]
             } else {
                 throw Failure(description: "invalid \(source) value: \(value) (all, none, void, or a list of GPU indexes or UUIDs)")

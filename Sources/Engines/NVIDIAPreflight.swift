@@ -29,20 +29,26 @@ public enum NVIDIAPreflight {
     /// (`UDOCKER_NVIDIA_ROOT` or `/`).
     public static func check(hostRoot: String) -> [NVIDIAFinding] {
         let driver = NVIDIADriver(root: hostRoot)
-        var r = run(driver: driver, container: nil, imageEnvironment: [:], userEnvironment: [:],
-                    capabilities: NVIDIAFileList.defaultCapabilities, list: .builtIn)
+        var r = run(
+            driver: driver, container: nil, imageEnvironment: [:], userEnvironment: [:],
+            capabilities: NVIDIAFileList.defaultCapabilities, list: .builtIn)
         if let v = r.version, !r.findings.contains(where: { $0.level == .error }) {
             let cuda = driverCUDA(v).map { " (CUDA \($0.0).\($0.1))" } ?? ""
             let gpus = driver.gpus().map { "nvidia\($0.index)" }
-            r.findings.insert(.init(level: .info, message: "NVIDIA driver \(v)\(cuda), \(r.libraries.count) libraries; GPUs: "
-                                    + (gpus.isEmpty ? "none" : gpus.joined(separator: " "))), at: 0)
+            r.findings.insert(
+                .init(
+                    level: .info,
+                    message: "NVIDIA driver \(v)\(cuda), \(r.libraries.count) libraries; GPUs: "
+                        + (gpus.isEmpty ? "none" : gpus.joined(separator: " "))), at: 0)
         }
         return r.findings
     }
 
     /// Every check. `container` is the container root (nil: host checks only).
-    static func run(driver: NVIDIADriver, container: String?, imageEnvironment: [String: String],
-                    userEnvironment: [String: String], capabilities: Set<String>, list: NVIDIAFileList) -> Report {
+    static func run(
+        driver: NVIDIADriver, container: String?, imageEnvironment: [String: String],
+        userEnvironment: [String: String], capabilities: Set<String>, list: NVIDIAFileList
+    ) -> Report {
         var report = Report()
         func error(_ m: String) -> Report { report.findings.append(.init(level: .error, message: m)); return report }
         let where_ = driver.root.isEmpty ? "" : " under \(driver.root)"
@@ -50,8 +56,9 @@ public enum NVIDIAPreflight {
         let cache = try? driver.cache()
         let libcuda = cache.flatMap { driver.library("libcuda.so.1", cache: $0) }
         guard let version else {
-            return error("no NVIDIA driver\(where_): the kernel module is not loaded (no /proc/driver/nvidia/version)"
-                         + (libcuda == nil ? " and libcuda.so.1 is not in /etc/ld.so.cache" : ""))
+            return error(
+                "no NVIDIA driver\(where_): the kernel module is not loaded (no /proc/driver/nvidia/version)"
+                    + (libcuda == nil ? " and libcuda.so.1 is not in /etc/ld.so.cache" : ""))
         }
         guard let cache, let libcuda else { return error("no NVIDIA driver\(where_): libcuda.so.1 is not in /etc/ld.so.cache") }
         // libnvidia-container's rule: the file behind the soname carries the module's version.
@@ -69,7 +76,8 @@ public enum NVIDIAPreflight {
             return error("no NVIDIA driver\(where_): /dev/nvidiactl is missing or not a character device")
         }
         if driver.device("nvidia-uvm") == nil {
-            report.findings.append(.init(level: .warning, message: "/dev/nvidia-uvm is missing (nvidia_uvm module not loaded): CUDA will fail to initialise"))
+            report.findings.append(
+                .init(level: .warning, message: "/dev/nvidia-uvm is missing (nvidia_uvm module not loaded): CUDA will fail to initialise"))
         }
         report.version = version
         report.libraries = driver.libraries(version: version, capabilities: capabilities, list: list, cache: cache)
@@ -102,14 +110,23 @@ public enum NVIDIAPreflight {
             let wantText = "\(want.0).\(want.1)", haveText = "\(have.0).\(have.1)"
             if want.0 > have.0 {
                 if hasCUDACompat(container) {
-                    report.findings.append(.init(level: .warning, message: "the image needs CUDA \(wantText), driver \(version) supports \(haveText): relying on the image's cuda-compat"))
+                    report.findings.append(
+                        .init(
+                            level: .warning,
+                            message:
+                                "the image needs CUDA \(wantText), driver \(version) supports \(haveText): relying on the image's cuda-compat"
+                        ))
                 } else {
-                    return error("the image needs CUDA \(wantText) but driver \(version) supports up to CUDA \(haveText) "
-                                 + "(no cuda-compat in the image; set NVIDIA_DISABLE_REQUIRE=1 to run anyway)")
+                    return error(
+                        "the image needs CUDA \(wantText) but driver \(version) supports up to CUDA \(haveText) "
+                            + "(no cuda-compat in the image; set NVIDIA_DISABLE_REQUIRE=1 to run anyway)")
                 }
             } else if want.0 == have.0 && want.1 > have.1 {
-                report.findings.append(.init(level: .warning, message: "the image needs CUDA \(wantText), driver \(version) supports \(haveText): "
-                                             + "minor-version compatibility only (PTX JIT may fail)"))
+                report.findings.append(
+                    .init(
+                        level: .warning,
+                        message: "the image needs CUDA \(wantText), driver \(version) supports \(haveText): "
+                            + "minor-version compatibility only (PTX JIT may fail)"))
             }
         }
         return report
@@ -132,8 +149,10 @@ public enum NVIDIAPreflight {
         let root = try? RootDirectory(path: container)
         var candidates: [String] = []
         if let cache = try? LDCache.load(root: container), let e = cache.lookup("libc.so.6") { candidates.append(e.path) }
-        candidates += ["/lib/x86_64-linux-gnu/libc.so.6", "/lib/aarch64-linux-gnu/libc.so.6", "/lib64/libc.so.6",
-                       "/usr/lib64/libc.so.6", "/usr/lib/x86_64-linux-gnu/libc.so.6", "/lib/libc.so.6", "/usr/lib/libc.so.6"]
+        candidates += [
+            "/lib/x86_64-linux-gnu/libc.so.6", "/lib/aarch64-linux-gnu/libc.so.6", "/lib64/libc.so.6",
+            "/usr/lib64/libc.so.6", "/usr/lib/x86_64-linux-gnu/libc.so.6", "/lib/libc.so.6", "/usr/lib/libc.so.6",
+        ]
         for c in candidates {
             guard let r = try? root?.resolve(c), r.exists, r.isRegularFile, !r.inVolume else { continue }
             if let h = ELFFile.withFile(r.hostPath, { DottedVersion.highestGLIBC($0.versionsDefined) }), let h { return h }
@@ -168,7 +187,8 @@ public enum NVIDIAPreflight {
 
     static func hasCUDACompat(_ container: String) -> Bool {
         guard let r = try? RootDirectory(path: container).resolve("/usr/local/cuda/compat"), r.exists, r.isDirectory, !r.inVolume,
-              let names = try? FileManager.default.contentsOfDirectory(atPath: r.hostPath) else { return false }
+            let names = try? FileManager.default.contentsOfDirectory(atPath: r.hostPath)
+        else { return false }
         return names.contains { $0.hasPrefix("libcuda.so.") }
     }
 }

@@ -19,16 +19,19 @@ public enum NVIDIASetup {
     public static let marker = "nvidia"
 
     /// Copies the driver; returns one line per file written. `log` gets the progress lines.
-    public static func install(containerDirectory: String, root: String, environment: [String: String],
-                               udockerDir: String?, force: Bool) throws -> [String] {
+    public static func install(
+        containerDirectory: String, root: String, environment: [String: String],
+        udockerDir: String?, force: Bool
+    ) throws -> [String] {
         let driver = NVIDIADriver(root: NVIDIADriver.hostRoot(environment: environment))
         let capabilities: Set<String>, list: NVIDIAFileList
         do {
             capabilities = try NVIDIAFileList.capabilities(from: environment["NVIDIA_DRIVER_CAPABILITIES"])
             list = try NVIDIAFileList.load(environment: environment, udockerDir: udockerDir)
         } catch let e as NVIDIAFileList.ParseError { throw Failure(description: e.description) }
-        let report = NVIDIAPreflight.run(driver: driver, container: root, imageEnvironment: [:], userEnvironment: [:],
-                                         capabilities: capabilities, list: list)
+        let report = NVIDIAPreflight.run(
+            driver: driver, container: root, imageEnvironment: [:], userEnvironment: [:],
+            capabilities: capabilities, list: list)
         if let e = report.findings.first(where: { $0.level == .error }) { throw Failure(description: e.message) }
         let dir = try RootDirectory(path: root)
         guard let libDir = libraryDirectories.first(where: { dir.isDirectory($0) }) else {
@@ -67,7 +70,9 @@ public enum NVIDIASetup {
                 throw Failure(description: "cannot replace \(path): \(String(cString: strerror(errno)))")
             }
             if let link = p.link {
-                guard symlinkat(link, dfd, p.name) == 0 else { throw Failure(description: "cannot create \(path): \(String(cString: strerror(errno)))") }
+                guard symlinkat(link, dfd, p.name) == 0 else {
+                    throw Failure(description: "cannot create \(path): \(String(cString: strerror(errno)))")
+                }
             } else if let source = p.source {
                 try copy(source, into: dfd, name: p.name, mode: p.mode, shown: path)
             }

@@ -27,8 +27,10 @@ public struct NativeEngine: ExecutionEngine {
             view = try OverlayView(root: run.container.root, cacheDirectory: overlay.cacheDirectory, options: overlay.options)
         } catch {
             let container = run.container
-            throw EngineError(.cannotStart, "N1 cannot mount the overlay container: \(error); "
-                              + "use udocker setup --execmode=P1 \(container.names.first ?? container.id) to make it a flat container")
+            throw EngineError(
+                .cannotStart,
+                "N1 cannot mount the overlay container: \(error); "
+                    + "use udocker setup --execmode=P1 \(container.names.first ?? container.id) to make it a flat container")
         }
         run.cleanup.append(view.close)
         run.container.root = view.path
@@ -47,11 +49,15 @@ public struct NativeEngine: ExecutionEngine {
             plan.container = container
             overlay = o
         }
-        var launch = Launch(path: plan.executable, arguments: plan.arguments, environment: plan.environment, cwd: plan.cwd,
-                            namespace: .init(root: plan.root, insideUID: plan.user.uid, insideGID: plan.user.gid,
-                                             hostUID: getuid(), hostGID: getgid(), mounts: mounts, overlay: overlay),
-                            summary: ["N1: root=\(plan.root) uid=\(plan.user.uid):\(plan.user.gid) cwd=\(plan.cwd) "
-                                      + "mounts=\(Self.shown(mounts, overlay: overlay)) CMD = \(plan.arguments)"])
+        var launch = Launch(
+            path: plan.executable, arguments: plan.arguments, environment: plan.environment, cwd: plan.cwd,
+            namespace: .init(
+                root: plan.root, insideUID: plan.user.uid, insideGID: plan.user.gid,
+                hostUID: getuid(), hostGID: getgid(), mounts: mounts, overlay: overlay),
+            summary: [
+                "N1: root=\(plan.root) uid=\(plan.user.uid):\(plan.user.gid) cwd=\(plan.cwd) "
+                    + "mounts=\(Self.shown(mounts, overlay: overlay)) CMD = \(plan.arguments)"
+            ])
         let container = run.requestedContainer
         launch.startError = { Self.startError($0, container: container) }
         return launch
@@ -65,12 +71,14 @@ public struct NativeEngine: ExecutionEngine {
     static func startError(_ failure: ChildLaunch.Failure, container: ContainerInstance) -> EngineError {
         let reason = String(cString: strerror(failure.errno))
         var message = "N1: \(failure.step): \(reason)"
-        let namespaceStep = failure.step.hasPrefix("unshare") || failure.step.contains("_map")
+        let namespaceStep =
+            failure.step.hasPrefix("unshare") || failure.step.contains("_map")
             || failure.step.contains("setgroups") || failure.step.hasPrefix("make / rprivate")
         if namespaceStep {
             let why = EngineSelector.userNamespaceProblem() ?? "\(failure.step): \(reason)"
             let name = container.names.first ?? container.id
-            message = "N1 cannot start: \(why); use P1 (udocker setup --execmode=P1 \(name))"
+            message =
+                "N1 cannot start: \(why); use P1 (udocker setup --execmode=P1 \(name))"
                 + (HostProbe.userNamespaceAdminFix(why).map { ", or ask the administrators for: \($0)" } ?? "")
         }
         return EngineError(.cannotStart, message)

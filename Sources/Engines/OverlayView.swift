@@ -40,8 +40,9 @@ public final class OverlayView {
     deinit { close() }
 
     public static func open(_ repo: LocalRepository, container id: String) throws -> OverlayView {
-        try OverlayView(root: repo.containerRoot(id), cacheDirectory: repo.layerCache.directory,
-                        options: try repo.overlayMountOptions(id))
+        try OverlayView(
+            root: repo.containerRoot(id), cacheDirectory: repo.layerCache.directory,
+            options: try repo.overlayMountOptions(id))
     }
 
     /// `setup --execmode=<not N1>` of an overlay container: copies the merged tree (lowers + upper,
@@ -74,7 +75,7 @@ public final class OverlayView {
 struct TreeCopy {
     let from: String
     let to: String
-    private var links: [UInt64: [UInt8]] = [:]   // inode -> relative path of the first copy
+    private var links: [UInt64: [UInt8]] = [:]  // inode -> relative path of the first copy
     private var dstRoot: Int32 = -1
 
     init(from: String, to: String) { self.from = from; self.to = to }
@@ -112,7 +113,8 @@ struct TreeCopy {
                 finishDirectory(d, st)
             case S_IFREG:
                 if st.st_nlink > 1, let first = links[UInt64(st.st_ino)],
-                   withCName(first, { f in withCName(name) { linkat(dstRoot, f, dst, $0, 0) } }) == 0 {
+                    withCName(first, { f in withCName(name) { linkat(dstRoot, f, dst, $0, 0) } }) == 0
+                {
                     continue
                 }
                 try copyFile(src, dst, name: name, st: st, shown: shown)
@@ -122,13 +124,15 @@ struct TreeCopy {
                 let n = withCName(name) { readlinkat(src, $0, &buf, buf.count - 1) }
                 guard n >= 0 else { throw SystemError("readlink", path: shown) }
                 let target = Array(buf.prefix(n))
-                guard withCName(target, { t in withCName(name) { symlinkat(t, dst, $0) } }) == 0 else { throw SystemError("symlink", path: shown) }
+                guard withCName(target, { t in withCName(name) { symlinkat(t, dst, $0) } }) == 0 else {
+                    throw SystemError("symlink", path: shown)
+                }
                 var times = [st.st_atim, st.st_mtim]
                 _ = withCName(name) { utimensat(dst, $0, &times, AT_SYMLINK_NOFOLLOW) }
             case S_IFIFO:
                 _ = withCName(name) { cl_mkfifoat(dst, $0, st.st_mode & 0o7777) }
             default:
-                continue   // devices (and overlay whiteouts, never visible here)
+                continue  // devices (and overlay whiteouts, never visible here)
             }
         }
     }

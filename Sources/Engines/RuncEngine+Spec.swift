@@ -24,8 +24,9 @@ extension RuncEngine {
     static let baseMounts: [OCIRuntimeSpec.Mount] = [
         .init(destination: "/proc", type: "proc", source: "proc", options: nil),
         .init(destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "strictatime", "mode=755", "size=65536k"]),
-        .init(destination: "/dev/pts", type: "devpts", source: "devpts",
-              options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]),
+        .init(
+            destination: "/dev/pts", type: "devpts", source: "devpts",
+            options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]),
         .init(destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", "size=2g"]),
         .init(destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"]),
         .init(destination: "/sys", type: "none", source: "/sys", options: ["rbind", "nosuid", "noexec", "nodev", "ro"]),
@@ -33,22 +34,28 @@ extension RuncEngine {
 
     /// The OCI spec for one run. `mounts` are the plan's binds with their targets already
     /// resolved inside ROOT and their mountpoints created (`NativeEngine.prepareMounts`).
-    static func makeSpec(plan: ExecutionPlan, mounts: [BindMount], proot: ProotInside?,
-                         devices: [DeviceSpec], runtime: Runtime, terminal: Bool, hostname: String,
-                         hostUID: UInt32, hostGID: UInt32) throws -> OCIRuntimeSpec {
+    static func makeSpec(
+        plan: ExecutionPlan, mounts: [BindMount], proot: ProotInside?,
+        devices: [DeviceSpec], runtime: Runtime, terminal: Bool, hostname: String,
+        hostUID: UInt32, hostGID: UInt32
+    ) throws -> OCIRuntimeSpec {
         var specMounts = baseMounts
         for m in mounts {
             var st = stat()
             let isDirectory = stat(m.source, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
             // Files are bound directly (live, not copied as udocker's FileBind does).
-            specMounts.append(.init(destination: m.target, type: "none", source: m.source,
-                                    options: [isDirectory ? "rbind" : "bind", "nosuid", "nodev", m.readOnly ? "ro" : "rw"]))
+            specMounts.append(
+                .init(
+                    destination: m.target, type: "none", source: m.source,
+                    options: [isDirectory ? "rbind" : "bind", "nosuid", "nodev", m.readOnly ? "ro" : "rw"]))
         }
         var specDevices: [OCIRuntimeSpec.Device] = []
         for d in devices {
             if d.host == d.container {
-                specDevices.append(.init(path: d.container, type: d.type, major: d.major, minor: d.minor,
-                                         fileMode: 0o666, uid: 0, gid: 0))
+                specDevices.append(
+                    .init(
+                        path: d.container, type: d.type, major: d.major, minor: d.minor,
+                        fileMode: 0o666, uid: 0, gid: 0))
             } else {
                 // Rootless runtimes bind device nodes from the same path: bind it ourselves.
                 specMounts.append(.init(destination: d.container, type: "none", source: d.host, options: ["bind", "nosuid", "rw"]))
@@ -76,14 +83,16 @@ extension RuncEngine {
             uidMappings = nil; gidMappings = nil
         }
         return OCIRuntimeSpec(
-            process: .init(terminal: terminal, user: .init(uid: 0, gid: 0, additionalGids: nil), args: args, env: env,
-                           cwd: plan.cwd, capabilities: .init(all: capabilities), noNewPrivileges: true),
+            process: .init(
+                terminal: terminal, user: .init(uid: 0, gid: 0, additionalGids: nil), args: args, env: env,
+                cwd: plan.cwd, capabilities: .init(all: capabilities), noNewPrivileges: true),
             root: .init(path: realpathOrSelf(plan.root), readonly: false),
             hostname: hostname,
             mounts: specMounts,
-            linux: .init(uidMappings: uidMappings, gidMappings: gidMappings, namespaces: namespaces,
-                         devices: specDevices.isEmpty ? nil : specDevices,
-                         maskedPaths: maskedPaths, readonlyPaths: readonlyPaths))
+            linux: .init(
+                uidMappings: uidMappings, gidMappings: gidMappings, namespaces: namespaces,
+                devices: specDevices.isEmpty ? nil : specDevices,
+                maskedPaths: maskedPaths, readonlyPaths: readonlyPaths))
     }
 
     static func realpathOrSelf(_ path: String) -> String {
@@ -126,8 +135,9 @@ struct ProotInside: Sendable {
                 throw EngineError(.setupFailed, "\(plan.mode.rawValue): cannot create \(target) in the container: \(error)")
             }
         }
-        return ProotInside(mode: plan.mode, hostPath: host, loader: loader,
-                           killOnExit: PRootEngine.supportsKillOnExit(host), mounts: mounts)
+        return ProotInside(
+            mode: plan.mode, hostPath: host, loader: loader,
+            killOnExit: PRootEngine.supportsKillOnExit(host), mounts: mounts)
     }
 
     func arguments(plan: ExecutionPlan) -> [String] {
@@ -143,7 +153,9 @@ struct ProotInside: Sendable {
     func environment(plan: ExecutionPlan) -> [String] {
         var env = plan.environment.filter { e in
             let key = String(e.prefix(while: { $0 != "=" }))
-            return !(key.hasPrefix("PROOT_") && (plan.imageEnvironmentKeys.contains(key) || key == "PROOT_NO_SECCOMP" || key == "PROOT_TMP_DIR"))
+            return
+                !(key.hasPrefix("PROOT_")
+                && (plan.imageEnvironmentKeys.contains(key) || key == "PROOT_NO_SECCOMP" || key == "PROOT_TMP_DIR"))
         }
         if mode == .R3 { env.append("PROOT_NO_SECCOMP=1") }
         return env
@@ -168,7 +180,8 @@ struct ProotInside: Sendable {
         for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
             let f = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
             if let arrow = f.firstIndex(of: "=>"), arrow == 1, arrow + 1 < f.count, f[arrow + 1].hasPrefix("/"),
-               !f[0].contains("/") {
+                !f[0].contains("/")
+            {
                 libs.append((String(f[0]), RuncEngine.realpathOrSelf(String(f[arrow + 1]))))
             }
         }
@@ -196,7 +209,8 @@ enum ELFInfo {
             return v
         }
         guard let h = read(at: 0, count: 64), h[0] == 0x7f, h[1] == 0x45, h[2] == 0x4c, h[3] == 0x46,
-              h[4] == 2, h[5] == 1 else { return nil }
+            h[4] == 2, h[5] == 1
+        else { return nil }
         let phoff = le(h, 32, 8), phentsize = le(h, 54, 2), phnum = le(h, 56, 2)
         guard phentsize >= 56, phnum < 512 else { return nil }
         for i in 0..<phnum {

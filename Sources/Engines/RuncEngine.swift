@@ -78,26 +78,33 @@ public struct RuncEngine: ExecutionEngine {
         }
         let proot = mode == .R1 ? nil : try ProotInside.prepare(plan: plan, environment: environment)
         if !capabilities.contains(.anyUser) && !plan.user.isRoot {
-            run.messages.warning("R1 runs the command as root (uid 0, which is you on the host): a rootless runtime "
-                                 + "maps only container root onto your uid; for --user=\(run.options.user ?? plan.user.name) use R2, R3, N1 or P1")
+            run.messages.warning(
+                "R1 runs the command as root (uid 0, which is you on the host): a rootless runtime "
+                    + "maps only container root onto your uid; for --user=\(run.options.user ?? plan.user.name) use R2, R3, N1 or P1")
         }
         let mounts = try MountPlan.resolve(plan, messages: run.messages)
-        let devices = try (self.devices + run.options.devices).map(DeviceSpec.parse)
+        let devices =
+            try (self.devices + run.options.devices).map(DeviceSpec.parse)
             + plan.devices.map { DeviceSpec(host: $0.host, container: $0.container, type: "c", major: $0.major, minor: $0.minor) }
         let terminal = isatty(io.input ?? 0) == 1 && isatty(io.output ?? 1) == 1
-        let spec = try Self.makeSpec(plan: plan, mounts: mounts, proot: proot, devices: devices, runtime: runtime,
-                                     terminal: terminal, hostname: Self.hostname(container: run.container, options: run.options),
-                                     hostUID: getuid(), hostGID: getgid())
+        let spec = try Self.makeSpec(
+            plan: plan, mounts: mounts, proot: proot, devices: devices, runtime: runtime,
+            terminal: terminal, hostname: Self.hostname(container: run.container, options: run.options),
+            hostUID: getuid(), hostGID: getgid())
         let bundle = try RunBundle.create(tmpDir: environment.tmpDir, containerID: run.container.id)
         do { try bundle.writeSpec(spec.encoded()) } catch { bundle.remove(); throw error }
         // No terminal: `run --detach`, the command inherits our stdio and is waited for once the
         // runtime has started it. A terminal: plain `run`; the runtime allocates the pty and
         // returns the command's status.
         let detached = !terminal && Self.childSubreaper
-        let argv = globalArguments(runtime, bundle: bundle)
+        let argv =
+            globalArguments(runtime, bundle: bundle)
             + (detached ? ["run", "--detach", "--pid-file", bundle.pidFile] : ["run"]) + ["--bundle", bundle.path, bundle.runtimeID]
-        var launch = Launch(path: runtime.path, arguments: argv, environment: runtimeEnvironment, summary: [
-            "\(mode.rawValue): \(runtime.path) bundle=\(bundle.path) id=\(bundle.runtimeID) CMD = \(spec.process.args)"])
+        var launch = Launch(
+            path: runtime.path, arguments: argv, environment: runtimeEnvironment,
+            summary: [
+                "\(mode.rawValue): \(runtime.path) bundle=\(bundle.path) id=\(bundle.runtimeID) CMD = \(spec.process.args)"
+            ])
         if detached { launch.finish = { try waitForCommand(runtime: runtime, bundle: bundle, runtimeStatus: $0) } }
         launch.cleanup = [bundle.remove, { deleteState(runtime: runtime, bundle: bundle) }]
         return launch
@@ -126,11 +133,14 @@ public struct RuncEngine: ExecutionEngine {
     func waitForCommand(runtime: Runtime, bundle: RunBundle, runtimeStatus status: Int32) throws -> Int32 {
         guard status == 0 else {
             let hint = runtime.flavor == .crun ? "; if crun rejects this host's cgroups, use runc (apt-get install runc)" : ""
-            throw EngineError(.cannotStart, "\(mode.rawValue): \(PathName.basename(runtime.path)) could not start the container "
-                              + "(exit status \(status), its message is above)\(hint)")
+            throw EngineError(
+                .cannotStart,
+                "\(mode.rawValue): \(PathName.basename(runtime.path)) could not start the container "
+                    + "(exit status \(status), its message is above)\(hint)")
         }
         guard let text = try? String(contentsOfFile: bundle.pidFile, encoding: .utf8),
-              let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0 else {
+            let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0
+        else {
             throw EngineError(.cannotStart, "\(mode.rawValue): the runtime did not report the container's pid")
         }
         return ChildLaunch.wait(pid)
@@ -142,14 +152,17 @@ public struct RuncEngine: ExecutionEngine {
         defer { if null >= 0 { close(null) } }
         let quiet = StandardIO(input: null, output: null, error: null)
         let argv = globalArguments(runtime, bundle: bundle) + ["delete", "--force", bundle.runtimeID]
-        _ = try? EngineRunner.spawnAndWait(ChildLaunch(path: runtime.path, arguments: argv, environment: runtimeEnvironment,
-                                                       cwd: nil, cpus: nil, io: quiet), mode: mode)
+        _ = try? EngineRunner.spawnAndWait(
+            ChildLaunch(
+                path: runtime.path, arguments: argv, environment: runtimeEnvironment,
+                cwd: nil, cpus: nil, io: quiet), mode: mode)
     }
 
     /// udocker: the image's Hostname when it is qualified (contains "."), else the host's name.
     static func hostname(container: ContainerInstance, options: RunOptions) -> String {
         if !options.nometa, let h = container.imageConfig?.effectiveConfig.hostname, h.contains("."),
-           h.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "-") }) {
+            h.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "-") })
+        {
             return h
         }
         var u = utsname()
@@ -232,7 +245,8 @@ struct DeviceSpec: Sendable, Equatable {
         let rdev = UInt64(st.st_rdev)
         let major = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & ~UInt64(0xfff))
         let minor = (rdev & 0xff) | ((rdev >> 12) & ~UInt64(0xff))
-        return DeviceSpec(host: host, container: PathName.normalize(cont), type: kind == S_IFCHR ? "c" : "b",
-                          major: Int64(major), minor: Int64(minor))
+        return DeviceSpec(
+            host: host, container: PathName.normalize(cont), type: kind == S_IFCHR ? "c" : "b",
+            major: Int64(major), minor: Int64(minor))
     }
 }

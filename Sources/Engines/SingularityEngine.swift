@@ -69,26 +69,35 @@ public struct SingularityEngine: ExecutionEngine {
         let mounts = try MountPlan.resolve(plan, messages: messages)
         var fakeroot = false
         if plan.user.isRoot {
-            fakeroot = Self.hostUserHasSubordinateIDs() && Self.supportsFakeroot(tool.path, environment: toolEnvironment(tool: tool, plan: nil))
+            fakeroot =
+                Self.hostUserHasSubordinateIDs() && Self.supportsFakeroot(tool.path, environment: toolEnvironment(tool: tool, plan: nil))
             if !fakeroot {
                 messages.verbose("S1: --fakeroot is not available (needs /etc/subuid and /etc/subgid entries): running as yourself")
             }
         } else if plan.user.uid != getuid() {
-            messages.warning("S1 runs the command as yourself (uid \(getuid())): --user=\(run.options.user ?? plan.user.name) "
-                             + "is not supported by this engine; use N1, P1 or R2")
+            messages.warning(
+                "S1 runs the command as yourself (uid \(getuid())): --user=\(run.options.user ?? plan.user.name) "
+                    + "is not supported by this engine; use N1, P1 or R2")
         }
         let argv = commandLine(tool: tool, plan: plan, mounts: mounts, fakeroot: fakeroot, options: run.options, unusable: unusable)
         return Launch(path: tool.path, arguments: argv, environment: toolEnvironment(tool: tool, plan: plan), summary: ["CMD = \(argv)"])
     }
 
     /// The tool's argv (udocker `singularity.py` `run`).
-    func commandLine(tool: Tool, plan: ExecutionPlan, mounts: [BindMount],
-                     fakeroot: Bool, options: RunOptions, unusable: Set<String> = []) -> [String] {
+    func commandLine(
+        tool: Tool, plan: ExecutionPlan, mounts: [BindMount],
+        fakeroot: Bool, options: RunOptions, unusable: Set<String> = []
+    ) -> [String] {
         var argv = [tool.path]
-        if environment.debug { argv += ["--debug", "-v"] }
-        else if environment.verbosity >= 4 { argv.append("-v") }
-        else if environment.verbosity <= 1 { argv.append("--silent") }
-        else { argv.append("--quiet") }
+        if environment.debug {
+            argv += ["--debug", "-v"]
+        } else if environment.verbosity >= 4 {
+            argv.append("-v")
+        } else if environment.verbosity <= 1 {
+            argv.append("--silent")
+        } else {
+            argv.append("--quiet")
+        }
         argv += ["exec", "-w"]
         if tool.fromBinDir { argv.append("-u") }
         if fakeroot { argv.append("--fakeroot") }

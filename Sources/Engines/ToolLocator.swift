@@ -42,8 +42,10 @@ public struct ToolLocator: Sendable {
 
     /// The general search: `setting`, else `pathNames` on PATH and `binNames` in bin/ (bin/ first
     /// when `binDirFirst`).
-    func locate(variable: String, setting: Setting, pathNames: [String], binNames: [String],
-                binDirFirst: Bool, missing: String) throws(NotFound) -> Tool {
+    func locate(
+        variable: String, setting: Setting, pathNames: [String], binNames: [String],
+        binDirFirst: Bool, missing: String
+    ) throws(NotFound) -> Tool {
         if case .file(let f) = setting {
             guard Self.isExecutableFile(f) else { throw NotFound(message: "\(missing): \(variable)=\(f) is not an executable file") }
             return Tool(path: f, origin: .setting)
@@ -74,48 +76,55 @@ public struct ToolLocator: Sendable {
         let arch = Self.udockerArch
         var names = ["proot-\(arch)", "proot"]
         if Self.kernelAtLeast(4, 8) { names.insert("proot-\(arch)-4_8_0", at: 0) }
-        return try locate(variable: "UDOCKER_USE_PROOT_EXECUTABLE",
-                          setting: Setting(environment.prootExecutable, emptyMeansPathOnly: true),
-                          pathNames: ["proot"], binNames: names, binDirFirst: true,
-                          missing: "proot not found: run 'udocker install' (udockertools), install it (apt-get install proot), or put it in \(environment.binDir)")
+        return try locate(
+            variable: "UDOCKER_USE_PROOT_EXECUTABLE",
+            setting: Setting(environment.prootExecutable, emptyMeansPathOnly: true),
+            pathNames: ["proot"], binNames: names, binDirFirst: true,
+            missing:
+                "proot not found: run 'udocker install' (udockertools), install it (apt-get install proot), or put it in \(environment.binDir)"
+        )
     }
 
     /// runc, crun or runsc: `UDOCKER_USE_RUNC_EXECUTABLE`, else PATH, else bin/.
     public func ociRuntime(mode: ExecutionMode = .R1) throws(NotFound) -> Tool {
         let arch = Self.udockerArch
-        return try locate(variable: "UDOCKER_USE_RUNC_EXECUTABLE",
-                          setting: Setting(environment.hostEnvironment["UDOCKER_USE_RUNC_EXECUTABLE"], emptyMeansPathOnly: false),
-                          pathNames: ["runc", "crun", "runsc"], binNames: ["runc-\(arch)", "runc", "crun-\(arch)", "crun"],
-                          binDirFirst: false,
-                          missing: "\(mode.rawValue): runc not found: run 'udocker install' (udockertools), install it (apt-get install runc), or crun, or put it in "
-                            + "\(environment.binDir), or set UDOCKER_USE_RUNC_EXECUTABLE")
+        return try locate(
+            variable: "UDOCKER_USE_RUNC_EXECUTABLE",
+            setting: Setting(environment.hostEnvironment["UDOCKER_USE_RUNC_EXECUTABLE"], emptyMeansPathOnly: false),
+            pathNames: ["runc", "crun", "runsc"], binNames: ["runc-\(arch)", "runc", "crun-\(arch)", "crun"],
+            binDirFirst: false,
+            missing:
+                "\(mode.rawValue): runc not found: run 'udocker install' (udockertools), install it (apt-get install runc), or crun, or put it in "
+                + "\(environment.binDir), or set UDOCKER_USE_RUNC_EXECUTABLE")
     }
 
     /// apptainer or singularity: `UDOCKER_USE_SINGULARITY_EXECUTABLE`, else PATH, else bin/.
     public func apptainer() throws(NotFound) -> Tool {
         let arch = Self.udockerArch
-        return try locate(variable: "UDOCKER_USE_SINGULARITY_EXECUTABLE",
-                          setting: Setting(environment.hostEnvironment["UDOCKER_USE_SINGULARITY_EXECUTABLE"], emptyMeansPathOnly: false),
-                          pathNames: ["apptainer", "singularity"],
-                          binNames: ["apptainer-\(arch)", "apptainer", "singularity-\(arch)", "singularity"], binDirFirst: false,
-                          missing: "S1: apptainer/singularity not found: install Apptainer (https://apptainer.org; not "
-                            + "packaged in Debian 12), put it in \(environment.binDir), or set UDOCKER_USE_SINGULARITY_EXECUTABLE")
+        return try locate(
+            variable: "UDOCKER_USE_SINGULARITY_EXECUTABLE",
+            setting: Setting(environment.hostEnvironment["UDOCKER_USE_SINGULARITY_EXECUTABLE"], emptyMeansPathOnly: false),
+            pathNames: ["apptainer", "singularity"],
+            binNames: ["apptainer-\(arch)", "apptainer", "singularity-\(arch)", "singularity"], binDirFirst: false,
+            missing: "S1: apptainer/singularity not found: install Apptainer (https://apptainer.org; not "
+                + "packaged in Debian 12), put it in \(environment.binDir), or set UDOCKER_USE_SINGULARITY_EXECUTABLE")
     }
 
     /// patchelf: `UDOCKER_USE_PATCHELF_EXECUTABLE`, else bin/, else PATH (F4 uses only udocker's own
     /// build with `--set-root-prefix`; doctor reports any).
     public func patchelf() throws(NotFound) -> Tool {
         let arch = Self.udockerArch
-        return try locate(variable: "UDOCKER_USE_PATCHELF_EXECUTABLE",
-                          setting: Setting(environment.hostEnvironment["UDOCKER_USE_PATCHELF_EXECUTABLE"], emptyMeansPathOnly: false),
-                          pathNames: ["patchelf"], binNames: ["patchelf-\(arch)", "patchelf"], binDirFirst: true,
-                          missing: "patchelf not found (optional: F4 patches on the fly only with udocker's patchelf)")
+        return try locate(
+            variable: "UDOCKER_USE_PATCHELF_EXECUTABLE",
+            setting: Setting(environment.hostEnvironment["UDOCKER_USE_PATCHELF_EXECUTABLE"], emptyMeansPathOnly: false),
+            pathNames: ["patchelf"], binNames: ["patchelf-\(arch)", "patchelf"], binDirFirst: true,
+            missing: "patchelf not found (optional: F4 patches on the fly only with udocker's patchelf)")
     }
 
     /// Where the distribution's fakechroot package puts the library (the last resort).
     public static let systemFakechrootLibraries: [String] =
         ["x86_64-linux-gnu", "aarch64-linux-gnu", "i386-linux-gnu", "arm-linux-gnueabihf", "powerpc64le-linux-gnu"]
-            .map { "/usr/lib/\($0)/fakechroot/libfakechroot.so" }
+        .map { "/usr/lib/\($0)/fakechroot/libfakechroot.so" }
         + ["/usr/lib64/fakechroot/libfakechroot.so", "/usr/lib/fakechroot/libfakechroot.so"]
 
     /// `$UDOCKER_DIR/lib`, where udocker's own libfakechroot builds go.
@@ -134,8 +143,10 @@ public struct ToolLocator: Sendable {
             .map { libraryDirectory + "/" + $0 }
         if let p = own.first(where: FileInfo.isRegularFile) { return Tool(path: p, origin: .binDir) }
         if let p = Self.systemFakechrootLibraries.first(where: FileInfo.isRegularFile) { return Tool(path: p, origin: .path) }
-        throw NotFound(message: "libfakechroot.so not found: run 'udocker install' (udockertools), install the fakechroot package (apt-get install fakechroot), "
-                       + "or set UDOCKER_FAKECHROOT_SO=/path/to/libfakechroot.so, or put libfakechroot.so in \(libraryDirectory)")
+        throw NotFound(
+            message:
+                "libfakechroot.so not found: run 'udocker install' (udockertools), install the fakechroot package (apt-get install fakechroot), "
+                + "or set UDOCKER_FAKECHROOT_SO=/path/to/libfakechroot.so, or put libfakechroot.so in \(libraryDirectory)")
     }
 
     static func isExecutableFile(_ path: String) -> Bool {

@@ -7,8 +7,10 @@ public struct Descriptor: Codable, Sendable, Hashable {
     public var annotations: [String: String]?
     public var platform: Platform?
 
-    public init(mediaType: String, digest: Digest, size: Int64, urls: [String]? = nil,
-                annotations: [String: String]? = nil, platform: Platform? = nil) {
+    public init(
+        mediaType: String, digest: Digest, size: Int64, urls: [String]? = nil,
+        annotations: [String: String]? = nil, platform: Platform? = nil
+    ) {
         self.mediaType = mediaType; self.digest = digest; self.size = size
         self.urls = urls; self.annotations = annotations; self.platform = platform
     }

@@ -24,7 +24,7 @@ public struct Digest: Hashable, Sendable, Codable, CustomStringConvertible, Comp
         default: throw ParseError.invalid("\(algorithm):\(hex)")
         }
         guard hex.utf8.count == expected,
-              hex.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) })
+            hex.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) })
         else { throw ParseError.invalid("\(algorithm):\(hex)") }
         self.algorithm = algorithm
         self.hex = hex

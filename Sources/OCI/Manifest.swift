@@ -6,7 +6,10 @@ public struct Manifest: Codable, Sendable, Hashable {
     public var layers: [Descriptor]
     public var annotations: [String: String]?
 
-    public init(schemaVersion: Int = 2, mediaType: String? = MediaType.ociManifest, config: Descriptor, layers: [Descriptor], annotations: [String: String]? = nil) {
+    public init(
+        schemaVersion: Int = 2, mediaType: String? = MediaType.ociManifest, config: Descriptor, layers: [Descriptor],
+        annotations: [String: String]? = nil
+    ) {
         self.schemaVersion = schemaVersion; self.mediaType = mediaType; self.config = config
         self.layers = layers; self.annotations = annotations
     }
@@ -19,7 +22,9 @@ public struct Index: Codable, Sendable, Hashable {
     public var manifests: [Descriptor]
     public var annotations: [String: String]?
 
-    public init(schemaVersion: Int = 2, mediaType: String? = MediaType.ociIndex, manifests: [Descriptor], annotations: [String: String]? = nil) {
+    public init(
+        schemaVersion: Int = 2, mediaType: String? = MediaType.ociIndex, manifests: [Descriptor], annotations: [String: String]? = nil
+    ) {
         self.schemaVersion = schemaVersion; self.mediaType = mediaType; self.manifests = manifests; self.annotations = annotations
     }
 

@@ -16,7 +16,9 @@ public enum MediaType {
     public static let ociLayerNondistributableGzip = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
 
     /// Everything `pull` asks for, in preference order.
-    public static let manifestAccept = [ociIndex, dockerManifestList, ociManifest, dockerManifest, dockerManifestV1Signed, dockerManifestV1]
+    public static let manifestAccept = [
+        ociIndex, dockerManifestList, ociManifest, dockerManifest, dockerManifestV1Signed, dockerManifestV1,
+    ]
 
     public static func isIndex(_ t: String?) -> Bool { t == ociIndex || t == dockerManifestList }
     public static func isManifest(_ t: String?) -> Bool { t == ociManifest || t == dockerManifest }

@@ -17,17 +17,24 @@ public struct Platform: Codable, Sendable, Hashable, CustomStringConvertible {
     public enum ParseError: Error, CustomStringConvertible {
         case invalid(String)
         public var description: String {
-            switch self { case .invalid(let s): return "invalid platform '\(s)': expected os/arch[/variant]" }
+            switch self {
+            case .invalid(let s): return "invalid platform '\(s)': expected os/arch[/variant]"
+            }
         }
     }
 
     /// Parses `os/arch[/variant]` (as `--platform` takes it); `arch` alone means `linux/arch`.
     public init(parsing s: String) throws {
         let parts = s.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-        guard (1...3).contains(parts.count), parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" || $0 == "." } })
+        guard (1...3).contains(parts.count),
+            parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" || $0 == "." } })
         else { throw ParseError.invalid(s) }
-        if parts.count == 1 { self.init(os: "linux", architecture: Platform.normalize(arch: parts[0])) }
-        else { self.init(os: parts[0].lowercased(), architecture: Platform.normalize(arch: parts[1]), variant: parts.count == 3 ? parts[2] : nil) }
+        if parts.count == 1 {
+            self.init(os: "linux", architecture: Platform.normalize(arch: parts[0]))
+        } else {
+            self.init(
+                os: parts[0].lowercased(), architecture: Platform.normalize(arch: parts[1]), variant: parts.count == 3 ? parts[2] : nil)
+        }
     }
 
     public var description: String {

@@ -21,8 +21,10 @@ extension RegistryClient {
     /// wrong `Content-Range`, the download restarts from 0. A mismatch after a resumed download
     /// restarts once from 0; otherwise the writer is discarded and the error thrown.
     /// Foreign-layer `urls` are never fetched: the registry is asked.
-    public func fetchBlobs(_ ref: ImageReference, _ blobs: [Descriptor], into store: some BlobStore,
-                           progress: (@Sendable (ProgressEvent) -> Void)?) async throws {
+    public func fetchBlobs(
+        _ ref: ImageReference, _ blobs: [Descriptor], into store: some BlobStore,
+        progress: (@Sendable (ProgressEvent) -> Void)?
+    ) async throws {
         var seen = Set<Digest>()
         let unique = blobs.filter { seen.insert($0.digest).inserted }
         guard !unique.isEmpty else { return }
@@ -47,12 +49,18 @@ extension RegistryClient {
 
     static func shortName(_ d: Digest) -> String { "\(d.algorithm):\(d.hex.prefix(12))" }
 
-    func fetchBlob(_ endpoint: Endpoint, _ d: Descriptor, store: some BlobStore,
-                   progress: (@Sendable (ProgressEvent) -> Void)?) async throws {
+    func fetchBlob(
+        _ endpoint: Endpoint, _ d: Descriptor, store: some BlobStore,
+        progress: (@Sendable (ProgressEvent) -> Void)?
+    ) async throws {
         let name = RegistryClient.shortName(d.digest)
-        guard let file = try await store.writer(for: d, onWait: {
-            progress?(.blobWaiting(blob: name))
-        }) else {
+        guard
+            let file = try await store.writer(
+                for: d,
+                onWait: {
+                    progress?(.blobWaiting(blob: name))
+                })
+        else {
             progress?(.blobPresent(blob: name, bytes: d.size))
             return
         }
@@ -66,7 +74,9 @@ extension RegistryClient {
         }
     }
 
-    private func download(_ endpoint: Endpoint, _ d: Descriptor, file: any BlobWriter, name: String, progress: (@Sendable (ProgressEvent) -> Void)?) async throws {
+    private func download(
+        _ endpoint: Endpoint, _ d: Descriptor, file: any BlobWriter, name: String, progress: (@Sendable (ProgressEvent) -> Void)?
+    ) async throws {
         var offset = try file.currentSize()
         if offset > d.size { try file.truncate(); offset = 0 }
         var hasher = BlobHasher(algorithm: d.digest.algorithm)
@@ -119,8 +129,9 @@ extension RegistryClient {
                 if let len = response.headers.first(name: "Content-Length").flatMap(Int64.init), len > d.size {
                     await RegistryClient.discard(response)
                     file.discard()
-                    throw RegistryError.sizeMismatch(digest: d.digest.description, expected: d.size,
-                                                     detail: "the server announces \(len)")
+                    throw RegistryError.sizeMismatch(
+                        digest: d.digest.description, expected: d.size,
+                        detail: "the server announces \(len)")
                 }
             case 206:
                 let cr = ContentRange(response.headers.first(name: "Content-Range"))
@@ -160,8 +171,9 @@ extension RegistryClient {
                     let n = Int64(chunk.readableBytes)
                     guard offset + n <= d.size else {
                         file.discard()
-                        throw RegistryError.sizeMismatch(digest: d.digest.description, expected: d.size,
-                                                         detail: "the server sent more")
+                        throw RegistryError.sizeMismatch(
+                            digest: d.digest.description, expected: d.size,
+                            detail: "the server sent more")
                     }
                     try chunk.withUnsafeReadableBytes { buf in
                         try file.write(buf, at: offset)
@@ -186,20 +198,23 @@ extension RegistryClient {
                 if offset > before { failures = 0 }
                 failures += 1
                 guard failures < options.maxAttempts else {
-                    throw RegistryError.unreachable(host: origin.hostPort,
-                                                    reason: "download of \(d.digest) interrupted: \(RegistryClient.describe(error))")
+                    throw RegistryError.unreachable(
+                        host: origin.hostPort,
+                        reason: "download of \(d.digest) interrupted: \(RegistryClient.describe(error))")
                 }
                 resumed = resumed || offset > 0
                 let delay = backoff(failures)
-                logger.info("\(name): \(RegistryClient.describe(error)) at \(offset)/\(d.size); resuming in \(String(format: "%.1f", delay))s")
+                logger.info(
+                    "\(name): \(RegistryClient.describe(error)) at \(offset)/\(d.size); resuming in \(String(format: "%.1f", delay))s")
                 progress?(.blobResuming(blob: name, at: offset, total: d.size))
                 try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
                 continue
             }
             if offset < d.size {
                 file.discard()
-                throw RegistryError.sizeMismatch(digest: d.digest.description, expected: d.size,
-                                                 detail: "the server sent only \(offset)")
+                throw RegistryError.sizeMismatch(
+                    digest: d.digest.description, expected: d.size,
+                    detail: "the server sent only \(offset)")
             }
         }
     }

@@ -28,18 +28,24 @@ public final class DockerCredentials: @unchecked Sendable {
         self.path = path
         guard FileManager.default.fileExists(atPath: path) else { return }
         guard let data = FileManager.default.contents(atPath: path), data.count <= 4 << 20,
-              let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else {
             warnings.append("ignoring \(path): not a JSON object"); return
         }
         auths = Self.authTable(json["auths"] as? [String: Any] ?? [:])
         for (key, value) in json["credHelpers"] as? [String: Any] ?? [:] {
             guard let name = value as? String, !name.isEmpty else { continue }
-            guard Self.validHelperName(name) else { warnings.append("ignoring credential helper '\(name)' in \(path): not a plain name"); continue }
+            guard Self.validHelperName(name) else {
+                warnings.append("ignoring credential helper '\(name)' in \(path): not a plain name"); continue
+            }
             helpers[CredentialStore.normalize(key)] = name
         }
         if let name = json["credsStore"] as? String, !name.isEmpty {
-            if Self.validHelperName(name) { store = name }
-            else { warnings.append("ignoring credsStore '\(name)' in \(path): not a plain name") }
+            if Self.validHelperName(name) {
+                store = name
+            } else {
+                warnings.append("ignoring credsStore '\(name)' in \(path): not a plain name")
+            }
         }
     }
 
@@ -60,9 +66,10 @@ public final class DockerCredentials: @unchecked Sendable {
 
     /// `docker-credential-<name>` must be a program name found on PATH, never a path.
     static func validHelperName(_ name: String) -> Bool {
-        name.utf8.count <= 64 && name.utf8.allSatisfy { c in
-            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c == 0x2d || c == 0x5f || c == 0x2e
-        } && !name.hasPrefix(".")
+        name.utf8.count <= 64
+            && name.utf8.allSatisfy { c in
+                (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c == 0x2d || c == 0x5f || c == 0x2e
+            } && !name.hasPrefix(".")
     }
 
     public var isEmpty: Bool { auths.isEmpty && helpers.isEmpty && store == nil }
@@ -91,7 +98,11 @@ public final class DockerCredentials: @unchecked Sendable {
         let program = "docker-credential-\(name)"
         let env = ProcessInfo.processInfo.environment
         let dirs = (env["PATH"] ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":").map(String.init)
-        guard let exe = dirs.map({ (dir: String) -> String in "\(dir.isEmpty ? "." : dir)/\(program)" }).first(where: { access($0, X_OK) == 0 }) else {
+        guard
+            let exe = dirs.map({ (dir: String) -> String in "\(dir.isEmpty ? "." : dir)/\(program)" }).first(where: {
+                access($0, X_OK) == 0
+            })
+        else {
             note("\(program) not found on PATH: Docker's credentials for \(server) are not used")
             return nil
         }
@@ -116,8 +127,9 @@ public final class DockerCredentials: @unchecked Sendable {
             note("\(program) get \(server): exit \(p.terminationStatus) (no credentials)"); return nil
         }
         guard data.count <= 1 << 20,
-              let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let user = obj["Username"] as? String, let secret = obj["Secret"] as? String, !secret.isEmpty else {
+            let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let user = obj["Username"] as? String, let secret = obj["Secret"] as? String, !secret.isEmpty
+        else {
             note("\(program) get \(server): no {Username, Secret} in its answer"); return nil
         }
         // An identity token (Username "<token>") is an OAuth refresh token, not a password.

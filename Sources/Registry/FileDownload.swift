@@ -19,7 +19,8 @@ extension RegistryClient {
             let response = try await client(for: current).execute(request, timeout: .seconds(3600))
             if (300..<400).contains(Int(response.status.code)), let loc = response.headers.first(name: "Location") {
                 guard let next = URL(string: loc, relativeTo: URL(string: current))?.absoluteString,
-                      next.hasPrefix("http://") || next.hasPrefix("https://") else {
+                    next.hasPrefix("http://") || next.hasPrefix("https://")
+                else {
                     throw RegistryError.invalidOption("bad redirect from \(RegistryClient.redact(current))")
                 }
                 if current.lowercased().hasPrefix("https://") && next.lowercased().hasPrefix("http://") {
@@ -39,7 +40,9 @@ extension RegistryClient {
                         var off = 0
                         while off < raw.count {
                             let n = write(fd, raw.baseAddress! + off, raw.count - off)
-                            if n < 0 { if errno == EINTR { continue }; throw RegistryError.io("write \(path): \(String(cString: strerror(errno)))") }
+                            if n < 0 {
+                                if errno == EINTR { continue }; throw RegistryError.io("write \(path): \(String(cString: strerror(errno)))")
+                            }
                             off += n
                         }
                     }

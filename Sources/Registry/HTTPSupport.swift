@@ -7,8 +7,8 @@ import OCI
 
 /// A parsed `WWW-Authenticate` challenge: `Bearer realm="…",service="…",scope="…"`.
 struct AuthChallenge: Equatable, Sendable {
-    var scheme: String               // lowercased: "bearer", "basic"
-    var parameters: [String: String] // keys lowercased
+    var scheme: String  // lowercased: "bearer", "basic"
+    var parameters: [String: String]  // keys lowercased
 
     var realm: String? { parameters["realm"] }
 
@@ -39,7 +39,7 @@ struct AuthChallenge: Equatable, Sendable {
                     if s[i] == 0x5c && i + 1 < s.count { i += 1 }
                     value.append(s[i]); i += 1
                 }
-                i += 1 // closing quote
+                i += 1  // closing quote
             } else {
                 while i < s.count && s[i] != 0x2c { value.append(s[i]); i += 1 }
             }
@@ -80,7 +80,9 @@ struct ContentRange: Equatable {
         let range = halves[0].split(separator: "-", maxSplits: 1)
         guard range.count == 2, let a = Int64(range[0]), let b = Int64(range[1]), a >= 0, b >= a else { return nil }
         start = a; end = b
-        if halves[1] == "*" { total = nil } else {
+        if halves[1] == "*" {
+            total = nil
+        } else {
             guard let t = Int64(halves[1]), t > b else { return nil }
             total = t
         }
@@ -126,12 +128,13 @@ struct BlobHasher {
 /// Scheme, host and port of a URL: what "the same origin" means for credentials.
 struct Origin: Hashable, Sendable, CustomStringConvertible {
     var scheme: String
-    var host: String   // lowercased, IPv6 without brackets
+    var host: String  // lowercased, IPv6 without brackets
     var port: Int
 
     init?(_ url: String) {
         guard let u = URLComponents(string: url), let scheme = u.scheme?.lowercased(),
-              scheme == "http" || scheme == "https", var host = u.host, !host.isEmpty else { return nil }
+            scheme == "http" || scheme == "https", var host = u.host, !host.isEmpty
+        else { return nil }
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         self.scheme = scheme
         self.host = host.lowercased()

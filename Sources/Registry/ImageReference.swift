@@ -120,7 +120,8 @@ public struct ImageReference: Sendable, Hashable, CustomStringConvertible {
             var j = i
             while j < b.count && !isAlnumLower(b[j]) { j += 1 }
             let sep = b[i..<j]
-            let ok = sep.elementsEqual([0x2e]) || sep.elementsEqual([0x5f]) || sep.elementsEqual([0x5f, 0x5f])
+            let ok =
+                sep.elementsEqual([0x2e]) || sep.elementsEqual([0x5f]) || sep.elementsEqual([0x5f, 0x5f])
                 || sep.allSatisfy { $0 == 0x2d }
             if !ok { return false }
             i = j
@@ -152,11 +153,12 @@ public struct ImageReference: Sendable, Hashable, CustomStringConvertible {
             host = host[..<colon]
         }
         let labels = host.split(separator: ".", omittingEmptySubsequences: false)
-        return !labels.isEmpty && labels.allSatisfy { label in
-            let b = Array(label.utf8)
-            guard let f = b.first, let l = b.last, isAlnum(f), isAlnum(l), b.count <= 63 else { return false }
-            return b.allSatisfy { isAlnum($0) || $0 == 0x2d }
-        }
+        return !labels.isEmpty
+            && labels.allSatisfy { label in
+                let b = Array(label.utf8)
+                guard let f = b.first, let l = b.last, isAlnum(f), isAlnum(l), b.count <= 63 else { return false }
+                return b.allSatisfy { isAlnum($0) || $0 == 0x2d }
+            }
     }
 
     static func isValidPort(_ s: Substring) -> Bool {

@@ -42,10 +42,12 @@ extension RegistryClient {
         let configBytes = try await fetchSmallBlob(endpoint, manifest.config, limit: RegistryClient.configLimit, what: "image config")
         let config: ImageConfig
         do { config = try JSONDecoder().decode(ImageConfig.self, from: Data(configBytes)) } catch {
-            throw RegistryError.invalidManifest("\(ref.description): config \(manifest.config.digest): \(RegistryClient.decodingReason(error))")
+            throw RegistryError.invalidManifest(
+                "\(ref.description): config \(manifest.config.digest): \(RegistryClient.decodingReason(error))")
         }
-        return ResolvedImage(manifest: manifest, manifestBytes: doc.bytes, manifestDigest: doc.digest,
-                             config: config, configBytes: configBytes, indexBytes: indexBytes)
+        return ResolvedImage(
+            manifest: manifest, manifestBytes: doc.bytes, manifestDigest: doc.digest,
+            config: config, configBytes: configBytes, indexBytes: indexBytes)
     }
 
     /// For `manifest inspect`: the raw document. An index is returned as is unless `platform` is
@@ -68,9 +70,12 @@ extension RegistryClient {
     }
 
     private func listTags(_ endpoint: Endpoint, ref: ImageReference) async throws -> [String] {
-        try await pagedList(endpoint, path: "/v2/\(endpoint.repository)/tags/list", key: "tags", what: "tag list",
-                            maxPages: 100) { code, origin in
-            code == 404 ? .imageNotFound(ref.localName)
+        try await pagedList(
+            endpoint, path: "/v2/\(endpoint.repository)/tags/list", key: "tags", what: "tag list",
+            maxPages: 100
+        ) { code, origin in
+            code == 404
+                ? .imageNotFound(ref.localName)
                 : .unexpectedStatus(host: origin.hostPort, status: code, what: "tags of \(ref.localName)")
         }
     }
@@ -93,22 +98,27 @@ extension RegistryClient {
         if let match = candidates.first(where: { platform.matches($0.platform) }) { return match }
         let available = candidates.compactMap { $0.platform }.filter { $0.os != "unknown" }.map(\.description)
         var seen = Set<String>()
-        throw RegistryError.noMatchingPlatform(platform: platform.description, image: ref.description,
-                                               available: available.filter { seen.insert($0).inserted })
+        throw RegistryError.noMatchingPlatform(
+            platform: platform.description, image: ref.description,
+            available: available.filter { seen.insert($0).inserted })
     }
 
     /// GET `/v2/<repo>/manifests/<reference>`, size-limited, with the media type checked against
     /// the body and, when fetched by digest, the bytes verified against it.
-    func fetchDocument(_ endpoint: Endpoint, ref: ImageReference, reference: String, expected: Descriptor?) async throws -> FetchedDocument {
+    func fetchDocument(_ endpoint: Endpoint, ref: ImageReference, reference: String, expected: Descriptor?) async throws -> FetchedDocument
+    {
         try await retryingLostBody("manifest \(ref.localName):\(reference)") {
             try await fetchDocumentOnce(endpoint, ref: ref, reference: reference, expected: expected)
         }
     }
 
-    private func fetchDocumentOnce(_ endpoint: Endpoint, ref: ImageReference, reference: String, expected: Descriptor?) async throws -> FetchedDocument {
+    private func fetchDocumentOnce(
+        _ endpoint: Endpoint, ref: ImageReference, reference: String, expected: Descriptor?
+    ) async throws -> FetchedDocument {
         let accept = MediaType.manifestAccept.joined(separator: ", ")
-        let (response, origin) = try await registryGET(endpoint, path: "/v2/\(endpoint.repository)/manifests/\(reference)",
-                                                       headers: ["Accept": accept], timeout: .seconds(300))
+        let (response, origin) = try await registryGET(
+            endpoint, path: "/v2/\(endpoint.repository)/manifests/\(reference)",
+            headers: ["Accept": accept], timeout: .seconds(300))
         let code = Int(response.status.code)
         switch code {
         case 200:
@@ -135,8 +145,9 @@ extension RegistryClient {
         let contentType = response.headers.first(name: "Content-Type").map {
             String($0.split(separator: ";", maxSplits: 1).first ?? "").trimmingCharacters(in: .whitespaces).lowercased()
         }
-        let bytes = try await RegistryClient.collect(response, limit: RegistryClient.manifestLimit,
-                                                     what: "manifest \(ref.localName):\(reference)", host: origin.hostPort)
+        let bytes = try await RegistryClient.collect(
+            response, limit: RegistryClient.manifestLimit,
+            what: "manifest \(ref.localName):\(reference)", host: origin.hostPort)
         let kind: ManifestKind
         do { kind = try JSONDecoder().decode(ManifestKind.self, from: Data(bytes)) } catch {
             throw RegistryError.invalidManifest("\(ref.localName):\(reference) is not a JSON manifest")
@@ -154,12 +165,14 @@ extension RegistryClient {
         // Media-type confusion (CVE-2021-41190): one document is either an index or a manifest.
         struct Shape: Decodable { var manifests: [Descriptor]?; var layers: [Descriptor]?; var config: Descriptor? }
         if let shape = try? JSONDecoder().decode(Shape.self, from: Data(bytes)), shape.manifests != nil,
-           shape.layers != nil || shape.config != nil {
+            shape.layers != nil || shape.config != nil
+        {
             throw RegistryError.invalidManifest("\(ref.localName):\(reference) has both 'manifests' and 'layers'")
         }
         if let ct = contentType, let mt = kind.mediaType, ct != mt,
-           MediaType.manifestAccept.contains(ct), MediaType.manifestAccept.contains(mt),
-           MediaType.isIndex(ct) != MediaType.isIndex(mt) || MediaType.isSchema1(ct) != MediaType.isSchema1(mt) {
+            MediaType.manifestAccept.contains(ct), MediaType.manifestAccept.contains(mt),
+            MediaType.isIndex(ct) != MediaType.isIndex(mt) || MediaType.isSchema1(ct) != MediaType.isSchema1(mt)
+        {
             throw RegistryError.invalidManifest("\(ref.localName):\(reference): Content-Type \(ct) contradicts mediaType \(mt)")
         }
         if let ct = contentType, MediaType.isSchema1(ct) {
@@ -171,8 +184,11 @@ extension RegistryClient {
 
     /// Whether the repository exists, by its tag list (nil when the registry does not say).
     func repositoryExists(_ endpoint: Endpoint) async -> Bool? {
-        guard let (response, _) = try? await registryGET(endpoint, path: "/v2/\(endpoint.repository)/tags/list?n=1",
-                                                         headers: ["Accept": "application/json"], timeout: .seconds(60)) else { return nil }
+        guard
+            let (response, _) = try? await registryGET(
+                endpoint, path: "/v2/\(endpoint.repository)/tags/list?n=1",
+                headers: ["Accept": "application/json"], timeout: .seconds(60))
+        else { return nil }
         let code = Int(response.status.code)
         let body = (try? await RegistryClient.collectQuietly(response, limit: RegistryClient.errorBodyLimit)) ?? []
         if code == 200 { return true }

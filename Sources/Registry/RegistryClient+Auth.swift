@@ -31,14 +31,17 @@ extension RegistryClient {
     /// A GET on the registry with its authentication: anonymous or cached credentials first; on a
     /// 401 from the registry, answer the challenge once (Bearer token or Basic) and retry; a second
     /// 401 fails. Returns only non-401 responses.
-    func registryGET(_ endpoint: Endpoint, path: String, headers: HTTPHeaders = [:],
-                     timeout: TimeAmount = .seconds(300)) async throws -> (response: HTTPClientResponse, origin: Origin) {
+    func registryGET(
+        _ endpoint: Endpoint, path: String, headers: HTTPHeaders = [:],
+        timeout: TimeAmount = .seconds(300)
+    ) async throws -> (response: HTTPClientResponse, origin: Origin) {
         var answered = false
         while true {
             let authorization = await auth.header(host: endpoint.host, scope: endpoint.scope)
-            let (response, origin, fromRegistry) = try await send(url: endpoint.base + path, headers: headers,
-                                                                  authOrigin: endpoint.origin,
-                                                                  authorization: authorization, timeout: timeout)
+            let (response, origin, fromRegistry) = try await send(
+                url: endpoint.base + path, headers: headers,
+                authOrigin: endpoint.origin,
+                authorization: authorization, timeout: timeout)
             let code = Int(response.status.code)
             guard code == 401 else { return (response, origin) }
             let challengeHeader = response.headers.first(name: "WWW-Authenticate")
@@ -48,11 +51,16 @@ extension RegistryClient {
                 throw RegistryError.authRefused(host: origin.hostPort, status: 401, detail: "after a redirect away from \(endpoint.host)")
             }
             if answered {
-                let detail = challenge?.parameters["error"].map { $0 == "insufficient_scope" ? "insufficient scope for \(endpoint.repository) (does the image exist? are you logged in?)" : $0 }
+                let detail = challenge?.parameters["error"].map {
+                    $0 == "insufficient_scope"
+                        ? "insufficient scope for \(endpoint.repository) (does the image exist? are you logged in?)" : $0
+                }
                 throw RegistryError.authRefused(host: endpoint.host, status: 401, detail: detail)
             }
             answered = true
-            logger.debug("\(endpoint.host) asks for authentication: \(challenge.map { c in ([c.scheme] + ["realm", "service", "scope"].compactMap { k in c.parameters[k].map { "\(k)=\($0)" } }).joined(separator: " ") } ?? "no usable challenge")")
+            logger.debug(
+                "\(endpoint.host) asks for authentication: \(challenge.map { c in ([c.scheme] + ["realm", "service", "scope"].compactMap { k in c.parameters[k].map { "\(k)=\($0)" } }).joined(separator: " ") } ?? "no usable challenge")"
+            )
             guard let challenge else {
                 throw RegistryError.authRefused(host: endpoint.host, status: 401, detail: "no usable WWW-Authenticate challenge")
             }
@@ -73,7 +81,8 @@ extension RegistryClient {
         switch challenge.scheme {
         case "bearer":
             guard let realm = challenge.realm, var components = URLComponents(string: realm),
-                  let realmOrigin = Origin(realm) else {
+                let realmOrigin = Origin(realm)
+            else {
                 throw RegistryError.authRefused(host: endpoint.host, status: 401, detail: "Bearer challenge without a valid realm")
             }
             var query = components.queryItems ?? []
@@ -85,26 +94,33 @@ extension RegistryClient {
             }
             var basic: String?
             if let creds {
-                if RegistryClient.mayCarryBasic(realmOrigin) { basic = "Basic \(creds)" }
-                else { logger.warning("not sending credentials to \(realmOrigin.hostPort) over plain http") }
+                if RegistryClient.mayCarryBasic(realmOrigin) {
+                    basic = "Basic \(creds)"
+                } else {
+                    logger.warning("not sending credentials to \(realmOrigin.hostPort) over plain http")
+                }
             }
             logger.debug("requesting a token from \(realmOrigin.hostPort) \(basic == nil ? "anonymously" : "with stored credentials")")
-            let (response, origin, _) = try await send(url: tokenURL, headers: ["Accept": "application/json"],
-                                                       authOrigin: realmOrigin, authorization: basic,
-                                                       timeout: .seconds(120))
+            let (response, origin, _) = try await send(
+                url: tokenURL, headers: ["Accept": "application/json"],
+                authOrigin: realmOrigin, authorization: basic,
+                timeout: .seconds(120))
             let code = Int(response.status.code)
             guard code == 200 else {
                 await RegistryClient.discard(response)
                 if code == 401 || code == 403 {
-                    throw RegistryError.authRefused(host: origin.hostPort, status: code,
-                                                    detail: basic == nil ? "no credentials for \(endpoint.host) (use udocker login)" : "credentials rejected")
+                    throw RegistryError.authRefused(
+                        host: origin.hostPort, status: code,
+                        detail: basic == nil ? "no credentials for \(endpoint.host) (use udocker login)" : "credentials rejected")
                 }
                 throw RegistryError.unexpectedStatus(host: origin.hostPort, status: code, what: "token request")
             }
-            let body = try await RegistryClient.collect(response, limit: RegistryClient.tokenLimit, what: "token response", host: origin.hostPort)
+            let body = try await RegistryClient.collect(
+                response, limit: RegistryClient.tokenLimit, what: "token response", host: origin.hostPort)
             struct TokenReply: Decodable { var token: String?; var access_token: String? }
             guard let reply = try? JSONDecoder().decode(TokenReply.self, from: Data(body)),
-                  let token = [reply.token, reply.access_token].compactMap({ $0 }).first(where: { !$0.isEmpty }) else {
+                let token = [reply.token, reply.access_token].compactMap({ $0 }).first(where: { !$0.isEmpty })
+            else {
                 throw RegistryError.invalidResponse("token response from \(origin.hostPort) has no token")
             }
             guard token.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else {
@@ -122,7 +138,8 @@ extension RegistryClient {
             await auth.setBasic(creds, host: endpoint.host)
             logger.debug("answering the Basic challenge of \(endpoint.host) with stored credentials")
         default:
-            throw RegistryError.authRefused(host: endpoint.host, status: 401, detail: "unsupported authentication scheme '\(challenge.scheme)'")
+            throw RegistryError.authRefused(
+                host: endpoint.host, status: 401, detail: "unsupported authentication scheme '\(challenge.scheme)'")
         }
     }
 }

@@ -26,7 +26,8 @@ struct Endpoint: Sendable, Hashable {
 extension RegistryClient {
     func endpoint(for ref: ImageReference) async throws -> Endpoint {
         var origin: Origin
-        let mapped = ref.registry.map { options.registryMap[$0.lowercased()] }
+        let mapped =
+            ref.registry.map { options.registryMap[$0.lowercased()] }
             ?? (options.registryURL == nil ? options.registryMap["docker.io"] : nil)
         if let mapped {
             guard let o = RegistryClient.parseBaseURL(mapped) else {
@@ -50,7 +51,8 @@ extension RegistryClient {
         // One-word names are official images: `library/<name>` on Docker Hub, and on the
         // registry configured for names without a host (mirrors, site registries).
         var repo = ref.repository
-        let officialNamespace = CredentialStore.dockerHubAliases.contains(origin.host) || ref.registry == nil
+        let officialNamespace =
+            CredentialStore.dockerHubAliases.contains(origin.host) || ref.registry == nil
             || ref.registry.map { CredentialStore.dockerHubAliases.contains($0.lowercased()) } == true
         var unprefixed: String?
         if officialNamespace && !repo.contains("/") {
@@ -59,8 +61,7 @@ extension RegistryClient {
         }
         if let chosen = await auth.repository(for: "\(origin.hostPort) \(ref.repository)") { repo = chosen; unprefixed = nil }
         if options.insecure && origin.scheme == "https" && !origin.isLoopback {
-            if let s = await auth.scheme(for: origin.hostPort) { origin.scheme = s }
-            else { origin = await probeScheme(origin) }
+            if let s = await auth.scheme(for: origin.hostPort) { origin.scheme = s } else { origin = await probeScheme(origin) }
         }
         return Endpoint(origin: origin, repository: repo, display: ref.description, unprefixed: unprefixed)
     }
@@ -69,7 +70,9 @@ extension RegistryClient {
     /// with `--insecure`.
     func refusePlainHTTPToRemote(_ origin: Origin) throws {
         if origin.scheme == "http" && !origin.isLoopback && !options.insecure {
-            throw RegistryError.invalidOption("refusing plain http to \(origin.hostPort): tokens and credentials would travel in clear (use https://, or --insecure for a registry you trust)")
+            throw RegistryError.invalidOption(
+                "refusing plain http to \(origin.hostPort): tokens and credentials would travel in clear (use https://, or --insecure for a registry you trust)"
+            )
         }
     }
 
@@ -97,7 +100,9 @@ extension RegistryClient {
             let r = try await client(for: "https://\(origin.hostPort)/").execute(req, timeout: .seconds(options.connectTimeout + 5))
             _ = try? await r.body.collect(upTo: RegistryClient.errorBodyLimit)
         } catch {
-            if let o = Origin("http://\(origin.host.contains(":") ? "[\(origin.host)]" : origin.host)\(origin.port == 443 ? "" : ":\(origin.port)")") {
+            if let o = Origin(
+                "http://\(origin.host.contains(":") ? "[\(origin.host)]" : origin.host)\(origin.port == 443 ? "" : ":\(origin.port)")")
+            {
                 logger.debug("https to \(origin.hostPort) failed (\(RegistryClient.describe(error))); using http")
                 chosen = o
             }

@@ -8,8 +8,10 @@ import OCI
 extension RegistryClient {
     static func isTransient(_ error: Error) -> Bool {
         if let e = error as? HTTPClientError {
-            return [HTTPClientError.readTimeout, .remoteConnectionClosed, .connectTimeout, .tlsHandshakeTimeout,
-                    .uncleanShutdown, .writeTimeout, .getConnectionFromPoolTimeout].contains(e)
+            return [
+                HTTPClientError.readTimeout, .remoteConnectionClosed, .connectTimeout, .tlsHandshakeTimeout,
+                .uncleanShutdown, .writeTimeout, .getConnectionFromPoolTimeout,
+            ].contains(e)
         }
         if let e = error as? IOError { return [ECONNRESET, EPIPE, ETIMEDOUT, ECONNABORTED].contains(e.errnoCode) }
         if let e = error as? ChannelError {
@@ -44,7 +46,10 @@ extension RegistryClient {
         if lower.contains("connection refused") || lower.contains("econnrefused") { return "connection refused" }
         if lower.contains("connection reset") || lower.contains("econnreset") { return "connection reset" }
         if lower.contains("nodename nor servname") || lower.contains("name or service not known")
-            || lower.contains("name resolution") || lower.contains("no address") { return "host name not found" }
+            || lower.contains("name resolution") || lower.contains("no address")
+        {
+            return "host name not found"
+        }
         if let tls = describeTLS(lower) { return tls }
         return String(text.prefix(300))
     }
@@ -54,7 +59,8 @@ extension RegistryClient {
         let hint = "trust its CA with SSL_CERT_FILE or SSL_CERT_DIR, or use --insecure for a registry you trust"
         if lower.contains("certificate_verify_failed") || lower.contains("unable to get local issuer")
             || lower.contains("self signed") || lower.contains("self-signed") || lower.contains("certificate has expired")
-            || lower.contains("unknown ca") || lower.contains("unknown_ca") {
+            || lower.contains("unknown ca") || lower.contains("unknown_ca")
+        {
             if lower.contains("expired") { return "the server's TLS certificate has expired (\(hint))" }
             return "the server's TLS certificate is not trusted (self-signed or unknown authority): \(hint)"
         }

@@ -9,8 +9,10 @@ extension RegistryClient {
     /// One GET, with retries on 408, 429 and 5xx (but 501/505) and transient network errors
     /// (bounded exponential backoff, honouring Retry-After), and redirects followed by hand. `authorization` goes only to `authOrigin`,
     /// and never again once a redirect has left it.
-    func send(url: String, headers: HTTPHeaders, authOrigin: Origin, authorization: String?,
-              timeout: TimeAmount) async throws -> (response: HTTPClientResponse, origin: Origin, fromAuthOrigin: Bool) {
+    func send(
+        url: String, headers: HTTPHeaders, authOrigin: Origin, authorization: String?,
+        timeout: TimeAmount
+    ) async throws -> (response: HTTPClientResponse, origin: Origin, fromAuthOrigin: Bool) {
         var current = url
         var hops = 0
         var attempt = 0
@@ -23,8 +25,11 @@ extension RegistryClient {
             req.headers = headers
             req.headers.replaceOrAdd(name: "User-Agent", value: options.userAgent)
             let sameOrigin = origin == authOrigin && !leftOrigin
-            if sameOrigin, let authorization { req.headers.replaceOrAdd(name: "Authorization", value: authorization) }
-            else { req.headers.remove(name: "Authorization") }
+            if sameOrigin, let authorization {
+                req.headers.replaceOrAdd(name: "Authorization", value: authorization)
+            } else {
+                req.headers.remove(name: "Authorization")
+            }
             if !sameOrigin { req.headers.remove(name: "Cookie") }
             let response: HTTPClientResponse
             do {
@@ -37,7 +42,9 @@ extension RegistryClient {
                 attempt += 1
                 if RegistryClient.isTransient(error) && attempt < options.maxAttempts {
                     let delay = backoff(attempt)
-                    logger.debug("GET \(RegistryClient.redact(current)): \(RegistryClient.describe(error)); retrying in \(String(format: "%.1f", delay))s")
+                    logger.debug(
+                        "GET \(RegistryClient.redact(current)): \(RegistryClient.describe(error)); retrying in \(String(format: "%.1f", delay))s"
+                    )
                     try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
                     continue
                 }
@@ -45,12 +52,15 @@ extension RegistryClient {
                 throw RegistryError.unreachable(host: origin.hostPort, reason: RegistryClient.describe(error))
             }
             let code = Int(response.status.code)
-            logger.debug("GET \(RegistryClient.redact(current))\(headers.first(name: "Range").map { " (\($0))" } ?? "")\(sameOrigin && authorization != nil ? " with \(authorization!.split(separator: " ").first ?? "") authorization" : ""): HTTP \(code)")
+            logger.debug(
+                "GET \(RegistryClient.redact(current))\(headers.first(name: "Range").map { " (\($0))" } ?? "")\(sameOrigin && authorization != nil ? " with \(authorization!.split(separator: " ").first ?? "") authorization" : ""): HTTP \(code)"
+            )
             switch code {
             case 301, 302, 303, 307, 308:
                 guard let loc = response.headers.first(name: "Location"),
-                      let next = URL(string: loc, relativeTo: URL(string: current))?.absoluteURL.absoluteString,
-                      let nextOrigin = Origin(next) else {
+                    let next = URL(string: loc, relativeTo: URL(string: current))?.absoluteURL.absoluteString,
+                    let nextOrigin = Origin(next)
+                else {
                     throw RegistryError.invalidResponse("HTTP \(code) without a usable Location from \(origin.hostPort)")
                 }
                 await RegistryClient.discard(response)
@@ -72,7 +82,9 @@ extension RegistryClient {
                     throw RegistryError.serverError(host: origin.hostPort, status: code, attempts: attempt)
                 }
                 let delay = min(retryAfter ?? backoff(attempt), options.maxRetryDelay)
-                logger.info("HTTP \(code) from \(origin.hostPort); retrying in \(String(format: "%.1f", delay))s (attempt \(attempt + 1) of \(options.maxAttempts))")
+                logger.info(
+                    "HTTP \(code) from \(origin.hostPort); retrying in \(String(format: "%.1f", delay))s (attempt \(attempt + 1) of \(options.maxAttempts))"
+                )
                 try await Task.sleep(nanoseconds: UInt64(max(0, delay) * 1e9))
                 continue
             default:

@@ -104,14 +104,17 @@ public final class RegistryClient: Sendable {
     static func parseProxy(_ s: String) throws -> HTTPClient.Configuration.Proxy {
         let withScheme = s.contains("://") ? s : "http://\(s)"
         guard let u = URLComponents(string: withScheme), let scheme = u.scheme?.lowercased(),
-              let host = u.host, !host.isEmpty else { throw RegistryError.unsupportedProxy(s) }
+            let host = u.host, !host.isEmpty
+        else { throw RegistryError.unsupportedProxy(s) }
         switch scheme {
         case "http":
             let port = u.port ?? 80
             if let user = u.user {
-                return .server(host: host, port: port,
-                               authorization: .basic(username: user.removingPercentEncoding ?? user,
-                                                     password: (u.password ?? "").removingPercentEncoding ?? ""))
+                return .server(
+                    host: host, port: port,
+                    authorization: .basic(
+                        username: user.removingPercentEncoding ?? user,
+                        password: (u.password ?? "").removingPercentEncoding ?? ""))
             }
             return .server(host: host, port: port)
         case "socks5", "socks5h", "socks":

@@ -51,8 +51,14 @@ public enum RegistryError: Error, CustomStringConvertible, Sendable {
         case .schema1Unsupported(let n):
             return "schema 1 manifests are not supported (\(n)); ask for a schema 2 or OCI image"
         case .rateLimited(let host, let n, let wait):
-            let when = wait.map { w in w < 1 ? "wait a few seconds" : w >= 120 ? "wait \(Int((w / 60).rounded(.up))) minutes" : "wait \(Int(w.rounded(.up))) seconds" } ?? "wait a few minutes"
-            return "rate limited by \(host) after \(n) attempts (HTTP 429): \(when) and try again; logged-in users (udocker login) often get a higher limit"
+            let when =
+                wait.map { w in
+                    w < 1
+                        ? "wait a few seconds"
+                        : w >= 120 ? "wait \(Int((w / 60).rounded(.up))) minutes" : "wait \(Int(w.rounded(.up))) seconds"
+                } ?? "wait a few minutes"
+            return
+                "rate limited by \(host) after \(n) attempts (HTTP 429): \(when) and try again; logged-in users (udocker login) often get a higher limit"
         case .serverError(let host, let status, let n): return "server error from \(host): HTTP \(status) after \(n) attempts"
         case .unexpectedStatus(let host, let status, let what): return "unexpected HTTP \(status) from \(host) for \(what)"
         case .tooLarge(let what, let limit): return "\(what) is larger than the \(limit)-byte limit"

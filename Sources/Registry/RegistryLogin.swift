@@ -17,8 +17,7 @@ extension RegistryClient {
     func loginOrigin(_ registry: String?) throws -> Origin {
         let value = (registry?.isEmpty == false ? registry : nil) ?? options.registryURL ?? RegistryOptions.dockerHubRegistry
         let text: String
-        if value.contains("://") { text = value }
-        else { text = (isLoopbackHost(hostPart(of: value)) ? "http://" : "https://") + value }
+        if value.contains("://") { text = value } else { text = (isLoopbackHost(hostPart(of: value)) ? "http://" : "https://") + value }
         guard let origin = Origin(text) else { throw RegistryError.invalidOption("invalid registry '\(value)'") }
         try refusePlainHTTPToRemote(origin)
         return origin
@@ -31,8 +30,9 @@ extension RegistryClient {
         let origin = try loginOrigin(registry)
         let basic = "Basic " + Data("\(username):\(password)".utf8).base64EncodedString()
         let base = "\(origin.scheme)://\(origin.hostPort)"
-        let (first, _, _) = try await send(url: base + "/v2/", headers: [:], authOrigin: origin, authorization: nil,
-                                           timeout: .seconds(60))
+        let (first, _, _) = try await send(
+            url: base + "/v2/", headers: [:], authOrigin: origin, authorization: nil,
+            timeout: .seconds(60))
         let code = Int(first.status.code)
         let header = first.headers.first(name: "WWW-Authenticate")
         await RegistryClient.discard(first)
@@ -61,20 +61,23 @@ extension RegistryClient {
         case "basic":
             target = origin; url = base + "/v2/"
         default:
-            throw RegistryError.authRefused(host: origin.hostPort, status: 401, detail: "unsupported authentication scheme '\(challenge.scheme)'")
+            throw RegistryError.authRefused(
+                host: origin.hostPort, status: 401, detail: "unsupported authentication scheme '\(challenge.scheme)'")
         }
         guard target.scheme == "https" || target.isLoopback else {
             throw RegistryError.credentialsRequired(host: target.hostPort, reason: "refusing to send credentials over plain http")
         }
         logger.debug("checking the credentials of \(username) with \(target.hostPort) (\(challenge.scheme))")
-        let (reply, replyOrigin, _) = try await send(url: url, headers: ["Accept": "application/json"], authOrigin: target,
-                                                     authorization: basic, timeout: .seconds(60))
+        let (reply, replyOrigin, _) = try await send(
+            url: url, headers: ["Accept": "application/json"], authOrigin: target,
+            authorization: basic, timeout: .seconds(60))
         let status = Int(reply.status.code)
         await RegistryClient.discard(reply)
         switch status {
         case 200: return .accepted
         case 401, 403:
-            throw RegistryError.authRefused(host: replyOrigin.hostPort, status: status, detail: "wrong user name or password for \(origin.hostPort)")
+            throw RegistryError.authRefused(
+                host: replyOrigin.hostPort, status: status, detail: "wrong user name or password for \(origin.hostPort)")
         default:
             throw RegistryError.unexpectedStatus(host: replyOrigin.hostPort, status: status, what: "the login check")
         }

@@ -34,12 +34,14 @@ public struct RegistryOptions: Sendable {
 
     public static let dockerHubRegistry = "https://registry-1.docker.io"
 
-    public init(registryURL: String? = nil, indexURL: String? = nil, insecure: Bool = false,
-                httpProxy: String? = nil, parallelism: Int = 4,
-                credentials: CredentialStore = CredentialStore(udockerKeystore: nil, dockerConfig: nil),
-                maxAttempts: Int = 4, retryBaseDelay: Double = 1, maxRetryDelay: Double = 60,
-                connectTimeout: Int64 = 15, readTimeout: Int64 = 120,
-                userAgent: String = "udocker-swift/1.0") {
+    public init(
+        registryURL: String? = nil, indexURL: String? = nil, insecure: Bool = false,
+        httpProxy: String? = nil, parallelism: Int = 4,
+        credentials: CredentialStore = CredentialStore(udockerKeystore: nil, dockerConfig: nil),
+        maxAttempts: Int = 4, retryBaseDelay: Double = 1, maxRetryDelay: Double = 60,
+        connectTimeout: Int64 = 15, readTimeout: Int64 = 120,
+        userAgent: String = "udocker-swift/1.0"
+    ) {
         self.registryURL = registryURL; self.indexURL = indexURL; self.insecure = insecure
         self.httpProxy = httpProxy; self.parallelism = parallelism; self.credentials = credentials
         self.maxAttempts = maxAttempts; self.retryBaseDelay = retryBaseDelay; self.maxRetryDelay = maxRetryDelay
@@ -59,9 +61,13 @@ extension RegistryOptions {
         guard let obj = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] else { return nil }
         var out: [String: String] = [:]
         for (host, value) in obj {
-            if let list = value as? [Any], let first = list.first as? String, !first.isEmpty { out[host.lowercased()] = first }
-            else if let url = value as? String, !url.isEmpty { out[host.lowercased()] = url }
-            else { return nil }
+            if let list = value as? [Any], let first = list.first as? String, !first.isEmpty {
+                out[host.lowercased()] = first
+            } else if let url = value as? String, !url.isEmpty {
+                out[host.lowercased()] = url
+            } else {
+                return nil
+            }
         }
         return out
     }
@@ -102,7 +108,8 @@ public struct CredentialStore: Sendable {
             warnings.append("ignoring keystore \(path): readable or writable by others (chmod 600 it)"); return
         }
         guard let data = FileManager.default.contents(atPath: path), data.count <= 4 << 20,
-              let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else {
             warnings.append("ignoring \(path): not a JSON object"); return
         }
         entries = DockerCredentials.authTable(json)

@@ -31,18 +31,22 @@ extension RegistryClient {
         var results: [SearchResult] = []
         var page = 1
         while results.count < limit && page <= 20 {
-            let url = "\(origin.scheme)://\(origin.hostPort)/v2/search/repositories?query=\(query)&page_size=\(min(100, limit))&page=\(page)"
-            let (response, from, _) = try await send(url: url, headers: ["Accept": "application/json"], authOrigin: origin,
-                                                     authorization: nil, timeout: .seconds(60))
+            let url =
+                "\(origin.scheme)://\(origin.hostPort)/v2/search/repositories?query=\(query)&page_size=\(min(100, limit))&page=\(page)"
+            let (response, from, _) = try await send(
+                url: url, headers: ["Accept": "application/json"], authOrigin: origin,
+                authorization: nil, timeout: .seconds(60))
             let code = Int(response.status.code)
             guard code == 200 else {
                 await RegistryClient.discard(response)
                 if code == 404 && page > 1 { break }
                 throw RegistryError.unexpectedStatus(host: from.hostPort, status: code, what: "search")
             }
-            let body = try await RegistryClient.collect(response, limit: RegistryClient.manifestLimit, what: "search results", host: from.hostPort)
+            let body = try await RegistryClient.collect(
+                response, limit: RegistryClient.manifestLimit, what: "search results", host: from.hostPort)
             guard let obj = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any],
-                  let list = obj["results"] as? [[String: Any]] else {
+                let list = obj["results"] as? [[String: Any]]
+            else {
                 throw RegistryError.invalidResponse("search results from \(from.hostPort) are not JSON")
             }
             for r in list { results.append(RegistryClient.searchResult(r)) }
@@ -69,12 +73,17 @@ extension RegistryClient {
     /// The repositories of a registry (`GET /v2/_catalog`, `Link` pagination) whose name
     /// contains `term` (case-insensitive; every repository for an empty term).
     public func searchCatalog(_ term: String, registry: String) async throws -> [String] {
-        guard let origin = RegistryClient.parseBaseURL(registry) else { throw RegistryError.invalidOption("invalid registry URL '\(registry)'") }
+        guard let origin = RegistryClient.parseBaseURL(registry) else {
+            throw RegistryError.invalidOption("invalid registry URL '\(registry)'")
+        }
         try refusePlainHTTPToRemote(origin)
         let endpoint = Endpoint(origin: origin, repository: "", display: origin.hostPort, scopeOverride: "registry:catalog:*")
-        let names = try await pagedList(endpoint, path: "/v2/_catalog?n=1000", key: "repositories", what: "catalog",
-                                        maxPages: 1000) { code, from in
-            code == 404 ? .invalidOption("\(from.hostPort) offers no catalog to search (HTTP 404)")
+        let names = try await pagedList(
+            endpoint, path: "/v2/_catalog?n=1000", key: "repositories", what: "catalog",
+            maxPages: 1000
+        ) { code, from in
+            code == 404
+                ? .invalidOption("\(from.hostPort) offers no catalog to search (HTTP 404)")
                 : .unexpectedStatus(host: from.hostPort, status: code, what: "catalog")
         }
         let t = term.lowercased()
@@ -84,8 +93,10 @@ extension RegistryClient {
     /// A list spread over `Link: <…>; rel="next"` pages (`/v2/_catalog`, `/v2/<repo>/tags/list`):
     /// the strings under `key` of every page (absent or null: none), at most `maxPages` pages. A
     /// status other than 200 becomes the error `failure` returns.
-    func pagedList(_ endpoint: Endpoint, path first: String, key: String, what: String, maxPages: Int,
-                   failure: (_ status: Int, _ from: Origin) -> RegistryError) async throws -> [String] {
+    func pagedList(
+        _ endpoint: Endpoint, path first: String, key: String, what: String, maxPages: Int,
+        failure: (_ status: Int, _ from: Origin) -> RegistryError
+    ) async throws -> [String] {
         var path = first
         var items: [String] = []
         for _ in 0..<maxPages {
@@ -111,7 +122,9 @@ extension RegistryClient {
 
     /// The path of a `Link: </v2/…>; rel="next"` header (same origin only).
     static func nextLink(_ link: String?) -> String? {
-        guard let link, link.contains("rel=\"next\""), let lt = link.firstIndex(of: "<"), let gt = link.firstIndex(of: ">"), lt < gt else { return nil }
+        guard let link, link.contains("rel=\"next\""), let lt = link.firstIndex(of: "<"), let gt = link.firstIndex(of: ">"), lt < gt else {
+            return nil
+        }
         let next = String(link[link.index(after: lt)..<gt])
         return next.hasPrefix("/v2/") ? next : nil
     }

@@ -17,9 +17,10 @@ public enum BlobEviction {
         guard let resolved = realPath(layerFile), let layers = realPath(layersDirectory) else { return nil }
         let name = (resolved as NSString).lastPathComponent
         guard let expected = try? Digest(parsing: name), expected.algorithm == "sha256",
-              (resolved as NSString).deletingLastPathComponent == layers,
-              FileInfo.isRegularFile(resolved), !FileInfo.isSymlink(resolved),
-              let actual = try? LocalRepository.sha256(ofFile: resolved), actual != expected else { return nil }
+            (resolved as NSString).deletingLastPathComponent == layers,
+            FileInfo.isRegularFile(resolved), !FileInfo.isSymlink(resolved),
+            let actual = try? LocalRepository.sha256(ofFile: resolved), actual != expected
+        else { return nil }
         guard unlink(resolved) == 0 else { return nil }
         return "removed the corrupt blob \(name) (its content hashes to \(actual)): pull the image again to fetch it"
     }

@@ -39,8 +39,9 @@ public struct BlobIngest: BlobStore {
         guard blob.size >= 0 else { throw StoreError("negative size for \(blob.digest)") }
         let final = path(of: blob.digest)
         if IngestSession.size(of: final) == blob.size { return nil }
-        return try await IngestSession.openLocked(final + ".partial", final: final, directory: directory,
-                                                  size: blob.size, onWait: onWait)
+        return try await IngestSession.openLocked(
+            final + ".partial", final: final, directory: directory,
+            size: blob.size, onWait: onWait)
     }
 
     /// Stores a small blob that is already in memory (the image config `pull` fetched while
@@ -52,7 +53,8 @@ public struct BlobIngest: BlobStore {
         let actual: OCI.Digest
         switch blob.digest.algorithm {
         case "sha256": actual = OCI.Digest.sha256(of: bytes)
-        case "sha512": actual = try OCI.Digest(algorithm: "sha512", hex: SHA512.hash(data: bytes).map { String(format: "%02x", $0) }.joined())
+        case "sha512":
+            actual = try OCI.Digest(algorithm: "sha512", hex: SHA512.hash(data: bytes).map { String(format: "%02x", $0) }.joined())
         default: throw StoreError("unsupported digest algorithm \(blob.digest.algorithm)")
         }
         guard actual == blob.digest else { throw StoreError("digest mismatch for \(blob.digest): got \(actual)") }

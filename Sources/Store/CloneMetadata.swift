@@ -43,7 +43,9 @@ enum CloneMetadata {
             if let p = textLine("\(source)/\(name)"), isCleanAbsolutePath(p) { try AtomicFile.write(p, to: "\(target)/\(name)") }
         }
         if let p = textLine("\(source)/ld.so.path"), isCleanAbsolutePath(p) { try AtomicFile.write(p, to: "\(target)/ld.so.path") }
-        if let m = textLine("\(source)/fakechroot.mode"), ExecutionMode(rawValue: m)?.isFakechroot == true { try AtomicFile.write(m, to: "\(target)/fakechroot.mode") }
+        if let m = textLine("\(source)/fakechroot.mode"), ExecutionMode(rawValue: m)?.isFakechroot == true {
+            try AtomicFile.write(m, to: "\(target)/fakechroot.mode")
+        }
         for name in ["ld.so.orig", "elf.patch.log"] where regularFile("\(source)/\(name)") != nil {
             try syscall("rename", path: "\(target)/\(name)") { rename("\(source)/\(name)", "\(target)/\(name)") }
         }

@@ -61,10 +61,11 @@ extension LocalRepository {
         let root = "\(dir)/ROOT"
         let state: Character = !FileInfo.exists(root) ? "N" : !FileInfo.isDirectory(root) ? "D" : access(root, W_OK) == 0 ? "W" : "R"
         let (mode, invalid) = ContainerMetadata.readMode(directory: dir)
-        return ContainerRecord(id: id, names: containerNames(id),
-                               image: AtomicFile.readString("\(dir)/imagerepo.name") ?? "",
-                               protected: FileInfo.exists("\(dir)/PROTECT"), rootState: state,
-                               mode: mode, invalidMode: invalid)
+        return ContainerRecord(
+            id: id, names: containerNames(id),
+            image: AtomicFile.readString("\(dir)/imagerepo.name") ?? "",
+            protected: FileInfo.exists("\(dir)/PROTECT"), rootState: state,
+            mode: mode, invalidMode: invalid)
     }
 
     public func listContainers() -> [ContainerRecord] {

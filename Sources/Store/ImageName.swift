@@ -26,12 +26,18 @@ public struct LocalImageName: Hashable, Sendable, CustomStringConvertible {
         guard !name.isEmpty else { throw bad("empty name") }
         guard !tag.isEmpty else { throw bad("empty tag") }
         guard name.utf8.count <= 255 else { throw bad("name longer than 255 characters") }
-        guard tag.utf8.count <= 128 || tag.hasPrefix("sha256:") || tag.hasPrefix("sha512:") else { throw bad("tag longer than 128 characters") }
+        guard tag.utf8.count <= 128 || tag.hasPrefix("sha256:") || tag.hasPrefix("sha512:") else {
+            throw bad("tag longer than 128 characters")
+        }
         let allowed: (Character) -> Bool = { $0.isASCII && ($0.isLetter || $0.isNumber || "-_./:".contains($0)) }
         guard name.allSatisfy(allowed), let f = name.first, f.isLetter || f.isNumber else { throw bad("invalid characters") }
-        guard tag.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.:".contains($0)) }), tag.first != "." else { throw bad("invalid tag") }
+        guard tag.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.:".contains($0)) }), tag.first != "." else {
+            throw bad("invalid tag")
+        }
         let comps = name.split(separator: "/", omittingEmptySubsequences: false)
-        guard comps.allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." && !$0.hasPrefix(".") }) else { throw bad("invalid path component") }
+        guard comps.allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." && !$0.hasPrefix(".") }) else {
+            throw bad("invalid path component")
+        }
         self.name = name; self.tag = tag
     }
 

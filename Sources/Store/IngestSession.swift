@@ -44,8 +44,10 @@ public final class IngestSession: BlobWriter {
     /// Opens and locks `path`. Returns nil when, once the lock is ours, `final` already exists
     /// with the expected size (another process finished it). Re-opens if the file we locked was
     /// renamed or removed by the previous holder. Without locks, returns a private file instead.
-    static func openLocked(_ path: String, final: String, directory: String, size: Int64,
-                           onWait: () -> Void) async throws -> IngestSession? {
+    static func openLocked(
+        _ path: String, final: String, directory: String, size: Int64,
+        onWait: () -> Void
+    ) async throws -> IngestSession? {
         var announced = false
         while true {
             try Task.checkCancellation()
@@ -89,7 +91,7 @@ public final class IngestSession: BlobWriter {
     static func openPrivate(_ shared: String, final: String, directory: String, size: Int64) throws -> IngestSession? {
         if IngestSession.size(of: final) == size { return nil }
         let own = "\(final).\(getpid())-\(UInt32.random(in: 0...UInt32.max)).partial"
-        _ = rename(shared, own)   // ENOENT: another puller took it (or there was none)
+        _ = rename(shared, own)  // ENOENT: another puller took it (or there was none)
         let fd = open(own, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
         guard fd >= 0 else { throw SystemError("open", path: own) }
         var st = stat()
@@ -132,7 +134,7 @@ public final class IngestSession: BlobWriter {
             done += n
         }
         let end = offset + Int64(buf.count)
-        if end < flushedUpTo { flushedUpTo = 0 }   // restarted from an earlier offset
+        if end < flushedUpTo { flushedUpTo = 0 }  // restarted from an earlier offset
         if end - flushedUpTo >= IngestSession.writebackStep {
             Writeback.start(fd, offset: flushedUpTo, length: end - flushedUpTo)
             flushedUpTo = end

@@ -36,7 +36,9 @@ public struct LayerCache: Sendable {
     /// Concurrent callers for the same layer wait for each other; the layer is extracted once.
     /// Returns the path and whether this call extracted it.
     @discardableResult
-    public func ensure(_ diffID: Digest, layerFile: String, warn: (OutputWarning) -> Void = { _ in }) throws -> (path: String, extracted: Bool) {
+    public func ensure(
+        _ diffID: Digest, layerFile: String, warn: (OutputWarning) -> Void = { _ in }
+    ) throws -> (path: String, extracted: Bool) {
         let final = path(diffID)
         if contains(diffID) { return (final, false) }
         try FileInfo.makeDirectories(directory, mode: 0o755)
@@ -58,8 +60,10 @@ public struct LayerCache: Sendable {
                 throw StoreError("layer \((layerFile as NSString).lastPathComponent): \(error); \(note)")
             }
             guard got == diffID else {
-                throw StoreError(BlobEviction.explain("layer \((layerFile as NSString).lastPathComponent): DiffID mismatch: expected \(diffID), got \(got); the image is corrupt, pull it again",
-                                                      layerFile: layerFile, layersDirectory: layersDirectory))
+                throw StoreError(
+                    BlobEviction.explain(
+                        "layer \((layerFile as NSString).lastPathComponent): DiffID mismatch: expected \(diffID), got \(got); the image is corrupt, pull it again",
+                        layerFile: layerFile, layersDirectory: layersDirectory))
             }
             let devices = extractor.warnings.filter(\.isDeviceNode)
             if !devices.isEmpty { warn(.deviceNodesSkipped(count: devices.count)) }
@@ -78,8 +82,10 @@ public struct LayerCache: Sendable {
     /// layers need no order: each goes into its own directory), at most `parallelism` at a time.
     /// Warnings are reported in layer order; the first error (in layer order) is thrown once all
     /// running extractions have ended.
-    public func ensure(_ layers: [(diffID: Digest, file: String)], parallelism: Int = LayerCache.defaultParallelism,
-                       warn: (OutputWarning) -> Void = { _ in }) throws {
+    public func ensure(
+        _ layers: [(diffID: Digest, file: String)], parallelism: Int = LayerCache.defaultParallelism,
+        warn: (OutputWarning) -> Void = { _ in }
+    ) throws {
         let missing = layers.filter { !contains($0.diffID) }
         guard missing.count > 1, parallelism > 1 else {
             for layer in missing { try ensure(layer.diffID, layerFile: layer.file, warn: warn) }
@@ -93,7 +99,7 @@ public struct LayerCache: Sendable {
                 failure = error
             }
             outcomes.withLock { $0[i] = (warnings, failure) }
-            return failure == nil   // start no more after a failure
+            return failure == nil  // start no more after a failure
         }
         let done = outcomes.withLock { $0 }
         for i in missing.indices { for w in done[i]?.warnings ?? [] { warn(w) } }

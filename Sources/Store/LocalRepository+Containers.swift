@@ -75,7 +75,9 @@ extension LocalRepository {
         try Self.validateName(name); try Self.validateName(newName)
         try withLock {
             let link = "\(containersDirectory)/\(name)"
-            guard FileInfo.isSymlink(link), let target = FileInfo.readLink(link) else { throw StoreError("container name not found: \(name)") }
+            guard FileInfo.isSymlink(link), let target = FileInfo.readLink(link) else {
+                throw StoreError("container name not found: \(name)")
+            }
             let newLink = "\(containersDirectory)/\(newName)"
             guard !FileInfo.exists(newLink) else { throw StoreError("container name already exists: \(newName)") }
             try syscall("symlink", path: newLink) { symlink(target, newLink) }

@@ -13,8 +13,10 @@ extension LocalRepository {
     /// every layer was extracted and its DiffID matched the image config, so an interrupted or failed
     /// create never leaves a container that `ps` lists. The repository lock is held shared while the
     /// layers are read, so `rmi` cannot remove them underneath.
-    public func createContainer(from image: LocalImageName, name: String? = nil,
-                                warn: (OutputWarning) -> Void = { _ in }) throws -> String {
+    public func createContainer(
+        from image: LocalImageName, name: String? = nil,
+        warn: (OutputWarning) -> Void = { _ in }
+    ) throws -> String {
         try publishNewContainer(from: image, name: name) { contents, staging in
             try syscall("mkdir", path: "\(staging)/ROOT") { mkdir("\(staging)/ROOT", 0o755) }
             let extractor = try LayerExtractor(root: "\(staging)/ROOT")
@@ -23,8 +25,10 @@ extension LocalRepository {
                 let record = contents.isV2 ? nil : V1LayerRecord(layerFile: layer)
                 try record?.checkSize(of: layer)
                 do { diffIDs.append(try extractor.extract(layerAt: layer)) } catch {
-                    throw StoreError(BlobEviction.explain("layer \((layer as NSString).lastPathComponent): \(error)",
-                                                          layerFile: layer, layersDirectory: layersDirectory))
+                    throw StoreError(
+                        BlobEviction.explain(
+                            "layer \((layer as NSString).lastPathComponent): \(error)",
+                            layerFile: layer, layersDirectory: layersDirectory))
                 }
                 try record?.checkDigest(of: layer, diffID: diffIDs.last!)
                 Output().progress(.layerExtracted(index: diffIDs.count, count: contents.layerFiles.count, files: extractor.entriesApplied))
@@ -34,11 +38,13 @@ extension LocalRepository {
             if !devices.isEmpty { warn(.deviceNodesSkipped(count: devices.count)) }
             for w in extractor.warnings where !w.isDeviceNode { warn(w) }
             if contents.isV2, let config = try? JSONDecoder().decode(ImageConfig.self, from: Data(contents.configBytes)),
-               let expected = config.rootfs?.diffIDs, !expected.isEmpty, expected != diffIDs {
+                let expected = config.rootfs?.diffIDs, !expected.isEmpty, expected != diffIDs
+            {
                 let notes = zip(contents.layerFiles, zip(expected, diffIDs)).filter { $0.1.0 != $0.1.1 }
                     .compactMap { BlobEviction.evictIfCorrupt($0.0, layersDirectory: layersDirectory) }
-                throw StoreError((["layer content does not match the image config (rootfs.diff_ids): the image is corrupt; pull it again"] + notes)
-                    .joined(separator: "; "))
+                throw StoreError(
+                    (["layer content does not match the image config (rootfs.diff_ids): the image is corrupt; pull it again"] + notes)
+                        .joined(separator: "; "))
             }
         }
     }
@@ -47,8 +53,10 @@ extension LocalRepository {
     /// shared, let `populate` fill `containers/.creating-<id>`, write `imagerepo.name` and
     /// `container.json`, and rename it into place; any failure removes the staging directory.
     /// The alias is set last (a clash removes the new container again).
-    func publishNewContainer(from image: LocalImageName, name: String?,
-                             _ populate: (ImageContents, String) throws -> Void) throws -> String {
+    func publishNewContainer(
+        from image: LocalImageName, name: String?,
+        _ populate: (ImageContents, String) throws -> Void
+    ) throws -> String {
         if let name {
             try Self.validateName(name)
             if FileInfo.exists("\(containersDirectory)/\(name)") { throw StoreError("container name already exists: \(name)") }
@@ -83,7 +91,8 @@ struct V1LayerRecord {
 
     init?(layerFile: String) {
         guard layerFile.hasSuffix(".layer"), let bytes = AtomicFile.read(String(layerFile.dropLast(6)) + ".json"),
-              let obj = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else { return nil }
+            let obj = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any]
+        else { return nil }
         size = (obj["size"] as? NSNumber).map { $0.int64Value }.flatMap { $0 > 0 ? $0 : nil }
         let ids = (obj["rootfs"] as? [String: Any])?["diff_ids"] as? [String]
         digest = ids?.count == 1 ? ids?.first : nil
@@ -91,7 +100,8 @@ struct V1LayerRecord {
     }
 
     func changed(_ layer: String, _ why: String) -> StoreError {
-        StoreError("layer \((layer as NSString).lastPathComponent) changed since it was imported (\(why)): remove the image and import it again")
+        StoreError(
+            "layer \((layer as NSString).lastPathComponent) changed since it was imported (\(why)): remove the image and import it again")
     }
 
     func checkSize(of layer: String) throws {

@@ -34,8 +34,10 @@ extension LocalRepository {
                 let path = "\(dir)/\(entry)"
                 guard FileInfo.isDirectory(path), !FileInfo.isSymlink(path) else { continue }
                 if FileInfo.isRegularFile("\(path)/TAG"), !rel.isEmpty {
-                    out.append(ImageListing(image: LocalImageName(name: rel, tag: entry),
-                                            protected: FileInfo.exists("\(path)/PROTECT"), directory: path))
+                    out.append(
+                        ImageListing(
+                            image: LocalImageName(name: rel, tag: entry),
+                            protected: FileInfo.exists("\(path)/PROTECT"), directory: path))
                 } else {
                     walk(path, rel.isEmpty ? entry : "\(rel)/\(entry)")
                 }
@@ -112,7 +114,9 @@ extension LocalRepository {
         let dir = tagDirectory(image)
         guard FileInfo.isRegularFile("\(dir)/TAG") else { throw StoreError("image not found: \(image)") }
         func need(_ path: String) throws -> String {
-            guard FileInfo.isRegularFile(path) else { throw StoreError("image \(image) is incomplete: missing \((path as NSString).lastPathComponent)") }
+            guard FileInfo.isRegularFile(path) else {
+                throw StoreError("image \(image) is incomplete: missing \((path as NSString).lastPathComponent)")
+            }
             return path
         }
         if FileInfo.exists("\(dir)/v2") || FileInfo.exists("\(dir)/manifest") {
@@ -135,7 +139,7 @@ extension LocalRepository {
         }
         // v1: ancestry is top first.
         guard let anc = AtomicFile.read("\(dir)/ancestry"),
-              let ids = try? JSONDecoder().decode([String].self, from: Data(anc)), !ids.isEmpty
+            let ids = try? JSONDecoder().decode([String].self, from: Data(anc)), !ids.isEmpty
         else { throw StoreError("image \(image) has no ancestry") }
         let layers = try ids.reversed().map { try need("\(dir)/\($0).layer") }
         let config = AtomicFile.read("\(dir)/container.json") ?? AtomicFile.read("\(dir)/\(ids[0]).json") ?? Array("{}".utf8)
@@ -165,9 +169,10 @@ extension LocalRepository {
             let dir = tagDirectory(image)
             guard FileInfo.isRegularFile("\(dir)/TAG") else { throw StoreError("image not found: \(image)") }
             guard !FileInfo.exists("\(dir)/PROTECT") else { throw StoreError("image is protected: \(image)") }
-            let mine = Set(FileInfo.list(dir).filter { FileInfo.isSymlink("\(dir)/\($0)") }.compactMap { f -> String? in
-                FileInfo.readLink("\(dir)/\(f)").map { ($0 as NSString).lastPathComponent }
-            })
+            let mine = Set(
+                FileInfo.list(dir).filter { FileInfo.isSymlink("\(dir)/\($0)") }.compactMap { f -> String? in
+                    FileInfo.readLink("\(dir)/\(f)").map { ($0 as NSString).lastPathComponent }
+                })
             try FileTree.remove(dir)
             let stillUsed = referencedLayerFiles()
             for f in mine where !stillUsed.contains(f) {

@@ -34,8 +34,10 @@ extension LocalRepository {
     /// unless every image of the archive is sound; then all tags appear under one lock.
     ///
     /// `nameOverride` (`load -i f NAME`) replaces the repository name (and the tag if it has one).
-    public func loadImages(from fd: Int32, sourceName: String, nameOverride: String? = nil,
-                           info: (String) -> Void = { _ in }) throws -> [LocalImageName] {
+    public func loadImages(
+        from fd: Int32, sourceName: String, nameOverride: String? = nil,
+        info: (String) -> Void = { _ in }
+    ) throws -> [LocalImageName] {
         let staging = try StagingDirectory(in: layersDirectory, prefix: "loading-\(StagingDirectory.uniqueSuffix())")
         defer { staging.discard() }
         var files: [String: StagedMember] = [:]
@@ -52,7 +54,9 @@ extension LocalRepository {
                     files[m.name] = StagedMember(file: path, digest: digest, size: size)
                     symlinks[m.name] = nil
                 case .hardlink:
-                    guard let t = files[m.linkName] else { throw ArchiveError(.invalidEntry, "hard link to a missing member: \(m.linkName)") }
+                    guard let t = files[m.linkName] else {
+                        throw ArchiveError(.invalidEntry, "hard link to a missing member: \(m.linkName)")
+                    }
                     files[m.name] = t
                 case .symlink:
                     guard let t = ArchiveReader.resolveLink(member: m.name, target: m.linkName) else {
@@ -129,7 +133,8 @@ extension LocalRepository {
             throw StoreError("\(sourceName): layer \(name) is corrupt: \(error)")
         }
         if let expectedDiffID, expectedDiffID != summary.diffID {
-            throw StoreError("\(sourceName): layer \(name) does not match the image config (diff_id \(expectedDiffID), content \(summary.diffID))")
+            throw StoreError(
+                "\(sourceName): layer \(name) does not match the image config (diff_id \(expectedDiffID), content \(summary.diffID))")
         }
         return summary.compression
     }
@@ -150,10 +155,14 @@ extension LocalRepository {
         var Layers: [String]
     }
 
-    private func dockerArchiveImages(read: (String) throws -> [UInt8], lookup: (String) -> StagedMember?,
-                                     sourceName: String) throws -> [LoadableImage] {
+    private func dockerArchiveImages(
+        read: (String) throws -> [UInt8], lookup: (String) -> StagedMember?,
+        sourceName: String
+    ) throws -> [LoadableImage] {
         let entries: [DockerManifestEntry]
-        do { entries = try JSONDecoder().decode([DockerManifestEntry].self, from: Data(try read("manifest.json"))) } catch let e as StoreError { throw e } catch {
+        do { entries = try JSONDecoder().decode([DockerManifestEntry].self, from: Data(try read("manifest.json"))) } catch let e
+            as StoreError
+        { throw e } catch {
             throw StoreError("\(sourceName): invalid manifest.json: \(error)")
         }
         var out: [LoadableImage] = []
@@ -181,7 +190,8 @@ extension LocalRepository {
                 blobs[m.digest] = m.file
                 layers.append(Descriptor(mediaType: Self.layerMediaType(c), digest: m.digest, size: m.size))
             }
-            let manifest = Manifest(config: Descriptor(mediaType: MediaType.ociConfig, digest: config.digest, size: config.size), layers: layers)
+            let manifest = Manifest(
+                config: Descriptor(mediaType: MediaType.ociConfig, digest: config.digest, size: config.size), layers: layers)
             let bytes = Array(try JSONEncoder().encode(manifest))
             var names: [LocalImageName] = []
             for t in entry.RepoTags ?? [] {
@@ -198,8 +208,11 @@ extension LocalRepository {
     private static func checkNamedDigest(_ name: String, _ m: StagedMember, sourceName: String) throws {
         let parts = name.split(separator: "/")
         var expected: String?
-        if parts.count == 3, parts[0] == "blobs" { expected = "\(parts[1]):\(parts[2])" }
-        else if parts.count == 1, name.hasSuffix(".json"), name.count == 69 { expected = "sha256:\(name.dropLast(5))" }
+        if parts.count == 3, parts[0] == "blobs" {
+            expected = "\(parts[1]):\(parts[2])"
+        } else if parts.count == 1, name.hasSuffix(".json"), name.count == 69 {
+            expected = "sha256:\(name.dropLast(5))"
+        }
         guard let expected, let d = try? Digest(parsing: expected) else { return }
         if d != m.digest { throw StoreError("\(sourceName): digest mismatch for \(name): content is \(m.digest)") }
     }
@@ -214,23 +227,30 @@ extension LocalRepository {
 
     // MARK: OCI image layout
 
-    private func ociLayoutImages(read: (String) throws -> [UInt8], lookup: (String) -> StagedMember?,
-                                 sourceName: String) throws -> [LoadableImage] {
+    private func ociLayoutImages(
+        read: (String) throws -> [UInt8], lookup: (String) -> StagedMember?,
+        sourceName: String
+    ) throws -> [LoadableImage] {
         let index: Index
-        do { index = try JSONDecoder().decode(Index.self, from: Data(try read("index.json"))) } catch let e as StoreError { throw e } catch {
+        do { index = try JSONDecoder().decode(Index.self, from: Data(try read("index.json"))) } catch let e as StoreError { throw e } catch
+        {
             throw StoreError("\(sourceName): invalid index.json: \(error)")
         }
         func blob(_ d: Descriptor) throws -> StagedMember {
             guard let m = lookup(Self.blobPath(d.digest)) else {
                 throw StoreError("\(sourceName): blob \(d.digest) is missing from the archive")
             }
-            guard m.digest == d.digest else { throw StoreError("\(sourceName): digest mismatch for blob \(d.digest): content is \(m.digest)") }
+            guard m.digest == d.digest else {
+                throw StoreError("\(sourceName): digest mismatch for blob \(d.digest): content is \(m.digest)")
+            }
             guard d.size < 0 || m.size == d.size else { throw StoreError("\(sourceName): size mismatch for blob \(d.digest)") }
             return m
         }
         func blobBytes(_ d: Descriptor) throws -> [UInt8] {
             let m = try blob(d)
-            guard m.size <= Int64(Self.metadataLimit), let b = AtomicFile.read(m.file) else { throw StoreError("\(sourceName): blob \(d.digest) is too large") }
+            guard m.size <= Int64(Self.metadataLimit), let b = AtomicFile.read(m.file) else {
+                throw StoreError("\(sourceName): blob \(d.digest) is too large")
+            }
             return b
         }
         /// A manifest descriptor for this platform: nested indexes are resolved to the host's entry.
@@ -239,11 +259,14 @@ extension LocalRepository {
             let bytes = try blobBytes(d)
             let kind = try? JSONDecoder().decode(ManifestKind.self, from: Data(bytes))
             if MediaType.isIndex(d.mediaType) || kind?.isIndex == true {
-                guard let sub = try? JSONDecoder().decode(Index.self, from: Data(bytes)) else { throw StoreError("\(sourceName): invalid index \(d.digest)") }
+                guard let sub = try? JSONDecoder().decode(Index.self, from: Data(bytes)) else {
+                    throw StoreError("\(sourceName): invalid index \(d.digest)")
+                }
                 let candidates = sub.manifests.filter { $0.annotations?["vnd.docker.reference.type"] != "attestation-manifest" }
                 let pick = candidates.first { Platform.host.matches($0.platform) } ?? (candidates.count == 1 ? candidates.first : nil)
                 guard let pick else {
-                    throw StoreError("\(sourceName): no image for \(Platform.host) in index (platforms: \(sub.platforms.joined(separator: ", ")))")
+                    throw StoreError(
+                        "\(sourceName): no image for \(Platform.host) in index (platforms: \(sub.platforms.joined(separator: ", ")))")
                 }
                 return try resolveManifest(pick, depth: depth + 1)
             }
@@ -261,12 +284,15 @@ extension LocalRepository {
             let cfg = try? JSONDecoder().decode(ImageConfig.self, from: Data(configBytes))
             let diffIDs = cfg?.rootfs?.diffIDs ?? []
             if !diffIDs.isEmpty && diffIDs.count != manifest.layers.count {
-                throw StoreError("\(sourceName): config \(manifest.config.digest) lists \(diffIDs.count) layers but the manifest \(manifest.layers.count)")
+                throw StoreError(
+                    "\(sourceName): config \(manifest.config.digest) lists \(diffIDs.count) layers but the manifest \(manifest.layers.count)"
+                )
             }
             var blobs: [Digest: String] = [manifest.config.digest: config.file]
             for (i, l) in manifest.layers.enumerated() {
                 let m = try blob(l)
-                _ = try checkLayer(m, name: l.digest.description, expectedDiffID: diffIDs.isEmpty ? nil : diffIDs[i], sourceName: sourceName)
+                _ = try checkLayer(
+                    m, name: l.digest.description, expectedDiffID: diffIDs.isEmpty ? nil : diffIDs[i], sourceName: sourceName)
                 blobs[l.digest] = m.file
             }
             var names: [LocalImageName] = []
@@ -301,17 +327,21 @@ extension LocalRepository {
                 if images[i].names.isEmpty {
                     images[i].names = [parsed]
                 } else {
-                    images[i].names = try images[i].names.map { try LocalImageName(validating: parsed.name, tag: hasTag ? parsed.tag : $0.tag) }
+                    images[i].names = try images[i].names.map {
+                        try LocalImageName(validating: parsed.name, tag: hasTag ? parsed.tag : $0.tag)
+                    }
                 }
             } else if images[i].names.isEmpty {
                 images[i].names = [try LocalImageName(validating: Self.randomImageName(), tag: "latest")]
             }
         }
         var seen = Set<LocalImageName>()
-        for img in images { for n in img.names {
-            guard seen.insert(n).inserted else { throw StoreError("the archive names \(n) twice") }
-            if isImageProtected(n) { throw StoreError("image is protected: \(n)") }
-        } }
+        for img in images {
+            for n in img.names {
+                guard seen.insert(n).inserted else { throw StoreError("the archive names \(n) twice") }
+                if isImageProtected(n) { throw StoreError("image is protected: \(n)") }
+            }
+        }
     }
 
     /// Moves the blobs into `layers/` and publishes every tag, all under the repository lock. A

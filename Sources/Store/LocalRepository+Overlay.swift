@@ -17,8 +17,10 @@ public enum ContainerStorage: String, Sendable, CaseIterable {
     public static let defaultStorage: ContainerStorage = .flat
 
     /// `--storage`, else the environment variable, else the config value, else the default.
-    public static func resolve(option: String?, environment: [String: String] = ProcessInfo.processInfo.environment,
-                               config: String? = nil) throws -> ContainerStorage {
+    public static func resolve(
+        option: String?, environment: [String: String] = ProcessInfo.processInfo.environment,
+        config: String? = nil
+    ) throws -> ContainerStorage {
         for value in [option, environment["UDOCKER_CONTAINER_STORAGE"], config] {
             guard let v = value?.trimmingCharacters(in: .whitespaces).lowercased(), !v.isEmpty else { continue }
             guard let s = ContainerStorage(rawValue: v) else { throw StoreError("invalid container storage: \(v) (flat or overlay)") }
@@ -77,11 +79,14 @@ extension LocalRepository {
 
     /// `create --storage=overlay`: makes sure every layer is in the cache (extracting the missing
     /// ones once), then creates the container in O(1): a few directories and small files.
-    public func createOverlayContainer(from image: LocalImageName, name: String? = nil,
-                                       warn: (OutputWarning) -> Void = { _ in }) throws -> String {
+    public func createOverlayContainer(
+        from image: LocalImageName, name: String? = nil,
+        warn: (OutputWarning) -> Void = { _ in }
+    ) throws -> String {
         try publishNewContainer(from: image, name: name) { contents, staging in
             guard contents.isV2, let config = try? JSONDecoder().decode(ImageConfig.self, from: Data(contents.configBytes)),
-                  let diffIDs = config.rootfs?.diffIDs, diffIDs.count == contents.layerFiles.count, !diffIDs.isEmpty else {
+                let diffIDs = config.rootfs?.diffIDs, diffIDs.count == contents.layerFiles.count, !diffIDs.isEmpty
+            else {
                 throw StoreError("overlay storage needs an image whose config lists rootfs.diff_ids; use --storage=flat")
             }
             try layerCache.ensure(Array(zip(diffIDs, contents.layerFiles)), warn: warn)
@@ -99,8 +104,10 @@ extension LocalRepository {
     }
 
     /// `create` with the chosen storage.
-    public func createContainer(from image: LocalImageName, name: String? = nil, storage: ContainerStorage,
-                                warn: (OutputWarning) -> Void = { _ in }) throws -> String {
+    public func createContainer(
+        from image: LocalImageName, name: String? = nil, storage: ContainerStorage,
+        warn: (OutputWarning) -> Void = { _ in }
+    ) throws -> String {
         switch storage {
         case .flat: return try createContainer(from: image, name: name, warn: warn)
         case .overlay: return try createOverlayContainer(from: image, name: name, warn: warn)

@@ -141,7 +141,9 @@ extension LocalRepository {
         }
         if FileInfo.exists(orig) { try FileTree.remove(orig); done.append("removed .bind_orig_files") }
         let hostFiles = "\(dir)/ROOT/.bind_host_files"
-        if FileInfo.isDirectory(hostFiles), !FileInfo.isSymlink(hostFiles) { try FileTree.remove(hostFiles); done.append("removed ROOT/.bind_host_files") }
+        if FileInfo.isDirectory(hostFiles), !FileInfo.isSymlink(hostFiles) {
+            try FileTree.remove(hostFiles); done.append("removed ROOT/.bind_host_files")
+        }
         return done
     }
 
@@ -177,7 +179,11 @@ extension LocalRepository {
                 if type == S_IFLNK { continue }
                 let want: mode_t = type == S_IFDIR ? 0o700 : 0o600
                 if st.st_mode & want != want {
-                    if withCName(e.name, { fchmodat(dfd, $0, (st.st_mode & 0o7777) | want, 0) }) == 0 { changed += 1 } else { failed.append(shown) }
+                    if withCName(e.name, { fchmodat(dfd, $0, (st.st_mode & 0o7777) | want, 0) }) == 0 {
+                        changed += 1
+                    } else {
+                        failed.append(shown)
+                    }
                 }
                 if type == S_IFDIR {
                     let cfd = withCName(e.name) { openat(dfd, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }

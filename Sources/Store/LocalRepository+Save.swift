@@ -44,8 +44,10 @@ extension LocalRepository {
     }
 
     /// `names`: the layer file names to show for the `/proc/self/fd/N` paths.
-    private func saveImages(_ images: [(LocalImageName, ImageContents)], to fd: Int32, names: [String: String],
-                            info: (String) -> Void) throws {
+    private func saveImages(
+        _ images: [(LocalImageName, ImageContents)], to fd: Int32, names: [String: String],
+        info: (String) -> Void
+    ) throws {
         do {
             let writer = TarWriter(fileDescriptor: fd)
             var written = Set<String>()
@@ -55,7 +57,8 @@ extension LocalRepository {
                 var summaries: [LayerSummary] = []
                 for layer in contents.layerFiles {
                     do { summaries.append(try LayerInspector.inspect(path: layer)) } catch {
-                        throw StoreError("image \(image): layer \(names[layer] ?? (layer as NSString).lastPathComponent) is corrupt: \(error)")
+                        throw StoreError(
+                            "image \(image): layer \(names[layer] ?? (layer as NSString).lastPathComponent) is corrupt: \(error)")
                     }
                 }
                 let diffIDs = summaries.map(\.diffID)
@@ -69,24 +72,32 @@ extension LocalRepository {
                     if written.insert(id).inserted {
                         try writer.addDirectory(name: id)
                         try writer.addFile(name: "\(id)/VERSION", bytes: Array("1.0".utf8))
-                        var json: [String: Any] = ["id": id, "created": "1970-01-01T00:00:00Z", "os": "linux",
-                                                   "container_config": ["Hostname": "", "Cmd": NSNull()]]
+                        var json: [String: Any] = [
+                            "id": id, "created": "1970-01-01T00:00:00Z", "os": "linux",
+                            "container_config": ["Hostname": "", "Cmd": NSNull()],
+                        ]
                         if let parent { json["parent"] = parent }
-                        try writer.addFile(name: "\(id)/json", bytes: Array(try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])))
-                        let d = try writer.addDecompressedFile(name: "\(id)/layer.tar", sourcePath: layer, size: summaries[i].uncompressedSize)
+                        try writer.addFile(
+                            name: "\(id)/json", bytes: Array(try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])))
+                        let d = try writer.addDecompressedFile(
+                            name: "\(id)/layer.tar", sourcePath: layer, size: summaries[i].uncompressedSize)
                         guard d == diffIDs[i] else { throw StoreError("image \(image): layer \(id) changed while it was saved") }
                     }
                     parent = id
                 }
                 if written.insert(configName).inserted { try writer.addFile(name: configName, bytes: config) }
                 let tag = "\(image.name):\(image.tag)"
-                manifest.append(["Config": configName, "RepoTags": image.tag.contains(":") ? [] : [tag],
-                                 "Layers": ids.map { "\($0)/layer.tar" }])
+                manifest.append([
+                    "Config": configName, "RepoTags": image.tag.contains(":") ? [] : [tag],
+                    "Layers": ids.map { "\($0)/layer.tar" },
+                ])
                 if !image.tag.contains(":"), let top = ids.last { repositories[image.name, default: [:]][image.tag] = top }
                 info("saved image: \(image)")
             }
-            try writer.addFile(name: "manifest.json", bytes: Array(try JSONSerialization.data(withJSONObject: manifest, options: [.sortedKeys])))
-            try writer.addFile(name: "repositories", bytes: Array(try JSONSerialization.data(withJSONObject: repositories, options: [.sortedKeys])))
+            try writer.addFile(
+                name: "manifest.json", bytes: Array(try JSONSerialization.data(withJSONObject: manifest, options: [.sortedKeys])))
+            try writer.addFile(
+                name: "repositories", bytes: Array(try JSONSerialization.data(withJSONObject: repositories, options: [.sortedKeys])))
             try writer.finish()
         }
     }
@@ -95,7 +106,8 @@ extension LocalRepository {
     /// right (so the image id is kept), else a copy with `rootfs` (and `os`/`architecture`) set.
     static func configForSave(_ bytes: [UInt8], diffIDs: [Digest]) throws -> [UInt8] {
         if let cfg = try? JSONDecoder().decode(ImageConfig.self, from: Data(bytes)), cfg.rootfs?.diffIDs == diffIDs,
-           cfg.os != nil, cfg.architecture != nil {
+            cfg.os != nil, cfg.architecture != nil
+        {
             return bytes
         }
         guard var obj = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] else {

@@ -29,7 +29,9 @@ extension LocalRepository {
     /// Installs the tarball at `path`; returns its version and the installed names (`bin/proot`…).
     /// `sha256` (hex, optionally `sha256:`-prefixed) is checked first when given; a `VERSION`
     /// older than `minimumVersion` is refused unless `force`.
-    public func installTools(tarball path: String, sha256: String?, minimumVersion: String, force: Bool) throws -> (version: String, installed: [String]) {
+    public func installTools(
+        tarball path: String, sha256: String?, minimumVersion: String, force: Bool
+    ) throws -> (version: String, installed: [String]) {
         if let sha256 {
             let want = sha256.hasPrefix("sha256:") ? String(sha256.dropFirst(7)) : sha256
             let actual = try Self.sha256(ofFile: path).hex

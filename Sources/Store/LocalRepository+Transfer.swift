@@ -90,7 +90,10 @@ extension LocalRepository {
         case descriptor(Int32)
 
         var shown: String {
-            switch self { case .file(let p): return p; case .descriptor: return "stdin" }
+            switch self {
+            case .file(let p): return p;
+            case .descriptor: return "stdin"
+            }
         }
     }
 
@@ -100,8 +103,10 @@ extension LocalRepository {
     /// nothing is published unless it is sound. With `move`, the source file is removed once the
     /// image exists. Returns the layer id.
     @discardableResult
-    public func importImage(from source: TarSource, as image: LocalImageName, move: Bool = false,
-                            platform: Platform? = nil) throws -> String {
+    public func importImage(
+        from source: TarSource, as image: LocalImageName, move: Bool = false,
+        platform: Platform? = nil
+    ) throws -> String {
         guard !imageExists(image) else { throw StoreError("image already exists: \(image)") }
         let layerID = randomLayerID()
         let staging = try StagingDirectory(in: layersDirectory, prefix: "importing-\(StagingDirectory.uniqueSuffix())")
@@ -229,8 +234,10 @@ extension LocalRepository {
     /// `import --tocontainer`: extracts a root-filesystem tarball straight into a new container
     /// (`imagerepo.name` = `IMPORTED:unknown` unless `image` is given). Assembled under a
     /// dot-directory and renamed into place only when the whole tar extracted.
-    public func importContainer(from source: TarSource, image: String? = nil, name: String? = nil,
-                                platform: Platform? = nil, warn: (OutputWarning) -> Void = { _ in }) throws -> String {
+    public func importContainer(
+        from source: TarSource, image: String? = nil, name: String? = nil,
+        platform: Platform? = nil, warn: (OutputWarning) -> Void = { _ in }
+    ) throws -> String {
         try checkNewName(name)
         let id = Self.newContainerID()
         let staging = try StagingDirectory(in: containersDirectory, prefix: "creating-\(id)", mode: 0o755)
@@ -245,9 +252,10 @@ extension LocalRepository {
         unlink("\(staging.path)/.tarball")
         reportExtractionWarnings(extractor.warnings, warn)
         let layerID = randomLayerID()
-        try ContainerMetadata.writeOrigin(image: image ?? "IMPORTED:unknown",
-                                          config: Self.importMetadata(layerID: layerID, platform: platform, size: 0, diffID: diffID),
-                                          directory: staging.path)
+        try ContainerMetadata.writeOrigin(
+            image: image ?? "IMPORTED:unknown",
+            config: Self.importMetadata(layerID: layerID, platform: platform, size: 0, diffID: diffID),
+            directory: staging.path)
         return try publishContainer(staging, id: id, name: name)
     }
 
@@ -282,8 +290,10 @@ extension LocalRepository {
     /// streams through the same tar writer and safe extractor as export/import, so hard links,
     /// symlinks, modes and times are kept and nothing can be written outside the new directory.
     /// An overlay container (`mergedRoot`: its merged view) is cloned into a flat container.
-    public func cloneContainer(_ sourceID: String, name: String? = nil, mergedRoot: String? = nil,
-                               warn: (OutputWarning) -> Void = { _ in }) throws -> String {
+    public func cloneContainer(
+        _ sourceID: String, name: String? = nil, mergedRoot: String? = nil,
+        warn: (OutputWarning) -> Void = { _ in }
+    ) throws -> String {
         try checkNewName(name)
         let src = containerDirectory(sourceID)
         guard FileInfo.isDirectory("\(src)/ROOT") else { throw StoreError("container has no ROOT directory: \(sourceID)") }
@@ -301,7 +311,9 @@ extension LocalRepository {
         // EPIPE instead of the signal ending the process.
         let outcome = CloneOutcome()
         let writer = WorkerThread.start(blockingSIGPIPE: true) {
-            do { outcome.warnings = try self.exportContainer(sourceID, to: writeFD, clone: true, mergedRoot: mergedRoot) } catch { outcome.error = error }
+            do { outcome.warnings = try self.exportContainer(sourceID, to: writeFD, clone: true, mergedRoot: mergedRoot) } catch {
+                outcome.error = error
+            }
             close(writeFD)
         }
         guard let writer else {

@@ -98,7 +98,8 @@ extension LocalRepository {
             for (link, _) in imageLayerLinks(listing.image) {
                 let name = (link as NSString).lastPathComponent
                 guard let target = BlobEviction.realPath(link),
-                      (target as NSString).deletingLastPathComponent == layersReal else {
+                    (target as NSString).deletingLastPathComponent == layersReal
+                else {
                     problems.append("\(name) does not link to a file in the repository's layers")
                     continue
                 }
@@ -118,7 +119,9 @@ extension LocalRepository {
         for name in FileInfo.list(layersDirectory).sorted() {
             let p = "\(layersDirectory)/\(name)"
             if name.hasPrefix(".") {
-                if FileInfo.isDirectory(p), !FileInfo.isSymlink(p), Self.stagingIsAbandoned(p) { note("abandoned staging directory: \(p)", p) }
+                if FileInfo.isDirectory(p), !FileInfo.isSymlink(p), Self.stagingIsAbandoned(p) {
+                    note("abandoned staging directory: \(p)", p)
+                }
             } else if name.hasSuffix(".partial") {
                 if BlobIngest.partialIsAbandoned(p) { note("partial download: \(p)", p) }
             } else if !used.contains(name), !FileInfo.isDirectory(p) {

@@ -28,8 +28,10 @@ public final class LocalRepository: @unchecked Sendable {
         public var bin: String?
         public var lib: String?
         public var doc: String?
-        public init(top: String, repos: String? = nil, layers: String? = nil, containers: String? = nil,
-                    bin: String? = nil, lib: String? = nil, doc: String? = nil) {
+        public init(
+            top: String, repos: String? = nil, layers: String? = nil, containers: String? = nil,
+            bin: String? = nil, lib: String? = nil, doc: String? = nil
+        ) {
             self.top = top; self.repos = repos; self.layers = layers; self.containers = containers
             self.bin = bin; self.lib = lib; self.doc = doc
         }
@@ -95,7 +97,9 @@ public final class LocalRepository: @unchecked Sendable {
     /// operation is always locked (see `StagingDirectory`) and is left alone; so is its `.new-`
     /// form, abandoned when a process was killed between making and locking it.
     func removeAbandonedStaging() {
-        for (dir, prefixes) in [(containersDirectory, StagingDirectory.containerPrefixes), (layersDirectory, StagingDirectory.layerPrefixes)] {
+        for (dir, prefixes) in [
+            (containersDirectory, StagingDirectory.containerPrefixes), (layersDirectory, StagingDirectory.layerPrefixes),
+        ] {
             for name in FileInfo.list(dir) where prefixes.contains(where: name.hasPrefix) {
                 let p = "\(dir)/\(name)"
                 guard FileInfo.isDirectory(p), !FileInfo.isSymlink(p) else { continue }

@@ -8,14 +8,14 @@
 /// See docs/architecture.md ("Errors") for how modules adopt it.
 public struct UDockerError: Error, CustomStringConvertible, Sendable, Equatable {
     public enum Kind: Sendable, Equatable {
-        case truncated          // a stream (tar, compressed data, download) ends early
-        case invalidHeader      // checksum, field syntax, PAX records
-        case invalidEntry       // unsafe or impossible content (root type change, bad whiteout, …)
-        case corruptCompression // gzip/zstd data errors
-        case unsupported        // a format or feature this tool does not handle
-        case io                 // a failed system call
-        case diffIDMismatch     // the uncompressed stream does not hash to the expected DiffID
-        case invalidInput       // bad input from the command line or a metadata file
+        case truncated  // a stream (tar, compressed data, download) ends early
+        case invalidHeader  // checksum, field syntax, PAX records
+        case invalidEntry  // unsafe or impossible content (root type change, bad whiteout, …)
+        case corruptCompression  // gzip/zstd data errors
+        case unsupported  // a format or feature this tool does not handle
+        case io  // a failed system call
+        case diffIDMismatch  // the uncompressed stream does not hash to the expected DiffID
+        case invalidInput  // bad input from the command line or a metadata file
     }
     public let kind: Kind
     public let message: String

@@ -54,15 +54,16 @@ extension RootDirectory {
                 let full = PathName.normalize(cpath + "/" + rest.joined(separator: "/"))
                 var st = stat()
                 let ok = stat(host, &st) == 0
-                return Resolved(path: full, hostPath: host, exists: ok, isDirectory: ok && (st.st_mode & S_IFMT) == S_IFDIR,
-                                isRegularFile: ok && (st.st_mode & S_IFMT) == S_IFREG, mode: ok ? st.st_mode : 0, inVolume: true)
+                return Resolved(
+                    path: full, hostPath: host, exists: ok, isDirectory: ok && (st.st_mode & S_IFMT) == S_IFDIR,
+                    isRegularFile: ok && (st.st_mode & S_IFMT) == S_IFREG, mode: ok ? st.st_mode : 0, inVolume: true)
             }
             if missing { continue }
             // `parts` before `c` is canonical and made of directories: re-opened with O_NOFOLLOW.
             let dirFD = try r.directoryFD(canonical: parent)
             var st = stat()
             if withCName(Array(c.utf8), { fstatat(dirFD, $0, &st, AT_SYMLINK_NOFOLLOW) }) != 0 {
-                missing = true   // as lstat would: whatever the reason, it is not there for us
+                missing = true  // as lstat would: whatever the reason, it is not there for us
                 continue
             }
             let type = st.st_mode & S_IFMT
@@ -76,19 +77,22 @@ extension RootDirectory {
             }
             if !pending.isEmpty && type != S_IFDIR { throw ResolveError.notDirectory(cpath) }
             if pending.isEmpty {
-                return Resolved(path: cpath, hostPath: hostPath(ofCanonical: cpath), exists: true, isDirectory: type == S_IFDIR,
-                                isRegularFile: type == S_IFREG, mode: st.st_mode, inVolume: false)
+                return Resolved(
+                    path: cpath, hostPath: hostPath(ofCanonical: cpath), exists: true, isDirectory: type == S_IFDIR,
+                    isRegularFile: type == S_IFREG, mode: st.st_mode, inVolume: false)
             }
         }
         let full = "/" + parts.joined(separator: "/")
         if missing {
-            return Resolved(path: full, hostPath: hostPath(ofCanonical: full), exists: false, isDirectory: false,
-                            isRegularFile: false, mode: 0, inVolume: false)
+            return Resolved(
+                path: full, hostPath: hostPath(ofCanonical: full), exists: false, isDirectory: false,
+                isRegularFile: false, mode: 0, inVolume: false)
         }
         var st = stat()
         let ok = fstat(r.rootFD, &st) == 0
-        return Resolved(path: "/", hostPath: self.path, exists: ok, isDirectory: ok && (st.st_mode & S_IFMT) == S_IFDIR,
-                        isRegularFile: false, mode: ok ? st.st_mode : 0, inVolume: false)
+        return Resolved(
+            path: "/", hostPath: self.path, exists: ok, isDirectory: ok && (st.st_mode & S_IFMT) == S_IFDIR,
+            isRegularFile: false, mode: ok ? st.st_mode : 0, inVolume: false)
     }
 
     /// Creates a mountpoint (directory, or empty file) at a canonical container path, with its

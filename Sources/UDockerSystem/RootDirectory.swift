@@ -117,8 +117,9 @@ public final class RootDirectory: @unchecked Sendable {
     public func makeEmptyFile(_ containerPath: String, mode: UInt32 = 0o644) throws -> String {
         let r = try makeResolver()
         defer { r.close() }
-        return try makeEmptyFile(r, RootResolver.components(Array(containerPath.utf8)), mode: mode,
-                                 shown: containerPath, depth: 0)
+        return try makeEmptyFile(
+            r, RootResolver.components(Array(containerPath.utf8)), mode: mode,
+            shown: containerPath, depth: 0)
     }
 
     private func makeEmptyFile(_ r: RootResolver, _ components: [[UInt8]], mode: UInt32, shown: String, depth: Int) throws -> String {
@@ -131,7 +132,7 @@ public final class RootDirectory: @unchecked Sendable {
             throw SystemError("mkdir", path: shown, errno: ENOTDIR)
         }
         if try createFile(in: dfd, name: name, mode: mode) != nil {
-            return host(RootResolver.join(dpath, name))   // created, or an existing non-symlink
+            return host(RootResolver.join(dpath, name))  // created, or an existing non-symlink
         }
         // A symlink: its target, taken inside the root (relative to the link's real directory),
         // gets the same treatment (parents created, existing entries left alone).

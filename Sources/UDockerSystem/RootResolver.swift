@@ -118,8 +118,10 @@ public final class RootResolver {
     ///   With `create`, the final component is made a directory too.
     /// Returns nil when a component is missing or not a directory (and `create` is false).
     /// Throws on I/O errors and on symlink loops (ELOOP).
-    public func resolve(_ components: [[UInt8]], followFinal: Bool = true, create: Bool = false,
-                        mode: mode_t = 0o755) throws -> Lookup? {
+    public func resolve(
+        _ components: [[UInt8]], followFinal: Bool = true, create: Bool = false,
+        mode: mode_t = 0o755
+    ) throws -> Lookup? {
         var stack = [[UInt8]](components.reversed())
         var cur: [UInt8] = []
         var curFD = rootFD
@@ -248,7 +250,7 @@ public final class RootResolver {
             r = withCName(name) { mkdirat(dirFD, $0, m) }
         }
         if r != 0 {
-            if errno == EEXIST { return }   // raced or re-created: the next open decides
+            if errno == EEXIST { return }  // raced or re-created: the next open decides
             throw SystemError("mkdir", path: display(child))
         }
         if m & ~umask != m {

@@ -30,17 +30,19 @@ public struct WorkerThread: Sendable {
         }
         let ctx = Unmanaged.passRetained(Start(body, blockingSIGPIPE)).toOpaque()
         var tid = pthread_t()
-        let rc = pthread_create(&tid, nil, { arg in
-            let start = Unmanaged<Start>.fromOpaque(arg!).takeRetainedValue()
-            if start.blockingSIGPIPE {
-                var set = sigset_t()
-                sigemptyset(&set)
-                sigaddset(&set, SIGPIPE)
-                pthread_sigmask(SIG_BLOCK, &set, nil)
-            }
-            start.body()
-            return nil
-        }, ctx)
+        let rc = pthread_create(
+            &tid, nil,
+            { arg in
+                let start = Unmanaged<Start>.fromOpaque(arg!).takeRetainedValue()
+                if start.blockingSIGPIPE {
+                    var set = sigset_t()
+                    sigemptyset(&set)
+                    sigaddset(&set, SIGPIPE)
+                    pthread_sigmask(SIG_BLOCK, &set, nil)
+                }
+                start.body()
+                return nil
+            }, ctx)
         guard rc == 0 else {
             Unmanaged<Start>.fromOpaque(ctx).release()
             return nil
@@ -128,7 +130,9 @@ public enum Threads {
             init(_ count: Int, _ body: @escaping (Int) -> Bool) { self.count = count; self.body = body }
             func run() {
                 while true {
-                    let i: Int = lock.withLock { defer { next += 1 }; return next }
+                    let i: Int = lock.withLock {
+                        defer { next += 1 }; return next
+                    }
                     guard i < count else { return }
                     if !body(i) { lock.withLock { next = count } }
                 }

@@ -88,7 +88,7 @@ import Glibc
             #expect(err?.description.contains("truncated") == true)
         }
         var crc = gz
-        crc[crc.count - 6] ^= 0xFF   // CRC32 in the trailer
+        crc[crc.count - 6] ^= 0xFF  // CRC32 in the trailer
         let h = try Fixture()
         let e1 = expectArchiveError { try h.extract(crc) }
         #expect(e1?.kind == .corruptCompression)

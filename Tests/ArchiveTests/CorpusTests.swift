@@ -10,8 +10,10 @@ import Glibc
 /// docs/trust-boundaries.md): hostile PAX times must not trap the extractor.
 @Suite struct ArchiveCorpusTests {
     /// Before the fix, `-9223372036854775808.5` trapped (a second was borrowed from Int64.min).
-    @Test(arguments: ["-9223372036854775808.5", "-9223372036854775808", "9223372036854775807.999999999",
-                      "-1.5", "99999999999999999999", "1.", ".5", "-", "1.2.3", "0x10", ""])
+    @Test(arguments: [
+        "-9223372036854775808.5", "-9223372036854775808", "9223372036854775807.999999999",
+        "-1.5", "99999999999999999999", "1.", ".5", "-", "1.2.3", "0x10", "",
+    ])
     func hostilePAXTimesNeverTrap(_ time: String) throws {
         let f = try Fixture()
         var t = TarBuilder()

@@ -10,8 +10,8 @@ import Testing
         t.file("a", String(repeating: "x", count: 700))
         t.file("b", "second")
         let complete = t.archive
-        let cut = Array(complete.prefix(complete.count - 1024))     // no end blocks
-        let loneZero = Array(complete.prefix(complete.count - 512)) // one end block
+        let cut = Array(complete.prefix(complete.count - 1024))  // no end blocks
+        let loneZero = Array(complete.prefix(complete.count - 512))  // one end block
         return (complete, cut, loneZero)
     }
 
@@ -20,7 +20,7 @@ import Testing
         let (complete, cut, loneZero) = archive()
         #expect(try LayerInspector.inspect(path: f.layer(complete), requireEndOfArchive: true).entries == 2)
         #expect(try LayerInspector.inspect(path: f.layer(loneZero), requireEndOfArchive: true).entries == 2)
-        #expect(try LayerInspector.inspect(path: f.layer(cut)).entries == 2)   // layers: accepted
+        #expect(try LayerInspector.inspect(path: f.layer(cut)).entries == 2)  // layers: accepted
         do {
             _ = try LayerInspector.inspect(path: f.layer(cut), requireEndOfArchive: true)
             Issue.record("a tar without end-of-archive blocks was accepted for import")

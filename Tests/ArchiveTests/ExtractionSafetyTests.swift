@@ -257,7 +257,7 @@ import Glibc
         t.file("./a", "a")
         try f.extract(t.archive)
         #expect(text(f.r("a")) == "a")
-        #expect(mode(f.root) == 0o700)   // the container root keeps its own mode
+        #expect(mode(f.root) == 0o700)  // the container root keeps its own mode
     }
 
     // §5.12: devices are skipped with a warning; impossible numbers are an error; FIFOs created.
@@ -318,8 +318,9 @@ import Glibc
         t.dir("ro", mode: 0o555)
         t.file("ro/f", "f", mode: 0o444)
         t.file("wo", "w", mode: 0o200)
-        t.entry(name: Array("cap".utf8), type: TarBuilder.regular, content: Array("c".utf8), mode: 0o755,
-                extraPAX: [("SCHILY.xattr.security.capability", [1, 0, 0, 2]), ("SCHILY.xattr.user.x", Array("v".utf8))])
+        t.entry(
+            name: Array("cap".utf8), type: TarBuilder.regular, content: Array("c".utf8), mode: 0o755,
+            extraPAX: [("SCHILY.xattr.security.capability", [1, 0, 0, 2]), ("SCHILY.xattr.user.x", Array("v".utf8))])
         var options = ExtractOptions()
         options.umask = 0
         _ = try f.extract(t.archive, options: options)

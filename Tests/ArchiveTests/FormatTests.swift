@@ -42,20 +42,20 @@ import Glibc
         let src = f.tmp.sub("src")
         let long = String(repeating: "n", count: format == "ustar" ? 90 : 120)
         let script = """
-        set -e
-        mkdir -p '\(src)/d/e' '\(src)/\(long)'
-        printf hello > '\(src)/d/file'
-        printf exec > '\(src)/d/e/run' && chmod 0751 '\(src)/d/e/run'
-        ln -s file '\(src)/d/link'
-        ln '\(src)/d/file' '\(src)/d/hard'
-        printf long > '\(src)/\(long)/\(long)'
-        ln -s '\(format == "ustar" ? long : long + "/" + long)' '\(src)/longlink'
-        mkfifo '\(src)/fifo'
-        head -c 3000000 /dev/urandom > '\(src)/big'
-        touch -d '2001-02-03 04:05:06' '\(src)/d/file'
-        cd '\(src)' && tar --format=\(format) -cf '\(f.tmp.sub("g.tar"))' .
-        mkdir '\(f.tmp.sub("ref"))' && tar -C '\(f.tmp.sub("ref"))' -xf '\(f.tmp.sub("g.tar"))'
-        """
+            set -e
+            mkdir -p '\(src)/d/e' '\(src)/\(long)'
+            printf hello > '\(src)/d/file'
+            printf exec > '\(src)/d/e/run' && chmod 0751 '\(src)/d/e/run'
+            ln -s file '\(src)/d/link'
+            ln '\(src)/d/file' '\(src)/d/hard'
+            printf long > '\(src)/\(long)/\(long)'
+            ln -s '\(format == "ustar" ? long : long + "/" + long)' '\(src)/longlink'
+            mkfifo '\(src)/fifo'
+            head -c 3000000 /dev/urandom > '\(src)/big'
+            touch -d '2001-02-03 04:05:06' '\(src)/d/file'
+            cd '\(src)' && tar --format=\(format) -cf '\(f.tmp.sub("g.tar"))' .
+            mkdir '\(f.tmp.sub("ref"))' && tar -C '\(f.tmp.sub("ref"))' -xf '\(f.tmp.sub("g.tar"))'
+            """
         let (st, _) = try sh(script)
         #expect(st == 0)
         let x = try LayerExtractor(root: f.root)
@@ -76,10 +76,13 @@ import Glibc
     @Test func base256SizeAndGlobalHeaders() throws {
         let f = try Fixture()
         var t = TarBuilder()
-        t.appendRaw(name: Array("pax_global_header".utf8), type: 0x67, content: TarBuilder.paxRecords([("path", Array("global-should-not-exist".utf8))]))
+        t.appendRaw(
+            name: Array("pax_global_header".utf8), type: 0x67,
+            content: TarBuilder.paxRecords([("path", Array("global-should-not-exist".utf8))]))
         t.entry(name: Array("b256".utf8), type: TarBuilder.regular, content: Array("big".utf8), base256Size: true)
-        t.entry(name: Array("short".utf8), type: TarBuilder.regular, content: Array("p".utf8),
-                extraPAX: [("path", Array("renamed-by-pax".utf8)), ("mtime", Array("1500000000.25".utf8))])
+        t.entry(
+            name: Array("short".utf8), type: TarBuilder.regular, content: Array("p".utf8),
+            extraPAX: [("path", Array("renamed-by-pax".utf8)), ("mtime", Array("1500000000.25".utf8))])
         try f.extract(t.archive)
         #expect(text(f.r("b256")) == "big")
         #expect(!exists(f.r("global-should-not-exist")))
@@ -156,7 +159,7 @@ import Glibc
         #expect(d[0] == Digest.sha256(of: [UInt8]()))
         var t = TarBuilder()
         t.file("a", "a")
-        try f.extract(t.bytes)   // no end blocks at all: accepted at a block boundary
+        try f.extract(t.bytes)  // no end blocks at all: accepted at a block boundary
         #expect(text(f.r("a")) == "a")
     }
 }
@@ -166,8 +169,9 @@ import Glibc
     @Test func hugeDeclaredSizeIsStreamed() throws {
         let f = try Fixture()
         var t = TarBuilder()
-        t.entry(name: Array("huge".utf8), type: TarBuilder.regular, content: [UInt8](repeating: 0x5A, count: 4096),
-                extraPAX: [("size", Array("8589934592".utf8))])
+        t.entry(
+            name: Array("huge".utf8), type: TarBuilder.regular, content: [UInt8](repeating: 0x5A, count: 4096),
+            extraPAX: [("size", Array("8589934592".utf8))])
         let err = expectArchiveError { try f.extract(t.bytes) }
         #expect(err?.kind == .truncated)
         #expect(lstatOf(f.r("huge")).map { $0.st_size <= 4096 + 1024 } == true)

@@ -55,8 +55,11 @@ import Glibc
 
     /// Extracts `layers` with 0 and with `threads` writer threads into two fresh roots (each with
     /// the same `seed` of pre-existing content); returns both trees and outcomes.
-    static func both(_ layers: [[UInt8]], threads: Int = 2, seed: (String) throws -> Void = { _ in })
-        throws -> [(tree: [String], error: ArchiveError?, report: FileWriterPool.Report?)] {
+    static func both(
+        _ layers: [[UInt8]], threads: Int = 2, seed: (String) throws -> Void = { _ in }
+    )
+        throws -> [(tree: [String], error: ArchiveError?, report: FileWriterPool.Report?)]
+    {
         var out: [([String], ArchiveError?, FileWriterPool.Report?)] = []
         for t in [0, threads] {
             let f = try Fixture()
@@ -85,8 +88,10 @@ import Glibc
         return out
     }
 
-    private func expectSame(_ r: [(tree: [String], error: ArchiveError?, report: FileWriterPool.Report?)],
-                            sourceLocation: SourceLocation = #_sourceLocation) {
+    private func expectSame(
+        _ r: [(tree: [String], error: ArchiveError?, report: FileWriterPool.Report?)],
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         #expect(r[0].tree == r[1].tree, sourceLocation: sourceLocation)
         #expect(r[0].error == r[1].error, sourceLocation: sourceLocation)
         #expect(r[0].report == nil, sourceLocation: sourceLocation)
@@ -101,7 +106,7 @@ import Glibc
         for i in 0..<5 { l1.file("d/x", "version \(i)", mode: 0o600 + UInt32(i), mtime: 1_600_000_000 + Int64(i)) }
         l1.file("top", "one")
         l1.file("top", "two", mode: 0o640)
-        var l2 = TarBuilder()   // lower-layer files replaced, twice
+        var l2 = TarBuilder()  // lower-layer files replaced, twice
         l2.file("d/x", "upper a")
         l2.file("d/x", "upper b", mode: 0o700)
         let r = try Self.both([l1.archive, l2.archive])
@@ -117,7 +122,7 @@ import Glibc
         l.hardlink("d/b", to: "d/a")
         l.file("c", "c")
         l.hardlink("e", to: "c")
-        l.file("c", "new c")   // replaces c; e keeps the old inode
+        l.file("c", "new c")  // replaces c; e keeps the old inode
         let r = try Self.both([l.archive])
         expectSame(r)
         #expect(r[1].tree.contains { $0.hasPrefix("d/b f 644 7 ") && $0.hasSuffix(" =d/a") })
@@ -132,10 +137,10 @@ import Glibc
         l1.file("m/x", "x")
         l1.file("m", "now a file")
         l1.file("p", "p")
-        l1.file("p/q", "walk replaces p")   // no directory entry: the parent walk replaces the file
+        l1.file("p/q", "walk replaces p")  // no directory entry: the parent walk replaces the file
         var l2 = TarBuilder()
-        l2.file("n", "file again")          // lower directory replaced by a file
-        l2.dir("m")                         // lower file replaced by a directory
+        l2.file("n", "file again")  // lower directory replaced by a file
+        l2.dir("m")  // lower file replaced by a directory
         l2.file("m/y", "y")
         let r = try Self.both([l1.archive, l2.archive])
         expectSame(r)
@@ -165,16 +170,16 @@ import Glibc
         l1.dir("d")
         l1.file("d/a", "a")
         l1.file("d/b", "b")
-        l1.file("d/.wh.a")              // same layer: kept
+        l1.file("d/.wh.a")  // same layer: kept
         var l2 = TarBuilder()
         l2.file("d/c", "c")
-        l2.file("d/.wh.b")              // later layer: removed
-        l2.file("d/.wh.c")              // this layer's c: kept
+        l2.file("d/.wh.b")  // later layer: removed
+        l2.file("d/.wh.c")  // this layer's c: kept
         var l3 = TarBuilder()
         l3.dir("e")
         l3.file("e/new", "n")
         l3.file("d/z", "z")
-        l3.file("d/.wh..wh..opq")       // opaque after this layer's files
+        l3.file("d/.wh..wh..opq")  // opaque after this layer's files
         let r = try Self.both([l1.archive, l2.archive, l3.archive])
         expectSame(r)
         #expect(r[1].tree.filter { $0.hasPrefix("d/") }.map { $0.split(separator: " ")[0] } == ["d/z"])
@@ -276,13 +281,13 @@ import Glibc
         for i in 0..<300 { l1.file("usr/lib/lib\(i).so", String(repeating: "x", count: i * 13), mode: 0o755) }
         for i in 0..<50 { l1.hardlink("usr/bin/h\(i)", to: "usr/lib/lib\(i * 3).so") }
         l1.symlink("lib", to: "usr/lib")
-        l1.file("etc/conf", "c", mode: 0o600)   // implicit parent
+        l1.file("etc/conf", "c", mode: 0o600)  // implicit parent
         l1.dir("etc", mode: 0o700, mtime: 1_111_111_111)
         l1.dir("var"); l1.dir("var/cache")
         for i in 0..<100 { l1.file("var/cache/c\(i)", "cache \(i)") }
         var l2 = TarBuilder()
         for i in stride(from: 0, to: 300, by: 7) { l2.file("usr/lib/lib\(i).so", "updated \(i)") }
-        for i in 0..<40 { l2.file("lib/via-link-\(i)", "l\(i)") }   // through the lower symlink
+        for i in 0..<40 { l2.file("lib/via-link-\(i)", "l\(i)") }  // through the lower symlink
         l2.file("var/.wh.cache")
         l2.file("var/cache", "cache is a file now")
         l2.hardlink("usr/bin/h1", to: "usr/lib/lib0.so")
@@ -374,11 +379,13 @@ import Glibc
 
     // MARK: - benchmark (UDOCKER_EXTRACT_BENCH=1; prints timings, asserts nothing about them)
 
-    @Test(.enabled(if: ProcessInfo.processInfo.environment["UDOCKER_EXTRACT_BENCH"] == "1"),
-          .timeLimit(.minutes(30)))
+    @Test(
+        .enabled(if: ProcessInfo.processInfo.environment["UDOCKER_EXTRACT_BENCH"] == "1"),
+        .timeLimit(.minutes(30)))
     func extractBenchmark() throws {
         let env = ProcessInfo.processInfo.environment
-        let layer = env["UDOCKER_EXTRACT_BENCH_LAYER"]
+        let layer =
+            env["UDOCKER_EXTRACT_BENCH_LAYER"]
             ?? "/tmp/udocker-e2e/cache/bench-oci-v1/blobs/sha256/18f9b83866afe85b1210d3c7d4d4b046372cbe4466a42f5e943976ff5d1e2345"
         let work = env["UDOCKER_EXTRACT_BENCH_DIR"] ?? "/tmp/xbench"
         let reps = Int(env["UDOCKER_EXTRACT_BENCH_REPS"] ?? "5") ?? 5
@@ -409,7 +416,9 @@ import Glibc
         }
         for key in times.keys.sorted() {
             let s = times[key]!.sorted()
-            print("bench \(key): median \(String(format: "%.3f", s[s.count / 2])) s, min \(String(format: "%.3f", s[0])) s, all \(s.map { String(format: "%.3f", $0) })")
+            print(
+                "bench \(key): median \(String(format: "%.3f", s[s.count / 2])) s, min \(String(format: "%.3f", s[0])) s, all \(s.map { String(format: "%.3f", $0) })"
+            )
         }
         if env["UDOCKER_EXTRACT_BENCH_KEEP"] != "1" {
             for i in 1...n { try? FileTree.remove("\(work)/\(getpid())-\(i)") }

@@ -61,9 +61,12 @@ import Glibc
     }
 
     /// Extracts `layer` into a fresh root with and without the pipeline; returns both outcomes.
-    private func both(_ layer: String, options: ExtractOptions = .init(),
-                      pause: (@Sendable (LayerExtractor) -> Void)? = nil)
-        throws -> [(result: Result<Digest, ArchiveError>, listing: [String], report: DecodePipeline.Report?)] {
+    private func both(
+        _ layer: String, options: ExtractOptions = .init(),
+        pause: (@Sendable (LayerExtractor) -> Void)? = nil
+    )
+        throws -> [(result: Result<Digest, ArchiveError>, listing: [String], report: DecodePipeline.Report?)]
+    {
         var out: [(Result<Digest, ArchiveError>, [String], DecodePipeline.Report?)] = []
         for pipelined in [false, true] {
             let f = try Fixture()
@@ -90,7 +93,7 @@ import Glibc
         let tar = PipelineTests.manyFiles(total: 3 << 20) + [UInt8](repeating: 0, count: 10_240) + Array("trailing".utf8)
         let gz = try PipelineTests.gzip(f, tar, name: "ok.tar")
         var opts = ExtractOptions()
-        opts.pipelineChunkSize = 100_000   // not a multiple of 512: headers straddle chunks
+        opts.pipelineChunkSize = 100_000  // not a multiple of 512: headers straddle chunks
         opts.pipelineDepth = 2
         opts.bufferSize = 70_000
         let r = try both(gz, options: opts)
@@ -121,7 +124,8 @@ import Glibc
         let tar = PipelineTests.manyFiles(total: 3 << 20)
         // A good member with the first 1.5 MB of the tar, then a member whose first deflate block
         // has the reserved type: zlib fails right there, without producing anything.
-        let gz = try PipelineTests.bytes(try PipelineTests.gzip(f, Array(tar.prefix(1_500_000)), name: "bad.tar"))
+        let gz =
+            try PipelineTests.bytes(try PipelineTests.gzip(f, Array(tar.prefix(1_500_000)), name: "bad.tar"))
             + [0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 3, 0x07, 0, 0, 0, 0, 0, 0, 0, 0]
         let bad = try f.layer(gz, name: "bad.tar.gz")
         let r = try both(bad) { x in
@@ -139,7 +143,7 @@ import Glibc
         #expect(e0.message == "gzip: invalid block type")
         #expect(e1 == e0)
         #expect(r[0].listing == r[1].listing)
-        #expect(r[0].listing.count > 10)   // the files before the corruption are there
+        #expect(r[0].listing.count > 10)  // the files before the corruption are there
         #expect(r[1].report?.end == .error)
         #expect(r[1].report?.joined == true)
     }
@@ -170,7 +174,7 @@ import Glibc
         #expect(rep?.blockedOnFullQueue == true)
         #expect(rep?.end == .cancelled)
         #expect(rep?.joined == true)
-        #expect((rep?.chunksProduced ?? 99) <= 4)   // stopped early, not decoded to the end
+        #expect((rep?.chunksProduced ?? 99) <= 4)  // stopped early, not decoded to the end
     }
 
     // Truncated gzip and zstd, corrupt CRC, trailing garbage: the same errors as single-threaded.
@@ -278,14 +282,18 @@ import Glibc
                 }
                 let t = now() - t0
                 let (u1, s1) = cpu()
-                print("bench \(mode) rep \(rep): \(String(format: "%.3f", t)) s real, \(String(format: "%.3f", u1 - u0)) user, \(String(format: "%.3f", s1 - s0)) sys\(producer)")
+                print(
+                    "bench \(mode) rep \(rep): \(String(format: "%.3f", t)) s real, \(String(format: "%.3f", u1 - u0)) user, \(String(format: "%.3f", s1 - s0)) sys\(producer)"
+                )
                 if best[mode] == nil || t < best[mode]!.0 { best[mode] = (t, u1 - u0, s1 - s0) }
                 try sh("rm -rf '\(root)'")
             }
         }
         for mode in modes {
             if let b = best[mode] {
-                print("bench min \(mode): \(String(format: "%.3f", b.0)) s real (\(String(format: "%.3f", b.1)) user, \(String(format: "%.3f", b.2)) sys)")
+                print(
+                    "bench min \(mode): \(String(format: "%.3f", b.0)) s real (\(String(format: "%.3f", b.1)) user, \(String(format: "%.3f", b.2)) sys)"
+                )
             }
         }
     }

@@ -9,7 +9,7 @@ struct TarBuilder {
     var longNames: LongNames = .pax
 
     static let regular: UInt8 = 0x30, hardlink: UInt8 = 0x31, symlink: UInt8 = 0x32,
-               char: UInt8 = 0x33, block: UInt8 = 0x34, directory: UInt8 = 0x35, fifo: UInt8 = 0x36
+        char: UInt8 = 0x33, block: UInt8 = 0x34, directory: UInt8 = 0x35, fifo: UInt8 = 0x36
 
     mutating func file(_ name: String, _ content: String = "", mode: UInt32 = 0o644, mtime: Int64 = 1_600_000_000) {
         entry(name: Array(name.utf8), type: TarBuilder.regular, content: Array(content.utf8), mode: mode, mtime: mtime)
@@ -34,10 +34,12 @@ struct TarBuilder {
     }
 
     /// One entry; names or link names over 100 bytes go through PAX or GNU records.
-    mutating func entry(name: [UInt8], type: UInt8, link: [UInt8] = [], content: [UInt8] = [],
-                        mode: UInt32 = 0o644, mtime: Int64 = 1_600_000_000,
-                        devMajor: Int64 = 0, devMinor: Int64 = 0, extraPAX: [(String, [UInt8])] = [],
-                        base256Size: Bool = false, base256DevMajor: Int64? = nil) {
+    mutating func entry(
+        name: [UInt8], type: UInt8, link: [UInt8] = [], content: [UInt8] = [],
+        mode: UInt32 = 0o644, mtime: Int64 = 1_600_000_000,
+        devMajor: Int64 = 0, devMinor: Int64 = 0, extraPAX: [(String, [UInt8])] = [],
+        base256Size: Bool = false, base256DevMajor: Int64? = nil
+    ) {
         var pax = extraPAX
         var headerName = name
         var headerLink = link
@@ -58,8 +60,9 @@ struct TarBuilder {
         if !pax.isEmpty {
             appendRaw(name: Array("PaxHeaders/x".utf8), type: 0x78, content: TarBuilder.paxRecords(pax))
         }
-        appendRaw(name: headerName, type: type, link: headerLink, content: content, mode: mode, mtime: mtime,
-                  devMajor: devMajor, devMinor: devMinor, base256Size: base256Size, base256DevMajor: base256DevMajor)
+        appendRaw(
+            name: headerName, type: type, link: headerLink, content: content, mode: mode, mtime: mtime,
+            devMajor: devMajor, devMinor: devMinor, base256Size: base256Size, base256DevMajor: base256DevMajor)
     }
 
     static func paxRecords(_ records: [(String, [UInt8])]) -> [UInt8] {
@@ -74,9 +77,11 @@ struct TarBuilder {
     }
 
     /// Appends a header (+ data + padding) exactly as given.
-    mutating func appendRaw(name: [UInt8], type: UInt8, link: [UInt8] = [], content: [UInt8] = [],
-                            mode: UInt32 = 0o644, mtime: Int64 = 1_600_000_000, devMajor: Int64 = 0, devMinor: Int64 = 0,
-                            base256Size: Bool = false, base256DevMajor: Int64? = nil, corruptChecksum: Bool = false) {
+    mutating func appendRaw(
+        name: [UInt8], type: UInt8, link: [UInt8] = [], content: [UInt8] = [],
+        mode: UInt32 = 0o644, mtime: Int64 = 1_600_000_000, devMajor: Int64 = 0, devMinor: Int64 = 0,
+        base256Size: Bool = false, base256DevMajor: Int64? = nil, corruptChecksum: Bool = false
+    ) {
         var h = [UInt8](repeating: 0, count: 512)
         func put(_ off: Int, _ b: [UInt8]) { for (i, x) in b.enumerated() { h[off + i] = x } }
         func octal(_ off: Int, _ len: Int, _ v: Int64) {

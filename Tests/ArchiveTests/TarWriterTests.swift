@@ -66,7 +66,8 @@ import Glibc
         #expect(a.st_mode & 0o777 == 0o751)
         #expect(FileInfo.readLink("\(dst)/rel-link") == "a/file")
         #expect(FileInfo.readLink("\(dst)/abs-link") == "/etc/\(String(repeating: "t", count: 130))")
-        let deep = "\(dst)/a/\(String(repeating: "d", count: 120))/\(String(repeating: "n", count: 150))/\(String(repeating: "f", count: 90))"
+        let deep =
+            "\(dst)/a/\(String(repeating: "d", count: 120))/\(String(repeating: "n", count: 150))/\(String(repeating: "f", count: 90))"
         #expect((try? String(contentsOfFile: deep, encoding: .utf8)) == "deep")
     }
 

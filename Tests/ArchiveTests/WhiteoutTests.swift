@@ -86,7 +86,7 @@ import Glibc
         #expect(!exists(f.r("etc/whitedout")))
         #expect(text(f.r("etc/keep")) == "k")
         #expect(isSymlink(f.r("localetc")))
-        #expect(!exists(f.r("linkonly")))          // the link is removed, not its target
+        #expect(!exists(f.r("linkonly")))  // the link is removed, not its target
         #expect(isDir(f.r("etc")))
         #expect(isSymlink(f.r("dead")))
         #expect(!exists(f.r("dne")))

@@ -54,7 +54,8 @@ import Testing
         var env = EngineEnvironment(tmpDir: "/tmp", binDir: "/nonexistent/bin", hostEnvironment: ["PATH": "/nonexistent"])
         env.prootExecutable = "/bin/sh"
         let lines = VersionCommand.engineLines(ToolLocator(environment: env))
-        #expect(lines.map { $0.split(separator: ":").first.map(String.init) ?? "" }
+        #expect(
+            lines.map { $0.split(separator: ":").first.map(String.init) ?? "" }
                 == ["engine N1", "engine P1 P2", "engine F1 F2 F3 F4", "engine R1 R2 R3", "engine S1"])
         #expect(lines[1] == "engine P1 P2: /bin/sh", "an explicit tool is reported with its path: \(lines)")
         #expect(lines[3].hasPrefix("engine R1 R2 R3: not available ("), "nothing on PATH: \(lines)")

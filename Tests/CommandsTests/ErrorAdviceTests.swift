@@ -6,18 +6,21 @@ import Testing
     let repo = "/home/u/.udocker"
 
     @Test func noSpaceSaysHowMuchIsFreeAndWhatToDo() {
-        let line = ErrorAdvice.annotate("write /home/u/.udocker/containers/x/ROOT/f: No space left on device", repository: repo,
-                                        room: .init(freeBytes: 3 << 20, freeInodes: 100, totalInodes: 1000))
+        let line = ErrorAdvice.annotate(
+            "write /home/u/.udocker/containers/x/ROOT/f: No space left on device", repository: repo,
+            room: .init(freeBytes: 3 << 20, freeInodes: 100, totalInodes: 1000))
         #expect(line.contains("3 MiB free on the filesystem of /home/u/.udocker"), "\(line)")
         #expect(line.contains("udocker rmi --prune") && line.contains("UDOCKER_DIR"), "\(line)")
     }
 
     @Test func noInodesIsNamed() {
-        let line = ErrorAdvice.annotate("create f: No space left on device", repository: repo,
-                                        room: .init(freeBytes: 1 << 30, freeInodes: 0, totalInodes: 1000))
+        let line = ErrorAdvice.annotate(
+            "create f: No space left on device", repository: repo,
+            room: .init(freeBytes: 1 << 30, freeInodes: 0, totalInodes: 1000))
         #expect(line.contains("no inodes (files) left"), "\(line)")
-        let after = ErrorAdvice.annotate("create f: No space left on device", repository: repo,
-                                         room: .init(freeBytes: 1 << 30, freeInodes: 40, totalInodes: 1000))
+        let after = ErrorAdvice.annotate(
+            "create f: No space left on device", repository: repo,
+            room: .init(freeBytes: 1 << 30, freeInodes: 40, totalInodes: 1000))
         #expect(after.contains("1024 MiB and 40 inodes free now") && after.contains("ran out of inodes"), "\(after)")
     }
 
@@ -27,7 +30,8 @@ import Testing
     }
 
     @Test func pullAdviceIsNotRepeated() {
-        let pull = "no space left on device in /l while downloading b (5 bytes); its partial download was removed; other interrupted downloads hold 9 bytes there: 'udocker rmi --prune' removes them"
+        let pull =
+            "no space left on device in /l while downloading b (5 bytes); its partial download was removed; other interrupted downloads hold 9 bytes there: 'udocker rmi --prune' removes them"
         let line = ErrorAdvice.annotate(pull, repository: repo, room: .init(freeBytes: 0, freeInodes: 5, totalInodes: 9))
         #expect(line == pull + " (0 MiB free on the filesystem of \(repo))", "\(line)")
     }

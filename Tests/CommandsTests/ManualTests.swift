@@ -33,7 +33,9 @@ import Testing
 
     @Test func manPageIsWellFormedRoff() {
         #expect(Self.page.hasPrefix(".TH UDOCKER 1 "))
-        for section in ["NAME", "SYNOPSIS", "DESCRIPTION", "GENERAL OPTIONS", "COMMANDS", "EXECUTION MODES", "ENVIRONMENT", "EXIT STATUS", "FILES"] {
+        for section in [
+            "NAME", "SYNOPSIS", "DESCRIPTION", "GENERAL OPTIONS", "COMMANDS", "EXECUTION MODES", "ENVIRONMENT", "EXIT STATUS", "FILES",
+        ] {
             #expect(Self.page.contains(".SH \(section)\n"), "missing section \(section)")
         }
         for mode in ExecutionMode.allCases { #expect(Self.page.contains("\\fB\(mode.rawValue)\\fR")) }

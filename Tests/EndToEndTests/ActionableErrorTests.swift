@@ -8,8 +8,9 @@ import Glibc
 /// A full filesystem, for real: UDOCKER_DIR on a small tmpfs (mounted by the test process, which
 /// needs root for it); the command runs as the test user and must end with one line saying how
 /// much room is left and what to do (issue 15.7).
-@Suite("E2E errors a user can act on: full disk, inodes, user namespaces", e2eEnabled,
-       .enabled(if: geteuid() == 0, "mounting a small tmpfs needs root in the test process"))
+@Suite(
+    "E2E errors a user can act on: full disk, inodes, user namespaces", e2eEnabled,
+    .enabled(if: geteuid() == 0, "mounting a small tmpfs needs root in the test process"))
 struct ActionableErrorTests {
     /// `<sandbox>/small`: a tmpfs with `options`, owned by the test user; unmounted by `done`.
     func smallFilesystem(_ box: E2ESandbox, _ options: String) async throws -> String {
@@ -53,9 +54,11 @@ struct ActionableErrorTests {
         expectOneLineError(r, status: 1, mentioning: ["inodes free now on the filesystem of \(small)/ud", "ran out of inodes"])
     }
 
-    @Test("login on a full filesystem: one line, and the keystore keeps the earlier logins",
-          .enabled(if: ProcessInfo.processInfo.environment["UDOCKER_E2E_HTPASSWD_REGISTRY"]?.isEmpty == false,
-                   "needs the htpasswd registry fixture (UDOCKER_E2E_HTPASSWD_REGISTRY)"))
+    @Test(
+        "login on a full filesystem: one line, and the keystore keeps the earlier logins",
+        .enabled(
+            if: ProcessInfo.processInfo.environment["UDOCKER_E2E_HTPASSWD_REGISTRY"]?.isEmpty == false,
+            "needs the htpasswd registry fixture (UDOCKER_E2E_HTPASSWD_REGISTRY)"))
     func loginOnFullDisk() async throws {
         let box = try sandbox()
         let registry = try #require(box.env.htpasswdRegistry)
@@ -65,21 +68,27 @@ struct ActionableErrorTests {
         let earlier = #"{"https://quay.io": {"auth": "c29tZW9uZTprZXB0", "email": ""}}"#
         try box.writeUserFile(keystore, earlier, mode: 0o600)
         _ = try await box.shell("dd if=/dev/zero of='\(small)/fill' bs=4k 2>/dev/null; true")
-        let r = try await box.udocker(["login", "--username=\(box.env.htpasswdUser)", "--password-stdin", "--registry=\(registry)"],
-                                      environment: ["UDOCKER_KEYSTORE": keystore], stdin: box.env.htpasswdPassword + "\n")
+        let r = try await box.udocker(
+            ["login", "--username=\(box.env.htpasswdUser)", "--password-stdin", "--registry=\(registry)"],
+            environment: ["UDOCKER_KEYSTORE": keystore], stdin: box.env.htpasswdPassword + "\n")
         expectOneLineError(r, status: 1, mentioning: ["no space left"])
         #expect(box.readFile(keystore) == earlier, "the keystore must not be blanked before its replacement")
     }
 
-    @Test("N1 chosen for a container, user namespaces disabled: exit 2, the sysctl to ask for and P1",
-          .enabled(if: BlockingLauncher.compiler != nil, "needs a C compiler for the namespace launcher"))
+    @Test(
+        "N1 chosen for a container, user namespaces disabled: exit 2, the sysctl to ask for and P1",
+        .enabled(if: BlockingLauncher.compiler != nil, "needs a C compiler for the namespace launcher"))
     func userNamespacesDisabled() async throws {
         let box = try sandbox()
         let launcher = try BlockingLauncher.build(in: box)
         _ = try await box.pullAndCreate(box.env.busybox, name: "bb")
         expectSuccess(try await box.udocker(["setup", "--execmode=N1", "bb"]))
         let r = try await launcher.run(box, ["--userns0"], ["run", "--nobanner", "bb", "true"])
-        expectOneLineError(r, status: 2, mentioning: ["user.max_user_namespaces=0", "udocker setup --execmode=P1 bb",
-                                                       "ask the administrators for: sysctl -w user.max_user_namespaces="])
+        expectOneLineError(
+            r, status: 2,
+            mentioning: [
+                "user.max_user_namespaces=0", "udocker setup --execmode=P1 bb",
+                "ask the administrators for: sysctl -w user.max_user_namespaces=",
+            ])
     }
 }

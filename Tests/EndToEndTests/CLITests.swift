@@ -5,7 +5,9 @@ import TestSupport
 /// Help, version, configuration, repositories and bad input.
 @Suite("E2E CLI basics", e2eEnabled)
 struct CLITests {
-    @Test("--help, help and <cmd> --help print help and exit 0", arguments: [["--help"], ["-h"], ["help"], ["run", "--help"], ["pull", "--help"]])
+    @Test(
+        "--help, help and <cmd> --help print help and exit 0",
+        arguments: [["--help"], ["-h"], ["help"], ["run", "--help"], ["pull", "--help"]])
     func help(args: [String]) async throws {
         let box = try sandbox()
         let r = try await box.udocker(args)
@@ -81,19 +83,25 @@ struct CLITests {
         #expect(try await box.imageLines().isEmpty)
     }
 
-    @Test("bad image references → one-line error, exit 1",
-          arguments: ["bad ref", "busybox:", "127.0.0.1:5000/library/busybox::x", "127.0.0.1:5000/library/busybox@sha256:xyz",
-                     "127.0.0.1:5000//busybox"])
+    @Test(
+        "bad image references → one-line error, exit 1",
+        arguments: [
+            "bad ref", "busybox:", "127.0.0.1:5000/library/busybox::x", "127.0.0.1:5000/library/busybox@sha256:xyz",
+            "127.0.0.1:5000//busybox",
+        ])
     func badReference(ref: String) async throws {
         let box = try sandbox()
         let r = try await box.udocker(["pull", ref])
         expectOneLineError(r)
     }
 
-    @Test("unknown container → one-line error, exit 1",
-          arguments: [["rm", "11111111-2222-3333-4444-555555555555"], ["rm", "nosuchname"], ["rmname", "nosuchname"],
-                      ["inspect", "-p", "nosuchname"], ["setup", "--execmode=P1", "nosuchname"],
-                      ["name", "11111111-2222-3333-4444-555555555555", "alias"]])
+    @Test(
+        "unknown container → one-line error, exit 1",
+        arguments: [
+            ["rm", "11111111-2222-3333-4444-555555555555"], ["rm", "nosuchname"], ["rmname", "nosuchname"],
+            ["inspect", "-p", "nosuchname"], ["setup", "--execmode=P1", "nosuchname"],
+            ["name", "11111111-2222-3333-4444-555555555555", "alias"],
+        ])
     func unknownContainer(args: [String]) async throws {
         let box = try sandbox()
         expectOneLineError(try await box.udocker(args))

@@ -6,9 +6,13 @@ import TestSupport
 /// F2–F4 on an image of static executables behave like F1.
 @Suite("E2E clones of Fakechroot containers", e2eEnabled)
 struct CloneModeTests {
-    static func ok(_ box: E2ESandbox, _ container: String, _ mode: String, _ how: String,
-                   sourceLocation: SourceLocation = #_sourceLocation) async throws {
-        let r = try await box.run(["--nobanner", container, "sh", "-c", "ls /usr/lib/os-release >/dev/null && cat /etc/debian_version && echo $0"])
+    static func ok(
+        _ box: E2ESandbox, _ container: String, _ mode: String, _ how: String,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws {
+        let r = try await box.run([
+            "--nobanner", container, "sh", "-c", "ls /usr/lib/os-release >/dev/null && cat /etc/debian_version && echo $0",
+        ])
         expectSuccess(r, sourceLocation: sourceLocation)
         #expect(r.stdout.hasPrefix("12") && r.stdoutLines.last == "sh", "\(mode) \(how): \(r)", sourceLocation: sourceLocation)
         let shown = try await box.udocker(["setup", container])
@@ -30,7 +34,7 @@ struct CloneModeTests {
         let tar = "\(box.scratch)/deb.tar"
         try box.makeUserDirectory(box.scratch)
         try requireSuccess(try await box.udocker(["export", "--clone", "-o", tar, "deb"]))
-        try requireSuccess(try await box.udocker(["rm", "deb"]))   // the original's path is gone
+        try requireSuccess(try await box.udocker(["rm", "deb"]))  // the original's path is gone
         try requireSuccess(try await box.udocker(["import", "--clone", "--name=imported", tar]))
         try await Self.ok(box, "imported", mode, "import --clone")
 

@@ -31,7 +31,8 @@ struct ContainerTests {
         let id = try await box.pullAndCreate(image, name: "bb")
         let r = try await box.udocker(["ps"])
         expectSuccess(r)
-        #expect(r.stdoutLines.first?.trimmingTrailingWhitespace == "CONTAINER ID                         P M NAMES              IMAGE", "\(r)")
+        #expect(
+            r.stdoutLines.first?.trimmingTrailingWhitespace == "CONTAINER ID                         P M NAMES              IMAGE", "\(r)")
         let expected = id + " . W " + "['bb']".padding(toLength: 18, withPad: " ", startingAt: 0) + " " + image
         #expect(r.stdoutLines.dropFirst().map(\.trimmingTrailingWhitespace) == [expected], "\(r)")
 
@@ -55,8 +56,8 @@ struct ContainerTests {
         // an alias works wherever a container id does
         let p = try await box.udocker(["inspect", "-p", "second"])
         #expect(p.stdout.trimmingCharacters(in: .newlines) == box.containerRoot(id), "\(p)")
-        expectOneLineError(try await box.udocker(["name", id, "first"]))        // already taken
-        expectOneLineError(try await box.udocker(["name", id, "bad/name"]))     // invalid character
+        expectOneLineError(try await box.udocker(["name", id, "first"]))  // already taken
+        expectOneLineError(try await box.udocker(["name", id, "bad/name"]))  // invalid character
         expectSuccess(try await box.udocker(["rmname", "second"]))
         #expect(!box.exists("\(box.containersDirectory)/second"))
         #expect(box.exists(box.containerDirectory(id)), "rmname must not remove the container")

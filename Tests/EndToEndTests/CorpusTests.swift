@@ -31,7 +31,9 @@ struct CorpusTests {
     /// Starts `args` as the user, kills it with SIGKILL after `delayMs`, waits for it.
     static func killed(_ box: E2ESandbox, _ args: [String], afterMs delayMs: Int, environment: [String: String] = [:]) async throws {
         let quoted = args.map { "'\($0)'" }.joined(separator: " ")
-        _ = try await box.shell("'\(box.env.binary)' \(quoted) >/dev/null 2>&1 & pid=$!; sleep \(Double(delayMs) / 1000); kill -9 $pid 2>/dev/null; wait $pid", environment: environment)
+        _ = try await box.shell(
+            "'\(box.env.binary)' \(quoted) >/dev/null 2>&1 & pid=$!; sleep \(Double(delayMs) / 1000); kill -9 $pid 2>/dev/null; wait $pid",
+            environment: environment)
     }
 
     @Test("SIGKILL at random points of pull, create, rm, setup, import and load: verify --all is clean after the next command")
@@ -70,7 +72,7 @@ struct CorpusTests {
             expectSuccess(try await box.udocker(["load", "-i", saved]))
             try await Self.expectVerified(box, "a killed load (iteration \(i))")
             try await Self.killed(box, ["import", saved, "imp/k:\(i)"], afterMs: Int.random(in: 50...1500))
-            _ = try await box.udocker(["rmi", "imp/k:\(i)"])   // the killed import may have finished
+            _ = try await box.udocker(["rmi", "imp/k:\(i)"])  // the killed import may have finished
             expectSuccess(try await box.udocker(["import", saved, "imp/k:\(i)"]))
             try await Self.expectVerified(box, "a killed import (iteration \(i))")
             _ = try await box.shell("rm -f '\(saved)'")
@@ -80,7 +82,8 @@ struct CorpusTests {
         // The repository still works.
         let id = try await box.create(image)
         expectSuccess(try await box.run([id, "cat", "/etc/debian_version"]))
-        print("kill loop: \(survived.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")) iterations survived")
+        print(
+            "kill loop: \(survived.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")) iterations survived")
     }
 
     @Test("32 concurrent pulls of one image into one repository: all succeed, every blob fetched once, verify --all clean")
@@ -97,7 +100,8 @@ struct CorpusTests {
         for r in results { expectSuccess(r) }
         let (config, layers) = try box.manifestDigests(image)
         func fetches(_ digest: String) -> Int {
-            results.map { $0.stderr.components(separatedBy: "\n").filter { $0.contains("GET ") && $0.contains("/blobs/\(digest)") }.count }.reduce(0, +)
+            results.map { $0.stderr.components(separatedBy: "\n").filter { $0.contains("GET ") && $0.contains("/blobs/\(digest)") }.count }
+                .reduce(0, +)
         }
         for digest in layers { #expect(fetches(digest) == 1, "layer \(digest) fetched \(fetches(digest)) times") }
         // The config (a few hundred bytes) is read by every pull while it resolves the image, to
@@ -137,8 +141,9 @@ struct CorpusTests {
         try await Self.expectVerified(box, "concurrent create/run/rm/rmi")
     }
 
-    @Test("disk full (a 12 MB tmpfs as UDOCKER_DIR): pull and create fail in one line naming the lack of space, leave nothing partial, and the repository works once space is freed",
-          .enabled(if: canMount, "needs root to mount a small tmpfs for the user"))
+    @Test(
+        "disk full (a 12 MB tmpfs as UDOCKER_DIR): pull and create fail in one line naming the lack of space, leave nothing partial, and the repository works once space is freed",
+        .enabled(if: canMount, "needs root to mount a small tmpfs for the user"))
     func diskFull() async throws {
         let box = try sandbox()
         let dir = "\(box.scratch)/small"
@@ -164,7 +169,9 @@ struct CorpusTests {
         let images = try await box.udocker(["images"], environment: env)
         #expect(!images.stdout.contains("debian"), "\(images)")
         // Fill the disk but 256 KB: the busybox tree (about 2 MB) does not fit.
-        _ = try await box.shell("dd if=/dev/zero of='\(dir)/filler' bs=64k 2>/dev/null; rm -f '\(dir)/filler'; avail=$(df -k --output=avail '\(dir)' | tail -1); dd if=/dev/zero of='\(dir)/filler' bs=1k count=$((avail - 256)) 2>/dev/null")
+        _ = try await box.shell(
+            "dd if=/dev/zero of='\(dir)/filler' bs=64k 2>/dev/null; rm -f '\(dir)/filler'; avail=$(df -k --output=avail '\(dir)' | tail -1); dd if=/dev/zero of='\(dir)/filler' bs=1k count=$((avail - 256)) 2>/dev/null"
+        )
         let create = try await box.udocker(["create", "--name=bb", box.env.busybox], environment: env)
         expectOneLineError(create, status: nil, mentioning: ["no space left"])
         #expect(try await box.udocker(["ps"], environment: env).stdoutLines.count == 1, "a container of a failed create is listed")
@@ -178,14 +185,18 @@ struct CorpusTests {
     }
 
     static let tlsDirectory = "\(ProcessInfo.processInfo.environment["UDOCKER_E2E_WORK"] ?? "/tmp/udocker-e2e")/tls"
-    static let canServeTLS = FileManager.default.isExecutableFile(atPath: "/usr/bin/python3")
+    static let canServeTLS =
+        FileManager.default.isExecutableFile(atPath: "/usr/bin/python3")
         && FileManager.default.isReadableFile(atPath: "\(tlsDirectory)/server-key.pem")
 
-    @Test("import URL: an https download redirected to plain http is refused in one line; https to https is followed",
-          .enabled(if: canServeTLS, "needs python3 and the fixtures' TLS key (readable by the test, i.e. root)"))
+    @Test(
+        "import URL: an https download redirected to plain http is refused in one line; https to https is followed",
+        .enabled(if: canServeTLS, "needs python3 and the fixtures' TLS key (readable by the test, i.e. root)"))
     func importURLRefusesHTTPSDowngrade() async throws {
         let box = try sandbox()
-        _ = try await box.shell("mkdir -p '\(box.scratch)/rootfs/etc' && echo hi > '\(box.scratch)/rootfs/etc/hello' && tar -C '\(box.scratch)/rootfs' -cf '\(box.scratch)/rootfs.tar' .")
+        _ = try await box.shell(
+            "mkdir -p '\(box.scratch)/rootfs/etc' && echo hi > '\(box.scratch)/rootfs/etc/hello' && tar -C '\(box.scratch)/rootfs' -cf '\(box.scratch)/rootfs.tar' ."
+        )
         let portFile = "\(box.scratch)/https.port"
         // /down → http://127.0.0.1:<port>/rootfs.tar (a downgrade), /same → https://…/rootfs.tar.
         let script = """
@@ -211,7 +222,7 @@ struct CorpusTests {
         server.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
         server.arguments = ["-c", script, box.scratch, "\(Self.tlsDirectory)/server.pem", "\(Self.tlsDirectory)/server-key.pem", portFile]
         try server.run()
-        defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }   // SIGTERM is blocked in children of the test process
+        defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }  // SIGTERM is blocked in children of the test process
         var port: Int?
         for _ in 0..<200 where port == nil {
             port = (try? String(contentsOfFile: portFile, encoding: .utf8)).flatMap { Int($0) }
@@ -248,7 +259,7 @@ struct CorpusTests {
         #expect(repaired.status == 0 && repaired.stderr.contains("repaired: blob \(layers[0]) is corrupt"), "\(repaired)")
         #expect(!box.exists(victim))
         #expect(try await box.imageLines().isEmpty, "the incomplete tag was kept")
-        expectSuccess(try await box.run(["--nobanner", id, "/bin/echo", "kept"]))   // the container is untouched
+        expectSuccess(try await box.run(["--nobanner", id, "/bin/echo", "kept"]))  // the container is untouched
         try await box.pull(image)
         try await Self.expectVerified(box, "the healing pull")
     }

@@ -12,7 +12,9 @@ import Glibc
 @Suite("E2E doctor and engine fallback", e2eEnabled)
 struct DoctorTests {
     /// `doctor --json` as the test user (optionally through the blocking launcher).
-    static func report(_ r: CommandResult, sourceLocation: SourceLocation = #_sourceLocation) throws -> (findings: [String: [String: Any]], automatic: String?) {
+    static func report(
+        _ r: CommandResult, sourceLocation: SourceLocation = #_sourceLocation
+    ) throws -> (findings: [String: [String: Any]], automatic: String?) {
         let json = try jsonObject(r, sourceLocation: sourceLocation)
         let list = try #require(json["findings"] as? [[String: Any]], "\(r)", sourceLocation: sourceLocation)
         var byCheck: [String: [String: Any]] = [:]
@@ -29,14 +31,16 @@ struct DoctorTests {
         let text = try await box.udocker(["doctor"])
         expectSuccess(text)
         for check in ["N1", "N1 overlay", "P1/P2", "F1-F4", "R1-R3", "S1", "repository"] {
-            #expect(text.stdoutLines.contains { $0.hasPrefix("✔ \(check) ") || $0.hasPrefix("✘ \(check) ") || $0.hasPrefix("! \(check) ") },
-                    "no line for \(check):\n\(text)")
+            #expect(
+                text.stdoutLines.contains { $0.hasPrefix("✔ \(check) ") || $0.hasPrefix("✘ \(check) ") || $0.hasPrefix("! \(check) ") },
+                "no line for \(check):\n\(text)")
         }
         #expect(text.stdoutLines.contains { $0.hasPrefix("✔ N1 ") }, "\(text)")
         #expect(text.stdoutLines.contains { $0.hasPrefix("✔ P1/P2 ") && $0.contains("proot and ptrace work") }, "\(text)")
         #expect(text.stdout.contains("proot 5.") && text.stdout.contains("at /usr/bin/proot (from PATH)"), "\(text)")
         #expect(text.stdout.contains("runc 1.") && text.stdout.contains("libfakechroot at /usr/lib/"), "\(text)")
-        #expect(text.stdoutLines.last?.hasPrefix("containers with no execution mode run N1 here (order N1 → R1 → P1 → F3)") == true, "\(text)")
+        #expect(
+            text.stdoutLines.last?.hasPrefix("containers with no execution mode run N1 here (order N1 → R1 → P1 → F3)") == true, "\(text)")
         // Doctor does not create the repository.
         #expect(!box.exists(box.udockerDir), "doctor created \(box.udockerDir)")
 
@@ -62,8 +66,9 @@ struct DoctorTests {
         #expect(automatic == "N1")
     }
 
-    @Test("user namespaces disabled (max_user_namespaces=0): doctor says so; a container with no mode falls back to P1 and keeps it",
-          .enabled(if: getuid() == 0 && BlockingLauncher.compiler != nil, "needs root (to build the user namespace) and a C compiler"))
+    @Test(
+        "user namespaces disabled (max_user_namespaces=0): doctor says so; a container with no mode falls back to P1 and keeps it",
+        .enabled(if: getuid() == 0 && BlockingLauncher.compiler != nil, "needs root (to build the user namespace) and a C compiler"))
     func userNamespacesDisabled() async throws {
         let box = try sandbox()
         let launcher = try BlockingLauncher.build(in: box)
@@ -97,8 +102,9 @@ struct DoctorTests {
         #expect(again.stdout == "again\n" && !again.stderr.contains("Warning:"), "\(again)")
     }
 
-    @Test("user namespaces disabled and no proot on PATH: the fallback reaches F3",
-          .enabled(if: getuid() == 0 && BlockingLauncher.compiler != nil, "needs root (to build the user namespace) and a C compiler"))
+    @Test(
+        "user namespaces disabled and no proot on PATH: the fallback reaches F3",
+        .enabled(if: getuid() == 0 && BlockingLauncher.compiler != nil, "needs root (to build the user namespace) and a C compiler"))
     func fallbackToFakechroot() async throws {
         let box = try sandbox()
         let launcher = try BlockingLauncher.build(in: box)
@@ -117,8 +123,9 @@ struct DoctorTests {
         #expect(box.readFile("\(box.containerDirectory(id))/execmode")?.trimmingCharacters(in: .whitespacesAndNewlines) == "F3")
     }
 
-    @Test("a seccomp filter refusing unshare and ptrace: doctor names it; the fallback skips N1, R1 and P1 for F3",
-          .enabled(if: BlockingLauncher.compiler != nil, "needs a C compiler for the seccomp launcher"))
+    @Test(
+        "a seccomp filter refusing unshare and ptrace: doctor names it; the fallback skips N1, R1 and P1 for F3",
+        .enabled(if: BlockingLauncher.compiler != nil, "needs a C compiler for the seccomp launcher"))
     func seccompFilter() async throws {
         let box = try sandbox()
         let launcher = try BlockingLauncher.build(in: box)
@@ -127,7 +134,8 @@ struct DoctorTests {
         expectSuccess(doctor)
         let (f, automatic) = try Self.report(doctor)
         #expect(Self.status(f, "N1") == "failed" && Self.summary(f, "N1").contains("refused by a seccomp filter"), "\(doctor)")
-        #expect(Self.status(f, "P1/P2") == "failed" && Self.summary(f, "P1/P2").contains("ptrace is refused by a seccomp filter"), "\(doctor)")
+        #expect(
+            Self.status(f, "P1/P2") == "failed" && Self.summary(f, "P1/P2").contains("ptrace is refused by a seccomp filter"), "\(doctor)")
         #expect(automatic == "F3", "\(doctor)")
 
         let run = try await launcher.run(box, ["--seccomp=unshare,ptrace"], ["run", "--nobanner", "deb", "sh", "-c", "echo seccomp-ok"])
@@ -165,7 +173,9 @@ struct BlockingLauncher {
 
     /// `udocker <args>` through the launcher; with `--userns0` the launcher starts as root and
     /// drops to the test user itself, otherwise it runs as the test user.
-    func run(_ box: E2ESandbox, _ options: [String], _ args: [String], environment extra: [String: String] = [:]) async throws -> CommandResult {
+    func run(
+        _ box: E2ESandbox, _ options: [String], _ args: [String], environment extra: [String: String] = [:]
+    ) async throws -> CommandResult {
         var command = box.command(environment: extra)
         var opts = options
         if options.contains("--userns0") {
@@ -177,93 +187,93 @@ struct BlockingLauncher {
     }
 
     static let source = #"""
-    #define _GNU_SOURCE
-    #include <errno.h>
-    #include <fcntl.h>
-    #include <grp.h>
-    #include <linux/audit.h>
-    #include <linux/filter.h>
-    #include <linux/seccomp.h>
-    #include <sched.h>
-    #include <signal.h>
-    #include <stddef.h>
-    #include <stdio.h>
-    #include <stdlib.h>
-    #include <string.h>
-    #include <sys/prctl.h>
-    #include <sys/syscall.h>
-    #include <sys/wait.h>
-    #include <unistd.h>
+        #define _GNU_SOURCE
+        #include <errno.h>
+        #include <fcntl.h>
+        #include <grp.h>
+        #include <linux/audit.h>
+        #include <linux/filter.h>
+        #include <linux/seccomp.h>
+        #include <sched.h>
+        #include <signal.h>
+        #include <stddef.h>
+        #include <stdio.h>
+        #include <stdlib.h>
+        #include <string.h>
+        #include <sys/prctl.h>
+        #include <sys/syscall.h>
+        #include <sys/wait.h>
+        #include <unistd.h>
 
-    static void die(const char *what) { fprintf(stderr, "blockhost: %s: %s\n", what, strerror(errno)); _exit(120); }
+        static void die(const char *what) { fprintf(stderr, "blockhost: %s: %s\n", what, strerror(errno)); _exit(120); }
 
-    static void write_file(const char *path, const char *text) {
-        int fd = open(path, O_WRONLY);
-        if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text)) die(path);
-        close(fd);
-    }
-
-    static void install_seccomp(const char *list) {
-        struct sock_filter f[16];
-        int n = 0;
-        f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
-        f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
-        f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-        f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
-        if (strstr(list, "unshare")) {
-            f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_unshare, 0, 1);
-            f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM);
+        static void write_file(const char *path, const char *text) {
+            int fd = open(path, O_WRONLY);
+            if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text)) die(path);
+            close(fd);
         }
-        if (strstr(list, "ptrace")) {
-            f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_ptrace, 0, 1);
-            f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM);
-        }
-        f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-        struct sock_fprog prog = { .len = (unsigned short)n, .filter = f };
-        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die("no_new_privs");
-        if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) die("seccomp");
-    }
 
-    int main(int argc, char **argv) {
-        int userns0 = 0; const char *seccomp = NULL; uid_t uid = 0; gid_t gid = 0;
-        int i = 1;
-        for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
-            if (strcmp(argv[i], "--userns0") == 0) userns0 = 1;
-            else if (strncmp(argv[i], "--seccomp=", 10) == 0) seccomp = argv[i] + 10;
-            else if (strncmp(argv[i], "--uid=", 6) == 0) uid = (uid_t)atoi(argv[i] + 6);
-            else if (strncmp(argv[i], "--gid=", 6) == 0) gid = (gid_t)atoi(argv[i] + 6);
-            else { fprintf(stderr, "blockhost: unknown option %s\n", argv[i]); return 120; }
-        }
-        if (i + 1 >= argc) { fprintf(stderr, "blockhost: no command\n"); return 120; }
-        char **cmd = argv + i + 1;
-        if (userns0) {
-            int go[2], ready[2];
-            if (pipe(go) || pipe(ready)) die("pipe");
-            pid_t pid = fork();
-            if (pid < 0) die("fork");
-            if (pid > 0) {
-                char b, path[64];
-                close(go[0]); close(ready[1]);
-                if (read(ready[0], &b, 1) != 1) { waitpid(pid, NULL, 0); return 120; }
-                snprintf(path, sizeof path, "/proc/%d/uid_map", (int)pid); write_file(path, "0 0 4294967295\n");
-                snprintf(path, sizeof path, "/proc/%d/gid_map", (int)pid); write_file(path, "0 0 4294967295\n");
-                if (write(go[1], "g", 1) != 1) die("pipe");
-                int st;
-                while (waitpid(pid, &st, 0) < 0) if (errno != EINTR) die("waitpid");
-                if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
-                return WEXITSTATUS(st);
+        static void install_seccomp(const char *list) {
+            struct sock_filter f[16];
+            int n = 0;
+            f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+            f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
+            f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+            f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+            if (strstr(list, "unshare")) {
+                f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_unshare, 0, 1);
+                f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM);
             }
-            close(go[1]); close(ready[0]);
-            if (unshare(CLONE_NEWUSER) != 0) die("unshare");
-            if (write(ready[1], "r", 1) != 1) die("pipe");
-            char b;
-            if (read(go[0], &b, 1) != 1) die("wait for the map");
-            write_file("/proc/sys/user/max_user_namespaces", "0\n");
-            if (setgroups(0, NULL) || setresgid(gid, gid, gid) || setresuid(uid, uid, uid)) die("drop to the user");
+            if (strstr(list, "ptrace")) {
+                f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_ptrace, 0, 1);
+                f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM);
+            }
+            f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+            struct sock_fprog prog = { .len = (unsigned short)n, .filter = f };
+            if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die("no_new_privs");
+            if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) die("seccomp");
         }
-        if (seccomp) install_seccomp(seccomp);
-        execvp(cmd[0], cmd);
-        die(cmd[0]);
-    }
-    """#
+
+        int main(int argc, char **argv) {
+            int userns0 = 0; const char *seccomp = NULL; uid_t uid = 0; gid_t gid = 0;
+            int i = 1;
+            for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
+                if (strcmp(argv[i], "--userns0") == 0) userns0 = 1;
+                else if (strncmp(argv[i], "--seccomp=", 10) == 0) seccomp = argv[i] + 10;
+                else if (strncmp(argv[i], "--uid=", 6) == 0) uid = (uid_t)atoi(argv[i] + 6);
+                else if (strncmp(argv[i], "--gid=", 6) == 0) gid = (gid_t)atoi(argv[i] + 6);
+                else { fprintf(stderr, "blockhost: unknown option %s\n", argv[i]); return 120; }
+            }
+            if (i + 1 >= argc) { fprintf(stderr, "blockhost: no command\n"); return 120; }
+            char **cmd = argv + i + 1;
+            if (userns0) {
+                int go[2], ready[2];
+                if (pipe(go) || pipe(ready)) die("pipe");
+                pid_t pid = fork();
+                if (pid < 0) die("fork");
+                if (pid > 0) {
+                    char b, path[64];
+                    close(go[0]); close(ready[1]);
+                    if (read(ready[0], &b, 1) != 1) { waitpid(pid, NULL, 0); return 120; }
+                    snprintf(path, sizeof path, "/proc/%d/uid_map", (int)pid); write_file(path, "0 0 4294967295\n");
+                    snprintf(path, sizeof path, "/proc/%d/gid_map", (int)pid); write_file(path, "0 0 4294967295\n");
+                    if (write(go[1], "g", 1) != 1) die("pipe");
+                    int st;
+                    while (waitpid(pid, &st, 0) < 0) if (errno != EINTR) die("waitpid");
+                    if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
+                    return WEXITSTATUS(st);
+                }
+                close(go[1]); close(ready[0]);
+                if (unshare(CLONE_NEWUSER) != 0) die("unshare");
+                if (write(ready[1], "r", 1) != 1) die("pipe");
+                char b;
+                if (read(go[0], &b, 1) != 1) die("wait for the map");
+                write_file("/proc/sys/user/max_user_namespaces", "0\n");
+                if (setgroups(0, NULL) || setresgid(gid, gid, gid) || setresuid(uid, uid, uid)) die("drop to the user");
+            }
+            if (seccomp) install_seccomp(seccomp);
+            execvp(cmd[0], cmd);
+            die(cmd[0]);
+        }
+        """#
 }

@@ -22,9 +22,12 @@ struct ExecutionModeTests {
         try box.writeUserFile("\(box.scratch)/vol/in", "from-host\n")
         // F modes map volumes only at the same path (Debian's libfakechroot has no DIR_MAP).
         let volume = "\(box.scratch)/vol"
-        let r = try await box.run(["--nobanner", "-e", "X=1", "-v", volume, "-w", volume, "deb",
-                                   "sh", "-c", "echo $X; pwd; cat in; read line; echo got:$line; echo out > out; exit 42"],
-                                  stdin: "piped\n")
+        let r = try await box.run(
+            [
+                "--nobanner", "-e", "X=1", "-v", volume, "-w", volume, "deb",
+                "sh", "-c", "echo $X; pwd; cat in; read line; echo got:$line; echo out > out; exit 42",
+            ],
+            stdin: "piped\n")
         expectNoCrash(r)
         #expect(r.status == 42, "\(mode): \(r)")
         #expect(r.stdout == "1\n\(volume)\nfrom-host\ngot:piped\n", "\(mode): \(r)")
@@ -34,7 +37,9 @@ struct ExecutionModeTests {
         let ls = try await box.run(["--nobanner", "deb", "/bin/ls", "/etc/debian_version"])
         expectSuccess(ls)
         #expect(ls.stdout == "/etc/debian_version\n", "\(mode): \(ls)")
-        let script = try await box.run(["--nobanner", "deb", "sh", "-c", "printf '#!/bin/sh\\necho script:$1\\n' > /tmp/s.sh; chmod +x /tmp/s.sh; /tmp/s.sh ok"])
+        let script = try await box.run([
+            "--nobanner", "deb", "sh", "-c", "printf '#!/bin/sh\\necho script:$1\\n' > /tmp/s.sh; chmod +x /tmp/s.sh; /tmp/s.sh ok",
+        ])
         expectSuccess(script)
         #expect(script.stdout == "script:ok\n", "\(mode): \(script)")
 

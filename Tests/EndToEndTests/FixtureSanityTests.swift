@@ -26,16 +26,19 @@ struct FixtureSanityTests {
         #expect(r.stdout == (kind == "plain" ? "200" : "401"), "\(r)")
     }
 
-    @Test("the htpasswd registry asks for Basic credentials and accepts the fixture user",
-          .enabled(if: ProcessInfo.processInfo.environment["UDOCKER_E2E_HTPASSWD_REGISTRY"]?.isEmpty == false,
-                   "needs the htpasswd registry fixture (UDOCKER_E2E_HTPASSWD_REGISTRY; restart scripts/test-fixtures.sh)"))
+    @Test(
+        "the htpasswd registry asks for Basic credentials and accepts the fixture user",
+        .enabled(
+            if: ProcessInfo.processInfo.environment["UDOCKER_E2E_HTPASSWD_REGISTRY"]?.isEmpty == false,
+            "needs the htpasswd registry fixture (UDOCKER_E2E_HTPASSWD_REGISTRY; restart scripts/test-fixtures.sh)"))
     func htpasswdRegistry() async throws {
         let env = try E2EEnvironment.load()
         let box = try E2ESandbox(env, name: "sanity-htpasswd")
         let host = try #require(env.htpasswdRegistry)
         let anonymous = try await box.shell("curl -s -o /dev/null -w '%{http_code}' http://\(host)/v2/")
         #expect(anonymous.stdout == "401", "\(anonymous)")
-        let user = try await box.shell("curl -s -o /dev/null -w '%{http_code}' -u '\(env.htpasswdUser):\(env.htpasswdPassword)' http://\(host)/v2/")
+        let user = try await box.shell(
+            "curl -s -o /dev/null -w '%{http_code}' -u '\(env.htpasswdUser):\(env.htpasswdPassword)' http://\(host)/v2/")
         #expect(user.stdout == "200", "\(user)")
     }
 

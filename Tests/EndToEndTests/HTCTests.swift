@@ -22,7 +22,7 @@ struct HTCTests {
     func manyShortRuns() async throws {
         let box = try sandbox()
         let id = try await box.pullAndCreate(box.env.busybox, name: "bb")
-        expectSuccess(try await box.run(["--nobanner", "bb", "true"]))   // the first run adds the container's .lock
+        expectSuccess(try await box.run(["--nobanner", "bb", "true"]))  // the first run adds the container's .lock
         let before = box.listDirectory(box.containerDirectory(id))
         let failed = try await withThrowingTaskGroup(of: [String].self) { group in
             for worker in 0..<2 {
@@ -48,7 +48,7 @@ struct HTCTests {
         let box = try sandbox()
         _ = try await box.pullAndCreate(box.env.busybox, name: "bb")
         let marker = "3021"
-        defer { RawRun.kill(process: "sleep", marker) }   // only a failing run leaves one
+        defer { RawRun.kill(process: "sleep", marker) }  // only a failing run leaves one
         let p = try RawRun.start(box, ["run", "--nobanner", "bb", "sleep", marker])
         try #require(await RawRun.waitFor(process: "sleep", marker, present: true), "the container never started")
         #expect(Self.leftovers(box).contains { $0.hasPrefix("TMPDIR/udocker-run-") }, "no run directory while running")
@@ -162,7 +162,8 @@ enum RawRun {
         let want = Data("\(name)\0\(marker)\0".utf8)
         return ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry in
             guard let pid = pid_t(entry),
-                  let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline"), data == want else { return nil }
+                let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline"), data == want
+            else { return nil }
             return pid
         }
     }

@@ -19,7 +19,9 @@ struct ImageTests {
             let link = "\(tagDir)/\(digest)"
             #expect(box.isSymlink(link), "\(digest) is not a symlink in the tag dir")
             let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: link)) ?? ""
-            #expect(!target.hasPrefix("/") && target.hasSuffix("layers/\(digest)"), "link \(digest) → '\(target)' must be relative into layers/")
+            #expect(
+                !target.hasPrefix("/") && target.hasSuffix("layers/\(digest)"), "link \(digest) → '\(target)' must be relative into layers/"
+            )
             let file = "\(box.layersDirectory)/\(digest)"
             #expect(box.exists(file), "missing layers/\(digest)")
             #expect(box.sha256(file).map { "sha256:" + $0 } == digest, "layers/\(digest) content does not match its digest")
@@ -39,7 +41,9 @@ struct ImageTests {
         #expect(long.stdoutLines.contains(" \(box.tagDirectory(image))"), "\(long)")
         let (config, layers) = try box.manifestDigests(image)
         for digest in layers + [config] {
-            #expect(long.stdoutLines.contains { $0.hasPrefix("    /\(digest) (") && $0.hasSuffix(" MB)") }, "no layer line for \(digest):\n\(long)")
+            #expect(
+                long.stdoutLines.contains { $0.hasPrefix("    /\(digest) (") && $0.hasSuffix(" MB)") },
+                "no layer line for \(digest):\n\(long)")
         }
         let plat = try await box.udocker(["images", "-p"])
         expectSuccess(plat)
@@ -140,7 +144,9 @@ struct ImageTests {
         let index = try await box.udocker(["manifest", "inspect", box.env.multi])
         expectSuccess(index)
         let i = try jsonObject(index)
-        let platforms = (i["manifests"] as? [[String: Any]] ?? []).compactMap { ($0["platform"] as? [String: Any])?["architecture"] as? String }
+        let platforms = (i["manifests"] as? [[String: Any]] ?? []).compactMap {
+            ($0["platform"] as? [String: Any])?["architecture"] as? String
+        }
         #expect(platforms.sorted() == ["amd64", "arm64"], "\(index)")
 
         let resolved = try await box.udocker(["manifest", "inspect", "--platform=linux/arm64", box.env.multi])

@@ -6,9 +6,11 @@ import TestSupport
 /// docker-registry with Basic auth from an htpasswd file; same images as the plain registry).
 /// Docker credential helpers are real executables on PATH (shell scripts speaking the
 /// `docker-credential-<name> get` protocol).
-@Suite("E2E login, keystore and Docker credentials", e2eEnabled,
-       .enabled(if: ProcessInfo.processInfo.environment["UDOCKER_E2E_HTPASSWD_REGISTRY"]?.isEmpty == false,
-                "needs the htpasswd registry fixture (UDOCKER_E2E_HTPASSWD_REGISTRY; restart scripts/test-fixtures.sh)"))
+@Suite(
+    "E2E login, keystore and Docker credentials", e2eEnabled,
+    .enabled(
+        if: ProcessInfo.processInfo.environment["UDOCKER_E2E_HTPASSWD_REGISTRY"]?.isEmpty == false,
+        "needs the htpasswd registry fixture (UDOCKER_E2E_HTPASSWD_REGISTRY; restart scripts/test-fixtures.sh)"))
 struct LoginTests {
     struct Box {
         let box: E2ESandbox
@@ -24,8 +26,9 @@ struct LoginTests {
         }
 
         func login(_ password: String, _ extra: [String] = [], environment: [String: String] = [:]) async throws -> CommandResult {
-            try await box.udocker(["login", "--username=\(user)", "--password-stdin", "--registry=\(registry)"] + extra,
-                                  environment: environment, stdin: password + "\n")
+            try await box.udocker(
+                ["login", "--username=\(user)", "--password-stdin", "--registry=\(registry)"] + extra,
+                environment: environment, stdin: password + "\n")
         }
 
         func mode(_ p: String) -> Int { (try? FileManager.default.attributesOfItem(atPath: p)[.posixPermissions] as? Int) ?? -1 }
@@ -33,7 +36,9 @@ struct LoginTests {
         /// `<dir>/docker-credential-<name>`: logs the server it is asked for, answers `user:secret`.
         func helper(_ name: String, in dir: String, user: String, secret: String) throws {
             try box.makeUserDirectory(dir)
-            try box.writeUserFile("\(dir)/docker-credential-\(name)", """
+            try box.writeUserFile(
+                "\(dir)/docker-credential-\(name)",
+                """
                 #!/bin/sh
                 [ "$1" = get ] || exit 1
                 read -r server

@@ -9,8 +9,9 @@ let hpcModes = ["N1", "P1", "F3", "R1"]
 /// own uid, and a rootless runc (R1) shows the user as root (see `rankUnderR1`).
 let pmixRankModes = ["N1", "P1", "F3"]
 
-let hasOpenMPILauncher: ConditionTrait = .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/mpirun"),
-                                                  "needs Open MPI's mpirun on the host (scripts/test-deps.sh installs openmpi-bin)")
+let hasOpenMPILauncher: ConditionTrait = .enabled(
+    if: FileManager.default.isExecutableFile(atPath: "/usr/bin/mpirun"),
+    "needs Open MPI's mpirun on the host (scripts/test-deps.sh installs openmpi-bin)")
 
 extension E2ESandbox {
     /// `mpi-openmpi` or `mpi-mpich` (scripts/fixtures/hpc-images.sh), pulled and created as `name`,
@@ -31,22 +32,28 @@ extension E2ESandbox {
 
 /// The ring's output: one "ring:" line from rank 0 and the set of "rank r of n" lines.
 func ringOutput(_ r: CommandResult) -> (ring: [String], ranks: Set<String>) {
-    (r.stdoutLines.filter { $0.hasPrefix("ring: ") },
-     Set(r.stdoutLines.filter { $0.hasPrefix("rank ") }.map { $0.components(separatedBy: " on ").first ?? $0 }))
+    (
+        r.stdoutLines.filter { $0.hasPrefix("ring: ") },
+        Set(r.stdoutLines.filter { $0.hasPrefix("rank ") }.map { $0.components(separatedBy: " on ").first ?? $0 })
+    )
 }
 
 /// Expects ONE n-rank job (not n singletons) and clean output (no PMIx/Open MPI error noise).
-func expectRingJob(_ r: CommandResult, ranks n: Int, vendor: String = "Open MPI", _ what: String,
-                   sourceLocation: SourceLocation = #_sourceLocation) {
+func expectRingJob(
+    _ r: CommandResult, ranks n: Int, vendor: String = "Open MPI", _ what: String,
+    sourceLocation: SourceLocation = #_sourceLocation
+) {
     expectSuccess(r, sourceLocation: sourceLocation)
     let (ring, ranks) = ringOutput(r)
     let sum = (0..<n).reduce(0, +)
-    #expect(ring.count == 1 && ring.first?.hasPrefix("ring: size=\(n) sum=\(sum) library=\(vendor)") == true,
-            "\(what): expected one \(n)-rank job:\n\(r)", sourceLocation: sourceLocation)
+    #expect(
+        ring.count == 1 && ring.first?.hasPrefix("ring: size=\(n) sum=\(sum) library=\(vendor)") == true,
+        "\(what): expected one \(n)-rank job:\n\(r)", sourceLocation: sourceLocation)
     #expect(ranks == Set((0..<n).map { "rank \($0) of \(n)" }), "\(what):\n\(r)", sourceLocation: sourceLocation)
     for noise in ["PMIX ERROR", "gds", "ORTE_ERROR", "btl_vader", "WARNING"] {
-        #expect(!r.stderr.contains(noise) && !r.stdout.contains(noise), "\(what): '\(noise)' in the output:\n\(r)",
-                sourceLocation: sourceLocation)
+        #expect(
+            !r.stderr.contains(noise) && !r.stdout.contains(noise), "\(what): '\(noise)' in the output:\n\(r)",
+            sourceLocation: sourceLocation)
     }
 }
 
@@ -54,8 +61,9 @@ func expectRingJob(_ r: CommandResult, ranks n: Int, vendor: String = "Open MPI"
 struct MPITests {
     // MARK: environment for jobs
 
-    @Test("job variables pass without --hostenv, others do not; /dev/shm and the session dir are the host's",
-          arguments: hpcModes)
+    @Test(
+        "job variables pass without --hostenv, others do not; /dev/shm and the session dir are the host's",
+        arguments: hpcModes)
     func jobEnvironment(_ mode: String) async throws {
         let box = try sandbox("jobenv-\(mode)")
         _ = try await box.pullAndCreate(box.env.debian, name: "deb")
@@ -68,18 +76,25 @@ struct MPITests {
         try requireSuccess(try await box.shell("echo shm-file > \(shm)"))
         defer { unlink(shm) }
 
-        let job = ["OMPI_E2E_VAR": "o", "PMIX_SERVER_TMPDIR": session, "SLURM_JOB_ID": "77", "PMI_E2E": "p",
-                   "CUDA_VISIBLE_DEVICES": "1", "NVIDIA_VISIBLE_DEVICES": "all", "NOT_A_JOB_VAR": "x"]
-        let script = "env | grep -E '^(OMPI_E2E|PMIX_SERVER|SLURM_JOB_ID|PMI_E2E|CUDA_|NVIDIA_VIS|NOT_A)' | sort; "
+        let job = [
+            "OMPI_E2E_VAR": "o", "PMIX_SERVER_TMPDIR": session, "SLURM_JOB_ID": "77", "PMI_E2E": "p",
+            "CUDA_VISIBLE_DEVICES": "1", "NVIDIA_VISIBLE_DEVICES": "all", "NOT_A_JOB_VAR": "x",
+        ]
+        let script =
+            "env | grep -E '^(OMPI_E2E|PMIX_SERVER|SLURM_JOB_ID|PMI_E2E|CUDA_|NVIDIA_VIS|NOT_A)' | sort; "
             + "cat \(shm) $PMIX_SERVER_TMPDIR/dstore"
         let r = try await box.run(["--nobanner", "deb", "sh", "-c", script], environment: job)
         expectSuccess(r)
-        #expect(r.stdoutLines == ["CUDA_VISIBLE_DEVICES=1", "NVIDIA_VISIBLE_DEVICES=all", "OMPI_E2E_VAR=o", "PMIX_SERVER_TMPDIR=\(session)",
-                                  "PMI_E2E=p", "SLURM_JOB_ID=77", "shm-file", "session-file"], "\(mode): \(r)")
+        #expect(
+            r.stdoutLines == [
+                "CUDA_VISIBLE_DEVICES=1", "NVIDIA_VISIBLE_DEVICES=all", "OMPI_E2E_VAR=o", "PMIX_SERVER_TMPDIR=\(session)",
+                "PMI_E2E=p", "SLURM_JOB_ID=77", "shm-file", "session-file",
+            ], "\(mode): \(r)")
 
         // -e wins over the launcher's value; a configured prefix list replaces the default.
-        let own = try await box.run(["--nobanner", "-e", "SLURM_JOB_ID=mine", "deb", "sh", "-c", "echo $SLURM_JOB_ID:$OMPI_E2E_VAR"],
-                                    environment: job.merging(["UDOCKER_JOB_ENV_PREFIXES": "SLURM_"]) { $1 })
+        let own = try await box.run(
+            ["--nobanner", "-e", "SLURM_JOB_ID=mine", "deb", "sh", "-c", "echo $SLURM_JOB_ID:$OMPI_E2E_VAR"],
+            environment: job.merging(["UDOCKER_JOB_ENV_PREFIXES": "SLURM_"]) { $1 })
         expectSuccess(own)
         #expect(own.stdout == "mine:\n", "\(mode): \(own)")
 
@@ -95,8 +110,9 @@ struct MPITests {
         let box = try sandbox()
         let shown = try await box.udocker(["showconf"])
         expectSuccess(shown)
-        #expect(shown.stdoutLines.contains { $0.contains("job_env_prefixes") && $0.contains("OMPI_ PMIX_ PMI_") && $0.contains("SLURM_") },
-                "\(shown)")
+        #expect(
+            shown.stdoutLines.contains { $0.contains("job_env_prefixes") && $0.contains("OMPI_ PMIX_ PMI_") && $0.contains("SLURM_") },
+            "\(shown)")
         let env = try await box.udocker(["showconf"], environment: ["UDOCKER_JOB_ENV_PREFIXES": "SLURM_ FOO_"])
         #expect(env.stdoutLines.contains { $0.contains("job_env_prefixes") && $0.hasSuffix("SLURM_ FOO_") }, "\(env)")
     }
@@ -107,7 +123,8 @@ struct MPITests {
     func mpirunRing(_ mode: String) async throws {
         let box = try sandbox("mpirun-\(mode)")
         try await box.mpiContainer("mpi-openmpi", name: "mpi", mode: mode)
-        let r = try await box.launch("/usr/bin/mpirun", ["--oversubscribe", "-np", "4", box.env.binary, "run", "--nobanner", "mpi", "ring"])
+        let r = try await box.launch(
+            "/usr/bin/mpirun", ["--oversubscribe", "-np", "4", box.env.binary, "run", "--nobanner", "mpi", "ring"])
         expectRingJob(r, ranks: 4, "\(mode) mpirun")
         // The ranks are the user (PMIx checks it).
         let id = try await box.launch("/usr/bin/mpirun", ["-np", "1", box.env.binary, "run", "--nobanner", "mpi", "id", "-u"])
@@ -119,32 +136,39 @@ struct MPITests {
     func rankUnderR1() async throws {
         let box = try sandbox()
         try await box.mpiContainer("mpi-openmpi", name: "mpi", mode: "R1")
-        let r = try await box.launch("/usr/bin/mpirun", ["--oversubscribe", "-np", "2", box.env.binary, "run", "--nobanner", "mpi", "ring"])
+        let r = try await box.launch(
+            "/usr/bin/mpirun", ["--oversubscribe", "-np", "2", box.env.binary, "run", "--nobanner", "mpi", "ring"])
         #expect(r.status != 0 && ringOutput(r).ring.isEmpty, "\(r)")
         let errors = r.stderrLines.filter { $0.hasPrefix("Error:") }
         // mpirun stops the other rank once one has failed: one line or two.
-        #expect(!errors.isEmpty && errors.allSatisfy { $0.contains("R1 cannot run a rank of a PMIx job") && $0.contains("N1, P1 or F3") },
-                "\(r)")
+        #expect(
+            !errors.isEmpty && errors.allSatisfy { $0.contains("R1 cannot run a rank of a PMIx job") && $0.contains("N1, P1 or F3") },
+            "\(r)")
         let host = try await box.launch("/usr/bin/mpirun", ["-np", "1", box.env.binary, "run", "--nobanner", "--mpi=host", "mpi", "ring"])
         #expect(host.status != 0 && host.stderrLines.contains { $0.hasPrefix("Error: R1 cannot run a rank of a PMIx job") }, "\(host)")
     }
 
-    @Test("--mpi=host: the host's Open MPI replaces a broken one in the container (N1, P1; F3 refuses)", hasOpenMPILauncher,
-          arguments: pmixRankModes)
+    @Test(
+        "--mpi=host: the host's Open MPI replaces a broken one in the container (N1, P1; F3 refuses)", hasOpenMPILauncher,
+        arguments: pmixRankModes)
     func hostMPI(_ mode: String) async throws {
         let box = try sandbox("mpihost-\(mode)")
         try await box.mpiContainer("mpi-openmpi", name: "mpi", mode: mode)
         // The container's libmpi.so.40 becomes another Open MPI library (same vendor, no MPI_Init).
         let lib = "/usr/lib/x86_64-linux-gnu"
-        try requireSuccess(try await box.run(["--nobanner", "mpi", "sh", "-c",
-                                              "cp $(readlink -f \(lib)/libopen-rte.so.40) $(readlink -f \(lib)/libmpi.so.40)"]))
+        try requireSuccess(
+            try await box.run([
+                "--nobanner", "mpi", "sh", "-c",
+                "cp $(readlink -f \(lib)/libopen-rte.so.40) $(readlink -f \(lib)/libmpi.so.40)",
+            ]))
         let args = ["--oversubscribe", "-np", "2", box.env.binary, "run", "--nobanner"]
         let broken = try await box.launch("/usr/bin/mpirun", args + ["mpi", "ring"])
         #expect(broken.status != 0 && ringOutput(broken).ring.isEmpty, "the container's own MPI is broken:\n\(broken)")
         let host = try await box.launch("/usr/bin/mpirun", args + ["--mpi=host", "mpi", "ring"])
         if mode.hasPrefix("F") {
             // Fakechroot's loader reads libraries from ROOT itself: refused, not silently the container's.
-            #expect(host.status != 0 && host.stderrLines.contains { $0.hasPrefix("Error: --mpi=host is not supported by \(mode)") }, "\(host)")
+            #expect(
+                host.status != 0 && host.stderrLines.contains { $0.hasPrefix("Error: --mpi=host is not supported by \(mode)") }, "\(host)")
         } else {
             expectRingJob(host, ranks: 2, "\(mode) --mpi=host")
         }
@@ -159,7 +183,8 @@ struct MPITests {
         expectSuccess(alone)
         #expect(ringOutput(alone).ring.first?.hasPrefix("ring: size=1 sum=0 library=MPICH") == true, "\(alone)")
 
-        let r = try await box.launch("/usr/bin/mpirun", ["--oversubscribe", "-np", "2", box.env.binary, "run", "--nobanner", "mpich", "ring"])
+        let r = try await box.launch(
+            "/usr/bin/mpirun", ["--oversubscribe", "-np", "2", box.env.binary, "run", "--nobanner", "mpich", "ring"])
         #expect(r.status != 0, "\(r)")
         #expect(ringOutput(r).ring.isEmpty, "the ranks must not run:\n\(r)")
         let errors = r.stderrLines.filter { $0.hasPrefix("Error:") }
@@ -169,8 +194,12 @@ struct MPITests {
         }
 
         // --mpi=none skips the check: then the job silently falls apart, as the issue describes.
-        let forced = try await box.launch("/usr/bin/mpirun", ["--oversubscribe", "-np", "2", box.env.binary, "run", "--nobanner", "--mpi=none",
-                                                              "mpich", "ring"])
+        let forced = try await box.launch(
+            "/usr/bin/mpirun",
+            [
+                "--oversubscribe", "-np", "2", box.env.binary, "run", "--nobanner", "--mpi=none",
+                "mpich", "ring",
+            ])
         #expect(ringOutput(forced).ring.filter { $0.hasPrefix("ring: size=1 ") }.count == 2, "\(forced)")
 
         let bad = try await box.run(["--mpi=bogus", "mpich", "ring"])

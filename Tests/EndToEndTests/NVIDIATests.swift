@@ -55,15 +55,21 @@ struct NVIDIATests {
         expectSuccess(all)
         #expect(all.stdout == "cuda devices: 2\ncuda driver: 12060\n", "\(all)")
 
-        let one = try await run(box, tree, ["--gpus=1", "gpu", "sh", "-c",
-                                            "ls /dev | grep nvidia; ls /usr/local/nvidia/lib64 /usr/local/nvidia/bin; nvidia-smi; "
-                                            + "cat /etc/OpenCL/vendors/nvidia.icd /lib/firmware/nvidia/\(Self.version)/gsp.bin; "
-                                            + "echo x >> /usr/local/nvidia/lib64/libcuda.so.1 || echo read-only; cudacount"])
+        let one = try await run(
+            box, tree,
+            [
+                "--gpus=1", "gpu", "sh", "-c",
+                "ls /dev | grep nvidia; ls /usr/local/nvidia/lib64 /usr/local/nvidia/bin; nvidia-smi; "
+                    + "cat /etc/OpenCL/vendors/nvidia.icd /lib/firmware/nvidia/\(Self.version)/gsp.bin; "
+                    + "echo x >> /usr/local/nvidia/lib64/libcuda.so.1 || echo read-only; cudacount",
+            ])
         expectSuccess(one)
         let lines = one.stdoutLines
-        #expect(lines.filter { $0.hasPrefix("nvidia") && !$0.contains(".so") && !$0.contains(" ") }
+        #expect(
+            lines.filter { $0.hasPrefix("nvidia") && !$0.contains(".so") && !$0.contains(" ") }
                 == ["nvidia-uvm", "nvidia-uvm-tools", "nvidia1", "nvidiactl", "nvidia-smi"], "\(one)")
-        #expect(lines.contains("libcuda.so.\(Self.version)") && lines.contains("libcuda.so.1") && lines.contains("libnvidia-ml.so.1"), "\(one)")
+        #expect(
+            lines.contains("libcuda.so.\(Self.version)") && lines.contains("libcuda.so.1") && lines.contains("libnvidia-ml.so.1"), "\(one)")
         #expect(!one.stdout.contains("535.104.05") && !one.stdout.contains("unrelated"), "stale or unrelated library bound: \(one)")
         #expect(lines.contains("NVIDIA-SMI \(Self.version)  Driver Version: \(Self.version)  GPUs: 1"), "\(one)")
         #expect(lines.contains("libnvidia-opencl.so.1") && lines.contains("fake GSP firmware \(Self.version)"), "\(one)")
@@ -89,7 +95,8 @@ struct NVIDIATests {
         let ok = try await box.udocker(["doctor"], environment: ["UDOCKER_NVIDIA_ROOT": good])
         #expect(ok.status == 0, "\(ok)")
         let line = ok.stdoutLines.first { $0.contains("GPU (NVIDIA)") } ?? ""
-        #expect(line.hasPrefix("✔") && line.contains("NVIDIA driver \(Self.version) (CUDA 12.6)")
+        #expect(
+            line.hasPrefix("✔") && line.contains("NVIDIA driver \(Self.version) (CUDA 12.6)")
                 && line.contains("GPUs: nvidia0 nvidia1"), "\(ok)")
         let mismatch = try Self.driverTree(box, "mismatch", ["--kmod=565.57.01"])
         let bad = try await box.udocker(["doctor"], environment: ["UDOCKER_NVIDIA_ROOT": mismatch])
@@ -109,11 +116,13 @@ struct NVIDIATests {
         try box.makeUserDirectory(empty)
         expectOneLineError(try await run(box, empty, ["--nvidia", "gpu", "true"]), status: 2, mentioning: ["no NVIDIA driver"])
         let mismatch = try Self.driverTree(box, "mismatch", ["--kmod=565.57.01"])
-        expectOneLineError(try await run(box, mismatch, ["--nvidia", "gpu", "true"]), status: 2,
-                           mentioning: ["version mismatch", "libcuda.so.1 is \(Self.version)", "kernel module is 565.57.01"])
+        expectOneLineError(
+            try await run(box, mismatch, ["--nvidia", "gpu", "true"]), status: 2,
+            mentioning: ["version mismatch", "libcuda.so.1 is \(Self.version)", "kernel module is 565.57.01"])
         let glibc = try Self.driverTree(box, "glibc", ["--glibc-too-new"])
-        expectOneLineError(try await run(box, glibc, ["--nvidia", "gpu", "true"]), status: 2,
-                           mentioning: ["needs GLIBC_2.99", "container has GLIBC_2.36"])
+        expectOneLineError(
+            try await run(box, glibc, ["--nvidia", "gpu", "true"]), status: 2,
+            mentioning: ["needs GLIBC_2.99", "container has GLIBC_2.36"])
         // Driver 470 supports CUDA 11.4; the image wants 12.6.
         let old = try Self.driverTree(box, "old", version: "470.256.02")
         expectOneLineError(try await run(box, old, ["--nvidia", "gpu", "true"]), status: 2, mentioning: ["CUDA 12.6", "11.4"])
@@ -161,7 +170,8 @@ struct NVIDIATests {
         #expect(box.exists(box.containerRoot(id) + "/usr/bin/nvidia-smi"))
         let shown = try await box.udocker(["setup", "gpu"])
         #expect(shown.stdoutLines.contains("nvidiamode: True"), "\(shown)")
-        expectOneLineError(try await box.udocker(["setup", "--nvidia", "gpu"], environment: env), mentioning: ["already exists", "--force"])
+        expectOneLineError(
+            try await box.udocker(["setup", "--nvidia", "gpu"], environment: env), mentioning: ["already exists", "--force"])
         expectSuccess(try await box.udocker(["setup", "--nvidia", "--force", "gpu"], environment: env))
         let r = try await box.run(["--nobanner", "gpu", "cudacount"])
         expectSuccess(r)
@@ -173,8 +183,9 @@ struct NVIDIATests {
         #expect(r1.stdout == "cuda devices: 2\ncuda driver: 12060\n", "\(r1)")
         let empty = "\(box.scratch)/nv/empty"
         try box.makeUserDirectory(empty)
-        expectOneLineError(try await box.udocker(["setup", "--nvidia", "--force", "gpu"], environment: ["UDOCKER_NVIDIA_ROOT": empty]),
-                           mentioning: ["no NVIDIA driver"])
+        expectOneLineError(
+            try await box.udocker(["setup", "--nvidia", "--force", "gpu"], environment: ["UDOCKER_NVIDIA_ROOT": empty]),
+            mentioning: ["no NVIDIA driver"])
     }
 
     @Test("CUDA_VISIBLE_DEVICES from the job environment reaches the container")

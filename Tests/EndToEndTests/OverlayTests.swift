@@ -21,7 +21,9 @@ struct OverlayTests {
         #expect(cached.count == 3, "one cache entry per layer of the whiteout image: \(cached)")
 
         // The merged view applies the image's file, directory, nested and opaque whiteouts.
-        let view = try await box.run(["o1", "sh", "-c", "ls -a /opq; test -e /gone && echo BAD; test -e /gonedir && echo BAD; cat /keep /dir/sub/stay"])
+        let view = try await box.run([
+            "o1", "sh", "-c", "ls -a /opq; test -e /gone && echo BAD; test -e /gonedir && echo BAD; cat /keep /dir/sub/stay",
+        ])
         expectSuccess(view)
         #expect(view.stdoutLines.filter { $0 != "." && $0 != ".." } == ["c", "keep", "stay"], "\(view)")
 

@@ -62,8 +62,10 @@ struct ParityTests {
     @Test("valued options accept an empty value as --opt=\"\" and --opt \"\" (udocker: empty = unset)")
     func emptyValues() async throws {
         let (box, _) = try await busybox()
-        for form in [["-w="], ["--workdir="], ["--workdir", ""], ["--user="], ["-u", ""], ["--kernel="], ["--cpuset-cpus="],
-                     ["--name="], ["--name", ""], ["--pull="], ["--storage="], ["--platform", ""], ["-e="]] {
+        for form in [
+            ["-w="], ["--workdir="], ["--workdir", ""], ["--user="], ["-u", ""], ["--kernel="], ["--cpuset-cpus="],
+            ["--name="], ["--name", ""], ["--pull="], ["--storage="], ["--platform", ""], ["-e="],
+        ] {
             let r = try await box.run(["--nobanner"] + form + ["bb", "pwd"])
             expectSuccess(r)
             #expect(r.stdout == "/tmp\n", "\(form): the image WorkingDir applies:\n\(r)")
@@ -85,7 +87,8 @@ struct InstallTests {
     func tarball(_ box: E2ESandbox, name: String = "tools.tar.gz", version: String = "1.2.11", extra: String = "") async throws -> String {
         let out = "\(box.scratch)/\(name)"
         let stage = "\(box.scratch)/stage-\(name)"
-        let r = try await box.shell("""
+        let r = try await box.shell(
+            """
             set -e; mkdir -p \(stage)/udocker_dir/bin \(stage)/udocker_dir/lib \(stage)/udocker_dir/doc/LICENSE; cd \(stage)
             cp /usr/bin/proot udocker_dir/bin/proot-x86_64; ln -s proot-x86_64 udocker_dir/bin/proot-x86_64-4_8_0
             cp /usr/bin/runc udocker_dir/bin/runc-x86_64
@@ -189,9 +192,12 @@ struct ScriptParityTests {
         #expect(n.contains("['bb']"), "\(n)")
     }
 
-    @Test("pre-run errors exit 2 as in udocker: bad -v source, bad -w, command not found, unknown --hostauth user",
-          arguments: [["-v", "/nonexistent-e2e:/x", "bb", "true"], ["-w", "/nonexistent-e2e", "bb", "true"],
-                      ["bb", "/no/such/program"], ["--hostauth", "-u", "nosuchuser-e2e", "bb", "true"]])
+    @Test(
+        "pre-run errors exit 2 as in udocker: bad -v source, bad -w, command not found, unknown --hostauth user",
+        arguments: [
+            ["-v", "/nonexistent-e2e:/x", "bb", "true"], ["-w", "/nonexistent-e2e", "bb", "true"],
+            ["bb", "/no/such/program"], ["--hostauth", "-u", "nosuchuser-e2e", "bb", "true"],
+        ])
     func preRunErrorsExit2(args: [String]) async throws {
         let box = try sandbox()
         _ = try await box.pullAndCreate(box.env.busybox, name: "bb")
@@ -209,10 +215,11 @@ struct ScriptParityTests {
         let python = try await box.python(["showconf"])
         expectSuccess(python)
         func keys(_ r: CommandResult) -> Set<String> {
-            Set(r.stdoutLines.compactMap { line -> String? in
-                guard let sep = line.range(of: " =") else { return nil }
-                return String(line[..<sep.lowerBound])
-            })
+            Set(
+                r.stdoutLines.compactMap { line -> String? in
+                    guard let sep = line.range(of: " =") else { return nil }
+                    return String(line[..<sep.lowerBound])
+                })
         }
         let pythonKeys = keys(python), ourKeys = keys(ours)
         #expect(pythonKeys.count >= 60, "\(python)")
@@ -233,11 +240,13 @@ struct LocationTests {
         let box = try sandbox()
         let id = try await box.pullAndCreate(box.env.busybox)
         let tree = "\(box.scratch)/trees/rootfs"
-        try requireSuccess(try await box.shell("mkdir -p \(box.scratch)/trees && cp -a \(box.containerRoot(id)) \(tree) && echo in-tree > \(tree)/marker"))
+        try requireSuccess(
+            try await box.shell("mkdir -p \(box.scratch)/trees && cp -a \(box.containerRoot(id)) \(tree) && echo in-tree > \(tree)/marker"))
         expectSuccess(try await box.udocker(["rm", id]))
         for mode in ["N1", "P1"] {
             let env = ["UDOCKER_DEFAULT_EXECUTION_MODE": mode]
-            let r = try await box.run(["--nobanner", "--location=\(tree)", "tree", "sh", "-c", "cat /marker; echo $container_execmode"], environment: env)
+            let r = try await box.run(
+                ["--nobanner", "--location=\(tree)", "tree", "sh", "-c", "cat /marker; echo $container_execmode"], environment: env)
             expectSuccess(r)
             #expect(r.stdoutLines.first == "in-tree", "\(mode):\n\(r)")
             let w = try await box.run(["--location", tree, "-w", "/etc", "tree", "pwd"], environment: env)
@@ -262,11 +271,14 @@ struct MessageParityTests {
         let lines = general.stdoutLines
         let start = try #require(lines.firstIndex(of: "Commands:"), "\(general)")
         let end = try #require(lines.firstIndex { $0.hasPrefix("Execution modes") }, "\(general)")
-        let commands = Set(lines[(start + 1)..<end].compactMap { line -> String? in
-            guard line.hasPrefix("  "), let w = line.split(separator: " ").first, w.first?.isLetter == true else { return nil }
-            return String(w)
-        })
-        #expect(commands.isSuperset(of: ["pull", "images", "create", "run", "ps", "rm", "rmi", "setup", "install", "export", "import"]), "\(commands)")
+        let commands = Set(
+            lines[(start + 1)..<end].compactMap { line -> String? in
+                guard line.hasPrefix("  "), let w = line.split(separator: " ").first, w.first?.isLetter == true else { return nil }
+                return String(w)
+            })
+        #expect(
+            commands.isSuperset(of: ["pull", "images", "create", "run", "ps", "rm", "rmi", "setup", "install", "export", "import"]),
+            "\(commands)")
         for name in commands.sorted() {
             for args in [[name, "--help"], ["help", name], ["--help", name]] {
                 let r = try await box.udocker(args)
@@ -386,8 +398,10 @@ struct RunOptionParityTests {
         _ = try await box.pullAndCreate(box.env.busybox, name: "bb")
         if mode != "N1" { try requireSuccess(try await box.udocker(["setup", "--execmode=\(mode)", "bb"])) }
         let data = try setupData(box)
-        let ro = try await box.run(["--nobanner", "-v", "\(data):/data:ro", "bb", "sh", "-c",
-                                    "cat /data/f; touch /data/new && echo wrote-ro; touch /tmp/ok && echo root-writable"])
+        let ro = try await box.run([
+            "--nobanner", "-v", "\(data):/data:ro", "bb", "sh", "-c",
+            "cat /data/f; touch /data/new && echo wrote-ro; touch /tmp/ok && echo root-writable",
+        ])
         expectNoCrash(ro)
         #expect(ro.stdoutLines.contains("host-file"), "\(ro)")
         #expect(!ro.stdoutLines.contains("wrote-ro"), "a :ro volume must refuse writes:\n\(ro)")
@@ -403,8 +417,10 @@ struct RunOptionParityTests {
     func readOnlyRefused(mode: String) async throws {
         let box = try sandbox("ro-refused-\(mode)")
         _ = try await box.pullAndCreate(box.env.busybox, name: "bb")
-        try requireSuccess(try await box.udocker(["setup", "--execmode=\(mode)", "bb"],
-                                                 environment: ["UDOCKER_FAKECHROOT_SO": box.env.fakechrootSO]))
+        try requireSuccess(
+            try await box.udocker(
+                ["setup", "--execmode=\(mode)", "bb"],
+                environment: ["UDOCKER_FAKECHROOT_SO": box.env.fakechrootSO]))
         let data = try setupData(box)
         let r = try await box.run(["-v", "\(data):/data:ro", "bb", "true"], environment: ["UDOCKER_FAKECHROOT_SO": box.env.fakechrootSO])
         expectOneLineError(r, status: 2, mentioning: ["read-only", mode])
@@ -436,7 +452,8 @@ struct CPUSetTests {
         _ = try await box.pullAndCreate(mode == "F1" ? box.env.debian : box.env.busybox, name: "bb")
         let env = ["UDOCKER_FAKECHROOT_SO": box.env.fakechrootSO]
         if mode != "N1" { try requireSuccess(try await box.udocker(["setup", "--execmode=\(mode)", "bb"], environment: env)) }
-        let r = try await box.run(["--nobanner", "--cpuset-cpus=0", "bb", "grep", "Cpus_allowed_list", "/proc/self/status"], environment: env)
+        let r = try await box.run(
+            ["--nobanner", "--cpuset-cpus=0", "bb", "grep", "Cpus_allowed_list", "/proc/self/status"], environment: env)
         expectSuccess(r)
         #expect(r.stdout.split(whereSeparator: \.isWhitespace).last == "0", "\(mode):\n\(r)")
         #expect(!r.stderr.contains("Warning"), "\(r)")

@@ -18,15 +18,18 @@ struct ProgressTests {
     func terminalPull() async throws {
         let s = try sandbox(); defer { s.remove() }
         // The one-word name a user types, under a configured registry.
-        let r = try await underTerminal(s, "pull debian:\(s.env.debianTag)",
-                                        environment: ["UDOCKER_REGISTRY": "http://\(s.env.registry)"])
+        let r = try await underTerminal(
+            s, "pull debian:\(s.env.debianTag)",
+            environment: ["UDOCKER_REGISTRY": "http://\(s.env.registry)"])
         try requireSuccess(r)
         let screen = r.stdout
         #expect(screen.contains(Self.esc + "["), "live lines move the cursor:\n\(screen)")
-        #expect(screen.range(of: #"sha256:[0-9a-f]{12} \[[= ]{20}\] +\d+%"#, options: .regularExpression) != nil,
-                "one line per layer with a bar:\n\(screen)")
-        #expect(screen.range(of: #"total [0-9.]+ [KMG]?B/[0-9.]+ [KMG]?B"#, options: .regularExpression) != nil,
-                "a total line:\n\(screen)")
+        #expect(
+            screen.range(of: #"sha256:[0-9a-f]{12} \[[= ]{20}\] +\d+%"#, options: .regularExpression) != nil,
+            "one line per layer with a bar:\n\(screen)")
+        #expect(
+            screen.range(of: #"total [0-9.]+ [KMG]?B/[0-9.]+ [KMG]?B"#, options: .regularExpression) != nil,
+            "a total line:\n\(screen)")
         #expect(screen.contains("pulled debian:\(s.env.debianTag): 1 blob(s)"), "a summary:\n\(screen)")
         #expect(!screen.contains("Info: sha256:"), "no batch lines on a terminal:\n\(screen)")
     }

@@ -46,8 +46,10 @@ struct PythonCompatibilityTests {
         try requireSuccess(created)
         let id = try #require(created.stdoutLines.last { isContainerID($0) }, "\(created)")
         let ps = try await box.psLines()
-        #expect(ps.count == 1 && ps[0].hasPrefix("\(id) . W ") && ps[0].contains("['pyc']") && ps[0].trimmingTrailingWhitespace.hasSuffix("library/busybox:latest"),
-                "ours: ps \(ps)")
+        #expect(
+            ps.count == 1 && ps[0].hasPrefix("\(id) . W ") && ps[0].contains("['pyc']")
+                && ps[0].trimmingTrailingWhitespace.hasSuffix("library/busybox:latest"),
+            "ours: ps \(ps)")
         let r = try await box.run(["pyc", "cat", "/etc/e2e-release"])
         expectSuccess(r)
         #expect(r.stdout == "udocker-e2e busybox image\n", "\(r)")
@@ -69,7 +71,8 @@ struct PythonCompatibilityTests {
         let ps = try await box.python(["ps"])
         try requireSuccess(ps)
         let row = ps.stdoutLines.first { $0.hasPrefix(id) }
-        #expect(row.map { $0.hasPrefix("\(id) . W ['deb']") && $0.trimmingTrailingWhitespace.hasSuffix(image) } == true, "Python: ps\n\(ps)")
+        #expect(
+            row.map { $0.hasPrefix("\(id) . W ['deb']") && $0.trimmingTrailingWhitespace.hasSuffix(image) } == true, "Python: ps\n\(ps)")
 
         let f1 = ["UDOCKER_FAKECHROOT_SO": box.env.fakechrootSO, "UDOCKER_USE_PATCHELF_EXECUTABLE": box.env.patchelf]
         try requireSuccess(try await box.python(["setup", "--execmode=F1", "deb"], environment: f1))

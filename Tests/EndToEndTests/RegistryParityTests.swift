@@ -51,8 +51,9 @@ struct RegistryParityTests {
         return lib
     }
 
-    @Test("locks refused (ENOLCK, Lustre noflock): 8 concurrent pulls of one image all succeed, every blob verifies",
-          .enabled(if: haveCC, "needs /usr/bin/cc to build the LD_PRELOAD shim"))
+    @Test(
+        "locks refused (ENOLCK, Lustre noflock): 8 concurrent pulls of one image all succeed, every blob verifies",
+        .enabled(if: haveCC, "needs /usr/bin/cc to build the LD_PRELOAD shim"))
     func concurrentPullsWithoutLocks() async throws {
         let box = try sandbox()
         let shim = try buildNoLockShim(box)
@@ -131,8 +132,9 @@ struct RegistryParityTests {
     @Test("docker_registries in udocker.conf sends docker.io names to a mirror")
     func dockerRegistriesMirror() async throws {
         let box = try sandbox()
-        try box.writeUserFile("\(box.home)/.udocker/udocker.conf",
-                              "[DEFAULT]\ndocker_registries = {'docker.io': ['http://\(box.env.registry)', 'https://hub.docker.com']}\n")
+        try box.writeUserFile(
+            "\(box.home)/.udocker/udocker.conf",
+            "[DEFAULT]\ndocker_registries = {'docker.io': ['http://\(box.env.registry)', 'https://hub.docker.com']}\n")
         try await box.pull("docker.io/library/busybox:latest")
         try await box.pull("busybox")
         let lines = try await box.imageLines()
@@ -160,7 +162,9 @@ struct RegistryParityTests {
         #expect(rows.first?.split(separator: " ").dropFirst().first == "----", "\(r)")
         let all = try await box.udocker(["search", "-a", "--registry=\(url)", ""])
         expectSuccess(all)
-        #expect(all.stdoutLines.contains { $0.hasPrefix("library/debian ") } && all.stdoutLines.contains { $0.hasPrefix("library/multi ") }, "\(all)")
+        #expect(
+            all.stdoutLines.contains { $0.hasPrefix("library/debian ") } && all.stdoutLines.contains { $0.hasPrefix("library/multi ") },
+            "\(all)")
         let tags = try await box.udocker(["search", "--list-tags", "busybox"], environment: ["UDOCKER_REGISTRY": url])
         expectSuccess(tags)
         #expect(tags.stdoutLines == ["latest"], "\(tags)")
@@ -173,8 +177,9 @@ struct RegistryParityTests {
     static var tlsRegistry: String? { ProcessInfo.processInfo.environment["UDOCKER_E2E_TLS_REGISTRY"].flatMap { $0.isEmpty ? nil : $0 } }
     static var tlsCA: String? { ProcessInfo.processInfo.environment["UDOCKER_E2E_TLS_CA"].flatMap { $0.isEmpty ? nil : $0 } }
 
-    @Test("TLS registry with a private CA: refused in words, trusted through SSL_CERT_FILE / SSL_CERT_DIR, accepted with --insecure",
-          .enabled(if: tlsRegistry != nil && tlsCA != nil, "needs the TLS registry fixture (UDOCKER_E2E_TLS_REGISTRY, UDOCKER_E2E_TLS_CA)"))
+    @Test(
+        "TLS registry with a private CA: refused in words, trusted through SSL_CERT_FILE / SSL_CERT_DIR, accepted with --insecure",
+        .enabled(if: tlsRegistry != nil && tlsCA != nil, "needs the TLS registry fixture (UDOCKER_E2E_TLS_REGISTRY, UDOCKER_E2E_TLS_CA)"))
     func tlsRegistryTrust() async throws {
         let box = try sandbox()
         let reg = try #require(Self.tlsRegistry), ca = try #require(Self.tlsCA)
@@ -196,8 +201,9 @@ struct RegistryParityTests {
         #expect(lines.count == 3, "\(lines)")
     }
 
-    @Test("https_proxy / http_proxy from the environment carry the pull; no_proxy hosts are reached directly",
-          .enabled(if: ConnectProxy.available, "needs /usr/bin/python3 for the CONNECT proxy"))
+    @Test(
+        "https_proxy / http_proxy from the environment carry the pull; no_proxy hosts are reached directly",
+        .enabled(if: ConnectProxy.available, "needs /usr/bin/python3 for the CONNECT proxy"))
     func proxiesFromEnvironment() async throws {
         let box = try sandbox()
         let proxy = try await ConnectProxy.start(in: box.scratch)
@@ -209,8 +215,9 @@ struct RegistryParityTests {
             #expect(proxy.requestLines.contains("CONNECT \(tls) "), "not through the proxy: \(proxy.requestLines)")
         }
         let before = proxy.requestLines
-        try await box.pull("multi", ["--registry=http://\(box.env.registry)"],
-                           environment: ["http_proxy": proxy.url, "no_proxy": "localhost,127.0.0.1"])
+        try await box.pull(
+            "multi", ["--registry=http://\(box.env.registry)"],
+            environment: ["http_proxy": proxy.url, "no_proxy": "localhost,127.0.0.1"])
         #expect(proxy.requestLines == before, "a no_proxy host went through the proxy")
     }
 
@@ -234,7 +241,8 @@ struct RegistryParityTests {
     func importCutTarball() async throws {
         let box = try sandbox()
         let s = box.scratch
-        let prep = try await box.shell("""
+        let prep = try await box.shell(
+            """
             cd \(s) && mkdir -p d && head -c 1000 /dev/urandom > d/a && head -c 3000 /dev/urandom > d/b && \
             tar cf full.tar d && \
             off=$(python3 -c "import tarfile; print(tarfile.open('full.tar').getmembers()[-1].offset)") && \

@@ -30,8 +30,11 @@ struct RegistryTests {
     @Test("login stores 0600 credentials that the token registry accepts; logout removes them")
     func loginThenPull() async throws {
         let box = try sandbox()
-        let login = try await box.udocker(["login", "--username=\(box.env.tokenUser)", "--password-stdin",
-                                           "--registry=\(box.env.tokenRegistry)"], stdin: "\(box.env.tokenPassword)\n")
+        let login = try await box.udocker(
+            [
+                "login", "--username=\(box.env.tokenUser)", "--password-stdin",
+                "--registry=\(box.env.tokenRegistry)",
+            ], stdin: "\(box.env.tokenPassword)\n")
         expectSuccess(login)
         let keystore = "\(box.home)/.udocker/keystore"
         let mode = (try? FileManager.default.attributesOfItem(atPath: keystore)[.posixPermissions] as? Int) ?? -1
@@ -63,8 +66,9 @@ struct RegistryTests {
         expectNoCrash(r)
         #expect(r.status != 0, "pull of a corrupted blob must fail:\n\(r)")
         #expect(r.errorLines.count == 1, "\(r)")
-        #expect(r.errorLines.first.map { $0.lowercased().contains("digest") || $0.contains(String(hex.prefix(12))) } == true,
-                "the error should name the digest problem:\n\(r)")
+        #expect(
+            r.errorLines.first.map { $0.lowercased().contains("digest") || $0.contains(String(hex.prefix(12))) } == true,
+            "the error should name the digest problem:\n\(r)")
         #expect(try await box.imageLines().isEmpty)
         #expect(!box.exists("\(box.layersDirectory)/\(bad)"), "layers/\(bad) must not exist")
         let leftovers = box.walk(box.udockerDir).filter { $0.contains(hex) }

@@ -96,15 +96,17 @@ struct RunTests {
         let envFile = "\(box.scratch)/env.list"
         try box.writeUserFile(envFile, "X=from-file\nE2E_OVERRIDE=from-file\nFROM_FILE=yes\n")
         let script = "echo \"$X|$E2E_OVERRIDE|$E2E_IMAGE_VAR|$FROM_FILE|${E2E_HOST_ONLY:-unset}|$CLI2\""
-        let r = try await box.run(["-e", "X=from-cli", "-e", "CLI2=two", "--env-file=\(envFile)", "bb", "sh", "-c", script],
-                                  environment: ["E2E_HOST_ONLY": "leaked"])
+        let r = try await box.run(
+            ["-e", "X=from-cli", "-e", "CLI2=two", "--env-file=\(envFile)", "bb", "sh", "-c", script],
+            environment: ["E2E_HOST_ONLY": "leaked"])
         expectSuccess(r)
         #expect(r.stdout == "from-cli|from-image|from-image|yes|unset|two\n", "\(r)")
         let over = try await box.run(["-e", "E2E_OVERRIDE=from-cli", "bb", "sh", "-c", "echo \"${E2E_OVERRIDE-unset}\""])
         expectSuccess(over)
         #expect(over.stdout == "from-cli\n", "\(over)")
         // -e NAME copies the host value
-        let copy = try await box.run(["-e", "E2E_HOST_ONLY", "bb", "sh", "-c", "echo \"${E2E_HOST_ONLY-unset}\""], environment: ["E2E_HOST_ONLY": "copied"])
+        let copy = try await box.run(
+            ["-e", "E2E_HOST_ONLY", "bb", "sh", "-c", "echo \"${E2E_HOST_ONLY-unset}\""], environment: ["E2E_HOST_ONLY": "copied"])
         expectSuccess(copy)
         #expect(copy.stdout == "copied\n", "\(copy)")
         // PATH comes from the image

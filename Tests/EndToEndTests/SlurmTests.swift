@@ -11,14 +11,20 @@ enum SlurmCluster {
     static var configuration: String { "\(directory)/slurm.conf" }
 
     static var available: Bool {
-        geteuid() == 0 && ["/usr/sbin/slurmctld", "/usr/sbin/slurmd", "/usr/sbin/munged", "/usr/bin/srun"]
-            .allSatisfy(FileManager.default.isExecutableFile(atPath:))
+        geteuid() == 0
+            && ["/usr/sbin/slurmctld", "/usr/sbin/slurmd", "/usr/sbin/munged", "/usr/bin/srun"]
+                .allSatisfy(FileManager.default.isExecutableFile(atPath:))
     }
 
     static func control(_ verb: String) async throws {
-        let r = try await UserCommand(user: nil, environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-                                                               "UDOCKER_E2E_SLURM_DIR": directory],
-                                      workingDirectory: "/", timeout: .seconds(60)).run("/bin/bash", [script, verb])
+        let r = try await UserCommand(
+            user: nil,
+            environment: [
+                "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+                "UDOCKER_E2E_SLURM_DIR": directory,
+            ],
+            workingDirectory: "/", timeout: .seconds(60)
+        ).run("/bin/bash", [script, verb])
         try #require(r.succeeded, "hpc-slurm.sh \(verb) failed:\n\(r)")
     }
 
@@ -30,8 +36,9 @@ enum SlurmCluster {
     }
 }
 
-let slurmAvailable: ConditionTrait = .enabled(if: SlurmCluster.available,
-                                              "needs root (to start munged/slurmctld/slurmd) and slurm-wlm + munge (scripts/test-deps.sh)")
+let slurmAvailable: ConditionTrait = .enabled(
+    if: SlurmCluster.available,
+    "needs root (to start munged/slurmctld/slurmd) and slurm-wlm + munge (scripts/test-deps.sh)")
 
 extension E2ESandbox {
     func slurm(_ program: String, _ args: [String]) async throws -> CommandResult {
@@ -46,8 +53,12 @@ struct SlurmTests {
         let box = try sandbox()
         _ = try await box.pullAndCreate(box.env.busybox, name: "bb")
         try await SlurmCluster.with {
-            let r = try await box.slurm("srun", ["-n2", box.env.binary, "run", "--nobanner", "bb", "sh", "-c",
-                                                 "echo task=$SLURM_PROCID/$SLURM_NTASKS job=${SLURM_JOB_ID:+set} host=${HOSTNAME_UNSET:-none}"])
+            let r = try await box.slurm(
+                "srun",
+                [
+                    "-n2", box.env.binary, "run", "--nobanner", "bb", "sh", "-c",
+                    "echo task=$SLURM_PROCID/$SLURM_NTASKS job=${SLURM_JOB_ID:+set} host=${HOSTNAME_UNSET:-none}",
+                ])
             expectSuccess(r)
             #expect(r.stdoutLines.sorted() == ["task=0/2 job=set host=none", "task=1/2 job=set host=none"], "\(r)")
         }
@@ -80,7 +91,9 @@ struct SlurmTests {
         let box = try sandbox()
         try box.makeUserDirectory(box.scratch)
         let job = "\(box.scratch)/job.sh", out = "\(box.scratch)/job.out"
-        try box.writeUserFile(job, """
+        try box.writeUserFile(
+            job,
+            """
             #!/bin/sh
             #SBATCH -n 2
             \(box.env.binary) run --nobanner --pull=reuse --name=bb \(box.env.busybox) sh -c 'echo batch=$SLURM_JOB_ID'
@@ -102,8 +115,12 @@ struct SlurmTests {
     func manyTasksOneImage() async throws {
         let box = try sandbox()
         try await SlurmCluster.with {
-            let r = try await box.slurm("srun", ["-n4", box.env.binary, "run", "--nobanner", "--pull=reuse", "--name=job",
-                                                 box.env.busybox, "sh", "-c", "echo out-$SLURM_PROCID"])
+            let r = try await box.slurm(
+                "srun",
+                [
+                    "-n4", box.env.binary, "run", "--nobanner", "--pull=reuse", "--name=job",
+                    box.env.busybox, "sh", "-c", "echo out-$SLURM_PROCID",
+                ])
             expectSuccess(r)
             #expect(r.stdoutLines.sorted() == ["out-0", "out-1", "out-2", "out-3"], "\(r)")
         }

@@ -8,13 +8,14 @@ import TestSupport
 // UDOCKER_E2E=1 an incomplete environment makes every test fail (E2EEnvironment.load throws).
 
 /// Trait for every E2E suite.
-let e2eEnabled: ConditionTrait = .enabled(if: E2EEnvironment.isEnabled,
-                                          "end-to-end tests need UDOCKER_E2E=1 and the fixtures (make test)")
+let e2eEnabled: ConditionTrait = .enabled(
+    if: E2EEnvironment.isEnabled,
+    "end-to-end tests need UDOCKER_E2E=1 and the fixtures (make test)")
 
 /// Execution engines exercised by the run tests.
 enum Engine: String, CaseIterable, Sendable, CustomTestStringConvertible {
-    case n1 = "N1"   // native user namespaces (the default: no setup)
-    case p1 = "P1"   // PRoot, selected with `setup --execmode=P1`
+    case n1 = "N1"  // native user namespaces (the default: no setup)
+    case p1 = "P1"  // PRoot, selected with `setup --execmode=P1`
     var testDescription: String { rawValue }
 }
 
@@ -53,8 +54,10 @@ func expectNoCrash(_ r: CommandResult, sourceLocation: SourceLocation = #_source
 
 /// udocker's error convention: exit `status` (default 1) and exactly one `Error: ...` line on
 /// stderr (Info/Warning lines ignored), nothing else.
-func expectOneLineError(_ r: CommandResult, status: Int32? = 1, mentioning words: [String] = [],
-                        sourceLocation: SourceLocation = #_sourceLocation) {
+func expectOneLineError(
+    _ r: CommandResult, status: Int32? = 1, mentioning words: [String] = [],
+    sourceLocation: SourceLocation = #_sourceLocation
+) {
     expectNoCrash(r, sourceLocation: sourceLocation)
     if let status {
         #expect(r.status == status, "expected exit \(status):\n\(r)", sourceLocation: sourceLocation)
@@ -62,18 +65,22 @@ func expectOneLineError(_ r: CommandResult, status: Int32? = 1, mentioning words
         #expect(r.status != 0, "expected a failure:\n\(r)", sourceLocation: sourceLocation)
     }
     let lines = r.significantStderrLines
-    #expect(lines.count == 1 && lines.first?.hasPrefix("Error:") == true,
-            "expected exactly one 'Error:' line on stderr:\n\(r)", sourceLocation: sourceLocation)
+    #expect(
+        lines.count == 1 && lines.first?.hasPrefix("Error:") == true,
+        "expected exactly one 'Error:' line on stderr:\n\(r)", sourceLocation: sourceLocation)
     for w in words {
-        #expect(lines.first?.lowercased().contains(w.lowercased()) == true,
-                "error line should mention '\(w)':\n\(r)", sourceLocation: sourceLocation)
+        #expect(
+            lines.first?.lowercased().contains(w.lowercased()) == true,
+            "error line should mention '\(w)':\n\(r)", sourceLocation: sourceLocation)
     }
 }
 
 extension E2ESandbox {
     /// `udocker pull <image>` must succeed.
-    func pull(_ image: String, _ options: [String] = [], environment: [String: String] = [:],
-              sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    func pull(
+        _ image: String, _ options: [String] = [], environment: [String: String] = [:],
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws {
         let r = try await udocker(["pull"] + options + [image], environment: environment)
         try requireSuccess(r, sourceLocation: sourceLocation)
     }

@@ -23,14 +23,17 @@ struct TransferTests {
     }
 
     /// A failing command: one Error line, exit 1, repository unchanged.
-    func expectRefused(_ box: E2ESandbox, _ args: [String], mentioning words: [String] = [],
-                       sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    func expectRefused(
+        _ box: E2ESandbox, _ args: [String], mentioning words: [String] = [],
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws {
         let before = tree(box)
         let r = try await box.udocker(args)
         expectOneLineError(r, mentioning: words, sourceLocation: sourceLocation)
         let after = tree(box)
-        #expect(before == after, "repository changed: +\(Set(after).subtracting(before)) -\(Set(before).subtracting(after))",
-                sourceLocation: sourceLocation)
+        #expect(
+            before == after, "repository changed: +\(Set(after).subtracting(before)) -\(Set(before).subtracting(after))",
+            sourceLocation: sourceLocation)
     }
 
     func sh(_ box: E2ESandbox, _ script: String, sourceLocation: SourceLocation = #_sourceLocation) async throws {
@@ -39,7 +42,9 @@ struct TransferTests {
     }
 
     func skopeo(_ box: E2ESandbox, _ image: String, tag: String = "latest", to dest: String) async throws {
-        try await sh(box, "skopeo --insecure-policy copy -q --src-no-creds --src-tls-verify=false docker://\(box.env.image(image, tag: tag)) \(dest)")
+        try await sh(
+            box, "skopeo --insecure-policy copy -q --src-no-creds --src-tls-verify=false docker://\(box.env.image(image, tag: tag)) \(dest)"
+        )
     }
 
     /// `repo/name:tag` lines of `udocker images`.
@@ -91,7 +96,9 @@ struct TransferTests {
         let box = try sandbox()
         let s = box.scratch
         try await skopeo(box, "busybox", to: "oci:\(s)/layout:bb")
-        try await sh(box, """
+        try await sh(
+            box,
+            """
             cd \(s) && mkdir -p extra/opt && echo umoci > extra/opt/marker && \
             umoci unpack --rootless --image layout:bb bundle >/dev/null && \
             cp extra/opt/marker bundle/rootfs/etc/umoci-marker && \
@@ -113,7 +120,9 @@ struct TransferTests {
         let s = box.scratch
         try await skopeo(box, "busybox", to: "oci:\(s)/d25:latest")
         // manifest.json as Docker 25 writes it, pointing into blobs/sha256; an io.containerd.image.name annotation.
-        try await sh(box, """
+        try await sh(
+            box,
+            """
             cd \(s)/d25 && m=$(jq -r '.manifests[0].digest' index.json | cut -d: -f2) && \
             cfg=$(jq -r '.config.digest' blobs/sha256/$m | cut -d: -f2) && \
             layers=$(jq -c '[.layers[].digest | sub("sha256:"; "blobs/sha256/")]' blobs/sha256/$m) && \
@@ -136,8 +145,10 @@ struct TransferTests {
         let runroot = "/tmp/udpod-\(getpid())-\(UInt16.random(in: 0...UInt16.max))"
         let storage = "--root \(box.tmp)/podman-root --runroot \(runroot) --storage-driver vfs"
         func podman(_ args: String) async throws -> CommandResult {
-            try await UserCommand(user: nil, environment: ["PATH": E2ESandbox.defaultPath, "HOME": box.tmp, "TMPDIR": box.tmp],
-                                  workingDirectory: box.path).run("/bin/sh", ["-c", "podman \(storage) \(args)"])
+            try await UserCommand(
+                user: nil, environment: ["PATH": E2ESandbox.defaultPath, "HOME": box.tmp, "TMPDIR": box.tmp],
+                workingDirectory: box.path
+            ).run("/bin/sh", ["-c", "podman \(storage) \(args)"])
         }
         let pull = try await podman("pull -q --tls-verify=false \(box.env.busybox)")
         try #require(pull.succeeded, "\(pull)")
@@ -207,7 +218,10 @@ struct TransferTests {
         expectSuccess(st)
         try await expectUsable(box, "imported/bb:stdin")
         // --tocontainer with a GNU tar rootfs (gzip)
-        try await sh(box, "mkdir -p \(s)/rootfs && cp -a \(box.containerRoot(id))/. \(s)/rootfs/ && echo gnu > \(s)/rootfs/gnu && tar -C \(s)/rootfs -czf \(s)/rootfs.tgz .")
+        try await sh(
+            box,
+            "mkdir -p \(s)/rootfs && cp -a \(box.containerRoot(id))/. \(s)/rootfs/ && echo gnu > \(s)/rootfs/gnu && tar -C \(s)/rootfs -czf \(s)/rootfs.tgz ."
+        )
         let c = try await box.udocker(["import", "--tocontainer", "--name=gnu", "\(s)/rootfs.tgz"])
         expectSuccess(c)
         let cid = c.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -253,7 +267,9 @@ struct TransferTests {
         try await box.pull(box.env.busybox)
         try await skopeo(box, "busybox", to: "docker-archive:\(s)/good.tar:x/y:z")
         try await skopeo(box, "busybox", to: "oci:\(s)/layout:t")
-        try await sh(box, """
+        try await sh(
+            box,
+            """
             cd \(s) && head -c $(( $(stat -c %s good.tar) / 2 )) good.tar > truncated.tar && \
             gzip -c good.tar > good.tgz && head -c 300000 good.tgz > truncated.tgz && \
             cp good.tgz corrupt.tgz && printf 'XXXXXXXXXXXXXXXX' | dd of=corrupt.tgz bs=1 seek=5000 conv=notrunc 2>/dev/null && \
@@ -264,9 +280,11 @@ struct TransferTests {
             cd .. && python3 -c "import tarfile,io; t=tarfile.open('traversal.tar','w'); d=b'[]'; i=tarfile.TarInfo('../../escape'); i.size=len(d); t.addfile(i, io.BytesIO(d)); t.close()" && \
             echo 'not an archive' > text.tar
             """)
-        for (f, word) in [("truncated.tar", "truncated"), ("truncated.tgz", "truncated"), ("corrupt.tgz", "gzip"),
-                          ("missing.tar", "missing"), ("badblob.tar", "mismatch"), ("traversal.tar", "unsafe"),
-                          ("text.tar", "archive")] {
+        for (f, word) in [
+            ("truncated.tar", "truncated"), ("truncated.tgz", "truncated"), ("corrupt.tgz", "gzip"),
+            ("missing.tar", "missing"), ("badblob.tar", "mismatch"), ("traversal.tar", "unsafe"),
+            ("text.tar", "archive"),
+        ] {
             try await expectRefused(box, ["load", "-i", "\(s)/\(f)"], mentioning: [word])
         }
         #expect(!box.exists("\(box.home)/escape") && !box.exists("\(box.path)/escape") && !box.exists("\(box.udockerDir)/escape"))
@@ -289,7 +307,8 @@ struct TransferTests {
         try await expectRefused(box, ["rm", "a"], mentioning: ["protected"])
         expectSuccess(try await box.udocker(["unprotect", "a"]))
         // a running container (holds its lock) cannot be removed
-        let bg = try await box.shell("(\(box.env.binary) run a sh -c 'sleep 6' >/dev/null 2>&1 &) ; sleep 2; \(box.env.binary) rm a; echo rc=$?")
+        let bg = try await box.shell(
+            "(\(box.env.binary) run a sh -c 'sleep 6' >/dev/null 2>&1 &) ; sleep 2; \(box.env.binary) rm a; echo rc=$?")
         #expect(bg.stdout.contains("rc=1") && bg.stderr.contains("in use"), "\(bg)")
         try await Task.sleep(for: .seconds(5))
         let both = try await box.udocker(["rm", a, b])
@@ -304,8 +323,10 @@ struct TransferTests {
         try await box.pull(box.env.busybox)
         try await skopeo(box, "debian", tag: box.env.debianTag, to: "docker-archive:\(s)/deb.tar:deb/ian:1")
         _ = try await box.create(box.env.busybox, name: "bb")
-        for (i, cmd) in ["load -i \(s)/deb.tar", "import \(s)/deb.tar deb/imp:1", "import --tocontainer \(s)/deb.tar", "clone bb",
-                         "save -o \(s)/killed.tar \(box.env.busybox)"].enumerated() {
+        for (i, cmd) in [
+            "load -i \(s)/deb.tar", "import \(s)/deb.tar deb/imp:1", "import --tocontainer \(s)/deb.tar", "clone bb",
+            "save -o \(s)/killed.tar \(box.env.busybox)",
+        ].enumerated() {
             for delay in ["0.05", "0.3"] {
                 _ = try await box.shell("\(box.env.binary) \(cmd) >/dev/null 2>&1 & p=$!; sleep \(delay); kill -9 $p; wait $p; true")
                 let imgs = try await images(box)
@@ -315,7 +336,7 @@ struct TransferTests {
                 }
                 let ps = try await box.psLines()
                 #expect(ps.allSatisfy { $0.contains(" W ") }, "\(ps)")
-                if box.exists("\(s)/killed.tar") {   // finished before the kill: then it is complete
+                if box.exists("\(s)/killed.tar") {  // finished before the kill: then it is complete
                     let t = try await box.shell("tar -tf \(s)/killed.tar >/dev/null && rm \(s)/killed.tar")
                     #expect(t.succeeded, "half-written output under the requested name: \(t)")
                 }
@@ -323,7 +344,8 @@ struct TransferTests {
         }
         let p = try await box.udocker(["rmi", "--prune", "-f"])
         expectSuccess(p)
-        let leftovers = box.listDirectory(box.layersDirectory).filter { $0.hasPrefix(".") && $0 != ".lock" }
+        let leftovers =
+            box.listDirectory(box.layersDirectory).filter { $0.hasPrefix(".") && $0 != ".lock" }
             + box.listDirectory(box.containersDirectory).filter { $0.hasPrefix(".") }
         #expect(leftovers.isEmpty, "\(leftovers)\n\(p)")
         for img in try await images(box) { expectSuccess(try await box.udocker(["verify", img])) }
@@ -336,7 +358,7 @@ struct TransferTests {
         try await box.pull(box.env.multi)
         let before = box.listDirectory(box.layersDirectory).filter { !$0.hasPrefix(".") }
         try box.writeUserFile("\(box.layersDirectory)/sha256:\(String(repeating: "ab", count: 32))", "orphan")
-        let kept = try await box.udocker(["rmi", "--prune"])   // grace period: the fresh orphan stays
+        let kept = try await box.udocker(["rmi", "--prune"])  // grace period: the fresh orphan stays
         expectSuccess(kept)
         #expect(box.exists("\(box.layersDirectory)/sha256:\(String(repeating: "ab", count: 32))"))
         expectSuccess(try await box.udocker(["rmi", "--prune", "-f"]))
@@ -349,11 +371,16 @@ struct TransferTests {
         let box = try sandbox()
         let id = try await box.pullAndCreate(box.env.busybox, name: "bb")
         let root = box.containerRoot(id)
-        try await sh(box, "mkdir -p \(root)/locked/sub && echo x > \(root)/locked/sub/f && chmod 000 \(root)/locked/sub/f && chmod 000 \(root)/locked")
+        try await sh(
+            box,
+            "mkdir -p \(root)/locked/sub && echo x > \(root)/locked/sub/f && chmod 000 \(root)/locked/sub/f && chmod 000 \(root)/locked")
         expectSuccess(try await box.udocker(["setup", "--fixperm", "bb"]))
         #expect(box.readFile("\(root)/locked/sub/f") == "x\n")
         let dir = box.containerDirectory(id)
-        try await sh(box, "mkdir -p \(dir)/.mountpoints \(root)/mnt/new && ln -s /mnt \(dir)/.mountpoints/#mnt#new && mkdir -p \(dir)/.bind_orig_files && echo orig > \(dir)/.bind_orig_files/#etc#bound && ln -s /x \(root)/etc/bound")
+        try await sh(
+            box,
+            "mkdir -p \(dir)/.mountpoints \(root)/mnt/new && ln -s /mnt \(dir)/.mountpoints/#mnt#new && mkdir -p \(dir)/.bind_orig_files && echo orig > \(dir)/.bind_orig_files/#etc#bound && ln -s /x \(root)/etc/bound"
+        )
         expectSuccess(try await box.udocker(["setup", "--purge", "bb"]))
         #expect(!box.exists("\(dir)/.mountpoints") && !box.exists("\(root)/mnt/new") && box.exists("\(root)/mnt"))
         #expect(box.readFile("\(root)/etc/bound") == "orig\n")

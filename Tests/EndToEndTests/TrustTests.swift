@@ -19,8 +19,10 @@ struct TrustTests {
         _ = try await box.shell("touch -d @1500000000 '\(outside)/file'")
         let before = try await Self.stamp(box, "\(outside)/file")
         let c = "\(box.scratch)/hostile"
-        let record = #"{"path":"/../../../../../../../../../..\#(outside)/file","originalSize":0,"patchedSize":99999999999,"regions":[],"appendOffset":0,"appended":"","mtimeSeconds":0,"mtimeNanoseconds":0}"#
-        let build = try await box.shell("""
+        let record =
+            #"{"path":"/../../../../../../../../../..\#(outside)/file","originalSize":0,"patchedSize":99999999999,"regions":[],"appendOffset":0,"appended":"","mtimeSeconds":0,"mtimeNanoseconds":0}"#
+        let build = try await box.shell(
+            """
             set -e; mkdir -p \(c)/ROOT/bin \(c)/upper \(c)/work
             cp /bin/busybox \(c)/ROOT/bin/busybox 2>/dev/null || cp /usr/bin/busybox \(c)/ROOT/bin/busybox
             ln -s busybox \(c)/ROOT/bin/sh; ln -s busybox \(c)/ROOT/bin/cat
@@ -37,8 +39,10 @@ struct TrustTests {
         let imported = try await box.udocker(["import", "--clone", "--name=evil", "\(box.scratch)/hostile.tar"])
         try requireSuccess(imported)
         let id = imported.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        #expect(box.listDirectory(box.containerDirectory(id)).sorted() ==
-                [".lock", "ROOT", "container.json", "elf.patch.log", "execmode", "fakechroot.mode", "imagerepo.name"])
+        #expect(
+            box.listDirectory(box.containerDirectory(id)).sorted() == [
+                ".lock", "ROOT", "container.json", "elf.patch.log", "execmode", "fakechroot.mode", "imagerepo.name",
+            ])
         // The reproduction: leaving F1 undid the "patches" of the log, truncating the outside file.
         expectSuccess(try await box.udocker(["setup", "--execmode=N1", "evil"]))
         expectSuccess(try await box.udocker(["setup", "--purge", "evil"]))
@@ -64,7 +68,8 @@ struct TrustTests {
         let box = try sandbox()
         try await box.pull(box.env.debian)
         let c = box.containersDirectory
-        let r = try await box.shell("""
+        let r = try await box.shell(
+            """
             '\(box.env.binary)' create '\(box.env.debian)' >/dev/null 2>&1 &
             pid=$!
             i=0; while [ $i -lt 4000 ] && ! ls -d '\(c)'/.creating-* >/dev/null 2>&1; do i=$((i+1)); sleep 0.005; done
@@ -83,7 +88,8 @@ struct TrustTests {
         let box = try sandbox()
         try box.makeUserDirectory(box.scratch)
         let s = box.scratch
-        try requireSuccess(try await box.shell("mkdir -p \(s)/rootfs/etc && echo one > \(s)/rootfs/etc/v && tar -C \(s)/rootfs -cf \(s)/r.tar ."))
+        try requireSuccess(
+            try await box.shell("mkdir -p \(s)/rootfs/etc && echo one > \(s)/rootfs/etc/v && tar -C \(s)/rootfs -cf \(s)/r.tar ."))
         try requireSuccess(try await box.udocker(["import", "\(s)/r.tar", "mine/rootfs:1"]))
         let links = try await box.shell("stat -c %h \(s)/r.tar")
         #expect(links.stdout == "1\n", "the tarball is hard-linked into the repository: \(links)")

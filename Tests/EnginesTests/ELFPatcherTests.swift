@@ -83,8 +83,9 @@ import Glibc
         let r = try #require(try ELFPatcher.setRootPrefix(hostPath: f, containerPath: "/lib/libc.so.6", prefix: prefix))
         #expect(ELFPatcher.inspect(f).interpreter == prefix + Self.hostLoader)
         // Programs load the patched libc (its extra PT_LOAD is mapped fine).
-        let (s, o) = shell("LD_LIBRARY_PATH='\(lib)' LD_DEBUG=libs /bin/echo via-patched-libc 2>&1 | grep -c '\(lib)/libc.so.6'; "
-                           + "LD_LIBRARY_PATH='\(lib)' /bin/echo via-patched-libc")
+        let (s, o) = shell(
+            "LD_LIBRARY_PATH='\(lib)' LD_DEBUG=libs /bin/echo via-patched-libc 2>&1 | grep -c '\(lib)/libc.so.6'; "
+                + "LD_LIBRARY_PATH='\(lib)' /bin/echo via-patched-libc")
         #expect(s == 0 && o.hasSuffix("via-patched-libc\n") && !o.hasPrefix("0"), "\(o)")
         #expect(try ELFPatcher.restoreFile(hostPath: f, r) == .restored)
         #expect(sha(f) == before)

@@ -55,9 +55,11 @@ struct EngineRunTests {
         try c.write("file content\n", to: c.hostDir + "/single")
         try FileManager.default.createDirectory(atPath: c.hostDir + "/dir", withIntermediateDirectories: true)
         try c.write("in dir\n", to: c.hostDir + "/dir/a")
-        let r = try runEngine(kind, c, options(["sh", "-c", "cat /mnt/d/a /etc/single.conf && touch /mnt/d/created"]) {
-            $0.volumes = [c.hostDir + "/dir:/mnt/d", c.hostDir + "/single:/etc/single.conf"]
-        })
+        let r = try runEngine(
+            kind, c,
+            options(["sh", "-c", "cat /mnt/d/a /etc/single.conf && touch /mnt/d/created"]) {
+                $0.volumes = [c.hostDir + "/dir:/mnt/d", c.hostDir + "/single:/etc/single.conf"]
+            })
         #expect(r.status == 0, "\(r.error)")
         #expect(r.output == "in dir\nfile content\n")
         var st = stat()
@@ -115,11 +117,11 @@ struct EngineRunTests {
 struct NativeEngineTests {
     @Test func noFileDescriptorLeaks() throws {
         let c = try BusyboxContainer()
-        let leaked = open("/etc/hostname", O_RDONLY)   // deliberately without O_CLOEXEC
+        let leaked = open("/etc/hostname", O_RDONLY)  // deliberately without O_CLOEXEC
         defer { close(leaked) }
         let r = try runEngine(.native, c, options(["ls", "/proc/self/fd"]))
         let fds = Set(r.output.split(whereSeparator: { $0 == "\n" || $0 == " " }).map(String.init))
-        #expect(fds == ["0", "1", "2", "3"], "\(r.output)")   // 3 = ls's own directory handle
+        #expect(fds == ["0", "1", "2", "3"], "\(r.output)")  // 3 = ls's own directory handle
     }
 
     @Test func hostIsNotVisible() throws {
@@ -137,7 +139,9 @@ struct NativeEngineTests {
         var config = ImageConfig.Config()
         config.user = "user"
         config.workingDir = "/tmp"
-        let r = try runEngine(.native, c, options(["sh", "-c", "id -u; pwd; test -c /dev/null && echo devnull; test -d /proc/self && echo proc"]), config: config)
+        let r = try runEngine(
+            .native, c, options(["sh", "-c", "id -u; pwd; test -c /dev/null && echo devnull; test -d /proc/self && echo proc"]),
+            config: config)
         #expect(r.output == "1000\n/tmp\ndevnull\nproc\n", "\(r.error)")
     }
 
@@ -170,9 +174,11 @@ struct NativeEngineTests {
         try FileManager.default.createDirectory(atPath: c.hostDir + "/other", withIntermediateDirectories: true)
         try c.write("nested\n", to: c.hostDir + "/other/n")
         // Given child first: mounted after its parent.
-        let r = try runEngine(.native, c, options(["cat", "/o/inner/n"]) {
-            $0.volumes = [c.hostDir + "/other:/o/inner", c.hostDir + "/outer:/o"]
-        })
+        let r = try runEngine(
+            .native, c,
+            options(["cat", "/o/inner/n"]) {
+                $0.volumes = [c.hostDir + "/other:/o/inner", c.hostDir + "/outer:/o"]
+            })
         #expect(r.output == "nested\n", "\(r.error)")
     }
 }
@@ -213,7 +219,9 @@ struct NativeEngineTests {
         var config = ImageConfig.Config()
         config.env = ["LD_PRELOAD=/evil.so", "PROOT_LOADER=/x"]
         let env = c.environment()
-        let o = options(["echo", "x"]) { $0.user = "1000:1000"; $0.kernel = "5.0.0"; $0.nosysdirs = true }
+        let o = options(["echo", "x"]) {
+            $0.user = "1000:1000"; $0.kernel = "5.0.0"; $0.nosysdirs = true
+        }
         let plan = try ExecutionPlan.make(container: c.instance(config: config), options: o, environment: env, mode: .P2)
         defer { plan.removeTemporaryFiles() }
         let (argv, envp, dropped) = PRootEngine(mode: .P2, environment: env).commandLine(proot: "/usr/bin/proot", plan: plan)
@@ -236,20 +244,24 @@ struct NativeEngineTests {
 struct NativeEngineExtraTests {
     @Test func cpuset() throws {
         let c = try BusyboxContainer()
-        let r = try runEngine(.native, c, options(["sh", "-c", "while read k v; do [ \"$k\" = Cpus_allowed_list: ] && echo $v; done < /proc/self/status"]) {
-            $0.cpusetCpus = "0"
-        })
+        let r = try runEngine(
+            .native, c,
+            options(["sh", "-c", "while read k v; do [ \"$k\" = Cpus_allowed_list: ] && echo $v; done < /proc/self/status"]) {
+                $0.cpusetCpus = "0"
+            })
         #expect(r.output == "0\n", "\(r.error)")
     }
 
     @Test func startErrorNamesAWorkingMode() {
-        let e = NativeEngine.startError(.init(errno: EPERM, step: "unshare(CLONE_NEWUSER|CLONE_NEWNS)"),
-                                        container: ContainerInstance(id: "abc", directory: "/x", names: ["web"]))
+        let e = NativeEngine.startError(
+            .init(errno: EPERM, step: "unshare(CLONE_NEWUSER|CLONE_NEWNS)"),
+            container: ContainerInstance(id: "abc", directory: "/x", names: ["web"]))
         #expect(e.kind == .cannotStart)
         #expect(e.description.hasPrefix("N1 cannot start: "))
         #expect(e.description.hasSuffix("; use P1 (udocker setup --execmode=P1 web)"))
-        let m = NativeEngine.startError(.init(errno: EPERM, step: "mount /proc on /proc"),
-                                        container: ContainerInstance(id: "abc", directory: "/x"))
+        let m = NativeEngine.startError(
+            .init(errno: EPERM, step: "mount /proc on /proc"),
+            container: ContainerInstance(id: "abc", directory: "/x"))
         #expect(m.description == "N1: mount /proc on /proc: Operation not permitted")
         #expect(m.exitStatus == 2)
     }
@@ -265,9 +277,11 @@ struct NativeEngineExtraTests {
         }
         try engineLock.withLock {
             sender.start()
-            let r = try runEngineUnlocked(.native, c, options(["sh", "-c", "trap 'echo got; exit 7' USR1; touch /vol/ready; while :; do sleep 0.05; done"]) {
-                $0.volumes = [c.hostDir + ":/vol"]
-            })
+            let r = try runEngineUnlocked(
+                .native, c,
+                options(["sh", "-c", "trap 'echo got; exit 7' USR1; touch /vol/ready; while :; do sleep 0.05; done"]) {
+                    $0.volumes = [c.hostDir + ":/vol"]
+                })
             #expect(r.status == 7)
             #expect(r.output == "got\n")
         }

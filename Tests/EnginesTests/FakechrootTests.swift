@@ -12,7 +12,9 @@ final class DebianContainer: @unchecked Sendable {
     /// UDOCKER_FAKECHROOT_TEST_TAR (the outer test hands its private copy to the inner run), else
     /// the newest cached minbase tarball.
     static func findTarball() -> String? {
-        if let t = ProcessInfo.processInfo.environment["UDOCKER_FAKECHROOT_TEST_TAR"], FileManager.default.fileExists(atPath: t) { return t }
+        if let t = ProcessInfo.processInfo.environment["UDOCKER_FAKECHROOT_TEST_TAR"], FileManager.default.fileExists(atPath: t) {
+            return t
+        }
         let dir = "/tmp/udocker-e2e/cache"
         let list = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
         return list.filter { $0.hasPrefix("debian-bookworm") && $0.hasSuffix(".tar") }.sorted().last.map { dir + "/" + $0 }
@@ -28,7 +30,8 @@ final class DebianContainer: @unchecked Sendable {
         templateDirectory = dir
         atexit { if let d = DebianContainer.templateDirectory { _ = shell("chmod -R u+w '\(d.path)'; rm -rf '\(d.path)'") } }
         let root = dir.path + "/ROOT"
-        let (status, out) = shell("mkdir -p '\(root)' && tar -xf '\(tar)' -C '\(root)' --no-same-owner --no-same-permissions --exclude='./dev/*' 2>&1")
+        let (status, out) = shell(
+            "mkdir -p '\(root)' && tar -xf '\(tar)' -C '\(root)' --no-same-owner --no-same-permissions --exclude='./dev/*' 2>&1")
         return status == 0 ? .success(root) : .failure(UserCommandError("tar: \(out)"))
     }()
     nonisolated(unsafe) static var templateDirectory: TemporaryDirectory?
@@ -44,7 +47,9 @@ final class DebianContainer: @unchecked Sendable {
         dir = try TemporaryDirectory(prefix: "udocker-fakechroot")
         chmod(dir.path, 0o755)
         let fm = FileManager.default
-        for d in [root, tmpDir, hostDir, dir.path + "/bin", dir.path + "/lib"] { try fm.createDirectory(atPath: d, withIntermediateDirectories: true) }
+        for d in [root, tmpDir, hostDir, dir.path + "/bin", dir.path + "/lib"] {
+            try fm.createDirectory(atPath: d, withIntermediateDirectories: true)
+        }
         let template = try Self.template.get()
         let (status, out) = shell("cp -a '\(template)/.' '\(root)/' 2>&1")
         guard status == 0 else { throw UserCommandError("cp: \(out)") }
@@ -54,13 +59,15 @@ final class DebianContainer: @unchecked Sendable {
     func instance() -> ContainerInstance {
         var config = ImageConfig.Config()
         config.env = ["PATH=/usr/local/bin:/usr/bin:/bin", "LD_PRELOAD=/evil.so"]
-        return ContainerInstance(id: id, directory: containerDir, names: ["deb"],
-                                 imageConfig: ImageConfig(architecture: "amd64", os: "linux", config: config))
+        return ContainerInstance(
+            id: id, directory: containerDir, names: ["deb"],
+            imageConfig: ImageConfig(architecture: "amd64", os: "linux", config: config))
     }
 
     func environment(_ extra: [String: String] = [:]) -> EngineEnvironment {
-        EngineEnvironment(tmpDir: tmpDir, binDir: dir.path + "/bin", verbosity: 1,
-                          hostEnvironment: ["PATH": "/usr/bin:/bin", "TERM": "xterm", "HOME": "/tmp"].merging(extra) { $1 })
+        EngineEnvironment(
+            tmpDir: tmpDir, binDir: dir.path + "/bin", verbosity: 1,
+            hostEnvironment: ["PATH": "/usr/bin:/bin", "TERM": "xterm", "HOME": "/tmp"].merging(extra) { $1 })
     }
 
     func setMode(_ m: ExecutionMode) throws {
@@ -81,9 +88,10 @@ final class DebianContainer: @unchecked Sendable {
         var e = engine
         if var f = e as? FakechrootEngine { f.io = io; e = f } else if var p = e as? PRootEngine { p.io = io; e = p }
         let status = try e.run(instance(), options: o)
-        return RunResult(status: status,
-                         output: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
-                         error: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
+        return RunResult(
+            status: status,
+            output: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
+            error: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
     }
 
     func run(_ mode: ExecutionMode, _ o: RunOptions, input: String? = nil, env: [String: String] = [:]) throws -> RunResult {
@@ -92,7 +100,9 @@ final class DebianContainer: @unchecked Sendable {
 
     /// Every file, link and its target, and regular files' checksums (for exact round trips).
     func fingerprint() -> String {
-        shell("cd '\(root)' && find . \\( -type l -printf '%p -> %l\\n' \\) -o \\( -type f -printf '%p %m ' -exec sha256sum {} + \\) | sort | sha256sum").1
+        shell(
+            "cd '\(root)' && find . \\( -type l -printf '%p -> %l\\n' \\) -o \\( -type f -printf '%p %m ' -exec sha256sum {} + \\) | sort | sha256sum"
+        ).1
     }
 }
 
@@ -109,8 +119,9 @@ final class DebianContainer: @unchecked Sendable {
         let tar = copy.path + "/rootfs.tar"
         try FileManager.default.copyItem(atPath: try #require(DebianContainer.findTarball()), toPath: tar)
         chmod(tar, 0o644)
-        let (status, output) = runAsUnprivileged(flag: "UDOCKER_ENGINES_AS_TESTER", filter: "innerFakechroot", path: "/usr/bin:/bin",
-                                                     extraEnvironment: "UDOCKER_FAKECHROOT_TEST_TAR='\(tar)'")
+        let (status, output) = runAsUnprivileged(
+            flag: "UDOCKER_ENGINES_AS_TESTER", filter: "innerFakechroot", path: "/usr/bin:/bin",
+            extraEnvironment: "UDOCKER_FAKECHROOT_TEST_TAR='\(tar)'")
         #expect(status == 0, "\(output)")
         #expect(output.contains("innerFakechrootModes") && !output.contains("skipped") && output.contains("passed"), "\(output)")
     }
@@ -120,7 +131,9 @@ final class DebianContainer: @unchecked Sendable {
         let c = try DebianContainer()
         try c.setMode(mode)
         #expect(FakechrootSetup.convertedMode(directory: c.containerDir) == mode)
-        for f in ["ld.so.path", "ld.lib.dirs", "fakechroot.mode"] { #expect(FileManager.default.fileExists(atPath: c.containerDir + "/" + f), "\(f)") }
+        for f in ["ld.so.path", "ld.lib.dirs", "fakechroot.mode"] {
+            #expect(FileManager.default.fileExists(atPath: c.containerDir + "/" + f), "\(f)")
+        }
         #expect(FileManager.default.fileExists(atPath: c.containerDir + "/ld.so.orig") == (mode != .F1))
         #expect(FileManager.default.fileExists(atPath: c.containerDir + "/patch.path") == (mode == .F3 || mode == .F4))
         if mode == .F3 || mode == .F4 {
@@ -130,9 +143,11 @@ final class DebianContainer: @unchecked Sendable {
         let t = try c.run(mode, options(["/bin/true"]))
         #expect(t.status == 0, "\(t.error)")
         #expect(try c.run(mode, options(["sh", "-c", "exit 42"])).status == 42)
-        let e = try c.run(mode, options(["sh", "-c", "echo $MYVAR $container_execmode; id -u; cat /etc/debian_version; echo $LD_PRELOAD"]) {
-            $0.env = ["MYVAR=hello"]
-        })
+        let e = try c.run(
+            mode,
+            options(["sh", "-c", "echo $MYVAR $container_execmode; id -u; cat /etc/debian_version; echo $LD_PRELOAD"]) {
+                $0.env = ["MYVAR=hello"]
+            })
         #expect(e.status == 0, "\(e.error)")
         let lines = e.output.split(separator: "\n").map(String.init)
         #expect(lines.count == 4, "\(e.output) \(e.error)")
@@ -149,9 +164,11 @@ final class DebianContainer: @unchecked Sendable {
         try "in-host-dir\n".write(toFile: c.hostDir + "/f.txt", atomically: false, encoding: .utf8)
         let hostFile = c.dir.path + "/single.txt"
         try "single\n".write(toFile: hostFile, atomically: false, encoding: .utf8)
-        let v = try c.run(mode, options(["sh", "-c", "cat \(c.hostDir)/f.txt; cat \(hostFile); echo new > \(c.hostDir)/g.txt"]) {
-            $0.volumes = [c.hostDir, hostFile]
-        })
+        let v = try c.run(
+            mode,
+            options(["sh", "-c", "cat \(c.hostDir)/f.txt; cat \(hostFile); echo new > \(c.hostDir)/g.txt"]) {
+                $0.volumes = [c.hostDir, hostFile]
+            })
         #expect(v.output == "in-host-dir\nsingle\n", "\(v.error)")
         #expect((try? String(contentsOfFile: c.hostDir + "/g.txt", encoding: .utf8)) == "new\n")
         // A mapped volume is refused clearly with this library.
@@ -164,7 +181,8 @@ final class DebianContainer: @unchecked Sendable {
         let s = try c.run(mode, options(["sh", "-c", "tr a-z A-Z"]), input: "piped input\n")
         #expect(s.output == "PIPED INPUT\n", "\(s.error)")
         // A script with a shebang, run by name through PATH.
-        try "#!/bin/bash -e\necho \"script:$0:$1:${BASH_VERSION%%.*}\"\n".write(toFile: c.root + "/usr/local/bin/hello.sh", atomically: false, encoding: .utf8)
+        try "#!/bin/bash -e\necho \"script:$0:$1:${BASH_VERSION%%.*}\"\n".write(
+            toFile: c.root + "/usr/local/bin/hello.sh", atomically: false, encoding: .utf8)
         chmod(c.root + "/usr/local/bin/hello.sh", 0o755)
         let sc = try c.run(mode, options(["hello.sh", "arg1"]))
         #expect(sc.output == "script:/usr/local/bin/hello.sh:arg1:5\n", "\(sc.error)")
@@ -173,9 +191,12 @@ final class DebianContainer: @unchecked Sendable {
         let expected = shell("seq 1 1300000; head -c 1000000 /dev/zero | sha256sum").1
         #expect(big.status == 0 && big.output.utf8.count == expected.utf8.count && big.output == expected, "\(big.error)")
         // --user other than the host user: a warning, and it runs as the host user.
-        let u = try c.run(FakechrootEngine(mode: mode, environment: {
-            var e = c.environment(); e.verbosity = 2; return e
-        }()), options(["id", "-u"]) { $0.user = "root" })
+        let u = try c.run(
+            FakechrootEngine(
+                mode: mode,
+                environment: {
+                    var e = c.environment(); e.verbosity = 2; return e
+                }()), options(["id", "-u"]) { $0.user = "root" })
         #expect(u.output == "\(getuid())\n", "\(u.error)")
     }
 

@@ -18,11 +18,14 @@ import Glibc
         try "precious\n".write(toFile: path, atomically: false, encoding: .utf8)
         var ts = [timespec(tv_sec: 1_500_000_000, tv_nsec: 0), timespec(tv_sec: 1_500_000_000, tv_nsec: 0)]
         utimensat(AT_FDCWD, path, &ts, 0)
-        return (path, {
-            var st = stat()
-            guard lstat(path, &st) == 0 else { return "missing" }
-            return "\(st.st_size) \(st.st_mtim.tv_sec) \((try? String(contentsOfFile: path, encoding: .utf8)) ?? "")"
-        })
+        return (
+            path,
+            {
+                var st = stat()
+                guard lstat(path, &st) == 0 else { return "missing" }
+                return "\(st.st_size) \(st.st_mtim.tv_sec) \((try? String(contentsOfFile: path, encoding: .utf8)) ?? "")"
+            }
+        )
     }
 
     static func record(_ path: String) -> String {
@@ -39,10 +42,15 @@ import Glibc
         let root = dir + "/ROOT"
         try FileManager.default.createDirectory(atPath: root + "/etc", withIntermediateDirectories: true)
         symlink(tmp.sub("outside"), root + "/evil")
-        let log = [Self.record("/../../../../../../../..\(outside)"), Self.record("/evil/file"),
-                   Self.record("/../outside/file"), Self.record("evil/file")].joined(separator: "\n") + "\n"
+        let log =
+            [
+                Self.record("/../../../../../../../..\(outside)"), Self.record("/evil/file"),
+                Self.record("/../outside/file"), Self.record("evil/file"),
+            ].joined(separator: "\n") + "\n"
         try log.write(toFile: dir + "/elf.patch.log", atomically: false, encoding: .utf8)
-        for (f, v) in [("execmode", "F1"), ("fakechroot.mode", "F1")] { try v.write(toFile: "\(dir)/\(f)", atomically: false, encoding: .utf8) }
+        for (f, v) in [("execmode", "F1"), ("fakechroot.mode", "F1")] {
+            try v.write(toFile: "\(dir)/\(f)", atomically: false, encoding: .utf8)
+        }
         var lines: [String] = []
         try FakechrootSetup.convert(directory: dir, root: root, to: .N1, log: { lines.append($0) }) { _ in }
         #expect(stamp() == before, "a file outside the container was changed")
@@ -87,7 +95,8 @@ import Glibc
         try FileManager.default.createDirectory(atPath: root + "/lib", withIntermediateDirectories: true)
         try "so".write(toFile: root + "/usr/lib/libreal.so.1", atomically: false, encoding: .utf8)
         symlink("/usr/lib/libreal.so.1", root + "/lib/libreal.so")
-        try #"{"architecture":"amd64","config":{}}"#.write(toFile: repo.containerDirectory(id) + "/container.json", atomically: false, encoding: .utf8)
+        try #"{"architecture":"amd64","config":{}}"#.write(
+            toFile: repo.containerDirectory(id) + "/container.json", atomically: false, encoding: .utf8)
         return root
     }
 
@@ -124,7 +133,9 @@ import Glibc
 
         let cloned = try repo.cloneContainer(src)
         try Self.prepareRun(repo, cloned, .F1)
-        #expect(FileInfo.readLink(repo.containerRoot(cloned) + "/lib/libreal.so") == Self.real(repo.containerRoot(cloned)) + "/usr/lib/libreal.so.1")
+        #expect(
+            FileInfo.readLink(repo.containerRoot(cloned) + "/lib/libreal.so") == Self.real(repo.containerRoot(cloned))
+                + "/usr/lib/libreal.so.1")
 
         let tar = tmp.sub("clone.tar")
         let fd = open(tar, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
@@ -132,7 +143,9 @@ import Glibc
         close(fd)
         let imported = try repo.importClone(from: .file(tar))
         try Self.prepareRun(repo, imported, .F1)
-        #expect(FileInfo.readLink(repo.containerRoot(imported) + "/lib/libreal.so") == Self.real(repo.containerRoot(imported)) + "/usr/lib/libreal.so.1")
+        #expect(
+            FileInfo.readLink(repo.containerRoot(imported) + "/lib/libreal.so") == Self.real(repo.containerRoot(imported))
+                + "/usr/lib/libreal.so.1")
 
         // Back to P1: the links are the image's again.
         try Self.convert(repo, imported, .P1)
@@ -152,6 +165,8 @@ import Glibc
         #expect(st == 0)
         let fromPython = try repo.importClone(from: .file(tmp.sub("py.tar")))
         try Self.prepareRun(repo, fromPython, .F1)
-        #expect(FileInfo.readLink(repo.containerRoot(fromPython) + "/lib/libreal.so") == Self.real(repo.containerRoot(fromPython)) + "/usr/lib/libreal.so.1")
+        #expect(
+            FileInfo.readLink(repo.containerRoot(fromPython) + "/lib/libreal.so") == Self.real(repo.containerRoot(fromPython))
+                + "/usr/lib/libreal.so.1")
     }
 }

@@ -16,7 +16,9 @@ final class BusyboxContainer: @unchecked Sendable {
     var tmpDir: String { dir.path + "/tmp" }
     var hostDir: String { dir.path + "/host" }
 
-    static let applets = ["sh", "cat", "id", "pwd", "env", "ls", "echo", "touch", "stat", "test", "mkdir", "true", "false", "sleep", "readlink", "head", "wc"]
+    static let applets = [
+        "sh", "cat", "id", "pwd", "env", "ls", "echo", "touch", "stat", "test", "mkdir", "true", "false", "sleep", "readlink", "head", "wc",
+    ]
     static var busybox: String? { FileManager.default.isExecutableFile(atPath: "/usr/bin/busybox") ? "/usr/bin/busybox" : nil }
 
     init(passwd: Bool = true) throws {
@@ -44,14 +46,18 @@ final class BusyboxContainer: @unchecked Sendable {
     }
 
     func instance(config: ImageConfig.Config? = nil, names: [String] = ["busy"]) -> ContainerInstance {
-        ContainerInstance(id: id, directory: containerDir, names: names,
-                          imageConfig: config.map { ImageConfig(architecture: "amd64", os: "linux", config: $0) })
+        ContainerInstance(
+            id: id, directory: containerDir, names: names,
+            imageConfig: config.map { ImageConfig(architecture: "amd64", os: "linux", config: $0) })
     }
 
     func environment(verbosity: Int = 1, host: [String: String]? = nil, sysdirs: [String]? = nil) -> EngineEnvironment {
-        EngineEnvironment(tmpDir: tmpDir, binDir: dir.path + "/bin", sysdirs: sysdirs, verbosity: verbosity,
-                          hostEnvironment: host ?? ["PATH": "/usr/bin:/bin", "TERM": "xterm", "HOME": "/root",
-                                                    "SECRET_TOKEN": "s3cr3t", "USER": "root", "MYVAR": "from-host"])
+        EngineEnvironment(
+            tmpDir: tmpDir, binDir: dir.path + "/bin", sysdirs: sysdirs, verbosity: verbosity,
+            hostEnvironment: host ?? [
+                "PATH": "/usr/bin:/bin", "TERM": "xterm", "HOME": "/root",
+                "SECRET_TOKEN": "s3cr3t", "USER": "root", "MYVAR": "from-host",
+            ])
     }
 
     func write(_ text: String, to path: String) throws {
@@ -74,18 +80,23 @@ enum EngineKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
 let engineLock = NSLock()
 
 /// Runs an engine with stdout/stderr captured in files (and stdin from `input`).
-func runEngine(_ kind: EngineKind, _ c: BusyboxContainer, _ options: RunOptions, config: ImageConfig.Config? = nil,
-               input: String? = nil, environment: EngineEnvironment? = nil) throws -> RunResult {
+func runEngine(
+    _ kind: EngineKind, _ c: BusyboxContainer, _ options: RunOptions, config: ImageConfig.Config? = nil,
+    input: String? = nil, environment: EngineEnvironment? = nil
+) throws -> RunResult {
     try engineLock.withLock {
         try runEngineUnlocked(kind, c, options, config: config, input: input, environment: environment)
     }
 }
 
-func runEngineUnlocked(_ kind: EngineKind, _ c: BusyboxContainer, _ options: RunOptions, config: ImageConfig.Config? = nil,
-               input: String? = nil, environment: EngineEnvironment? = nil) throws -> RunResult {
+func runEngineUnlocked(
+    _ kind: EngineKind, _ c: BusyboxContainer, _ options: RunOptions, config: ImageConfig.Config? = nil,
+    input: String? = nil, environment: EngineEnvironment? = nil
+) throws -> RunResult {
     try withCapturedIO(c, input: input) { io in
         let env = environment ?? c.environment()
-        let engine: any ExecutionEngine = kind == .native ? NativeEngine(environment: env, io: io) : PRootEngine(mode: .P1, environment: env, io: io)
+        let engine: any ExecutionEngine =
+            kind == .native ? NativeEngine(environment: env, io: io) : PRootEngine(mode: .P1, environment: env, io: io)
         return try engine.run(c.instance(config: config), options: options)
     }
 }
@@ -101,9 +112,10 @@ func withCapturedIO(_ c: BusyboxContainer, input: String?, _ body: (StandardIO) 
     let inp = open(inPath, O_RDONLY | O_CLOEXEC)
     defer { close(out); close(err); close(inp); unlink(outPath); unlink(errPath); unlink(inPath) }
     let status = try body(StandardIO(input: inp, output: out, error: err))
-    return RunResult(status: status,
-                     output: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
-                     error: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
+    return RunResult(
+        status: status,
+        output: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
+        error: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
 }
 
 func options(_ command: [String], _ configure: (inout RunOptions) -> Void = { _ in }) -> RunOptions {
@@ -145,14 +157,18 @@ let unprivilegedTestBinary: String = {
     let dir = "/tmp/udocker-engine-tests-\(getpid())"
     let copy = "\(dir)/tests.xctest"
     // Copies left by earlier runs (about 100 MB each) are removed first.
-    let (status, _) = shell("rm -rf /tmp/udocker-engine-tests-*; mkdir -p '\(dir)' && chmod 755 '\(dir)' && cp '\(exe)' '\(copy)' && chmod 755 '\(copy)'")
+    let (status, _) = shell(
+        "rm -rf /tmp/udocker-engine-tests-*; mkdir -p '\(dir)' && chmod 755 '\(dir)' && cp '\(exe)' '\(copy)' && chmod 755 '\(copy)'")
     return status == 0 ? copy : exe
 }()
 
 /// Re-runs the tests matching `filter` of this binary as the unprivileged user, with `flag=1`.
-func runAsUnprivileged(flag: String, filter: String, path: String = "/usr/sbin:/usr/bin:/sbin:/bin",
-                       extraEnvironment: String = "") -> (Int32, String) {
+func runAsUnprivileged(
+    flag: String, filter: String, path: String = "/usr/sbin:/usr/bin:/sbin:/bin",
+    extraEnvironment: String = ""
+) -> (Int32, String) {
     guard let user = unprivilegedUser else { return (-1, "no unprivileged user") }
-    return shell("cd /tmp && runuser -u \(user) -- env -i PATH=\(path) HOME=/tmp TMPDIR=/tmp "
-                 + "\(flag)=1 \(extraEnvironment) '\(unprivilegedTestBinary)' --testing-library swift-testing --filter '\(filter)' 2>&1")
+    return shell(
+        "cd /tmp && runuser -u \(user) -- env -i PATH=\(path) HOME=/tmp TMPDIR=/tmp "
+            + "\(flag)=1 \(extraEnvironment) '\(unprivilegedTestBinary)' --testing-library swift-testing --filter '\(filter)' 2>&1")
 }

@@ -7,16 +7,21 @@ import Testing
 import OCI
 
 @Suite struct JobEnvironmentTests {
-    static let job = ["PATH": "/usr/bin:/bin", "HOME": "/root", "USER": "root", "SECRET_TOKEN": "s3cr3t",
-                      "OMPI_COMM_WORLD_RANK": "3", "PMIX_RANK": "3", "PMI_FD": "7", "SLURM_PROCID": "3",
-                      "CUDA_VISIBLE_DEVICES": "0,1", "NVIDIA_VISIBLE_DEVICES": "all", "SLURM_JOB_ID": "42"]
+    static let job = [
+        "PATH": "/usr/bin:/bin", "HOME": "/root", "USER": "root", "SECRET_TOKEN": "s3cr3t",
+        "OMPI_COMM_WORLD_RANK": "3", "PMIX_RANK": "3", "PMI_FD": "7", "SLURM_PROCID": "3",
+        "CUDA_VISIBLE_DEVICES": "0,1", "NVIDIA_VISIBLE_DEVICES": "all", "SLURM_JOB_ID": "42",
+    ]
 
-    func plan(_ c: BusyboxContainer, host: [String: String], sysdirs: [String] = [], prefixes: [String]? = nil,
-              config: ImageConfig.Config? = nil, _ configure: (inout RunOptions) -> Void = { _ in }) throws -> ExecutionPlan {
+    func plan(
+        _ c: BusyboxContainer, host: [String: String], sysdirs: [String] = [], prefixes: [String]? = nil,
+        config: ImageConfig.Config? = nil, _ configure: (inout RunOptions) -> Void = { _ in }
+    ) throws -> ExecutionPlan {
         var env = c.environment(host: host, sysdirs: sysdirs)
         if let prefixes { env.jobEnvironmentPrefixes = prefixes }
-        return try ExecutionPlan.make(container: c.instance(config: config), options: options(["true"], configure),
-                                      environment: env, mode: .N1)
+        return try ExecutionPlan.make(
+            container: c.instance(config: config), options: options(["true"], configure),
+            environment: env, mode: .N1)
     }
 
     @Test func jobVariablesPassOthersDoNot() throws {
@@ -52,7 +57,7 @@ import OCI
         host["OMPI_MCA_orte_top_session_dir"] = session
         host["PMIX_SERVER_TMPDIR"] = session + "/pid.1"
         host["PMIX_DSTORE_21_BASE_PATH"] = session + "/pid.1/pmix_dstor_ds21_1"
-        host["PMIX_DSTORE_ESH_BASE_PATH"] = "/tmp"      // never all of /tmp
+        host["PMIX_DSTORE_ESH_BASE_PATH"] = "/tmp"  // never all of /tmp
         let p = try plan(c, host: host)
         defer { p.removeTemporaryFiles() }
         #expect(p.mounts.filter { $0.isSysdir }.map(\.target) == ["/dev/shm", session])
@@ -95,7 +100,8 @@ import OCI
         #expect(MPILauncher.detect(["OMPI_COMM_WORLD_SIZE": "4", "PMIX_RANK": "0"]) == .openMPI)
         #expect(MPILauncher.detect(["PMIX_RANK": "0", "SLURM_STEP_ID": "0"]) == .pmix)
         #expect(MPILauncher.detect(["PMI_RANK": "0", "PMI_FD": "5"]) == .pmi)
-        #expect(MPILauncher.detect(["SLURM_STEP_ID": "0", "SLURM_STEP_NUM_TASKS": "2", "SLURM_MPI_TYPE": "none"]) == .slurmWithoutMPI(tasks: 2))
+        #expect(
+            MPILauncher.detect(["SLURM_STEP_ID": "0", "SLURM_STEP_NUM_TASKS": "2", "SLURM_MPI_TYPE": "none"]) == .slurmWithoutMPI(tasks: 2))
         #expect(MPILauncher.detect(["SLURM_STEP_ID": "0", "SLURM_STEP_NUM_TASKS": "1"]) == nil)
         #expect(MPILauncher.detect(["PATH": "/bin"]) == nil)
     }
@@ -110,13 +116,15 @@ import OCI
         let release = MPICompatibility.problem(program: "/r", library: ompi40, launcher: .openMPI, host: ompi41)
         #expect(release?.contains("Open MPI (libmpi.so.40.20.3)") == true && release?.contains("libmpi.so.40.30.4") == true)
         let vendor = MPICompatibility.problem(program: "/usr/bin/ring", library: mpich, launcher: .openMPI, host: ompi41)
-        #expect(vendor == "MPI mismatch: ring uses MPICH (libmpich.so.12.2.2) but was started by Open MPI's mpirun "
+        #expect(
+            vendor == "MPI mismatch: ring uses MPICH (libmpich.so.12.2.2) but was started by Open MPI's mpirun "
                 + "(Open MPI (libmpi.so.40.30.4)); its ranks would run as separate one-rank jobs")
         #expect(MPICompatibility.problem(program: "/r", library: ompi41, launcher: .pmix, host: nil) == nil)
         #expect(MPICompatibility.problem(program: "/r", library: mpich, launcher: .pmix, host: nil)?.contains("no PMIx") == true)
         #expect(MPICompatibility.problem(program: "/r", library: mpich, launcher: .pmi, host: nil) == nil)
         #expect(MPICompatibility.problem(program: "/r", library: ompi41, launcher: .pmi, host: nil) != nil)
-        #expect(MPICompatibility.problem(program: "/r", library: ompi41, launcher: .slurmWithoutMPI(tasks: 2), host: nil)?
-            .contains("--mpi=pmix") == true)
+        #expect(
+            MPICompatibility.problem(program: "/r", library: ompi41, launcher: .slurmWithoutMPI(tasks: 2), host: nil)?
+                .contains("--mpi=pmix") == true)
     }
 }

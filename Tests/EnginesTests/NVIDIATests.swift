@@ -24,8 +24,11 @@ enum FakeDriver {
 }
 
 @Suite struct LDCacheTests {
-    @Test(.enabled(if: FileManager.default.fileExists(atPath: "/etc/ld.so.cache") && FileManager.default.isExecutableFile(atPath: "/sbin/ldconfig"),
-                   "needs the host's ld.so.cache and ldconfig"))
+    @Test(
+        .enabled(
+            if: FileManager.default.fileExists(atPath: "/etc/ld.so.cache")
+                && FileManager.default.isExecutableFile(atPath: "/sbin/ldconfig"),
+            "needs the host's ld.so.cache and ldconfig"))
     func hostCacheMatchesLdconfig() throws {
         let cache = try LDCache.load(root: "/")
         let (status, out) = shell("/sbin/ldconfig -p")
@@ -43,13 +46,13 @@ enum FakeDriver {
     @Test func rejectsGarbageAndTruncation() {
         #expect(throws: LDCache.ParseError.notACache) { try LDCache(bytes: Array("not a cache at all, really not".utf8)) }
         var header = Array("glibc-ld.so.cache1.1".utf8) + [UInt8](repeating: 0, count: 28)
-        header[20] = 0xff; header[21] = 0xff   // 65535 entries announced, none present
+        header[20] = 0xff; header[21] = 0xff  // 65535 entries announced, none present
         #expect(throws: LDCache.ParseError.truncated) { try LDCache(bytes: header) }
     }
 
     @Test func entryOffsetsOutsideTheFileAreSkipped() throws {
         var b = Array("glibc-ld.so.cache1.1".utf8) + [UInt8](repeating: 0, count: 28)
-        b[20] = 2   // two entries
+        b[20] = 2  // two entries
         func entry(_ flags: UInt32, _ key: UInt32, _ value: UInt32) -> [UInt8] {
             var e = [UInt8](repeating: 0, count: 24)
             for i in 0..<4 {
@@ -90,13 +93,18 @@ enum FakeDriver {
 @Suite struct NVIDIAFileListTests {
     @Test func defaultListAndUserLines() throws {
         let list = NVIDIAFileList.builtIn
-        for lib in ["libcuda.so", "libnvidia-ml.so", "libnvidia-ptxjitcompiler.so", "libnvidia-nvvm.so", "libnvidia-gpucomp.so",
-                    "libcudadebugger.so", "libnvidia-allocator.so", "libnvidia-cfg.so", "libnvidia-opencl.so", "libnvidia-pkcs11.so"] {
+        for lib in [
+            "libcuda.so", "libnvidia-ml.so", "libnvidia-ptxjitcompiler.so", "libnvidia-nvvm.so", "libnvidia-gpucomp.so",
+            "libcudadebugger.so", "libnvidia-allocator.so", "libnvidia-cfg.so", "libnvidia-opencl.so", "libnvidia-pkcs11.so",
+        ] {
             #expect(list.items.contains { $0.kind == .lib && $0.name == lib }, "\(lib) missing")
         }
         let user = try NVIDIAFileList(text: "compute lib libnvidia-foo.so  # site addition\n\nvideo file /etc/x.json\n")
-        #expect(user.items == [.init(capability: "compute", kind: .lib, name: "libnvidia-foo.so"),
-                               .init(capability: "video", kind: .file, name: "/etc/x.json")])
+        #expect(
+            user.items == [
+                .init(capability: "compute", kind: .lib, name: "libnvidia-foo.so"),
+                .init(capability: "video", kind: .file, name: "/etc/x.json"),
+            ])
         #expect(throws: NVIDIAFileList.ParseError.self) { try NVIDIAFileList(text: "compute lib ../x") }
         #expect(throws: NVIDIAFileList.ParseError.self) { try NVIDIAFileList(text: "gaming lib libx.so") }
         #expect(throws: NVIDIAFileList.ParseError.self) { try NVIDIAFileList(text: "compute file relative/x") }
@@ -122,12 +130,18 @@ struct NVIDIADriverTests {
         let dir = try FakeDriver.build()
         let driver = NVIDIADriver(root: dir.path + "/root")
         #expect(driver.kernelModuleVersion() == FakeDriver.version)
-        let r = NVIDIAPreflight.run(driver: driver, container: nil, imageEnvironment: [:], userEnvironment: [:],
-                                    capabilities: NVIDIAFileList.defaultCapabilities, list: .builtIn)
+        let r = NVIDIAPreflight.run(
+            driver: driver, container: nil, imageEnvironment: [:], userEnvironment: [:],
+            capabilities: NVIDIAFileList.defaultCapabilities, list: .builtIn)
         #expect(r.findings.filter { $0.level == .error }.isEmpty, "\(r.findings)")
         let names = Set(r.libraries.map(\.name))
-        #expect(names == Set(["libcuda", "libnvidia-ml", "libnvidia-ptxjitcompiler", "libnvidia-nvvm", "libnvidia-opencl",
-                              "libnvidia-allocator", "libcudadebugger", "libnvidia-gpucomp"].map { "\($0).so.\(FakeDriver.version)" }))
+        #expect(
+            names
+                == Set(
+                    [
+                        "libcuda", "libnvidia-ml", "libnvidia-ptxjitcompiler", "libnvidia-nvvm", "libnvidia-opencl",
+                        "libnvidia-allocator", "libcudadebugger", "libnvidia-gpucomp",
+                    ].map { "\($0).so.\(FakeDriver.version)" }))
         #expect(r.libraries.first { $0.name.hasPrefix("libcuda.") }?.links.contains("libcuda.so.1") == true)
         #expect(!r.libraries.contains { $0.host.contains("535.104.05") || $0.host.contains("unrelated") })
         #expect(driver.gpus().map(\.index) == [0, 1])
@@ -146,8 +160,13 @@ struct NVIDIADriverTests {
         #expect(none.count == 1 && none[0].level == .error && none[0].message.hasPrefix("no NVIDIA driver"))
         let dir = try FakeDriver.build("--kmod=565.57.01")
         let mismatch = NVIDIAPreflight.check(hostRoot: dir.path + "/root")
-        #expect(mismatch == [.init(level: .error, message: "driver/library version mismatch: libcuda.so.1 is \(FakeDriver.version) "
-                                   + "(\(dir.path)/root/usr/lib/x86_64-linux-gnu/libcuda.so.\(FakeDriver.version)), the kernel module is 565.57.01")])
+        #expect(
+            mismatch == [
+                .init(
+                    level: .error,
+                    message: "driver/library version mismatch: libcuda.so.1 is \(FakeDriver.version) "
+                        + "(\(dir.path)/root/usr/lib/x86_64-linux-gnu/libcuda.so.\(FakeDriver.version)), the kernel module is 565.57.01")
+            ])
     }
 
     @Test func glibcAndCUDAChecksAgainstTheContainer() throws {
@@ -157,14 +176,23 @@ struct NVIDIADriverTests {
         let good = try FakeDriver.build()
         let driver = NVIDIADriver(root: good.path + "/root")
         func run(_ image: [String: String] = [:], user: [String: String] = [:]) -> [NVIDIAFinding] {
-            NVIDIAPreflight.run(driver: driver, container: container.root, imageEnvironment: image, userEnvironment: user,
-                                capabilities: NVIDIAFileList.defaultCapabilities, list: .builtIn).findings
+            NVIDIAPreflight.run(
+                driver: driver, container: container.root, imageEnvironment: image, userEnvironment: user,
+                capabilities: NVIDIAFileList.defaultCapabilities, list: .builtIn
+            ).findings
         }
         // busybox-static: no glibc at all.
         #expect(run().first?.message.hasPrefix("the container has no glibc") == true)
         try FileManager.default.copyItem(atPath: "/lib/x86_64-linux-gnu/libc.so.6", toPath: libdir + "/libc.so.6")
         #expect(run() == [])
-        #expect(run(["CUDA_VERSION": "12.8.0"]) == [.init(level: .warning, message: "the image needs CUDA 12.8, driver \(FakeDriver.version) supports 12.6: minor-version compatibility only (PTX JIT may fail)")])
+        #expect(
+            run(["CUDA_VERSION": "12.8.0"]) == [
+                .init(
+                    level: .warning,
+                    message:
+                        "the image needs CUDA 12.8, driver \(FakeDriver.version) supports 12.6: minor-version compatibility only (PTX JIT may fail)"
+                )
+            ])
         #expect(run(["CUDA_VERSION": "13.0.1"]).first?.level == .error)
         #expect(run(["CUDA_VERSION": "13.0.1"], user: ["NVIDIA_DISABLE_REQUIRE": "1"]) == [])
         try FileManager.default.createDirectory(atPath: container.root + "/usr/local/cuda/compat", withIntermediateDirectories: true)
@@ -172,9 +200,13 @@ struct NVIDIADriverTests {
         #expect(run(["CUDA_VERSION": "13.0.1"]).first?.level == .warning)
 
         let newer = try FakeDriver.build("--glibc-too-new")
-        let r = NVIDIAPreflight.run(driver: NVIDIADriver(root: newer.path + "/root"), container: container.root, imageEnvironment: [:],
-                                    userEnvironment: [:], capabilities: NVIDIAFileList.defaultCapabilities, list: .builtIn)
-        #expect(r.findings == [.init(level: .error, message: "libcuda.so.1 (\(FakeDriver.version)) needs GLIBC_2.99; the container has GLIBC_2.36")])
+        let r = NVIDIAPreflight.run(
+            driver: NVIDIADriver(root: newer.path + "/root"), container: container.root, imageEnvironment: [:],
+            userEnvironment: [:], capabilities: NVIDIAFileList.defaultCapabilities, list: .builtIn)
+        #expect(
+            r.findings == [
+                .init(level: .error, message: "libcuda.so.1 (\(FakeDriver.version)) needs GLIBC_2.99; the container has GLIBC_2.36")
+            ])
     }
 }
 
@@ -202,7 +234,8 @@ struct NVIDIAPlanTests {
         let c = try container()
         let p = try plan(c, tree: dir.path + "/root", mode: .R1, gpus: "1")
         defer { p.removeTemporaryFiles() }
-        #expect(p.devices.map { "\($0.container) \($0.major):\($0.minor)" }
+        #expect(
+            p.devices.map { "\($0.container) \($0.major):\($0.minor)" }
                 == ["/dev/nvidiactl 195:255", "/dev/nvidia-uvm 511:0", "/dev/nvidia-uvm-tools 511:1", "/dev/nvidia1 195:1"])
         #expect(p.devices.allSatisfy { $0.host == dir.path + "/root" + $0.container })
         #expect(p.environmentValue("LD_LIBRARY_PATH")?.hasPrefix("/usr/local/nvidia/lib64") == true)

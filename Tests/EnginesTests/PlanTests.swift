@@ -6,10 +6,13 @@ import OCI
 import Glibc
 #endif
 
-private func plan(_ c: BusyboxContainer, _ o: RunOptions, config: ImageConfig.Config? = nil,
-                  environment: EngineEnvironment? = nil, mode: ExecutionMode = .N1) throws -> ExecutionPlan {
-    let p = try ExecutionPlan.make(container: c.instance(config: config), options: o,
-                                   environment: environment ?? c.environment(), mode: mode)
+private func plan(
+    _ c: BusyboxContainer, _ o: RunOptions, config: ImageConfig.Config? = nil,
+    environment: EngineEnvironment? = nil, mode: ExecutionMode = .N1
+) throws -> ExecutionPlan {
+    let p = try ExecutionPlan.make(
+        container: c.instance(config: config), options: o,
+        environment: environment ?? c.environment(), mode: mode)
     return p
 }
 
@@ -32,7 +35,11 @@ private func expectError(_ fragment: String, _ body: () throws -> Void, sourceLo
         try c.write("# comment\n\nA=file\nB=file\nC=file\nD=file\n", to: envFile)
         var config = ImageConfig.Config()
         config.env = ["A=image", "B=image"]
-        let p = try plan(c, options(["true"]) { $0.env = ["A=cli"]; $0.envFiles = [envFile] }, config: config)
+        let p = try plan(
+            c,
+            options(["true"]) {
+                $0.env = ["A=cli"]; $0.envFiles = [envFile]
+            }, config: config)
         defer { p.removeTemporaryFiles() }
         #expect(p.environmentValue("A") == "cli")
         #expect(p.environmentValue("B") == "image")
@@ -157,7 +164,7 @@ private func expectError(_ fragment: String, _ body: () throws -> Void, sourceLo
         #expect(p.user.name == "udoc4242")
         #expect(p.user.home == "/home/udoc4242")
         #expect(p.warnings.contains("non-existing user will be created"))
-        #expect(p.cwd == "/")   // home missing in the container → "/" with a warning
+        #expect(p.cwd == "/")  // home missing in the container → "/" with a warning
         let passwd = try #require(p.mounts.first { $0.target == "/etc/passwd" })
         let group = try #require(p.mounts.first { $0.target == "/etc/group" })
         #expect(p.temporaryFiles.contains(passwd.source))
@@ -179,17 +186,39 @@ private func expectError(_ fragment: String, _ body: () throws -> Void, sourceLo
         let p = try plan(c, options(["true"]))
         defer { p.removeTemporaryFiles() }
         let passwd = try #require(p.mounts.first { $0.target == "/etc/passwd" })
-        #expect(try String(contentsOfFile: passwd.source, encoding: .utf8) == "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:User:/home/user:/bin/sh\n")
+        #expect(
+            try String(contentsOfFile: passwd.source, encoding: .utf8)
+                == "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:User:/home/user:/bin/sh\n")
     }
 
     @Test func containerauthAndHostauth() throws {
         let c = try BusyboxContainer()
-        let ca = try plan(c, options(["true"]) { $0.containerauth = true; $0.user = "user" })
+        let ca = try plan(
+            c,
+            options(["true"]) {
+                $0.containerauth = true; $0.user = "user"
+            })
         #expect(!ca.mounts.contains { $0.target == "/etc/passwd" })
         #expect(ca.temporaryFiles.isEmpty)
-        expectError("user not found: nobody-here") { _ = try plan(c, options(["true"]) { $0.containerauth = true; $0.user = "nobody-here" }) }
-        expectError("user not found: nobody-here") { _ = try plan(c, options(["true"]) { $0.hostauth = true; $0.user = "nobody-here" }) }
-        let ha = try plan(c, options(["true"]) { $0.hostauth = true; $0.user = "root" })
+        expectError("user not found: nobody-here") {
+            _ = try plan(
+                c,
+                options(["true"]) {
+                    $0.containerauth = true; $0.user = "nobody-here"
+                })
+        }
+        expectError("user not found: nobody-here") {
+            _ = try plan(
+                c,
+                options(["true"]) {
+                    $0.hostauth = true; $0.user = "nobody-here"
+                })
+        }
+        let ha = try plan(
+            c,
+            options(["true"]) {
+                $0.hostauth = true; $0.user = "root"
+            })
         defer { ha.removeTemporaryFiles() }
         let passwd = try #require(ha.mounts.first { $0.target == "/etc/passwd" })
         #expect(try String(contentsOfFile: passwd.source, encoding: .utf8) == String(contentsOfFile: "/etc/passwd", encoding: .utf8))
@@ -204,7 +233,7 @@ private func expectError(_ fragment: String, _ body: () throws -> Void, sourceLo
         let p = try plan(c, options(["true"]) { $0.user = "alt" })
         defer { p.removeTemporaryFiles() }
         #expect(p.user.uid == 77)
-        let q = try plan(c, options(["true"]) { $0.user = "daemon" })   // exists on the host only
+        let q = try plan(c, options(["true"]) { $0.user = "daemon" })  // exists on the host only
         defer { q.removeTemporaryFiles() }
         #expect(q.warnings.contains("non-existing user will be created"))
     }
@@ -217,11 +246,16 @@ private func expectError(_ fragment: String, _ body: () throws -> Void, sourceLo
         expectError("container path must be absolute") { _ = try plan(c, options(["true"]) { $0.volumes = ["/tmp:rel"] }) }
         expectError("container path cannot be /") { _ = try plan(c, options(["true"]) { $0.volumes = ["/tmp:/"] }) }
         expectError("container path cannot be /") { _ = try plan(c, options(["true"]) { $0.volumes = ["/tmp:/x/.."] }) }
-        expectError("invalid host volume path: /nonexistent/dir") { _ = try plan(c, options(["true"]) { $0.volumes = ["/nonexistent/dir:/x"] }) }
+        expectError("invalid host volume path: /nonexistent/dir") {
+            _ = try plan(c, options(["true"]) { $0.volumes = ["/nonexistent/dir:/x"] })
+        }
         expectError("the only options are :ro and :rw") { _ = try plan(c, options(["true"]) { $0.volumes = ["/tmp:/x:rx"] }) }
         let ro = try plan(c, options(["true"]) { $0.volumes = ["/tmp:/x:ro", "/tmp:/y:rw", "/tmp"] })
         defer { ro.removeTemporaryFiles() }
-        #expect(ro.mounts.filter { !$0.isSysdir && $0.source == "/tmp" }.map { "\($0.target):\($0.readOnly)" } == ["/x:true", "/y:false", "/tmp:false"])
+        #expect(
+            ro.mounts.filter { !$0.isSysdir && $0.source == "/tmp" }.map { "\($0.target):\($0.readOnly)" } == [
+                "/x:true", "/y:false", "/tmp:false",
+            ])
         expectError("read-only volumes (-v host:cont:ro) are not supported by P1") {
             _ = try plan(c, options(["true"]) { $0.volumes = ["/tmp:/x:ro"] }, mode: .P1)
         }
@@ -230,12 +264,20 @@ private func expectError(_ fragment: String, _ body: () throws -> Void, sourceLo
     @Test func orderSysdirsNovolAndBindhome() throws {
         let c = try BusyboxContainer()
         let env = c.environment(sysdirs: ["/dev", "/proc", "/nonexistent-sysdir"])
-        let p = try plan(c, options(["true"]) { $0.volumes = [c.hostDir + ":/data", c.hostDir]; $0.noVolumes = ["/proc"] }, environment: env)
+        let p = try plan(
+            c,
+            options(["true"]) {
+                $0.volumes = [c.hostDir + ":/data", c.hostDir]; $0.noVolumes = ["/proc"]
+            }, environment: env)
         defer { p.removeTemporaryFiles() }
         #expect(p.mounts.map(\.target) == ["/data", c.hostDir, "/dev", "/etc/passwd", "/etc/group"])
         #expect(p.mounts[0].isDirectory && !p.mounts[0].isSysdir && p.mounts[2].isSysdir)
-        let q = try plan(c, options(["true"]) { $0.nosysdirs = true; $0.bindhome = true },
-                         environment: c.environment(host: ["HOME": c.hostDir]))
+        let q = try plan(
+            c,
+            options(["true"]) {
+                $0.nosysdirs = true; $0.bindhome = true
+            },
+            environment: c.environment(host: ["HOME": c.hostDir]))
         defer { q.removeTemporaryFiles() }
         #expect(q.mounts.map(\.target) == ["/etc/passwd", "/etc/group", c.hostDir])
         #expect(q.environmentValue("HOME") == c.hostDir)
@@ -246,7 +288,11 @@ private func expectError(_ fragment: String, _ body: () throws -> Void, sourceLo
         let c = try BusyboxContainer()
         let pw = c.hostDir + "/passwd"
         try c.write("someone:x:1234:1234::/:/bin/sh\n", to: pw)
-        let p = try plan(c, options(["true"]) { $0.volumes = [pw + ":/etc/passwd"]; $0.user = "someone"; $0.nosysdirs = true })
+        let p = try plan(
+            c,
+            options(["true"]) {
+                $0.volumes = [pw + ":/etc/passwd"]; $0.user = "someone"; $0.nosysdirs = true
+            })
         #expect(p.user.uid == 1234)
         #expect(p.mounts.map(\.target) == ["/etc/passwd"])
         #expect(p.temporaryFiles.isEmpty)
@@ -262,7 +308,7 @@ private func expectError(_ fragment: String, _ body: () throws -> Void, sourceLo
         let p = try plan(c, options(["true"]) { $0.workdir = "/work" })
         p.removeTemporaryFiles()
         #expect(p.cwd == "/work")
-        let q = try plan(c, options(["true"]) { $0.workdir = "/out/tmp" })   // resolves to ROOT/tmp
+        let q = try plan(c, options(["true"]) { $0.workdir = "/out/tmp" })  // resolves to ROOT/tmp
         q.removeTemporaryFiles()
         #expect(q.cwd == "/out/tmp")
         expectError("invalid working directory: /nonexistent") { _ = try plan(c, options(["true"]) { $0.workdir = "/nonexistent" }) }
@@ -277,7 +323,11 @@ private func expectError(_ fragment: String, _ body: () throws -> Void, sourceLo
         #expect(m.cwd == "/data")
         // Inside a volume.
         try FileManager.default.createDirectory(atPath: c.hostDir + "/sub", withIntermediateDirectories: true)
-        let v = try plan(c, options(["true"]) { $0.volumes = [c.hostDir + ":/vol"]; $0.workdir = "/vol/sub" })
+        let v = try plan(
+            c,
+            options(["true"]) {
+                $0.volumes = [c.hostDir + ":/vol"]; $0.workdir = "/vol/sub"
+            })
         v.removeTemporaryFiles()
         #expect(v.cwd == "/vol/sub")
     }
@@ -345,7 +395,8 @@ private func expectError(_ fragment: String, _ body: () throws -> Void, sourceLo
 
 @Suite struct MountPreparationTests {
     private func prepared(_ c: BusyboxContainer, _ o: RunOptions) throws -> [(source: String, target: String)] {
-        let p = try ExecutionPlan.make(container: c.instance(), options: o, environment: c.environment(sysdirs: ["/dev", "/proc", "/etc/resolv.conf"]), mode: .N1)
+        let p = try ExecutionPlan.make(
+            container: c.instance(), options: o, environment: c.environment(sysdirs: ["/dev", "/proc", "/etc/resolv.conf"]), mode: .N1)
         defer { p.removeTemporaryFiles() }
         return try MountPlan.resolve(p, messages: Messages(verbosity: 0)).map { ($0.source, $0.target) }
     }

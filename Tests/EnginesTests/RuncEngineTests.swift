@@ -35,44 +35,50 @@ enum StandIn {
     /// command in the root with util-linux `unshare` (user + mount namespaces), applying the
     /// `-B`/`--home` binds, `--pwd`, and the prefixed environment (prefix stripped, nothing else).
     static let script = #"""
-    #!/bin/bash
-    log="$(dirname "$0")/apptainer.log"
-    if [ "$1" = exec ] && [ "$2" = --help ]; then
-        echo "      --fakeroot     run container with the appearance of running as root"; exit 0
-    fi
-    { for a in "$@"; do printf 'ARG %s\n' "$a"; done
-      env | LC_ALL=C sort | grep -E '^(APPTAINERENV_|SINGULARITYENV_)' | sed 's/^/ENV /'; } > "$log"
-    while [ $# -gt 0 ]; do case "$1" in
-        --quiet|--silent|--debug|-v) shift;; exec) shift; break;;
-        *) echo "stand-in: unexpected $1" >&2; exit 255;; esac; done
-    pwd=/; binds=()
-    while [ $# -gt 0 ]; do case "$1" in
-        -w|-u|--fakeroot) shift;; --pwd) pwd=$2; shift 2;; -B|--home) binds+=("$2"); shift 2;;
-        -*) echo "stand-in: unexpected $1" >&2; exit 255;; *) break;; esac; done
-    root=$1; shift
-    envs=()
-    while IFS= read -r -d '' kv; do case "$kv" in
-        APPTAINERENV_*) envs+=("${kv#APPTAINERENV_}");; SINGULARITYENV_*) envs+=("${kv#SINGULARITYENV_}");; esac
-    done < <(env -0)
-    exec /usr/bin/unshare --user --map-root-user --mount /bin/bash -c '
-      root=$1 pwd=$2 nb=$3; shift 3
-      for d in /proc /dev /sys; do mount --rbind "$d" "$root$d" || exit 255; done
-      while [ "$nb" -gt 0 ]; do mount --rbind "${1%%:*}" "$root${1#*:}" || exit 255; shift; nb=$((nb-1)); done
-      ne=$1; shift; envs=(); while [ "$ne" -gt 0 ]; do envs+=("$1"); shift; ne=$((ne-1)); done
-      exec /usr/sbin/chroot "$root" /bin/sh -c "cd \"\$0\" && exec env -i \"\$@\"" "$pwd" "${envs[@]}" "$@"
-    ' standin "$root" "$pwd" "${#binds[@]}" "${binds[@]}" "${#envs[@]}" "${envs[@]}" "$@"
-    """#
+        #!/bin/bash
+        log="$(dirname "$0")/apptainer.log"
+        if [ "$1" = exec ] && [ "$2" = --help ]; then
+            echo "      --fakeroot     run container with the appearance of running as root"; exit 0
+        fi
+        { for a in "$@"; do printf 'ARG %s\n' "$a"; done
+          env | LC_ALL=C sort | grep -E '^(APPTAINERENV_|SINGULARITYENV_)' | sed 's/^/ENV /'; } > "$log"
+        while [ $# -gt 0 ]; do case "$1" in
+            --quiet|--silent|--debug|-v) shift;; exec) shift; break;;
+            *) echo "stand-in: unexpected $1" >&2; exit 255;; esac; done
+        pwd=/; binds=()
+        while [ $# -gt 0 ]; do case "$1" in
+            -w|-u|--fakeroot) shift;; --pwd) pwd=$2; shift 2;; -B|--home) binds+=("$2"); shift 2;;
+            -*) echo "stand-in: unexpected $1" >&2; exit 255;; *) break;; esac; done
+        root=$1; shift
+        envs=()
+        while IFS= read -r -d '' kv; do case "$kv" in
+            APPTAINERENV_*) envs+=("${kv#APPTAINERENV_}");; SINGULARITYENV_*) envs+=("${kv#SINGULARITYENV_}");; esac
+        done < <(env -0)
+        exec /usr/bin/unshare --user --map-root-user --mount /bin/bash -c '
+          root=$1 pwd=$2 nb=$3; shift 3
+          for d in /proc /dev /sys; do mount --rbind "$d" "$root$d" || exit 255; done
+          while [ "$nb" -gt 0 ]; do mount --rbind "${1%%:*}" "$root${1#*:}" || exit 255; shift; nb=$((nb-1)); done
+          ne=$1; shift; envs=(); while [ "$ne" -gt 0 ]; do envs+=("$1"); shift; ne=$((ne-1)); done
+          exec /usr/sbin/chroot "$root" /bin/sh -c "cd \"\$0\" && exec env -i \"\$@\"" "$pwd" "${envs[@]}" "$@"
+        ' standin "$root" "$pwd" "${#binds[@]}" "${binds[@]}" "${#envs[@]}" "${envs[@]}" "$@"
+        """#
 }
 
 /// Runs an R or S engine with stdout/stderr captured in files and stdin from `input`.
-func runRS(_ m: RSMode, _ c: BusyboxContainer, _ options: RunOptions, config: ImageConfig.Config? = nil,
-           input: String? = nil, host: [String: String] = [:], devices: [String] = []) throws -> RunResult {
+func runRS(
+    _ m: RSMode, _ c: BusyboxContainer, _ options: RunOptions, config: ImageConfig.Config? = nil,
+    input: String? = nil, host: [String: String] = [:], devices: [String] = []
+) throws -> RunResult {
     try withCapturedIO(c, input: input) { io in
-        var hostEnv = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "TERM": "xterm", "HOME": "/tmp", "USER": "tester",
-                       "SECRET_TOKEN": "s3cr3t", "UDOCKER_USE_SINGULARITY_EXECUTABLE": c.dir.path + "/standin/apptainer"]
+        var hostEnv = [
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "TERM": "xterm", "HOME": "/tmp", "USER": "tester",
+            "SECRET_TOKEN": "s3cr3t", "UDOCKER_USE_SINGULARITY_EXECUTABLE": c.dir.path + "/standin/apptainer",
+        ]
         hostEnv.merge(host) { $1 }
         let env = c.environment(verbosity: 2, host: hostEnv)
-        let engine: any ExecutionEngine = m == .S1 ? SingularityEngine(environment: env, io: io)
+        let engine: any ExecutionEngine =
+            m == .S1
+            ? SingularityEngine(environment: env, io: io)
             : RuncEngine(mode: m.mode, environment: env, io: io, devices: devices)
         return try engine.run(c.instance(config: config), options: options)
     }
@@ -126,16 +132,19 @@ func runRS(_ m: RSMode, _ c: BusyboxContainer, _ options: RunOptions, config: Im
         var env = c.environment()
         env.sysdirs = RuncEngine.sysdirs(from: env.sysdirs)
         #expect(env.sysdirs == ["/etc/resolv.conf", "/etc/host.conf", "/etc/hosts"])
-        let plan = try ExecutionPlan.make(container: c.instance(), options: options(["sh", "-c", "true"]) {
-            $0.volumes = [c.hostDir + ":/vol", c.hostDir + "/file:/etc/file"]; $0.workdir = "/data"
-        }, environment: env, mode: .R1)
+        let plan = try ExecutionPlan.make(
+            container: c.instance(),
+            options: options(["sh", "-c", "true"]) {
+                $0.volumes = [c.hostDir + ":/vol", c.hostDir + "/file:/etc/file"]; $0.workdir = "/data"
+            }, environment: env, mode: .R1)
         defer { plan.removeTemporaryFiles() }
         let mounts = try MountPlan.resolve(plan, messages: Messages(verbosity: 0))
         let devices = [try DeviceSpec.parse("/dev/null:/dev/mynull"), try DeviceSpec.parse("/dev/zero")]
-        #expect(devices[1].major == 1 && devices[1].minor == 5 && devices[1].type == "c")   // st_rdev, not st_dev
-        let spec = try RuncEngine.makeSpec(plan: plan, mounts: mounts, proot: nil, devices: devices,
-                                           runtime: .init(path: "/usr/sbin/runc"), terminal: false, hostname: "h.example",
-                                           hostUID: 1234, hostGID: 5678)
+        #expect(devices[1].major == 1 && devices[1].minor == 5 && devices[1].type == "c")  // st_rdev, not st_dev
+        let spec = try RuncEngine.makeSpec(
+            plan: plan, mounts: mounts, proot: nil, devices: devices,
+            runtime: .init(path: "/usr/sbin/runc"), terminal: false, hostname: "h.example",
+            hostUID: 1234, hostGID: 5678)
         #expect(spec.process.terminal == false)
         #expect(spec.process.args == ["/bin/sh", "-c", "true"])
         #expect(spec.process.cwd == "/data")
@@ -155,13 +164,14 @@ func runRS(_ m: RSMode, _ c: BusyboxContainer, _ options: RunOptions, config: Im
         #expect(spec.linux.devices == [.init(path: "/dev/zero", type: "c", major: 1, minor: 5, fileMode: 0o666, uid: 0, gid: 0)])
         #expect(spec.hostname == "h.example")
         #expect(spec.root.path == RuncEngine.realpathOrSelf(c.root))
-        #expect(FileManager.default.fileExists(atPath: c.root + "/etc/file"))   // mountpoint created in ROOT
+        #expect(FileManager.default.fileExists(atPath: c.root + "/etc/file"))  // mountpoint created in ROOT
         let json = try JSONSerialization.jsonObject(with: spec.encoded()) as? [String: Any]
         #expect(json?["ociVersion"] as? String == "1.0.2")
 
-        let runsc = try RuncEngine.makeSpec(plan: plan, mounts: mounts, proot: nil, devices: [],
-                                            runtime: .init(path: "/usr/bin/runsc"), terminal: true, hostname: "h",
-                                            hostUID: 1, hostGID: 1)
+        let runsc = try RuncEngine.makeSpec(
+            plan: plan, mounts: mounts, proot: nil, devices: [],
+            runtime: .init(path: "/usr/bin/runsc"), terminal: true, hostname: "h",
+            hostUID: 1, hostGID: 1)
         #expect(runsc.linux.uidMappings == nil && !runsc.linux.namespaces.contains { $0.type == "user" })
         #expect(runsc.process.terminal)
     }
@@ -172,8 +182,9 @@ func runRS(_ m: RSMode, _ c: BusyboxContainer, _ options: RunOptions, config: Im
         let c = try rsContainer()
         var env = c.environment()
         env.hostEnvironment["UDOCKER_USE_RUNC_EXECUTABLE"] = runc
-        #expect { _ = try RuncEngine(environment: env).run(c.instance(), options: options(["true"]) { $0.volumes = ["/tmp:/proc"] }) }
-            throws: { ($0 as? EngineError)?.message.contains("cannot replace /proc") == true }
+        #expect {
+            _ = try RuncEngine(environment: env).run(c.instance(), options: options(["true"]) { $0.volumes = ["/tmp:/proc"] })
+        } throws: { ($0 as? EngineError)?.message.contains("cannot replace /proc") == true }
     }
 
     @Test func nestingDetection() {
@@ -199,30 +210,37 @@ func runRS(_ m: RSMode, _ c: BusyboxContainer, _ options: RunOptions, config: Im
         var env = c.environment(verbosity: 3)
         env.sysdirs = SingularityEngine.sysdirs(from: env.sysdirs)
         #expect(env.sysdirs == ["/etc/resolv.conf", "/etc/host.conf", "/lib/modules"])
-        let opts = options(["echo", "hi"]) { $0.volumes = [c.hostDir + ":/vol"]; $0.env = ["FOO=bar"]; $0.workdir = "/data" }
+        let opts = options(["echo", "hi"]) {
+            $0.volumes = [c.hostDir + ":/vol"]; $0.env = ["FOO=bar"]; $0.workdir = "/data"
+        }
         let plan = try ExecutionPlan.make(container: c.instance(), options: opts, environment: env, mode: .S1)
         defer { plan.removeTemporaryFiles() }
         let mounts = try MountPlan.resolve(plan, messages: Messages(verbosity: 0))
         let engine = SingularityEngine(environment: env)
         let argv = engine.commandLine(tool: tool, plan: plan, mounts: mounts, fakeroot: true, options: opts)
         let binds = mounts.flatMap { ["-B", "\($0.source):\($0.target)"] }
-        #expect(argv == ["/opt/apptainer", "--quiet", "exec", "-w", "--fakeroot", "--pwd", "/data"] + binds
-                + ["--home", "\(c.root)/root:/root", "-B", "\(c.root)/tmp:/tmp", "-B", "\(c.root)/var/tmp:/var/tmp",
-                   c.root, "/bin/echo", "hi"])
+        #expect(
+            argv == ["/opt/apptainer", "--quiet", "exec", "-w", "--fakeroot", "--pwd", "/data"] + binds
+                + [
+                    "--home", "\(c.root)/root:/root", "-B", "\(c.root)/tmp:/tmp", "-B", "\(c.root)/var/tmp:/var/tmp",
+                    c.root, "/bin/echo", "hi",
+                ])
         #expect(binds.contains("\(c.hostDir):/vol"))
         // -v host:cont:ro becomes -B host:cont:ro
         let roOptions = options(["true"]) { $0.volumes = [c.hostDir + ":/vol:ro"] }
         let roPlan = try ExecutionPlan.make(container: c.instance(), options: roOptions, environment: env, mode: .S1)
         defer { roPlan.removeTemporaryFiles() }
-        let roArgv = engine.commandLine(tool: tool, plan: roPlan, mounts: try MountPlan.resolve(roPlan, messages: Messages(verbosity: 0)),
-                                        fakeroot: true, options: roOptions)
+        let roArgv = engine.commandLine(
+            tool: tool, plan: roPlan, mounts: try MountPlan.resolve(roPlan, messages: Messages(verbosity: 0)),
+            fakeroot: true, options: roOptions)
         #expect(roArgv.contains("\(c.hostDir):/vol:ro"), "\(roArgv)")
         let e = engine.toolEnvironment(tool: tool, plan: plan)
         #expect(e.contains("APPTAINERENV_FOO=bar") && !e.contains { $0.hasPrefix("SINGULARITYENV_") })
         let s = engine.toolEnvironment(tool: .init(path: "/usr/bin/singularity", fromBinDir: true), plan: plan)
         #expect(s.contains("SINGULARITYENV_FOO=bar") && !s.contains { $0.hasPrefix("APPTAINERENV_") })
-        let fromBin = engine.commandLine(tool: .init(path: c.dir.path + "/bin/apptainer", fromBinDir: true), plan: plan,
-                                         mounts: mounts, fakeroot: false, options: opts)
+        let fromBin = engine.commandLine(
+            tool: .init(path: c.dir.path + "/bin/apptainer", fromBinDir: true), plan: plan,
+            mounts: mounts, fakeroot: false, options: opts)
         #expect(fromBin[2...4] == ["exec", "-w", "-u"] && !fromBin.contains("--fakeroot"))
     }
 }
@@ -237,21 +255,26 @@ func runRS(_ m: RSMode, _ c: BusyboxContainer, _ options: RunOptions, config: Im
     func runsRAndSAsTester() throws {
         let (status, output) = runAsUnprivileged(flag: "UDOCKER_RS_AS_TESTER", filter: "RSTester")
         #expect(status == 0, "\(output)")
-        #expect((output.contains("RSTester") || output.contains("rsAs")) && !output.contains("skipped") && output.contains("passed"), "\(output)")
+        #expect(
+            (output.contains("RSTester") || output.contains("rsAs")) && !output.contains("skipped") && output.contains("passed"),
+            "\(output)")
     }
 }
 
 let rsTesterEnabled = (RuncAsTesterLauncher.inner || getuid() != 0) && BusyboxContainer.busybox != nil && userNamespacesWork
-let rsModes: [RSMode] = (runcPath != nil ? [.R1] + (prootAvailable ? [.R2, .R3] : []) : [])
+let rsModes: [RSMode] =
+    (runcPath != nil ? [.R1] + (prootAvailable ? [.R2, .R3] : []) : [])
     + (FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare") ? [.S1] : [])
 
 @Suite(.enabled(if: rsTesterEnabled)) struct RSTester {
     @Test(arguments: rsModes)
     func commandStatusEnvWorkdir(_ m: RSMode) throws {
         let c = try rsContainer()
-        let r = try runRS(m, c, options(["sh", "-c", "echo \"$FOO $container_execmode $SECRET_TOKEN.\"; pwd; exit 42"]) {
-            $0.env = ["FOO=bar"]; $0.workdir = "/data"
-        })
+        let r = try runRS(
+            m, c,
+            options(["sh", "-c", "echo \"$FOO $container_execmode $SECRET_TOKEN.\"; pwd; exit 42"]) {
+                $0.env = ["FOO=bar"]; $0.workdir = "/data"
+            })
         #expect(r.status == 42, "\(r.error)")
         #expect(r.output == "bar \(m.rawValue) .\n/data\n", "\(r.error)")
         #expect(try runRS(m, c, options(["true"])).status == 0)
@@ -269,9 +292,11 @@ let rsModes: [RSMode] = (runcPath != nil ? [.R1] + (prootAvailable ? [.R2, .R3] 
         try "dir-content\n".write(toFile: c.hostDir + "/in-dir", atomically: false, encoding: .utf8)
         try "file-content\n".write(toFile: c.hostDir + "/single", atomically: false, encoding: .utf8)
         chmod(c.hostDir + "/single", 0o666)
-        let r = try runRS(m, c, options(["sh", "-c", "cat /vol/in-dir /etc/single; touch /vol/created; echo more >> /etc/single"]) {
-            $0.volumes = [c.hostDir + ":/vol", c.hostDir + "/single:/etc/single"]
-        })
+        let r = try runRS(
+            m, c,
+            options(["sh", "-c", "cat /vol/in-dir /etc/single; touch /vol/created; echo more >> /etc/single"]) {
+                $0.volumes = [c.hostDir + ":/vol", c.hostDir + "/single:/etc/single"]
+            })
         #expect(r.status == 0, "\(r.error)")
         #expect(r.output == "dir-content\nfile-content\n", "\(r.error)")
         var st = stat()
@@ -287,7 +312,7 @@ let rsModes: [RSMode] = (runcPath != nil ? [.R1] + (prootAvailable ? [.R2, .R3] 
         #expect(r.status == 0, "\(r.error)")
         switch m {
         case .R1:
-            #expect(r.output == "0\n0\n")   // with a warning on our stderr (not the command's)
+            #expect(r.output == "0\n0\n")  // with a warning on our stderr (not the command's)
         case .R2, .R3:
             #expect(r.output == "1000\n1000\n", "\(r.error)")
         case .S1:
@@ -306,7 +331,8 @@ let rsModes: [RSMode] = (runcPath != nil ? [.R1] + (prootAvailable ? [.R2, .R3] 
     func hostauth(_ m: RSMode) throws {
         let c = try rsContainer()
         let me = String(cString: getpwuid(getuid())!.pointee.pw_name)
-        let r = try runRS(m, c, options(["sh", "-c", "grep -c '^\(me):' /etc/passwd; grep -c '^user:' /etc/passwd"]) { $0.hostauth = true })
+        let r = try runRS(
+            m, c, options(["sh", "-c", "grep -c '^\(me):' /etc/passwd; grep -c '^user:' /etc/passwd"]) { $0.hostauth = true })
         #expect(r.output == "1\n0\n", "\(r.error)")
     }
 
@@ -362,8 +388,9 @@ let rsModes: [RSMode] = (runcPath != nil ? [.R1] + (prootAvailable ? [.R2, .R3] 
     @Test(.enabled(if: runcPath != nil, "runc is not installed (apt-get install runc)"))
     func deviceOption() throws {
         let c = try rsContainer()
-        let r = try runRS(.R1, c, options(["sh", "-c", "head -c 4 /dev/zero | wc -c; echo x > /dev/mynull && echo ok"]),
-                          devices: ["/dev/null:/dev/mynull"])
+        let r = try runRS(
+            .R1, c, options(["sh", "-c", "head -c 4 /dev/zero | wc -c; echo x > /dev/mynull && echo ok"]),
+            devices: ["/dev/null:/dev/mynull"])
         #expect(r.output.replacingOccurrences(of: " ", with: "") == "4\nok\n", "\(r.error)")
     }
 }

@@ -28,21 +28,25 @@ struct HostStandInEngine: ExecutionEngine {
 
     func launch(_ plan: ExecutionPlan, prepared root: String, run: EngineRun) throws -> Launch {
         recorder.plans.append(plan)
-        return Launch(path: root + plan.executable, arguments: plan.arguments, environment: plan.environment,
-                      cwd: root + plan.cwd, summary: ["stand-in: \(plan.arguments)"])
+        return Launch(
+            path: root + plan.executable, arguments: plan.arguments, environment: plan.environment,
+            cwd: root + plan.cwd, summary: ["stand-in: \(plan.arguments)"])
     }
 }
 
 @Suite(.serialized) struct StandInEngineTests {
     /// The standard table plus the stand-in, which now serves P2.
     func registry(_ recorder: HostStandInEngine.Recorder) -> EngineRegistry {
-        EngineRegistry.standard.registering(.init(modes: [.P2], capabilities: [.nestsUnderPRoot]) { m, e, io in
-            HostStandInEngine(mode: m, environment: e, io: io, recorder: recorder)
-        })
+        EngineRegistry.standard.registering(
+            .init(modes: [.P2], capabilities: [.nestsUnderPRoot]) { m, e, io in
+                HostStandInEngine(mode: m, environment: e, io: io, recorder: recorder)
+            })
     }
 
-    func run(_ c: BusyboxContainer, _ o: RunOptions, recorder: HostStandInEngine.Recorder,
-             mode: ExecutionMode = .P2) throws -> RunResult {
+    func run(
+        _ c: BusyboxContainer, _ o: RunOptions, recorder: HostStandInEngine.Recorder,
+        mode: ExecutionMode = .P2
+    ) throws -> RunResult {
         let registry = registry(recorder)
         return try withCapturedIO(c, input: nil) { io in
             let engine = try registry.engine(for: mode, environment: c.environment(), io: io)
@@ -55,8 +59,12 @@ struct HostStandInEngine: ExecutionEngine {
         let recorder = HostStandInEngine.Recorder()
         #expect(try registry(recorder).engine(for: .P2, environment: c.environment()) is HostStandInEngine)
         #expect(try EngineRegistry.standard.engine(for: .P2, environment: c.environment()) is PRootEngine)
-        let r = try run(c, options(["sh", "-c", "echo $MYVAR in $(pwd); exit 42"]) { $0.env = ["MYVAR=planned"]; $0.workdir = "/data" },
-                        recorder: recorder)
+        let r = try run(
+            c,
+            options(["sh", "-c", "echo $MYVAR in $(pwd); exit 42"]) {
+                $0.env = ["MYVAR=planned"]; $0.workdir = "/data"
+            },
+            recorder: recorder)
         #expect(r.status == 42)
         #expect(r.output == "planned in \(c.root)/data\n", "\(r.error)")
         #expect(recorder.plans.count == 1 && recorder.plans.first?.mode == .P2)
@@ -79,9 +87,10 @@ struct HostStandInEngine: ExecutionEngine {
         let c = try BusyboxContainer()
         let recorder = HostStandInEngine.Recorder()
         recorder.handOver = .P2
-        let registry = EngineRegistry.standard.registering(.init(modes: [.P1, .P2], capabilities: [.nestsUnderPRoot]) { m, e, io in
-            HostStandInEngine(mode: m, environment: e, io: io, recorder: recorder)
-        })
+        let registry = EngineRegistry.standard.registering(
+            .init(modes: [.P1, .P2], capabilities: [.nestsUnderPRoot]) { m, e, io in
+                HostStandInEngine(mode: m, environment: e, io: io, recorder: recorder)
+            })
         let r = try withCapturedIO(c, input: nil) { io in
             let engine = try registry.engine(for: .P1, environment: c.environment(), io: io)
             return try EngineRunner(registry: registry).run(engine, container: c.instance(), options: options(["echo", "handed"]))

@@ -23,21 +23,27 @@ import Glibc
     func innerNative() throws {
         #expect(getuid() != 0)
         let c = try BusyboxContainer()
-        let r = try runEngine(.native, c, options(["sh", "-c", "id -u; stat -c %u /bin/busybox; touch /vol/by-root"]) {
-            $0.volumes = [c.hostDir + ":/vol"]
-        })
+        let r = try runEngine(
+            .native, c,
+            options(["sh", "-c", "id -u; stat -c %u /bin/busybox; touch /vol/by-root"]) {
+                $0.volumes = [c.hostDir + ":/vol"]
+            })
         #expect(r.output == "0\n0\n", "\(r.error)")
         var st = stat()
         #expect(stat(c.hostDir + "/by-root", &st) == 0 && st.st_uid == getuid())
-        let u = try runEngine(.native, c, options(["sh", "-c", "id -u; id -g; stat -c %u /bin/busybox; touch /vol/by-user"]) {
-            $0.user = "1000:1000"; $0.volumes = [c.hostDir + ":/vol"]
-        })
+        let u = try runEngine(
+            .native, c,
+            options(["sh", "-c", "id -u; id -g; stat -c %u /bin/busybox; touch /vol/by-user"]) {
+                $0.user = "1000:1000"; $0.volumes = [c.hostDir + ":/vol"]
+            })
         #expect(u.output == "1000\n1000\n1000\n", "\(u.error)")
         #expect(stat(c.hostDir + "/by-user", &st) == 0 && st.st_uid == getuid())
         // Files of other host users are not writable just because we are "root" inside.
-        let w = try runEngine(.native, c, options(["sh", "-c", "echo x >> /etc/hostname-host 2>/dev/null && echo wrote || echo denied"]) {
-            $0.volumes = ["/etc/hostname:/etc/hostname-host"]
-        })
+        let w = try runEngine(
+            .native, c,
+            options(["sh", "-c", "echo x >> /etc/hostname-host 2>/dev/null && echo wrote || echo denied"]) {
+                $0.volumes = ["/etc/hostname:/etc/hostname-host"]
+            })
         #expect(w.output == "denied\n", "\(w.error)")
         #expect(try runEngine(.native, c, options(["sh", "-c", "exit 42"])).status == 42)
     }
@@ -45,9 +51,11 @@ import Glibc
     @Test(.enabled(if: inner && prootAvailable))
     func innerPRoot() throws {
         let c = try BusyboxContainer()
-        let r = try runEngine(.proot, c, options(["sh", "-c", "id -u; touch /vol/by-proot; exit 42"]) {
-            $0.volumes = [c.hostDir + ":/vol"]
-        })
+        let r = try runEngine(
+            .proot, c,
+            options(["sh", "-c", "id -u; touch /vol/by-proot; exit 42"]) {
+                $0.volumes = [c.hostDir + ":/vol"]
+            })
         #expect(r.status == 42)
         #expect(r.output == "0\n", "\(r.error)")
         var st = stat()

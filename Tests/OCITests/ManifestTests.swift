@@ -8,10 +8,10 @@ import Testing
 
     @Test func decodesDockerSchema2() throws {
         let json = """
-        {"schemaVersion":2,"mediaType":"\(MediaType.dockerManifest)",
-         "config":{"mediaType":"\(MediaType.dockerConfig)","size":7,"digest":"\(Self.d1)"},
-         "layers":[{"mediaType":"\(MediaType.dockerLayerGzip)","size":32,"digest":"\(Self.d2)"}]}
-        """
+            {"schemaVersion":2,"mediaType":"\(MediaType.dockerManifest)",
+             "config":{"mediaType":"\(MediaType.dockerConfig)","size":7,"digest":"\(Self.d1)"},
+             "layers":[{"mediaType":"\(MediaType.dockerLayerGzip)","size":32,"digest":"\(Self.d2)"}]}
+            """
         let m = try JSONDecoder().decode(Manifest.self, from: Data(json.utf8))
         #expect(m.config.digest.description == Self.d1 && m.config.size == 7)
         #expect(m.layers.map(\.digest.description) == [Self.d2])
@@ -21,17 +21,17 @@ import Testing
 
     @Test func aManifestWithAHostileDigestDoesNotDecode() {
         let json = """
-        {"schemaVersion":2,"config":{"mediaType":"x","size":1,"digest":"sha256:../../etc"},"layers":[]}
-        """
+            {"schemaVersion":2,"config":{"mediaType":"x","size":1,"digest":"sha256:../../etc"},"layers":[]}
+            """
         #expect(throws: (any Error).self) { try JSONDecoder().decode(Manifest.self, from: Data(json.utf8)) }
     }
 
     @Test func indexPicksTheFirstMatchingPlatform() throws {
         let json = """
-        {"schemaVersion":2,"mediaType":"\(MediaType.ociIndex)","manifests":[
-          {"mediaType":"\(MediaType.ociManifest)","size":1,"digest":"\(Self.d1)","platform":{"os":"linux","architecture":"arm","variant":"v7"}},
-          {"mediaType":"\(MediaType.ociManifest)","size":2,"digest":"\(Self.d2)","platform":{"os":"linux","architecture":"amd64"}}]}
-        """
+            {"schemaVersion":2,"mediaType":"\(MediaType.ociIndex)","manifests":[
+              {"mediaType":"\(MediaType.ociManifest)","size":1,"digest":"\(Self.d1)","platform":{"os":"linux","architecture":"arm","variant":"v7"}},
+              {"mediaType":"\(MediaType.ociManifest)","size":2,"digest":"\(Self.d2)","platform":{"os":"linux","architecture":"amd64"}}]}
+            """
         let index = try JSONDecoder().decode(Index.self, from: Data(json.utf8))
         #expect(index.manifest(for: Platform(os: "linux", architecture: "amd64"))?.digest.description == Self.d2)
         #expect(index.manifest(for: Platform(os: "linux", architecture: "arm"))?.digest.description == Self.d1)
@@ -50,7 +50,8 @@ import Testing
     }
 
     @Test func imageConfigFallsBackToContainerConfig() throws {
-        let json = #"{"architecture":"amd64","os":"linux","container_config":{"Cmd":["sh"],"Env":["A=1"]},"rootfs":{"type":"layers","diff_ids":["\#(Self.d1)"]}}"#
+        let json =
+            #"{"architecture":"amd64","os":"linux","container_config":{"Cmd":["sh"],"Env":["A=1"]},"rootfs":{"type":"layers","diff_ids":["\#(Self.d1)"]}}"#
         let c = try JSONDecoder().decode(ImageConfig.self, from: Data(json.utf8))
         #expect(c.effectiveConfig.cmd == ["sh"] && c.effectiveConfig.env == ["A=1"])
         #expect(c.rootfs?.diffIDs.map(\.description) == [Self.d1])

@@ -10,30 +10,30 @@ import Testing
 
     /// A Docker image config as `docker build` writes it (the keys udocker models).
     static let config = """
-    {"architecture":"amd64","os":"linux","variant":"v8","created":"2024-09-26T21:31:42Z","author":"someone",
-     "config":{"User":"1000:1000","Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-       "Entrypoint":["/docker-entrypoint.sh"],"Cmd":["sh"],"WorkingDir":"/srv","Hostname":"h","Domainname":"d.example",
-       "ExposedPorts":{"80/tcp":{}},"Volumes":{"/data":{}},"Labels":{"org.opencontainers.image.version":"1.36"},
-       "StopSignal":"SIGQUIT"},
-     "container_config":{"Cmd":["/bin/sh","-c","#(nop) CMD [\\"sh\\"]"]},
-     "rootfs":{"type":"layers","diff_ids":["\(d1)","\(d2)"]}}
-    """
+        {"architecture":"amd64","os":"linux","variant":"v8","created":"2024-09-26T21:31:42Z","author":"someone",
+         "config":{"User":"1000:1000","Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+           "Entrypoint":["/docker-entrypoint.sh"],"Cmd":["sh"],"WorkingDir":"/srv","Hostname":"h","Domainname":"d.example",
+           "ExposedPorts":{"80/tcp":{}},"Volumes":{"/data":{}},"Labels":{"org.opencontainers.image.version":"1.36"},
+           "StopSignal":"SIGQUIT"},
+         "container_config":{"Cmd":["/bin/sh","-c","#(nop) CMD [\\"sh\\"]"]},
+         "rootfs":{"type":"layers","diff_ids":["\(d1)","\(d2)"]}}
+        """
 
     static let manifest = """
-    {"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
-     "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\(d1)","size":1469},
-     "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"\(d2)","size":2152262,
-                "annotations":{"a":"b"},"urls":["https://example.org/l"]}],
-     "annotations":{"org.opencontainers.image.created":"2024-09-26T21:31:42Z"}}
-    """
+        {"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
+         "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\(d1)","size":1469},
+         "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"\(d2)","size":2152262,
+                    "annotations":{"a":"b"},"urls":["https://example.org/l"]}],
+         "annotations":{"org.opencontainers.image.created":"2024-09-26T21:31:42Z"}}
+        """
 
     static let index = """
-    {"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
-      {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"\(d1)","size":610,
-       "platform":{"architecture":"amd64","os":"windows","os.version":"10.0.20348.2762"}},
-      {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"\(d2)","size":610,
-       "platform":{"architecture":"arm64","os":"linux","variant":"v8"}}]}
-    """
+        {"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
+          {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"\(d1)","size":610,
+           "platform":{"architecture":"amd64","os":"windows","os.version":"10.0.20348.2762"}},
+          {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"\(d2)","size":610,
+           "platform":{"architecture":"arm64","os":"linux","variant":"v8"}}]}
+        """
 
     static func normalized(_ data: Data) throws -> Data {
         try JSONSerialization.data(withJSONObject: try JSONSerialization.jsonObject(with: data), options: [.sortedKeys])

@@ -5,8 +5,10 @@ import Store
 
 extension RegistryClient {
     /// The tests pull into a plain directory through the store's ingest (the real sink a pull uses).
-    func fetchBlobs(_ ref: ImageReference, _ blobs: [Descriptor], into directory: String,
-                    progress: (@Sendable (ProgressEvent) -> Void)?) async throws {
+    func fetchBlobs(
+        _ ref: ImageReference, _ blobs: [Descriptor], into directory: String,
+        progress: (@Sendable (ProgressEvent) -> Void)?
+    ) async throws {
         try await fetchBlobs(ref, blobs, into: BlobIngest(directory: directory), progress: progress)
     }
 }

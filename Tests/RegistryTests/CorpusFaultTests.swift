@@ -17,8 +17,9 @@ import Testing
             reg.setHook { r in
                 guard r.path.hasPrefix("/token") else { return nil }
                 // Without Content-Length the limit applies while streaming.
-                return announced ? .respond(status: 200, headers: [("Content-Type", "application/json")], body: body)
-                                 : .respond(status: 200, headers: [("Content-Type", "application/json"), ("Transfer-Encoding", "chunked")], body: body)
+                return announced
+                    ? .respond(status: 200, headers: [("Content-Type", "application/json")], body: body)
+                    : .respond(status: 200, headers: [("Content-Type", "application/json"), ("Transfer-Encoding", "chunked")], body: body)
             }
             await expectFailure("token response is larger than the 1048576-byte limit") {
                 _ = try await client.resolveImage(ImageReference(parsing: "\(reg.host)/app"), platform: nil)
@@ -37,8 +38,9 @@ import Testing
             let cfg = ImageConfig(architecture: "amd64", os: "linux", rootfs: .init(diffIDs: [d.digest]))
             var c = reg.putBlob(Array(try JSONEncoder.sorted.encode(cfg)))
             c.mediaType = MediaType.ociConfig
-            reg.putManifest(repo: "win", reference: "latest", bytes: Array(try JSONEncoder.sorted.encode(Manifest(config: c, layers: [d]))),
-                            contentType: MediaType.ociManifest)
+            reg.putManifest(
+                repo: "win", reference: "latest", bytes: Array(try JSONEncoder.sorted.encode(Manifest(config: c, layers: [d]))),
+                contentType: MediaType.ociManifest)
             let ref = try ImageReference(parsing: "\(reg.host)/win")
             let resolved = try await client.resolveImage(ref, platform: nil)
             try await client.fetchBlobs(ref, resolved.blobs, into: dir.path, progress: nil)

@@ -17,7 +17,10 @@ import Testing
         let dir = try TemporaryDirectory()
         let auth = Data("u:p".utf8).base64EncodedString()
         let config = dir.sub("config.json")
-        try Data(#"{"auths": {"reg.example:5000": {"auth": "\#(auth)"}, "https://index.docker.io/v1/": {"username": "hub", "password": "pw"}}, "credHelpers": {"reg.example:5000": "udocker-test-absent-helper", "x.example": "../evil"}}"#.utf8).write(to: URL(fileURLWithPath: config))
+        try Data(
+            #"{"auths": {"reg.example:5000": {"auth": "\#(auth)"}, "https://index.docker.io/v1/": {"username": "hub", "password": "pw"}}, "credHelpers": {"reg.example:5000": "udocker-test-absent-helper", "x.example": "../evil"}}"#
+                .utf8
+        ).write(to: URL(fileURLWithPath: config))
         let docker = DockerCredentials(path: config)
         #expect(docker.warnings.count == 1 && docker.warnings[0].contains("../evil"), "\(docker.warnings)")
         #expect(docker.authorization(forKey: "reg.example:5000") == auth)

@@ -18,8 +18,8 @@ final class FakeRegistry: @unchecked Sendable {
 
     let server: StubServer
     private let lock = NSLock()
-    private var manifests: [String: Document] = [:]   // "repo ref" → document
-    private var blobs: [String: [UInt8]] = [:]        // digest → bytes
+    private var manifests: [String: Document] = [:]  // "repo ref" → document
+    private var blobs: [String: [UInt8]] = [:]  // digest → bytes
     private var auth: Auth = .none
     private var validTokens: Set<String> = []
     private var tokenCounter = 0
@@ -59,10 +59,13 @@ final class FakeRegistry: @unchecked Sendable {
 
     /// Stores an image (config + layers) and returns its manifest descriptor and layers.
     @discardableResult
-    func putImage(repo: String, tag: String?, layers: [[UInt8]], architecture: String = "amd64") -> (manifest: Descriptor, layers: [Descriptor], config: Descriptor) {
+    func putImage(
+        repo: String, tag: String?, layers: [[UInt8]], architecture: String = "amd64"
+    ) -> (manifest: Descriptor, layers: [Descriptor], config: Descriptor) {
         let layerDescs = layers.map { putBlob($0) }
-        var cfg = ImageConfig(architecture: architecture, os: "linux",
-                              rootfs: .init(diffIDs: layerDescs.map { $0.digest }))
+        var cfg = ImageConfig(
+            architecture: architecture, os: "linux",
+            rootfs: .init(diffIDs: layerDescs.map { $0.digest }))
         cfg.config = ImageConfig.Config()
         cfg.config?.cmd = ["/bin/sh"]
         let configBytes = Array(try! JSONEncoder.sorted.encode(cfg))
@@ -71,16 +74,20 @@ final class FakeRegistry: @unchecked Sendable {
         let manifest = Manifest(config: configDesc, layers: layerDescs)
         let bytes = Array(try! JSONEncoder.sorted.encode(manifest))
         let d = putManifest(repo: repo, reference: tag, bytes: bytes, contentType: MediaType.ociManifest)
-        return (Descriptor(mediaType: MediaType.ociManifest, digest: d, size: Int64(bytes.count),
-                           platform: Platform(os: "linux", architecture: architecture)), layerDescs, configDesc)
+        return (
+            Descriptor(
+                mediaType: MediaType.ociManifest, digest: d, size: Int64(bytes.count),
+                platform: Platform(os: "linux", architecture: architecture)), layerDescs, configDesc
+        )
     }
 
     private func challenge() -> StubServer.Reply? {
         switch lock.withLock({ auth }) {
         case .none: return nil
         case .bearer:
-            return .json(401, #"{"errors":[{"code":"UNAUTHORIZED"}]}"#,
-                         [("WWW-Authenticate", #"Bearer realm="\#(server.base)/token",service="fake",scope="repository:x:pull""#)])
+            return .json(
+                401, #"{"errors":[{"code":"UNAUTHORIZED"}]}"#,
+                [("WWW-Authenticate", #"Bearer realm="\#(server.base)/token",service="fake",scope="repository:x:pull""#)])
         case .basic:
             return .json(401, #"{"errors":[{"code":"UNAUTHORIZED"}]}"#, [("WWW-Authenticate", #"Basic realm="fake""#)])
         }
@@ -168,8 +175,9 @@ final class FakeRegistry: @unchecked Sendable {
     static func serve(_ bytes: [UInt8], range: String?) -> StubServer.Reply {
         if let range, range.hasPrefix("bytes="), range.hasSuffix("-"), let start = Int(range.dropFirst(6).dropLast()) {
             guard start < bytes.count else { return .status(416) }
-            return .respond(status: 206, headers: [("Content-Range", "bytes \(start)-\(bytes.count - 1)/\(bytes.count)")],
-                            body: Array(bytes[start...]))
+            return .respond(
+                status: 206, headers: [("Content-Range", "bytes \(start)-\(bytes.count - 1)/\(bytes.count)")],
+                body: Array(bytes[start...]))
         }
         return .respond(status: 200, headers: [("Content-Type", "application/octet-stream")], body: bytes)
     }

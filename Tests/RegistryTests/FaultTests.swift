@@ -54,7 +54,7 @@ import Testing
     @Test func retryAfterAsHTTPDate() async throws {
         let now = Date(timeIntervalSince1970: 1_700_000_000)
         #expect(parseRetryAfter("Tue, 14 Nov 2023 22:13:30 GMT", now: now) == 10)
-        #expect(parseRetryAfter("Tue, 14 Nov 2023 22:13:00 GMT", now: now) == 0)   // in the past
+        #expect(parseRetryAfter("Tue, 14 Nov 2023 22:13:00 GMT", now: now) == 0)  // in the past
         #expect(parseRetryAfter("soon", now: now) == nil)
         try await withRegistry { reg, client, _ in
             _ = reg.putImage(repo: "app", tag: "latest", layers: [testBytes(100, seed: 72)])
@@ -93,13 +93,17 @@ import Testing
     @Test func malformedDigestInManifestIsRefused() async throws {
         try await withRegistry { reg, client, _ in
             let cfg = reg.putBlob(Array("{}".utf8))
-            for bad in ["sha256:xyz", "sha256:../../../etc/passwd", "md5:0123456789abcdef0123456789abcdef", "sha256:" + String(repeating: "A", count: 64)] {
+            for bad in [
+                "sha256:xyz", "sha256:../../../etc/passwd", "md5:0123456789abcdef0123456789abcdef",
+                "sha256:" + String(repeating: "A", count: 64),
+            ] {
                 let body = """
                     {"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
                      "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\(cfg.digest)","size":\(cfg.size)},
                      "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"\(bad)","size":10}]}
                     """
-                _ = reg.putManifest(repo: "app", reference: "bad", bytes: Array(body.utf8), contentType: "application/vnd.oci.image.manifest.v1+json")
+                _ = reg.putManifest(
+                    repo: "app", reference: "bad", bytes: Array(body.utf8), contentType: "application/vnd.oci.image.manifest.v1+json")
                 await expectFailure("invalid manifest") {
                     _ = try await client.resolveImage(ImageReference(parsing: "\(reg.host)/app:bad"), platform: nil)
                 }
@@ -156,8 +160,8 @@ import Testing
         let other = try #require(try IngestSession.openPrivate(shared, final: final, directory: dir.path, size: 5000))
         #expect(other.path != file.path)
         #expect(try other.currentSize() == 0)
-        other.close()   // empty: removed, not parked
-        file.close()    // unfinished: parked back for a resume
+        other.close()  // empty: removed, not parked
+        file.close()  // unfinished: parked back for a resume
         #expect(contents(shared)?.count == 1234)
         #expect(files(in: dir.path) == [(shared as NSString).lastPathComponent])
     }
@@ -201,18 +205,21 @@ import Testing
 /// Proxies from the environment, as curl reads them for the Python udocker.
 @Suite struct ProxyTests {
     @Test func environmentSelection() throws {
-        let env = ["https_proxy": "http://p1:3128", "HTTPS_PROXY": "http://ignored:1", "http_proxy": "http://p2:8080",
-                   "HTTP_PROXY": "http://never:1", "no_proxy": "localhost, .internal.example,registry.site:5000,10.1.2.3"]
+        let env = [
+            "https_proxy": "http://p1:3128", "HTTPS_PROXY": "http://ignored:1", "http_proxy": "http://p2:8080",
+            "HTTP_PROXY": "http://never:1", "no_proxy": "localhost, .internal.example,registry.site:5000,10.1.2.3",
+        ]
         let p = ProxySettings(explicit: nil, environment: env)
         #expect(p.proxy(for: Origin("https://quay.io")!) == "http://p1:3128")
         #expect(p.proxy(for: Origin("http://quay.io")!) == "http://p2:8080")
         #expect(p.proxy(for: Origin("https://a.internal.example")!) == nil)
         #expect(p.proxy(for: Origin("https://internal.example")!) == nil)
         #expect(p.proxy(for: Origin("https://registry.site:5000")!) == nil)
-        #expect(p.proxy(for: Origin("https://registry.site")!) == "http://p1:3128")   // other port
+        #expect(p.proxy(for: Origin("https://registry.site")!) == "http://p1:3128")  // other port
         #expect(p.proxy(for: Origin("http://10.1.2.3:5000")!) == nil)
         #expect(p.proxy(for: Origin("https://notinternal.example")!) == "http://p1:3128")
-        let upper = ProxySettings(explicit: nil, environment: ["HTTPS_PROXY": "http://up:1", "HTTP_PROXY": "http://never:1", "NO_PROXY": "*"])
+        let upper = ProxySettings(
+            explicit: nil, environment: ["HTTPS_PROXY": "http://up:1", "HTTP_PROXY": "http://never:1", "NO_PROXY": "*"])
         #expect(upper.https == "http://up:1" && upper.http == nil)
         #expect(upper.proxy(for: Origin("https://quay.io")!) == nil)
         let explicit = ProxySettings(explicit: "socks5://s:1080", environment: env)
@@ -249,10 +256,14 @@ import Testing
     }
 
     @Test func tlsFailuresInWords() {
-        let untrusted = RegistryClient.describeTLS("handshakefailed(niossl.boringsslerror.sslerror([error: 268435581 error:1000007d:ssl routines:openssl_internal:certificate_verify_failed]))")
+        let untrusted = RegistryClient.describeTLS(
+            "handshakefailed(niossl.boringsslerror.sslerror([error: 268435581 error:1000007d:ssl routines:openssl_internal:certificate_verify_failed]))"
+        )
         #expect(untrusted?.contains("not trusted") == true && untrusted?.contains("SSL_CERT_FILE") == true)
         #expect(untrusted?.contains("boringssl") == false)
-        #expect(RegistryClient.describeTLS("sslerror(error:100000f7:ssl routines:openssl_internal:wrong_version_number)")?.contains("does not speak TLS") == true)
+        #expect(
+            RegistryClient.describeTLS("sslerror(error:100000f7:ssl routines:openssl_internal:wrong_version_number)")?.contains(
+                "does not speak TLS") == true)
         #expect(RegistryClient.describeTLS("connection refused") == nil)
     }
 }
@@ -278,8 +289,10 @@ import Testing
     }
 
     @Test func dockerHubResultFields() {
-        let r = RegistryClient.searchResult(["repo_name": "library/debian", "is_official": true,
-                                             "short_description": "Debian is\na distro\u{7}", "star_count": 5000])
+        let r = RegistryClient.searchResult([
+            "repo_name": "library/debian", "is_official": true,
+            "short_description": "Debian is\na distro\u{7}", "star_count": 5000,
+        ])
         #expect(r == SearchResult(name: "library/debian", official: true, description: "Debian is", stars: "5000"))
         #expect(RegistryClient.isDockerHubIndex("https://hub.docker.com") && RegistryClient.isDockerHubIndex("index.docker.io"))
         #expect(!RegistryClient.isDockerHubIndex("http://127.0.0.1:5000"))

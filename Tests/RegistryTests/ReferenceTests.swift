@@ -21,30 +21,42 @@ private let hex64 = String(repeating: "ab", count: 32)
     static let valid: [Valid] = [
         .init(input: "debian", registry: nil, repository: "debian", tag: "latest", localName: "debian", localTag: "latest"),
         .init(input: "debian:12", registry: nil, repository: "debian", tag: "12", localName: "debian", localTag: "12"),
-        .init(input: "library/debian:bookworm-slim", registry: nil, repository: "library/debian", tag: "bookworm-slim",
-              localName: "library/debian", localTag: "bookworm-slim"),
-        .init(input: "biocontainers/samtools:v1.9-4-deb_cv1", registry: nil, repository: "biocontainers/samtools",
-              tag: "v1.9-4-deb_cv1", localName: "biocontainers/samtools", localTag: "v1.9-4-deb_cv1"),
-        .init(input: "quay.io/biocontainers/x:1.0", registry: "quay.io", repository: "biocontainers/x", tag: "1.0",
-              localName: "quay.io/biocontainers/x", localTag: "1.0"),
-        .init(input: "127.0.0.1:5000/library/x:tag", registry: "127.0.0.1:5000", repository: "library/x", tag: "tag",
-              localName: "127.0.0.1:5000/library/x", localTag: "tag"),
+        .init(
+            input: "library/debian:bookworm-slim", registry: nil, repository: "library/debian", tag: "bookworm-slim",
+            localName: "library/debian", localTag: "bookworm-slim"),
+        .init(
+            input: "biocontainers/samtools:v1.9-4-deb_cv1", registry: nil, repository: "biocontainers/samtools",
+            tag: "v1.9-4-deb_cv1", localName: "biocontainers/samtools", localTag: "v1.9-4-deb_cv1"),
+        .init(
+            input: "quay.io/biocontainers/x:1.0", registry: "quay.io", repository: "biocontainers/x", tag: "1.0",
+            localName: "quay.io/biocontainers/x", localTag: "1.0"),
+        .init(
+            input: "127.0.0.1:5000/library/x:tag", registry: "127.0.0.1:5000", repository: "library/x", tag: "tag",
+            localName: "127.0.0.1:5000/library/x", localTag: "tag"),
         .init(input: "localhost/x", registry: "localhost", repository: "x", tag: "latest", localName: "localhost/x", localTag: "latest"),
-        .init(input: "localhost:5000/a/b/c", registry: "localhost:5000", repository: "a/b/c", tag: "latest",
-              localName: "localhost:5000/a/b/c", localTag: "latest"),
-        .init(input: "debian@sha256:\(hex64)", registry: nil, repository: "debian", tag: "latest", digest: "sha256:\(hex64)",
-              localName: "debian", localTag: "sha256:\(hex64)"),
-        .init(input: "ghcr.io/o/r:v1@sha256:\(hex64)", registry: "ghcr.io", repository: "o/r", tag: "v1", digest: "sha256:\(hex64)",
-              localName: "ghcr.io/o/r", localTag: "sha256:\(hex64)"),
-        .init(input: "docker.io/library/centos:7", registry: "docker.io", repository: "library/centos", tag: "7",
-              localName: "docker.io/library/centos", localTag: "7"),
-        .init(input: "a__b-c---e/f_g.h", registry: nil, repository: "a__b-c---e/f_g.h", tag: "latest",
-              localName: "a__b-c---e/f_g.h", localTag: "latest"),
-        .init(input: "[::1]:5000/x:_T.1", registry: "[::1]:5000", repository: "x", tag: "_T.1", localName: "[::1]:5000/x", localTag: "_T.1"),
-        .init(input: "My-Registry.example.com/x", registry: "My-Registry.example.com", repository: "x", tag: "latest",
-              localName: "My-Registry.example.com/x", localTag: "latest"),
-        .init(input: "x:" + String(repeating: "t", count: 128), registry: nil, repository: "x", tag: String(repeating: "t", count: 128),
-              localName: "x", localTag: String(repeating: "t", count: 128)),
+        .init(
+            input: "localhost:5000/a/b/c", registry: "localhost:5000", repository: "a/b/c", tag: "latest",
+            localName: "localhost:5000/a/b/c", localTag: "latest"),
+        .init(
+            input: "debian@sha256:\(hex64)", registry: nil, repository: "debian", tag: "latest", digest: "sha256:\(hex64)",
+            localName: "debian", localTag: "sha256:\(hex64)"),
+        .init(
+            input: "ghcr.io/o/r:v1@sha256:\(hex64)", registry: "ghcr.io", repository: "o/r", tag: "v1", digest: "sha256:\(hex64)",
+            localName: "ghcr.io/o/r", localTag: "sha256:\(hex64)"),
+        .init(
+            input: "docker.io/library/centos:7", registry: "docker.io", repository: "library/centos", tag: "7",
+            localName: "docker.io/library/centos", localTag: "7"),
+        .init(
+            input: "a__b-c---e/f_g.h", registry: nil, repository: "a__b-c---e/f_g.h", tag: "latest",
+            localName: "a__b-c---e/f_g.h", localTag: "latest"),
+        .init(
+            input: "[::1]:5000/x:_T.1", registry: "[::1]:5000", repository: "x", tag: "_T.1", localName: "[::1]:5000/x", localTag: "_T.1"),
+        .init(
+            input: "My-Registry.example.com/x", registry: "My-Registry.example.com", repository: "x", tag: "latest",
+            localName: "My-Registry.example.com/x", localTag: "latest"),
+        .init(
+            input: "x:" + String(repeating: "t", count: 128), registry: nil, repository: "x", tag: String(repeating: "t", count: 128),
+            localName: "x", localTag: String(repeating: "t", count: 128)),
     ]
 
     @Test(arguments: valid)
@@ -117,11 +129,13 @@ private let hex64 = String(repeating: "ab", count: 32)
     @Test func keystoreAndDockerConfig() throws {
         let dir = try TemporaryDirectory()
         let ks = dir.sub("keystore")
-        try #"{"https://quay.io": {"auth": "cXVheTpwdw==", "email": ""}, "http://127.0.0.1:5000": {"auth": "bG9jYWw6cHc="}, "https://registry-1.docker.io": {"auth": "aHViOnB3"}}"#
+        try
+            #"{"https://quay.io": {"auth": "cXVheTpwdw==", "email": ""}, "http://127.0.0.1:5000": {"auth": "bG9jYWw6cHc="}, "https://registry-1.docker.io": {"auth": "aHViOnB3"}}"#
             .write(toFile: ks, atomically: true, encoding: .utf8)
         chmod(ks, 0o600)
         let dc = dir.sub("config.json")
-        try #"{"auths": {"ghcr.io": {"auth": "Z2g6cHc="}, "quay.io": {"auth": "b3RoZXI6cHc="}, "example.com:444": {"username": "u", "password": "p"}}}"#
+        try
+            #"{"auths": {"ghcr.io": {"auth": "Z2g6cHc="}, "quay.io": {"auth": "b3RoZXI6cHc="}, "example.com:444": {"username": "u", "password": "p"}}}"#
             .write(toFile: dc, atomically: true, encoding: .utf8)
         let store = CredentialStore(udockerKeystore: ks, dockerConfig: dc)
         #expect(store.warnings.isEmpty)
@@ -159,7 +173,10 @@ private let hex64 = String(repeating: "ab", count: 32)
 
 @Suite struct ProtocolHelperTests {
     @Test func challengeParsing() throws {
-        let c = try #require(AuthChallenge(#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/debian:pull,push",error="insufficient_scope""#))
+        let c = try #require(
+            AuthChallenge(
+                #"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/debian:pull,push",error="insufficient_scope""#
+            ))
         #expect(c.scheme == "bearer")
         #expect(c.realm == "https://auth.docker.io/token")
         #expect(c.parameters["service"] == "registry.docker.io")
@@ -175,11 +192,11 @@ private let hex64 = String(repeating: "ab", count: 32)
     }
 
     @Test func retryAfter() {
-        let now = Date(timeIntervalSince1970: 784_111_777) // Sun, 06 Nov 1994 08:49:37 GMT
+        let now = Date(timeIntervalSince1970: 784_111_777)  // Sun, 06 Nov 1994 08:49:37 GMT
         #expect(parseRetryAfter("2", now: now) == 2)
         #expect(parseRetryAfter(" 120 ", now: now) == 120)
         #expect(parseRetryAfter("Sun, 06 Nov 1994 08:49:40 GMT", now: now) == 3)
-        #expect(parseRetryAfter("Sun, 06 Nov 1994 08:49:00 GMT", now: now) == 0) // past → 0
+        #expect(parseRetryAfter("Sun, 06 Nov 1994 08:49:00 GMT", now: now) == 0)  // past → 0
         #expect(parseRetryAfter("soon", now: now) == nil)
         #expect(parseRetryAfter("-5", now: now) == nil)
         #expect(parseRetryAfter(nil, now: now) == nil)

@@ -6,16 +6,22 @@ import Testing
 
 // MARK: helpers
 
-func makeClient(credentials: CredentialStore = CredentialStore(entries: [:]), maxAttempts: Int = 4,
-                parallelism: Int = 4) throws -> RegistryClient {
-    try RegistryClient(options: RegistryOptions(parallelism: parallelism, credentials: credentials,
-                                                maxAttempts: maxAttempts, retryBaseDelay: 0.05, maxRetryDelay: 5))
+func makeClient(
+    credentials: CredentialStore = CredentialStore(entries: [:]), maxAttempts: Int = 4,
+    parallelism: Int = 4
+) throws -> RegistryClient {
+    try RegistryClient(
+        options: RegistryOptions(
+            parallelism: parallelism, credentials: credentials,
+            maxAttempts: maxAttempts, retryBaseDelay: 0.05, maxRetryDelay: 5))
 }
 
 /// Runs `body` with a fresh fake registry, a client and a temporary directory, and tears them down.
-func withRegistry(credentials: CredentialStore = CredentialStore(entries: [:]), maxAttempts: Int = 4,
-                  parallelism: Int = 4,
-                  _ body: (FakeRegistry, RegistryClient, TemporaryDirectory) async throws -> Void) async throws {
+func withRegistry(
+    credentials: CredentialStore = CredentialStore(entries: [:]), maxAttempts: Int = 4,
+    parallelism: Int = 4,
+    _ body: (FakeRegistry, RegistryClient, TemporaryDirectory) async throws -> Void
+) async throws {
     let reg = try await FakeRegistry()
     let client = try makeClient(credentials: credentials, maxAttempts: maxAttempts, parallelism: parallelism)
     let dir = try TemporaryDirectory()
@@ -28,8 +34,10 @@ func withRegistry(credentials: CredentialStore = CredentialStore(entries: [:]), 
 
 /// Expects `body` to throw an error whose description contains `part`; returns the error.
 @discardableResult
-func expectFailure(_ part: String, sourceLocation: SourceLocation = #_sourceLocation,
-                   _ body: () async throws -> Void) async -> Error? {
+func expectFailure(
+    _ part: String, sourceLocation: SourceLocation = #_sourceLocation,
+    _ body: () async throws -> Void
+) async -> Error? {
     do {
         try await body()
         Issue.record("expected an error containing '\(part)'", sourceLocation: sourceLocation)
@@ -103,7 +111,8 @@ func b64(_ s: String) -> String { Data(s.utf8).base64EncodedString() }
             let other = reg.putImage(repo: "app", tag: "v2", layers: [testBytes(100, seed: 5)])
             let liar = Digest.sha256(of: Array("not this one".utf8))
             reg.setHook { r in
-                r.path.hasSuffix("/manifests/\(liar)") ? reg.route(.init(method: "GET", uri: "/v2/app/manifests/\(other.manifest.digest)", headers: [])) : nil
+                r.path.hasSuffix("/manifests/\(liar)")
+                    ? reg.route(.init(method: "GET", uri: "/v2/app/manifests/\(other.manifest.digest)", headers: [])) : nil
             }
             await expectFailure("digest mismatch for \(liar): got \(other.manifest.digest)") {
                 _ = try await client.resolveImage(ImageReference(parsing: "\(reg.host)/app@\(liar)"), platform: nil)
@@ -133,7 +142,8 @@ func b64(_ s: String) -> String { Data(s.utf8).base64EncodedString() }
 
     @Test func schema1IsRefused() async throws {
         try await withRegistry { reg, client, _ in
-            let body = #"{"schemaVersion":1,"name":"old","tag":"latest","architecture":"amd64","fsLayers":[{"blobSum":"sha256:\#(String(repeating: "0", count: 64))"}],"history":[]}"#
+            let body =
+                #"{"schemaVersion":1,"name":"old","tag":"latest","architecture":"amd64","fsLayers":[{"blobSum":"sha256:\#(String(repeating: "0", count: 64))"}],"history":[]}"#
             reg.putManifest(repo: "old", reference: "latest", bytes: Array(body.utf8), contentType: MediaType.dockerManifestV1Signed)
             let ref = try ImageReference(parsing: "\(reg.host)/old")
             await expectFailure("schema 1 manifests are not supported (\(reg.host)/old:latest)") {
@@ -197,7 +207,9 @@ func b64(_ s: String) -> String { Data(s.utf8).base64EncodedString() }
         var options = RegistryOptions()
         options.registryMap = ["docker.io": reg.server.base]
         let mirrored = try RegistryClient(options: options)
-        #expect(try await mirrored.resolveImage(ImageReference(parsing: "docker.io/busybox"), platform: nil).manifestDigest == image.manifest.digest)
+        #expect(
+            try await mirrored.resolveImage(ImageReference(parsing: "docker.io/busybox"), platform: nil).manifestDigest
+                == image.manifest.digest)
         #expect(try await mirrored.resolveImage(ImageReference(parsing: "busybox"), platform: nil).manifestDigest == image.manifest.digest)
         await mirrored.shutdown(); await reg.stop()
     }
@@ -233,11 +245,13 @@ func b64(_ s: String) -> String { Data(s.utf8).base64EncodedString() }
         let amd = reg.putImage(repo: "multi", tag: nil, layers: [testBytes(50, seed: 10)], architecture: "amd64").manifest
         let arm = reg.putImage(repo: "multi", tag: nil, layers: [testBytes(50, seed: 11)], architecture: "arm64").manifest
         // An attestation entry (unknown platform) must be skipped, not offered.
-        let att = Descriptor(mediaType: MediaType.ociManifest, digest: Digest.sha256(of: [9]), size: 1,
-                             annotations: ["vnd.docker.reference.type": "attestation-manifest"],
-                             platform: Platform(os: "unknown", architecture: "unknown"))
+        let att = Descriptor(
+            mediaType: MediaType.ociManifest, digest: Digest.sha256(of: [9]), size: 1,
+            annotations: ["vnd.docker.reference.type": "attestation-manifest"],
+            platform: Platform(os: "unknown", architecture: "unknown"))
         let index = Index(mediaType: MediaType.ociIndex, manifests: [amd, arm, att])
-        reg.putManifest(repo: "multi", reference: "latest", bytes: Array(try! JSONEncoder.sorted.encode(index)), contentType: MediaType.ociIndex)
+        reg.putManifest(
+            repo: "multi", reference: "latest", bytes: Array(try! JSONEncoder.sorted.encode(index)), contentType: MediaType.ociIndex)
         return (amd, arm)
     }
 
@@ -278,7 +292,8 @@ func b64(_ s: String) -> String { Data(s.utf8).base64EncodedString() }
                     ? reg.route(.init(method: "GET", uri: "/v2/multi/manifests/\(other.digest)", headers: [])) : nil
             }
             await expectFailure("mismatch for \(arm.digest)") {
-                _ = try await client.resolveImage(ImageReference(parsing: "\(reg.host)/multi"), platform: Platform(os: "linux", architecture: "arm64"))
+                _ = try await client.resolveImage(
+                    ImageReference(parsing: "\(reg.host)/multi"), platform: Platform(os: "linux", architecture: "arm64"))
             }
         }
     }
@@ -294,7 +309,8 @@ func b64(_ s: String) -> String { Data(s.utf8).base64EncodedString() }
         let client = try makeClient(credentials: creds)
         let dir = try TemporaryDirectory()
         reg.setAuth(.bearer(basic: b64("alice:secret"), field: field))
-        let image = reg.putImage(repo: "private/app", tag: "1", layers: [testBytes(2000, seed: 20), testBytes(3000, seed: 21), testBytes(100, seed: 22)])
+        let image = reg.putImage(
+            repo: "private/app", tag: "1", layers: [testBytes(2000, seed: 20), testBytes(3000, seed: 21), testBytes(100, seed: 22)])
         let ref = try ImageReference(parsing: "\(reg.host)/private/app:1")
         let resolved = try await client.resolveImage(ref, platform: nil)
         try await client.fetchBlobs(ref, resolved.blobs, into: dir.path, progress: nil)
@@ -347,7 +363,10 @@ func b64(_ s: String) -> String { Data(s.utf8).base64EncodedString() }
             #expect(contents(dir.sub(image.layers[0].digest.description)) != nil)
             // A registry that refuses every token: one refresh, then a clear failure, no loop.
             reg.setHook { r in
-                r.path.hasPrefix("/v2/") ? .json(401, "{}", [("WWW-Authenticate", #"Bearer realm="\#(reg.server.base)/token",service="fake",error="invalid_token""#)]) : nil
+                r.path.hasPrefix("/v2/")
+                    ? .json(
+                        401, "{}", [("WWW-Authenticate", #"Bearer realm="\#(reg.server.base)/token",service="fake",error="invalid_token""#)]
+                    ) : nil
             }
             await expectFailure("authentication refused by \(reg.host) (HTTP 401): invalid_token") {
                 try await client.fetchBlobs(ref, [resolved.manifest.config], into: dir.path, progress: nil)
@@ -459,7 +478,8 @@ func b64(_ s: String) -> String { Data(s.utf8).base64EncodedString() }
             let desc = reg.putBlob(bytes)
             _ = FileManager.default.createFile(atPath: dir.sub("\(desc.digest).partial"), contents: Data(bytes.prefix(20_000)))
             let messages = MessageLog()
-            try await client.fetchBlobs(ImageReference(parsing: "\(reg.host)/x"), [desc], into: dir.path, progress: { messages.add("\($0)") })
+            try await client.fetchBlobs(
+                ImageReference(parsing: "\(reg.host)/x"), [desc], into: dir.path, progress: { messages.add("\($0)") })
             #expect(sha(contents(dir.sub(desc.digest.description))) == Digest.sha256(of: bytes))
             #expect(reg.server.requests(containing: "/blobs/").map { $0.header("Range") } == ["bytes=20000-"])
             #expect(messages.all.contains { $0.contains("resuming at 20000") })
@@ -611,7 +631,11 @@ final class Counter: @unchecked Sendable {
     private let lock = NSLock()
     private var n = 0
     /// Returns the current value, then increments.
-    func next() -> Int { lock.withLock { defer { n += 1 }; return n } }
+    func next() -> Int {
+        lock.withLock {
+            defer { n += 1 }; return n
+        }
+    }
 }
 
 final class MessageLog: @unchecked Sendable {

@@ -121,8 +121,11 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
             }
         case .respond(let status, let headers, let body):
             var h = HTTPHeaders(headers)
-            if !h.contains(name: "Content-Length") && !h.contains(name: "Transfer-Encoding") { h.add(name: "Content-Length", value: "\(body.count)") }
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: status), headers: h))), promise: nil)
+            if !h.contains(name: "Content-Length") && !h.contains(name: "Transfer-Encoding") {
+                h.add(name: "Content-Length", value: "\(body.count)")
+            }
+            context.write(
+                wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: status), headers: h))), promise: nil)
             if !body.isEmpty {
                 context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
             }
@@ -131,8 +134,10 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
         case .truncate(let status, let headers, let body, let sendBytes):
             var h = HTTPHeaders(headers)
             h.replaceOrAdd(name: "Content-Length", value: "\(body.count)")
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: status), headers: h))), promise: nil)
-            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body.prefix(sendBytes))))), promise: nil)
+            context.write(
+                wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: status), headers: h))), promise: nil)
+            context.write(
+                wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body.prefix(sendBytes))))), promise: nil)
             let server = self.server
             let channel = context.channel
             context.flush()

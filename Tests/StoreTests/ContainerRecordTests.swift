@@ -24,7 +24,11 @@ import Testing
         #expect(try repo.executionMode(id) == .F3)
         #expect(AtomicFile.readString("\(repo.containerDirectory(id))/execmode") == "F3")
         // root.path records where ROOT was when the mode was set (a Fakechroot conversion's prefix).
-        #expect(AtomicFile.readString("\(repo.containerDirectory(id))/root.path") == realpath(repo.containerRoot(id), nil).map { p in defer { free(p) }; return String(cString: p) })
+        #expect(
+            AtomicFile.readString("\(repo.containerDirectory(id))/root.path")
+                == realpath(repo.containerRoot(id), nil).map { p in
+                    defer { free(p) }; return String(cString: p)
+                })
         let record = try #require(repo.containerRecord(id))
         #expect(record.mode == .F3 && record.invalidMode == nil && record.rootState == "W" && record.image.isEmpty)
         #expect(repo.listContainers().map(\.id) == [id])

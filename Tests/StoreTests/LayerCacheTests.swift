@@ -37,11 +37,13 @@ import Glibc
         }
         var diffIDs = layers.map { "\"\($0)\"" }
         if corruptDiffID { diffIDs[1] = "\"\(Digest.sha256(of: Array("other".utf8)))\"" }
-        let config = Array(#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[\#(diffIDs.joined(separator: ","))]}}"#.utf8)
+        let config = Array(
+            #"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[\#(diffIDs.joined(separator: ","))]}}"#.utf8)
         let cd = Digest.sha256(of: config)
         try AtomicFile.write(config, to: "\(repo.layersDirectory)/\(cd)")
-        let manifest = Manifest(config: Descriptor(mediaType: MediaType.ociConfig, digest: cd, size: Int64(config.count)),
-                                layers: layers.map { Descriptor(mediaType: MediaType.ociLayer, digest: $0, size: 1) })
+        let manifest = Manifest(
+            config: Descriptor(mediaType: MediaType.ociConfig, digest: cd, size: Int64(config.count)),
+            layers: layers.map { Descriptor(mediaType: MediaType.ociLayer, digest: $0, size: 1) })
         let image = LocalImageName(name: "library/ov", tag: "1")
         try repo.storeV2Image(image, manifest: Array(try JSONEncoder().encode(manifest)), blobs: layers + [cd])
         return (repo, image, layers)

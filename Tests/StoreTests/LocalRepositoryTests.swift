@@ -7,15 +7,18 @@ import Testing
 
 @Suite struct LocalRepositoryTests {
     /// A repository with one v2 image whose blobs are real files named by their digests.
-    func makeRepository(_ tmp: TemporaryDirectory, image: LocalImageName = LocalImageName(name: "library/x", tag: "1")) throws -> (LocalRepository, [Digest]) {
+    func makeRepository(
+        _ tmp: TemporaryDirectory, image: LocalImageName = LocalImageName(name: "library/x", tag: "1")
+    ) throws -> (LocalRepository, [Digest]) {
         let repo = LocalRepository(topDirectory: tmp.sub("repo"))
         try repo.create()
         let layer = Array("layer-bytes".utf8), config = Array(#"{"architecture":"amd64","os":"linux"}"#.utf8)
         let ld = Digest.sha256(of: layer), cd = Digest.sha256(of: config)
         try AtomicFile.write(layer, to: "\(repo.layersDirectory)/\(ld)")
         try AtomicFile.write(config, to: "\(repo.layersDirectory)/\(cd)")
-        let manifest = Manifest(config: Descriptor(mediaType: MediaType.ociConfig, digest: cd, size: Int64(config.count)),
-                                layers: [Descriptor(mediaType: MediaType.ociLayerGzip, digest: ld, size: Int64(layer.count))])
+        let manifest = Manifest(
+            config: Descriptor(mediaType: MediaType.ociConfig, digest: cd, size: Int64(config.count)),
+            layers: [Descriptor(mediaType: MediaType.ociLayerGzip, digest: ld, size: Int64(layer.count))])
         try repo.storeV2Image(image, manifest: Array(try JSONEncoder().encode(manifest)), blobs: [ld, cd])
         return (repo, [ld, cd])
     }

@@ -14,7 +14,10 @@ import Glibc
         let repo = LocalRepository(topDirectory: tmp.sub("repo"))
         try repo.create()
         let rootfs = tmp.sub("rootfs")
-        #expect(sh("mkdir -p \(rootfs)/bin \(rootfs)/etc && echo hi > \(rootfs)/etc/hello && ln -s ../etc/hello \(rootfs)/bin/h && tar -C \(rootfs) -czf \(tmp.sub("rootfs.tgz")) .") == 0)
+        #expect(
+            sh(
+                "mkdir -p \(rootfs)/bin \(rootfs)/etc && echo hi > \(rootfs)/etc/hello && ln -s ../etc/hello \(rootfs)/bin/h && tar -C \(rootfs) -czf \(tmp.sub("rootfs.tgz")) ."
+            ) == 0)
         return (repo, tmp.sub("rootfs.tgz"))
     }
 
@@ -25,7 +28,9 @@ import Glibc
         while let p = e?.nextObject() as? String {
             if p.hasSuffix(".udocker.lock") { continue }
             let full = "\(repo.topDirectory)/\(p)"
-            out.append("\(p) \(FileInfo.isSymlink(full) ? "l" : FileInfo.isDirectory(full) ? "d" : "f") \(FileInfo.isDirectory(full) ? 0 : FileInfo.size(full) ?? -1)")
+            out.append(
+                "\(p) \(FileInfo.isSymlink(full) ? "l" : FileInfo.isDirectory(full) ? "d" : "f") \(FileInfo.isDirectory(full) ? 0 : FileInfo.size(full) ?? -1)"
+            )
         }
         return out.sorted()
     }
@@ -57,7 +62,7 @@ import Glibc
         let before = listing(repo)
         #expect(throws: StoreError.self) { try repo.importImage(from: .file(tmp.sub("cut.tgz")), as: LocalImageName(name: "x", tag: "1")) }
         #expect(throws: StoreError.self) { try repo.importContainer(from: .file(tmp.sub("cut.tgz"))) }
-        #expect(throws: StoreError.self) { try repo.importClone(from: .file(tgz)) }   // no ROOT: not a clone archive
+        #expect(throws: StoreError.self) { try repo.importClone(from: .file(tgz)) }  // no ROOT: not a clone archive
         #expect(listing(repo) == before)
     }
 
@@ -87,11 +92,17 @@ import Glibc
         let (repo, _) = try setup(tmp)
         let before = listing(repo)
         let d = tmp.sub("arch")
-        #expect(sh("mkdir -p \(d) && cd \(d) && echo '[{\"Config\":\"c.json\",\"RepoTags\":[\"a:b\"],\"Layers\":[\"x/layer.tar\"]}]' > manifest.json && echo '{}' > c.json && tar -cf \(tmp.sub("missing.tar")) manifest.json c.json") == 0)
+        #expect(
+            sh(
+                "mkdir -p \(d) && cd \(d) && echo '[{\"Config\":\"c.json\",\"RepoTags\":[\"a:b\"],\"Layers\":[\"x/layer.tar\"]}]' > manifest.json && echo '{}' > c.json && tar -cf \(tmp.sub("missing.tar")) manifest.json c.json"
+            ) == 0)
         let fd = open(tmp.sub("missing.tar"), O_RDONLY)
         #expect(throws: StoreError.self) { try repo.loadImages(from: fd, sourceName: "missing.tar") }
         close(fd)
-        #expect(sh("cd \(d) && python3 -c \"import tarfile; t = tarfile.open('\(tmp.sub("evil.tar"))', 'w'); t.add('manifest.json'); t.add('c.json', arcname='../../evil'); t.close()\"") == 0)
+        #expect(
+            sh(
+                "cd \(d) && python3 -c \"import tarfile; t = tarfile.open('\(tmp.sub("evil.tar"))', 'w'); t.add('manifest.json'); t.add('c.json', arcname='../../evil'); t.close()\""
+            ) == 0)
         let fd2 = open(tmp.sub("evil.tar"), O_RDONLY)
         #expect(throws: StoreError.self) { try repo.loadImages(from: fd2, sourceName: "evil.tar") }
         close(fd2)

@@ -35,7 +35,8 @@ import Glibc
     func hostileCloneArchive(_ tmp: TemporaryDirectory, outside: Sentinel, execmode: String = "F1") -> String {
         let c = tmp.sub("hostile")
         let outDir = (outside.path as NSString).deletingLastPathComponent
-        let record = #"{"path":"/../../../../../../../../\#(outside.path)","originalSize":0,"patchedSize":99999999999,"regions":[],"appendOffset":0,"appended":"","mtimeSeconds":0,"mtimeNanoseconds":0}"#
+        let record =
+            #"{"path":"/../../../../../../../../\#(outside.path)","originalSize":0,"patchedSize":99999999999,"regions":[],"appendOffset":0,"appended":"","mtimeSeconds":0,"mtimeNanoseconds":0}"#
         let script = """
             set -e; mkdir -p \(c)/ROOT/etc \(c)/upper \(c)/work
             echo hi > \(c)/ROOT/etc/hello
@@ -74,7 +75,10 @@ import Glibc
         let tar = hostileCloneArchive(tmp, outside: outside)
         let id = try repo.importClone(from: .file(tar))
         let dir = repo.containerDirectory(id)
-        #expect(FileInfo.list(dir).sorted() == [".lock", "ROOT", "container.json", "elf.patch.log", "execmode", "fakechroot.mode", "imagerepo.name", "root.path"])
+        #expect(
+            FileInfo.list(dir).sorted() == [
+                ".lock", "ROOT", "container.json", "elf.patch.log", "execmode", "fakechroot.mode", "imagerepo.name", "root.path",
+            ])
         #expect(!FileInfo.isSymlink("\(dir)/.lock"))
         #expect(AtomicFile.readString("\(dir)/imagerepo.name") == "evil/image:1")
         #expect(try repo.executionMode(id) == .F1)
@@ -90,7 +94,8 @@ import Glibc
         let outside = try Sentinel(tmp.sub("outside"))
         let repo = try repository(tmp)
         var warnings: [String] = []
-        let bad = try repo.importClone(from: .file(hostileCloneArchive(tmp, outside: outside, execmode: "../../x")), warn: { warnings.append("\($0)") })
+        let bad = try repo.importClone(
+            from: .file(hostileCloneArchive(tmp, outside: outside, execmode: "../../x")), warn: { warnings.append("\($0)") })
         #expect(FileInfo.list(repo.containerDirectory(bad)).sorted() == [".lock", "ROOT", "container.json", "imagerepo.name"])
         #expect(warnings.contains { $0.contains("invalid execution mode") })
         try FileTree.remove(tmp.sub("hostile")); unlink(tmp.sub("hostile.tar"))
@@ -104,7 +109,10 @@ import Glibc
         let outside = try Sentinel(tmp.sub("outside"))
         let repo = try repository(tmp)
         let c = tmp.sub("c")
-        #expect(sh("mkdir -p \(c) && ln -s \((outside.path as NSString).deletingLastPathComponent) \(c)/ROOT && echo N1 > \(c)/execmode && tar -C \(c) -cf \(tmp.sub("c.tar")) .") == 0)
+        #expect(
+            sh(
+                "mkdir -p \(c) && ln -s \((outside.path as NSString).deletingLastPathComponent) \(c)/ROOT && echo N1 > \(c)/execmode && tar -C \(c) -cf \(tmp.sub("c.tar")) ."
+            ) == 0)
         #expect(throws: StoreError.self) { try repo.importClone(from: .file(tmp.sub("c.tar"))) }
         #expect(repo.listContainers().isEmpty)
         #expect(FileInfo.list(repo.containersDirectory).isEmpty)
@@ -120,7 +128,10 @@ import Glibc
         _ = hostileCloneArchive(tmp, outside: outside)
         #expect(sh("cp -a \(tmp.sub("hostile")) \(repo.containerDirectory(src))") == 0)
         let id = try repo.cloneContainer(src)
-        #expect(FileInfo.list(repo.containerDirectory(id)).sorted() == [".lock", "ROOT", "container.json", "elf.patch.log", "execmode", "fakechroot.mode", "imagerepo.name", "root.path"])
+        #expect(
+            FileInfo.list(repo.containerDirectory(id)).sorted() == [
+                ".lock", "ROOT", "container.json", "elf.patch.log", "execmode", "fakechroot.mode", "imagerepo.name", "root.path",
+            ])
         #expect(outside.intact)
     }
 
@@ -165,7 +176,9 @@ import Glibc
         let id = "0badc0de-1111-3222-8333-444455556666"
         let dir = repo.containerDirectory(id)
         #expect(sh("mkdir -p \(dir)/ROOT") == 0)
-        for (content, why) in [("{not json", "not JSON"), ("[1,2]", "not a JSON object"), ("{}", "empty"), ("{\"config\": 5}", "not an image configuration")] {
+        for (content, why) in [
+            ("{not json", "not JSON"), ("[1,2]", "not a JSON object"), ("{}", "empty"), ("{\"config\": 5}", "not an image configuration"),
+        ] {
             try AtomicFile.write(content, to: "\(dir)/container.json")
             do { _ = try repo.containerConfigChecked(id); Issue.record("accepted \(content)") } catch let e as StoreError {
                 #expect(e.description.hasPrefix("invalid container json metadata"), "\(e)")
@@ -184,7 +197,9 @@ import Glibc
         let tmp = try TemporaryDirectory()
         let repo = try repository(tmp)
         let tgz = tmp.sub("rootfs.tgz")
-        #expect(sh("mkdir -p \(tmp.sub("rootfs"))/etc && echo hi > \(tmp.sub("rootfs"))/etc/hello && tar -C \(tmp.sub("rootfs")) -czf \(tgz) .") == 0)
+        #expect(
+            sh("mkdir -p \(tmp.sub("rootfs"))/etc && echo hi > \(tmp.sub("rootfs"))/etc/hello && tar -C \(tmp.sub("rootfs")) -czf \(tgz) .")
+                == 0)
         let img = try LocalImageName(parsing: "stale/test:1")
         try repo.importImage(from: .file(tgz), as: img)
         // A killed create: its lock file exists and nobody holds it; an old-style one has none.

@@ -97,8 +97,9 @@ public struct E2EEnvironment: Sendable {
             problems.append("UDOCKER_E2E_CORRUPT_DIGEST \(env.corruptDigest) is not sha256:<hex>")
         }
         if !problems.isEmpty {
-            throw Missing(description: "E2E environment incomplete (run `make test` or `make fixtures` and source "
-                + "$UDOCKER_E2E_WORK/env): " + problems.joined(separator: "; "))
+            throw Missing(
+                description: "E2E environment incomplete (run `make test` or `make fixtures` and source "
+                    + "$UDOCKER_E2E_WORK/env): " + problems.joined(separator: "; "))
         }
         return env
     }

@@ -97,8 +97,10 @@ public final class E2ESandbox: @unchecked Sendable {
     }
 
     /// Our binary: `udocker <args>`.
-    public func udocker(_ args: [String], environment extra: [String: String] = [:], stdin: String? = nil,
-                        timeout: Duration = .seconds(300)) async throws -> CommandResult {
+    public func udocker(
+        _ args: [String], environment extra: [String: String] = [:], stdin: String? = nil,
+        timeout: Duration = .seconds(300)
+    ) async throws -> CommandResult {
         try await command(environment: extra, timeout: timeout).run(env.binary, args, stdin: stdin)
     }
 
@@ -124,8 +126,10 @@ public final class E2ESandbox: @unchecked Sendable {
     ///
     /// Pulling: pass `UDOCKER_REGISTRY=http://<registry>` and a name WITHOUT the host
     /// (`library/busybox`); 1.3.17 mis-splits `host:port/name` (see the reference, §11).
-    public func python(_ args: [String], environment extra: [String: String] = [:], stdin: String? = nil,
-                       timeout: Duration = .seconds(300)) async throws -> CommandResult {
+    public func python(
+        _ args: [String], environment extra: [String: String] = [:], stdin: String? = nil,
+        timeout: Duration = .seconds(300)
+    ) async throws -> CommandResult {
         try seedPythonTools()
         return try await command(environment: extra, timeout: timeout).run(env.pythonUdocker, args, stdin: stdin)
     }

@@ -89,7 +89,9 @@ public struct UserCommand: Sendable {
         geteuid() == 0 && user != nil && user != "root" && user != ""
     }
 
-    public func run(_ executable: String, _ arguments: [String] = [], stdin: String? = nil, timeout: Duration? = nil) async throws -> CommandResult {
+    public func run(
+        _ executable: String, _ arguments: [String] = [], stdin: String? = nil, timeout: Duration? = nil
+    ) async throws -> CommandResult {
         let scratch = try Self.makeScratch()
         defer { try? FileManager.default.removeItem(atPath: scratch) }
 
@@ -147,7 +149,8 @@ public struct UserCommand: Sendable {
         // Leftovers of the session (daemons started by the command) must not outlive the test.
         kill(-pid, SIGKILL)
 
-        let status: Int32 = process.terminationReason == .uncaughtSignal
+        let status: Int32 =
+            process.terminationReason == .uncaughtSignal
             ? 128 + process.terminationStatus : process.terminationStatus
         let stdoutText = String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: outPath))) ?? Data(), as: UTF8.self)
         let stderrText = String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: errPath))) ?? Data(), as: UTF8.self)

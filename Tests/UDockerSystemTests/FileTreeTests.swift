@@ -43,7 +43,7 @@ import Glibc
         var st = stat()
         #expect(lstat(base, &st) != 0)
         #expect(outsideIntact(outside))
-        try FileTree.remove(base)   // missing: no error
+        try FileTree.remove(base)  // missing: no error
         #expect(throws: SystemError.self) { try FileTree.remove("/") }
     }
 

@@ -56,7 +56,7 @@ import Glibc
         #expect(r.hostPath("/loop1") == nil)
         #expect(r.hostPath("/missing") == nil)
         #expect(r.hostPath("/etc/passwd/x") == nil)
-        #expect(r.hostPath("/esc/secret") == nil)      // the outside file is not reachable
+        #expect(r.hostPath("/esc/secret") == nil)  // the outside file is not reachable
         #expect(r.hostPath("/relesc/secret") == nil)
         #expect(r.hostPath("/esc", followFinal: false) == e.root + "/esc")
         #expect(r.hostPath("/dangling") == nil)

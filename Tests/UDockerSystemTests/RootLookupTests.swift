@@ -41,7 +41,8 @@ import Glibc
     @Test func symlinksResolveInsideTheRoot() throws {
         let e = try Env()
         let a = try e.fs.resolve("/etc/resolv.conf")
-        #expect(a.path == "/home/x/evil" && a.hostPath == e.root + "/home/x/evil" && !a.exists && !a.isDirectory
+        #expect(
+            a.path == "/home/x/evil" && a.hostPath == e.root + "/home/x/evil" && !a.exists && !a.isDirectory
                 && !a.isRegularFile && a.mode == 0 && !a.inVolume)
         let b = try e.fs.resolve("/up/passwd")
         #expect(b.path == "/etc/passwd" && b.exists && b.isRegularFile && b.hostPath == e.root + "/etc/passwd")
@@ -75,7 +76,8 @@ import Glibc
         let e = try Env()
         let v = [RootDirectory.Volume(host: e.volume, container: "/mnt/data/")]
         let a = try e.fs.resolve("/mnt/data/sub/file", volumes: v)
-        #expect(a.path == "/mnt/data/sub/file" && a.hostPath == e.volume + "/sub/file" && a.exists && !a.isDirectory
+        #expect(
+            a.path == "/mnt/data/sub/file" && a.hostPath == e.volume + "/sub/file" && a.exists && !a.isDirectory
                 && a.isRegularFile && a.mode & 0o170000 == 0o100000 && a.inVolume)
         // Through an in-root symlink to the volume's mountpoint (missing in ROOT) and `..`.
         let b = try e.fs.resolve("/data/sub/../sub/file", volumes: v)
@@ -99,7 +101,7 @@ import Glibc
         try e.fs.makeMountpoint("/srv/a/b", directory: true)
         var isDir: ObjCBool = false
         #expect(fm.fileExists(atPath: e.root + "/srv/a/b", isDirectory: &isDir) && isDir.boolValue)
-        try e.fs.makeMountpoint("/srv/a/b", directory: true)        // existing, same type: fine
+        try e.fs.makeMountpoint("/srv/a/b", directory: true)  // existing, same type: fine
         try e.fs.makeMountpoint("/etc/passwd", directory: false)
         #expect(throws: SystemError.self) { try e.fs.makeMountpoint("/etc/passwd", directory: true) }
         #expect(throws: SystemError.self) { try e.fs.makeMountpoint("/srv/a/b", directory: false) }

@@ -32,7 +32,9 @@ import Glibc
 
     @Test func forEachOnNothingCallsNothing() {
         let calls = Mutex(0)
-        Threads.forEach(0, width: 4) { _ in calls.withLock { $0 += 1 }; return true }
+        Threads.forEach(0, width: 4) { _ in
+            calls.withLock { $0 += 1 }; return true
+        }
         #expect(calls.withLock { $0 } == 0)
     }
 
@@ -47,10 +49,11 @@ import Glibc
         final class Result: @unchecked Sendable { var rc = 0; var err: Int32 = 0 }
         let result = Result()
         let writeFD = fds[1]
-        let t = try #require(WorkerThread.start(blockingSIGPIPE: true) {
-            result.rc = write(writeFD, "x", 1)
-            result.err = errno
-        })
+        let t = try #require(
+            WorkerThread.start(blockingSIGPIPE: true) {
+                result.rc = write(writeFD, "x", 1)
+                result.err = errno
+            })
         t.join()
         close(writeFD)
         #expect(result.rc == -1 && result.err == EPIPE)
@@ -66,15 +69,16 @@ import Glibc
         }
         let slot = Slot()
         let notFull = ConditionLock.Condition(0), notEmpty = ConditionLock.Condition(1)
-        let producer = try #require(WorkerThread.start {
-            for i in 0..<200 {
-                slot.lock.withLock {
-                    if slot.lock.wait(on: notFull, while: { slot.item != nil }) { slot.producerWaited = true }
-                    slot.item = i
-                    slot.lock.signal(notEmpty)
+        let producer = try #require(
+            WorkerThread.start {
+                for i in 0..<200 {
+                    slot.lock.withLock {
+                        if slot.lock.wait(on: notFull, while: { slot.item != nil }) { slot.producerWaited = true }
+                        slot.item = i
+                        slot.lock.signal(notEmpty)
+                    }
                 }
-            }
-        })
+            })
         for _ in 0..<200 {
             slot.lock.withLock {
                 slot.lock.wait(on: notEmpty) { slot.item == nil }

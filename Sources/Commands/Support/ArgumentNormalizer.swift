@@ -12,7 +12,8 @@ enum ArgumentNormalizer {
             if u.count > 3, u[0] == UInt8(ascii: "-"), u[1] != UInt8(ascii: "-"), u[2] == UInt8(ascii: "=") {
                 out.append(String(a.prefix(2))); out.append(String(a.dropFirst(3)))
             } else if u.count > 3, u[0] == UInt8(ascii: "-"), u[1] == UInt8(ascii: "-"), u.last == UInt8(ascii: "="),
-                      u.firstIndex(of: UInt8(ascii: "=")) == u.count - 1 {
+                u.firstIndex(of: UInt8(ascii: "=")) == u.count - 1
+            {
                 if keepsEmptyValue.contains(String(a.dropLast())) { out.append(String(a.dropLast())); out.append("") }
             } else if u.count == 3, u[0] == UInt8(ascii: "-"), u[1] != UInt8(ascii: "-"), u[2] == UInt8(ascii: "=") {
                 continue

@@ -13,11 +13,12 @@ public struct CommandContext: Sendable {
     init(configuration: Configuration, environment: [String: String]) {
         self.configuration = configuration
         self.environment = environment
-        repository = LocalRepository(paths: .init(
-            top: configuration.topDirectory,
-            repos: configuration.path("reposdir"), layers: configuration.path("layersdir"),
-            containers: configuration.path("containersdir"), bin: configuration.path("bindir"),
-            lib: configuration.path("libdir"), doc: configuration.path("docdir")))
+        repository = LocalRepository(
+            paths: .init(
+                top: configuration.topDirectory,
+                repos: configuration.path("reposdir"), layers: configuration.path("layersdir"),
+                containers: configuration.path("containersdir"), bin: configuration.path("bindir"),
+                lib: configuration.path("libdir"), doc: configuration.path("docdir")))
     }
 
     /// A container id from an id or alias, or a one-line error.

@@ -53,13 +53,22 @@ public struct Configuration: Sendable {
         ("ld_so_cache", "/etc/ld.so.cache"),
         ("fakechroot_expand_symlinks", "none"),
         ("fakechroot_cmd_subst", "/sbin/ldconfig=#RETURN(TRUE)#:/usr/sbin/ldconfig=#RETURN(TRUE)#"),
-        ("libc_search", "('/usr/lib64/libc.so.[0-9]', '/usr/lib/x86_64-linux-gnu/libc.so.[0-9]', '/lib64/libc.so.[0-9]', '/usr/lib/libc.so.[0-9]', '/lib/libc.so.[0-9]', '/usr/libc.so.[0-9]', '/libc.so.[0-9]', '/libc.so')"),
+        (
+            "libc_search",
+            "('/usr/lib64/libc.so.[0-9]', '/usr/lib/x86_64-linux-gnu/libc.so.[0-9]', '/lib64/libc.so.[0-9]', '/usr/lib/libc.so.[0-9]', '/lib/libc.so.[0-9]', '/usr/libc.so.[0-9]', '/libc.so.[0-9]', '/libc.so')"
+        ),
         ("lib_dirs_list_nvidia", "('/usr/lib/x86_64-linux-gnu', '/usr/lib64')"),
         ("lib_dirs_list_essential", "('/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/lib64', '/usr/lib64', '/lib', '/usr/lib')"),
         ("lib_dirs_list_append", "('.',)"),
-        ("access_files", "('/sys/class/infiniband', '/dev/open-mx', '/dev/myri0', '/dev/myri1', '/dev/myri2', '/dev/myri3', '/dev/myri4', '/dev/myri5', '/dev/myri6', '/dev/myri7', '/dev/myri8', '/dev/myri9', '/dev/ipath', '/dev/kgni0', '/dev/mic/scif', '/dev/scif')"),
+        (
+            "access_files",
+            "('/sys/class/infiniband', '/dev/open-mx', '/dev/myri0', '/dev/myri1', '/dev/myri2', '/dev/myri3', '/dev/myri4', '/dev/myri5', '/dev/myri6', '/dev/myri7', '/dev/myri8', '/dev/myri9', '/dev/ipath', '/dev/kgni0', '/dev/mic/scif', '/dev/scif')"
+        ),
         ("runc_nomqueue", "None"),
-        ("runc_capabilities", "['CAP_KILL', 'CAP_NET_BIND_SERVICE', 'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_SETGID', 'CAP_SETUID', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_NET_RAW', 'CAP_SYS_CHROOT', 'CAP_MKNOD', 'CAP_AUDIT_WRITE', 'CAP_SETFCAP']"),
+        (
+            "runc_capabilities",
+            "['CAP_KILL', 'CAP_NET_BIND_SERVICE', 'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_SETGID', 'CAP_SETUID', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_NET_RAW', 'CAP_SYS_CHROOT', 'CAP_MKNOD', 'CAP_AUDIT_WRITE', 'CAP_SETFCAP']"
+        ),
         ("singularity_options", "['-w']"),
         ("valid_host_env", "('TERM', 'PATH', 'PROOT_TMP_DIR')"),
         ("invalid_host_env", "('VTE_VERSION',)"),
@@ -67,8 +76,14 @@ public struct Configuration: Sendable {
         ("use_curl_executable", ""),
         ("docker_registries", "{'docker.io': ['https://registry-1.docker.io', 'https://hub.docker.com']}"),
         ("nvi_etc_list", "['vulkan/icd.d/nvidia_icd.json', 'OpenCL/vendors/nvidia.icd']"),
-        ("nvi_bin_list", "['nvidia-bug-report.sh', 'nvidia-cuda-mps-control', 'nvidia-cuda-mps-server', 'nvidia-debugdump', 'nvidia-installer', 'nvidia-persistenced', 'nvidia-settings', 'nvidia-smi', 'nvidia-uninstall', 'nvidia-xconfig']"),
-        ("nvi_lib_list", "['libOpenCL.', 'libcuda.', 'libnvcuvid.', 'libnvidia-cfg.', 'libnvidia-compiler.', 'libnvidia-encode.', 'libnvidia-fatbinaryloader.', 'libnvidia-fbc.', 'libnvidia-ifr.', 'libnvidia-ml.', 'libnvidia-opencl.', 'libnvidia-ptxjitcompiler.', 'libnvidia-tls.', 'tls/libnvidia-tls.']"),
+        (
+            "nvi_bin_list",
+            "['nvidia-bug-report.sh', 'nvidia-cuda-mps-control', 'nvidia-cuda-mps-server', 'nvidia-debugdump', 'nvidia-installer', 'nvidia-persistenced', 'nvidia-settings', 'nvidia-smi', 'nvidia-uninstall', 'nvidia-xconfig']"
+        ),
+        (
+            "nvi_lib_list",
+            "['libOpenCL.', 'libcuda.', 'libnvcuvid.', 'libnvidia-cfg.', 'libnvidia-compiler.', 'libnvidia-encode.', 'libnvidia-fatbinaryloader.', 'libnvidia-fbc.', 'libnvidia-ifr.', 'libnvidia-ml.', 'libnvidia-opencl.', 'libnvidia-ptxjitcompiler.', 'libnvidia-tls.', 'tls/libnvidia-tls.']"
+        ),
         ("nvi_dev_list", "['/dev/nvidia']"),
     ]
 

@@ -20,14 +20,15 @@ enum ErrorAdvice {
         return Room(freeBytes: UInt64(s.f_bavail) * UInt64(s.f_frsize), freeInodes: UInt64(s.f_favail), totalInodes: UInt64(s.f_files))
     }
 
-    static let noSpace = String(cString: strerror(ENOSPC))   // "No space left on device"
-    static let quota = String(cString: strerror(EDQUOT))     // "Disk quota exceeded"
+    static let noSpace = String(cString: strerror(ENOSPC))  // "No space left on device"
+    static let quota = String(cString: strerror(EDQUOT))  // "Disk quota exceeded"
 
     /// `message` with advice appended when it reports no space, no inodes or a full quota.
     /// `repository` is UDOCKER_DIR; `room` is measured on it (a parameter for the tests).
     static func annotate(_ message: String, repository: String, room: Room?) -> String {
         let lower = message.lowercased()
-        let cleanup = "remove what you do not need (udocker rm, udocker rmi, udocker rmi --prune) or set UDOCKER_DIR to a filesystem with room"
+        let cleanup =
+            "remove what you do not need (udocker rm, udocker rmi, udocker rmi --prune) or set UDOCKER_DIR to a filesystem with room"
         if lower.contains(quota.lowercased()) {
             return message + "; your disk quota is used up: see it with 'quota -s' (Lustre: 'lfs quota -u $USER <dir>'), then \(cleanup)"
         }

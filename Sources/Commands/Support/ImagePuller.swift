@@ -20,12 +20,16 @@ struct ImagePuller {
         for w in credentials.warnings { context.messages.warning(w) }
         var registryURL = registry ?? c.path("dockerio_registry_url")
         if registryURL == RegistryOptions.dockerHubRegistry { registryURL = nil }
-        var options = RegistryOptions(registryURL: registryURL, indexURL: index ?? c.path("dockerio_index_url"),
-                                      insecure: c.insecure, httpProxy: httpProxy ?? c.path("http_proxy"),
-                                      parallelism: max(1, Int(c["pull_parallelism"]) ?? 4), credentials: credentials)
+        var options = RegistryOptions(
+            registryURL: registryURL, indexURL: index ?? c.path("dockerio_index_url"),
+            insecure: c.insecure, httpProxy: httpProxy ?? c.path("http_proxy"),
+            parallelism: max(1, Int(c["pull_parallelism"]) ?? 4), credentials: credentials)
         if let text = c.path("docker_registries") {
-            if let map = RegistryOptions.parseRegistryMap(text) { options.registryMap = map }
-            else { context.messages.warning("ignoring docker_registries: expected {\"host\": [\"registry URL\", \"index URL\"]}") }
+            if let map = RegistryOptions.parseRegistryMap(text) {
+                options.registryMap = map
+            } else {
+                context.messages.warning("ignoring docker_registries: expected {\"host\": [\"registry URL\", \"index URL\"]}")
+            }
         }
         return options
     }
@@ -48,8 +52,9 @@ struct ImagePuller {
             let output = context.messages
             output.progress(.pullStarted(image: "\(local)", blobs: layers.count, bytes: bytes))
             try await client.fetchBlobs(ref, layers, into: repo.blobStore) { output.progress($0) }
-            try repo.storeV2Image(local, manifest: resolved.manifestBytes,
-                                  blobs: layers.map(\.digest) + [resolved.manifest.config.digest])
+            try repo.storeV2Image(
+                local, manifest: resolved.manifestBytes,
+                blobs: layers.map(\.digest) + [resolved.manifest.config.digest])
             output.progress(.pullFinished(image: "\(local)", bytes: bytes))
             return local
         }

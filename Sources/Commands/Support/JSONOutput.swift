@@ -4,7 +4,8 @@ import Foundation
 enum JSONOutput {
     static func pretty(_ bytes: [UInt8]) -> String {
         guard let obj = try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed]),
-              let data = try? JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes, .fragmentsAllowed])
+            let data = try? JSONSerialization.data(
+                withJSONObject: obj, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes, .fragmentsAllowed])
         else { return String(decoding: bytes, as: UTF8.self) }
         // Foundation indents with two spaces; udocker uses four.
         let text = String(decoding: data, as: UTF8.self)

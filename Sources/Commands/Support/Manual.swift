@@ -33,23 +33,23 @@ enum Manual {
 
     static func manPage() -> String {
         var out = """
-        .TH UDOCKER 1 "" "udocker (Swift), compatible with udocker \(UDocker.version)" "User Commands"
-        .SH NAME
-        udocker \\- run Docker and OCI container images without root privileges
-        .SH SYNOPSIS
-        .B udocker
-        [\\fIgeneral options\\fR] \\fICOMMAND\\fR [\\fIcommand options\\fR] [\\fIarguments\\fR]
-        .SH DESCRIPTION
-        udocker pulls images from Docker/OCI registries into a per-user repository
-        (\\fI~/.udocker\\fR or \\fB$UDOCKER_DIR\\fR), flattens them into container directories and runs
-        them through an unprivileged execution engine. The repository layout, commands, options,
-        environment variables and exit codes are those of the Python udocker \(UDocker.version).
-        Options of a command come after the command name; for \\fBrun\\fR only the options before
-        the container name are udocker's, everything after it is the command to run.
-        .SH GENERAL OPTIONS
-        These come before the command.
+            .TH UDOCKER 1 "" "udocker (Swift), compatible with udocker \(UDocker.version)" "User Commands"
+            .SH NAME
+            udocker \\- run Docker and OCI container images without root privileges
+            .SH SYNOPSIS
+            .B udocker
+            [\\fIgeneral options\\fR] \\fICOMMAND\\fR [\\fIcommand options\\fR] [\\fIarguments\\fR]
+            .SH DESCRIPTION
+            udocker pulls images from Docker/OCI registries into a per-user repository
+            (\\fI~/.udocker\\fR or \\fB$UDOCKER_DIR\\fR), flattens them into container directories and runs
+            them through an unprivileged execution engine. The repository layout, commands, options,
+            environment variables and exit codes are those of the Python udocker \(UDocker.version).
+            Options of a command come after the command name; for \\fBrun\\fR only the options before
+            the container name are udocker's, everything after it is the command to run.
+            .SH GENERAL OPTIONS
+            These come before the command.
 
-        """
+            """
         for (name, help) in generalOptions {
             out += ".TP\n\\fB\(roff(name))\\fR\n\(roff(help))\n"
         }
@@ -76,40 +76,40 @@ enum Manual {
             out += ".TP\n\\fB\(roff(name))\\fR\n\(roff(help))\n"
         }
         out += """
-        .SH EXIT STATUS
-        .TP
-        \\fB0\\fR
-        success.
-        .TP
-        \\fB1\\fR
-        an error: the one line printed on standard error (\\fBError: ...\\fR) says what failed and what to do.
-        Among them: no space left (with the MiB free on the filesystem of \\fBUDOCKER_DIR\\fR), no inodes
-        left, disk quota exceeded (see it with \\fBquota -s\\fR or \\fBlfs quota\\fR), then remove containers
-        or images (\\fBudocker rm\\fR, \\fBudocker rmi\\fR, \\fBudocker rmi --prune\\fR) or move \\fBUDOCKER_DIR\\fR;
-        a registry rate limit (HTTP 429, with the wait the registry asked for); \\fBlogin\\fR refused by the
-        registry (nothing is stored); an unsafe keystore (\\fBchmod 600\\fR); a missing engine tool
-        (proot, runc, libfakechroot: \\fBudocker install\\fR or the distribution package).
-        .TP
-        \\fB2\\fR
-        \\fBrun\\fR could not start the command (bad volume, working directory or command), as in udocker;
-        also an engine that cannot start, e.g. N1 with user namespaces disabled (the line names the sysctl,
-        \\fBuser.max_user_namespaces\\fR, \\fBkernel.unprivileged_userns_clone\\fR or
-        \\fBkernel.apparmor_restrict_unprivileged_userns\\fR, and suggests P1).
-        .TP
-        \\fBN\\fR
-        \\fBrun\\fR returns the exit status of the command; 128+N when it was killed by signal N
-        (130 after SIGINT, 143 after SIGTERM).
-        .SH FILES
-        .TP
-        \\fI~/.udocker/\\fR
-        the repository: \\fIrepos/\\fR (image tags), \\fIlayers/\\fR (blobs), \\fIcontainers/\\fR, \\fIudocker.conf\\fR.
-        .TP
-        \\fI/etc/udocker.conf\\fR, \\fI~/.udocker/udocker.conf\\fR, \\fI$UDOCKER_DIR/udocker.conf\\fR
-        configuration, in increasing precedence (then \\fB--config\\fR, the environment, general options).
-        .SH SEE ALSO
-        The README of this project; the udocker user manual (indigo-dc/udocker).
+            .SH EXIT STATUS
+            .TP
+            \\fB0\\fR
+            success.
+            .TP
+            \\fB1\\fR
+            an error: the one line printed on standard error (\\fBError: ...\\fR) says what failed and what to do.
+            Among them: no space left (with the MiB free on the filesystem of \\fBUDOCKER_DIR\\fR), no inodes
+            left, disk quota exceeded (see it with \\fBquota -s\\fR or \\fBlfs quota\\fR), then remove containers
+            or images (\\fBudocker rm\\fR, \\fBudocker rmi\\fR, \\fBudocker rmi --prune\\fR) or move \\fBUDOCKER_DIR\\fR;
+            a registry rate limit (HTTP 429, with the wait the registry asked for); \\fBlogin\\fR refused by the
+            registry (nothing is stored); an unsafe keystore (\\fBchmod 600\\fR); a missing engine tool
+            (proot, runc, libfakechroot: \\fBudocker install\\fR or the distribution package).
+            .TP
+            \\fB2\\fR
+            \\fBrun\\fR could not start the command (bad volume, working directory or command), as in udocker;
+            also an engine that cannot start, e.g. N1 with user namespaces disabled (the line names the sysctl,
+            \\fBuser.max_user_namespaces\\fR, \\fBkernel.unprivileged_userns_clone\\fR or
+            \\fBkernel.apparmor_restrict_unprivileged_userns\\fR, and suggests P1).
+            .TP
+            \\fBN\\fR
+            \\fBrun\\fR returns the exit status of the command; 128+N when it was killed by signal N
+            (130 after SIGINT, 143 after SIGTERM).
+            .SH FILES
+            .TP
+            \\fI~/.udocker/\\fR
+            the repository: \\fIrepos/\\fR (image tags), \\fIlayers/\\fR (blobs), \\fIcontainers/\\fR, \\fIudocker.conf\\fR.
+            .TP
+            \\fI/etc/udocker.conf\\fR, \\fI~/.udocker/udocker.conf\\fR, \\fI$UDOCKER_DIR/udocker.conf\\fR
+            configuration, in increasing precedence (then \\fB--config\\fR, the environment, general options).
+            .SH SEE ALSO
+            The README of this project; the udocker user manual (indigo-dc/udocker).
 
-        """
+            """
         return out
     }
 
@@ -142,15 +142,19 @@ enum Manual {
     // MARK: the definitions, read through swift-argument-parser's own JSON description
 
     struct OptionInfo { var names: [String]; var valueName: String?; var help: String }
-    struct CommandInfo { var name: String; var abstract: String?; var discussion: String?; var options: [OptionInfo]; var positionals: [String] }
+    struct CommandInfo {
+        var name: String; var abstract: String?; var discussion: String?; var options: [OptionInfo]; var positionals: [String]
+    }
 
     static func commandInfos() -> [CommandInfo] {
         commandNames.compactMap { name in
             guard let type = UDocker.commands[name],
-                  let json = try? JSONSerialization.jsonObject(with: Data(type._dumpHelp().utf8)) as? [String: Any],
-                  let command = json["command"] as? [String: Any] else { return nil }
-            var info = CommandInfo(name: name, abstract: command["abstract"] as? String,
-                                   discussion: command["discussion"] as? String, options: [], positionals: [])
+                let json = try? JSONSerialization.jsonObject(with: Data(type._dumpHelp().utf8)) as? [String: Any],
+                let command = json["command"] as? [String: Any]
+            else { return nil }
+            var info = CommandInfo(
+                name: name, abstract: command["abstract"] as? String,
+                discussion: command["discussion"] as? String, options: [], positionals: [])
             for argument in command["arguments"] as? [[String: Any]] ?? [] {
                 guard argument["shouldDisplay"] as? Bool ?? true else { continue }
                 let names = (argument["names"] as? [[String: Any]] ?? []).compactMap { n -> String? in
@@ -196,8 +200,9 @@ enum Manual {
 /// only to generate completion scripts (the dispatcher itself is `UDocker.main`).
 struct ManualRoot: ParsableCommand {
     static var configuration: CommandConfiguration {
-        CommandConfiguration(commandName: "udocker", abstract: "run containers without root",
-                             subcommands: Manual.commandNames.compactMap { UDocker.commands[$0] })
+        CommandConfiguration(
+            commandName: "udocker", abstract: "run containers without root",
+            subcommands: Manual.commandNames.compactMap { UDocker.commands[$0] })
     }
     @Flag(name: [.customShort("D"), .customLong("debug")], help: "debug messages") var debug = false
     @Flag(name: [.customShort("q"), .customLong("quiet")], help: "only errors") var quiet = false

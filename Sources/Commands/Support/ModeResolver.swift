@@ -9,15 +9,18 @@ struct ModeResolver {
 
     func engineEnvironment() -> EngineEnvironment {
         let c = context.configuration
-        var env = EngineEnvironment(tmpDir: c.tmpDirectory, binDir: context.repository.binDirectory,
-                                    hostEnvironment: context.environment)
+        var env = EngineEnvironment(
+            tmpDir: c.tmpDirectory, binDir: context.repository.binDirectory,
+            hostEnvironment: context.environment)
         // udocker's default "UDOCKER" means its bundled proot; we bundle none, so the default
         // searches $UDOCKER_DIR/bin and then PATH. An explicit path is used as given.
         let proot = c["use_proot_executable"]
         env.prootExecutable = (proot.isEmpty || proot == "UDOCKER") ? nil : proot
         // Engines read the tool overrides from the environment; the config file may set them too.
-        for (variable, key) in [("UDOCKER_USE_RUNC_EXECUTABLE", "use_runc_executable"),
-                                ("UDOCKER_USE_SINGULARITY_EXECUTABLE", "use_singularity_executable")]
+        for (variable, key) in [
+            ("UDOCKER_USE_RUNC_EXECUTABLE", "use_runc_executable"),
+            ("UDOCKER_USE_SINGULARITY_EXECUTABLE", "use_singularity_executable"),
+        ]
         where env.hostEnvironment[variable] == nil && !c[key].isEmpty {
             env.hostEnvironment[variable] = c[key]
         }

@@ -42,7 +42,9 @@ final class OutputRenderer: OutputSink, @unchecked Sendable {
         }
     }
 
-    static func now() -> Double { var ts = timespec(); clock_gettime(CLOCK_MONOTONIC, &ts); return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9 }
+    static func now() -> Double {
+        var ts = timespec(); clock_gettime(CLOCK_MONOTONIC, &ts); return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
 
     private func line(_ prefix: String, _ text: String, _ level: OutputLevel) {
         var p = prefix
@@ -62,7 +64,8 @@ final class OutputRenderer: OutputSink, @unchecked Sendable {
         switch p {
         case .blobBytes, .pullStarted: return
         case .pullFinished(let image, let bytes):
-            write("Info: pulled \(image): \(state.blobs.count) blob(s), \(Self.size(bytes)) in \(Self.duration(state.elapsed(Self.now())))\n")
+            write(
+                "Info: pulled \(image): \(state.blobs.count) blob(s), \(Self.size(bytes)) in \(Self.duration(state.elapsed(Self.now())))\n")
         default: write("Info: \(p)\n")
         }
     }
@@ -101,7 +104,9 @@ final class OutputRenderer: OutputSink, @unchecked Sendable {
             guard let b = state.blobs[name] else { continue }
             let pct = b.total > 0 ? Int(b.done * 100 / b.total) : 100
             let bar = String(repeating: "=", count: pct / 5) + String(repeating: " ", count: 20 - pct / 5)
-            lines.append("\(name) [\(bar)] \(String(format: "%3d", pct))% \(Self.size(b.done))/\(Self.size(b.total))" + (b.status.isEmpty ? "" : " \(b.status)"))
+            lines.append(
+                "\(name) [\(bar)] \(String(format: "%3d", pct))% \(Self.size(b.done))/\(Self.size(b.total))"
+                    + (b.status.isEmpty ? "" : " \(b.status)"))
         }
         let done = state.bytesDone, total = max(state.totalBytes, done)
         let rate = state.rate(now)
@@ -144,12 +149,27 @@ struct PullState {
         if started == nil { started = now }
         switch p {
         case .pullStarted(_, _, let bytes): self = PullState(); started = now; totalBytes = bytes
-        case .blobStarted(let b, let bytes, let at): set(b) { $0.total = bytes; $0.done = at; $0.status = at > 0 ? "resuming" : "" }; skipped += at
-        case .blobBytes(let b, let done, let total): set(b) { $0.done = done; $0.total = total }
-        case .blobVerified(let b, let bytes): set(b) { $0.done = bytes; $0.total = bytes; $0.status = "verified" }
-        case .blobPresent(let b, let bytes): set(b) { $0.done = bytes; $0.total = bytes; $0.status = "already present" }; skipped += bytes
+        case .blobStarted(let b, let bytes, let at):
+            set(b) {
+                $0.total = bytes; $0.done = at; $0.status = at > 0 ? "resuming" : ""
+            }; skipped += at
+        case .blobBytes(let b, let done, let total):
+            set(b) {
+                $0.done = done; $0.total = total
+            }
+        case .blobVerified(let b, let bytes):
+            set(b) {
+                $0.done = bytes; $0.total = bytes; $0.status = "verified"
+            }
+        case .blobPresent(let b, let bytes):
+            set(b) {
+                $0.done = bytes; $0.total = bytes; $0.status = "already present"
+            }; skipped += bytes
         case .blobWaiting(let b): set(b) { $0.status = "waiting for another process" }
-        case .blobResuming(let b, let at, _): set(b) { $0.done = at; $0.status = "reconnecting" }
+        case .blobResuming(let b, let at, _):
+            set(b) {
+                $0.done = at; $0.status = "reconnecting"
+            }
         default: break
         }
     }

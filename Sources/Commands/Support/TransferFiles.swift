@@ -36,7 +36,8 @@ enum TransferFiles {
             close(fd)
             guard (replace ? rename(temp, path) : link(temp, path)) == 0 else {
                 let e = errno
-                throw CommandFailure(e == EEXIST ? "output file already exists: \(path)" : "cannot create \(path): \(String(cString: strerror(e)))")
+                throw CommandFailure(
+                    e == EEXIST ? "output file already exists: \(path)" : "cannot create \(path): \(String(cString: strerror(e)))")
             }
             unlink(temp)
         } catch {
