@@ -3,6 +3,7 @@ import Testing
 @testable import Archive
 import OCI
 import CLinux
+import TestSupport
 import UDockerSystem
 #if canImport(Glibc)
 import Glibc
@@ -242,22 +243,4 @@ import Glibc
         #expect(!exists(f.r("zero")))
         #expect(f.outsideIntact())
     }
-}
-
-/// Runs `body` on a fresh thread whose effective capabilities lack the DAC overrides.
-func runWithoutDACCapabilities(_ body: @escaping @Sendable () -> String?) -> String? {
-    final class Box: @unchecked Sendable { var value: String? = "did not run" }
-    let box = Box()
-    let done = DispatchSemaphore(value: 0)
-    let t = Thread {
-        if getuid() == 0 && cl_thread_drop_dac_caps() != 0 {
-            box.value = "capset failed"
-        } else {
-            box.value = body()
-        }
-        done.signal()
-    }
-    t.start()
-    done.wait()
-    return box.value
 }

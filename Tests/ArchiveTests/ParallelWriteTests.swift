@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import Archive
 import OCI
+import TestSupport
 import UDockerSystem
 #if canImport(Glibc)
 import Glibc

@@ -74,21 +74,3 @@ import Glibc
         #expect(outsideIntact(outside))
     }
 }
-
-/// Runs `body` on a fresh thread whose effective capabilities lack the DAC overrides.
-func runWithoutDACCapabilities(_ body: @escaping @Sendable () -> String?) -> String? {
-    final class Box: @unchecked Sendable { var value: String? = "did not run" }
-    let box = Box()
-    let done = DispatchSemaphore(value: 0)
-    let t = Thread {
-        if getuid() == 0 && cl_thread_drop_dac_caps() != 0 {
-            box.value = "capset failed"
-        } else {
-            box.value = body()
-        }
-        done.signal()
-    }
-    t.start()
-    done.wait()
-    return box.value
-}
