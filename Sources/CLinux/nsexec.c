@@ -521,13 +521,6 @@ int cl_wait_forwarding(pid_t pid, int *status) {
     pthread_mutex_unlock(&ud_forward_lock);
     // A pid not started by cl_spawn (the runc command, re-parented to us): forward to it alone.
     if (slot < 0) slot = ud_forward_acquire(pid);
-    // Forwarding is this wait's job: receive the forwarded signals even when our parent started
-    // us with them blocked (a batch system, a test runner, a thread of another program). The
-    // single-threaded command has no other thread that could take them. Restored afterwards.
-    sigset_t fwd, old;
-    sigemptyset(&fwd);
-    for (size_t i = 0; i < UD_NFORWARDED; i++) sigaddset(&fwd, ud_forwarded[i]);
-    pthread_sigmask(SIG_UNBLOCK, &fwd, &old);
     int r;
     for (;;) {
         r = (int)waitpid(pid, status, 0);
@@ -535,7 +528,6 @@ int cl_wait_forwarding(pid_t pid, int *status) {
         break;
     }
     int saved = errno;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
     ud_forward_release(slot);
     errno = saved;
     return r < 0 ? -1 : 0;
