@@ -48,10 +48,12 @@ PACKAGES=(
   "ca-certificates:/etc/ssl/certs/ca-certificates.crt"
   "util-linux:/usr/bin/setpriv"
   "debian-archive-keyring:/usr/share/keyrings/debian-archive-keyring.gpg"
-  # HPC (MPI + Slurm tests, scripts/fixtures/hpc-*): the host keeps Open MPI as its only MPI
-  # (MPICH's packages would fight over the mpirun/mpicc alternatives); the MPICH test image's
-  # program is built against libmpich-dev's headers unpacked by hpc-images.sh, not installed.
+  # HPC (MPI + Slurm tests, scripts/fixtures/hpc-*): Open MPI stays the host's default MPI
+  # (mpich's alternatives have priority 40 < Open MPI's 50, so mpirun/mpicc remain Open MPI);
+  # mpich brings MPICH's own launcher mpiexec.hydra. The MPICH test image's program is built
+  # against libmpich-dev's headers unpacked by hpc-images.sh, not installed.
   "openmpi-bin:/usr/bin/mpirun.openmpi"
+  "mpich:/usr/bin/mpiexec.hydra"
   "libopenmpi-dev:/usr/lib/x86_64-linux-gnu/openmpi/include/mpi.h"
   "libpmix-dev:/usr/share/doc/libpmix-dev"
   "slurm-wlm:/usr/sbin/slurmd"

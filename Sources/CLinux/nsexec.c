@@ -237,6 +237,10 @@ static void ud_child(const cl_exec_config_t *c, int own_group, pid_t parent, cl_
         if (fd > 2 && dup2(fd, i) < 0) { ud_step(e, "redirect standard I/O", 0, 0, 0); return; }
     }
     ud_cloexec_all();
+    if (c->keep_fd > 2) {
+        int flags = fcntl(c->keep_fd, F_GETFD);
+        if (flags >= 0) (void)fcntl(c->keep_fd, F_SETFD, flags & ~FD_CLOEXEC);
+    }
 
     if (c->cpus && c->ncpus > 0) {
         cpu_set_t set;

@@ -24,6 +24,8 @@ struct ChildLaunch {
     var cwd: String?
     var cpus: [Int]?
     var io: StandardIO = .inherit
+    /// A descriptor (> 2) the command inherits: a job's `PMI_FD` (`ExecutionPlan.jobDescriptor`).
+    var keepDescriptor: Int32?
     /// N1: the namespace part.
     struct Namespace {
         var root: String
@@ -49,6 +51,7 @@ struct ChildLaunch {
         cfg.envp = UnsafePointer(envp)
         cfg.cwd = ccwd.map { UnsafePointer($0) }
         cfg.stdio_fds = (io.input ?? -1, io.output ?? -1, io.error ?? -1)
+        cfg.keep_fd = keepDescriptor ?? -1
         let cpuBuffer = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, cpus?.count ?? 0))
         defer { cpuBuffer.deallocate() }
         if let cpus, !cpus.isEmpty {

@@ -83,7 +83,7 @@ public struct EngineRunner: Sendable {
         launch.summary.forEach(messages.verbose)
         let child = ChildLaunch(
             path: launch.path, arguments: launch.arguments, environment: launch.environment,
-            cwd: launch.cwd, cpus: plan.cpus, io: engine.io, namespace: launch.namespace)
+            cwd: launch.cwd, cpus: plan.cpus, io: engine.io, keepDescriptor: plan.jobDescriptor, namespace: launch.namespace)
         let status = try Self.spawnAndWait(child, mode: mode, startError: launch.startError)
         return try launch.finish?(status) ?? status
     }

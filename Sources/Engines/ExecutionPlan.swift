@@ -61,6 +61,8 @@ public struct ExecutionPlan: Sendable {
     public var cpus: [Int]?
     /// `--kernel` (P modes).
     public var kernel: String?
+    /// The descriptor of a job's PMI connection (`PMI_FD`, MPICH's Hydra), kept open for the command.
+    public var jobDescriptor: Int32?
     /// Warnings for the user (printed by the engine at warning level).
     public var warnings: [String]
     /// Files created for this run (passwd/group copies); removed by `removeTemporaryFiles()`.
@@ -203,7 +205,7 @@ struct PlanBuilder {
             mode: mode, container: container, root: try rootFS.path, user: user, mounts: mounts,
             cwd: cwd, executable: executable, arguments: arguments, environment: environment,
             imageEnvironmentKeys: imageKeys, devices: devices, cpus: cpus, kernel: options.kernel,
-            warnings: warnings, temporaryFiles: temporaryFiles)
+            jobDescriptor: jobDescriptor, warnings: warnings, temporaryFiles: temporaryFiles)
     }
 
     /// `1,2-3` → [1, 2, 3].

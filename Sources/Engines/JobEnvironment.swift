@@ -12,7 +12,7 @@ public enum JobEnvironment {
     /// Host variables that reach the container without `--hostenv` (config `job_env_prefixes`,
     /// env `UDOCKER_JOB_ENV_PREFIXES`): a key passes when it starts with one of these.
     public static let defaultPrefixes = [
-        "OMPI_", "PMIX_", "PMI_", "PRTE_", "SLURM_", "HYDRA_", "MPIR_CVAR_",
+        "OMPI_", "PMIX_", "PMI_", "PRTE_", "SLURM_", "HYDRA_", "MPIR_CVAR_", "UCX_",
         "CUDA_VISIBLE_DEVICES", "NVIDIA_",
     ]
 
@@ -78,11 +78,20 @@ public enum JobEnvironment {
 }
 
 extension PlanBuilder {
-    /// `--user` for a rank of an MPI job when none was given: the host's `uid:gid` (not in R1,
-    /// whose rootless runtime can show you only as root: see `checkMPI`).
+    /// `--user` for a rank of an MPI job when none was given: the host's `uid:gid` (R1 runs it
+    /// in an outer user namespace, `RuncIdentity`; where it cannot, `checkMPI` refuses the rank).
     var jobUser: String? {
-        guard mode != .R1, options.user?.isEmpty ?? true, JobEnvironment.keepsHostIdentity(env.hostEnvironment) else { return nil }
+        guard options.user?.isEmpty ?? true, JobEnvironment.keepsHostIdentity(env.hostEnvironment),
+            mode != .R1 || RuncIdentity.unavailableReason(environment: env.hostEnvironment) == nil
+        else { return nil }
         return "\(host.uid):\(host.gid)"
+    }
+
+    /// `PMI_FD` of a PMI-1 launcher (MPICH's Hydra): the inherited socket to the launcher's PMI
+    /// server, which the rank must inherit too. Only a descriptor > 2 that is open here.
+    var jobDescriptor: Int32? {
+        guard let text = env.hostEnvironment["PMI_FD"], let fd = Int32(text), fd > 2, fcntl(fd, F_GETFD) >= 0 else { return nil }
+        return fd
     }
 
     /// The job's variables: they win over the image's `Env` (the launcher's per-rank values must
@@ -92,6 +101,13 @@ extension PlanBuilder {
             if Self.blockedHostVariables.contains(key) { continue }
             let value = env.hostEnvironment[key]!
             if imageKeys.contains(key) || !e.contains(key) { e.set(key, value) }
+        }
+        // N1 and R1 put each rank in its own user namespace, and the kernel lets a process open
+        // a peer's /proc/<pid>/fd/<n> or read its memory (CMA) across user namespaces only with
+        // CAP_SYS_PTRACE: UCX (MPICH's default transport) then fails ("Shared memory error").
+        // Its named /dev/shm segments work; the user's own value wins.
+        if mode == .N1 || mode == .R1, JobEnvironment.isJobTask(env.hostEnvironment), !e.contains("UCX_POSIX_USE_PROC_LINK") {
+            e.set("UCX_POSIX_USE_PROC_LINK", "n")
         }
     }
 

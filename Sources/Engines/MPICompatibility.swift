@@ -183,10 +183,17 @@ extension PlanBuilder {
             }
             return []
         }
-        if mode == .R1, launcher == .openMPI || launcher == .pmix {
+        if mode == .R1, launcher == .openMPI || launcher == .pmix,
+            let why = RuncIdentity.unavailableReason(environment: env.hostEnvironment)
+        {
             throw EngineError.invalid(
-                "R1 cannot run a rank of a PMIx job: the launcher's PMIx server accepts only your uid "
-                    + "and a rootless runc shows you as root (uid 0); use N1, P1 or F3 (setup --execmode)")
+                "R1 cannot run a rank of a PMIx job here: the launcher's PMIx server accepts only your uid, "
+                    + "and R1 can run as you only in an outer user namespace: \(why); use N1, P1 or F3 (setup --execmode)")
+        }
+        if mode == .R1, jobDescriptor != nil {
+            throw EngineError.invalid(
+                "R1 cannot run a rank of this PMI job: the launcher hands each rank a socket (PMI_FD) that the "
+                    + "runtime does not pass on; use N1, P1 or F3 (setup --execmode), or mpiexec -pmi-port")
         }
         let host = MPICompatibility.hostLibrary(for: options.mpi == "host" ? nil : launcher, environment: env.hostEnvironment)
         if options.mpi == "host" {

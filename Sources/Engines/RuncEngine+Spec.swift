@@ -37,7 +37,7 @@ extension RuncEngine {
     static func makeSpec(
         plan: ExecutionPlan, mounts: [BindMount], proot: ProotInside?,
         devices: [DeviceSpec], runtime: Runtime, terminal: Bool, hostname: String,
-        hostUID: UInt32, hostGID: UInt32
+        hostUID: UInt32, hostGID: UInt32, identity: RuncIdentity? = nil
     ) throws -> OCIRuntimeSpec {
         var specMounts = baseMounts
         for m in mounts {
@@ -77,14 +77,18 @@ extension RuncEngine {
         var namespaces = ["pid", "ipc", "uts", "mount", "user"].map(OCIRuntimeSpec.Namespace.init)
         var uidMappings: [OCIRuntimeSpec.IDMapping]? = [.init(containerID: 0, hostID: hostUID, size: 1)]
         var gidMappings: [OCIRuntimeSpec.IDMapping]? = [.init(containerID: 0, hostID: hostGID, size: 1)]
-        if runtime.flavor == .runsc {
+        var user = OCIRuntimeSpec.User(uid: 0, gid: 0, additionalGids: nil)
+        if let identity {
+            uidMappings = identity.uidMappings; gidMappings = identity.gidMappings
+            user = .init(uid: identity.uid, gid: identity.gid, additionalGids: nil)
+        } else if runtime.flavor == .runsc {
             // gVisor does its own rootless setup (`--rootless`).
             namespaces.removeAll { $0.type == "user" }
             uidMappings = nil; gidMappings = nil
         }
         return OCIRuntimeSpec(
             process: .init(
-                terminal: terminal, user: .init(uid: 0, gid: 0, additionalGids: nil), args: args, env: env,
+                terminal: terminal, user: user, args: args, env: env,
                 cwd: plan.cwd, capabilities: .init(all: capabilities), noNewPrivileges: true),
             root: .init(path: realpathOrSelf(plan.root), readonly: false),
             hostname: hostname,

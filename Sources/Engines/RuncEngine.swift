@@ -77,7 +77,8 @@ public struct RuncEngine: ExecutionEngine {
             throw EngineError.invalid("\(mode.rawValue): a volume cannot replace \(m.target) (the runtime mounts it)")
         }
         let proot = mode == .R1 ? nil : try ProotInside.prepare(plan: plan, environment: environment)
-        if !capabilities.contains(.anyUser) && !plan.user.isRoot {
+        let identity = runsAsYou(plan, runtime: runtime) ? RuncIdentity.make(uid: getuid(), gid: getgid(), environment: environment.hostEnvironment) : nil
+        if !capabilities.contains(.anyUser) && !plan.user.isRoot && identity == nil {
             run.messages.warning(
                 "R1 runs the command as root (uid 0, which is you on the host): a rootless runtime "
                     + "maps only container root onto your uid; for --user=\(run.options.user ?? plan.user.name) use R2, R3, N1 or P1")
@@ -90,7 +91,7 @@ public struct RuncEngine: ExecutionEngine {
         let spec = try Self.makeSpec(
             plan: plan, mounts: mounts, proot: proot, devices: devices, runtime: runtime,
             terminal: terminal, hostname: Self.hostname(container: run.container, options: run.options),
-            hostUID: getuid(), hostGID: getgid())
+            hostUID: getuid(), hostGID: getgid(), identity: identity)
         let bundle = try RunBundle.create(tmpDir: environment.tmpDir, containerID: run.container.id)
         do { try bundle.writeSpec(spec.encoded()) } catch { bundle.remove(); throw error }
         // No terminal: `run --detach`, the command inherits our stdio and is waited for once the
@@ -98,21 +99,28 @@ public struct RuncEngine: ExecutionEngine {
         // returns the command's status.
         let detached = !terminal && Self.childSubreaper
         let argv =
-            globalArguments(runtime, bundle: bundle)
+            globalArguments(runtime, bundle: bundle, identity: identity)
             + (detached ? ["run", "--detach", "--pid-file", bundle.pidFile] : ["run"]) + ["--bundle", bundle.path, bundle.runtimeID]
         var launch = Launch(
-            path: runtime.path, arguments: argv, environment: runtimeEnvironment,
+            path: argv[0], arguments: argv, environment: runtimeEnvironment,
             summary: [
                 "\(mode.rawValue): \(runtime.path) bundle=\(bundle.path) id=\(bundle.runtimeID) CMD = \(spec.process.args)"
             ])
         if detached { launch.finish = { try waitForCommand(runtime: runtime, bundle: bundle, runtimeStatus: $0) } }
-        launch.cleanup = [bundle.remove, { deleteState(runtime: runtime, bundle: bundle) }]
+        launch.cleanup = [bundle.remove, { deleteState(runtime: runtime, bundle: bundle, identity: identity) }]
         return launch
     }
 
-    /// Options before the runtime's subcommand.
-    func globalArguments(_ runtime: Runtime, bundle: RunBundle) -> [String] {
-        var argv = [runtime.path]
+    /// R1 runs the command as you (not as container root) when the plan's user is you and not root
+    /// (see `RuncIdentity`); R2/R3 do `--user` with PRoot, runsc has its own rootless set-up.
+    func runsAsYou(_ plan: ExecutionPlan, runtime: Runtime) -> Bool {
+        mode == .R1 && runtime.flavor != .runsc && !plan.user.isRoot && plan.user.uid == getuid() && plan.user.gid == getgid()
+    }
+
+    /// The runtime's argv up to its subcommand: the outer namespaces when running as you, then
+    /// the runtime and its global options.
+    func globalArguments(_ runtime: Runtime, bundle: RunBundle, identity: RuncIdentity? = nil) -> [String] {
+        var argv = (identity?.wrapper ?? []) + [runtime.path]
         if environment.debug { argv.append("--debug") }
         switch runtime.flavor {
         case .runsc: argv += ["--network=host", "--ignore-cgroups", "--rootless"]
@@ -147,14 +155,14 @@ public struct RuncEngine: ExecutionEngine {
     }
 
     /// `<runtime> delete --force <id>`: removes the runtime's state (quietly).
-    func deleteState(runtime: Runtime, bundle: RunBundle) {
+    func deleteState(runtime: Runtime, bundle: RunBundle, identity: RuncIdentity?) {
         let null = open("/dev/null", O_RDWR | O_CLOEXEC)
         defer { if null >= 0 { close(null) } }
         let quiet = StandardIO(input: null, output: null, error: null)
-        let argv = globalArguments(runtime, bundle: bundle) + ["delete", "--force", bundle.runtimeID]
+        let argv = globalArguments(runtime, bundle: bundle, identity: identity) + ["delete", "--force", bundle.runtimeID]
         _ = try? EngineRunner.spawnAndWait(
             ChildLaunch(
-                path: runtime.path, arguments: argv, environment: runtimeEnvironment,
+                path: argv[0], arguments: argv, environment: runtimeEnvironment,
                 cwd: nil, cpus: nil, io: quiet), mode: mode)
     }
 

@@ -6,12 +6,19 @@ import TestSupport
 let hpcModes = ["N1", "P1", "F3", "R1"]
 
 /// Engines where a rank can join a PMIx job: the launcher's PMIx server accepts only the user's
-/// own uid, and a rootless runc (R1) shows the user as root (see `rankUnderR1`).
-let pmixRankModes = ["N1", "P1", "F3"]
+/// own uid, so every engine runs a rank as the user (R1 in an outer user namespace, which needs
+/// `unshare`, `newuidmap` and /etc/subuid: see `rankUnderR1WithoutSubordinateIDs`).
+let pmixRankModes = hpcModes
 
 let hasOpenMPILauncher: ConditionTrait = .enabled(
     if: FileManager.default.isExecutableFile(atPath: "/usr/bin/mpirun"),
     "needs Open MPI's mpirun on the host (scripts/test-deps.sh installs openmpi-bin)")
+
+/// MPICH's own launcher (Debian's `mpich` package; its alternatives stay below Open MPI's, so
+/// `mpirun` remains Open MPI): Hydra hands each rank its PMI-1 socket as `PMI_FD`.
+let hasHydraLauncher: ConditionTrait = .enabled(
+    if: FileManager.default.isExecutableFile(atPath: "/usr/bin/mpiexec.hydra"),
+    "needs MPICH's mpiexec.hydra on the host (scripts/test-deps.sh installs mpich)")
 
 extension E2ESandbox {
     /// `mpi-openmpi` or `mpi-mpich` (scripts/fixtures/hpc-images.sh), pulled and created as `name`,
@@ -132,24 +139,23 @@ struct MPITests {
         #expect(id.stdout == "\(uid)\n", "\(id)")
     }
 
-    @Test("R1 refuses a rank of a PMIx job in one line (rootless runc shows the user as root)", hasOpenMPILauncher)
-    func rankUnderR1() async throws {
+    @Test("R1 without unshare/newuidmap refuses a rank of a PMIx job in one line naming why")
+    func rankUnderR1WithoutSubordinateIDs() async throws {
         let box = try sandbox()
         try await box.mpiContainer("mpi-openmpi", name: "mpi", mode: "R1")
-        let r = try await box.launch(
-            "/usr/bin/mpirun", ["--oversubscribe", "-np", "2", box.env.binary, "run", "--nobanner", "mpi", "ring"])
-        #expect(r.status != 0 && ringOutput(r).ring.isEmpty, "\(r)")
-        let errors = r.stderrLines.filter { $0.hasPrefix("Error:") }
-        // mpirun stops the other rank once one has failed: one line or two.
-        #expect(
-            !errors.isEmpty && errors.allSatisfy { $0.contains("R1 cannot run a rank of a PMIx job") && $0.contains("N1, P1 or F3") },
-            "\(r)")
-        let host = try await box.launch("/usr/bin/mpirun", ["-np", "1", box.env.binary, "run", "--nobanner", "--mpi=host", "mpi", "ring"])
-        #expect(host.status != 0 && host.stderrLines.contains { $0.hasPrefix("Error: R1 cannot run a rank of a PMIx job") }, "\(host)")
+        // A PMIx rank (what srun --mpi=pmix and prterun set) on a PATH without util-linux's unshare.
+        let rank = ["PMIX_RANK": "0", "PMIX_NAMESPACE": "e2e", "PATH": "/usr/sbin:/sbin"]
+        let r = try await box.run(["--nobanner", "mpi", "ring"], environment: rank)
+        expectOneLineError(r, status: 2, mentioning: ["R1 cannot run a rank of a PMIx job", "unshare not found", "N1, P1 or F3"])
+        #expect(ringOutput(r).ring.isEmpty, "\(r)")
+        // Outside a job the same container runs as container root, as before.
+        let alone = try await box.run(["--nobanner", "mpi", "id", "-u"], environment: ["PATH": "/usr/sbin:/sbin"])
+        expectSuccess(alone)
+        #expect(alone.stdout == "0\n", "\(alone)")
     }
 
     @Test(
-        "--mpi=host: the host's Open MPI replaces a broken one in the container (N1, P1; F3 refuses)", hasOpenMPILauncher,
+        "--mpi=host: the host's Open MPI replaces a broken one in the container (N1, P1, R1; F3 refuses)", hasOpenMPILauncher,
         arguments: pmixRankModes)
     func hostMPI(_ mode: String) async throws {
         let box = try sandbox("mpihost-\(mode)")
@@ -171,6 +177,21 @@ struct MPITests {
                 host.status != 0 && host.stderrLines.contains { $0.hasPrefix("Error: --mpi=host is not supported by \(mode)") }, "\(host)")
         } else {
             expectRingJob(host, ranks: 2, "\(mode) --mpi=host")
+        }
+    }
+
+    @Test("mpiexec.hydra -n 4 udocker run MPICH-IMG ring: one 4-rank job (PMI_FD kept)", hasHydraLauncher, arguments: hpcModes)
+    func hydraRing(_ mode: String) async throws {
+        let box = try sandbox("hydra-\(mode)")
+        try await box.mpiContainer("mpi-mpich", name: "mpich", mode: mode)
+        let r = try await box.launch("/usr/bin/mpiexec.hydra", ["-n", "4", box.env.binary, "run", "--nobanner", "mpich", "ring"])
+        if mode == "R1" {
+            // runc passes on only the standard descriptors: refused in one line per rank.
+            #expect(r.status != 0 && ringOutput(r).ring.isEmpty, "\(r)")
+            let errors = r.stderrLines.filter { $0.hasPrefix("Error:") }
+            #expect(!errors.isEmpty && errors.allSatisfy { $0.contains("R1 cannot run a rank of this PMI job") }, "\(r)")
+        } else {
+            expectRingJob(r, ranks: 4, vendor: "MPICH", "\(mode) mpiexec.hydra")
         }
     }
 

@@ -41,26 +41,31 @@ let slurmAvailable: ConditionTrait = .enabled(
     "needs root (to start munged/slurmctld/slurmd) and slurm-wlm + munge (scripts/test-deps.sh)")
 
 extension E2ESandbox {
-    func slurm(_ program: String, _ args: [String]) async throws -> CommandResult {
-        try await launch("/usr/bin/\(program)", args, environment: ["SLURM_CONF": SlurmCluster.configuration])
+    /// A Slurm client as the test user; `mode` reaches the tasks as the default engine of
+    /// containers that `run` creates (`UDOCKER_DEFAULT_EXECUTION_MODE`, srun exports it).
+    func slurm(_ program: String, _ args: [String], mode: String? = nil) async throws -> CommandResult {
+        var environment = ["SLURM_CONF": SlurmCluster.configuration]
+        if let mode { environment["UDOCKER_DEFAULT_EXECUTION_MODE"] = mode }
+        return try await launch("/usr/bin/\(program)", args, environment: environment)
     }
 }
 
 @Suite("E2E HPC: Slurm", e2eEnabled, slurmAvailable, .serialized)
 struct SlurmTests {
-    @Test("srun -n2 udocker run: each task sees its own SLURM_* without --hostenv")
-    func perTaskVariables() async throws {
-        let box = try sandbox()
-        _ = try await box.pullAndCreate(box.env.busybox, name: "bb")
+    @Test("srun -n2 udocker run: each task sees its own SLURM_* without --hostenv", arguments: hpcModes)
+    func perTaskVariables(_ mode: String) async throws {
+        let box = try sandbox("slurmenv-\(mode)")
+        _ = try await box.pullAndCreate(box.env.debian, name: "deb")
+        if mode != "N1" { try requireSuccess(try await box.udocker(["setup", "--execmode=\(mode)", "deb"])) }
         try await SlurmCluster.with {
             let r = try await box.slurm(
                 "srun",
                 [
-                    "-n2", box.env.binary, "run", "--nobanner", "bb", "sh", "-c",
+                    "-n2", box.env.binary, "run", "--nobanner", "deb", "sh", "-c",
                     "echo task=$SLURM_PROCID/$SLURM_NTASKS job=${SLURM_JOB_ID:+set} host=${HOSTNAME_UNSET:-none}",
                 ])
             expectSuccess(r)
-            #expect(r.stdoutLines.sorted() == ["task=0/2 job=set host=none", "task=1/2 job=set host=none"], "\(r)")
+            #expect(r.stdoutLines.sorted() == ["task=0/2 job=set host=none", "task=1/2 job=set host=none"], "\(mode): \(r)")
         }
     }
 
@@ -86,9 +91,9 @@ struct SlurmTests {
         }
     }
 
-    @Test("an sbatch script runs udocker in its steps")
-    func sbatchScript() async throws {
-        let box = try sandbox()
+    @Test("an sbatch script runs udocker in its steps", arguments: hpcModes)
+    func sbatchScript(_ mode: String) async throws {
+        let box = try sandbox("sbatch-\(mode)")
         try box.makeUserDirectory(box.scratch)
         let job = "\(box.scratch)/job.sh", out = "\(box.scratch)/job.out"
         try box.writeUserFile(
@@ -96,33 +101,35 @@ struct SlurmTests {
             """
             #!/bin/sh
             #SBATCH -n 2
-            \(box.env.binary) run --nobanner --pull=reuse --name=bb \(box.env.busybox) sh -c 'echo batch=$SLURM_JOB_ID'
-            srun \(box.env.binary) run --nobanner bb sh -c 'echo step=$SLURM_PROCID'
+            \(box.env.binary) run --nobanner --pull=reuse --name=deb \(box.env.debian) sh -c 'echo batch=$SLURM_JOB_ID'
+            srun \(box.env.binary) run --nobanner deb sh -c 'echo step=$SLURM_PROCID-$container_execmode'
 
             """, mode: 0o755)
         try await SlurmCluster.with {
-            let r = try await box.slurm("sbatch", ["--wait", "-o", out, job])
+            let r = try await box.slurm("sbatch", ["--wait", "-o", out, job], mode: mode)
             expectSuccess(r)
             // sbatch writes stderr (the pull's Info lines) into the same file.
             let lines = (box.readFile(out) ?? "").split(separator: "\n").map(String.init)
                 .filter { $0.hasPrefix("batch=") || $0.hasPrefix("step=") }
             #expect(lines.count == 3 && lines.first?.hasPrefix("batch=") == true && lines.first != "batch=", "\(lines)\n\(r)")
-            #expect(Set(lines.dropFirst()) == ["step=0", "step=1"], "\(lines)")
+            #expect(Set(lines.dropFirst()) == ["step=0-\(mode)", "step=1-\(mode)"], "\(mode): \(lines)")
         }
     }
 
-    @Test("srun -n4 run --pull=reuse --name=job on an empty repository: one pull, one container, four outputs")
-    func manyTasksOneImage() async throws {
-        let box = try sandbox()
+    @Test(
+        "srun -n4 run --pull=reuse --name=job on an empty repository: one pull, one container, four outputs",
+        arguments: hpcModes)
+    func manyTasksOneImage(_ mode: String) async throws {
+        let box = try sandbox("manytasks-\(mode)")
         try await SlurmCluster.with {
             let r = try await box.slurm(
                 "srun",
                 [
                     "-n4", box.env.binary, "run", "--nobanner", "--pull=reuse", "--name=job",
-                    box.env.busybox, "sh", "-c", "echo out-$SLURM_PROCID",
-                ])
+                    box.env.debian, "sh", "-c", "echo out-$SLURM_PROCID-$container_execmode",
+                ], mode: mode)
             expectSuccess(r)
-            #expect(r.stdoutLines.sorted() == ["out-0", "out-1", "out-2", "out-3"], "\(r)")
+            #expect(r.stdoutLines.sorted() == (0..<4).map { "out-\($0)-\(mode)" }, "\(mode): \(r)")
         }
         let ps = try await box.psLines()
         #expect(ps.count == 1 && ps.first?.contains("job") == true, "exactly one container:\n\(ps)")

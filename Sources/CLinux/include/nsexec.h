@@ -43,6 +43,7 @@ typedef struct {
     const char *overlay_dir;     // overlay containers (use_userns): where the lowerdirs are relative to
     const char *overlay_options; // overlayfs options, or NULL for a flat root
     int stdio_fds[3];          // fds (> 2) to install as stdin/stdout/stderr; -1 = inherit
+    int keep_fd;               // an fd > 2 the command inherits (a job's PMI_FD); else none
 } cl_exec_config_t;
 
 typedef struct {
