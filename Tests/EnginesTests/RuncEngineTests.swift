@@ -174,6 +174,32 @@ func runRS(
             hostUID: 1, hostGID: 1)
         #expect(runsc.linux.uidMappings == nil && !runsc.linux.namespaces.contains { $0.type == "user" })
         #expect(runsc.process.terminal)
+
+        // As you (RuncIdentity): container <uid> -> outer 0 (you), container root -> outer 1 (a subuid).
+        let identity = RuncIdentity(uid: 1234, gid: 5678, subUID: 100000, subGID: 200000, unshare: "/usr/bin/unshare")
+        let asYou = try RuncEngine.makeSpec(
+            plan: plan, mounts: mounts, proot: nil, devices: [],
+            runtime: .init(path: "/usr/sbin/runc"), terminal: false, hostname: "h",
+            hostUID: 1234, hostGID: 5678, identity: identity)
+        #expect(asYou.process.user == .init(uid: 1234, gid: 5678, additionalGids: nil))
+        #expect(asYou.linux.uidMappings == [.init(containerID: 0, hostID: 1, size: 1), .init(containerID: 1234, hostID: 0, size: 1)])
+        #expect(asYou.linux.gidMappings == [.init(containerID: 0, hostID: 1, size: 1), .init(containerID: 5678, hostID: 0, size: 1)])
+        #expect(
+            identity.wrapper == [
+                "/usr/bin/unshare", "--mount", "--map-root-user", "--map-users=100000,1,1", "--map-groups=200000,1,1", "--",
+            ])
+    }
+
+    @Test func subordinateIDRange() throws {
+        let c = try rsContainer()
+        let dir = c.hostDir
+        let file = dir + "/subuid"
+        let uid = getuid()
+        try "other:5000:10\n\(uid):0:10\n\(uid):300000:0\n\(uid):400000:65536\n".write(toFile: file, atomically: false, encoding: .utf8)
+        // A range that starts at 0 (it would map container root onto host root) or is empty is skipped.
+        #expect(RuncIdentity.firstSubordinateID(file, uid: uid) == 400000)
+        #expect(RuncIdentity.firstSubordinateID(dir + "/missing", uid: uid) == nil)
+        #expect(RuncIdentity.unavailableReason(environment: ["PATH": dir], uid: 1001)?.contains("unshare not found") == true)
     }
 
     @Test(.enabled(if: runcPath != nil, "runc is not installed (apt-get install runc)"))
