@@ -31,9 +31,13 @@ struct RuncIdentity: Sendable, Equatable {
     }
 
     /// The runtime's mappings, in outer-namespace ids.
-    var uidMappings: [OCIRuntimeSpec.IDMapping] { [.init(containerID: 0, hostID: 1, size: 1), .init(containerID: uid, hostID: 0, size: 1)] }
+    var uidMappings: [OCIRuntimeSpec.IDMapping] {
+        [.init(containerID: 0, hostID: 1, size: 1), .init(containerID: uid, hostID: 0, size: 1)]
+    }
     var gidMappings: [OCIRuntimeSpec.IDMapping] {
-        gid == 0 ? [.init(containerID: 0, hostID: 0, size: 1)] : [.init(containerID: 0, hostID: 1, size: 1), .init(containerID: gid, hostID: 0, size: 1)]
+        gid == 0
+            ? [.init(containerID: 0, hostID: 0, size: 1)]
+            : [.init(containerID: 0, hostID: 1, size: 1), .init(containerID: gid, hostID: 0, size: 1)]
     }
 
     /// Why R1 cannot run a command as the invoking user on this host, or nil when it can.

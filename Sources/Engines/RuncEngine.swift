@@ -77,7 +77,9 @@ public struct RuncEngine: ExecutionEngine {
             throw EngineError.invalid("\(mode.rawValue): a volume cannot replace \(m.target) (the runtime mounts it)")
         }
         let proot = mode == .R1 ? nil : try ProotInside.prepare(plan: plan, environment: environment)
-        let identity = runsAsYou(plan, runtime: runtime) ? RuncIdentity.make(uid: getuid(), gid: getgid(), environment: environment.hostEnvironment) : nil
+        let identity =
+            runsAsYou(plan, runtime: runtime)
+            ? RuncIdentity.make(uid: getuid(), gid: getgid(), environment: environment.hostEnvironment) : nil
         if !capabilities.contains(.anyUser) && !plan.user.isRoot && identity == nil {
             run.messages.warning(
                 "R1 runs the command as root (uid 0, which is you on the host): a rootless runtime "
