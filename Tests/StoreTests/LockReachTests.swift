@@ -57,7 +57,19 @@ import Glibc
         let nodeA = BlobIngest(directory: tmp.path, lockReach: .thisNodeOnly)
         let nodeB = BlobIngest(directory: tmp.path, lockReach: .thisNodeOnly)
         let a = try #require(try await nodeA.session(for: d, onWait: {}))
-        let b = try #require(try await nodeB.session(for: d, onWait: { Issue.record("node B waited for a node-local lock") }))
+        // Node B must not wait for node A's lock (it could not see it on a real cluster): a wait is
+        // a failure, and is cancelled so the test ends.
+        let waited = Flag()
+        let box = SessionBox()
+        let pending = Task { box.session = try await nodeB.session(for: d, onWait: { waited.set() }) }
+        let watchdog = Task {
+            for _ in 0..<500 where !waited.isSet { try? await Task.sleep(for: .milliseconds(10)) }
+            if waited.isSet { pending.cancel() }
+        }
+        _ = try? await pending.value
+        watchdog.cancel()
+        #expect(!waited.isSet, "node B waited for a lock node A holds")
+        let b = try #require(box.session)
         #expect(a.path != b.path)
         #expect(a.path != tmp.sub("\(d.digest).partial") && b.path != tmp.sub("\(d.digest).partial"))
         try bytes.withUnsafeBytes { try a.write($0, at: 0) }
@@ -74,3 +86,12 @@ import Glibc
         shared.discard(); shared.close()
     }
 }
+
+final class Flag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.withLock { value = true } }
+    var isSet: Bool { lock.withLock { value } }
+}
+
+final class SessionBox: @unchecked Sendable { var session: IngestSession? }
