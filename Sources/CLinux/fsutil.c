@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/ioctl.h>
@@ -136,4 +137,10 @@ int cl_ficlone(int src, int dst) {
     errno = EOPNOTSUPP;
     return -1;
 #endif
+}
+
+long long cl_fs_type(const char *path) {
+    struct statfs sf;
+    if (statfs(path, &sf) != 0) return -1;
+    return (long long)(unsigned int)sf.f_type;
 }

@@ -108,6 +108,7 @@ public enum UDocker {
                     context.messages.info("creating repo: \(context.repository.topDirectory)")
                     try context.repository.create()
                 }
+                if let unsafe = context.repository.unsafeOwnershipReason { throw CommandFailure(unsafe) }
             }
             let parsed: any ParsableCommand
             do {

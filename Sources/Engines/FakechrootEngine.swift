@@ -396,9 +396,8 @@ public struct FakechrootEngine: ExecutionEngine {
         }
         if mode == .F4 {
             // Needs udocker's patchelf (with --set-root-prefix); without it F4 behaves as F3.
-            let arch = ToolLocator.udockerArch
-            if let pe = ["patchelf-\(arch)", "patchelf"].map({ environment.binDir + "/" + $0 }).first(where: ToolLocator.isExecutableFile) {
-                env.set("FAKECHROOT_PATCH_PATCHELF", pe)
+            if let pe = try? ToolLocator(environment: environment).patchelf(), pe.origin == .binDir {
+                env.set("FAKECHROOT_PATCH_PATCHELF", pe.path)
             }
             env.set("FAKECHROOT_PATCH_ELFLOADER", loader)
             if let t = FakechrootSetup.read(paths.patchTime) { env.set("FAKECHROOT_PATCH_LAST_TIME", t) }

@@ -21,7 +21,8 @@ public struct ToolLocator: Sendable {
         public var origin: Origin
     }
 
-    /// Not found: the message says what was searched and how to fix it.
+    /// Not found, or found but not safe to run (`vetted`): the message says what was searched or
+    /// what is wrong, and how to fix it.
     public struct NotFound: Error, Sendable, CustomStringConvertible {
         public var message: String
         public var description: String { message }
@@ -48,7 +49,7 @@ public struct ToolLocator: Sendable {
     ) throws(NotFound) -> Tool {
         if case .file(let f) = setting {
             guard Self.isExecutableFile(f) else { throw NotFound(message: "\(missing): \(variable)=\(f) is not an executable file") }
-            return Tool(path: f, origin: .setting)
+            return try Self.vetted(Tool(path: f, origin: .setting))
         }
         let inPath = { () -> Tool? in
             guard setting != .binDirOnly else { return nil }
@@ -66,7 +67,7 @@ public struct ToolLocator: Sendable {
             return binNames.map { environment.binDir + "/" + $0 }.first(where: Self.isExecutableFile)
                 .map { Tool(path: $0, origin: .binDir) }
         }
-        if let t = binDirFirst ? (inBin() ?? inPath()) : (inPath() ?? inBin()) { return t }
+        if let t = binDirFirst ? (inBin() ?? inPath()) : (inPath() ?? inBin()) { return try Self.vetted(t) }
         throw NotFound(message: missing)
     }
 
@@ -136,17 +137,46 @@ public struct ToolLocator: Sendable {
         if let s = environment.hostEnvironment["UDOCKER_FAKECHROOT_SO"], !s.isEmpty {
             let path = s.contains("/") ? s : libraryDirectory + "/" + s
             guard FileInfo.isRegularFile(path) else { throw NotFound(message: "UDOCKER_FAKECHROOT_SO=\(s): \(path) is not a file") }
-            return Tool(path: path, origin: .setting)
+            return try Self.vetted(Tool(path: path, origin: .setting))
         }
         let own = ((try? FileManager.default.contentsOfDirectory(atPath: libraryDirectory)) ?? [])
             .filter { $0.hasPrefix("libfakechroot") && $0.hasSuffix(".so") }.sorted()
             .map { libraryDirectory + "/" + $0 }
-        if let p = own.first(where: FileInfo.isRegularFile) { return Tool(path: p, origin: .binDir) }
-        if let p = Self.systemFakechrootLibraries.first(where: FileInfo.isRegularFile) { return Tool(path: p, origin: .path) }
+        if let p = own.first(where: FileInfo.isRegularFile) { return try Self.vetted(Tool(path: p, origin: .binDir)) }
+        if let p = Self.systemFakechrootLibraries.first(where: FileInfo.isRegularFile) {
+            return try Self.vetted(Tool(path: p, origin: .path))
+        }
         throw NotFound(
             message:
                 "libfakechroot.so not found: run 'udocker install' (udockertools), install the fakechroot package (apt-get install fakechroot), "
                 + "or set UDOCKER_FAKECHROOT_SO=/path/to/libfakechroot.so, or put libfakechroot.so in \(libraryDirectory)")
+    }
+
+    /// A located tool, once it is safe to run: not setuid/setgid, not writable by group or others,
+    /// owned by root or by the user, and (for tools `udocker install` put into the repository)
+    /// still the file that was installed (`ToolChecksums`).
+    static func vetted(_ tool: Tool) throws(NotFound) -> Tool {
+        if let problem = unsafeToolReason(tool.path) ?? ToolChecksums.refusal(path: tool.path) {
+            throw NotFound(message: problem)
+        }
+        return tool
+    }
+
+    /// Why the file at `path` (symlinks followed) must not be run as an engine tool, or nil.
+    static func unsafeToolReason(_ path: String, euid: uid_t = geteuid()) -> String? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        let mode = String(st.st_mode & 0o7777, radix: 8)
+        if st.st_mode & (S_ISUID | S_ISGID) != 0 {
+            return "\(path) is setuid/setgid (mode \(mode)): refusing to run an engine tool with special privileges"
+        }
+        if st.st_mode & (S_IWGRP | S_IWOTH) != 0 {
+            return "\(path) is writable by group or others (mode \(mode)): refusing to run it; chmod go-w it or run 'udocker install --force'"
+        }
+        if st.st_uid != 0 && st.st_uid != euid {
+            return "\(path) is owned by uid \(st.st_uid), neither root nor you: refusing to run an engine tool another user can change"
+        }
+        return nil
     }
 
     static func isExecutableFile(_ path: String) -> Bool {

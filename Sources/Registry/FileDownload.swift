@@ -26,6 +26,11 @@ extension RegistryClient {
                 if current.lowercased().hasPrefix("https://") && next.lowercased().hasPrefix("http://") {
                     throw RegistryError.invalidOption("refusing redirect from https to plain http (\(RegistryClient.redact(next)))")
                 }
+                if let from = Origin(current), let to = Origin(next),
+                    let refusal = inwardRedirectRefusal(from: from.host, to: to.host)
+                {
+                    throw RegistryError.redirectRefused(refusal)
+                }
                 current = next
                 continue
             }

@@ -185,28 +185,8 @@ struct RegistryErrorBody: Decodable {
     }
 }
 
-/// True when `name` resolves, and only to 127.0.0.0/8 or ::1.
+/// True when `name` resolves, and only to loopback addresses.
 private func resolvesOnlyToLoopback(_ name: String) -> Bool {
-    var hints = addrinfo()
-    hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-    var list: UnsafeMutablePointer<addrinfo>?
-    guard getaddrinfo(name, nil, &hints, &list) == 0, let first = list else { return false }
-    defer { freeaddrinfo(first) }
-    var cursor: UnsafeMutablePointer<addrinfo>? = first
-    while let ai = cursor {
-        switch ai.pointee.ai_family {
-        case AF_INET:
-            let a = ai.pointee.ai_addr.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr.s_addr }
-            if UInt32(bigEndian: a) >> 24 != 127 { return false }
-        case AF_INET6:
-            let loop = ai.pointee.ai_addr.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { p -> Bool in
-                withUnsafeBytes(of: p.pointee.sin6_addr) { b in b.prefix(15).allSatisfy { $0 == 0 } && b[15] == 1 }
-            }
-            if !loop { return false }
-        default:
-            return false
-        }
-        cursor = ai.pointee.ai_next
-    }
-    return true
+    let scopes = AddressScope.resolve(name)
+    return !scopes.isEmpty && scopes.allSatisfy { $0 == .loopback }
 }

@@ -69,6 +69,9 @@ extension RegistryClient {
                 if origin.scheme == "https" && nextOrigin.scheme == "http" && !nextOrigin.isLoopback && !options.insecure {
                     throw RegistryError.invalidResponse("refusing redirect from https to plain http (\(nextOrigin.hostPort))")
                 }
+                if let refusal = inwardRedirectRefusal(from: origin.host, to: nextOrigin.host) {
+                    throw RegistryError.redirectRefused(refusal)
+                }
                 if nextOrigin != authOrigin { leftOrigin = true }
                 logger.debug("redirect \(code) to \(nextOrigin.hostPort)")
                 current = next

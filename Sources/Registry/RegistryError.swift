@@ -28,6 +28,8 @@ public enum RegistryError: Error, CustomStringConvertible, Sendable {
     case invalidManifest(String)
     case invalidResponse(String)
     case tooManyRedirects(String)
+    /// A redirect from the internet into loopback, link-local or the private network.
+    case redirectRefused(String)
     case unsupportedProxy(String)
     case invalidOption(String)
     case io(String)
@@ -65,6 +67,7 @@ public enum RegistryError: Error, CustomStringConvertible, Sendable {
         case .invalidManifest(let s): return "invalid manifest: \(s)"
         case .invalidResponse(let s): return "invalid registry response: \(s)"
         case .tooManyRedirects(let s): return "too many redirects for \(s)"
+        case .redirectRefused(let s): return s
         case .unsupportedProxy(let s): return "unsupported proxy '\(s)': use http://host:port or socks5://host:port"
         case .invalidOption(let s): return s
         case .io(let s): return s

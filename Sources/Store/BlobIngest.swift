@@ -19,8 +19,10 @@ import Musl
 /// replaces a verified blob another process published first (`renameat2(RENAME_NOREPLACE)`).
 public struct BlobIngest: BlobStore {
     public let directory: String
+    /// Whether a lock here reaches every puller; nil = ask the filesystem (`LockReach`).
+    let lockReach: LockReach?
 
-    public init(directory: String) { self.directory = directory }
+    public init(directory: String, lockReach: LockReach? = nil) { self.directory = directory; self.lockReach = lockReach }
 
     public func path(of digest: OCI.Digest) -> String { "\(directory)/\(digest.fileName)" }
 
@@ -39,6 +41,9 @@ public struct BlobIngest: BlobStore {
         guard blob.size >= 0 else { throw StoreError("negative size for \(blob.digest)") }
         let final = path(of: blob.digest)
         if IngestSession.size(of: final) == blob.size { return nil }
+        if (lockReach ?? LockReach.of(directory: directory)) == .thisNodeOnly {
+            return try IngestSession.openPrivate(final + ".partial", final: final, directory: directory, size: blob.size)
+        }
         return try await IngestSession.openLocked(
             final + ".partial", final: final, directory: directory,
             size: blob.size, onWait: onWait)

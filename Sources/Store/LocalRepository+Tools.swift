@@ -59,7 +59,7 @@ extension LocalRepository {
                 let parts = m.name.split(separator: "/").map(String.init)
                 guard parts.count >= 3, parts[0] == "udocker_dir", let dir = staging[parts[1]] else { continue }
                 let name = parts[parts.count - 1]
-                guard name != ".", name != "..", !name.hasPrefix(".install-") else { continue }
+                guard name != ".", name != "..", !name.hasPrefix(".install-"), !name.hasPrefix(".udocker-tools.") else { continue }
                 let target = "\(dir)/\(name)"
                 unlink(target)
                 switch m.kind {
@@ -109,6 +109,10 @@ extension LocalRepository {
         for (part, name) in staged {
             let from = "\(staging[part]!)/\(name)", to = "\(targets[part]!)/\(name)"
             try syscall("rename", path: to) { rename(from, to) }
+        }
+        for part in ["bin", "lib"] {
+            let names = staged.filter { $0.part == part }.map(\.name)
+            if !names.isEmpty { try ToolChecksums.record(names, in: targets[part]!) }
         }
         return (version, staged.map { "\($0.part)/\($0.name)" })
     }

@@ -29,8 +29,8 @@ final class FakeRegistry: @unchecked Sendable {
 
     var host: String { server.host }
 
-    init() async throws {
-        server = try await StubServer()
+    init(bindingTo address: String = "127.0.0.1") async throws {
+        server = try await StubServer(bindingTo: address)
         server.setHandler { [unowned self] in self.route($0) }
     }
 

@@ -49,11 +49,14 @@ final class StubServer: @unchecked Sendable {
     private var _handler: Handler
     private var channel: Channel?
     private(set) var port: Int = 0
+    /// The address listened on: 127.0.0.1 unless another was asked for.
+    let address: String
 
-    var host: String { "127.0.0.1:\(port)" }
-    var base: String { "http://127.0.0.1:\(port)" }
+    var host: String { "\(address):\(port)" }
+    var base: String { "http://\(address):\(port)" }
 
-    init(_ handler: @escaping Handler = { _ in .status(404) }) async throws {
+    init(bindingTo address: String = "127.0.0.1", _ handler: @escaping Handler = { _ in .status(404) }) async throws {
+        self.address = address
         _handler = handler
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
@@ -63,7 +66,7 @@ final class StubServer: @unchecked Sendable {
                     try channel.pipeline.syncOperations.addHandler(StubHandler(server: self))
                 }
             }
-        let ch = try await bootstrap.bind(host: "127.0.0.1", port: 0).get()
+        let ch = try await bootstrap.bind(host: address, port: 0).get()
         channel = ch
         port = ch.localAddress?.port ?? 0
     }

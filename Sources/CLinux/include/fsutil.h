@@ -58,4 +58,7 @@ int cl_thread_drop_dac_caps(void);
 /// Returns 0, or -1 with errno (EOPNOTSUPP, EXDEV, EINVAL where the filesystem cannot).
 int cl_ficlone(int src, int dst);
 
+/// statfs(2) f_type of the filesystem holding `path` (its magic number), or -1 with errno.
+long long cl_fs_type(const char *path);
+
 #endif

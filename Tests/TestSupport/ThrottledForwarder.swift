@@ -1,0 +1,68 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A TCP forwarder on 127.0.0.1 in front of a real registry, sending the registry's replies at
+/// `bytesPerSecond` (a small Python program), so that a signal can land in the middle of a blob.
+public final class ThrottledForwarder: @unchecked Sendable {
+    public let port: Int
+    let process: Process
+
+    init(port: Int, process: Process) { self.port = port; self.process = process }
+
+    /// `target`: `host:port` of the registry; `directory` holds the port file.
+    public static func start(to target: String, bytesPerSecond: Int, in directory: String) async throws -> ThrottledForwarder {
+        let portFile = "\(directory)/forwarder.port"
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        p.arguments = ["-c", script, target, String(bytesPerSecond), portFile]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        for _ in 0..<200 {
+            if let port = (try? String(contentsOfFile: portFile, encoding: .utf8)).flatMap({ Int($0) }) {
+                return ThrottledForwarder(port: port, process: p)
+            }
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        kill(p.processIdentifier, SIGKILL); p.waitUntilExit()
+        throw UserCommandError("the throttled forwarder did not start")
+    }
+
+    public var host: String { "127.0.0.1:\(port)" }
+
+    public func stop() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    static let script = #"""
+        import os, socket, sys, threading, time
+        host, port = sys.argv[1].rsplit(":", 1)
+        rate = int(sys.argv[2])
+        srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(("127.0.0.1", 0)); srv.listen(64)
+        with open(sys.argv[3] + ".tmp", "w") as f: f.write(str(srv.getsockname()[1]))
+        os.rename(sys.argv[3] + ".tmp", sys.argv[3])
+        def pipe(a, b, limit):
+            try:
+                while True:
+                    d = a.recv(16384 if limit else 65536)
+                    if not d: break
+                    b.sendall(d)
+                    if limit: time.sleep(len(d) / limit)
+            except OSError: pass
+            finally:
+                for s in (a, b):
+                    try: s.shutdown(socket.SHUT_RDWR)
+                    except OSError: pass
+        def handle(c):
+            u = socket.create_connection((host, int(port)))
+            threading.Thread(target=pipe, args=(c, u, 0), daemon=True).start()
+            pipe(u, c, rate)
+        while True:
+            c, _ = srv.accept()
+            threading.Thread(target=handle, args=(c,), daemon=True).start()
+        """#
+}
