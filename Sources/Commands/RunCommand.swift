@@ -9,8 +9,12 @@ import Glibc
 #endif
 
 struct RunCommand: UDockerCommand {
+    // `_superCommandName` spares each run ArgumentParser's search for `--generate-completion-script`
+    // (two extra reflective parses, a quarter of a run's CPU time; udocker has no such option, the
+    // scripts come from `udocker _completion`); the usage line is spelled out as generated without it.
     static let configuration = CommandConfiguration(
-        commandName: "run", abstract: "Run a container, or pull, create and run an image",
+        commandName: "run", _superCommandName: "udocker", abstract: "Run a container, or pull, create and run an image",
+        usage: "run [<options>] [<target>] [<command> ...]",
         discussion: """
             run [options] <container-id|name|repo/image:tag> [command [args...]]
             Options are only recognised before the container; everything after it is the command.

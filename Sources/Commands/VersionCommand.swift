@@ -7,8 +7,8 @@ import Engines
 /// run. Fast: file lookups and one user-namespace probe, no thread, no network.
 struct VersionCommand: UDockerCommand {
     static let configuration = CommandConfiguration(
-        commandName: "version",
-        abstract: "Print the version, the build and the engines found on this host")
+        commandName: "version", _superCommandName: "udocker",  // no completion-script search: see RunCommand
+        abstract: "Print the version, the build and the engines found on this host", usage: "version")
     static var needsRepository: Bool { false }
 
     func execute(_ context: CommandContext) async throws -> Int32 {

@@ -29,8 +29,10 @@ public struct ResolvedImage: Sendable {
 /// redirect leaves the registry's origin.
 public final class RegistryClient: Sendable {
     let options: RegistryOptions
-    /// Direct connections.
+    /// Direct connections (https too when no extra certificate authority is configured).
     let http: HTTPClient
+    /// Direct https connections trusting `SSL_CERT_FILE` / `SSL_CERT_DIR` too, made on first use.
+    let tls: LazyTLSClient?
     /// One client per proxy in use (`ProxySettings`).
     let proxied: [String: HTTPClient]
     let proxies: ProxySettings
@@ -53,29 +55,22 @@ public final class RegistryClient: Sendable {
             }
         }
         self.options = options
-        var config: HTTPClient.Configuration
-        if options.insecure {
-            config = HTTPClient.Configuration(certificateVerification: .none)
-        } else {
-            config = HTTPClient.Configuration(certificateVerification: .fullVerification)
-            // Sites with intercepting proxies or private CAs: honour SSL_CERT_FILE / SSL_CERT_DIR
-            // in addition to the system roots.
-            let extra = ExtraTrustRoots.load(environment: options.environment)
-            for p in extra.problems { Output().debug("ignoring CA \(p)") }
-            if !extra.certificates.isEmpty {
-                config.tlsConfiguration?.additionalTrustRoots.append(.certificates(extra.certificates))
-            }
-        }
+        var config = HTTPClient.Configuration(certificateVerification: options.insecure ? .none : .fullVerification)
         config.redirectConfiguration = .disallow
         config.timeout = .init(connect: .seconds(options.connectTimeout), read: .seconds(options.readTimeout))
         config.connectionPool.retryConnectionEstablishment = false
         config.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = max(8, options.parallelism)
         config.decompression = .disabled
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
+        // Sites with intercepting proxies or private CAs: SSL_CERT_FILE / SSL_CERT_DIR are trusted
+        // in addition to the system roots, loaded only once an https URL is requested.
+        let extraRoots = !options.insecure && LazyTLSClient.wanted(options.environment)
+        tls = extraRoots ? LazyTLSClient(configuration: config, environment: options.environment) : nil
         proxies = ProxySettings(explicit: options.httpProxy, environment: options.environment)
         var proxied: [String: HTTPClient] = [:]
+        let proxyConfig = extraRoots && !proxies.all.isEmpty ? LazyTLSClient.withExtraRoots(config, options.environment) : config
         for p in proxies.all {
-            var c = config
+            var c = proxyConfig
             c.proxy = try RegistryClient.parseProxy(p)
             proxied[p] = HTTPClient(eventLoopGroupProvider: .singleton, configuration: c)
         }
@@ -84,18 +79,22 @@ public final class RegistryClient: Sendable {
 
     /// The client for a request to `url`: through the proxy that applies to it, or direct.
     func client(for url: String) -> HTTPClient {
-        guard let origin = Origin(url), let p = proxies.proxy(for: origin), let c = proxied[p] else { return http }
+        guard let origin = Origin(url), let p = proxies.proxy(for: origin), let c = proxied[p] else {
+            if let tls, url.lowercased().hasPrefix("https://") { return tls.client }
+            return http
+        }
         return c
     }
 
     public func shutdown() async {
         try? await http.shutdown()
+        try? await tls?.existing?.shutdown()
         for c in proxied.values { try? await c.shutdown() }
     }
 
     deinit {
         // `shutdown()` is the way to end a client; this only covers callers that forgot it.
-        let clients = [http] + Array(proxied.values)
+        let clients = [http] + Array(proxied.values) + (tls?.existing.map { [$0] } ?? [])
         Task { for c in clients { try? await c.shutdown() } }
     }
 
