@@ -4,8 +4,9 @@
 #   make release    static-stdlib release build
 #   make install    release build installed as $(PREFIX)/bin/udocker (PREFIX=$(HOME)/.local),
 #                   with the man page and bash/zsh/fish completions under $(PREFIX)/share
-#   make test       deps (apt as root; else a check) + debug build + fixtures + swift test;
-#                   the registries are stopped afterwards even on failure; exit status = swift test's
+#   make test       deps (apt as root; else a check) + debug build + fixtures + swift test + fuzz-ci;
+#                   the registries are stopped afterwards even on failure; exit status = swift test's,
+#                   else 1 when a fuzz target crashed
 #   make fixtures   start the registries and push the test images (stop: make fixtures-stop)
 #   make clean      remove build products (and stop fixtures)
 #
@@ -28,7 +29,7 @@ export UDOCKER_E2E_WORK := $(E2E_WORK)
 
 FORMAT ?= $(dir $(shell command -v $(SWIFT) 2>/dev/null))swift-format
 
-.PHONY: format format-check all build release install install-docs test e2e deps fixtures fixtures-stop clean clean-fixtures bench bench-hpc fuzz
+.PHONY: format format-check all build release install install-docs test e2e deps fixtures fixtures-stop clean clean-fixtures bench bench-hpc fuzz fuzz-ci
 
 all: build
 
@@ -72,6 +73,7 @@ test: deps
 	echo "make test: swift test $(SWIFT_TEST_FLAGS) (E2E as $$UDOCKER_E2E_USER, binary $$UDOCKER_E2E_BIN)"; \
 	$(SWIFT) test $(SWIFT_TEST_FLAGS); status=$$?; \
 	echo "make test: swift test exited with $$status"; \
+	$(MAKE) --no-print-directory fuzz-ci || { echo "make test: fuzzing failed (crash input above)"; [ $$status -ne 0 ] || status=1; }; \
 	exit $$status
 
 # E2E suites only, against already running fixtures (make fixtures) and a fresh debug build.
@@ -83,7 +85,7 @@ e2e:
 clean:
 	-scripts/test-fixtures.sh stop
 	$(SWIFT) package clean
-	rm -rf .build-e2e
+	rm -rf .build-e2e .build-fuzz
 
 # Removes the fixture work dir but keeps the cached Debian tarball.
 clean-fixtures:
@@ -101,11 +103,17 @@ bench:
 bench-hpc:
 	bench/hpc.sh
 
-# libFuzzer runs (issue 10): the tar reader + extractor, the ELF reader + patch planner, the
-# manifest/index/digest decoders and the image reference parser, FUZZ_SECONDS each (default 60),
-# seeded from scripts/fuzz.sh's corpus. Own build path (.build-fuzz); crashes land in .build-fuzz/crashes.
+# libFuzzer runs (issue 10; docs/trust-boundaries.md): the tar reader + extractor, the ELF reader + patch
+# planner, the manifest/index/config/digest decoders and the image reference parser, FUZZ_SECONDS each
+# (default 60), seeded by Fuzz/seeds.py. Own build path (.build-fuzz, only the fuzzed modules); a crash
+# exits 1 and prints the input's path (.build-fuzz/crashes/<target>/). `make test` runs fuzz-ci:
+# FUZZ_CI_SECONDS (default 30) per target after swift test.
+FUZZ_CI_SECONDS ?= 30
 fuzz:
 	scripts/fuzz.sh
+
+fuzz-ci:
+	FUZZ_SECONDS=$(FUZZ_CI_SECONDS) scripts/fuzz.sh
 
 # The tree's formatter config is .swift-format (4-space indent, 140 columns); CI does not reformat.
 format:

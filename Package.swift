@@ -77,17 +77,31 @@ let package = Package(
     ]
 )
 
-// libFuzzer targets (Fuzz/), only with UDOCKER_FUZZ=1: `make fuzz` builds them with
-// `-sanitize=fuzzer` in its own build path (.build-fuzz); normal builds and tests never see them.
+// libFuzzer targets (Fuzz/), only with UDOCKER_FUZZ=1 (scripts/fuzz.sh, `make fuzz` / `make fuzz-ci`),
+// built in their own build path (.build-fuzz); normal builds and tests never see them. Each target
+// links only what it fuzzes (no NIO, no ArgumentParser). Coverage instrumentation goes on our own
+// modules only (Swift `-sanitize=fuzzer`, C `-fsanitize=fuzzer-no-link`), not on swift-crypto;
+// UDOCKER_FUZZ_SANITIZE=fuzzer,address adds AddressSanitizer to the same modules.
 if Context.environment["UDOCKER_FUZZ"] == "1" {
+    let sanitize = Context.environment["UDOCKER_FUZZ_SANITIZE"] ?? "fuzzer"
+    let cSanitize = sanitize.split(separator: ",").map { $0 == "fuzzer" ? "fuzzer-no-link" : String($0) }
+    for target in package.targets where ["OCI", "UDockerSystem", "Archive", "Store", "Engines"].contains(target.name) {
+        target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-sanitize=\(sanitize)"])]
+    }
+    for target in package.targets where target.name == "CLinux" {
+        target.cSettings = (target.cSettings ?? []) + [.unsafeFlags(["-fsanitize=\(cSanitize.joined(separator: ","))"])]
+    }
+    // FuzzSupport: the one libFuzzer driver entry the four targets share.
+    package.targets.append(.target(name: "FuzzSupport", path: "Fuzz/FuzzSupport"))
     for (name, deps) in [
         ("FuzzTar", ["Archive", "UDockerSystem"]), ("FuzzELF", ["Engines"]),
-        ("FuzzManifest", ["OCI"]), ("FuzzReference", ["Registry"]),
+        ("FuzzManifest", ["OCI"]), ("FuzzReference", ["OCI"]),
     ] {
-        // -parse-as-library: no Swift `main`, libFuzzer's own main drives LLVMFuzzerTestOneInput.
+        // -parse-as-library: no Swift `main`; `<name>_main` (what SwiftPM links as main) starts libFuzzer.
         package.targets.append(
             .executableTarget(
-                name: name, dependencies: deps.map { .target(name: $0) }, path: "Fuzz/\(name)",
-                swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
+                name: name, dependencies: (deps + ["FuzzSupport"]).map { .target(name: $0) }, path: "Fuzz/\(name)",
+                swiftSettings: [.unsafeFlags(["-parse-as-library", "-sanitize=\(sanitize)"])],
+                linkerSettings: [.unsafeFlags(["-sanitize=\(sanitize)"])]))
     }
 }

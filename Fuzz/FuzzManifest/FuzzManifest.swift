@@ -1,33 +1,43 @@
 // libFuzzer target: the OCI/Docker manifest, index, config and digest decoders on arbitrary
-// bytes. Built only by `make fuzz` (UDOCKER_FUZZ=1).
-import Foundation
+// bytes. Built only by scripts/fuzz.sh (UDOCKER_FUZZ=1).
+import FuzzSupport
 import OCI
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzManifest(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    let bytes = Data(bytes: data, count: size)
-    let d = JSONDecoder()
-    if let m = try? d.decode(Manifest.self, from: bytes) { _ = m.layers.map(\.digest.fileName) }
-    if let i = try? d.decode(Index.self, from: bytes) { _ = i.manifests.count }
-    _ = try? d.decode(ManifestKind.self, from: bytes)
-    _ = try? d.decode(ImageConfig.self, from: bytes)
-    let s = String(decoding: bytes, as: UTF8.self)
-    _ = try? Digest(parsing: s)
-    _ = try? Platform(parsing: s)
-    return 0
+/// What decodes re-encodes to JSON that decodes to the same value (udocker writes these documents
+/// back into the repository and reads them again).
+func roundTrips<T: Codable & Equatable>(_ value: T) {
+    guard let data = try? JSONEncoder().encode(value), let again = try? JSONDecoder().decode(T.self, from: data), again == value else {
+        fatalError("\(T.self) does not round-trip: \(value)")
+    }
 }
 
-// SwiftPM links a debug executable with `main = FuzzManifest_main` (testable executables); this entry
-// point hands over to libFuzzer's driver (C ABI; plain pointer arguments).
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(
-    _ argc: UnsafeMutablePointer<Int32>,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt
-) -> CInt
+func fuzzManifest(_ input: UnsafeRawBufferPointer) {
+    let bytes = Data(input)
+    let d = JSONDecoder()
+    if let m = try? d.decode(Manifest.self, from: bytes) {
+        _ = m.layers.map(\.digest.fileName)
+        roundTrips(m)
+    }
+    if let i = try? d.decode(Index.self, from: bytes) {
+        _ = i.manifest(for: .host)
+        roundTrips(i)
+    }
+    if let k = try? d.decode(ManifestKind.self, from: bytes) { _ = (k.isIndex, k.isSchema1) }
+    if let c = try? d.decode(ImageConfig.self, from: bytes) {
+        _ = c.effectiveConfig
+        roundTrips(c)
+    }
+    let s = String(decoding: input, as: UTF8.self)
+    if let digest = try? Digest(parsing: s), (try? Digest(parsing: digest.description)) != digest {
+        fatalError("digest does not round-trip: \(s.debugDescription)")
+    }
+    _ = try? Platform(parsing: s)
+}
 
 @_cdecl("FuzzManifest_main")
-public func FuzzManifestMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
-    var c = argc, v = argv
-    return LLVMFuzzerRunDriver(&c, &v, { fuzzManifest($0, $1) })
-}
+public func fuzzManifestMain(_ argc: Int32, _ argv: CArguments) -> Int32 { libFuzzerMain(argc, argv, fuzzManifest) }

@@ -1,31 +1,19 @@
 // libFuzzer target: the image reference parser (what users type and what registries send back)
-// and its round trip. Built only by `make fuzz` (UDOCKER_FUZZ=1).
-import Foundation
-import Registry
+// and its round trip. Built only by scripts/fuzz.sh (UDOCKER_FUZZ=1).
+import FuzzSupport
+import OCI
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzReference(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    let s = String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)
-    if let r = try? ImageReference(parsing: s) {
-        // A parsed reference prints as something that parses to the same reference.
-        guard let again = try? ImageReference(parsing: r.description), again == r else {
-            fatalError("reference does not round-trip: \(s.debugDescription) -> \(r.description.debugDescription)")
-        }
-    }
-    return 0
+func fuzzReference(_ input: UnsafeRawBufferPointer) {
+    let s = String(decoding: input, as: UTF8.self)
+    guard let r = try? ImageReference(parsing: s) else { return }
+    // A parsed reference prints as one that parses back to the same image: the same registry,
+    // repository and digest, and the same tag unless a digest pins the image (it then prints as
+    // `name@digest`, the tag being only a label).
+    guard let again = try? ImageReference(parsing: r.description), again.registry == r.registry,
+        again.repository == r.repository, again.digest == r.digest, r.digest != nil || again.tag == r.tag,
+        again.localName == r.localName, again.localTag == r.localTag
+    else { fatalError("reference does not round-trip: \(s.debugDescription) -> \(r.description.debugDescription)") }
 }
-
-// SwiftPM links a debug executable with `main = FuzzReference_main` (testable executables); this entry
-// point hands over to libFuzzer's driver (C ABI; plain pointer arguments).
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(
-    _ argc: UnsafeMutablePointer<Int32>,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt
-) -> CInt
 
 @_cdecl("FuzzReference_main")
-public func FuzzReferenceMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
-    var c = argc, v = argv
-    return LLVMFuzzerRunDriver(&c, &v, { fuzzReference($0, $1) })
-}
+public func fuzzReferenceMain(_ argc: Int32, _ argv: CArguments) -> Int32 { libFuzzerMain(argc, argv, fuzzReference) }

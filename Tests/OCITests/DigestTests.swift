@@ -48,3 +48,24 @@ import Testing
         #expect(a < b && !(b < a))
     }
 }
+
+@Suite struct DigestComponentsTests {
+    /// The two-part initializer applies the same rules as parsing (it builds digests from
+    /// registry headers and file names).
+    @Test(arguments: [
+        ("sha256", String(repeating: "0", count: 64), true), ("sha512", String(repeating: "f", count: 128), true),
+        ("sha256", String(repeating: "0", count: 128), false), ("sha512", String(repeating: "0", count: 64), false),
+        ("sha384", String(repeating: "0", count: 96), false), ("", "", false),
+        ("sha256", String(repeating: "0", count: 63) + "G", false), ("sha256", String(repeating: "0", count: 62) + "é", false),
+    ])
+    func validatesAlgorithmAndHex(_ algorithm: String, _ hex: String, _ valid: Bool) {
+        let d = try? Digest(algorithm: algorithm, hex: hex)
+        #expect((d != nil) == valid)
+        if let d { #expect(d.description == "\(algorithm):\(hex)" && (try? Digest(parsing: d.description)) == d) }
+    }
+
+    /// Only the first ':' separates: a second one belongs to the (then invalid) hex part.
+    @Test func splitsAtTheFirstColon() {
+        #expect(throws: Digest.ParseError.self) { try Digest(parsing: "sha256:" + String(repeating: "a", count: 62) + ":a") }
+    }
+}
