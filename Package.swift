@@ -1,6 +1,11 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// Our modules see only the members of the modules they import themselves (SE-0444): without it an
+// extension of Foundation (imported by swift-crypto) is callable from a file that imports only
+// FoundationEssentials, and links Foundation and ICU in (docs/benchmarks.md, footprint).
+let ownModule: [SwiftSetting] = [.enableUpcomingFeature("MemberImportVisibility")]
+
 let package = Package(
     name: "udocker",
     platforms: [.macOS(.v14)],
@@ -17,11 +22,13 @@ let package = Package(
         // C: what Swift cannot do safely (pre-exec namespace setup, openat2, dlopen'd zstd).
         .target(name: "CLinux", linkerSettings: [.linkedLibrary("z"), .linkedLibrary("dl")]),
         // Codable OCI / Docker image-spec types.
-        .target(name: "OCI", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "OCI", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: ownModule),
         // Syscalls, rooted path resolution, atomic writes, locks, processes.
-        .target(name: "UDockerSystem", dependencies: ["CLinux"]),
+        .target(name: "UDockerSystem", dependencies: ["CLinux"], swiftSettings: ownModule),
         // Streaming tar + gzip/zstd + safe extraction with whiteouts.
-        .target(name: "Archive", dependencies: ["OCI", "UDockerSystem", "CLinux", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(
+            name: "Archive", dependencies: ["OCI", "UDockerSystem", "CLinux", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: ownModule),
         // Registry v2 client: references, auth, verified parallel blob fetch.
         .target(
             name: "Registry",
@@ -31,24 +38,26 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
-            ]),
+            ], swiftSettings: ownModule),
         // udocker-compatible local repository (~/.udocker).
-        .target(name: "Store", dependencies: ["OCI", "UDockerSystem", "Archive", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(
+            name: "Store", dependencies: ["OCI", "UDockerSystem", "Archive", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: ownModule),
         // Execution engines (N1 native user namespaces, PRoot P1/P2) behind one protocol.
-        .target(name: "Engines", dependencies: ["Store", "UDockerSystem", "CLinux", "OCI"]),
+        .target(name: "Engines", dependencies: ["Store", "UDockerSystem", "CLinux", "OCI"], swiftSettings: ownModule),
         // One file per CLI command.
         .target(
             name: "Commands",
             dependencies: [
                 "OCI", "UDockerSystem", "CLinux", "Archive", "Registry", "Store", "Engines",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]),
+            ], swiftSettings: ownModule),
         // Release builds also link the C++ and gcc runtimes statically (Foundation's ICU needs them),
         // so with --static-swift-stdlib the binary needs only glibc and zlib. Not position-independent:
         // a PIE made the loader apply ~120k relative relocations, dirtying the data pages they sit in,
         // on every start (docs/benchmarks.md, start-up).
         .executableTarget(
-            name: "udocker", dependencies: ["Commands"],
+            name: "udocker", dependencies: ["Commands"], swiftSettings: ownModule,
             linkerSettings: [
                 .unsafeFlags(
                     [

@@ -1,4 +1,5 @@
 import OCI
+import UDockerSystem
 #if canImport(Glibc)
 import Glibc
 #endif

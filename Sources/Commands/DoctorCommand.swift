@@ -1,6 +1,8 @@
 import ArgumentParser
 import Engines
-import Foundation
+import FoundationEssentials
+import Store
+import UDockerSystem
 
 /// `udocker doctor [--json]`: which engines work on this host, exactly why the others do not and
 /// how to fix it, and the state of the repository. Exit 0 when at least one engine of the
@@ -60,7 +62,7 @@ struct DoctorCommand: UDockerCommand {
                 case .warning: "!";
                 case .failed: "✘"
                 }
-            lines.append("\(mark) \(f.check.padding(toLength: width, withPad: " ", startingAt: 0))\(f.summary)")
+            lines.append("\(mark) \(Format.column(f.check, width: width))\(f.summary)")
             let indent = String(repeating: " ", count: width + 2)
             for d in f.details { lines.append(indent + d) }
             if let fix = f.fix { lines.append(indent + "fix: " + fix) }

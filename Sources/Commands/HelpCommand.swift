@@ -1,5 +1,7 @@
 import ArgumentParser
 import Engines
+import Store
+import UDockerSystem
 
 struct HelpCommand: UDockerCommand {
     static let configuration = CommandConfiguration(commandName: "help", abstract: "Print help information")
@@ -16,9 +18,9 @@ struct HelpCommand: UDockerCommand {
     /// mention (from the command's own abstract), and the execution modes from `ExecutionMode`.
     static var text: String {
         let unlisted = UDocker.commands.keys.sorted().filter { !isListed($0) }
-            .map { "  \($0.padding(toLength: 30, withPad: " ", startingAt: 0)):\(UDocker.commands[$0]!.configuration.abstract)" }
-        return generalText.replacingOccurrences(of: "@MODES@", with: ExecutionMode.helpTable)
-            .replacingOccurrences(of: "@MORE@\n", with: unlisted.map { $0 + "\n" }.joined())
+            .map { "  \(Format.column($0, width: 30)):\(UDocker.commands[$0]!.configuration.abstract)" }
+        return generalText.replacing("@MODES@", with: ExecutionMode.helpTable)
+            .replacing("@MORE@\n", with: unlisted.map { $0 + "\n" }.joined())
     }
 
     /// Whether the general help has a line for the command (`help` and `version` are in the syntax lines).

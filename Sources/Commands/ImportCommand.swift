@@ -1,7 +1,8 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import OCI
 import Store
+import UDockerSystem
 #if canImport(Glibc)
 import Glibc
 #endif

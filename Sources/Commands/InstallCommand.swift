@@ -1,7 +1,8 @@
 import ArgumentParser
 import Engines
-import Foundation
+import FoundationEssentials
 import Store
+import UDockerSystem
 #if canImport(Glibc)
 import Glibc
 #endif

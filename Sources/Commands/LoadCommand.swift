@@ -1,6 +1,7 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import Store
+import UDockerSystem
 #if canImport(Glibc)
 import Glibc
 #endif

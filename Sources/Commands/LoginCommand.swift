@@ -1,10 +1,11 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import Registry
 import Store
 #if canImport(Glibc)
 import Glibc
 #endif
+import UDockerSystem
 
 struct LoginCommand: UDockerCommand {
     static let configuration = CommandConfiguration(
@@ -28,14 +29,14 @@ struct LoginCommand: UDockerCommand {
         var user = username
         if user == nil || user!.isEmpty {
             if passwordStdin { throw CommandFailure("--password-stdin needs --username") }
-            FileHandle.standardError.write(Data("username: ".utf8))
+            FileDescriptorIO.write(2, "username: ")
             user = readLine(strippingNewline: true)
         }
         var secret = password
         if passwordStdin {
             // Like docker: all of stdin, without the trailing newline(s).
-            let data = FileHandle.standardInput.readDataToEndOfFile()
-            secret = String(decoding: data, as: UTF8.self).trimmingCharacters(in: CharacterSet(charactersIn: "\r\n"))
+            let data = FileDescriptorIO.readToEnd(0)
+            secret = String(decoding: data, as: UTF8.self).trimmed(where: { $0 == "\r" || $0 == "\n" || $0 == "\r\n" })
         } else if let p = secret, !p.isEmpty {
             context.messages.warning("--password on the command line can be seen by other users (ps, shell history): use --password-stdin")
         } else {

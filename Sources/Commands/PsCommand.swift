@@ -1,6 +1,7 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import Store
+import UDockerSystem
 
 struct PsCommand: UDockerCommand {
     static let configuration = CommandConfiguration(
@@ -35,15 +36,7 @@ struct PsCommand: UDockerCommand {
     }
 
     static func sizeMB(_ root: String) -> Int {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/du")
-        p.arguments = ["-s", "-m", "-x", root]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return -1 }
-        let out = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
+        guard let out = try? Subprocess.run("/usr/bin/du", ["-s", "-m", "-x", root]).output else { return -1 }
         return Int(String(decoding: out, as: UTF8.self).split(separator: "\t").first ?? "") ?? -1
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import Store
+import UDockerSystem
 
 struct RmiCommand: UDockerCommand {
     static let configuration = CommandConfiguration(
@@ -20,9 +21,9 @@ struct RmiCommand: UDockerCommand {
         if prune {
             if let image { try remove(image, context) }
             let r = try context.repository.prune(grace: force ? 0 : 600)
-            for p in r.removedLayers { context.messages.info("removed unreferenced layer: \((p as NSString).lastPathComponent)") }
+            for p in r.removedLayers { context.messages.info("removed unreferenced layer: \(PathName.lastComponent(p))") }
             for p in r.removedLeftovers { context.messages.info("removed leftover: \(p)") }
-            for p in r.removedCachedLayers { context.messages.info("removed unused extracted layer: \((p as NSString).lastPathComponent)") }
+            for p in r.removedCachedLayers { context.messages.info("removed unused extracted layer: \(PathName.lastComponent(p))") }
             if !r.keptRecent.isEmpty {
                 context.messages.info("kept \(r.keptRecent.count) recent unreferenced layer(s); use -f to remove them too")
             }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Store
+import UDockerSystem
 
 struct RmnameCommand: UDockerCommand {
     static let configuration = CommandConfiguration(

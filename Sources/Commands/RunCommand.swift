@@ -1,6 +1,6 @@
 import ArgumentParser
 import Engines
-import Foundation
+import FoundationEssentials
 import OCI
 import Store
 import UDockerSystem

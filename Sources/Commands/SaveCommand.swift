@@ -1,6 +1,7 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import Store
+import UDockerSystem
 
 struct SaveCommand: UDockerCommand {
     static let configuration = CommandConfiguration(

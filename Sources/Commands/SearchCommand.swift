@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import Registry
 
 /// `search`: Docker Hub's search API when the index is Docker Hub; on any other registry its

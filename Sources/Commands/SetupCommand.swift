@@ -1,6 +1,7 @@
 import ArgumentParser
 import Engines
 import Store
+import UDockerSystem
 
 struct SetupCommand: UDockerCommand {
     static let configuration = CommandConfiguration(

@@ -17,7 +17,7 @@ struct ShowConfCommand: UDockerCommand {
     static func maskingCredentials(_ value: String) -> String {
         var out = value
         var searchFrom = out.startIndex
-        while let scheme = out.range(of: "://", range: searchFrom..<out.endIndex) {
+        while let scheme = out[searchFrom...].firstRange(of: "://") {
             let rest = out[scheme.upperBound...]
             let authority = rest.prefix { !"/ ,'\"".contains($0) }
             if let at = authority.lastIndex(of: "@"), let colon = authority[..<at].firstIndex(of: ":") {

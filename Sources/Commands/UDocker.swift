@@ -1,6 +1,6 @@
 import ArgumentParser
 import Engines
-import Foundation
+import FoundationEssentials
 import Store
 import UDockerSystem
 #if canImport(Glibc)
@@ -132,7 +132,7 @@ public enum UDocker {
     /// ArgumentParser's message as one line: the first line, and a value list that follows a
     /// line ending in ':' (`- P1`, `- P2`, …) folded into it.
     static func oneLine(_ message: String) -> String {
-        let lines = message.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let lines = message.split(separator: "\n").map { $0.trimmed(where: \.isBlank) }.filter { !$0.isEmpty }
         guard let first = lines.first else { return "syntax error" }
         guard first.hasSuffix(":") else { return first }
         let values = lines.dropFirst().prefix { $0.hasPrefix("- ") }.map { String($0.dropFirst(2)) }
@@ -140,7 +140,7 @@ public enum UDocker {
     }
 
     static func fail(_ message: String, status: Int32 = 1) -> Int32 {
-        let repository = ErrorAdvice.repository ?? "\(NSHomeDirectory())/.udocker"
+        let repository = ErrorAdvice.repository ?? "\(FileInfo.homeDirectory())/.udocker"
         let message = ErrorAdvice.annotate(message, repository: repository, room: ErrorAdvice.room(repository))
         Output().error(message)
         return status

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Store
+import UDockerSystem
 
 struct VerifyCommand: UDockerCommand {
     static let configuration = CommandConfiguration(

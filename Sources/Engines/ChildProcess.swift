@@ -1,5 +1,5 @@
 import CLinux
-import Foundation
+import FoundationEssentials
 import UDockerSystem
 #if canImport(Glibc)
 import Glibc

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Host and configuration facts the CLI resolves for the engines.
 public struct EngineEnvironment: Sendable {

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import UDockerSystem
 #if canImport(Glibc)
 import Glibc
@@ -14,11 +14,11 @@ public enum EngineNesting {
         let text = status ?? (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
         var tracer: Int32 = 0
         for line in text.split(separator: "\n") where line.hasPrefix("TracerPid:") {
-            tracer = Int32(line.dropFirst("TracerPid:".count).trimmingCharacters(in: .whitespaces)) ?? 0
+            tracer = Int32(line.dropFirst("TracerPid:".count).trimmed(where: \.isBlank)) ?? 0
         }
         guard tracer > 0 else { return nil }
         let comm = ((try? String(contentsOfFile: "/proc/\(tracer)/comm", encoding: .utf8)) ?? "")
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+            .trimmed()
         let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(tracer)/exe")) ?? ""
         let looksLikeProot =
             comm.lowercased().contains("proot") || PathName.basename(exe).lowercased().contains("proot")

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import UDockerSystem
 
 /// Where this host's engine tools are, for `install`'s report: the same `ToolLocator` lookup the

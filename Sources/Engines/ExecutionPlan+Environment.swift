@@ -1,4 +1,7 @@
-import Foundation
+import FoundationEssentials
+import OCI
+import Store
+import UDockerSystem
 
 /// An ordered environment: keys keep their first position, values can be replaced.
 struct EnvironmentList: Sendable, Equatable {
@@ -68,7 +71,7 @@ extension PlanBuilder {
                 throw EngineError.invalid("cannot read --env-file \(file): not a readable text file")
             }
             for raw in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
-                let line = raw.trimmingCharacters(in: .whitespaces)
+                let line = raw.trimmed(where: \.isBlank)
                 if line.isEmpty || line.hasPrefix("#") { continue }
                 guard let (k, v) = pair(line), Self.isValidKey(Substring(k)) else {
                     throw EngineError.invalid("invalid environment variable in \(file): \(line.prefix(80))")

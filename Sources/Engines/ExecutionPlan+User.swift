@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import OCI
 import UDockerSystem
 #if canImport(Glibc)
 import Glibc

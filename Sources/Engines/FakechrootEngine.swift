@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import OCI
 import Store
 import UDockerSystem
 #if canImport(Glibc)
@@ -113,7 +114,7 @@ public struct FakechrootEngine: ExecutionEngine {
 
     // MARK: library
 
-    var libraryDirectory: String { (environment.binDir as NSString).deletingLastPathComponent + "/lib" }
+    var libraryDirectory: String { PathName.parent(environment.binDir) + "/lib" }
 
     /// udocker `select_fakechroot_so`, then the host's fakechroot package.
     func selectLibrary(_ container: ContainerInstance) throws -> String {
@@ -170,7 +171,7 @@ public struct FakechrootEngine: ExecutionEngine {
             var out: [String: String] = [:]
             for line in text.split(separator: "\n") {
                 guard let eq = line.firstIndex(of: "=") else { continue }
-                out[String(line[..<eq])] = line[line.index(after: eq)...].trimmingCharacters(in: CharacterSet(charactersIn: "\"' "))
+                out[String(line[..<eq])] = line[line.index(after: eq)...].trimmed(where: { "\"' ".contains($0) })
             }
             return out
         }
@@ -190,8 +191,7 @@ public struct FakechrootEngine: ExecutionEngine {
 
     /// Whether the library understands udocker's extensions (FAKECHROOT_DIR_MAP and friends).
     static func supportsDirectoryMap(_ library: String) -> Bool {
-        guard let data = FileManager.default.contents(atPath: library) else { return false }
-        return data.range(of: Data("FAKECHROOT_DIR_MAP".utf8)) != nil
+        FileInfo.contents(of: library, contain: "FAKECHROOT_DIR_MAP")
     }
 
     // MARK: command line
@@ -221,7 +221,7 @@ public struct FakechrootEngine: ExecutionEngine {
         for c in confs {
             guard let d = r?.contents(c), let text = String(data: d, encoding: .utf8) else { continue }
             for line in text.split(separator: "\n") {
-                let l = line.trimmingCharacters(in: .whitespaces)
+                let l = line.trimmed(where: \.isBlank)
                 if l.hasPrefix("/") { dirs.append(l) }
             }
         }
@@ -251,8 +251,7 @@ public struct FakechrootEngine: ExecutionEngine {
     }
 
     static func loaderSupportsArgv0(_ loader: String) -> Bool {
-        guard let data = FileManager.default.contents(atPath: loader) else { return false }
-        return data.range(of: Data("--argv0".utf8)) != nil
+        FileInfo.contents(of: loader, contain: "--argv0")
     }
 
     func commandLine(
@@ -322,7 +321,7 @@ public struct FakechrootEngine: ExecutionEngine {
             if let line = Self.shebang(exeHost) {
                 let parts = line.split(maxSplits: 1, whereSeparator: { $0 == " " || $0 == "\t" })
                 if let first = parts.first { interpreter = String(first) }
-                if parts.count > 1 { interpArg = parts[1].trimmingCharacters(in: .whitespaces) }
+                if parts.count > 1 { interpArg = parts[1].trimmed(where: \.isBlank) }
             }
             program = try host(interpreter)
             programArgv0 = interpreter
@@ -421,7 +420,7 @@ public struct FakechrootEngine: ExecutionEngine {
         let n = read(fd, &b, b.count)
         guard n > 2, b[0] == UInt8(ascii: "#"), b[1] == UInt8(ascii: "!") else { return nil }
         let line = b[2..<n].prefix(while: { $0 != 0x0a })
-        let s = String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespaces)
+        let s = String(decoding: line, as: UTF8.self).trimmed(where: \.isBlank)
         return s.isEmpty ? nil : s
     }
 

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Store
 import UDockerSystem
 #if canImport(Glibc)
 import Glibc
@@ -44,7 +45,7 @@ public enum FakechrootSetup {
     }
 
     static func read(_ path: String) -> String? {
-        AtomicFile.readString(path)?.trimmingCharacters(in: .whitespacesAndNewlines)
+        AtomicFile.readString(path)?.trimmed()
     }
 
     /// The mode the container's files are currently converted for (nil: none, i.e. P/N/R/S).

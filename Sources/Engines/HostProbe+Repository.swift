@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import UDockerSystem
 #if canImport(Glibc)
 import Glibc
@@ -17,7 +17,7 @@ public struct RepositoryCheck: HostCheck {
     public func run(_ context: HostCheckContext) -> [HostFinding] {
         // The repository, or the nearest existing parent (it is created on first use).
         var dir = context.repository
-        while !FileManager.default.fileExists(atPath: dir), dir != "/" { dir = (dir as NSString).deletingLastPathComponent }
+        while !FileManager.default.fileExists(atPath: dir), dir != "/" { dir = PathName.parent(dir) }
         var facts = ["repository \(context.repository)" + (dir == context.repository ? "" : " (not created yet; checked \(dir))")]
         var vfs = statvfs()
         guard statvfs(dir, &vfs) == 0 else {
@@ -78,7 +78,7 @@ public struct RepositoryCheck: HostCheck {
         for line in info.split(separator: "\n") {
             let fields = line.split(separator: " ", omittingEmptySubsequences: false)
             guard fields.count > 7, let dash = fields.firstIndex(of: "-"), dash + 1 < fields.count else { continue }
-            let mountPoint = String(fields[4]).replacingOccurrences(of: "\\040", with: " ")
+            let mountPoint = String(fields[4]).replacing("\\040", with: " ")
             guard PathName.isUnder(resolved, mountPoint) else { continue }
             if best == nil || mountPoint.count >= best!.length { best = (mountPoint.count, String(fields[dash + 1])) }
         }
@@ -89,6 +89,6 @@ public struct RepositoryCheck: HostCheck {
         let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
         var v = Double(bytes), i = 0
         while v >= 1024 && i < units.count - 1 { v /= 1024; i += 1 }
-        return i == 0 ? "\(bytes) B" : String(format: "%.1f", v) + " " + units[i]
+        return i == 0 ? "\(bytes) B" : Format.fixed(v) + " " + units[i]
     }
 }

@@ -1,5 +1,6 @@
 import CLinux
-import Foundation
+import FoundationEssentials
+import UDockerSystem
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -94,25 +95,20 @@ public enum HostProbe {
 
     /// A `/proc/sys` value, trimmed; nil when absent.
     static func sysctl(_ path: String) -> String? {
-        (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        (try? String(contentsOfFile: path, encoding: .utf8))?.trimmed()
     }
 
     /// The version a tool prints for `--version` (the first dotted number in its output), or nil.
     static func version(of path: String, arguments: [String] = ["--version"]) -> String? {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: path)
-        p.arguments = arguments
-        p.environment = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        p.standardInput = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return nil }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        let text = String(decoding: data.prefix(8192), as: UTF8.self)
-        guard let r = text.range(of: #"[0-9]+\.[0-9]+(\.[0-9]+)?[0-9A-Za-z.+~-]*"#, options: .regularExpression) else { return nil }
-        return String(text[r])
+        guard
+            let run = try? Subprocess.run(
+                path, arguments, environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"], errorOutput: .capture)
+        else { return nil }
+        let text = String(decoding: run.output.prefix(8192), as: UTF8.self)
+        guard let pattern = try? Regex(#"[0-9]+\.[0-9]+(\.[0-9]+)?[0-9A-Za-z.+~-]*"#), let m = text.firstMatch(of: pattern) else {
+            return nil
+        }
+        return String(text[m.range])
     }
 
     /// "tool 1.2.3 (/usr/bin/tool, from PATH)".

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Store
 import UDockerSystem
 #if canImport(Glibc)
 import Glibc
@@ -55,7 +56,7 @@ public enum JobEnvironment {
     static func isPlainName(_ name: String) -> Bool {
         !name.isEmpty && name.count <= 32
             && name.unicodeScalars.allSatisfy {
-                ($0.isASCII && (CharacterSet.alphanumerics.contains($0))) || "._-".unicodeScalars.contains($0)
+                ($0.isASCII && ($0.properties.isAlphabetic || $0.properties.numericType == .decimal)) || "._-".unicodeScalars.contains($0)
             } && !name.hasPrefix("-")
     }
 

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Store
 import UDockerSystem
 #if canImport(Glibc)
 import Glibc
@@ -250,7 +251,7 @@ extension PlanBuilder {
         guard hostLib.vendor == lib.vendor, hostLib.soname == lib.soname else {
             throw EngineError.invalid("--mpi=host: the container's \(lib.description) and the host's \(hostLib.description) differ in ABI")
         }
-        let hostDir = (hostPath as NSString).deletingLastPathComponent
+        let hostDir = PathName.parent(hostPath)
         let own = (ELFFile.neededLibraries(path: hostPath) ?? []).filter {
             $0.hasPrefix("libopen-") || $0.hasPrefix("libmpi") || $0.hasPrefix("libmpich")
         }

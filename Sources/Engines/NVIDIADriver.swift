@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import UDockerSystem
 #if canImport(Glibc)
 import Glibc
@@ -150,7 +150,7 @@ public struct NVIDIADriver: Sendable {
             guard let data = resolver?.contents("/proc/driver/nvidia/gpus/\(bus)/information") else { continue }
             var uuid: String?, minor: Int?
             for line in String(decoding: data.prefix(8192), as: UTF8.self).split(separator: "\n") {
-                let kv = line.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                let kv = line.split(separator: ":", maxSplits: 1).map { $0.trimmed(where: \.isBlank) }
                 guard kv.count == 2 else { continue }
                 if kv[0] == "GPU UUID" { uuid = kv[1] }
                 if kv[0] == "Device Minor" { minor = Int(kv[1]) }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import UDockerSystem
 
 /// Which host driver files `--nvidia` provides, by driver capability (`NVIDIA_DRIVER_CAPABILITIES`).
@@ -121,7 +121,7 @@ public struct NVIDIAFileList: Sendable, Equatable {
     public static func capabilities(from value: String?) throws -> Set<String> {
         guard let value, !value.isEmpty else { return defaultCapabilities }
         var set: Set<String> = []
-        for c in value.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !c.isEmpty {
+        for c in value.split(separator: ",").map({ $0.trimmed(where: \.isBlank) }) where !c.isEmpty {
             if c == "all" { return capabilities }
             guard capabilities.contains(c) else {
                 throw ParseError(

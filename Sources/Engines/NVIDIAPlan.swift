@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Store
 import UDockerSystem
 #if canImport(Glibc)
 import Glibc
@@ -200,7 +201,7 @@ public enum NVIDIASelection {
             if let visible, !visible.isEmpty { return (visible, "NVIDIA_VISIBLE_DEVICES") }
             return ("all", "")
         }()
-        let v = value.trimmingCharacters(in: CharacterSet(charactersIn: "\"' "))
+        let v = value.trimmed(where: { "\"' ".contains($0) })
         switch v {
         case "void": return nil
         case "none", "": return []
@@ -208,7 +209,7 @@ public enum NVIDIASelection {
         default: break
         }
         var out: [Int] = []
-        for item in v.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+        for item in v.split(separator: ",").map({ $0.trimmed(where: \.isBlank) }) {
             let index: Int?
             if let n = Int(item), n >= 0 {
                 index = n

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import UDockerSystem
 #if canImport(Glibc)
 import Glibc
@@ -68,7 +68,7 @@ public enum NVIDIAPreflight {
         for (soname, found) in sonames {
             guard let lib = found else { continue }
             guard lib.name.hasSuffix(".so." + version) else {
-                let theirs = lib.name.components(separatedBy: ".so.").last ?? lib.name
+                let theirs = lib.name.split(separator: ".so.", omittingEmptySubsequences: false).map(String.init).last ?? lib.name
                 return error("driver/library version mismatch: \(soname) is \(theirs) (\(lib.host)), the kernel module is \(version)")
             }
         }

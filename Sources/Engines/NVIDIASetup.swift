@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import UDockerSystem
 #if canImport(Glibc)
 import Glibc

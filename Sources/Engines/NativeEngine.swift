@@ -1,5 +1,6 @@
 import CLinux
-import Foundation
+import FoundationEssentials
+import Store
 #if canImport(Glibc)
 import Glibc
 #endif

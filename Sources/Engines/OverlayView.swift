@@ -1,5 +1,5 @@
 import CLinux
-import Foundation
+import FoundationEssentials
 import Store
 import UDockerSystem
 #if canImport(Glibc)

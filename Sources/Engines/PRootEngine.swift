@@ -1,6 +1,7 @@
-import Foundation
+import FoundationEssentials
 import Store
 import Synchronization
+import UDockerSystem
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -73,9 +74,7 @@ public struct PRootEngine: ExecutionEngine {
         let key = "\(path)|\(st.st_size)|\(st.st_mtim.tv_sec)"
         if let cached = killOnExitCache.withLock({ $0[key] }) { return cached }
         var found = false
-        if st.st_size < 64 << 20, let data = FileManager.default.contents(atPath: path) {
-            found = data.range(of: Data("--kill-on-exit".utf8)) != nil
-        }
+        if st.st_size < 64 << 20 { found = FileInfo.contents(of: path, contain: "--kill-on-exit") }
         killOnExitCache.withLock { $0[key] = found }
         return found
     }

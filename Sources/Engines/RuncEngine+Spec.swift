@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Store
 import UDockerSystem
 #if canImport(Glibc)
 import Glibc
@@ -168,18 +169,11 @@ struct ProotInside: Sendable {
     /// nil for a static binary; else its ELF interpreter and libraries (from `ldd`).
     static func dynamicDependencies(_ path: String) throws -> (interpreter: String, libraries: [(name: String, path: String)])? {
         guard let interp = ELFInfo.interpreter(path) else { return nil }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/ldd")
-        p.arguments = [path]
-        p.environment = ["PATH": "/usr/bin:/bin", "LC_ALL": "C"]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = FileHandle.nullDevice
-        do { try p.run() } catch {
+        let run: Subprocess.Result
+        do { run = try Subprocess.run("/usr/bin/ldd", [path], environment: ["PATH": "/usr/bin:/bin", "LC_ALL": "C"]) } catch {
             throw EngineError(.setupFailed, "proot \(path) is dynamically linked and ldd cannot be run: \(error)")
         }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
+        let data = run.output
         var libs: [(name: String, path: String)] = []
         for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
             let f = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
@@ -189,7 +183,7 @@ struct ProotInside: Sendable {
                 libs.append((String(f[0]), RuncEngine.realpathOrSelf(String(f[arrow + 1]))))
             }
         }
-        guard p.terminationStatus == 0 else {
+        guard run.exitStatus == 0 else {
             throw EngineError(.setupFailed, "proot \(path) is dynamically linked and ldd failed on it")
         }
         return (interp, libs)

@@ -1,7 +1,8 @@
 import CLinux
-import Foundation
-import UDockerSystem
+import FoundationEssentials
+import OCI
 import Store
+import UDockerSystem
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -149,7 +150,7 @@ public struct RuncEngine: ExecutionEngine {
                     + "(exit status \(status), its message is above)\(hint)")
         }
         guard let text = try? String(contentsOfFile: bundle.pidFile, encoding: .utf8),
-            let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0
+            let pid = pid_t(text.trimmed()), pid > 0
         else {
             throw EngineError(.cannotStart, "\(mode.rawValue): the runtime did not report the container's pid")
         }

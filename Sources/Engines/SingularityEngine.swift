@@ -1,6 +1,7 @@
-import Foundation
-import UDockerSystem
+import FoundationEssentials
+import Store
 import Synchronization
+import UDockerSystem
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -145,21 +146,11 @@ public struct SingularityEngine: ExecutionEngine {
         guard stat(path, &st) == 0 else { return false }
         let key = "\(path)|\(st.st_size)|\(st.st_mtim.tv_sec)|\(st.st_mtim.tv_nsec)"
         if let cached = fakerootCache.withLock({ $0[key] }) { return cached }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: path)
-        p.arguments = ["exec", "--help"]
         var env: [String: String] = [:]
         for kv in environment { if let eq = kv.firstIndex(of: "=") { env[String(kv[..<eq])] = String(kv[kv.index(after: eq)...]) } }
-        p.environment = env
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        p.standardInput = FileHandle.nullDevice
         var found = false
-        if (try? p.run()) != nil {
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            found = String(decoding: data, as: UTF8.self).contains("--fakeroot")
+        if let run = try? Subprocess.run(path, ["exec", "--help"], environment: env, errorOutput: .capture) {
+            found = run.text.contains("--fakeroot")
         }
         fakerootCache.withLock { $0[key] = found }
         return found

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Store
 import UDockerSystem
 #if canImport(Glibc)
@@ -129,7 +129,7 @@ public struct ToolLocator: Sendable {
         + ["/usr/lib64/fakechroot/libfakechroot.so", "/usr/lib/fakechroot/libfakechroot.so"]
 
     /// `$UDOCKER_DIR/lib`, where udocker's own libfakechroot builds go.
-    public var libraryDirectory: String { (environment.binDir as NSString).deletingLastPathComponent + "/lib" }
+    public var libraryDirectory: String { PathName.parent(environment.binDir) + "/lib" }
 
     /// A libfakechroot the F modes can preload, independent of any container: `UDOCKER_FAKECHROOT_SO`,
     /// else one of udocker's builds in lib/, else the distribution's.

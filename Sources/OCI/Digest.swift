@@ -1,5 +1,5 @@
 import Crypto
-import Foundation
+import FoundationEssentials
 
 /// A content digest `algorithm:hex`. Only `sha256` and `sha512` are accepted, with lowercase hex of
 /// the exact length: a digest is validated before it is ever used to build a path or a URL.
@@ -37,7 +37,7 @@ public struct Digest: Hashable, Sendable, Codable, CustomStringConvertible, Comp
 
     /// SHA-256 of `data`.
     public static func sha256(of data: some DataProtocol) -> Digest {
-        let hex = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+        let hex = Digest.lowercaseHex(SHA256.hash(data: data))
         return try! Digest(algorithm: "sha256", hex: hex)
     }
 
@@ -54,6 +54,14 @@ public struct Digest: Hashable, Sendable, Codable, CustomStringConvertible, Comp
         try c.encode(description)
     }
     public static func < (a: Digest, b: Digest) -> Bool { a.description < b.description }
+
+    /// Lowercase hex of a hash's bytes (OCI sits below UDockerSystem's `Format.hex`).
+    static func lowercaseHex(_ bytes: some Sequence<UInt8>) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
+        return String(decoding: out, as: UTF8.self)
+    }
 }
 
 /// An incremental digest computation that can be fed while bytes stream.
@@ -63,7 +71,7 @@ public struct DigestHasher {
     public mutating func update(_ bytes: UnsafeRawBufferPointer) { sha256.update(bufferPointer: bytes) }
     public mutating func update(_ data: some DataProtocol) { sha256.update(data: data) }
     public func finalize() -> Digest {
-        let hex = sha256.finalize().map { String(format: "%02x", $0) }.joined()
+        let hex = Digest.lowercaseHex(sha256.finalize())
         return try! Digest(algorithm: "sha256", hex: hex)
     }
 }

@@ -1,5 +1,5 @@
 import AsyncHTTPClient
-import Foundation
+import FoundationEssentials
 import NIOCore
 import NIOHTTP1
 import OCI
@@ -205,7 +205,7 @@ extension RegistryClient {
                 resumed = resumed || offset > 0
                 let delay = backoff(failures)
                 logger.info(
-                    "\(name): \(RegistryClient.describe(error)) at \(offset)/\(d.size); resuming in \(String(format: "%.1f", delay))s")
+                    "\(name): \(RegistryClient.describe(error)) at \(offset)/\(d.size); resuming in \(Format.fixed(delay))s")
                 progress?(.blobResuming(blob: name, at: offset, total: d.size))
                 try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
                 continue

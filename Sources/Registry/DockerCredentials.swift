@@ -1,8 +1,9 @@
-import Foundation
+import FoundationEssentials
 import Logging
 #if canImport(Glibc)
 import Glibc
 #endif
+import UDockerSystem
 
 /// Docker's logins, read from `config.json` (`$DOCKER_CONFIG/config.json`, else
 /// `~/.docker/config.json`), in Docker's own order for one registry:
@@ -19,7 +20,7 @@ public final class DockerCredentials: @unchecked Sendable {
     private var store: String?
     /// Why the file or an entry was not used; for the CLI to print.
     public private(set) var warnings: [String] = []
-    private let lock = NSLock()
+    private let lock = ConditionLock()
     private var cache: [String: String?] = [:]
     /// Seconds a helper may take before it is killed.
     static let helperTimeout: Double = 30
@@ -28,7 +29,7 @@ public final class DockerCredentials: @unchecked Sendable {
         self.path = path
         guard FileManager.default.fileExists(atPath: path) else { return }
         guard let data = FileManager.default.contents(atPath: path), data.count <= 4 << 20,
-            let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+            let json = JSONAny.object(data)
         else {
             warnings.append("ignoring \(path): not a JSON object"); return
         }
@@ -106,28 +107,19 @@ public final class DockerCredentials: @unchecked Sendable {
             note("\(program) not found on PATH: Docker's credentials for \(server) are not used")
             return nil
         }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = ["get"]
-        let input = Pipe(), output = Pipe()
-        p.standardInput = input
-        p.standardOutput = output
-        p.standardError = FileHandle.nullDevice
-        do { try p.run() } catch {
+        let result: Subprocess.Result
+        do {
+            result = try Subprocess.run(exe, ["get"], input: Array((server + "\n").utf8), timeout: Self.helperTimeout)
+        } catch {
             note("\(exe) could not be started: \(error)"); return nil
         }
-        input.fileHandleForWriting.write(Data((server + "\n").utf8))
-        try? input.fileHandleForWriting.close()
-        let timer = DispatchWorkItem { if p.isRunning { p.terminate() } }
-        DispatchQueue.global().asyncAfter(deadline: .now() + Self.helperTimeout, execute: timer)
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        timer.cancel()
-        guard p.terminationReason == .exit, p.terminationStatus == 0 else {
-            note("\(program) get \(server): exit \(p.terminationStatus) (no credentials)"); return nil
+        guard result.succeeded else {
+            let how = result.exitStatus.map { "exit \($0)" } ?? "killed"
+            note("\(program) get \(server): \(how) (no credentials)"); return nil
         }
+        let data = result.output
         guard data.count <= 1 << 20,
-            let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let obj = JSONAny.object(data),
             let user = obj["Username"] as? String, let secret = obj["Secret"] as? String, !secret.isEmpty
         else {
             note("\(program) get \(server): no {Username, Secret} in its answer"); return nil

@@ -1,9 +1,10 @@
-import Foundation
+import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif
 import Crypto
 import OCI
+import UDockerSystem
 
 /// A parsed `WWW-Authenticate` challenge: `Bearer realm="…",service="…",scope="…"`.
 struct AuthChallenge: Equatable, Sendable {
@@ -29,7 +30,7 @@ struct AuthChallenge: Equatable, Sendable {
             let ks = i
             while i < s.count && s[i] != 0x3d && s[i] != 0x2c { i += 1 }
             guard i < s.count, s[i] == 0x3d else { break }
-            let key = String(decoding: s[ks..<i], as: UTF8.self).trimmingCharacters(in: .whitespaces).lowercased()
+            let key = String(decoding: s[ks..<i], as: UTF8.self).trimmed(where: \.isBlank).lowercased()
             i += 1
             skipSpaces()
             var value = [UInt8]()
@@ -44,7 +45,7 @@ struct AuthChallenge: Equatable, Sendable {
                 while i < s.count && s[i] != 0x2c { value.append(s[i]); i += 1 }
             }
             if !key.isEmpty {
-                parameters[key] = String(decoding: value, as: UTF8.self).trimmingCharacters(in: .whitespaces)
+                parameters[key] = String(decoding: value, as: UTF8.self).trimmed(where: \.isBlank)
             }
         }
     }
@@ -53,17 +54,40 @@ struct AuthChallenge: Equatable, Sendable {
 /// `Retry-After`: delta-seconds or an HTTP-date. Returns the wait in seconds (0 for a past
 /// date), or nil when the value is missing or unparsable.
 func parseRetryAfter(_ value: String?, now: Date = Date()) -> Double? {
-    guard let v = value?.trimmingCharacters(in: .whitespaces), !v.isEmpty else { return nil }
+    guard let v = value?.trimmed(where: \.isBlank), !v.isEmpty else { return nil }
     if v.allSatisfy({ $0.isASCII && $0.isNumber }) { return Double(v) }
-    let formats = ["EEE, dd MMM yyyy HH:mm:ss zzz", "EEEE, dd-MMM-yy HH:mm:ss zzz", "EEE MMM d HH:mm:ss yyyy"]
-    for format in formats {
-        let f = DateFormatter()
-        f.locale = Locale(identifier: "en_US_POSIX")
-        f.timeZone = TimeZone(identifier: "GMT")
-        f.dateFormat = format
-        if let date = f.date(from: v) { return max(0, date.timeIntervalSince(now)) }
-    }
+    guard let date = parseHTTPDate(v) else { return nil }
+    return max(0, date.timeIntervalSince(now))
     return nil
+}
+
+/// An HTTP-date (RFC 9110 §5.6.7) in any of its three forms, always GMT:
+/// `Sun, 06 Nov 1994 08:49:37 GMT`, `Sunday, 06-Nov-94 08:49:37 GMT`, `Sun Nov  6 08:49:37 1994`.
+func parseHTTPDate(_ text: String) -> Date? {
+    let months = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+    let fields = text.split(whereSeparator: { $0 == " " || $0 == "," }).map(String.init)
+    var day: Int?, month: Int?, year: Int?, clock: [Int]?
+    switch fields.count {
+    case 4 where fields[3] == "GMT":  // RFC 850: Sunday, 06-Nov-94 08:49:37 GMT
+        let d = fields[1].split(separator: "-").map(String.init)
+        guard d.count == 3 else { return nil }
+        day = Int(d[0]); month = months.firstIndex(of: d[1].lowercased()); year = Int(d[2]).map { $0 < 70 ? 2000 + $0 : 1900 + $0 }
+        clock = fields[2].split(separator: ":").compactMap { Int($0) }
+    case 6 where fields[5] == "GMT":  // IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT
+        day = Int(fields[1]); month = months.firstIndex(of: fields[2].lowercased()); year = Int(fields[3])
+        clock = fields[4].split(separator: ":").compactMap { Int($0) }
+    case 5:  // asctime: Sun Nov  6 08:49:37 1994
+        day = Int(fields[2]); month = months.firstIndex(of: fields[1].lowercased()); year = Int(fields[4])
+        clock = fields[3].split(separator: ":").compactMap { Int($0) }
+    default: return nil
+    }
+    guard let day, let month, let year, let clock, clock.count == 3, (1...31).contains(day), (0...23).contains(clock[0]),
+        (0...59).contains(clock[1]), (0...60).contains(clock[2])
+    else { return nil }
+    var t = tm()
+    t.tm_year = Int32(year - 1900); t.tm_mon = Int32(month); t.tm_mday = Int32(day)
+    t.tm_hour = Int32(clock[0]); t.tm_min = Int32(clock[1]); t.tm_sec = Int32(clock[2])
+    return Date(timeIntervalSince1970: Double(timegm(&t)))
 }
 
 /// `Content-Range: bytes <start>-<end>/<total|*>`.
@@ -73,8 +97,8 @@ struct ContentRange: Equatable {
     var total: Int64?
 
     init?(_ header: String?) {
-        guard let h = header?.trimmingCharacters(in: .whitespaces), h.lowercased().hasPrefix("bytes ") else { return nil }
-        let rest = h.dropFirst(6).trimmingCharacters(in: .whitespaces)
+        guard let h = header?.trimmed(where: \.isBlank), h.lowercased().hasPrefix("bytes ") else { return nil }
+        let rest = h.dropFirst(6).trimmed(where: \.isBlank)
         let halves = rest.split(separator: "/", maxSplits: 1)
         guard halves.count == 2 else { return nil }
         let range = halves[0].split(separator: "-", maxSplits: 1)
@@ -112,8 +136,8 @@ struct BlobHasher {
     func finalize() -> OCI.Digest {
         let hex: String
         switch state {
-        case .sha256(let h): hex = h.finalize().map { String(format: "%02x", $0) }.joined()
-        case .sha512(let h): hex = h.finalize().map { String(format: "%02x", $0) }.joined()
+        case .sha256(let h): hex = Format.hex(h.finalize())
+        case .sha512(let h): hex = Format.hex(h.finalize())
         }
         return try! OCI.Digest(algorithm: algorithm, hex: hex)
     }

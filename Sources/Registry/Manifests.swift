@@ -1,8 +1,9 @@
 import AsyncHTTPClient
-import Foundation
+import FoundationEssentials
 import NIOCore
 import NIOHTTP1
 import OCI
+import UDockerSystem
 
 /// A manifest document as served.
 struct FetchedDocument {
@@ -143,7 +144,7 @@ extension RegistryClient {
             throw RegistryError.unexpectedStatus(host: origin.hostPort, status: code, what: "manifest \(ref.localName):\(reference)")
         }
         let contentType = response.headers.first(name: "Content-Type").map {
-            String($0.split(separator: ";", maxSplits: 1).first ?? "").trimmingCharacters(in: .whitespaces).lowercased()
+            String($0.split(separator: ";", maxSplits: 1).first ?? "").trimmed(where: \.isBlank).lowercased()
         }
         let bytes = try await RegistryClient.collect(
             response, limit: RegistryClient.manifestLimit,

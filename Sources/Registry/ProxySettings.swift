@@ -1,5 +1,6 @@
 import AsyncHTTPClient
-import Foundation
+import FoundationEssentials
+import UDockerSystem
 
 /// Which proxy a request goes through, as curl decides it for the Python udocker: an explicit
 /// proxy (`--httpproxy`, `http_proxy` in udocker.conf) for everything; otherwise `https_proxy`
@@ -14,14 +15,14 @@ struct ProxySettings: Sendable {
 
     init(explicit: String?, environment: [String: String]) {
         func value(_ names: String...) -> String? {
-            for n in names { if let v = environment[n]?.trimmingCharacters(in: .whitespaces), !v.isEmpty { return v } }
+            for n in names { if let v = environment[n]?.trimmed(where: \.isBlank), !v.isEmpty { return v } }
             return nil
         }
         self.explicit = explicit.flatMap { $0.isEmpty ? nil : $0 }
         https = value("https_proxy", "HTTPS_PROXY")
         http = value("http_proxy")
         noProxy = (value("no_proxy", "NO_PROXY") ?? "").split(separator: ",")
-            .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
+            .map { $0.trimmed(where: \.isBlank).lowercased() }.filter { !$0.isEmpty }
     }
 
     /// The proxy URL for a request to `origin`, or nil to connect directly.

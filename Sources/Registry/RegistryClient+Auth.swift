@@ -1,9 +1,10 @@
 import AsyncHTTPClient
-import Foundation
+import FoundationEssentials
 import Logging
 import NIOCore
 import NIOHTTP1
 import OCI
+import UDockerSystem
 
 /// Bearer tokens per registry and scope, Basic credentials per registry. Lives as long as the
 /// client, so one pull reuses one token for its manifest and all its blobs.

@@ -1,9 +1,10 @@
 import AsyncHTTPClient
-import Foundation
+import FoundationEssentials
 import Logging
 import NIOCore
 import NIOHTTP1
 import OCI
+import UDockerSystem
 
 /// Where to send requests for one image: `<scheme>://<hostPort>/v2/<repository>/…`.
 struct Endpoint: Sendable, Hashable {

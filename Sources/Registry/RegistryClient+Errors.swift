@@ -1,9 +1,12 @@
 import AsyncHTTPClient
-import Foundation
+import FoundationEssentials
 import Logging
 import NIOCore
 import NIOHTTP1
 import OCI
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension RegistryClient {
     static func isTransient(_ error: Error) -> Bool {

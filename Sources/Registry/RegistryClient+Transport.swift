@@ -1,9 +1,13 @@
 import AsyncHTTPClient
-import Foundation
+import FoundationEssentials
 import Logging
 import NIOCore
 import NIOHTTP1
 import OCI
+import UDockerSystem
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension RegistryClient {
     /// One GET, with retries on 408, 429 and 5xx (but 501/505) and transient network errors
@@ -43,7 +47,7 @@ extension RegistryClient {
                 if RegistryClient.isTransient(error) && attempt < options.maxAttempts {
                     let delay = backoff(attempt)
                     logger.debug(
-                        "GET \(RegistryClient.redact(current)): \(RegistryClient.describe(error)); retrying in \(String(format: "%.1f", delay))s"
+                        "GET \(RegistryClient.redact(current)): \(RegistryClient.describe(error)); retrying in \(Format.fixed(delay))s"
                     )
                     try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
                     continue
@@ -86,7 +90,7 @@ extension RegistryClient {
                 }
                 let delay = min(retryAfter ?? backoff(attempt), options.maxRetryDelay)
                 logger.info(
-                    "HTTP \(code) from \(origin.hostPort); retrying in \(String(format: "%.1f", delay))s (attempt \(attempt + 1) of \(options.maxAttempts))"
+                    "HTTP \(code) from \(origin.hostPort); retrying in \(Format.fixed(delay))s (attempt \(attempt + 1) of \(options.maxAttempts))"
                 )
                 try await Task.sleep(nanoseconds: UInt64(max(0, delay) * 1e9))
                 continue
@@ -111,7 +115,7 @@ extension RegistryClient {
                 guard case .bodyInterrupted = e, attempt < options.maxAttempts else { throw e }
                 let reason = e.reason
                 let delay = backoff(attempt)
-                logger.info("\(what): \(reason); retrying in \(String(format: "%.1f", delay))s")
+                logger.info("\(what): \(reason); retrying in \(Format.fixed(delay))s")
                 try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
             }
         }
@@ -165,7 +169,7 @@ extension RegistryClient {
     /// A proxy URL without its user and password.
     static func redactProxy(_ url: String) -> String {
         guard let at = url.lastIndex(of: "@") else { return url }
-        let scheme = url.range(of: "://").map { String(url[..<$0.upperBound]) } ?? ""
+        let scheme = url.firstRange(of: "://").map { String(url[..<$0.upperBound]) } ?? ""
         return scheme + "…@" + url[url.index(after: at)...]
     }
 }

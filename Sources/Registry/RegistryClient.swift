@@ -1,7 +1,8 @@
 import AsyncHTTPClient
-import Foundation
+import FoundationEssentials
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 import OCI
 import UDockerSystem
 
@@ -112,8 +113,8 @@ public final class RegistryClient: Sendable {
                 return .server(
                     host: host, port: port,
                     authorization: .basic(
-                        username: user.removingPercentEncoding ?? user,
-                        password: (u.password ?? "").removingPercentEncoding ?? ""))
+                        username: user.percentDecoded ?? user,
+                        password: (u.password ?? "").percentDecoded ?? ""))
             }
             return .server(host: host, port: port)
         case "socks5", "socks5h", "socks":
@@ -126,7 +127,7 @@ public final class RegistryClient: Sendable {
 
     /// `host[:port]`, `http(s)://host[:port][/]` → origin. Paths are ignored.
     static func parseBaseURL(_ s: String) -> Origin? {
-        let trimmed = s.trimmingCharacters(in: .whitespaces)
+        let trimmed = s.trimmed(where: \.isBlank)
         return Origin(trimmed.contains("://") ? trimmed : "https://\(trimmed)")
     }
 }

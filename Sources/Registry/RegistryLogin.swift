@@ -1,7 +1,8 @@
 import AsyncHTTPClient
-import Foundation
+import FoundationEssentials
 import NIOCore
 import NIOHTTP1
+import UDockerSystem
 
 /// What `login` learnt from the registry.
 public enum LoginCheck: Sendable, Equatable {

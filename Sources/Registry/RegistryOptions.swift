@@ -1,4 +1,8 @@
-import Foundation
+import FoundationEssentials
+import UDockerSystem
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// How to reach registries.
 public struct RegistryOptions: Sendable {
@@ -55,10 +59,10 @@ extension RegistryOptions {
     /// Python literal with single quotes is accepted too; a plain string value is the registry).
     /// Returns host → registry URL, or nil when the text is not such an object.
     public static func parseRegistryMap(_ text: String) -> [String: String]? {
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let trimmed = text.trimmed(where: \.isBlank)
         guard !trimmed.isEmpty else { return [:] }
-        let json = trimmed.contains("\"") ? trimmed : trimmed.replacingOccurrences(of: "'", with: "\"")
-        guard let obj = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] else { return nil }
+        let json = trimmed.contains("\"") ? trimmed : trimmed.replacing("'", with: "\"")
+        guard let obj = JSONAny.object(Array(json.utf8)) else { return nil }
         var out: [String: String] = [:]
         for (host, value) in obj {
             if let list = value as? [Any], let first = list.first as? String, !first.isEmpty {
@@ -108,7 +112,7 @@ public struct CredentialStore: Sendable {
             warnings.append("ignoring keystore \(path): readable or writable by others (chmod 600 it)"); return
         }
         guard let data = FileManager.default.contents(atPath: path), data.count <= 4 << 20,
-            let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+            let json = JSONAny.object(data)
         else {
             warnings.append("ignoring \(path): not a JSON object"); return
         }
@@ -117,8 +121,8 @@ public struct CredentialStore: Sendable {
 
     /// `https://Host:5000/v1/` → `host:5000`.
     static func normalize(_ key: String) -> String {
-        var s = Substring(key.trimmingCharacters(in: .whitespaces))
-        if let r = s.range(of: "://") { s = s[r.upperBound...] }
+        var s = Substring(key.trimmed(where: \.isBlank))
+        if let r = s.firstRange(of: "://") { s = s[r.upperBound...] }
         if let slash = s.firstIndex(of: "/") { s = s[..<slash] }
         return s.lowercased()
     }

@@ -1,5 +1,8 @@
-import Foundation
+import AsyncHTTPClient
+import FoundationEssentials
+import NIOCore
 import NIOHTTP1
+import UDockerSystem
 
 /// One line of `udocker search`.
 public struct SearchResult: Sendable, Equatable {
@@ -14,6 +17,22 @@ public struct SearchResult: Sendable, Equatable {
 }
 
 extension RegistryClient {
+    /// A query parameter value: letters, digits (any script, as `CharacterSet.alphanumerics`) and
+    /// `-_.` kept, every other character's UTF-8 bytes as `%XX`.
+    static func percentEncoded(_ term: String) -> String {
+        let hex = Array("0123456789ABCDEF".unicodeScalars)
+        var out = ""
+        for scalar in term.unicodeScalars {
+            let p = scalar.properties
+            if p.isAlphabetic || p.numericType != nil || p.generalCategory == .nonspacingMark || "-_.".unicodeScalars.contains(scalar) {
+                out.unicodeScalars.append(scalar)
+            } else {
+                for b in String(scalar).utf8 { out += "%"; out.unicodeScalars.append(hex[Int(b >> 4)]); out.unicodeScalars.append(hex[Int(b & 15)]) }
+            }
+        }
+        return out
+    }
+
     static let dockerHubIndexHosts: Set<String> = ["hub.docker.com", "index.docker.io", "docker.io", "registry.hub.docker.com"]
 
     /// Whether `url` names Docker Hub's index (which has a search API; registries have not).
@@ -27,7 +46,7 @@ extension RegistryClient {
     public func searchDockerHub(_ term: String, index: String, limit: Int = 100) async throws -> [SearchResult] {
         guard var origin = RegistryClient.parseBaseURL(index) else { throw RegistryError.invalidOption("invalid index URL '\(index)'") }
         if origin.host == "index.docker.io" || origin.host == "docker.io" { origin = Origin("https://hub.docker.com")! }
-        let query = term.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-_."))) ?? term
+        let query = Self.percentEncoded(term)
         var results: [SearchResult] = []
         var page = 1
         while results.count < limit && page <= 20 {
@@ -44,13 +63,13 @@ extension RegistryClient {
             }
             let body = try await RegistryClient.collect(
                 response, limit: RegistryClient.manifestLimit, what: "search results", host: from.hostPort)
-            guard let obj = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any],
+            guard let obj = JSONAny.object(body),
                 let list = obj["results"] as? [[String: Any]]
             else {
                 throw RegistryError.invalidResponse("search results from \(from.hostPort) are not JSON")
             }
             for r in list { results.append(RegistryClient.searchResult(r)) }
-            if list.isEmpty || obj["next"] == nil || obj["next"] is NSNull { break }
+            if list.isEmpty || obj["next"] == nil || obj["next"] is JSONNull { break }
             page += 1
         }
         return Array(results.prefix(limit))
@@ -108,9 +127,9 @@ extension RegistryClient {
             }
             let link = response.headers.first(name: "Link")
             let body = try await RegistryClient.collect(response, limit: RegistryClient.manifestLimit, what: what, host: from.hostPort)
-            let page = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any]
+            let page = JSONAny.object(body)
             let value = page?[key]
-            let list = value is NSNull || (page != nil && value == nil) ? [] : value as? [String]
+            let list = value is JSONNull || (page != nil && value == nil) ? [] : value as? [String]
             guard let list else { throw RegistryError.invalidResponse("\(what) from \(from.hostPort) is not JSON") }
             items += list
             // Link: </v2/x/tags/list?last=foo&n=100>; rel="next"

@@ -1,5 +1,6 @@
-import Foundation
+import FoundationEssentials
 import NIOSSL
+import UDockerSystem
 
 /// Certificate authorities trusted besides the system store: `SSL_CERT_FILE` (a PEM bundle) and
 /// every certificate file of the `SSL_CERT_DIR` directories (`:`-separated; OpenSSL's hashed
@@ -17,10 +18,9 @@ enum ExtraTrustRoots {
         var certificates: [NIOSSLCertificate] = []
         var problems: [String] = []
         for path in files {
-            let real = (path as NSString).resolvingSymlinksInPath
+            let real = FileInfo.realPath(path) ?? path
             guard seen.insert(real).inserted else { continue }
-            var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: real, isDirectory: &isDir), !isDir.boolValue else {
+            guard FileInfo.exists(real), !FileInfo.isDirectory(real) else {
                 problems.append("\(path): not a certificate file"); continue
             }
             do { certificates += try NIOSSLCertificate.fromPEMFile(real) } catch {

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import OCI
 import UDockerSystem
 #if canImport(Glibc)
@@ -15,9 +15,9 @@ public enum BlobEviction {
     /// `sha256:<hex>`. Returns one line for the user when the blob was removed.
     public static func evictIfCorrupt(_ layerFile: String, layersDirectory: String) -> String? {
         guard let resolved = realPath(layerFile), let layers = realPath(layersDirectory) else { return nil }
-        let name = (resolved as NSString).lastPathComponent
+        let name = PathName.lastComponent(resolved)
         guard let expected = try? Digest(parsing: name), expected.algorithm == "sha256",
-            (resolved as NSString).deletingLastPathComponent == layers,
+            PathName.parent(resolved) == layers,
             FileInfo.isRegularFile(resolved), !FileInfo.isSymlink(resolved),
             let actual = try? LocalRepository.sha256(ofFile: resolved), actual != expected
         else { return nil }

@@ -1,5 +1,5 @@
 import Crypto
-import Foundation
+import FoundationEssentials
 import OCI
 import UDockerSystem
 #if canImport(Glibc)
@@ -59,7 +59,7 @@ public struct BlobIngest: BlobStore {
         switch blob.digest.algorithm {
         case "sha256": actual = OCI.Digest.sha256(of: bytes)
         case "sha512":
-            actual = try OCI.Digest(algorithm: "sha512", hex: SHA512.hash(data: bytes).map { String(format: "%02x", $0) }.joined())
+            actual = try OCI.Digest(algorithm: "sha512", hex: Format.hex(SHA512.hash(data: bytes)))
         default: throw StoreError("unsupported digest algorithm \(blob.digest.algorithm)")
         }
         guard actual == blob.digest else { throw StoreError("digest mismatch for \(blob.digest): got \(actual)") }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import UDockerSystem
 #if canImport(Glibc)
 import Glibc
@@ -74,7 +74,7 @@ enum CloneMetadata {
     static func textLine(_ path: String) -> String? {
         guard let size = regularFile(path), size <= 8192, let s = AtomicFile.readString(path) else { return nil }
         let line = s.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
-        let t = line.trimmingCharacters(in: .whitespaces)
+        let t = line.trimmed(where: \.isBlank)
         return t.contains("\0") || t.unicodeScalars.contains { $0.value < 0x20 } ? nil : t
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import UDockerSystem
 #if canImport(Glibc)
 import Glibc
@@ -45,7 +45,7 @@ public enum ContainerMetadata {
 
     /// The recorded mode of a container directory: `.none` without an `execmode` file.
     static func readMode(directory: String) -> (mode: ExecutionMode?, invalid: String?) {
-        guard let text = AtomicFile.readString("\(directory)/execmode")?.trimmingCharacters(in: .whitespacesAndNewlines) else {
+        guard let text = AtomicFile.readString("\(directory)/execmode")?.trimmed() else {
             return (nil, nil)
         }
         guard let mode = ExecutionMode(parsing: text) else { return (nil, String(text.prefix(16))) }

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import UDockerSystem
 
 /// udocker's execution modes, plus N1 (native rootless user and mount namespaces). Owned by
 /// Store, which records a container's mode (`ContainerRecord`); Engines re-exports it.
@@ -10,7 +11,7 @@ public enum ExecutionMode: String, CaseIterable, Sendable {
 
     /// Parses a mode name case-insensitively (`p1` → `.P1`).
     public init?(parsing text: String) {
-        self.init(rawValue: text.trimmingCharacters(in: .whitespacesAndNewlines).uppercased())
+        self.init(rawValue: text.trimmed().uppercased())
     }
 
     /// The modes this build can run.

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import UDockerSystem
 #if canImport(Glibc)
 import Glibc
@@ -23,7 +23,7 @@ public struct Keystore: Sendable {
         return "https://\(r)"
     }
 
-    var directory: String { (path as NSString).deletingLastPathComponent }
+    var directory: String { PathName.parent(path) }
 
     /// Refuses (one line saying what to do) a keystore another user could read or change.
     public func checkOwnership() throws {
@@ -45,7 +45,7 @@ public struct Keystore: Sendable {
 
     func load() throws -> [String: [String: String]] {
         guard let bytes = AtomicFile.read(path), !bytes.isEmpty else { return [:] }
-        guard let obj = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
+        guard let obj = JSONAny.object(bytes) else {
             throw StoreError("keystore \(path) is not valid JSON (fix or remove it: udocker logout -a)")
         }
         var out: [String: [String: String]] = [:]
@@ -56,7 +56,7 @@ public struct Keystore: Sendable {
     func save(_ entries: [String: [String: String]]) throws {
         try checkOwnership()
         try FileInfo.makeDirectories(directory, mode: 0o700)
-        let data = try JSONSerialization.data(withJSONObject: entries, options: [.sortedKeys, .withoutEscapingSlashes])
+        let data = try JSONAny.serialize(entries, options: [.withoutEscapingSlashes])
         let old = openOld()
         defer { if old >= 0 { close(old) } }
         let mask = umask(0o077)

@@ -1,5 +1,5 @@
 import Archive
-import Foundation
+import FoundationEssentials
 import OCI
 import Synchronization
 import UDockerSystem
@@ -53,16 +53,16 @@ public struct LayerCache: Sendable {
             var options = ExtractOptions()
             options.recordWhiteouts = true
             let extractor = try LayerExtractor(root: staging, options: options)
-            let layersDirectory = (directory as NSString).deletingLastPathComponent
+            let layersDirectory = PathName.parent(directory)
             let got: Digest
             do { got = try extractor.extract(layerAt: layerFile) } catch {
                 guard let note = BlobEviction.evictIfCorrupt(layerFile, layersDirectory: layersDirectory) else { throw error }
-                throw StoreError("layer \((layerFile as NSString).lastPathComponent): \(error); \(note)")
+                throw StoreError("layer \(PathName.lastComponent(layerFile)): \(error); \(note)")
             }
             guard got == diffID else {
                 throw StoreError(
                     BlobEviction.explain(
-                        "layer \((layerFile as NSString).lastPathComponent): DiffID mismatch: expected \(diffID), got \(got); the image is corrupt, pull it again",
+                        "layer \(PathName.lastComponent(layerFile)): DiffID mismatch: expected \(diffID), got \(got); the image is corrupt, pull it again",
                         layerFile: layerFile, layersDirectory: layersDirectory))
             }
             let devices = extractor.warnings.filter(\.isDeviceNode)

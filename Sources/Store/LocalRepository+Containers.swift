@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import OCI
 import UDockerSystem
 #if canImport(Glibc)
@@ -14,12 +14,17 @@ extension LocalRepository {
         var b = (0..<16).map { _ in UInt8.random(in: 0...255) }
         b[6] = (b[6] & 0x0f) | 0x30
         b[8] = (b[8] & 0x3f) | 0x80
-        let h = b.map { String(format: "%02x", $0) }.joined()
+        let h = Format.hex(b)
         let c = Array(h)
         return "\(String(c[0..<8]))-\(String(c[8..<12]))-\(String(c[12..<16]))-\(String(c[16..<20]))-\(String(c[20..<32]))"
     }
 
-    static let idPattern = try! NSRegularExpression(pattern: "^[a-z0-9]+-[a-z0-9]+-[a-z0-9]+-[a-z0-9]+-[a-z0-9]+$")
+    /// `^[a-z0-9]+-[a-z0-9]+-[a-z0-9]+-[a-z0-9]+-[a-z0-9]+$`: the form of a container id.
+    static func hasIDForm(_ name: String) -> Bool {
+        let parts = name.utf8.split(separator: UInt8(ascii: "-"), omittingEmptySubsequences: false)
+        return parts.count == 5
+            && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy { ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x30 && $0 <= 0x39) } }
+    }
 
     /// A container id from an id or an alias; nil when neither exists.
     public func containerID(_ idOrName: String) -> String? {
@@ -27,7 +32,7 @@ extension LocalRepository {
         let p = "\(containersDirectory)/\(idOrName)"
         if FileInfo.isSymlink(p) {
             guard let t = FileInfo.readLink(p) else { return nil }
-            let id = (t as NSString).lastPathComponent
+            let id = PathName.lastComponent(t)
             return FileInfo.isDirectory(containerDirectory(id)) ? id : nil
         }
         return FileInfo.isDirectory(p) ? idOrName : nil
@@ -38,7 +43,7 @@ extension LocalRepository {
         FileInfo.list(containersDirectory).sorted().filter { n in
             let p = "\(containersDirectory)/\(n)"
             guard FileInfo.isSymlink(p), let t = FileInfo.readLink(p) else { return false }
-            return (t as NSString).lastPathComponent == id
+            return PathName.lastComponent(t) == id
         }
     }
 
@@ -47,7 +52,7 @@ extension LocalRepository {
         guard !name.isEmpty, name.count <= 2048, !name.contains(where: { "/. []".contains($0) || $0.isNewline || $0 == "\0" }) else {
             throw StoreError("invalid container name '\(name.prefix(80))': it may not contain / . space [ ]")
         }
-        guard idPattern.firstMatch(in: name, range: NSRange(name.startIndex..., in: name)) == nil else {
+        guard !hasIDForm(name) else {
             throw StoreError("invalid container name '\(name)': it has the form of a container id")
         }
     }
@@ -127,8 +132,7 @@ extension LocalRepository {
         func invalid(_ why: String) -> StoreError { StoreError("invalid container json metadata: \(path): \(why)") }
         guard CloneMetadata.regularFile(path) != nil || !FileInfo.exists(path) else { throw invalid("not a regular file of at most 64 MB") }
         guard let bytes = AtomicFile.read(path) else { throw invalid("missing or unreadable") }
-        let object: Any
-        do { object = try JSONSerialization.jsonObject(with: Data(bytes)) } catch { throw invalid("not JSON") }
+        guard let object = JSONAny.parse(bytes) else { throw invalid("not JSON") }
         guard let dict = object as? [String: Any] else { throw invalid("not a JSON object") }
         guard !dict.isEmpty else { throw invalid("empty") }
         do { return (bytes, try JSONDecoder().decode(ImageConfig.self, from: Data(bytes))) } catch {

@@ -1,5 +1,5 @@
 import Archive
-import Foundation
+import FoundationEssentials
 import OCI
 import UDockerSystem
 #if canImport(Glibc)
@@ -27,7 +27,7 @@ extension LocalRepository {
                 do { diffIDs.append(try extractor.extract(layerAt: layer)) } catch {
                     throw StoreError(
                         BlobEviction.explain(
-                            "layer \((layer as NSString).lastPathComponent): \(error)",
+                            "layer \(PathName.lastComponent(layer)): \(error)",
                             layerFile: layer, layersDirectory: layersDirectory))
                 }
                 try record?.checkDigest(of: layer, diffID: diffIDs.last!)
@@ -89,11 +89,20 @@ struct V1LayerRecord {
     var size: Int64?
     var digest: String?
 
+    /// A JSON number as an integer (a fraction cut off), as `NSNumber.int64Value` read it.
+    static func integer(_ value: Any?) -> Int64? {
+        switch value {
+        case let i as Int: return Int64(i)
+        case let d as Double where d.isFinite && abs(d) < 9.2e18: return Int64(d)
+        default: return nil
+        }
+    }
+
     init?(layerFile: String) {
         guard layerFile.hasSuffix(".layer"), let bytes = AtomicFile.read(String(layerFile.dropLast(6)) + ".json"),
-            let obj = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any]
+            let obj = JSONAny.object(bytes)
         else { return nil }
-        size = (obj["size"] as? NSNumber).map { $0.int64Value }.flatMap { $0 > 0 ? $0 : nil }
+        size = Self.integer(obj["size"]).flatMap { $0 > 0 ? $0 : nil }
         let ids = (obj["rootfs"] as? [String: Any])?["diff_ids"] as? [String]
         digest = ids?.count == 1 ? ids?.first : nil
         if size == nil && digest == nil { return nil }
@@ -101,7 +110,7 @@ struct V1LayerRecord {
 
     func changed(_ layer: String, _ why: String) -> StoreError {
         StoreError(
-            "layer \((layer as NSString).lastPathComponent) changed since it was imported (\(why)): remove the image and import it again")
+            "layer \(PathName.lastComponent(layer)) changed since it was imported (\(why)): remove the image and import it again")
     }
 
     func checkSize(of layer: String) throws {

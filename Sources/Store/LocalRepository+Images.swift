@@ -1,5 +1,5 @@
 import CLinux
-import Foundation
+import FoundationEssentials
 import OCI
 import UDockerSystem
 #if canImport(Glibc)
@@ -71,7 +71,7 @@ extension LocalRepository {
     /// directory and, when it replaced one, where the old one was moved.
     func publishV2TagLocked(_ image: LocalImageName, manifest: [UInt8], blobs: [Digest]) throws -> (final: String, old: String?) {
         let final = tagDirectory(image)
-        let parent = (final as NSString).deletingLastPathComponent
+        let parent = PathName.parent(final)
         for d in blobs where !FileInfo.isRegularFile("\(layersDirectory)/\(d.fileName)") {
             throw StoreError("blob \(d) is missing from \(layersDirectory)")
         }
@@ -115,7 +115,7 @@ extension LocalRepository {
         guard FileInfo.isRegularFile("\(dir)/TAG") else { throw StoreError("image not found: \(image)") }
         func need(_ path: String) throws -> String {
             guard FileInfo.isRegularFile(path) else {
-                throw StoreError("image \(image) is incomplete: missing \((path as NSString).lastPathComponent)")
+                throw StoreError("image \(image) is incomplete: missing \(PathName.lastComponent(path))")
             }
             return path
         }
@@ -171,7 +171,7 @@ extension LocalRepository {
             guard !FileInfo.exists("\(dir)/PROTECT") else { throw StoreError("image is protected: \(image)") }
             let mine = Set(
                 FileInfo.list(dir).filter { FileInfo.isSymlink("\(dir)/\($0)") }.compactMap { f -> String? in
-                    FileInfo.readLink("\(dir)/\(f)").map { ($0 as NSString).lastPathComponent }
+                    FileInfo.readLink("\(dir)/\(f)").map { PathName.lastComponent($0) }
                 })
             try FileTree.remove(dir)
             let stillUsed = referencedLayerFiles()
@@ -179,10 +179,10 @@ extension LocalRepository {
                 let p = "\(layersDirectory)/\(f)"
                 if unlink(p) != 0 && errno != ENOENT && !force { throw SystemError("unlink", path: p) }
             }
-            var parent = (dir as NSString).deletingLastPathComponent
+            var parent = PathName.parent(dir)
             while parent.count > reposDirectory.count && parent.hasPrefix(reposDirectory + "/") {
                 if rmdir(parent) != 0 { break }
-                parent = (parent as NSString).deletingLastPathComponent
+                parent = PathName.parent(parent)
             }
         }
     }
@@ -192,7 +192,7 @@ extension LocalRepository {
         var used = Set<String>()
         for listing in listImages() {
             for f in FileInfo.list(listing.directory) where FileInfo.isSymlink("\(listing.directory)/\(f)") {
-                if let t = FileInfo.readLink("\(listing.directory)/\(f)") { used.insert((t as NSString).lastPathComponent) }
+                if let t = FileInfo.readLink("\(listing.directory)/\(f)") { used.insert(PathName.lastComponent(t)) }
             }
         }
         return used
@@ -211,7 +211,7 @@ extension LocalRepository {
                 for f in FileInfo.list(src) where f != "TAG" && f != "PROTECT" {
                     let p = "\(src)/\(f)"
                     if FileInfo.isSymlink(p) {
-                        let file = (FileInfo.readLink(p)! as NSString).lastPathComponent
+                        let file = PathName.lastComponent(FileInfo.readLink(p)!)
                         let link = relativeLayerLink(fromTagDirectory: dst, file: file)
                         try syscall("symlink", path: "\(dst)/\(f)") { symlink(link, "\(dst)/\(f)") }
                     } else if let bytes = AtomicFile.read(p) {
@@ -234,7 +234,7 @@ extension LocalRepository {
         var problems: [String] = []
         do { _ = try imageContents(image) } catch { problems.append("\(error)") }
         for (link, _) in imageLayerLinks(image) {
-            let name = (link as NSString).lastPathComponent
+            let name = PathName.lastComponent(link)
             guard FileInfo.isRegularFile(link) else { problems.append("layer file missing: \(name)"); continue }
             if let d = try? Digest(parsing: name) {
                 guard let actual = try? Self.sha256(ofFile: link) else { problems.append("cannot read layer: \(name)"); continue }

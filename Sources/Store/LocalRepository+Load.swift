@@ -1,5 +1,5 @@
 import Archive
-import Foundation
+import FoundationEssentials
 import OCI
 import UDockerSystem
 #if canImport(Glibc)
@@ -317,7 +317,7 @@ extension LocalRepository {
     }
 
     /// udocker's random image name: 16 hex characters.
-    static func randomImageName() -> String { (0..<8).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined() }
+    static func randomImageName() -> String { Format.hex((0..<8).map { _ in UInt8.random(in: 0...255) }) }
 
     private func applyNames(_ images: inout [LoadableImage], override: String?) throws {
         for i in images.indices {

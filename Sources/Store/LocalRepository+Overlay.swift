@@ -1,5 +1,5 @@
 import Archive
-import Foundation
+import FoundationEssentials
 import OCI
 import UDockerSystem
 #if canImport(Glibc)
@@ -22,7 +22,7 @@ public enum ContainerStorage: String, Sendable, CaseIterable {
         config: String? = nil
     ) throws -> ContainerStorage {
         for value in [option, environment["UDOCKER_CONTAINER_STORAGE"], config] {
-            guard let v = value?.trimmingCharacters(in: .whitespaces).lowercased(), !v.isEmpty else { continue }
+            guard let v = value?.trimmed(where: \.isBlank).lowercased(), !v.isEmpty else { continue }
             guard let s = ContainerStorage(rawValue: v) else { throw StoreError("invalid container storage: \(v) (flat or overlay)") }
             return s
         }

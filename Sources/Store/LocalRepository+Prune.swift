@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import UDockerSystem
 #if canImport(Glibc)
 import Glibc
@@ -118,11 +118,11 @@ extension LocalRepository {
         // (a copied container) would make host entries look like saved originals.
         for record in [mp, orig] where FileInfo.isSymlink(record) {
             unlink(record)
-            done.append("removed \((record as NSString).lastPathComponent) (a symlink, not a record directory)")
+            done.append("removed \(PathName.lastComponent(record)) (a symlink, not a record directory)")
         }
         for name in FileInfo.list(mp).sorted() {
             // name = container path with '/' → '#'; target = the deepest path that already existed.
-            let cpath = name.replacingOccurrences(of: "#", with: "/")
+            let cpath = name.replacing("#", with: "/")
             let existed = FileInfo.readLink("\(mp)/\(name)") ?? "/"
             let created = Self.firstCreatedComponent(cpath, existed: existed)
             if let created, let host = root.hostPath(created, followFinal: false) {
@@ -133,7 +133,7 @@ extension LocalRepository {
         }
         if FileInfo.exists(mp) { try FileTree.remove(mp); done.append("removed .mountpoints") }
         for name in FileInfo.list(orig).sorted() {
-            let cpath = name.replacingOccurrences(of: "#", with: "/")
+            let cpath = name.replacing("#", with: "/")
             if let host = root.hostPath(cpath, followFinal: false) {
                 if FileInfo.isSymlink(host) { unlink(host) }
                 if !FileInfo.exists(host), rename("\(orig)/\(name)", host) == 0 { done.append("restored \(cpath)") }

@@ -1,5 +1,5 @@
 import Archive
-import Foundation
+import FoundationEssentials
 import OCI
 import UDockerSystem
 #if canImport(Glibc)
@@ -34,7 +34,7 @@ extension LocalRepository {
                 contents.layerFiles = try contents.layerFiles.map { path in
                     let f = try syscall("open", path: path) { open(path, O_RDONLY | O_CLOEXEC) }
                     opened.append(f)
-                    names["/proc/self/fd/\(f)"] = (path as NSString).lastPathComponent
+                    names["/proc/self/fd/\(f)"] = PathName.lastComponent(path)
                     return "/proc/self/fd/\(f)"
                 }
                 return (image, contents)
@@ -58,7 +58,7 @@ extension LocalRepository {
                 for layer in contents.layerFiles {
                     do { summaries.append(try LayerInspector.inspect(path: layer)) } catch {
                         throw StoreError(
-                            "image \(image): layer \(names[layer] ?? (layer as NSString).lastPathComponent) is corrupt: \(error)")
+                            "image \(image): layer \(names[layer] ?? PathName.lastComponent(layer)) is corrupt: \(error)")
                     }
                 }
                 let diffIDs = summaries.map(\.diffID)
@@ -74,11 +74,11 @@ extension LocalRepository {
                         try writer.addFile(name: "\(id)/VERSION", bytes: Array("1.0".utf8))
                         var json: [String: Any] = [
                             "id": id, "created": "1970-01-01T00:00:00Z", "os": "linux",
-                            "container_config": ["Hostname": "", "Cmd": NSNull()],
+                            "container_config": ["Hostname": "", "Cmd": JSONNull.null],
                         ]
                         if let parent { json["parent"] = parent }
                         try writer.addFile(
-                            name: "\(id)/json", bytes: Array(try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])))
+                            name: "\(id)/json", bytes: try JSONAny.serialize(json))
                         let d = try writer.addDecompressedFile(
                             name: "\(id)/layer.tar", sourcePath: layer, size: summaries[i].uncompressedSize)
                         guard d == diffIDs[i] else { throw StoreError("image \(image): layer \(id) changed while it was saved") }
@@ -95,9 +95,9 @@ extension LocalRepository {
                 info("saved image: \(image)")
             }
             try writer.addFile(
-                name: "manifest.json", bytes: Array(try JSONSerialization.data(withJSONObject: manifest, options: [.sortedKeys])))
+                name: "manifest.json", bytes: try JSONAny.serialize(manifest))
             try writer.addFile(
-                name: "repositories", bytes: Array(try JSONSerialization.data(withJSONObject: repositories, options: [.sortedKeys])))
+                name: "repositories", bytes: try JSONAny.serialize(repositories))
             try writer.finish()
         }
     }
@@ -110,7 +110,7 @@ extension LocalRepository {
         {
             return bytes
         }
-        guard var obj = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] else {
+        guard var obj = JSONAny.object(bytes) else {
             throw StoreError("the image config is not a JSON object")
         }
         obj["rootfs"] = ["type": "layers", "diff_ids": diffIDs.map(\.description)]
@@ -119,6 +119,6 @@ extension LocalRepository {
         if obj["config"] == nil, let cc = obj["container_config"] { obj["config"] = cc }
         // v1 metadata written by import carries layer fields that do not belong in a config.
         for k in ["id", "parent", "size", "Size"] { obj[k] = nil }
-        return Array(try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]))
+        return try JSONAny.serialize(obj)
     }
 }

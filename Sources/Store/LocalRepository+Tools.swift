@@ -1,5 +1,5 @@
 import Archive
-import Foundation
+import FoundationEssentials
 import OCI
 import UDockerSystem
 #if canImport(Glibc)
@@ -14,7 +14,7 @@ import Glibc
 extension LocalRepository {
     /// The installed udockertools version (`lib/VERSION`), if any.
     public var toolsVersion: String? {
-        AtomicFile.readString("\(libDirectory)/VERSION")?.trimmingCharacters(in: .whitespacesAndNewlines)
+        AtomicFile.readString("\(libDirectory)/VERSION")?.trimmed()
     }
 
     /// `install --purge`: empties bin/, lib/ and doc/ (never following a symlink).
@@ -80,7 +80,7 @@ extension LocalRepository {
                     } catch { close(out); throw error }
                     close(out)
                     if parts[1] == "lib" && name == "VERSION" {
-                        version = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                        version = String(decoding: bytes, as: UTF8.self).trimmed()
                     }
                 case .symlink:
                     // e.g. proot-arm64 -> proot-arm64-4_8_0: only a sibling name, never a path.

@@ -1,5 +1,5 @@
 import Archive
-import Foundation
+import FoundationEssentials
 import OCI
 import UDockerSystem
 #if canImport(Glibc)
@@ -51,13 +51,13 @@ final class StagingDirectory {
     deinit { release() }
 
     static func uniqueSuffix() -> String {
-        "\(getpid())-" + (0..<4).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+        "\(getpid())-" + Format.hex((0..<4).map { _ in UInt8.random(in: 0...255) })
     }
 }
 
 /// A udocker v1 layer id (64 hex digits, random as udocker's `Unique().layer_v1()`).
 func randomLayerID() -> String {
-    (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+    Format.hex((0..<32).map { _ in UInt8.random(in: 0...255) })
 }
 
 extension LocalRepository {
@@ -124,7 +124,7 @@ extension LocalRepository {
         try withLock {
             guard !imageExists(image) else { throw StoreError("image already exists: \(image)") }
             let final = tagDirectory(image)
-            let parent = (final as NSString).deletingLastPathComponent
+            let parent = PathName.parent(final)
             let layerFile = "\(layersDirectory)/\(layerID).layer"
             let jsonFile = "\(layersDirectory)/\(layerID).json"
             var published: [String] = []
@@ -132,7 +132,7 @@ extension LocalRepository {
             do {
                 var p = parent
                 while !FileInfo.exists(p) && p.hasPrefix(reposDirectory + "/") {
-                    createdParents.append(p); p = (p as NSString).deletingLastPathComponent
+                    createdParents.append(p); p = PathName.parent(p)
                 }
                 try FileInfo.makeDirectories(parent)
                 let tagStaging = "\(parent)/.\(image.tag).new-\(getpid())"
@@ -203,30 +203,35 @@ extension LocalRepository {
     }
 
     /// udocker's `create_container_meta`: minimal image metadata for an imported tarball.
+    /// `2024-05-01T12:00:00.000000000Z` (UTC), udocker's `created` stamp.
+    static func createdStamp(_ seconds: time_t) -> String {
+        var t = seconds, parts = tm()
+        gmtime_r(&t, &parts)
+        func two(_ v: Int32) -> String { Format.padded(String(v), width: 2, with: "0") }
+        return Format.padded(String(parts.tm_year + 1900), width: 4, with: "0") + "-" + two(parts.tm_mon + 1) + "-"
+            + two(parts.tm_mday) + "T" + two(parts.tm_hour) + ":" + two(parts.tm_min) + ":" + two(parts.tm_sec)
+            + ".000000000Z"
+    }
+
     static func importMetadata(layerID: String, platform: Platform?, size: Int64, diffID: Digest) -> [UInt8] {
         let host = Platform.host
         let p = platform ?? host
         let empty: [String: Any] = [
             "Hostname": "", "Domainname": "", "User": "", "Memory": 0, "MemorySwap": 0, "CpusShares": 0,
             "Cpuset": "", "AttachStdin": false, "AttachStdout": false, "AttachStderr": false,
-            "PortSpecs": NSNull(), "ExposedPorts": NSNull(), "Tty": false, "OpenStdin": false,
-            "StdinOnce": false, "Env": NSNull(), "Cmd": NSNull(), "Image": "", "Volumes": NSNull(),
-            "WorkingDir": "", "Entrypoint": NSNull(), "NetworkDisable": false, "MacAddress": "",
-            "OnBuild": NSNull(), "Labels": NSNull(),
+            "PortSpecs": JSONNull.null, "ExposedPorts": JSONNull.null, "Tty": false, "OpenStdin": false,
+            "StdinOnce": false, "Env": JSONNull.null, "Cmd": JSONNull.null, "Image": "", "Volumes": JSONNull.null,
+            "WorkingDir": "", "Entrypoint": JSONNull.null, "NetworkDisable": false, "MacAddress": "",
+            "OnBuild": JSONNull.null, "Labels": JSONNull.null,
         ]
-        let f = DateFormatter()
-        f.locale = Locale(identifier: "en_US_POSIX")
-        f.timeZone = TimeZone(identifier: "UTC")
-        f.dateFormat = "yyyy-MM-dd'T'HH:mm:ss'.000000000Z'"
         var meta: [String: Any] = [
-            "id": layerID, "comment": "created by udocker", "created": f.string(from: Date()),
+            "id": layerID, "comment": "created by udocker", "created": Self.createdStamp(time(nil)),
             "architecture": p.architecture, "os": p.os, "size": size,
             "rootfs": ["type": "layers", "diff_ids": [diffID.description]],
             "container_config": empty, "config": empty,
         ]
         if let v = p.variant { meta["variant"] = v }
-        let data = (try? JSONSerialization.data(withJSONObject: meta, options: [.sortedKeys])) ?? Data("{}".utf8)
-        return Array(data)
+        return (try? JSONAny.serialize(meta)) ?? Array("{}".utf8)
     }
 
     // MARK: - containers from tarballs

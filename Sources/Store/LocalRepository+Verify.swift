@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import OCI
 import UDockerSystem
 #if canImport(Glibc)
@@ -96,14 +96,14 @@ extension LocalRepository {
             var problems: [String] = []
             do { _ = try imageContents(listing.image) } catch { problems.append("\(error)") }
             for (link, _) in imageLayerLinks(listing.image) {
-                let name = (link as NSString).lastPathComponent
+                let name = PathName.lastComponent(link)
                 guard let target = BlobEviction.realPath(link),
-                    (target as NSString).deletingLastPathComponent == layersReal
+                    PathName.parent(target) == layersReal
                 else {
                     problems.append("\(name) does not link to a file in the repository's layers")
                     continue
                 }
-                if corrupt.contains((target as NSString).lastPathComponent) { problems.append("\(name) is corrupt") }
+                if corrupt.contains(PathName.lastComponent(target)) { problems.append("\(name) is corrupt") }
             }
             guard !problems.isEmpty else { continue }
             let pull = listing.protected ? "" : (repair ? "; removed, pull it again" : "")

@@ -1,5 +1,5 @@
 import CLinux
-import Foundation
+import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -9,8 +9,8 @@ import Glibc
 /// the next command after a crash or power loss, sees the old or the new content, never a torn one.
 public enum AtomicFile {
     public static func write(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644) throws {
-        let dir = (path as NSString).deletingLastPathComponent
-        let tmp = "\(dir)/.\((path as NSString).lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let dir = PathName.parent(path)
+        let tmp = "\(dir)/.\(PathName.lastComponent(path)).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = try syscall("create", path: tmp) { open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode) }
         var ok = false
         defer {
@@ -120,7 +120,7 @@ public enum FileInfo {
     /// mkdir -p for repository-owned paths (not for paths inside a container ROOT).
     public static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws {
         if isDirectory(path) { return }
-        let parent = (path as NSString).deletingLastPathComponent
+        let parent = PathName.parent(path)
         if !parent.isEmpty && parent != path { try makeDirectories(parent, mode: mode) }
         if mkdir(path, mode) != 0 && errno != EEXIST { throw SystemError("mkdir", path: path) }
     }

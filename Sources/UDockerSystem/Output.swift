@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// udocker's message levels (`msg.py`): 0 ERR, 1 MSG, 2 WAR, 3 INF (default), 4 VER, 5 DBG.
 public enum OutputLevel: Int, Sendable, Comparable {
@@ -95,7 +95,7 @@ public protocol OutputSink: Sendable {
 public struct Output: Sendable {
     public init() {}
 
-    private static let lock = NSLock()
+    private static let lock = ConditionLock()
     nonisolated(unsafe) private static var sink: any OutputSink = PlainSink()
 
     public static func install(_ sink: any OutputSink) { lock.lock(); self.sink = sink; lock.unlock() }
@@ -134,7 +134,7 @@ public struct Output: Sendable {
             case .text(let t): line = t
             default: return
             }
-            FileHandle.standardError.write(Data(line.utf8))
+            FileDescriptorIO.write(2, line)
         }
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Engines
 import Store
+import UDockerSystem
 
 /// `run --pull`: when the image is fetched for `run IMAGE`.
 enum PullPolicy: String, CaseIterable, ExpressibleByArgument {
@@ -19,5 +20,5 @@ extension ExecutionMode: ExpressibleByArgument {
 
 /// `--storage=flat|overlay`, case-insensitive.
 extension ContainerStorage: ExpressibleByArgument {
-    public init?(argument: String) { self.init(rawValue: argument.trimmingCharacters(in: .whitespaces).lowercased()) }
+    public init?(argument: String) { self.init(rawValue: argument.trimmed(where: \.isBlank).lowercased()) }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import UDockerSystem
 import Engines
 
@@ -114,7 +114,7 @@ public struct Configuration: Sendable {
 
     public init(environment env: [String: String], overrides: Overrides) throws {
         for (k, v) in Self.udockerKeys + Self.defaults { set(k, v) }
-        let home = env["HOME"] ?? NSHomeDirectory()
+        let home = env["HOME"] ?? FileInfo.homeDirectory()
         set("homedir", "\(home)/.udocker")
         set("topdir", "\(home)/.udocker")
         set("tmpdir", env["TMPDIR"] ?? "/tmp")
@@ -148,11 +148,11 @@ public struct Configuration: Sendable {
         guard let text = AtomicFile.readString(path) else { return }
         filesRead.append(path)
         for raw in text.split(whereSeparator: \.isNewline) {
-            let line = raw.trimmingCharacters(in: .whitespaces)
+            let line = raw.trimmed(where: \.isBlank)
             if line.isEmpty || line.hasPrefix("#") || line.hasPrefix(";") || line.hasPrefix("[") { continue }
             guard let sep = line.firstIndex(where: { $0 == "=" || $0 == ":" }) else { continue }
-            let key = line[..<sep].trimmingCharacters(in: .whitespaces).lowercased()
-            var value = line[line.index(after: sep)...].trimmingCharacters(in: .whitespaces)
+            let key = line[..<sep].trimmed(where: \.isBlank).lowercased()
+            var value = line[line.index(after: sep)...].trimmed(where: \.isBlank)
             if value.count >= 2, let f = value.first, f == "\"" || f == "'", value.last == f {
                 value = String(value.dropFirst().dropLast())
             }

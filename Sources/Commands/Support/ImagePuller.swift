@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import OCI
 import Registry
 import Store
@@ -14,7 +14,7 @@ struct ImagePuller {
 
     func registryOptions() -> RegistryOptions {
         let c = context.configuration
-        let home = context.environment["HOME"] ?? NSHomeDirectory()
+        let home = context.environment["HOME"] ?? FileInfo.homeDirectory()
         let dockerConfig = context.environment["DOCKER_CONFIG"].map { "\($0)/config.json" } ?? "\(home)/.docker/config.json"
         let credentials = CredentialStore(udockerKeystore: c["keystore"], dockerConfig: dockerConfig)
         for w in credentials.warnings { context.messages.warning(w) }

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Engines
-import Foundation
+import FoundationEssentials
+import Store
+import UDockerSystem
 
 /// The man page and the shell completions, generated from the command definitions (the same
 /// `UDocker.commands` table the dispatcher uses), so a new command or option appears in both
@@ -149,7 +151,7 @@ enum Manual {
     static func commandInfos() -> [CommandInfo] {
         commandNames.compactMap { name in
             guard let type = UDocker.commands[name],
-                let json = try? JSONSerialization.jsonObject(with: Data(type._dumpHelp().utf8)) as? [String: Any],
+                let json = JSONAny.object(Array(type._dumpHelp().utf8)),
                 let command = json["command"] as? [String: Any]
             else { return nil }
             var info = CommandInfo(
@@ -187,7 +189,7 @@ enum Manual {
                 case "\\": escaped += "\\e"
                 case "-": escaped += "\\-"
                 case _ where scalar.value > 0x7e || scalar.value < 0x20:
-                    escaped += "\\[u" + String(format: "%04X", scalar.value) + "]"
+                    escaped += "\\[u" + Format.padded(String(scalar.value, radix: 16, uppercase: true), width: 4, with: "0") + "]"
                 default: escaped.unicodeScalars.append(scalar)
                 }
             }

@@ -1,5 +1,5 @@
 import Engines
-import Foundation
+import FoundationEssentials
 import Store
 
 /// Which engine a container runs with: its `execmode` file, else `UDOCKER_DEFAULT_EXECUTION_MODE`

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import UDockerSystem
 #if canImport(Glibc)
 import Glibc
@@ -13,7 +13,7 @@ final class OutputRenderer: OutputSink, @unchecked Sendable {
     let verbosity: Int
     let live: Bool
     let colour: Bool
-    private let lock = NSLock()
+    private let lock = ConditionLock()
     private var state = PullState()
     /// Lines of the live block currently on screen (erased before anything else is written).
     private var drawn = 0
@@ -56,7 +56,7 @@ final class OutputRenderer: OutputSink, @unchecked Sendable {
         redraw(force: true)
     }
 
-    private func write(_ s: String) { FileHandle.standardError.write(Data(s.utf8)) }
+    private func write(_ s: String) { FileDescriptorIO.write(2, s) }
 
     // MARK: batch: a line per step, no per-chunk lines, a summary
 
@@ -105,7 +105,7 @@ final class OutputRenderer: OutputSink, @unchecked Sendable {
             let pct = b.total > 0 ? Int(b.done * 100 / b.total) : 100
             let bar = String(repeating: "=", count: pct / 5) + String(repeating: " ", count: 20 - pct / 5)
             lines.append(
-                "\(name) [\(bar)] \(String(format: "%3d", pct))% \(Self.size(b.done))/\(Self.size(b.total))"
+                "\(name) [\(bar)] \(Format.padded(String(pct), width: 3))% \(Self.size(b.done))/\(Self.size(b.total))"
                     + (b.status.isEmpty ? "" : " \(b.status)"))
         }
         let done = state.bytesDone, total = max(state.totalBytes, done)
@@ -120,11 +120,11 @@ final class OutputRenderer: OutputSink, @unchecked Sendable {
         let units = ["B", "KB", "MB", "GB", "TB"]
         var v = Double(n), u = 0
         while v >= 1000 && u < units.count - 1 { v /= 1000; u += 1 }
-        return u == 0 ? "\(n) B" : String(format: "%.1f %@", v, units[u])
+        return u == 0 ? "\(n) B" : Format.fixed(v) + " " + units[u]
     }
 
     static func duration(_ s: Double) -> String {
-        s < 60 ? String(format: "%.1fs", s) : "\(Int(s) / 60)m\(String(format: "%02d", Int(s) % 60))s"
+        s < 60 ? Format.fixed(s) + "s" : "\(Int(s) / 60)m\(Format.padded(String(Int(s) % 60), width: 2, with: "0"))s"
     }
 }
 

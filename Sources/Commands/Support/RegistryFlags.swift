@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import Registry
 
 /// `--registry`, `--index`, `--httpproxy`: declared once for pull, manifest, search and run.

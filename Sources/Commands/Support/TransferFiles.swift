@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import UDockerSystem
 #if canImport(Glibc)
 import Glibc
@@ -25,8 +25,8 @@ enum TransferFiles {
         let path = path!
         guard replace || !FileInfo.exists(path) else { throw CommandFailure("output file already exists: \(path)") }
         guard !FileInfo.isDirectory(path) else { throw CommandFailure("output file is a directory: \(path)") }
-        let dir = (path as NSString).deletingLastPathComponent
-        let base = (path as NSString).lastPathComponent
+        let dir = PathName.parent(path)
+        let base = PathName.lastComponent(path)
         let temp = "\(dir.isEmpty ? "." : dir)/.\(base).part-\(getpid())"
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw CommandFailure("cannot create \(path): \(String(cString: strerror(errno)))") }

@@ -1,6 +1,7 @@
-import Foundation
+import FoundationEssentials
 import Registry
 import Store
+import UDockerSystem
 #if canImport(Glibc)
 import Glibc
 #endif

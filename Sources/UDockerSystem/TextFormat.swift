@@ -1,0 +1,105 @@
+// Text helpers that replace Foundation-only API (String(format:), trimmingCharacters,
+// NSString path methods, padding(toLength:)): the binary links FoundationEssentials only, which
+// keeps ICU and its 34 MB of data out of it (docs/benchmarks.md, footprint).
+
+/// printf-style number formatting, locale-independent.
+public enum Format {
+    /// Lowercase hex, two digits per byte (`%02x` per byte).
+    public static func hex<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.underestimatedCount * 2)
+        for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// `%.Nf`: `value` with `digits` decimals, rounded half to even.
+    public static func fixed(_ value: Double, digits: Int = 1) -> String {
+        guard value.isFinite else { return "\(value)" }
+        var scale = 1.0
+        for _ in 0..<digits { scale *= 10 }
+        let scaled = (abs(value) * scale).rounded(.toNearestOrEven)
+        let whole = UInt64(scaled / scale), frac = UInt64(scaled - Double(whole) * scale)
+        var s = (value < 0 && scaled != 0 ? "-" : "") + String(whole)
+        if digits > 0 { s += "." + padded(String(frac), width: digits, with: "0") }
+        return s
+    }
+
+    /// `%0Nd` / `%Nd` / `%0NX`: `text` right-aligned in `width` (never truncated).
+    public static func padded(_ text: String, width: Int, with pad: Character = " ") -> String {
+        let n = text.count
+        return n >= width ? text : String(repeating: pad, count: width - n) + text
+    }
+
+    /// `padding(toLength:withPad:" ",startingAt:0)`: `text` left-aligned in exactly `width`
+    /// characters (cut when longer).
+    public static func column(_ text: String, width: Int) -> String {
+        let n = text.count
+        return n >= width ? String(text.prefix(width)) : text + String(repeating: " ", count: width - n)
+    }
+}
+
+extension StringProtocol {
+    /// Without leading and trailing whitespace and newlines (`.whitespacesAndNewlines`).
+    public func trimmed() -> String { trimmed(where: { $0.isWhitespace }) }
+
+    /// Without leading and trailing characters matching `strip`.
+    public func trimmed(where strip: (Character) -> Bool) -> String {
+        guard let first = firstIndex(where: { !strip($0) }) else { return "" }
+        let last = lastIndex(where: { !strip($0) })!
+        return String(self[first...last])
+    }
+}
+
+extension Character {
+    /// `.whitespaces`: blanks, no line breaks.
+    public var isBlank: Bool { isWhitespace && !isNewline }
+}
+
+extension PathName {
+    /// `NSString.lastPathComponent`: the last component ("/" for "/", "" for "").
+    public static func lastComponent(_ path: String) -> String {
+        let trimmed = stripTrailingSlashes(path)
+        if trimmed.isEmpty { return path.isEmpty ? "" : "/" }
+        guard let slash = trimmed.lastIndex(of: "/") else { return trimmed }
+        return String(trimmed[trimmed.index(after: slash)...])
+    }
+
+    /// `NSString.deletingLastPathComponent`: "/a/b" → "/a", "/a" → "/", "a" → "", "/" → "/".
+    public static func parent(_ path: String) -> String {
+        let trimmed = stripTrailingSlashes(path)
+        if trimmed.isEmpty { return path.isEmpty ? "" : "/" }
+        guard let slash = trimmed.lastIndex(of: "/") else { return "" }
+        let head = stripTrailingSlashes(String(trimmed[..<slash]))
+        return head.isEmpty ? "/" : head
+    }
+
+    private static func stripTrailingSlashes(_ path: String) -> String {
+        var s = Substring(path)
+        while s.hasSuffix("/") { s = s.dropLast() }
+        return String(s)
+    }
+}
+
+extension StringProtocol {
+    /// `removingPercentEncoding`: every `%XX` decoded; nil for a malformed escape or bytes that
+    /// are not UTF-8.
+    public var percentDecoded: String? {
+        var out: [UInt8] = []
+        var bytes = Array(utf8)[...]
+        func digit(_ b: UInt8) -> UInt8? {
+            switch b {
+            case 0x30...0x39: b - 0x30
+            case 0x41...0x46: b - 0x37
+            case 0x61...0x66: b - 0x57
+            default: nil
+            }
+        }
+        while let b = bytes.popFirst() {
+            guard b == UInt8(ascii: "%") else { out.append(b); continue }
+            guard bytes.count >= 2, let h = digit(bytes.removeFirst()), let l = digit(bytes.removeFirst()) else { return nil }
+            out.append(h << 4 | l)
+        }
+        return String(validating: out, as: UTF8.self)
+    }
+}
