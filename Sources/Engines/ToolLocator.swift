@@ -171,7 +171,8 @@ public struct ToolLocator: Sendable {
             return "\(path) is setuid/setgid (mode \(mode)): refusing to run an engine tool with special privileges"
         }
         if st.st_mode & (S_IWGRP | S_IWOTH) != 0 {
-            return "\(path) is writable by group or others (mode \(mode)): refusing to run it; chmod go-w it or run 'udocker install --force'"
+            return
+                "\(path) is writable by group or others (mode \(mode)): refusing to run it; chmod go-w it or run 'udocker install --force'"
         }
         if st.st_uid != 0 && st.st_uid != euid {
             return "\(path) is owned by uid \(st.st_uid), neither root nor you: refusing to run an engine tool another user can change"

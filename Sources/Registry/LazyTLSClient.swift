@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import NIOSSL
 import Synchronization
 import UDockerSystem
 

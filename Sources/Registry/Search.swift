@@ -27,7 +27,9 @@ extension RegistryClient {
             if p.isAlphabetic || p.numericType != nil || p.generalCategory == .nonspacingMark || "-_.".unicodeScalars.contains(scalar) {
                 out.unicodeScalars.append(scalar)
             } else {
-                for b in String(scalar).utf8 { out += "%"; out.unicodeScalars.append(hex[Int(b >> 4)]); out.unicodeScalars.append(hex[Int(b & 15)]) }
+                for b in String(scalar).utf8 {
+                    out += "%"; out.unicodeScalars.append(hex[Int(b >> 4)]); out.unicodeScalars.append(hex[Int(b & 15)])
+                }
             }
         }
         return out

@@ -39,7 +39,10 @@ import Glibc
         ]
         let resolve: (String) -> [AddressScope] = { table[$0] ?? [] }
         func refused(_ from: String, _ to: String) -> Bool { inwardRedirectRefusal(from: from, to: to, resolve: resolve) != nil }
-        for target in ["127.0.0.1", "::1", "169.254.169.254", "fe80::1", "10.0.0.1", "192.168.0.10", "fd00::1", "metadata.example", "both.example", "node.cache"] {
+        for target in [
+            "127.0.0.1", "::1", "169.254.169.254", "fe80::1", "10.0.0.1", "192.168.0.10", "fd00::1", "metadata.example", "both.example",
+            "node.cache",
+        ] {
             #expect(refused("registry.example", target), "public → \(target)")
             #expect(refused("8.8.8.8", target), "public literal → \(target)")
         }

@@ -40,11 +40,16 @@ import UDockerSystem
 
     @Test("JSONAny writes what JSONSerialization wrote (sorted keys, escapes, numbers)")
     func json() throws {
-        let text = #"{"b":1,"B":2,"a10":3,"a9":4,"A":{},"e":[],"f":1.5,"g":2.0,"h":"x/y\u0001\n\t\"é","i":null,"j":true,"k":{"z":[1,2]},"_u":0,"Z":0}"#
+        let text =
+            #"{"b":1,"B":2,"a10":3,"a9":4,"A":{},"e":[],"f":1.5,"g":2.0,"h":"x/y\u0001\n\t\"é","i":null,"j":true,"k":{"z":[1,2]},"_u":0,"Z":0}"#
         let value = try #require(JSONAny.parse(Array(text.utf8)))
         let compact = String(decoding: try JSONAny.serialize(value), as: UTF8.self)
-        #expect(compact == #"{"_u":0,"A":{},"a9":4,"a10":3,"b":1,"B":2,"e":[],"f":1.5,"g":2,"h":"x\/y\u0001\n\t\"é","i":null,"j":true,"k":{"z":[1,2]},"Z":0}"#)
-        let pretty = String(decoding: try JSONAny.serialize(["A": [String: Any](), "k": ["z": [1]]], options: [.prettyPrinted]), as: UTF8.self)
+        #expect(
+            compact
+                == #"{"_u":0,"A":{},"a9":4,"a10":3,"b":1,"B":2,"e":[],"f":1.5,"g":2,"h":"x\/y\u0001\n\t\"é","i":null,"j":true,"k":{"z":[1,2]},"Z":0}"#
+        )
+        let pretty = String(
+            decoding: try JSONAny.serialize(["A": [String: Any](), "k": ["z": [1]]], options: [.prettyPrinted]), as: UTF8.self)
         #expect(pretty == "{\n  \"A\" : {\n\n  },\n  \"k\" : {\n    \"z\" : [\n      1\n    ]\n  }\n}")
         #expect(JSONAny.parse(Array("{\"a\":".utf8)) == nil)
         #expect(JSONAny.object(Array("[1]".utf8)) == nil)
