@@ -126,7 +126,8 @@ struct HTCTests {
 /// udocker started directly (not through `UserCommand`), so the test can signal its pid: setpriv
 /// and env exec, so the pid is udocker's.
 enum RawRun {
-    static func start(_ box: E2ESandbox, _ args: [String]) throws -> Process {
+    /// `stderrPath`: a file that receives udocker's stderr (for a test's failure message); else discarded.
+    static func start(_ box: E2ESandbox, _ args: [String], stderrPath: String? = nil) throws -> Process {
         var argv: [String] = []
         if geteuid() == 0 && box.env.user != "root" {
             let (uid, gid) = try UserCommand.ids(of: box.env.user)
@@ -140,7 +141,13 @@ enum RawRun {
         p.currentDirectoryURL = URL(fileURLWithPath: box.path)
         p.standardInput = FileHandle.nullDevice
         p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
+        if let stderrPath, FileManager.default.createFile(atPath: stderrPath, contents: nil),
+            let handle = FileHandle(forWritingAtPath: stderrPath)
+        {
+            p.standardError = handle
+        } else {
+            p.standardError = FileHandle.nullDevice
+        }
         try p.run()
         return p
     }

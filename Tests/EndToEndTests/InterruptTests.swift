@@ -36,14 +36,21 @@ struct InterruptTests {
         let forwarder = try await ThrottledForwarder.start(to: box.env.registry, bytesPerSecond: 4 << 20, in: work.path)
         defer { forwarder.stop() }
         let slowImage = box.env.image("debian", tag: box.env.debianTag, registry: forwarder.host)
-        let p = try RawRun.start(box, ["pull", slowImage])
+        let log = "\(work.path)/pull.stderr"
+        let p = try RawRun.start(box, ["pull", slowImage], stderrPath: log)
         // Wait (bounded) until a layer is partly written: the signal then lands mid-download.
         var midway = false
-        for _ in 0..<1500 where p.isRunning {
+        let deadline = ContinuousClock.now + .seconds(180)  // by the clock: polls slow down under load
+        while p.isRunning && ContinuousClock.now < deadline {
             if Self.partials(box).values.contains(where: { $0 > 1 << 20 }) { midway = true; break }
             try await Task.sleep(for: .milliseconds(20))
         }
-        try #require(midway, "the pull never had a partial layer of 1 MiB (finished or failed first)")
+        try #require(
+            midway,
+            """
+            the pull never had a partial layer of 1 MiB (running: \(p.isRunning), partials: \(Self.partials(box))); its stderr:
+            \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "-")
+            """)
         kill(p.processIdentifier, SIGINT)
         await RawRun.wait(p)
         #expect(RawRun.status(p) == 130)
