@@ -127,17 +127,8 @@ public struct SingularityEngine: ExecutionEngine {
 
     /// The invoking user has entries in both /etc/subuid and /etc/subgid (by name or uid).
     static func hostUserHasSubordinateIDs(subuid: String = "/etc/subuid", subgid: String = "/etc/subgid") -> Bool {
-        let uid = getuid()
-        var names: Set<String> = [String(uid)]
-        if let pw = getpwuid(uid) { names.insert(String(cString: pw.pointee.pw_name)) }
-        func listed(_ file: String) -> Bool {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { return false }
-            return text.split(separator: "\n").contains { line in
-                let f = line.split(separator: ":", omittingEmptySubsequences: false)
-                return f.count == 3 && names.contains(String(f[0])) && (Int(f[2]) ?? 0) > 0
-            }
-        }
-        return listed(subuid) && listed(subgid)
+        RuncIdentity.firstSubordinateID(subuid, uid: getuid()) != nil
+            && RuncIdentity.firstSubordinateID(subgid, uid: getuid()) != nil
     }
 
     /// `<tool> exec --help` mentions `--fakeroot` (cached per path, size and mtime).
