@@ -33,12 +33,14 @@ struct InterruptTests {
     func sigintDuringPull() async throws {
         let box = try sandbox()
         let work = try TemporaryDirectory()
-        let forwarder = try await ThrottledForwarder.start(to: box.env.registry, bytesPerSecond: 4 << 20, in: work.path)
+        let forwarder = try await ThrottledForwarder.start(
+            to: box.env.registry, bytesPerSecond: 4 << 20, pauseAfter: 4 << 20, in: work.path)
         defer { forwarder.stop() }
         let slowImage = box.env.image("debian", tag: box.env.debianTag, registry: forwarder.host)
         let log = "\(work.path)/pull.stderr"
         let p = try RawRun.start(box, ["pull", slowImage], stderrPath: log)
-        // Wait (bounded) until a layer is partly written: the signal then lands mid-download.
+        // Wait until a layer is partly written (the forwarder stalls after 4 MiB, so the pull cannot
+        // finish first however late this task runs): the signal then lands mid-download.
         var midway = false
         let deadline = ContinuousClock.now + .seconds(180)  // by the clock: polls slow down under load
         while p.isRunning && ContinuousClock.now < deadline {

@@ -12,11 +12,18 @@ public final class ThrottledForwarder: @unchecked Sendable {
     init(port: Int, process: Process) { self.port = port; self.process = process }
 
     /// `target`: `host:port` of the registry; `directory` holds the port file.
-    public static func start(to target: String, bytesPerSecond: Int, in directory: String) async throws -> ThrottledForwarder {
+    /// `pauseAfter`: once that many bytes went from the target to the client (over all connections),
+    /// the forwarder stops passing data on (connections stay open) until it is stopped: a download
+    /// is then certain to be mid-way however late the test looks at it.
+    public static func start(
+        to target: String, bytesPerSecond: Int, pauseAfter: Int = 0, in directory: String
+    ) async throws
+        -> ThrottledForwarder
+    {
         let portFile = "\(directory)/forwarder.port"
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        p.arguments = ["-c", script, target, String(bytesPerSecond), portFile]
+        p.arguments = ["-c", script, target, String(bytesPerSecond), portFile, String(pauseAfter)]
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try p.run()
@@ -41,6 +48,9 @@ public final class ThrottledForwarder: @unchecked Sendable {
         import os, socket, sys, threading, time
         host, port = sys.argv[1].rsplit(":", 1)
         rate = int(sys.argv[2])
+        pause = int(sys.argv[4])
+        sent = [0]
+        lock = threading.Lock()
         srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         srv.bind(("127.0.0.1", 0)); srv.listen(64)
         with open(sys.argv[3] + ".tmp", "w") as f: f.write(str(srv.getsockname()[1]))
@@ -50,6 +60,12 @@ public final class ThrottledForwarder: @unchecked Sendable {
                 while True:
                     d = a.recv(16384 if limit else 65536)
                     if not d: break
+                    if limit and pause:
+                        with lock:
+                            sent[0] += len(d)
+                            over = sent[0] >= pause
+                        if over:
+                            while True: time.sleep(3600)
                     b.sendall(d)
                     if limit: time.sleep(len(d) / limit)
             except OSError: pass
