@@ -1,31 +1,43 @@
 import ArgumentParser
 import CLinux
 import Engines
+import UDockerSystem
 
 /// `version`: udocker's three lines first (scripts parse `version: x.y.z`), then ours: the Swift
-/// implementation's version, the build (commit, date, toolchain) and the engines this host can
-/// run. Fast: file lookups and one user-namespace probe, no thread, no network.
+/// implementation's version and the build (commit, date, toolchain). `--engines` adds the engines
+/// this host can run (file lookups and one user-namespace probe, a fork); without it `version`
+/// reads no file and starts no process, so it costs about what starting the binary costs.
 struct VersionCommand: UDockerCommand {
     static let configuration = CommandConfiguration(
         commandName: "version", _superCommandName: "udocker",  // no completion-script search: see RunCommand
-        abstract: "Print the version, the build and the engines found on this host", usage: "version")
+        abstract: "Print the version and the build (--engines: and the engines found on this host)",
+        usage: "version [--engines]")
     static var needsRepository: Bool { false }
+    @Flag(name: .customLong("engines"), help: "also list the engines this host can run (see also: udocker doctor)")
+    var engines = false
 
     func execute(_ context: CommandContext) async throws -> Int32 {
         Self.printVersion()
-        for line in Self.engineLines(ToolLocator(environment: ModeResolver(context: context).engineEnvironment())) { print(line) }
+        if engines {
+            let lines = Self.engineLines(ToolLocator(environment: ModeResolver(context: context).engineEnvironment()))
+            _ = FileDescriptorIO.write(1, lines.map { $0 + "\n" }.joined())
+        }
         return 0
     }
 
-    /// udocker's lines plus ours (`-V`/`--version` print these, without the engine probe).
+    /// udocker's lines plus ours, in one write to stdout (`print` costs a start-up a third more:
+    /// its first call resolves the stream protocols at run time).
     static func printVersion() {
-        print("version: \(UDocker.version)")
-        print("tarball: (none: the Swift udocker needs no udockertools tarball)")
-        print("tarball_release: 1.2.11")
-        print("udocker-swift: \(UDocker.swiftVersion) (compatible with udocker \(UDocker.version))")
-        print(
-            "build: commit \(String(cString: cl_build_commit())), date \(String(cString: cl_build_date())), "
-                + "toolchain \(String(cString: cl_build_toolchain()))")
+        let text = """
+            version: \(UDocker.version)
+            tarball: (none: the Swift udocker needs no udockertools tarball)
+            tarball_release: 1.2.11
+            udocker-swift: \(UDocker.swiftVersion) (compatible with udocker \(UDocker.version))
+            build: commit \(String(cString: cl_build_commit())), date \(String(cString: cl_build_date())), \
+            toolchain \(String(cString: cl_build_toolchain()))
+
+            """
+        _ = FileDescriptorIO.write(1, text)
     }
 
     /// One line per engine family: the modes and the tool they would use, or why not.

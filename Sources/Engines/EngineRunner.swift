@@ -34,8 +34,9 @@ public struct Launch {
     var environment: [String]
     var cwd: String?
     var namespace: ChildLaunch.Namespace?
-    /// Shown at verbose level before the start (one line each).
-    var summary: [String]
+    /// Shown at verbose level before the start (one line each); built only when shown (interpolating
+    /// arrays reflects on each element type, a conformance scan per type on every run).
+    var summary: () -> [String]
     /// The engine's words for a failed start; the default names the mode and the step.
     var startError: ((ChildLaunch.Failure) -> EngineError)?
     var finish: ((Int32) throws -> Int32)?
@@ -43,7 +44,7 @@ public struct Launch {
 
     init(
         path: String, arguments: [String], environment: [String], cwd: String? = nil,
-        namespace: ChildLaunch.Namespace? = nil, summary: [String]
+        namespace: ChildLaunch.Namespace? = nil, summary: @escaping @autoclosure () -> [String]
     ) {
         self.path = path; self.arguments = arguments; self.environment = environment
         self.cwd = cwd; self.namespace = namespace; self.summary = summary
@@ -81,7 +82,7 @@ public struct EngineRunner: Sendable {
         let launch = try engine.launch(plan, prepared: prepared, run: run)
         defer { launch.cleanup.reversed().forEach { $0() } }
         if let banner = plan.banner(options: options, environment: engine.environment) { messages.write(banner) }
-        launch.summary.forEach(messages.verbose)
+        if messages.verbosity >= 4 { launch.summary().forEach(messages.verbose) }
         let child = ChildLaunch(
             path: launch.path, arguments: launch.arguments, environment: launch.environment,
             cwd: launch.cwd, cpus: plan.cpus, io: engine.io, keepDescriptor: plan.jobDescriptor, namespace: launch.namespace)

@@ -78,11 +78,12 @@ public struct FakechrootEngine: ExecutionEngine {
         let command = try commandLine(
             plan: plan, library: prepared.library, paths: prepared.paths,
             hostauth: run.requestedOptions.hostauth, messages: run.messages)
-        var summary = ["\(mode.rawValue): CMD = \(command.arguments) cwd=\(command.cwd)"]
-        if environment.debug { summary.append("\(mode.rawValue): ENV = \(command.environment)") }
+        let (mode, debug) = (mode, environment.debug)
         return Launch(
             path: command.path, arguments: command.arguments, environment: command.environment,
-            cwd: command.cwd, summary: summary)
+            cwd: command.cwd,
+            summary: ["\(mode.rawValue): CMD = \(command.arguments) cwd=\(command.cwd)"]
+                + (debug ? ["\(mode.rawValue): ENV = \(command.environment)"] : []))
     }
 
     static func writeExecutionMode(_ m: ExecutionMode, container: ContainerInstance) throws {
