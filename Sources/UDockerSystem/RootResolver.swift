@@ -14,8 +14,8 @@ import Glibc
 /// or `close()`. Not thread-safe: one resolver per thread/operation.
 public final class RootResolver {
     public let root: RootDirectory
-    /// O_RDONLY fd on the root directory (owned).
-    public let rootFD: Int32
+    /// O_RDONLY fd on the root directory (owned; -1 once closed).
+    public private(set) var rootFD: Int32
     private var cache: [[UInt8]: Int32] = [:]
     private var retired: [Int32] = []
     /// Directory fds kept before `trim()` drops them all.
@@ -26,21 +26,27 @@ public final class RootResolver {
     public var recordTouched = false
     public private(set) var touched: Set<[UInt8]> = []
     private let umask: mode_t
+    /// The process umask, read once (`/proc/self/status`): a run made 11 resolvers, each reading
+    /// it. udocker changes its umask only around a keystore write, which makes no resolver.
+    private static let processUmask = cl_current_umask()
 
     public init(root: RootDirectory) throws {
         self.root = root
         let fd = openat(root.fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw SystemError("open", path: root.path) }
         rootFD = fd
-        umask = cl_current_umask()
+        umask = Self.processUmask
     }
 
     deinit { close() }
 
-    /// Closes every cached fd (including the root fd). The resolver is unusable afterwards.
+    /// Closes every cached fd (including the root fd). The resolver is unusable afterwards. Once
+    /// only: `deinit` calls it again after an explicit `close()`, and a second `close(2)` of the
+    /// number could close a descriptor another thread has opened since.
     public func close() {
         trimAll()
         if rootFD >= 0 { Glibc.close(rootFD) }
+        rootFD = -1
     }
 
     /// Forgets cached directories (call after removing or replacing a directory or symlink). The

@@ -30,6 +30,21 @@ struct CLITests {
         #expect(v.count >= 2 && v.allSatisfy { Int($0) != nil }, "\(r)")
     }
 
+    @Test("version lists the engines only with --engines (the probe forks; plain version does not)")
+    func versionEngines() async throws {
+        let box = try sandbox()
+        let plain = try await box.udocker(["version"])
+        expectSuccess(plain)
+        #expect(!plain.stdout.contains("engine "), "\(plain)")
+        #expect(plain.stdoutLines.contains { $0.hasPrefix("udocker-swift: ") }, "\(plain)")
+        let engines = try await box.udocker(["version", "--engines"])
+        expectSuccess(engines)
+        for family in ["engine N1:", "engine P1 P2:", "engine F1 F2 F3 F4:", "engine R1 R2 R3:", "engine S1:"] {
+            #expect(engines.stdoutLines.contains { $0.hasPrefix(family) }, "\(family)\n\(engines)")
+        }
+        #expect(engines.stdoutLines.first == plain.stdoutLines.first, "\(engines)")
+    }
+
     @Test("showconf lists the configuration, including topdir = $UDOCKER_DIR")
     func showconf() async throws {
         let box = try sandbox()
