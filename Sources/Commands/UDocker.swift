@@ -110,6 +110,9 @@ public enum UDocker {
                 }
                 if let unsafe = context.repository.unsafeOwnershipReason { throw CommandFailure(unsafe) }
             }
+            // `run` and `version` read their common forms themselves (ArgumentParser's reflection
+            // is half of a run's CPU time); anything else, and every error, is ArgumentParser's.
+            if let action = type.fastParse(normalized) { return try await action.execute(context) }
             let parsed: any ParsableCommand
             do {
                 parsed = try type.parse(normalized)

@@ -10,6 +10,8 @@ struct VersionCommand: UDockerCommand {
         commandName: "version", _superCommandName: "udocker",  // no completion-script search: see RunCommand
         abstract: "Print the version, the build and the engines found on this host", usage: "version")
     static var needsRepository: Bool { false }
+    /// No options: nothing for ArgumentParser to do.
+    static func fastParse(_ args: [String]) -> (any CommandAction)? { args.isEmpty ? VersionCommand() : nil }
 
     func execute(_ context: CommandContext) async throws -> Int32 {
         Self.printVersion()
