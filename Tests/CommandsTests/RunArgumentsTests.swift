@@ -103,6 +103,14 @@ import Testing
         }
     }
 
+    @Test func theDispatchHookAnswersForRunAndVersionOnly() {
+        #expect(RunCommand.fastParse(RunCommand.normalize(["--rm", "c", "ls"])) as? RunArguments == Self.reference(["--rm", "c", "ls"]))
+        #expect(RunCommand.fastParse(RunCommand.normalize(["-it", "c"])) == nil)
+        #expect(VersionCommand.fastParse([]) is VersionCommand)
+        #expect(VersionCommand.fastParse(["x"]) == nil, "version with arguments is ArgumentParser's to refuse")
+        #expect(PullCommand.fastParse(["img"]) == nil, "other commands parse with ArgumentParser")
+    }
+
     /// The declared options of `run` (ArgumentParser's description of `RunCommand`): names,
     /// whether they take a value and whether they repeat.
     static func declared() throws -> Set<String> {
