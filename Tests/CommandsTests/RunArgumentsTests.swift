@@ -42,7 +42,7 @@ import Testing
     static let invalid: [[String]] = [
         ["--bogus", "c"], ["-x", "c"], ["-ix", "c"], ["--pull=sometimes", "img"], ["--pull", "NEVER", "img"],
         ["--storage=deep", "img"], ["--storage", "x", "img"], ["-w"], ["--workdir"], ["--rm=yes", "c"], ["--location"],
-        ["--env-file"], ["-v", "-e", "c"], ["--nvidia=1", "c"],
+        ["--env-file"], ["-v", "-e", "c"], ["--nvidia=1", "c"], ["-h"], ["--help", "c"], ["-h", "c", "ls"],
     ]
 
     /// Command lines ArgumentParser accepts by rules of its own (combined short flags, the last
