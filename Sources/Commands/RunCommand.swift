@@ -1,13 +1,8 @@
 import ArgumentParser
-import Engines
-import FoundationEssentials
-import OCI
 import Store
-import UDockerSystem
-#if canImport(Glibc)
-import Glibc
-#endif
 
+/// `run`'s ArgumentParser definition (help, man page, completions, error messages); what it
+/// does is `RunArguments`, which also reads the common command lines without ArgumentParser.
 struct RunCommand: UDockerCommand {
     // `_superCommandName` spares each run ArgumentParser's search for `--generate-completion-script`
     // (two extra reflective parses, a quarter of a run's CPU time; udocker has no such option, the
@@ -60,11 +55,8 @@ struct RunCommand: UDockerCommand {
     @Argument(help: "container or image (with --location: a label, ignored as in udocker)") var target: String = ""
     @Argument(parsing: .captureForPassthrough, help: "command and arguments") var command: [String] = []
 
-    static let valuedOptions: Set<String> = [
-        "-w", "--workdir", "-u", "--user", "-v", "--volume", "--novol", "-e", "--env", "--env-file",
-        "--cpuset-cpus", "--mpi", "--name", "--storage", "--kernel", "--entrypoint", "--platform", "--pull", "--httpproxy",
-        "--index", "--registry", "--device", "--gpus", "--location", "-p", "--publish", "--volumes-from", "--dns", "--dns-search",
-    ]
+    /// The spellings that take a value (from the fast parser's table, the one list of them).
+    static var valuedOptions: Set<String> { RunArguments.valuedNames }
 
     /// Options stop at the container: what follows is the command, passed through untouched.
     static func normalize(_ args: [String]) -> [String] {
@@ -73,158 +65,23 @@ struct RunCommand: UDockerCommand {
         return tail.isEmpty ? head : head + ["--"] + tail
     }
 
-    func execute(_ context: CommandContext) async throws -> Int32 {
-        let repo = context.repository
-        let location = location.flatMap { $0.isEmpty ? nil : $0 }
-        if location == nil && target.isEmpty { throw CommandFailure("must specify container_id or image:tag") }
-        if !publish.isEmpty || publishAll { context.messages.warning("port mapping is not supported by this engine; ignored") }
-        if !volumesFrom.isEmpty || !dns.isEmpty || !dnsSearch.isEmpty {
-            context.messages.warning(
-                "--volumes-from, --dns and --dns-search are ignored (as by udocker): the host network and files are used")
-        }
-        let pullPolicy = pull
-
-        // --location: udocker still takes the first argument as the container and ignores it.
-        let id = location == nil ? try await containerToRun(context, pullPolicy: pullPolicy) : ""
-        let resolver = ModeResolver(context: context)
-        // A container with no mode of its own runs N1 without probing first (the probe costs a
-        // fork on every run); if user namespaces turn out to be unavailable, it falls back to the
-        // next engine that works (EngineSelector.automaticOrder).
-        let chosen =
-            location == nil
-            ? try resolver.explicitMode(of: id)
-            : ExecutionMode(parsing: context.configuration["override_default_execution_mode"])
-        let mode = chosen ?? .N1
-        var engineEnvironment = resolver.engineEnvironment()
-        // Per-run files go to a locked directory of their own, removed afterwards (or by a later
-        // run when this one is killed).
-        let scratch = try RunScratch(tmpDir: engineEnvironment.tmpDir)
-        defer { scratch.remove() }
-        engineEnvironment.tmpDir = scratch.path
-        let engine = try EngineSelector.engine(for: mode, environment: engineEnvironment)
-
-        var options = RunOptions()
-        // udocker treats an empty value (`--user=""`) as not given; only --entrypoint="" means something.
-        func given(_ v: String?) -> String? { v?.isEmpty == true ? nil : v }
-        options.user = given(user)
-        options.env = env
-        options.envFiles = envFile
-        // --dri: udocker's dri_list directories that exist here, as volumes
-        options.volumes =
-            volumes + (dri ? context.configuration["dri_list"].split(separator: " ").map(String.init).filter(FileInfo.isDirectory) : [])
-        options.noVolumes = novol
-        options.workdir = given(workdir)
-        options.entrypoint = entrypoint
-        options.command = command.first == "--" ? Array(command.dropFirst()) : command
-        options.hostauth = hostauth
-        options.containerauth = containerauth
-        options.bindhome = bindhome
-        options.nosysdirs = nosysdirs
-        options.nometa = nometa
-        options.hostenv = hostenv
-        options.kernel = given(kernel)
-        options.cpusetCpus = given(cpuset)
-        options.noBanner = nobanner
-        options.devices = device
-        options.nvidia = nvidia
-        options.gpus = gpus
-        if let mpi, !["host", "none"].contains(mpi) { throw CommandFailure("invalid --mpi value: \(mpi) (host or none)") }
-        options.mpi = mpi
-        if !device.isEmpty && !engine.capabilities.contains(.deviceOption) {
-            context.messages.warning(CapabilityNotice.deviceIgnored(mode).message)
-        }
-
-        if let location { return try runLocation(location, directory: scratch.path, engine: engine, options: options, context: context) }
-        let checkedConfig = try repo.containerConfigChecked(id).config, config: ImageConfig? = nometa ? nil : checkedConfig
-        var instance = ContainerInstance(
-            id: id, directory: repo.containerDirectory(id), root: repo.containerRoot(id),
-            names: repo.containerNames(id), imageConfig: config)
-        if repo.isOverlayContainer(id) {
-            guard engine.capabilities.contains(.overlayRoot) else {
-                throw CommandFailure(CapabilityNotice.overlayNeedsN1(container: target, mode: mode).message)
-            }
-            instance.overlay = .init(cacheDirectory: repo.layerCache.directory, options: try repo.overlayMountOptions(id))
-        }
-        let status: Int32
-        do {
-            // Shared while running: `rm` and `setup` wait for an exclusive lock and refuse meanwhile.
-            let lock = try repo.containerLock(id, .shared)
-            defer { lock?.unlock() }
-            do {
-                status = try engine.run(instance, options: options)
-            } catch let error as EngineError where chosen == nil && error.kind == .cannotStart && instance.overlay == nil {
-                // The next engine of N1 → R1 → P1 → F3 that works here; recorded as the container's mode.
-                guard let problem = EngineSelector.userNamespaceProblem() else { throw error }
-                let next = EngineSelector.fallback(after: .N1, reason: problem, environment: engineEnvironment)
-                let why = next.skipped.joined(separator: "; ")
-                guard let fallback = next.mode else { throw CommandFailure("no engine works here (\(why)); see udocker doctor") }
-                context.messages.warning(
-                    "\(why): running with \(fallback.rawValue), recorded for this container "
-                        + "(udocker setup --execmode=N1 \(target) to try N1 again)")
-                if fallback != .F3 { try repo.setExecutionMode(id, fallback) }  // F3 records it when converted
-                status = try EngineSelector.engine(for: fallback, environment: engineEnvironment).run(instance, options: options)
-            }
-        }
-        if rm {
-            if repo.isContainerProtected(id) {
-                context.messages.warning("container is protected, not removed: \(id)")
-            } else {
-                do { try repo.removeContainer(id) } catch { context.messages.warning("could not remove container \(id): \(error)") }
-            }
-        }
-        return status
+    /// ArgumentParser's result as plain values (`command` without the `--` that normalize puts
+    /// before it).
+    var arguments: RunArguments {
+        var a = RunArguments()
+        (a.rm, a.workdir, a.user, a.volumes, a.novol, a.env, a.envFile) = (rm, workdir, user, volumes, novol, env, envFile)
+        (a.hostauth, a.containerauth, a.nosysdirs, a.nometa, a.hostenv) = (hostauth, containerauth, nosysdirs, nometa, hostenv)
+        (a.bindhome, a.nobanner, a.dri, a.nvidia, a.gpus, a.cpuset) = (bindhome, nobanner, dri, nvidia, gpus, cpuset)
+        (a.name, a.kernel, a.entrypoint, a.platform, a.storage, a.mpi, a.pull) = (name, kernel, entrypoint, platform, storage, mpi, pull)
+        (a.registry, a.index, a.httpproxy) = (registryFlags.registry, registryFlags.index, registryFlags.httpproxy)
+        (a.device, a.location, a.publish, a.publishAll, a.volumesFrom) = (device, location, publish, publishAll, volumesFrom)
+        (a.dns, a.dnsSearch, a.interactive, a.tty, a.attach) = (dns, dnsSearch, interactive, tty, attach)
+        a.target = target
+        a.command = command.first == "--" ? Array(command.dropFirst()) : command
+        return a
     }
 
-    /// `--location=DIR`: a bare root tree, no metadata; per-run engine files go to this run's
-    /// scratch directory (removed afterwards), never into the tree's parent.
-    func runLocation(
-        _ location: String, directory: String, engine: any ExecutionEngine, options: RunOptions,
-        context: CommandContext
-    ) throws -> Int32 {
-        let root = location.hasPrefix("/") ? location : FileManager.default.currentDirectoryPath + "/" + location
-        guard FileInfo.isDirectory(root) else { throw CommandFailure("--location is not a directory: \(location)") }
-        if rm { context.messages.warning("--rm is ignored with --location") }
-        return try engine.run(ContainerInstance(id: "", directory: directory, root: root), options: options)
-    }
+    func execute(_ context: CommandContext) async throws -> Int32 { try await arguments.execute(context) }
 
-    /// An existing container, or a new one from an image (pulled if needed), as udocker's run does.
-    func containerToRun(_ context: CommandContext, pullPolicy: PullPolicy) async throws -> String {
-        let repo = context.repository
-        if let id = repo.containerID(target) {
-            if let name, repo.containerID(name) == nil { try repo.setContainerName(id, name) }
-            return id
-        }
-        if pullPolicy == .reuse, let name {
-            // Many tasks of one job on one node: the first pulls and creates, the others wait and reuse it.
-            let lock = try repo.namedCreationLock()
-            defer { lock.unlock() }
-            if let id = repo.containerID(name) { return id }
-            return try await imageToContainer(context, pullPolicy: pullPolicy)
-        }
-        return try await imageToContainer(context, pullPolicy: pullPolicy)
-    }
-
-    func imageToContainer(_ context: CommandContext, pullPolicy: PullPolicy) async throws -> String {
-        let repo = context.repository
-        guard let image = try? LocalImageName(parsing: target) else {
-            throw CommandFailure("container or image not found: \(target)")
-        }
-        if let name {
-            try LocalRepository.validateName(name)
-            if repo.containerID(name) != nil { throw CommandFailure("container name already exists: \(name)") }
-        }
-        let haveImage = repo.imageExists(image)
-        if pullPolicy == .always || (!haveImage && pullPolicy != .never) {
-            context.messages.info("pulling \(target)")
-            let pulled = try await ImagePuller(context: context, flags: registryFlags).pull(target, platform: platform)
-            return try repo.createContainer(from: pulled, name: name, storage: storageKind(context), warn: context.messages.warning)
-        }
-        guard haveImage else { throw CommandFailure("container or image not found: \(target)") }
-        return try repo.createContainer(from: image, name: name, storage: storageKind(context), warn: context.messages.warning)
-    }
-
-    func storageKind(_ context: CommandContext) throws -> ContainerStorage {
-        try ContainerStorage.resolve(
-            option: storage?.rawValue, environment: context.environment, config: context.configuration["container_storage"])
-    }
+    static func fastParse(_ args: [String]) -> (any CommandAction)? { RunArguments.parse(args) }
 }

@@ -50,7 +50,6 @@ public enum UDocker {
 
     /// Runs the command line and returns the process exit status.
     public static func main(_ arguments: [String]) async -> Int32 {
-        let env = ProcessInfo.processInfo.environment
         var overrides = Configuration.Overrides()
         var allowRoot = false
         var i = 0
@@ -96,6 +95,9 @@ public enum UDocker {
         if geteuid() == 0 && !allowRoot && !["help", "version", "showconf"].contains(name) {
             return fail("do not run as root !  (use --allow-root to override)")
         }
+        // Read here, not first: `--version` and `--help` need no environment (building it costs a
+        // start-up 0.2 ms).
+        let env = ProcessInfo.processInfo.environment
         do {
             let configuration = try Configuration(environment: env, overrides: overrides)
             let context = CommandContext(configuration: configuration, environment: env)
@@ -110,6 +112,9 @@ public enum UDocker {
                 }
                 if let unsafe = context.repository.unsafeOwnershipReason { throw CommandFailure(unsafe) }
             }
+            // `run` and `version` read their common forms themselves (ArgumentParser's reflection
+            // is half of a run's CPU time); anything else, and every error, is ArgumentParser's.
+            if let action = type.fastParse(normalized) { return try await action.execute(context) }
             let parsed: any ParsableCommand
             do {
                 parsed = try type.parse(normalized)

@@ -16,13 +16,24 @@ struct VersionCommand: UDockerCommand {
     @Flag(name: .customLong("engines"), help: "also list the engines this host can run (see also: udocker doctor)")
     var engines = false
 
-    func execute(_ context: CommandContext) async throws -> Int32 {
-        Self.printVersion()
-        if engines {
-            let lines = Self.engineLines(ToolLocator(environment: ModeResolver(context: context).engineEnvironment()))
-            _ = FileDescriptorIO.write(1, lines.map { $0 + "\n" }.joined())
+    /// `version` and `version --engines` need nothing of ArgumentParser (a property wrapper made
+    /// outside a parse cannot be read, hence the plain action).
+    static func fastParse(_ args: [String]) -> (any CommandAction)? {
+        args.isEmpty ? Action(engines: false) : args == ["--engines"] ? Action(engines: true) : nil
+    }
+
+    func execute(_ context: CommandContext) async throws -> Int32 { try await Action(engines: engines).execute(context) }
+
+    struct Action: CommandAction {
+        var engines: Bool
+        func execute(_ context: CommandContext) async throws -> Int32 {
+            VersionCommand.printVersion()
+            if engines {
+                let lines = VersionCommand.engineLines(ToolLocator(environment: ModeResolver(context: context).engineEnvironment()))
+                _ = FileDescriptorIO.write(1, lines.map { $0 + "\n" }.joined())
+            }
+            return 0
         }
-        return 0
     }
 
     /// udocker's lines plus ours, in one write to stdout (`print` costs a start-up a third more:

@@ -28,15 +28,23 @@ public struct CommandContext: Sendable {
     }
 }
 
+/// What a parsed command line does: executed with the context, returns the exit status.
+protocol CommandAction {
+    func execute(_ context: CommandContext) async throws -> Int32
+}
+
 /// A udocker command: parsed by ArgumentParser, executed with the context, returns the exit status.
-protocol UDockerCommand: ParsableCommandBase {
+protocol UDockerCommand: ParsableCommandBase, CommandAction {
     /// Whether the command needs the repository to exist (created on the fly unless `--repo`).
     static var needsRepository: Bool { get }
     /// Argument preprocessing before ArgumentParser sees them.
     static func normalize(_ args: [String]) -> [String]
-    func execute(_ context: CommandContext) async throws -> Int32
+    /// The command line (after `normalize`) read without ArgumentParser, for the common forms of
+    /// frequent commands; `nil`: ArgumentParser parses it (and reports its errors).
+    static func fastParse(_ args: [String]) -> (any CommandAction)?
 }
 
 extension UDockerCommand {
     static var needsRepository: Bool { true }
+    static func fastParse(_ args: [String]) -> (any CommandAction)? { nil }
 }
