@@ -23,8 +23,8 @@ SWIFT_TEST_FLAGS ?=
 BUILD_COMMIT := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 BUILD_DATE := $(shell git log -1 --format=%cs 2>/dev/null || date -u +%F)
 BUILD_TOOLCHAIN := $(shell $(SWIFT) --version 2>/dev/null | head -1 | tr -d '"')
-BUILD_INFO = -Xcc '-DUDOCKER_BUILD_COMMIT="$(BUILD_COMMIT)"' -Xcc '-DUDOCKER_BUILD_DATE="$(BUILD_DATE)"' \
-	-Xcc '-DUDOCKER_BUILD_TOOLCHAIN="$(BUILD_TOOLCHAIN)"'
+# Read by Package.swift for the CLinux target only (not -Xcc, which changed every target's flags).
+BUILD_ENV = UDOCKER_BUILD_COMMIT='$(BUILD_COMMIT)' UDOCKER_BUILD_DATE='$(BUILD_DATE)' UDOCKER_BUILD_TOOLCHAIN='$(BUILD_TOOLCHAIN)'
 export UDOCKER_E2E_WORK := $(E2E_WORK)
 
 FORMAT ?= $(dir $(shell command -v $(SWIFT) 2>/dev/null))swift-format
@@ -37,11 +37,11 @@ build:
 	$(SWIFT) build
 
 release:
-	$(SWIFT) build -c release --static-swift-stdlib --disable-local-rpath $(BUILD_INFO)
+	$(BUILD_ENV) $(SWIFT) build -c release --static-swift-stdlib --disable-local-rpath
 
 install: release
 	install -d "$(DESTDIR)$(PREFIX)/bin"
-	install -m 755 -s "$$($(SWIFT) build -c release --static-swift-stdlib --disable-local-rpath $(BUILD_INFO) --show-bin-path)/udocker" "$(DESTDIR)$(PREFIX)/bin/udocker"
+	install -m 755 -s "$$($(BUILD_ENV) $(SWIFT) build -c release --static-swift-stdlib --disable-local-rpath --show-bin-path)/udocker" "$(DESTDIR)$(PREFIX)/bin/udocker"
 	$(MAKE) install-docs UDOCKER_BIN_FOR_DOCS="$(DESTDIR)$(PREFIX)/bin/udocker"
 
 # Man page and bash/zsh/fish completions, generated from the command definitions by the binary.
