@@ -51,7 +51,7 @@ extension PlanBuilder {
         } else if options.hostauth {
             passwdText = (try? String(contentsOfFile: "/etc/passwd", encoding: .utf8)) ?? ""
         } else {
-            passwdText = (try? rootFS)?.contents("/etc/passwd").flatMap { String(data: $0, encoding: .utf8) } ?? ""
+            passwdText = (try? rootFS)?.text("/etc/passwd") ?? ""
         }
 
         var found: PasswdEntry?
@@ -96,12 +96,12 @@ extension PlanBuilder {
         // Auth files bound into the container.
         if passwdVolume != nil || groupVolume != nil || options.containerauth { return }
         if options.hostauth {
-            let p = try temporaryCopy(of: (try? Data(contentsOf: URL(fileURLWithPath: "/etc/passwd"))) ?? Data(), kind: "passwd")
-            let g = try temporaryCopy(of: (try? Data(contentsOf: URL(fileURLWithPath: "/etc/group"))) ?? Data(), kind: "group")
+            let p = try temporaryCopy(of: AtomicFile.read("/etc/passwd") ?? [], kind: "passwd")
+            let g = try temporaryCopy(of: AtomicFile.read("/etc/group") ?? [], kind: "group")
             authMounts = [VolumeSpec(spec: p, host: p, container: "/etc/passwd"), VolumeSpec(spec: g, host: g, container: "/etc/group")]
             return
         }
-        var groupText = (try? rootFS)?.contents("/etc/group").flatMap { String(data: $0, encoding: .utf8) } ?? ""
+        var groupText = (try? rootFS)?.text("/etc/group") ?? ""
         let newPasswd = AuthFiles.appending(
             PasswdEntry(
                 name: user.name, uid: user.uid, gid: user.gid, gecos: user.gecos,
@@ -115,13 +115,13 @@ extension PlanBuilder {
         for g in host.groups where AuthFiles.group(gid: g, in: groupText) == nil {
             groupText = AuthFiles.appending("G\(g):x:\(g):", to: groupText)
         }
-        let p = try temporaryCopy(of: Data(newPasswd.utf8), kind: "passwd")
-        let g = try temporaryCopy(of: Data(groupText.utf8), kind: "group")
+        let p = try temporaryCopy(of: Array(newPasswd.utf8), kind: "passwd")
+        let g = try temporaryCopy(of: Array(groupText.utf8), kind: "group")
         authMounts = [VolumeSpec(spec: p, host: p, container: "/etc/passwd"), VolumeSpec(spec: g, host: g, container: "/etc/group")]
     }
 
     /// Writes `data` to a new 0600 file in tmpDir (udocker: umask 077).
-    mutating func temporaryCopy(of data: Data, kind: String) throws -> String {
+    mutating func temporaryCopy(of data: [UInt8], kind: String) throws -> String {
         var template = Array("\(env.tmpDir)/udocker-\(container.id.prefix(8))-XXXXXX-\(kind)".utf8CString)
         let suffix = Int32(kind.utf8.count + 1)
         let fd = template.withUnsafeMutableBufferPointer { mkstemps($0.baseAddress!, suffix) }

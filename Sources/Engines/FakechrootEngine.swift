@@ -168,7 +168,7 @@ public struct FakechrootEngine: ExecutionEngine {
     static func distribution(root: String) -> (String?, String?) {
         let r = try? RootDirectory(path: root)
         func fields(_ path: String) -> [String: String] {
-            guard let d = r?.contents(path), let text = String(data: d, encoding: .utf8) else { return [:] }
+            guard let text = r?.text(path) else { return [:] }
             var out: [String: String] = [:]
             for line in text.split(separator: "\n") {
                 guard let eq = line.firstIndex(of: "=") else { continue }
@@ -220,7 +220,7 @@ public struct FakechrootEngine: ExecutionEngine {
             confs += listing.filter { $0.hasSuffix(".conf") }.sorted().map { "/etc/ld.so.conf.d/" + $0 }
         }
         for c in confs {
-            guard let d = r?.contents(c), let text = String(data: d, encoding: .utf8) else { continue }
+            guard let text = r?.text(c) else { continue }
             for line in text.split(separator: "\n") {
                 let l = line.trimmed(where: \.isBlank)
                 if l.hasPrefix("/") { dirs.append(l) }

@@ -136,6 +136,12 @@ extension RootDirectory {
         (try? readFile(containerPath)).map { Data($0) }
     }
 
+    /// A regular file's text, resolved inside the root; nil if it is missing, not a file or not
+    /// UTF-8. (Through `Data` it cost a run a generic conversion resolved at run time.)
+    public func text(_ containerPath: String) -> String? {
+        (try? readFile(containerPath)).flatMap { String(validating: $0, as: UTF8.self) }
+    }
+
     /// Host path of a canonical container path.
     public func hostPath(ofCanonical containerPath: String) -> String {
         let base = path == "/" ? "" : path
