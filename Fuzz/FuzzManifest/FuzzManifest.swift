@@ -1,5 +1,6 @@
 // libFuzzer target: the OCI/Docker manifest, index, config and digest decoders on arbitrary
-// bytes. Built only by scripts/fuzz.sh (UDOCKER_FUZZ=1).
+// bytes, and the image configuration's direct reading against JSONDecoder. Built only by
+// scripts/fuzz.sh (UDOCKER_FUZZ=1).
 import FuzzSupport
 import OCI
 #if canImport(FoundationEssentials)
@@ -28,9 +29,14 @@ func fuzzManifest(_ input: UnsafeRawBufferPointer) {
         roundTrips(i)
     }
     if let k = try? d.decode(ManifestKind.self, from: bytes) { _ = (k.isIndex, k.isSchema1) }
-    if let c = try? d.decode(ImageConfig.self, from: bytes) {
+    let decoded = try? d.decode(ImageConfig.self, from: bytes)
+    if let c = decoded {
         _ = c.effectiveConfig
         roundTrips(c)
+    }
+    // The run path's direct reading answers only what JSONDecoder answers, with the same value.
+    if let fast = ImageConfig.fastDecode(Array(input.bindMemory(to: UInt8.self))), fast != decoded {
+        fatalError("ImageConfig.fastDecode differs from JSONDecoder: \(fast) vs \(String(describing: decoded))")
     }
     let s = String(decoding: input, as: UTF8.self)
     if let digest = try? Digest(parsing: s), (try? Digest(parsing: digest.description)) != digest {

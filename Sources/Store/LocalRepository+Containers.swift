@@ -132,9 +132,9 @@ extension LocalRepository {
         func invalid(_ why: String) -> StoreError { StoreError("invalid container json metadata: \(path): \(why)") }
         guard CloneMetadata.regularFile(path) != nil || !FileInfo.exists(path) else { throw invalid("not a regular file of at most 64 MB") }
         guard let bytes = AtomicFile.read(path) else { throw invalid("missing or unreadable") }
-        // One typed decode on every run; the untyped parse that words a refusal only when it fails
-        // (it cost a run ~6 % of its CPU time).
-        if let config = try? JSONDecoder().decode(ImageConfig.self, from: Data(bytes)) {
+        // One typed decode on every run (the direct reading; `JSONDecoder` for what it leaves); the
+        // untyped parse that words a refusal only when that fails (it cost a run ~6 % of its CPU).
+        if let config = ImageConfig.fastDecode(bytes) ?? (try? JSONDecoder().decode(ImageConfig.self, from: Data(bytes))) {
             guard !Self.isEmptyObject(bytes) else { throw invalid("empty") }
             return (bytes, config)
         }
