@@ -11,7 +11,15 @@ public enum PathName {
         for c in components(path) {
             if c == ".." { if !out.isEmpty { out.removeLast() } } else { out.append(c) }
         }
-        return "/" + out.joined(separator: "/")
+        return "/" + join(out)
+    }
+
+    /// Components joined by `/`, without the generic `joined(separator:)` (its first call resolves
+    /// associated types at run time: 2 % of a run).
+    public static func join(_ parts: [String]) -> String {
+        var out = ""
+        for i in parts.indices { out += i == parts.startIndex ? parts[i] : "/" + parts[i] }
+        return out
     }
 
     /// Component-wise prefix test: `/a/b` is under `/a` but not under `/a/b2` or `/ab`.

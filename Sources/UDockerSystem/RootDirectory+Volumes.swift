@@ -45,13 +45,13 @@ extension RootDirectory {
         var missing = false
         while let c = pending.popLast() {
             if c == ".." { if !parts.isEmpty { parts.removeLast() }; continue }
-            let parent = Array(parts.joined(separator: "/").utf8)
+            let parent = Array(PathName.join(parts).utf8)
             parts.append(c)
-            let cpath = "/" + parts.joined(separator: "/")
+            let cpath = "/" + PathName.join(parts)
             if let v = volumes.last(where: { PathName.normalize($0.container) == cpath }) {
                 let rest = Array(pending.reversed())
-                let host = rest.isEmpty ? v.host : v.host + "/" + rest.joined(separator: "/")
-                let full = PathName.normalize(cpath + "/" + rest.joined(separator: "/"))
+                let host = rest.isEmpty ? v.host : v.host + "/" + PathName.join(rest)
+                let full = PathName.normalize(cpath + "/" + PathName.join(rest))
                 var st = stat()
                 let ok = stat(host, &st) == 0
                 return Resolved(
@@ -82,7 +82,7 @@ extension RootDirectory {
                     isRegularFile: type == S_IFREG, mode: st.st_mode, inVolume: false)
             }
         }
-        let full = "/" + parts.joined(separator: "/")
+        let full = "/" + PathName.join(parts)
         if missing {
             return Resolved(
                 path: full, hostPath: hostPath(ofCanonical: full), exists: false, isDirectory: false,

@@ -16,7 +16,7 @@ public final class RootResolver {
     public let root: RootDirectory
     /// O_RDONLY fd on the root directory (owned; -1 once closed).
     public private(set) var rootFD: Int32
-    private var cache: [[UInt8]: Int32] = [:]
+    private var cache = DirectoryCache()
     private var retired: [Int32] = []
     /// Directory fds kept before `trim()` drops them all.
     public var cacheLimit = 256
@@ -52,7 +52,7 @@ public final class RootResolver {
     /// Forgets cached directories (call after removing or replacing a directory or symlink). The
     /// fds stay open until the next `trim()`, so fds borrowed for the current operation remain valid.
     public func invalidate() {
-        retired.append(contentsOf: cache.values)
+        retired.append(contentsOf: cache.fds)
         cache.removeAll(keepingCapacity: true)
     }
 
@@ -67,7 +67,7 @@ public final class RootResolver {
     private func trimAll() {
         for fd in retired { Glibc.close(fd) }
         retired.removeAll()
-        for fd in cache.values { Glibc.close(fd) }
+        for fd in cache.fds { Glibc.close(fd) }
         cache.removeAll(keepingCapacity: true)
     }
 
@@ -267,5 +267,45 @@ public final class RootResolver {
     /// A printable in-root path ("/a/b") for messages.
     public func display(_ canonical: [UInt8]) -> String {
         "/" + String(decoding: canonical, as: UTF8.self)
+    }
+}
+
+/// Canonical in-root path → directory fd. A few entries (a run's lookups) sit in a list; from 32
+/// on (an extraction) in a dictionary. A dictionary keyed by `[UInt8]` costs its first user a
+/// run-time conformance lookup (5 % of a `run`), which a run need not pay.
+struct DirectoryCache {
+    private var list: [(path: [UInt8], fd: Int32)] = []
+    private var table: [[UInt8]: Int32]?
+    private static let listLimit = 32
+
+    var count: Int { table?.count ?? list.count }
+    var fds: [Int32] { table.map { Array($0.values) } ?? list.map { $0.fd } }
+
+    subscript(path: [UInt8]) -> Int32? {
+        get {
+            if let table { return table[path] }
+            return list.first { $0.path == path }?.fd
+        }
+        set {
+            guard let fd = newValue else { preconditionFailure("DirectoryCache: entries are removed with removeAll") }
+            if table != nil {
+                table![path] = fd
+            } else if let i = list.firstIndex(where: { $0.path == path }) {
+                list[i].fd = fd
+            } else if list.count < Self.listLimit {
+                list.append((path, fd))
+            } else {
+                var t = [[UInt8]: Int32](minimumCapacity: 2 * Self.listLimit)
+                for e in list { t[e.path] = e.fd }
+                t[path] = fd
+                table = t
+                list.removeAll()
+            }
+        }
+    }
+
+    mutating func removeAll(keepingCapacity keep: Bool) {
+        list.removeAll(keepingCapacity: keep)
+        table?.removeAll(keepingCapacity: keep)
     }
 }
