@@ -35,5 +35,6 @@ func receiveForwardedSignals() {
     pthread_sigmask(SIG_UNBLOCK, &set, nil)
 }
 
+if let status = UDocker.immediateStatus(argc: CommandLine.argc, argv: CommandLine.unsafeArgv) { exit(status) }
 receiveForwardedSignals()
 exit(runCommandLine())

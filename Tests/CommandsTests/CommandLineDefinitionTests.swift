@@ -20,6 +20,17 @@ import Testing
         }.filter { !$0.names.contains("--help") && !$0.names.contains("-h") }
     }
 
+    @Test("every command name resolves to the command of that name, once")
+    func dispatchNames() {
+        #expect(Set(UDocker.commandNames).count == UDocker.commandNames.count)
+        #expect(UDocker.commandNames.count == 31)
+        for name in UDocker.commandNames {
+            #expect(UDocker.command(named: name)?.configuration.commandName == name, "\(name)")
+        }
+        #expect(UDocker.command(named: "bogus") == nil)
+        #expect(UDocker.commands.count == UDocker.commandNames.count)
+    }
+
     @Test func everyVisibleOptionIsInTheCommandsHelp() throws {
         for (name, type) in UDocker.commands {
             let help = type.helpMessage(columns: 400)
