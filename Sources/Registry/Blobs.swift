@@ -81,6 +81,8 @@ extension RegistryClient {
         if offset > d.size { try file.truncate(); offset = 0 }
         var hasher = BlobHasher(algorithm: d.digest.algorithm)
         if offset > 0 { try file.readPrefix(offset) { hasher.update($0) } }
+        var pipe = PipelinedHasher(hasher)
+        defer { pipe.cancel() }
         var resumed = offset > 0
         var restartedAfterMismatch = false
         var failures = 0
@@ -91,13 +93,14 @@ extension RegistryClient {
 
         func restartFromZero() throws {
             try file.truncate(); offset = 0
-            hasher = BlobHasher(algorithm: d.digest.algorithm); resumed = false
+            pipe.cancel()
+            pipe = PipelinedHasher(BlobHasher(algorithm: d.digest.algorithm)); resumed = false
         }
 
         while true {
             try Task.checkCancellation()
             if offset == d.size {
-                let got = hasher.finalize()
+                let got = pipe.finalize()
                 if got == d.digest {
                     try file.commit(size: d.size)
                     progress?(.blobVerified(blob: name, bytes: d.size))
@@ -175,10 +178,8 @@ extension RegistryClient {
                             digest: d.digest.description, expected: d.size,
                             detail: "the server sent more")
                     }
-                    try chunk.withUnsafeReadableBytes { buf in
-                        try file.write(buf, at: offset)
-                        hasher.update(buf)
-                    }
+                    try chunk.withUnsafeReadableBytes { buf in try file.write(buf, at: offset) }
+                    pipe.update(chunk)
                     offset += n
                     if offset - lastReport >= 256 << 10 || offset == d.size {
                         lastReport = offset
