@@ -120,7 +120,7 @@ extension RunArguments {
     /// invalid value, `--help`, …), which ArgumentParser then parses and reports.
     static func parse(_ args: [String]) -> RunArguments? {
         var result = RunArguments()
-        var seen = Set<Int>()
+        var seen: UInt64 = 0  // options given once, by table index (a bit mask: no Set<Int> to instantiate)
         var hasTarget = false
         var i = 0
         while i < args.count {
@@ -159,7 +159,10 @@ extension RunArguments {
             }
             guard let n = optionIndex[String(name)] else { return nil }
             let slot = options[n].slot
-            if !slot.repeats && !seen.insert(n).inserted { return nil }
+            if !slot.repeats {
+                guard seen & (1 << n) == 0 else { return nil }
+                seen |= 1 << n
+            }
             if !slot.takesValue {
                 guard value == nil, case .flag(let set) = slot else { return nil }
                 set(&result)

@@ -61,10 +61,10 @@ public enum UDocker {
         }
     }
 
-    /// Name → command, for help, the manual and completions.
-    static var commands: [String: any UDockerCommand.Type] {
-        Dictionary(uniqueKeysWithValues: commandNames.compactMap { n in command(named: n).map { (n, $0) } })
-    }
+    /// Name → command, for help, the manual and completions (built on first use, which a `run`
+    /// never makes).
+    static let commands: [String: any UDockerCommand.Type] = Dictionary(
+        uniqueKeysWithValues: commandNames.compactMap { n in command(named: n).map { (n, $0) } })
 
     /// `udocker version`, `--version` or `-V` alone, answered before anything else starts (no
     /// environment, configuration or concurrency runtime): the status, or nil for any other

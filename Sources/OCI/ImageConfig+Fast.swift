@@ -137,10 +137,9 @@ struct StrictJSON {
         guard expect(UInt8(ascii: "{")), enter() else { return false }
         defer { depth -= 1 }
         if consume(UInt8(ascii: "}")) { return true }
-        var seen: [String] = []
+        var seen = Set<String>()  // a list made a crafted object of many keys quadratic
         repeat {
-            guard let key = string(), !seen.contains(key), expect(UInt8(ascii: ":")) else { return false }
-            seen.append(key)
+            guard let key = string(), seen.insert(key).inserted, expect(UInt8(ascii: ":")) else { return false }
             skipBlank()
             guard member(key, &self) else { return false }
         } while consume(UInt8(ascii: ","))
@@ -265,8 +264,9 @@ struct StrictJSON {
         guard i + n <= b.count else { return false }
         for k in 0..<n where b[i + k] != word.utf8Start[k] { return false }
         // `truex` is not `true`
-        if i + n < b.count, let next = Optional(b[i + n]), (next >= UInt8(ascii: "a") && next <= UInt8(ascii: "z")) || isDigit(next) {
-            return false
+        if i + n < b.count {
+            let next = b[i + n]
+            if (next >= UInt8(ascii: "a") && next <= UInt8(ascii: "z")) || isDigit(next) { return false }
         }
         i += n
         return true

@@ -68,6 +68,9 @@ import Testing
         }
     }
 
+    @Test("the table fits the parser's 64-bit set of options given once")
+    func tableFitsTheMask() { #expect(RunArguments.options.count <= 64) }
+
     @Test func theCommonFormsAreReadAsArgumentParserReadsThem() throws {
         let corpus = Self.common + Self.generated
         #expect(corpus.count >= 60)

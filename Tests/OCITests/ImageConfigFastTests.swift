@@ -49,6 +49,16 @@ import Testing
         }
     }
 
+    @Test("an object of 20,000 keys (numbers, labels) is read directly, to JSONDecoder's value")
+    func manyKeys() throws {
+        let numbers = (0..<20_000).map { "\"k\($0)\":\($0)" }.joined(separator: ",")
+        let labels = (0..<20_000).map { "\"k\($0)\":\"v\($0)\"" }.joined(separator: ",")
+        let bytes = Array("{\"os\":\"linux\",\"x\":{\(numbers)},\"config\":{\"Labels\":{\(labels)}}}".utf8)
+        let fast = try #require(ImageConfig.fastDecode(bytes))
+        #expect(fast == Self.reference(bytes))
+        #expect(fast.config?.labels?.count == 20_000 && fast.config?.labels?["k7"] == "v7")
+    }
+
     @Test("mutated configurations: a direct answer is always JSONDecoder's answer")
     func mutations() {
         var rng = SplitMix(seed: 0x5eed)
