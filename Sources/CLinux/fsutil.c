@@ -98,6 +98,10 @@ int cl_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *ne
 const char *cl_dirent_name(const struct dirent *entry) { return entry->d_name; }
 unsigned char cl_dirent_type(const struct dirent *entry) { return entry->d_type; }
 
+int cl_memmem_found(const void *haystack, size_t haystack_len, const void *needle, size_t needle_len) {
+    return memmem(haystack, haystack_len, needle, needle_len) != NULL;
+}
+
 mode_t cl_current_umask(void) {
     FILE *f = fopen("/proc/self/status", "re");
     if (f) {

@@ -1,3 +1,4 @@
+import CLinux
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -25,9 +26,18 @@ extension FileInfo {
 
 extension FileInfo {
     /// Whether the bytes of `needle` occur in the file at `path` (false when it cannot be read).
+    /// `memmem(3)`: the generic `firstRange(of:)` took 58 ms over the 138 KB of libfakechroot.so,
+    /// on every F-mode run (and over proot in P modes).
     public static func contents(of path: String, contain needle: String) -> Bool {
         guard let bytes = AtomicFile.read(path) else { return false }
-        let pattern = Array(needle.utf8)
-        return bytes.withUnsafeBytes { $0.firstRange(of: pattern) != nil }
+        return contains(bytes, Array(needle.utf8))
+    }
+
+    /// Whether `needle` occurs in `haystack` (an empty needle always does).
+    public static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard !needle.isEmpty else { return true }
+        return haystack.withUnsafeBytes { h in
+            needle.withUnsafeBytes { n in cl_memmem_found(h.baseAddress, h.count, n.baseAddress, n.count) != 0 }
+        }
     }
 }

@@ -50,6 +50,10 @@ unsigned char cl_dirent_type(const struct dirent *entry);
 /// The process umask, read without changing it (from /proc/self/status; falls back to umask(2) twice).
 mode_t cl_current_umask(void);
 
+/// memmem(3) (a GNU extension the Swift Glibc module does not export): non-zero when `needle`
+/// occurs in `haystack`.
+int cl_memmem_found(const void *haystack, size_t haystack_len, const void *needle, size_t needle_len);
+
 /// Drops CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH and CAP_FOWNER from the *calling thread only*
 /// (capset affects one thread). Used by tests running as root to check permission handling.
 int cl_thread_drop_dac_caps(void);
