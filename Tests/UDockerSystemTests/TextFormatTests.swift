@@ -19,6 +19,16 @@ import UDockerSystem
         #expect(Format.column("abcdef", width: 4) == "abcd")
     }
 
+    @Test("Format.joined answers as joined(separator:)")
+    func joining() {
+        for parts in [[], [""], ["a"], ["a", "b"], ["", "x", ""], ["usr", "lib", "x86_64-linux-gnu"]] {
+            for sep in ["/", " ", ", ", ""] {
+                #expect(Format.joined(parts, separator: sep) == parts.joined(separator: sep), "\(parts) \(sep)")
+            }
+        }
+        #expect(PathName.join(["usr", "lib"]) == "usr/lib" && PathName.normalize("/a/./b/../c/") == "/a/c")
+    }
+
     @Test func trimming() {
         #expect("  a b \t\n".trimmed() == "a b")
         #expect(" \n a \n ".trimmed(where: \.isBlank) == "\n a \n")

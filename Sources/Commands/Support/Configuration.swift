@@ -15,14 +15,6 @@ public struct Configuration: Sendable {
     public private(set) var order: [String] = []
     public private(set) var filesRead: [String] = []
 
-    /// Words joined by spaces without the generic `joined(separator:)`, whose first call resolves
-    /// associated types at run time (0.1 ms of every start).
-    static func spaced(_ words: [String]) -> String {
-        var out = ""
-        for w in words { out += out.isEmpty ? w : " " + w }
-        return out
-    }
-
     public static let defaults: [(String, String)] = [
         ("verbose_level", "3"),
         ("homedir", ""), ("topdir", ""),
@@ -34,7 +26,7 @@ public struct Configuration: Sendable {
         ("root_path", "/usr/sbin:/sbin:/usr/bin:/bin"),
         ("user_path", "/usr/sbin:/sbin:/usr/local/bin:/usr/bin:/bin"),
         ("sysdirs_list", "/dev /proc /sys /etc/resolv.conf /etc/host.conf /lib/modules"),
-        ("job_env_prefixes", spaced(JobEnvironment.defaultPrefixes)),
+        ("job_env_prefixes", Format.joined(JobEnvironment.defaultPrefixes, separator: " ")),
         ("dri_list", "/usr/lib64/dri /lib64/dri /usr/lib/dri /lib/dri"),
         ("override_default_execution_mode", ""),
         ("use_proot_executable", "UDOCKER"), ("use_runc_executable", ""),
