@@ -43,7 +43,7 @@ public protocol HostCheck: Sendable {
 public enum HostChecks {
     /// Everything `udocker doctor` reports, in order.
     public static var standard: [any HostCheck] {
-        [NativeCheck(), OverlayCheck(), PRootCheck(), FakechrootCheck(), RuncCheck(), ApptainerCheck(), NVIDIACheck(), RepositoryCheck()]
+        [SystemCheck(), NativeCheck(), OverlayCheck(), PRootCheck(), FakechrootCheck(), RuncCheck(), ApptainerCheck(), NVIDIACheck(), RepositoryCheck()]
     }
 
     public static func run(_ checks: [any HostCheck] = standard, context: HostCheckContext) -> [HostFinding] {

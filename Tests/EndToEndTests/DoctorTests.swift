@@ -22,6 +22,13 @@ struct DoctorTests {
         return (byCheck, json["automatic"] as? String)
     }
 
+    /// The host's C library as confstr(_CS_GNU_LIBC_VERSION) names it: "glibc 2.36".
+    static func hostGlibc() -> String {
+        var buffer = [CChar](repeating: 0, count: 64)
+        _ = confstr(Int32(_CS_GNU_LIBC_VERSION), &buffer, buffer.count)
+        return String(cString: buffer)
+    }
+
     static func status(_ f: [String: [String: Any]], _ check: String) -> String? { f[check]?["status"] as? String }
     static func summary(_ f: [String: [String: Any]], _ check: String) -> String { f[check]?["summary"] as? String ?? "" }
 
@@ -36,6 +43,9 @@ struct DoctorTests {
                 "no line for \(check):\n\(text)")
         }
         #expect(text.stdoutLines.contains { $0.hasPrefix("✔ N1 ") }, "\(text)")
+        // The C library and kernel found (README, "Supported systems"): what a cluster admin asks first.
+        #expect(text.stdoutLines.first?.hasPrefix("✔ host ") == true && text.stdout.contains("\(Self.hostGlibc()), Linux "), "\(text)")
+        #expect(text.stdout.contains("overlayfs in a user namespace (--storage=overlay): yes"), "\(text)")
         #expect(text.stdoutLines.contains { $0.hasPrefix("✔ P1/P2 ") && $0.contains("proot and ptrace work") }, "\(text)")
         #expect(text.stdout.contains("proot 5.") && text.stdout.contains("at /usr/bin/proot (from PATH)"), "\(text)")
         #expect(text.stdout.contains("runc 1.") && text.stdout.contains("libfakechroot at /usr/lib/"), "\(text)")

@@ -5,4 +5,6 @@
 const char *cl_build_commit(void);
 const char *cl_build_date(void);
 const char *cl_build_toolchain(void);
+// The running C library's version (gnu_get_libc_version: "2.28", "2.36"), for `doctor`.
+const char *cl_libc_version(void);
 #endif
