@@ -1,12 +1,16 @@
 # udocker (Swift) — build, install and test entry points.
 #
 #   make build      debug build (.build/debug/udocker)
-#   make release    static-stdlib release build
+#   make release    release build for glibc >= 2.28: static Swift runtime, linked by zig
+#                   (scripts/zig-link; docs/portable-binary.md) -> $(RELEASE_SCRATCH)/release/udocker
+#   make dist       the release tarball: dist/udocker-$(VERSION)-linux-x86_64.tar.gz + dist/SHA256SUMS
+#                   (stripped binary, man page, completions, INSTALL, licences; same commit, same bytes)
 #   make install    release build installed as $(PREFIX)/bin/udocker (PREFIX=$(HOME)/.local),
 #                   with the man page and bash/zsh/fish completions under $(PREFIX)/share
-#   make test       deps (apt as root; else a check) + debug build + fixtures + swift test + fuzz-ci;
-#                   the registries are stopped afterwards even on failure; exit status = swift test's,
-#                   else 1 when a fuzz target crashed
+#   make test       deps (apt as root; else a check) + debug build + dist + fixtures + swift test +
+#                   fuzz-ci; the end-to-end suites drive the dist tarball's binary; the registries are
+#                   stopped afterwards even on failure; exit status = swift test's, else 1 when a fuzz
+#                   target crashed
 #   make fixtures   start the registries and push the test images (stop: make fixtures-stop)
 #   make clean      remove build products (and stop fixtures)
 #
@@ -29,7 +33,25 @@ export UDOCKER_E2E_WORK := $(E2E_WORK)
 
 FORMAT ?= $(dir $(shell command -v $(SWIFT) 2>/dev/null))swift-format
 
-.PHONY: format format-check all build release install install-docs test e2e deps fixtures fixtures-stop clean clean-fixtures bench bench-hpc fuzz fuzz-ci
+# The portable release (issue 22, docs/portable-binary.md): zig (PyPI `ziglang`, installed by
+# scripts/test-deps.sh into $(ZIG_VENV)) links the final executable for glibc 2.28, through the link
+# driver scripts/zig-link/clang that the Swift driver runs (-tools-directory).
+VERSION := $(shell sed -n 's/.*swiftVersion = "\(.*\)"/\1/p' Sources/Commands/UDocker.swift)
+ZIG_VENV ?= /opt/udocker-zig
+ZIG_PYTHON ?= $(shell [ -x $(ZIG_VENV)/bin/python3 ] && echo $(ZIG_VENV)/bin/python3 || echo python3)
+RELEASE_SCRATCH ?= .build-dist
+# The source paths that dependencies embed (Swift 5 `#file`, C `__FILE__`) are made relative to the
+# checkout, so a build in another directory gives the same bytes.
+RELEASE_FLAGS = -c release --static-swift-stdlib --disable-local-rpath --scratch-path $(RELEASE_SCRATCH) \
+  -Xswiftc -tools-directory -Xswiftc $(CURDIR)/scripts/zig-link \
+  -Xswiftc -file-prefix-map -Xswiftc $(CURDIR)=. -Xcc -ffile-prefix-map=$(CURDIR)=.
+RELEASE_BIN = $(RELEASE_SCRATCH)/release/udocker
+DIST_DIR ?= dist
+DIST_TARBALL = $(DIST_DIR)/udocker-$(VERSION)-linux-x86_64.tar.gz
+export SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+
+
+.PHONY: format format-check all build release dist install install-docs test e2e deps fixtures fixtures-stop clean clean-fixtures bench bench-hpc fuzz fuzz-ci
 
 all: build
 
@@ -37,11 +59,16 @@ build:
 	$(SWIFT) build
 
 release:
-	$(BUILD_ENV) $(SWIFT) build -c release --static-swift-stdlib --disable-local-rpath
+	@$(ZIG_PYTHON) -c 'import ziglang' 2>/dev/null || { echo "make release: needs zig as the link driver: pip install ziglang (scripts/test-deps.sh does, as root), or set ZIG_PYTHON" >&2; exit 1; }
+	$(BUILD_ENV) ZIG='$(ZIG_PYTHON) -m ziglang' $(SWIFT) build $(RELEASE_FLAGS)
+
+# The tarball users download (scripts/make-dist.sh): reproducible from one commit.
+dist: release
+	ZIG_PYTHON='$(ZIG_PYTHON)' scripts/make-dist.sh "$(RELEASE_BIN)" "$(VERSION)" "$(RELEASE_SCRATCH)" "$(DIST_DIR)"
 
 install: release
 	install -d "$(DESTDIR)$(PREFIX)/bin"
-	install -m 755 -s "$$($(BUILD_ENV) $(SWIFT) build -c release --static-swift-stdlib --disable-local-rpath --show-bin-path)/udocker" "$(DESTDIR)$(PREFIX)/bin/udocker"
+	install -m 755 -s "$(RELEASE_BIN)" "$(DESTDIR)$(PREFIX)/bin/udocker"
 	$(MAKE) install-docs UDOCKER_BIN_FOR_DOCS="$(DESTDIR)$(PREFIX)/bin/udocker"
 
 # Man page and bash/zsh/fish completions, generated from the command definitions by the binary.
@@ -65,11 +92,22 @@ fixtures-stop:
 
 # The whole recipe is one shell so that the EXIT trap stops the registries whatever happens. No
 # $(MAKE) in it: make runs such a line even under `make -n`, which would start (and wipe) the fixtures.
+# The release tarball is built while the fixtures start (both take minutes); the end-to-end suites
+# then drive the binary unpacked from it, as users get it (UDOCKER_DIST_* for DistBinaryTests).
 test: deps
 	$(SWIFT) build
 	@trap 'scripts/test-fixtures.sh stop' EXIT; \
+	{ $(BUILD_ENV) ZIG='$(ZIG_PYTHON) -m ziglang' $(SWIFT) build $(RELEASE_FLAGS) && \
+	  ZIG_PYTHON='$(ZIG_PYTHON)' scripts/make-dist.sh "$(RELEASE_BIN)" "$(VERSION)" "$(RELEASE_SCRATCH)" "$(DIST_DIR)"; } \
+	  >"$(DIST_DIR).log" 2>&1 & dist_pid=$$!; \
 	scripts/test-fixtures.sh start || exit 1; \
-	install -m 755 "$$($(SWIFT) build --show-bin-path)/udocker" "$(E2E_WORK)/bin/udocker" || exit 1; \
+	wait $$dist_pid || { tail -n 60 "$(DIST_DIR).log"; echo "make test: make dist failed (log: $(DIST_DIR).log)"; exit 1; }; \
+	tail -n 3 "$(DIST_DIR).log"; \
+	rm -rf "$(E2E_WORK)/dist" && mkdir -p "$(E2E_WORK)/dist" && tar -C "$(E2E_WORK)/dist" -xzf "$(DIST_TARBALL)" || exit 1; \
+	chmod -R a+rX "$(E2E_WORK)/dist"; \
+	install -m 755 "$(E2E_WORK)/dist/udocker-$(VERSION)/bin/udocker" "$(E2E_WORK)/bin/udocker" || exit 1; \
+	export UDOCKER_DIST_BIN="$(E2E_WORK)/dist/udocker-$(VERSION)/bin/udocker" UDOCKER_DIST_TARBALL="$(CURDIR)/$(DIST_TARBALL)" \
+	  UDOCKER_RELEASE_BIN="$(CURDIR)/$(RELEASE_BIN)" UDOCKER_RELEASE_SCRATCH="$(CURDIR)/$(RELEASE_SCRATCH)" ZIG_PYTHON='$(ZIG_PYTHON)'; \
 	set -a; . "$(E2E_WORK)/env"; set +a; \
 	echo "make test: swift test $(SWIFT_TEST_FLAGS) (E2E as $$UDOCKER_E2E_USER, binary $$UDOCKER_E2E_BIN)"; \
 	$(SWIFT) test $(SWIFT_TEST_FLAGS); status=$$?; \
@@ -86,7 +124,7 @@ e2e:
 clean:
 	-scripts/test-fixtures.sh stop
 	$(SWIFT) package clean
-	rm -rf .build-e2e .build-fuzz
+	rm -rf .build-e2e .build-fuzz $(RELEASE_SCRATCH) $(DIST_DIR) $(DIST_DIR).log
 
 # Removes the fixture work dir but keeps the cached Debian tarball.
 clean-fixtures:

@@ -14,7 +14,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 if [ -n "${BENCH_BIN:-}" ]; then BIN="$BENCH_BIN"; BUILD="${BENCH_BUILD:-unknown}"
-elif [ -x "$ROOT/.build/release/udocker" ]; then BIN="$ROOT/.build/release/udocker"; BUILD=release
+elif [ -x "$ROOT/.build-dist/release/udocker" ]; then BIN="$ROOT/.build-dist/release/udocker"; BUILD=release
 else BIN="$ROOT/.build/debug/udocker"; BUILD=debug; fi
 REPS="${BENCH_REPS:-3}"
 N="${BENCH_MATMUL_N:-600}"

@@ -102,12 +102,14 @@ build_binary() {
     # Built from a snapshot of the sources: a tree being edited while it builds fails SwiftPM's
     # "modified during the build" check.
     local src="$ROOT/.build-bench/src" flags=(--scratch-path "$ROOT/.build-bench" --product udocker)
-    [ "$BUILD" = release ] && flags+=(-c release --static-swift-stdlib --disable-local-rpath)
+    # release: the same flags as `make release` (the glibc 2.28 link through scripts/zig-link)
+    [ "$BUILD" = release ] && flags+=(-c release --static-swift-stdlib --disable-local-rpath -Xswiftc -tools-directory -Xswiftc "$src/scripts/zig-link")
     rm -rf "$src"; mkdir -p "$src"
-    # scripts/: the release link reads scripts/static-link (libstdc++ and the unwinder linked statically)
+    # scripts/: the release link runs scripts/zig-link (zig, glibc 2.28; docs/portable-binary.md)
     (cd "$ROOT" && cp -a Package.swift $(ls Package.resolved 2>/dev/null) Sources Tests scripts "$src/")
     (cd "$ROOT" && git rev-parse HEAD >"$src/.bench-commit" 2>/dev/null) || true
     log "swift build ${flags[*]} (BENCH_BUILD=$BUILD, sources snapshot in $src)"
+    export ZIG="${ZIG:-$([ -x /opt/udocker-zig/bin/python3 ] && echo /opt/udocker-zig/bin/python3 || echo python3) -m ziglang}"
     (cd "$src" && swift build "${flags[@]}" 2>&1 | tail -n 5; exit "${PIPESTATUS[0]}") || die "swift build failed"
     bin="$(cd "$src" && swift build "${flags[@]}" --show-bin-path)/udocker"
   fi

@@ -14,6 +14,10 @@ set -euo pipefail
 E2E_USER="${UDOCKER_E2E_USER:-udtest}"
 VENV="${UDOCKER_E2E_VENV:-/opt/udocker-e2e-venv}"
 PYUDOCKER_VERSION="${UDOCKER_E2E_PYUDOCKER_VERSION:-1.3.17}"
+# zig, the link driver of the portable release build (`make release`/`make dist`, issue 22): PyPI's
+# `ziglang`, pinned, in its own venv (the Makefile's ZIG_VENV).
+ZIG_VENV="${UDOCKER_ZIG_VENV:-/opt/udocker-zig}"
+ZIGLANG_VERSION="${UDOCKER_ZIGLANG_VERSION:-0.17.1}"
 
 # Debian package -> a file that proves it is installed.
 PACKAGES=(
@@ -60,6 +64,8 @@ PACKAGES=(
   "slurm-wlm-basic-plugins:/usr/lib/x86_64-linux-gnu/slurm-wlm/mpi_pmix.so"
   "munge:/usr/sbin/munged"
   "gcc:/usr/bin/gcc"
+  "binutils:/usr/bin/strip"
+  "libstdc++-12-dev:/usr/lib/gcc/x86_64-linux-gnu/12/libstdc++.a"
 )
 
 missing=()
@@ -129,4 +135,12 @@ if [ ! -x "$VENV/bin/udocker" ] || [ "$("$VENV/bin/python3" -c 'import udocker; 
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "udocker==$PYUDOCKER_VERSION" </dev/null
 fi
 chmod -R a+rX "$VENV"
+
+# zig for the release link (docs/portable-binary.md); binutils for `strip` in make-dist.sh.
+if [ "$("$ZIG_VENV/bin/python3" -m ziglang version 2>/dev/null)" != "$ZIGLANG_VERSION" ]; then
+  echo "test-deps: installing ziglang==$ZIGLANG_VERSION into $ZIG_VENV"
+  rm -rf "$ZIG_VENV"
+  /usr/bin/python3 -m venv "$ZIG_VENV"
+  "$ZIG_VENV/bin/pip" install --quiet --disable-pip-version-check "ziglang==$ZIGLANG_VERSION" </dev/null
+fi
 echo "test-deps: ok (user $E2E_USER, python udocker at $VENV/bin/udocker)"

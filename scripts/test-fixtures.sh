@@ -308,6 +308,29 @@ build_debian() {
     --config.cmd bash >/dev/null
 }
 
+# debian:bullseye (glibc 2.31, as SLES 15, Cray OS and Ubuntu 20.04 have): the release binary must
+# start under an older C library than the build host's (issue 22; InstallTests). mmdebstrap of the
+# oldest suite the mirror still serves (buster, glibc 2.28, is archived), cached by date.
+OLD_SUITE="${UDOCKER_E2E_OLD_SUITE:-bullseye}"
+build_old_debian() {
+  local day tarball mirror
+  day="$(date +%Y%m%d)"
+  tarball="$W/cache/debian-$OLD_SUITE-minbase-$day.tar"
+  if [ ! -s "$tarball" ]; then
+    mirror="$(debian_mirror)"
+    log "mmdebstrap $OLD_SUITE minbase from $mirror (cached as $(basename "$tarball"))"
+    mmdebstrap --variant=minbase --format=tar --quiet "$OLD_SUITE" "$tarball.tmp" "$mirror" </dev/null >"$W/logs/mmdebstrap-old.log" 2>&1 \
+      || { cat "$W/logs/mmdebstrap-old.log" >&2; die "mmdebstrap $OLD_SUITE failed"; }
+    mv "$tarball.tmp" "$tarball"
+    find "$W/cache" -name "debian-$OLD_SUITE-minbase-*.tar" ! -name "$(basename "$tarball")" -delete
+  fi
+  log "building debian-old from $(basename "$tarball")"
+  umoci new --image "$L:debian-old" >/dev/null
+  umoci raw add-layer --image "$L:debian-old" --history.created_by "mmdebstrap --variant=minbase $OLD_SUITE" "$tarball" >/dev/null
+  umoci config --image "$L:debian-old" --os linux --architecture amd64 --author udocker-e2e \
+    --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --config.cmd bash >/dev/null
+}
+
 # cuda-e2e: the Debian image declaring CUDA 12.6 the way nvidia/cuda images do (for the --nvidia
 # pre-flight against fake drivers; see scripts/fixtures/nvidia-driver-tree.sh)
 build_cuda() {
@@ -420,6 +443,7 @@ build_and_push() {
   umoci init --layout "$L" >/dev/null
   build_busybox
   build_debian
+  build_old_debian
   build_cuda
   build_whiteout
   build_multi
@@ -428,6 +452,7 @@ build_and_push() {
 
   push busybox "$REG/library/busybox:latest"
   push debian "$REG/library/debian:$SUITE" --format v2s2
+  push debian-old "$REG/library/debian:$OLD_SUITE" --format v2s2
   push cuda-e2e "$REG/library/cuda-e2e:12.6" --format v2s2
   push whiteout "$REG/library/whiteout:latest"
   push multi "$REG/library/multi:latest" --all
@@ -482,6 +507,7 @@ UDOCKER_E2E_HTPASSWD_PASSWORD=$HTPASSWD_PASSWORD
 UDOCKER_E2E_TOKEN_USER=$TOKEN_USER
 UDOCKER_E2E_TOKEN_PASSWORD=$TOKEN_PASSWORD
 UDOCKER_E2E_DEBIAN_TAG=$SUITE
+UDOCKER_E2E_OLD_DEBIAN_TAG=$OLD_SUITE
 UDOCKER_E2E_CORRUPT_DIGEST=$CORRUPT_DIGEST
 UDOCKER_E2E_FAKECHROOT_SO=/usr/lib/x86_64-linux-gnu/fakechroot/libfakechroot.so
 UDOCKER_E2E_PATCHELF=/usr/bin/patchelf

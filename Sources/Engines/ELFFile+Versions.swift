@@ -36,6 +36,67 @@ extension ELFFile {
         return out
     }
 
+    /// Each undefined dynamic symbol that needs a version, with that version and its library:
+    /// (`stat`, `GLIBC_2.33`, `libc.so.6`). Read from `.dynsym` and `.gnu.version` (64-bit files);
+    /// the version floor of the dist binary is checked with it (`DistBinaryTests`).
+    static func symbolVersionNeeds(path: String) -> [(symbol: String, version: String, library: String)]? {
+        withFile(path) { $0.symbolVersionNeeds }
+    }
+
+    /// `DT_NEEDED` names and the versions needed per library, for the same check.
+    static func dynamicNeeds(path: String) -> (libraries: [String], versions: [String: [String]])? {
+        withFile(path) { elf in
+            let dyn = elf.dynamicEntries
+            guard let strtab = dyn.first(where: { $0.tag == Self.DT_STRTAB })?.value else { return ([], elf.versionsNeeded) }
+            let libraries = dyn.filter { $0.tag == 1 }.prefix(256).compactMap { elf.string(strtab, UInt32(truncatingIfNeeded: $0.value)) }
+            return (libraries, elf.versionsNeeded)
+        }
+    }
+
+    var symbolVersionNeeds: [(symbol: String, version: String, library: String)] {
+        guard is64, let dynsym = section(named: ".dynsym"), let versym = section(named: ".gnu.version"),
+            let dynstr = section(named: ".dynstr")
+        else { return [] }
+        // Version index → (name, library), from the vernaux entries' vna_other.
+        let dyn = dynamicEntries
+        var names: [UInt16: (String, String)] = [:]
+        if let strtab = dyn.first(where: { $0.tag == Self.DT_STRTAB })?.value,
+            let start = dyn.first(where: { $0.tag == Self.DT_VERNEED })?.value,
+            let count = dyn.first(where: { $0.tag == Self.DT_VERNEEDNUM })?.value,
+            var at = fileOffset(ofVirtualAddress: start)
+        {
+            for _ in 0..<min(count, 256) {
+                guard let b = readBytes(at, 16) else { break }
+                let cnt = Int(Self.u16(b, 2, littleEndian)), lib = string(strtab, Self.u32(b, 4, littleEndian)) ?? "?"
+                let aux = UInt64(Self.u32(b, 8, littleEndian)), next = UInt64(Self.u32(b, 12, littleEndian))
+                var a = at + aux
+                for _ in 0..<min(cnt, 256) {
+                    guard aux > 0, let v = readBytes(a, 16) else { break }
+                    if let name = string(strtab, Self.u32(v, 8, littleEndian)) { names[Self.u16(v, 6, littleEndian)] = (name, lib) }
+                    let n = UInt64(Self.u32(v, 12, littleEndian))
+                    if n == 0 { break }
+                    a += n
+                }
+                if next == 0 { break }
+                at += next
+            }
+        }
+        let count = Int(min(dynsym.size / 24, 1 << 20))
+        guard count > 0, versym.size >= UInt64(count * 2), let syms = readBytes(dynsym.offset, count * 24),
+            let vers = readBytes(versym.offset, count * 2)
+        else { return [] }
+        var out: [(symbol: String, version: String, library: String)] = []
+        for i in 1..<count {
+            let shndx = Self.u16(syms, i * 24 + 6, littleEndian)
+            guard shndx == 0 else { continue }  // defined here: not a need
+            let index = Self.u16(vers, i * 2, littleEndian) & 0x7fff
+            guard let (version, library) = names[index] else { continue }
+            let name = readCString(dynstr.offset &+ UInt64(Self.u32(syms, i * 24, littleEndian)), limit: 1024) ?? "?"
+            out.append((name, version, library))
+        }
+        return out
+    }
+
     /// Versions this file defines (a libc.so.6 defines `GLIBC_2.2.5` … `GLIBC_2.36`).
     var versionsDefined: [String] {
         let dyn = dynamicEntries
@@ -57,7 +118,7 @@ extension ELFFile {
         return out
     }
 
-    private func string(_ strtab: UInt64, _ offset: UInt32) -> String? {
+    fileprivate func string(_ strtab: UInt64, _ offset: UInt32) -> String? {
         guard let o = fileOffset(ofVirtualAddress: strtab &+ UInt64(offset)) else { return nil }
         return readCString(o, limit: 256)
     }
