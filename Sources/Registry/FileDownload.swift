@@ -28,7 +28,7 @@ extension RegistryClient {
                     throw RegistryError.invalidOption("refusing redirect from https to plain http (\(RegistryClient.redact(next)))")
                 }
                 if let from = Origin(current), let to = Origin(next),
-                    let refusal = inwardRedirectRefusal(from: from.host, to: to.host)
+                    let refusal = inwardRedirectRefusal(from: from.host, to: to.host, viaProxy: proxies.proxy(for: to) != nil)
                 {
                     throw RegistryError.redirectRefused(refusal)
                 }
