@@ -15,9 +15,9 @@ struct InstallCommand: UDockerCommand {
             install [--force] [--purge]
             The tarball (udockertools layout: udocker_dir/bin, lib, doc) comes from UDOCKER_TARBALL or the
             config key tarball: local paths or URLs separated by spaces, tried in turn; a URL over plain
-            http only to this host (or with --insecure). Its SHA-256 is always shown, and checked when
-            UDOCKER_TARBALL_SHA256 or tarball_sha256 is set. Without a tarball nothing is installed: the
-            engines use the host's tools (listed).
+            http only to this host, unless insecure connections are allowed (the general option). Its
+            SHA-256 is always shown, and checked when UDOCKER_TARBALL_SHA256 or tarball_sha256 is set.
+            Without a tarball nothing is installed: the engines use the host's tools (listed).
             """)
     @Flag(name: .customLong("force"), help: "install even if the installed version is current, or the tarball older") var force = false
     @Flag(name: .customLong("purge"), help: "delete everything in bin/, lib/ and doc/ of the repository first") var purge = false
