@@ -401,6 +401,39 @@ struct SecurityReviewLowTests {
         #expect(t.box.readFile("\(t.box.path)/e2ecwd.asked") == "\(t.registry)\n")
     }
 
+    /// L2: R1 without a terminal starts the command with `runc run --detach`, then waits for it.
+    /// A wrapper runtime that ignores SIGTERM and lingers after runc returned widens the window
+    /// between the runtime's end and the wait for the command: a SIGTERM to udocker then must
+    /// reach the command (which exits 143 from its trap), not be lost with the runtime.
+    @Test("R1: a SIGTERM while the detached runtime finishes reaches the command (exit 143)")
+    func r1DetachedSignalWindow() async throws {
+        let box = try sandbox()
+        _ = try await box.pullAndCreate(box.env.busybox, name: "bb")
+        try requireSuccess(try await box.udocker(["setup", "--execmode=R1", "bb"]))
+        let rt = "\(box.scratch)/rt", mark = "\(box.scratch)/runtime-returned"
+        try box.writeUserFile(
+            "\(rt)/runc",
+            """
+            #!/bin/sh
+            trap '' TERM
+            /usr/bin/runc "$@"
+            s=$?
+            case " $* " in *" run --detach "*) : > \(mark); sleep 3 ;; esac
+            exit $s
+            """, mode: 0o755)
+        try box.writeUserFile("\(box.udockerDir)/udocker.conf", "[DEFAULT]\nuse_runc_executable = \(rt)/runc\n")
+        let log = "\(box.scratch)/run.stderr"
+        let p = try RawRun.start(box, ["run", "--nobanner", "bb", "sh", "-c", "trap 'exit 143' TERM; sleep 20 & wait"], stderrPath: log)
+        let deadline = ContinuousClock.now + .seconds(120)  // by the clock: polls slow down under load
+        while p.isRunning && !box.exists(mark) && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        try #require(box.exists(mark), "the runtime never returned: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "-")")
+        kill(p.processIdentifier, SIGTERM)
+        await RawRun.wait(p)
+        #expect(
+            RawRun.status(p) == 143,
+            "udocker: \(RawRun.status(p)); \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "-")")
+    }
+
     /// N8: the session-directory variables bind only a launcher's own directory.
     @Test("a job's session directory is bound only when its launcher started the task, never $HOME")
     func sessionDirectoryBounds() async throws {
