@@ -23,7 +23,8 @@ extension UDockerError {
     }
 }
 
-/// Printable form of raw name bytes (for messages only; never used to build paths).
+/// Printable form of raw name bytes (for messages only; never used to build paths): control
+/// characters as `\xNN` (`Format.printable`).
 func printable(_ bytes: [UInt8]) -> String {
-    String(decoding: bytes.prefix(4096), as: UTF8.self)
+    Format.printable(String(decoding: bytes.prefix(4096), as: UTF8.self))
 }

@@ -537,6 +537,33 @@ int cl_wait_forwarding(pid_t pid, int *status) {
     return r < 0 ? -1 : 0;
 }
 
+// The hold keeps the handlers installed (ud_forward_users) from before the detached runtime
+// starts until the command it started has been waited for (security review 2026-12, L2).
+int cl_forward_hold(void) { return ud_forward_acquire(-1); }
+
+void cl_forward_drop(int slot) { ud_forward_release(slot); }
+
+int cl_wait_held(int slot, pid_t pid, int *status) {
+    if (slot < 0) {
+        // The table was full when the hold was taken: forward to the command in a slot of its own.
+        int r = cl_wait_forwarding(pid, status), saved = errno;
+        ud_forward_release(slot);
+        errno = saved;
+        return r;
+    }
+    ud_forward_publish(slot, pid, 0);
+    int r;
+    for (;;) {
+        r = (int)waitpid(pid, status, 0);
+        if (r < 0 && errno == EINTR) continue;
+        break;
+    }
+    int saved = errno;
+    ud_forward_release(slot);
+    errno = saved;
+    return r < 0 ? -1 : 0;
+}
+
 // ---------------------------------------------------------------- overlay view (planning)
 
 typedef struct {

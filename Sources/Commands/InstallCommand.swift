@@ -14,9 +14,10 @@ struct InstallCommand: UDockerCommand {
         discussion: """
             install [--force] [--purge]
             The tarball (udockertools layout: udocker_dir/bin, lib, doc) comes from UDOCKER_TARBALL or the
-            config key tarball: local paths or URLs separated by spaces, tried in turn. Its SHA-256 is
-            checked when UDOCKER_TARBALL_SHA256 or tarball_sha256 is set. Without a tarball nothing is
-            installed: the engines use the host's tools (listed).
+            config key tarball: local paths or URLs separated by spaces, tried in turn; a URL over plain
+            http only to this host, unless insecure connections are allowed (the general option). Its
+            SHA-256 is always shown, and checked when UDOCKER_TARBALL_SHA256 or tarball_sha256 is set.
+            Without a tarball nothing is installed: the engines use the host's tools (listed).
             """)
     @Flag(name: .customLong("force"), help: "install even if the installed version is current, or the tarball older") var force = false
     @Flag(name: .customLong("purge"), help: "delete everything in bin/, lib/ and doc/ of the repository first") var purge = false
@@ -57,10 +58,12 @@ struct InstallCommand: UDockerCommand {
             defer { if downloaded { unlink(path) } }
             do {
                 context.messages.info("installing udockertools from \(entry)")
-                let (version, names) = try context.repository.installTools(
+                let (version, names, digest) = try context.repository.installTools(
                     tarball: path, sha256: sha.isEmpty ? nil : sha,
                     minimumVersion: minimum, force: force)
-                context.messages.info("installed udockertools \(version): \(names.count) file(s)")
+                context.messages.info(
+                    "installed udockertools \(version): \(names.count) file(s) from a tarball with SHA-256 \(digest)"
+                        + (sha.isEmpty ? " (set UDOCKER_TARBALL_SHA256 to require it)" : " (as configured)"))
                 return
             } catch {
                 problems.append("\(error)")

@@ -2,6 +2,7 @@ import OCI
 import ArgumentParser
 import FoundationEssentials
 import Registry
+import UDockerSystem
 
 /// `search`: Docker Hub's search API when the index is Docker Hub; on any other registry its
 /// v2 catalog (`/v2/_catalog`, every page) filtered by the expression. `--list-tags` lists the
@@ -27,7 +28,7 @@ struct SearchCommand: UDockerCommand {
 
     private func search(_ client: RegistryClient, options: RegistryOptions) async throws {
         if listTags {
-            for tag in try await client.listTags(try ImageReference(parsing: expression)) { print(tag) }
+            for tag in try await client.listTags(try ImageReference(parsing: expression)) { print(Format.printable(tag)) }
             return
         }
         let fmt: (String, String, String, String) -> String = { name, official, description, stars in
@@ -40,7 +41,7 @@ struct SearchCommand: UDockerCommand {
         if RegistryClient.isDockerHubIndex(target) {
             results = try await client.searchDockerHub(expression, index: target)
         } else {
-            results = try await client.searchCatalog(expression, registry: target).map { SearchResult(name: $0) }
+            results = try await client.searchCatalog(expression, registry: target).map { SearchResult(name: Format.printable($0)) }
         }
         let lines =
             [fmt("NAME", "OFFICIAL", "DESCRIPTION", "STARS")]

@@ -13,17 +13,21 @@ struct ShowConfCommand: UDockerCommand {
         return 0
     }
 
-    /// `socks5h://user:secret@host` → `socks5h://user:***@host` (proxies, registry URLs).
+    /// `socks5h://user:secret@host` → `socks5h://***@host` (proxies, registry URLs): the whole
+    /// userinfo, up to the last `@` of the URL, so a token alone (`https://TOKEN@proxy`) and a
+    /// password with an unencoded `/` or `@` are masked too.
     static func maskingCredentials(_ value: String) -> String {
         var out = value
         var searchFrom = out.startIndex
         while let scheme = out[searchFrom...].firstRange(of: "://") {
             let rest = out[scheme.upperBound...]
-            let authority = rest.prefix { !"/ ,'\"".contains($0) }
-            if let at = authority.lastIndex(of: "@"), let colon = authority[..<at].firstIndex(of: ":") {
-                out.replaceSubrange(out.index(after: colon)..<at, with: "***")
+            let url = rest.prefix { !" ,'\"\t".contains($0) }
+            if let at = url.lastIndex(of: "@"), at > url.startIndex {
+                out.replaceSubrange(scheme.upperBound..<at, with: "***")
+                searchFrom = out.index(scheme.upperBound, offsetBy: 3)
+            } else {
+                searchFrom = scheme.upperBound
             }
-            searchFrom = scheme.upperBound
         }
         return out
     }

@@ -23,6 +23,8 @@ public struct EngineCapabilities: OptionSet, Sendable, Hashable {
 /// have always seen.
 public enum CapabilityNotice: Sendable, Equatable {
     case readOnlyVolumes(ExecutionMode)
+    /// A host file udocker binds read-only (`ExecutionPlan.Mount.hostFile`) that the user can change.
+    case writableHostFile(ExecutionMode, path: String)
     case kernelIgnored(ExecutionMode)
     case deviceIgnored(ExecutionMode)
     case overlayNeedsN1(container: String, mode: ExecutionMode)
@@ -32,6 +34,9 @@ public enum CapabilityNotice: Sendable, Equatable {
         switch self {
         case .readOnlyVolumes(let m):
             return "read-only volumes (-v host:cont:ro) are not supported by \(m.rawValue) (\(m.summary)): use N1, R1-R3 or S1, or drop :ro"
+        case .writableHostFile(let m, let path):
+            return "\(m.rawValue) (\(m.summary)) cannot bind host files read-only, and you can change \(path): "
+                + "the container could too; use N1, R1-R3 or S1, or make it read-only (chmod a-w, also its directory)"
         case .kernelIgnored(let m):
             return "--kernel is ignored by \(m.rawValue) (P1/P2 only)"
         case .deviceIgnored(let m):

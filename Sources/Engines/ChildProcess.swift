@@ -90,10 +90,12 @@ struct ChildLaunch {
         return pid
     }
 
-    /// Waits while forwarding signals; returns the exit status (128+signal when killed).
-    static func wait(_ pid: pid_t) -> Int32 {
+    /// Waits while forwarding signals; returns the exit status (128+signal when killed). With
+    /// `hold`, the pid goes into that held slot (a signal parked there is delivered first).
+    static func wait(_ pid: pid_t, hold: ForwardingHold? = nil) -> Int32 {
         var status: Int32 = 0
-        if cl_wait_forwarding(pid, &status) != 0 { return 255 }
+        let r = hold.map { $0.wait(pid, &status) } ?? cl_wait_forwarding(pid, &status)
+        if r != 0 { return 255 }
         if status & 0x7f == 0 { return (status >> 8) & 0xff }  // WIFEXITED
         if (status & 0x7f) != 0x7f { return 128 + (status & 0x7f) }  // WIFSIGNALED
         return 255
@@ -132,4 +134,31 @@ struct Messages {
     func warning(_ text: String) { if verbosity >= 2 { Output().warning(text) } }
     func info(_ text: String) { if verbosity >= 3 { Output().info(text) } }
     func verbose(_ text: String) { if verbosity >= 4 { Output().verbose(text) } }
+}
+
+/// A signal-forwarding slot held for a process that another one starts (R1: the command that
+/// `runc run --detach` leaves running). Taken before the runtime starts, so a signal between the
+/// runtime's exit and the wait for the command is parked for the command instead of killing
+/// udocker with the container still running; given up by `wait` or, if never used, `drop`.
+final class ForwardingHold: @unchecked Sendable {
+    private let lock = ConditionLock()
+    private var slot: Int32?
+
+    init() { slot = cl_forward_hold() }
+
+    func wait(_ pid: pid_t, _ status: inout Int32) -> Int32 {
+        lock.lock()
+        guard let s = slot else {
+            lock.unlock()
+            return cl_wait_forwarding(pid, &status)
+        }
+        slot = nil
+        lock.unlock()
+        return cl_wait_held(s, pid, &status)
+    }
+
+    func drop() {
+        lock.lock(); defer { lock.unlock() }
+        if let s = slot { cl_forward_drop(s); slot = nil }
+    }
 }

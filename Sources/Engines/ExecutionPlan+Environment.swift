@@ -55,7 +55,7 @@ extension PlanBuilder {
         }
         for item in meta.env ?? [] where !item.isEmpty {
             guard let eq = item.firstIndex(of: "="), Self.isValidKey(item[..<eq]) else {
-                warnings.append("ignoring invalid variable in the image Env: \(item.prefix(80))")
+                warnings.append("ignoring invalid variable in the image Env: \(Format.printable(String(item.prefix(80))))")
                 continue
             }
             let k = String(item[..<eq])

@@ -16,8 +16,15 @@ public struct ExecutionPlan: Sendable {
         /// One of the default sysdirs (dropped silently when it cannot be set up).
         public var isSysdir: Bool
         public var isDirectory: Bool
-        /// `-v host:cont:ro`.
+        /// `-v host:cont:ro`, and every host file udocker chooses to show the container (`hostFile`).
         public var readOnly = false
+
+        /// A host file or directory udocker binds on its own account (the host MPI's libraries and
+        /// plugins): read-only, so a container cannot change code the host runs later outside it.
+        /// Only the job's shared state (`/dev/shm`, the launcher's session directory) stays writable.
+        public static func hostFile(_ source: String, at target: String, isDirectory: Bool) -> Mount {
+            Mount(source: source, target: target, isSysdir: false, isDirectory: isDirectory, readOnly: true)
+        }
     }
 
     public struct Device: Sendable, Equatable {
@@ -191,10 +198,11 @@ struct PlanBuilder {
         let bindings = mounts.map { RootDirectory.Volume(host: $0.source, container: $0.target) }
         let cwd = try workingDirectory(bindings: bindings)
         let (executable, arguments) = try findExecutable(cwd: cwd, bindings: bindings)
-        if mounts.contains(where: \.readOnly) && !capabilities.contains(.readOnlyVolumes) {
+        if volumes.contains(where: \.readOnly) && !capabilities.contains(.readOnlyVolumes) {
             throw CapabilityNotice.readOnlyVolumes(mode).error
         }
         mounts += try checkMPI(executable: executable, bindings: bindings)
+        try checkReadOnlyHostFiles(mounts)
         let cpus = try options.cpusetCpus.map(Self.parseCPUSet)
         // Options an engine cannot honour are said, never silently dropped (README: run options).
         if options.kernel != nil && !capabilities.contains(.emulatedKernel) {
@@ -206,6 +214,23 @@ struct PlanBuilder {
             cwd: cwd, executable: executable, arguments: arguments, environment: environment,
             imageEnvironmentKeys: imageKeys, devices: devices, cpus: cpus, kernel: options.kernel,
             jobDescriptor: jobDescriptor, warnings: warnings, temporaryFiles: temporaryFiles)
+    }
+
+    /// Read-only host files (`Mount.hostFile`, and GPU driver files) in an engine that cannot bind
+    /// read-only (PRoot, Fakechroot: the container runs as you on your own files). Refused when you
+    /// can change the file or replace it in its directory (a Spack or EasyBuild MPI in your home);
+    /// a file only root may change (the system's MPI) is as safe there as in N1.
+    func checkReadOnlyHostFiles(_ mounts: [ExecutionPlan.Mount]) throws {
+        guard !capabilities.contains(.readOnlyVolumes) else { return }
+        // (A user's `-v …:ro` was refused before: every read-only mount left is one of ours.)
+        for m in mounts where m.readOnly && Self.userCanChange(m.source) {
+            throw CapabilityNotice.writableHostFile(mode, path: m.source).error
+        }
+    }
+
+    /// The calling user may write `path`, or rename it away in its directory.
+    static func userCanChange(_ path: String) -> Bool {
+        access(path, W_OK) == 0 || access(PathName.parent(path), W_OK) == 0
     }
 
     /// `1,2-3` → [1, 2, 3].

@@ -61,15 +61,24 @@ public enum JobEnvironment {
     }
 
     /// The launcher's session directories that exist on the host, outermost only, never `/`
-    /// or a top-level directory such as `/tmp` itself (that would expose all of it).
-    static func sessionDirectories(_ host: [String: String]) -> [String] {
+    /// or a top-level directory such as `/tmp` itself (that would expose all of it). Bound
+    /// read-write, so only what can be a launcher's own directory (security review N8): the
+    /// variable's launcher must be the one that started this task (Open MPI's `mpirun` for
+    /// `OMPI_MCA_orte_top_session_dir`, a PMIx server for `PMIX_*`), the directory must be the
+    /// user's own, and neither `home` nor a directory above it (a session directory set to
+    /// `$HOME` would hand every rank the whole home).
+    static func sessionDirectories(_ host: [String: String], uid: uid_t, home: String?) -> [String] {
+        let launcher = MPILauncher.detect(host)
+        let normalizedHome = home.flatMap { $0.hasPrefix("/") ? PathName.normalize($0) : nil }
         var dirs: [String] = []
         for key in sessionDirectoryKeys {
-            guard let v = host[key], v.hasPrefix("/") else { continue }
+            let started = key.hasPrefix("OMPI_") ? launcher == .openMPI : launcher == .openMPI || launcher == .pmix
+            guard started, let v = host[key], v.hasPrefix("/") else { continue }
             let n = PathName.normalize(v)
             guard PathName.components(n).count >= 2 else { continue }
+            if let h = normalizedHome, PathName.isUnder(h, n) { continue }
             var st = stat()
-            guard stat(n, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { continue }
+            guard stat(n, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, st.st_uid == uid else { continue }
             if dirs.contains(where: { PathName.isUnder(n, $0) }) { continue }
             dirs.removeAll { PathName.isUnder($0, n) }
             dirs.append(n)
@@ -119,7 +128,7 @@ extension PlanBuilder {
         guard JobEnvironment.isJobTask(env.hostEnvironment) else { return [] }
         var out: [VolumeSpec] = []
         var covered = list.filter { $0.host == $0.container }.map(\.container)
-        for dir in ["/dev/shm"] + JobEnvironment.sessionDirectories(env.hostEnvironment)
+        for dir in ["/dev/shm"] + JobEnvironment.sessionDirectories(env.hostEnvironment, uid: host.uid, home: host.home)
         where !covered.contains(where: { PathName.isUnder(dir, $0) }) {
             out.append(VolumeSpec(spec: dir, host: dir, container: dir, isSysdir: true))
             covered.append(dir)

@@ -232,8 +232,8 @@ extension PlanBuilder {
     }
 
     /// `--mpi=host`: the host's MPI libraries (the library and the MPI's own libraries it needs)
-    /// bound over the container's files of the same soname, and Open MPI's plugin directory at
-    /// its host path. The two must be the same MPI ABI (vendor and soname).
+    /// bound read-only over the container's files of the same soname, and Open MPI's plugin
+    /// directory read-only at its host path. The two must be the same MPI ABI (vendor and soname).
     func hostMPIMounts(
         container lib: MPILibrary, host: (MPILibrary, String)?, program: String,
         bindings: [RootDirectory.Volume]
@@ -266,13 +266,13 @@ extension PlanBuilder {
             else {
                 throw EngineError.invalid("--mpi=host: \(soname) is missing on the host or in the container")
             }
-            mounts.append(.init(source: real, target: target, isSysdir: false, isDirectory: false))
+            mounts.append(.hostFile(real, at: target, isDirectory: false))
         }
         if lib.vendor == .openMPI {
             let plugins = hostDir + "/openmpi/lib"
             var st = stat()
             if stat(plugins, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR {
-                mounts.append(.init(source: plugins, target: plugins, isSysdir: false, isDirectory: true))
+                mounts.append(.hostFile(plugins, at: plugins, isDirectory: true))
             }
         }
         return mounts

@@ -109,8 +109,11 @@ public struct RuncEngine: ExecutionEngine {
             summary: [
                 "\(mode.rawValue): \(runtime.path) bundle=\(bundle.path) id=\(bundle.runtimeID) CMD = \(spec.process.args)"
             ])
-        if detached { launch.finish = { try waitForCommand(runtime: runtime, bundle: bundle, runtimeStatus: $0) } }
-        launch.cleanup = [bundle.remove, { deleteState(runtime: runtime, bundle: bundle, identity: identity) }]
+        // Detached: a forwarding slot is held for the command from before the runtime starts
+        // until the command has been waited for (no window where a signal kills udocker alone).
+        let hold = detached ? ForwardingHold() : nil
+        if let hold { launch.finish = { try waitForCommand(runtime: runtime, bundle: bundle, runtimeStatus: $0, hold: hold) } }
+        launch.cleanup = [bundle.remove, { deleteState(runtime: runtime, bundle: bundle, identity: identity) }, { hold?.drop() }]
         return launch
     }
 
@@ -141,7 +144,7 @@ public struct RuncEngine: ExecutionEngine {
     }
 
     /// `run --detach` returned `runtimeStatus`: the command's pid is in the pid file; waits for it.
-    func waitForCommand(runtime: Runtime, bundle: RunBundle, runtimeStatus status: Int32) throws -> Int32 {
+    func waitForCommand(runtime: Runtime, bundle: RunBundle, runtimeStatus status: Int32, hold: ForwardingHold? = nil) throws -> Int32 {
         guard status == 0 else {
             let hint = runtime.flavor == .crun ? "; if crun rejects this host's cgroups, use runc (apt-get install runc)" : ""
             throw EngineError(
@@ -154,7 +157,7 @@ public struct RuncEngine: ExecutionEngine {
         else {
             throw EngineError(.cannotStart, "\(mode.rawValue): the runtime did not report the container's pid")
         }
-        return ChildLaunch.wait(pid)
+        return ChildLaunch.wait(pid, hold: hold)
     }
 
     /// `<runtime> delete --force <id>`: removes the runtime's state (quietly).

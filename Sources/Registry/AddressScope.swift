@@ -123,10 +123,25 @@ public enum AddressScope: String, Sendable, CaseIterable {
 /// Refuses a redirect from `from` (host, no port) to `to` when it would carry the request inward
 /// (see `AddressScope`). Names are resolved first, so `metadata.example` pointing at
 /// 169.254.169.254 counts as link-local. Returns the one-line reason, or nil when allowed.
-func inwardRedirectRefusal(from: String, to: String, resolve: (String) -> [AddressScope] = AddressScope.resolve) -> String? {
-    guard let target = AddressScope.of(host: to, resolve: resolve) else { return nil }
+/// The same check guards a Bearer challenge's token `realm` (`what`: "token realm"), which the
+/// registry names just as freely as a `Location`.
+///
+/// A target that does not resolve here fails by itself, unless `viaProxy`: a proxy resolves it in
+/// its own network, where it may be internal (`metadata.google.internal`). Then it is refused
+/// whenever names resolve here (the source is a literal or resolves): a name only the proxy's
+/// network knows is not the internet. A node that resolves no name at all (every connection
+/// through the proxy, the source included) cannot tell, and follows it.
+func inwardRedirectRefusal(
+    from: String, to: String, what: String = "redirect", viaProxy: Bool = false,
+    resolve: (String) -> [AddressScope] = AddressScope.resolve
+) -> String? {
+    guard let target = AddressScope.of(host: to, resolve: resolve) else {
+        guard viaProxy, let source = AddressScope.ofSource(host: from, resolve: resolve) else { return nil }
+        return "refusing \(what) from \(source.rawValue) host \(from) to \(to): the name does not resolve here, "
+            + "and the proxy would resolve it in its own network"
+    }
     if target == .publicInternet { return nil }
     let source = AddressScope.ofSource(host: from, resolve: resolve) ?? .publicInternet
     if source.mayRedirect(to: target) { return nil }
-    return "refusing redirect from \(source.rawValue) host \(from) to \(target.rawValue) address \(to)"
+    return "refusing \(what) from \(source.rawValue) host \(from) to \(target.rawValue) address \(to)"
 }

@@ -98,12 +98,10 @@ public final class DockerCredentials: @unchecked Sendable {
     func helperGet(_ name: String, server: String) -> String? {
         let program = "docker-credential-\(name)"
         let env = ProcessInfo.processInfo.environment
-        let dirs = (env["PATH"] ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":").map(String.init)
-        guard
-            let exe = dirs.map({ (dir: String) -> String in "\(dir.isEmpty ? "." : dir)/\(program)" }).first(where: {
-                access($0, X_OK) == 0
-            })
-        else {
+        // Absolute PATH entries only (as Docker's own lookup and ToolLocator): an empty entry,
+        // `.` or `bin` would run a helper from whatever directory the user is in.
+        let dirs = (env["PATH"] ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":").map(String.init).filter { $0.hasPrefix("/") }
+        guard let exe = dirs.map({ (dir: String) -> String in "\(dir)/\(program)" }).first(where: { access($0, X_OK) == 0 }) else {
             note("\(program) not found on PATH: Docker's credentials for \(server) are not used")
             return nil
         }

@@ -8,12 +8,13 @@ import Glibc
 
 extension RegistryClient {
     /// Downloads a plain http(s) URL (e.g. a rootfs tarball for `import URL`) into `path`, which
-    /// must not exist. Redirects are followed (at most 5, never from https down to http), no
-    /// credentials are ever sent. The file
-    /// is removed again on any failure.
+    /// must not exist. Plain http only to this host (loopback) or with `--insecure`, as for
+    /// registries; redirects are followed (at most 5, never from https down to http, never
+    /// inward), no credentials are ever sent. The file is removed again on any failure.
     public func download(url: String, to path: String) async throws {
         var current = url
         for _ in 0...Self.maxRedirects {
+            if let origin = Origin(current) { try refusePlainHTTPDownload(origin) }
             var request = HTTPClientRequest(url: current)
             request.method = .GET
             let response = try await client(for: current).execute(request, timeout: .seconds(3600))
@@ -27,7 +28,7 @@ extension RegistryClient {
                     throw RegistryError.invalidOption("refusing redirect from https to plain http (\(RegistryClient.redact(next)))")
                 }
                 if let from = Origin(current), let to = Origin(next),
-                    let refusal = inwardRedirectRefusal(from: from.host, to: to.host)
+                    let refusal = inwardRedirectRefusal(from: from.host, to: to.host, viaProxy: proxies.proxy(for: to) != nil)
                 {
                     throw RegistryError.redirectRefused(refusal)
                 }

@@ -97,7 +97,7 @@ extension RegistryClient {
             MediaType.isManifest(d.mediaType) || MediaType.isSchema1(d.mediaType) || d.mediaType.isEmpty
         }
         if let match = candidates.first(where: { platform.matches($0.platform) }) { return match }
-        let available = candidates.compactMap { $0.platform }.filter { $0.os != "unknown" }.map(\.description)
+        let available = candidates.compactMap { $0.platform }.filter { $0.os != "unknown" }.map { Format.printable($0.description) }
         var seen = Set<String>()
         throw RegistryError.noMatchingPlatform(
             platform: platform.description, image: ref.description,

@@ -77,6 +77,18 @@ extension RegistryClient {
     /// May we send Basic credentials to this origin? Only over TLS, or to the local machine.
     private static func mayCarryBasic(_ origin: Origin) -> Bool { origin.scheme == "https" || origin.isLoopback }
 
+    /// A registry names its token service freely, and udocker sends what that service answers
+    /// back to the registry: the realm passes the redirect policy (no public registry may point
+    /// it at loopback, link-local or private addresses, nor through a proxy at a name only the
+    /// proxy's network knows). Used for pulls and for `login`.
+    func checkRealm(_ realm: Origin, of registry: Origin) throws {
+        if let refusal = inwardRedirectRefusal(
+            from: registry.host, to: realm.host, what: "token realm", viaProxy: proxies.proxy(for: realm) != nil)
+        {
+            throw RegistryError.redirectRefused(refusal)
+        }
+    }
+
     func answer(_ challenge: AuthChallenge, endpoint: Endpoint) async throws {
         let creds = credentials(for: endpoint)
         switch challenge.scheme {
@@ -86,6 +98,7 @@ extension RegistryClient {
             else {
                 throw RegistryError.authRefused(host: endpoint.host, status: 401, detail: "Bearer challenge without a valid realm")
             }
+            try checkRealm(realmOrigin, of: endpoint.origin)
             var query = components.queryItems ?? []
             if let service = challenge.parameters["service"] { query.append(URLQueryItem(name: "service", value: service)) }
             query.append(URLQueryItem(name: "scope", value: challenge.parameters["scope"] ?? endpoint.scope))

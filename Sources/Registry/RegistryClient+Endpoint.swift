@@ -77,6 +77,16 @@ extension RegistryClient {
         }
     }
 
+    /// The same rule for a file download (`install`'s udockertools tarball, `import URL`): over
+    /// plain http anyone on the way can replace what udocker installs or imports, and then runs.
+    func refusePlainHTTPDownload(_ origin: Origin) throws {
+        if origin.scheme == "http" && !origin.isLoopback && !options.insecure {
+            throw RegistryError.invalidOption(
+                "refusing plain http to \(origin.hostPort): the download could be replaced on the way (use https://, or --insecure for a server you trust)"
+            )
+        }
+    }
+
     /// Runs `body` on `endpoint`; when the repository is `library/<name>` added for a site
     /// registry and does not exist there, runs it again on `<name>` and remembers that choice for
     /// the rest of the pull.

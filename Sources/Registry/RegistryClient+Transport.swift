@@ -73,7 +73,9 @@ extension RegistryClient {
                 if origin.scheme == "https" && nextOrigin.scheme == "http" && !nextOrigin.isLoopback && !options.insecure {
                     throw RegistryError.invalidResponse("refusing redirect from https to plain http (\(nextOrigin.hostPort))")
                 }
-                if let refusal = inwardRedirectRefusal(from: origin.host, to: nextOrigin.host) {
+                if let refusal = inwardRedirectRefusal(
+                    from: origin.host, to: nextOrigin.host, viaProxy: proxies.proxy(for: nextOrigin) != nil)
+                {
                     throw RegistryError.redirectRefused(refusal)
                 }
                 if nextOrigin != authOrigin { leftOrigin = true }

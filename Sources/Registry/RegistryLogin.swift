@@ -51,6 +51,7 @@ extension RegistryClient {
             guard let realm = challenge.realm, var components = URLComponents(string: realm), let realmOrigin = Origin(realm) else {
                 throw RegistryError.authRefused(host: origin.hostPort, status: 401, detail: "Bearer challenge without a valid realm")
             }
+            try checkRealm(realmOrigin, of: origin)
             var query = components.queryItems ?? []
             if let service = challenge.parameters["service"] { query.append(URLQueryItem(name: "service", value: service)) }
             query.append(URLQueryItem(name: "account", value: username))

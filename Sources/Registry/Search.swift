@@ -80,7 +80,7 @@ extension RegistryClient {
     /// udocker's reading of one search result: `name`/`repo_name`, `is_official`,
     /// `description`/`short_description` (first line, printable ASCII), `star_count`.
     static func searchResult(_ r: [String: Any]) -> SearchResult {
-        let name = (r["name"] as? String) ?? (r["repo_name"] as? String) ?? ""
+        let name = Format.printable((r["name"] as? String) ?? (r["repo_name"] as? String) ?? "")
         let official = (r["is_official"] as? Bool) ?? false
         var description = ""
         if let d = (r["description"] as? String) ?? (r["short_description"] as? String) {

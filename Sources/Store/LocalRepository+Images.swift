@@ -247,6 +247,11 @@ extension LocalRepository {
     public static func sha256(ofFile path: String) throws -> Digest {
         let fd = try syscall("open", path: path) { open(path, O_RDONLY | O_CLOEXEC) }
         defer { close(fd) }
+        return try sha256(of: fd, path: path)
+    }
+
+    /// The SHA-256 of what `fd` reads from its current offset to the end (`path` for errors).
+    static func sha256(of fd: Int32, path: String) throws -> Digest {
         var hasher = DigestHasher()
         let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buf.deallocate() }

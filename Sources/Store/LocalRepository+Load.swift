@@ -345,7 +345,7 @@ extension LocalRepository {
     }
 
     /// Moves the blobs into `layers/` and publishes every tag, all under the repository lock. A
-    /// tag that already exists is replaced (as `docker load` does); the old one is kept aside
+    /// tag that already exists is replaced (as `docker load` does, and said); the old one is kept aside
     /// until every tag is in place, so a failure restores the repository as it was.
     private func publish(_ images: [LoadableImage], info: (String) -> Void) throws -> [LocalImageName] {
         try withLock {
@@ -365,7 +365,11 @@ extension LocalRepository {
                     }
                 }
                 for p in published { if let old = p.old { try? FileTree.remove(old) } }
-                for n in out { info("loaded image: \(n)") }
+                // A replaced tag is said (`docker load` says it too): the image it named is no
+                // longer reachable by that name.
+                for (n, p) in zip(out, published) {
+                    info(p.old == nil ? "loaded image: \(n)" : "loaded image: \(n) (replaced the existing tag)")
+                }
                 return out
             } catch {
                 for p in published.reversed() {

@@ -43,6 +43,7 @@ extension LocalRepository {
                 let p = "\(layersDirectory)/\(name)"
                 if name.hasPrefix(".") {
                     if FileInfo.isDirectory(p), !FileInfo.isSymlink(p), Self.stagingIsAbandoned(p) { remove(p, leftover: true) }
+                    if Self.temporaryIsAbandoned(p, name: name, now: now, grace: grace) { remove(p, leftover: true) }
                     if BlobIngest.isScratch(name), FileInfo.isRegularFile(p) {
                         var st = stat()
                         if lstat(p, &st) == 0, now - TimeInterval(st.st_mtim.tv_sec) >= grace { remove(p, leftover: true) }
@@ -90,6 +91,18 @@ extension LocalRepository {
             }
         }
         return report
+    }
+
+    /// A temporary of `AtomicFile.write` (`.<name>.tmp-<pid>-<n>`, a regular file) left by a killed
+    /// writer: older than `grace`, and at least a minute even for `-f` (a live write takes
+    /// milliseconds), and its writer no longer runs here.
+    static func temporaryIsAbandoned(_ path: String, name: String, now: TimeInterval, grace: TimeInterval) -> Bool {
+        guard let pid = AtomicFile.temporaryWriter(ofName: name) else { return false }
+        var st = stat()
+        guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG,
+            now - TimeInterval(st.st_mtim.tv_sec) >= max(grace, 60)
+        else { return false }
+        return kill(pid, 0) != 0 && errno == ESRCH
     }
 
     /// A staging directory is abandoned when nobody holds its `.lock` (ours) — directories of

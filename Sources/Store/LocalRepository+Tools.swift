@@ -26,19 +26,24 @@ extension LocalRepository {
         }
     }
 
-    /// Installs the tarball at `path`; returns its version and the installed names (`bin/proot`…).
-    /// `sha256` (hex, optionally `sha256:`-prefixed) is checked first when given; a `VERSION`
-    /// older than `minimumVersion` is refused unless `force`.
+    /// Installs the tarball at `path`; returns its version, the installed names (`bin/proot`…)
+    /// and the SHA-256 (hex) of the tarball, which the caller shows: what was installed can
+    /// always be checked afterwards. `sha256` (hex, optionally `sha256:`-prefixed) is checked
+    /// first when given; a `VERSION` older than `minimumVersion` is refused unless `force`.
+    /// The hash and the extraction read the same open file.
     public func installTools(
         tarball path: String, sha256: String?, minimumVersion: String, force: Bool
-    ) throws -> (version: String, installed: [String]) {
+    ) throws -> (version: String, installed: [String], sha256: String) {
+        let fd = try syscall("open", path: path) { open(path, O_RDONLY | O_CLOEXEC) }
+        defer { close(fd) }
+        let actual = try Self.sha256(of: fd, path: path).hex
         if let sha256 {
             let want = sha256.hasPrefix("sha256:") ? String(sha256.dropFirst(7)) : sha256
-            let actual = try Self.sha256(ofFile: path).hex
             guard actual == want.lowercased() else {
                 throw StoreError("udockertools tarball \(path): SHA-256 is \(actual), expected \(want)")
             }
         }
+        guard lseek(fd, 0, SEEK_SET) == 0 else { throw SystemError("lseek", path: path) }
         let targets = ["bin": binDirectory, "lib": libDirectory, "doc": docDirectory]
         var staging: [String: String] = [:]
         defer { for dir in staging.values { try? FileTree.remove(dir) } }
@@ -51,8 +56,6 @@ extension LocalRepository {
         }
         var staged: [(part: String, name: String)] = []
         var version: String?
-        let fd = try syscall("open", path: path) { open(path, O_RDONLY | O_CLOEXEC) }
-        defer { close(fd) }
         do {
             let reader = try ArchiveReader(fileDescriptor: fd)
             while let m = try reader.next() {
@@ -114,7 +117,7 @@ extension LocalRepository {
             let names = staged.filter { $0.part == part }.map(\.name)
             if !names.isEmpty { try ToolChecksums.record(names, in: targets[part]!) }
         }
-        return (version, staged.map { "\($0.part)/\($0.name)" })
+        return (version, staged.map { "\($0.part)/\($0.name)" }, actual)
     }
 
     /// Dotted-integer comparison (`1.2.11` > `1.2.9`), as udocker's `_version2int`.

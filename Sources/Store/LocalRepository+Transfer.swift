@@ -165,11 +165,18 @@ extension LocalRepository {
     /// byte copy. Never a hard link: the image must not change when the user edits the tarball
     /// later. `--mv` hands the file over instead: hard-linked when on the same filesystem, and the
     /// caller removes the source once the image exists (a failed import leaves it in place).
+    /// A symlink given to `--mv` is copied like any tarball (`link(2)` would store the symlink
+    /// itself as the layer, pointing out of the repository); the caller then removes the symlink.
     func stageTarball(_ source: TarSource, at staged: String, move: Bool = false) throws {
         switch source {
         case .file(let path):
             guard FileInfo.isRegularFile(path) else { throw StoreError("tar file does not exist: \(path)") }
-            if move, link(path, staged) == 0 { return }
+            if move, link(path, staged) == 0 {
+                // What was linked is the name as it is now: keep it only when it is the file itself.
+                var st = stat()
+                if lstat(staged, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG { return }
+                unlink(staged)
+            }
             let src = try syscall("open", path: path) { open(path, O_RDONLY | O_CLOEXEC) }
             defer { close(src) }
             let dst = try syscall("open", path: staged) { open(staged, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) }

@@ -30,7 +30,8 @@ extension LocalRepository {
     /// * every container: ROOT a real directory, `container.json` valid, `execmode` a known mode,
     ///   overlay metadata valid. A container is never removed: its ROOT is the user's data; an
     ///   invalid `execmode` is dropped on repair (the default mode applies again);
-    /// * leftovers: abandoned staging directories and `.partial` downloads (repair: removed),
+    /// * leftovers: abandoned staging directories, `.partial` downloads and temporaries of
+    ///   interrupted metadata writes (repair: removed),
     ///   unreferenced blobs older than `grace` (repair: removed), dangling container names
     ///   (repair: removed).
     ///
@@ -121,6 +122,8 @@ extension LocalRepository {
             if name.hasPrefix(".") {
                 if FileInfo.isDirectory(p), !FileInfo.isSymlink(p), Self.stagingIsAbandoned(p) {
                     note("abandoned staging directory: \(p)", p)
+                } else if Self.temporaryIsAbandoned(p, name: name, now: now, grace: grace) {
+                    note("temporary file of an interrupted write: \(p)", p)
                 }
             } else if name.hasSuffix(".partial") {
                 if BlobIngest.partialIsAbandoned(p) { note("partial download: \(p)", p) }

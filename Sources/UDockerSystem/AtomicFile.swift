@@ -36,6 +36,17 @@ public enum AtomicFile {
         syncDirectory(dir)
     }
 
+    /// The process id in the name of a temporary of `write` (`.<name>.tmp-<pid>-<n>`), nil when
+    /// `name` is not one. A temporary whose writer was killed stays behind; prune removes it.
+    public static func temporaryWriter(ofName name: String) -> pid_t? {
+        guard name.hasPrefix(".") else { return nil }
+        let fields = name.split(separator: ".", omittingEmptySubsequences: false)
+        guard fields.count >= 3, let last = fields.last, last.hasPrefix("tmp-") else { return nil }
+        let parts = last.dropFirst(4).split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 2, let pid = pid_t(parts[0]), pid > 0, UInt32(parts[1]) != nil else { return nil }
+        return pid
+    }
+
     /// Makes a rename in `dir` durable (best effort: some filesystems refuse fsync on directories).
     public static func syncDirectory(_ dir: String) {
         let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)

@@ -129,8 +129,9 @@ public struct Output: Sendable {
         func emit(_ event: OutputEvent) {
             let line: String
             switch event {
-            case .message(let level, let text) where level <= .info: line = Output.prefix(level) + text + "\n"
-            case .warning(let w) where w.level <= .info: line = "Warning: \(w)\n"
+            case .message(let level, let text) where level <= .info:
+                line = Output.prefix(level) + Format.printable(text, newlines: true) + "\n"
+            case .warning(let w) where w.level <= .info: line = "Warning: \(Format.printable(w.description, newlines: true))\n"
             case .text(let t): line = t
             default: return
             }

@@ -33,6 +33,38 @@ public enum Format {
         return out
     }
 
+    /// Text that came from elsewhere (registry JSON, image configs, tar entry names) made safe to
+    /// print on a terminal: C0 controls (but tab, and newline when `newlines`), DEL and the C1
+    /// controls become `\xNN`, so no escape sequence from a registry or an image reaches the
+    /// screen (no retitled window, cleared screen, fake `Info:` line, terminal query). The one
+    /// sanitiser for remote strings: the output renderer applies it to every message, commands to
+    /// the remote data they print on stdout (security review N4).
+    public static func printable(_ text: String, newlines: Bool = false) -> String {
+        func unsafe(_ v: UInt32) -> Bool {
+            (v < 0x20 && v != 0x09 && !(newlines && v == 0x0A)) || (0x7F...0x9F).contains(v)
+        }
+        // Fast path: ASCII controls are single bytes, C1 controls are 0xC2 0x80-0x9F in UTF-8.
+        var clean = true
+        var previous: UInt8 = 0
+        for b in text.utf8 {
+            if (b < 0x20 && b != 0x09 && !(newlines && b == 0x0A)) || b == 0x7F || (previous == 0xC2 && b >= 0x80 && b <= 0x9F) {
+                clean = false
+                break
+            }
+            previous = b
+        }
+        if clean { return text }
+        var out = String.UnicodeScalarView()
+        for u in text.unicodeScalars {
+            if unsafe(u.value) {
+                out.append(contentsOf: "\\x\(padded(String(u.value, radix: 16, uppercase: true), width: 2, with: "0"))".unicodeScalars)
+            } else {
+                out.append(u)
+            }
+        }
+        return String(out)
+    }
+
     /// `%0Nd` / `%Nd` / `%0NX`: `text` right-aligned in `width` (never truncated).
     public static func padded(_ text: String, width: Int, with pad: Character = " ") -> String {
         let n = text.count

@@ -84,7 +84,7 @@ struct MPITests {
         defer { unlink(shm) }
 
         let job = [
-            "OMPI_E2E_VAR": "o", "PMIX_SERVER_TMPDIR": session, "SLURM_JOB_ID": "77", "PMI_E2E": "p",
+            "OMPI_E2E_VAR": "o", "PMIX_SERVER_TMPDIR": session, "PMIX_RANK": "0", "SLURM_JOB_ID": "77", "PMI_E2E": "p",
             "CUDA_VISIBLE_DEVICES": "1", "NVIDIA_VISIBLE_DEVICES": "all", "NOT_A_JOB_VAR": "x",
         ]
         let script =

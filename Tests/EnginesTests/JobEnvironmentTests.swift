@@ -54,6 +54,7 @@ import OCI
         let session = c.hostDir + "/ompi.host.1000"
         try FileManager.default.createDirectory(atPath: session + "/pid.1/pmix_dstor_ds21_1", withIntermediateDirectories: true)
         var host = Self.job
+        host["OMPI_COMM_WORLD_SIZE"] = "4"  // Open MPI's mpirun: its own and its PMIx server's variables
         host["OMPI_MCA_orte_top_session_dir"] = session
         host["PMIX_SERVER_TMPDIR"] = session + "/pid.1"
         host["PMIX_DSTORE_21_BASE_PATH"] = session + "/pid.1/pmix_dstor_ds21_1"
@@ -74,6 +75,48 @@ import OCI
         let dropped = try plan(c, host: host) { $0.noVolumes = ["/dev/shm"] }
         defer { dropped.removeTemporaryFiles() }
         #expect(dropped.mounts.filter { $0.isSysdir }.map(\.target) == [session])
+    }
+
+    /// N8: a session directory is bound only when its launcher started the task, it is the
+    /// user's own, and it is neither $HOME nor above it.
+    @Test func sessionDirectoriesAreTheLaunchersOnly() throws {
+        let c = try BusyboxContainer()
+        let home = c.hostDir + "/home"
+        let session = home + "/ompi.session"
+        try FileManager.default.createDirectory(atPath: session, withIntermediateDirectories: true)
+        var host = Self.job
+        host["HOME"] = home
+        func sessions(_ h: [String: String]) throws -> [String] {
+            let p = try plan(c, host: h)
+            defer { p.removeTemporaryFiles() }
+            return p.mounts.filter { $0.isSysdir && $0.target != "/dev/shm" }.map(\.target)
+        }
+        // Slurm job, no launcher (SLURM_JOB_ID only): none, whatever the variables say.
+        #expect(
+            try sessions(["PATH": "/bin", "SLURM_JOB_ID": "42", "OMPI_MCA_orte_top_session_dir": session, "PMIX_SERVER_TMPDIR": session])
+                .isEmpty)
+        // A PMIx rank (srun --mpi=pmix): the PMIx directory, not Open MPI's session directory.
+        host["OMPI_MCA_orte_top_session_dir"] = session
+        #expect(try sessions(host).isEmpty)
+        host["PMIX_SERVER_TMPDIR"] = session
+        #expect(try sessions(host) == [session])
+        // $HOME itself, or a directory above it: never.
+        for dir in [home, c.hostDir] {
+            host["PMIX_SERVER_TMPDIR"] = dir
+            host["OMPI_MCA_orte_top_session_dir"] = dir
+            host["OMPI_COMM_WORLD_SIZE"] = "2"
+            #expect(try sessions(host).isEmpty, "\(dir)")
+        }
+        // Not the user's own directory: one given to another uid (as root), else a system one.
+        var foreign = "/usr/share"
+        if getuid() == 0 {
+            foreign = c.hostDir + "/other"
+            try FileManager.default.createDirectory(atPath: foreign, withIntermediateDirectories: true)
+            #expect(chown(foreign, 4242, 4242) == 0)
+        }
+        host["PMIX_SERVER_TMPDIR"] = foreign
+        host["OMPI_MCA_orte_top_session_dir"] = session
+        #expect(try sessions(host) == [session])
     }
 
     @Test func rankRunsAsTheHostUser() throws {

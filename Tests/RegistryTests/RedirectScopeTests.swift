@@ -64,6 +64,58 @@ import Glibc
         #expect(line == "refusing redirect from public host registry.example to link-local address metadata.example")
     }
 
+    /// Through a proxy, a target that does not resolve here is resolved by the proxy in its own
+    /// network: refused where names resolve here; the token realm is checked like a redirect.
+    @Test func unresolvableTargetsThroughAProxyAndTokenRealms() {
+        let table: [String: [AddressScope]] = [
+            "registry.example": [.publicInternet], "cdn.example": [.publicInternet], "mirror.site": [.privateNetwork],
+        ]
+        let resolve: (String) -> [AddressScope] = { table[$0] ?? [] }
+        // Without a proxy the connection fails by itself.
+        #expect(inwardRedirectRefusal(from: "registry.example", to: "metadata.internal", resolve: resolve) == nil)
+        for from in ["registry.example", "8.8.8.8", "mirror.site", "127.0.0.1"] {
+            #expect(inwardRedirectRefusal(from: from, to: "metadata.internal", viaProxy: true, resolve: resolve) != nil, "\(from)")
+        }
+        #expect(
+            inwardRedirectRefusal(from: "registry.example", to: "metadata.internal", viaProxy: true, resolve: resolve)
+                == "refusing redirect from public host registry.example to metadata.internal: the name does not resolve here, "
+                + "and the proxy would resolve it in its own network")
+        #expect(inwardRedirectRefusal(from: "registry.example", to: "cdn.example", viaProxy: true, resolve: resolve) == nil)
+        #expect(inwardRedirectRefusal(from: "registry.example", to: "127.0.0.1", viaProxy: true, resolve: resolve) != nil)
+        // A node that resolves no name (everything through the proxy) cannot tell: followed.
+        #expect(inwardRedirectRefusal(from: "hub.example", to: "blobs.example", viaProxy: true, resolve: { _ in [] }) == nil)
+        #expect(
+            inwardRedirectRefusal(from: "registry.example", to: "127.0.0.1", what: "token realm", resolve: resolve)
+                == "refusing token realm from public host registry.example to loopback address 127.0.0.1")
+    }
+
+    /// N3: a registry off loopback whose Bearer challenge names a token service on 127.0.0.1 (or
+    /// the metadata address): refused before the token request; a realm on itself is followed.
+    @Test(.enabled(if: Self.outerAddress != nil, "this host has no non-loopback IPv4 address to serve a registry on"))
+    func aRegistryOffLoopbackCannotNameALoopbackTokenRealm() async throws {
+        let address = try #require(Self.outerAddress)
+        let reg = try await FakeRegistry(bindingTo: address)
+        let client = try RegistryClient(
+            options: RegistryOptions(
+                insecure: true, credentials: CredentialStore(entries: [:]), maxAttempts: 2, retryBaseDelay: 0.05,
+                maxRetryDelay: 1))
+        let inner = try await StubServer { _ in .status(200, body: #"{"token":"inner-secret"}"#) }
+        defer { Task { await inner.stop() } }
+        _ = reg.putImage(repo: "x", tag: "latest", layers: [testBytes(100, seed: 3)])
+        for realm in ["\(inner.base)/token", "http://169.254.169.254/token"] {
+            reg.setHook { r in
+                r.header("Authorization") == nil
+                    ? .status(401, [("WWW-Authenticate", #"Bearer realm="\#(realm)",service="x""#)]) : nil
+            }
+            await expectFailure("refusing token realm from") {
+                _ = try await client.resolveImage(ImageReference(parsing: "\(reg.host)/x:latest"), platform: nil)
+            }
+        }
+        #expect(inner.requests.isEmpty)
+        await client.shutdown()
+        await reg.stop()
+    }
+
     /// A real registry listening on this host's non-loopback address (seen as a public or private
     /// registry) redirects a blob, then a manifest, to a blob store on 127.0.0.1 and to the metadata
     /// address: each is refused with one line and nothing reaches the loopback store.

@@ -63,6 +63,17 @@ pid_t cl_spawn(const cl_exec_config_t *config, cl_exec_error_t *error);
 /// Returns 0 and the raw wait status, or -1 with errno.
 int cl_wait_forwarding(pid_t pid, int *status);
 
+// A forwarding slot held for a process that does not exist yet (R1's command, started by a
+// detached runtime): taken before the runtime starts, so that no signal finds the default
+// disposition once the runtime's own slot is gone; a signal meanwhile is parked. Returns the slot
+// (-1 when the table is full: forwarding still works for the others).
+int cl_forward_hold(void);
+// Gives the held slot up without waiting (the command never started).
+void cl_forward_drop(int slot);
+// Publishes `pid` in the held slot (delivering a parked signal), waits for it while forwarding,
+// and gives the slot up. As cl_wait_forwarding otherwise.
+int cl_wait_held(int slot, pid_t pid, int *status);
+
 /// Defers SIGINT, SIGTERM, SIGHUP and SIGQUIT (process-wide: a handler records the first one) for a
 /// short critical section such as creating and locking a run directory; `cl_signals_release`
 /// restores the previous handlers and re-raises a recorded signal, so it then has its usual effect.

@@ -52,7 +52,7 @@ final class OutputRenderer: OutputSink, @unchecked Sendable {
             let code = level == .error ? "31" : level == .warning ? "33" : level == .debug ? "2" : "36"
             p = "\u{1B}[\(code)m\(prefix.dropLast())\u{1B}[0m "
         }
-        write(erase() + p + text + "\n")
+        write(erase() + p + Format.printable(text, newlines: true) + "\n")
         redraw(force: true)
     }
 
@@ -65,8 +65,9 @@ final class OutputRenderer: OutputSink, @unchecked Sendable {
         case .blobBytes, .pullStarted: return
         case .pullFinished(let image, let bytes):
             write(
-                "Info: pulled \(image): \(state.blobs.count) blob(s), \(Self.size(bytes)) in \(Self.duration(state.elapsed(Self.now())))\n")
-        default: write("Info: \(p)\n")
+                "Info: pulled \(Format.printable(image)): \(state.blobs.count) blob(s), \(Self.size(bytes)) in \(Self.duration(state.elapsed(Self.now())))\n"
+            )
+        default: write("Info: \(Format.printable(p.description))\n")
         }
     }
 
@@ -76,11 +77,12 @@ final class OutputRenderer: OutputSink, @unchecked Sendable {
         switch p {
         case .pullFinished(let image, let bytes):
             write(erase())
-            let line = "pulled \(image): \(state.blobs.count) blob(s), \(Self.size(bytes)) in \(Self.duration(state.elapsed(Self.now())))"
+            let line =
+                "pulled \(Format.printable(image)): \(state.blobs.count) blob(s), \(Self.size(bytes)) in \(Self.duration(state.elapsed(Self.now())))"
             write((colour ? "\u{1B}[32mInfo:\u{1B}[0m " : "Info: ") + line + "\n")
             state = PullState()
         case .layerExtracted, .step:
-            write(erase() + "\r" + (colour ? "\u{1B}[36mInfo:\u{1B}[0m " : "Info: ") + "\(p)\n")
+            write(erase() + "\r" + (colour ? "\u{1B}[36mInfo:\u{1B}[0m " : "Info: ") + Format.printable(p.description) + "\n")
             redraw(force: true)
         case .blobBytes: redraw(force: false)
         default: redraw(force: true)
@@ -105,7 +107,7 @@ final class OutputRenderer: OutputSink, @unchecked Sendable {
             let pct = b.total > 0 ? Int(b.done * 100 / b.total) : 100
             let bar = String(repeating: "=", count: pct / 5) + String(repeating: " ", count: 20 - pct / 5)
             lines.append(
-                "\(name) [\(bar)] \(Format.padded(String(pct), width: 3))% \(Self.size(b.done))/\(Self.size(b.total))"
+                "\(Format.printable(name)) [\(bar)] \(Format.padded(String(pct), width: 3))% \(Self.size(b.done))/\(Self.size(b.total))"
                     + (b.status.isEmpty ? "" : " \(b.status)"))
         }
         let done = state.bytesDone, total = max(state.totalBytes, done)
