@@ -184,7 +184,8 @@ public enum UDocker {
             )
         }
         context.messages.warning(
-            "reading repository \(context.repository.topDirectory) of \(owner) (trusted_repository_owners): read-only, its owner can change what you see")
+            "reading repository \(context.repository.topDirectory) of \(owner) (trusted_repository_owners): read-only, its owner can change what you see"
+        )
     }
 
     /// ArgumentParser's message as one line: the first line, and a value list that follows a

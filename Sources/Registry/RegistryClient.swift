@@ -133,7 +133,8 @@ public final class RegistryClient: Sendable {
             return .socksServer(host: host, port: u.port ?? 1080)
         case "socks4", "socks4a":
             throw RegistryError.invalidOption(
-                "unsupported proxy '\(scheme)://\(host)\(u.port.map { ":\($0)" } ?? "")': SOCKS4 is not supported (use socks5://, socks5h:// or http://)")
+                "unsupported proxy '\(scheme)://\(host)\(u.port.map { ":\($0)" } ?? "")': SOCKS4 is not supported (use socks5://, socks5h:// or http://)"
+            )
         default:
             throw RegistryError.unsupportedProxy("\(scheme)://\(host)")
         }

@@ -86,7 +86,8 @@ public enum RegistryError: Error, CustomStringConvertible, Sendable {
             return "proxy unreachable: \(proxy) (the proxy for \(host)): \(reason); check --httpproxy, http_proxy/https_proxy or no_proxy"
         case .proxyFailed(let proxy, let host, let reason): return "proxy \(proxy) failed for \(host): \(reason)"
         case .deadlineExceeded(let seconds):
-            return "pull did not finish within \(TransferLimits.seconds(seconds)) s (pull_timeout); the next pull resumes what was downloaded"
+            return
+                "pull did not finish within \(TransferLimits.seconds(seconds)) s (pull_timeout); the next pull resumes what was downloaded"
         }
     }
 

@@ -38,11 +38,15 @@ final class TransferMeter: Sendable {
     private let state = Mutex(State())
 
     func begin(at offset: Int64) {
-        state.withLock { s in s.streaming = true; s.lastByte = .now; s.generation += 1; s.position = offset }
+        state.withLock { s in
+            s.streaming = true; s.lastByte = .now; s.generation += 1; s.position = offset
+        }
     }
 
     func add(_ n: Int) {
-        state.withLock { s in s.bytes += Int64(n); s.position += Int64(n); s.lastByte = .now }
+        state.withLock { s in
+            s.bytes += Int64(n); s.position += Int64(n); s.lastByte = .now
+        }
     }
 
     var position: Int64 { state.withLock { $0.position } }

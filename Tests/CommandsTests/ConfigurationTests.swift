@@ -70,7 +70,8 @@ import Testing
         #expect(c.warnings.last?.contains("ignoring keystore in section [other]") == true)
         #expect(c["sysdirs_list"] == "/dev /proc")
         #expect(c["keystore"].hasSuffix("/keystore"))
-        let quiet = try load("[DEFAULT]\nhttp_insecure = False\npull_timeout = 2.5\ndefault_execution_mode = P1\ncontainer_storage = flat\n")
+        let quiet = try load(
+            "[DEFAULT]\nhttp_insecure = False\npull_timeout = 2.5\ndefault_execution_mode = P1\ncontainer_storage = flat\n")
         #expect(quiet.warnings.isEmpty, "\(quiet.warnings)")
         #expect(throws: (any Error).self) {
             try Configuration(environment: ["HOME": tmp.sub("home"), "UDOCKER_LOGLEVEL": "abc"], overrides: .init())

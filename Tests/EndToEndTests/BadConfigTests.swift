@@ -9,7 +9,9 @@ import TestSupport
 @Suite("E2E broken configuration", e2eEnabled)
 struct BadConfigTests {
     /// Writes `contents` as the user's `--config` file and runs `images` with it.
-    func withConfig(_ box: E2ESandbox, _ contents: String, mode: mode_t = 0o644, args: [String] = ["images"]) async throws
+    func withConfig(
+        _ box: E2ESandbox, _ contents: String, mode: mode_t = 0o644, args: [String] = ["images"]
+    ) async throws
         -> (CommandResult, String)
     {
         let path = "\(box.path)/bad.conf"

@@ -189,7 +189,9 @@ struct TripTests {
         for r in try await [a, b] { expectSuccess(r) }
     }
 
-    @Test("a killed import --clone leaves a staging entry in containers/; the next import --clone, rmi --prune or verify --all --repair removes it")
+    @Test(
+        "a killed import --clone leaves a staging entry in containers/; the next import --clone, rmi --prune or verify --all --repair removes it"
+    )
     func killedImportCloneLeftover() async throws {
         let box = try sandbox()
         let id = try await box.pullAndCreate(box.env.debian)
