@@ -39,9 +39,9 @@ struct SearchCommand: UDockerCommand {
         var target = Self.target(index: registryFlags.index, registry: registryFlags.registry, options: options)
         var expression = self.expression
         if registryFlags.index?.isEmpty != false && registryFlags.registry?.isEmpty != false,
-            let (host, rest) = Self.splitRegistry(expression)
+            let (host, url, rest) = Self.splitRegistry(expression)
         {
-            target = options.registryMap[host.lowercased()] ?? host
+            target = options.registryMap[host.lowercased()] ?? url
             expression = rest
         }
         if RegistryClient.isDockerHubIndex(target) {
@@ -58,7 +58,7 @@ struct SearchCommand: UDockerCommand {
     /// `quay.io/expr`, `127.0.0.1:5000/expr`, `https://host/expr` (udocker's `search` help form:
     /// a first component with a dot names the registry) → (registry, expression). udocker takes
     /// only names with a dot; `host:port` and `localhost` count here too, as in image names.
-    static func splitRegistry(_ expression: String) -> (String, String)? {
+    static func splitRegistry(_ expression: String) -> (host: String, url: String, expression: String)? {
         var rest = Substring(expression)
         var scheme = ""
         if let r = rest.firstRange(of: "://") {
@@ -68,7 +68,8 @@ struct SearchCommand: UDockerCommand {
         guard let slash = rest.firstIndex(of: "/") else { return nil }
         let host = rest[..<slash]
         guard host.contains(".") || host.contains(":") || host == "localhost" else { return nil }
-        return (scheme + host, String(rest[rest.index(after: slash)...]))
+        let url = (scheme.isEmpty ? RegistryClient.defaultScheme(forHost: String(host)) + "://" : scheme) + host
+        return (String(host), url, String(rest[rest.index(after: slash)...]))
     }
 
     /// Where to search: `--index`, else `--registry`, else a configured index or registry that is

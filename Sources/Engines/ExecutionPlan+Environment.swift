@@ -73,8 +73,8 @@ extension PlanBuilder {
             // udocker's `get_pair` per line: key and value trimmed (`K = V` is K=V), a bare `K`
             // takes the host value, and a line whose key is not a name (`export K=V`, `1X=…`) is
             // skipped: udocker skips it silently, we say so.
-            for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-                let line = raw.trimmed(where: { $0.isBlank || $0 == "\r" })
+            for (n, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
+                let line = raw.trimmed(where: \.isBlank)
                 if line.isEmpty || line.hasPrefix("#") { continue }
                 guard let (k, v) = pair(line), Self.isValidKey(Substring(k.trimmed(where: \.isBlank))) else {
                     let hint = line.hasPrefix("export ") ? " (udocker skips it too; write K=V)" : " (not K=V; udocker skips it too)"

@@ -208,7 +208,7 @@ public struct Configuration: Sendable {
         }
         var section: String?
         var lastKey: String?
-        for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (n, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let line = raw.trimmed(where: \.isBlank)
             let at = "\(path) line \(n + 1)"
             if line.isEmpty || line.hasPrefix("#") || line.hasPrefix(";") { continue }
