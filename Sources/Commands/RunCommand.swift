@@ -79,7 +79,8 @@ struct RunCommand: UDockerCommand {
             let a = out[i]
             if a == "--" || !a.hasPrefix("-") { break }
             if a == "--pull" {
-                if i + 1 < out.count, PullPolicy(rawValue: out[i + 1]) != nil { i += 2; continue }
+                // A policy (any case: `NEVER` stays an error) or `""` (not given) is its value.
+                if i + 1 < out.count, out[i + 1].isEmpty || PullPolicy(rawValue: out[i + 1].lowercased()) != nil { i += 2; continue }
                 out[i] = "--pull=missing"
             } else if valued.contains(a) {
                 i += 1  // its value
