@@ -66,7 +66,7 @@ enum TransferFiles {
             var st = stat()
             if fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_uid == getuid(), flock(fd, LOCK_EX | LOCK_NB) == 0 {
                 unlink(p)
-                Output().info("removed \(p), left by an interrupted export (process \(pid))")
+                Output().info("removed \(p), left by an interrupted export or save (process \(pid))")
             }
             close(fd)
         }
