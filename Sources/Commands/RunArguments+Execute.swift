@@ -154,7 +154,8 @@ extension RunArguments: CommandAction {
                 target, platform: platform)
             return try repo.createContainer(from: pulled, name: name, storage: storageKind(context), warn: context.messages.warning)
         }
-        guard haveImage else { throw CommandFailure("container or image not found: \(target)") }
+        // udocker 1.3.17 exits 2 here (its engine finds no container to run).
+        guard haveImage else { throw CommandFailure("container or image not found: \(target)", status: pullPolicy == .never ? 2 : 1) }
         return try repo.createContainer(from: image, name: name, storage: storageKind(context), warn: context.messages.warning)
     }
 

@@ -60,9 +60,34 @@ struct RunCommand: UDockerCommand {
 
     /// Options stop at the container: what follows is the command, passed through untouched.
     static func normalize(_ args: [String]) -> [String] {
+        let args = bareDefaultPull(args)
         let (options, tail) = ArgumentNormalizer.splitAtPositionals(args, positionalCount: 1, valued: valuedOptions)
         let head = ArgumentNormalizer.dropEmptyValues(ArgumentNormalizer.splitShortEquals(options), valued: valuedOptions)
         return tail.isEmpty ? head : head + ["--"] + tail
+    }
+
+    /// A bare `--pull` (udocker reads it as a flag, "if invoked without option") is
+    /// `--pull=missing`, the default, unless a policy follows it (`--pull never`). udocker 1.3.17
+    /// takes the next word as the policy whatever it is, so `run --pull IMAGE` ran the command's
+    /// first word as the image; here the image stays the image.
+    static func bareDefaultPull(_ args: [String]) -> [String] {
+        guard args.contains("--pull") else { return args }
+        var out = args
+        var i = 0
+        let valued = valuedOptions
+        while i < out.count {
+            let a = out[i]
+            if a == "--" || !a.hasPrefix("-") { break }
+            if a == "--pull" {
+                // A policy (any case: `NEVER` stays an error) or `""` (not given) is its value.
+                if i + 1 < out.count, out[i + 1].isEmpty || PullPolicy(rawValue: out[i + 1].lowercased()) != nil { i += 2; continue }
+                out[i] = "--pull=missing"
+            } else if valued.contains(a) {
+                i += 1  // its value
+            }
+            i += 1
+        }
+        return out
     }
 
     /// ArgumentParser's result as plain values (`command` without the `--` that normalize puts

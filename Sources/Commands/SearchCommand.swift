@@ -37,7 +37,14 @@ struct SearchCommand: UDockerCommand {
                 : "\(pad(String(name.prefix(80)), 55)) \(lpad(String(official.prefix(8)), 8)) \(pad(String(description.prefix(70)), 70)) \(lpad(String(stars.prefix(5)), 5))"
         }
         let results: [SearchResult]
-        let target = Self.target(index: registryFlags.index, registry: registryFlags.registry, options: options)
+        var target = Self.target(index: registryFlags.index, registry: registryFlags.registry, options: options)
+        var expression = self.expression
+        if registryFlags.index?.isEmpty != false && registryFlags.registry?.isEmpty != false,
+            let (host, url, rest) = Self.splitRegistry(expression)
+        {
+            target = options.registryMap[host.lowercased()] ?? url
+            expression = rest
+        }
         if RegistryClient.isDockerHubIndex(target) {
             results = try await client.searchDockerHub(expression, index: target)
         } else {
@@ -47,6 +54,23 @@ struct SearchCommand: UDockerCommand {
             [fmt("NAME", "OFFICIAL", "DESCRIPTION", "STARS")]
             + results.map { fmt($0.name, $0.official ? "[OK]" : "----", $0.description, $0.stars) }
         print(lines.joined(separator: "\n"))
+    }
+
+    /// `quay.io/expr`, `127.0.0.1:5000/expr`, `https://host/expr` (udocker's `search` help form:
+    /// a first component with a dot names the registry) → (registry, expression). udocker takes
+    /// only names with a dot; `host:port` and `localhost` count here too, as in image names.
+    static func splitRegistry(_ expression: String) -> (host: String, url: String, expression: String)? {
+        var rest = Substring(expression)
+        var scheme = ""
+        if let r = rest.firstRange(of: "://") {
+            scheme = String(rest[..<r.upperBound])
+            rest = rest[r.upperBound...]
+        }
+        guard let slash = rest.firstIndex(of: "/") else { return nil }
+        let host = rest[..<slash]
+        guard host.contains(".") || host.contains(":") || host == "localhost" else { return nil }
+        let url = (scheme.isEmpty ? RegistryClient.defaultScheme(forHost: String(host)) + "://" : scheme) + host
+        return (String(host), url, String(rest[rest.index(after: slash)...]))
     }
 
     /// Where to search: `--index`, else `--registry`, else a configured index or registry that is

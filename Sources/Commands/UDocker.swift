@@ -134,6 +134,7 @@ public enum UDocker {
             let context = CommandContext(configuration: configuration, environment: env)
             ErrorAdvice.repository = context.repository.topDirectory
             Output.install(OutputRenderer(verbosity: configuration.verbosity, environment: env))
+            for w in configuration.warnings { context.messages.warning(w) }
             if type.needsRepository {
                 if overrides.repo != nil {
                     guard context.repository.isRepository else { throw CommandFailure("invalid udocker repository: \(overrides.repo!)") }
@@ -141,7 +142,9 @@ public enum UDocker {
                     context.messages.info("creating repo: \(context.repository.topDirectory)")
                     try context.repository.create()
                 }
-                if let unsafe = context.repository.unsafeOwnershipReason { throw CommandFailure(unsafe) }
+                if let unsafe = context.repository.unsafeOwnershipReason {
+                    try Self.useForeignRepository(context, command: name, arguments: normalized, refusal: unsafe)
+                }
             }
             // `run` and `version` read their common forms themselves (ArgumentParser's reflection
             // is half of a run's CPU time); anything else, and every error, is ArgumentParser's.
@@ -163,6 +166,26 @@ public enum UDocker {
         } catch {
             return fail("\(error)")
         }
+    }
+
+    /// Commands that only read a repository: allowed on another user's repository that
+    /// `trusted_repository_owners` names (`verify` without `--repair`).
+    static let readOnlyCommands: Set<String> = ["images", "ps", "inspect", "verify", "save", "export"]
+
+    /// Another user's repository: refused (`refusal`) unless its owner is trusted and the command
+    /// only reads; then used with a warning.
+    static func useForeignRepository(_ context: CommandContext, command: String, arguments: [String], refusal: String) throws {
+        let trusted = context.configuration["trusted_repository_owners"].split(whereSeparator: { $0 == "," || $0.isWhitespace })
+            .map(String.init)
+        guard let owner = context.repository.trustedForeignOwner(trusted) else { throw CommandFailure(refusal) }
+        guard readOnlyCommands.contains(command), !(command == "verify" && arguments.contains("--repair")) else {
+            throw CommandFailure(
+                "repository \(context.repository.topDirectory) belongs to \(owner): trusted for reading only (trusted_repository_owners), '\(command)' would change it; use a repository of your own (--repo, UDOCKER_DIR)"
+            )
+        }
+        context.messages.warning(
+            "reading repository \(context.repository.topDirectory) of \(owner) (trusted_repository_owners): read-only, its owner can change what you see"
+        )
     }
 
     /// ArgumentParser's message as one line: the first line, and a value list that follows a

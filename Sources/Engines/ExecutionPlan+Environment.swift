@@ -70,13 +70,18 @@ extension PlanBuilder {
             do { text = try String(contentsOfFile: file, encoding: .utf8) } catch {
                 throw EngineError.invalid("cannot read --env-file \(file): not a readable text file")
             }
-            for raw in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
+            // udocker's `get_pair` per line: key and value trimmed (`K = V` is K=V), a bare `K`
+            // takes the host value, and a line whose key is not a name (`export K=V`, `1X=…`) is
+            // skipped: udocker skips it silently, we say so.
+            for (n, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
                 let line = raw.trimmed(where: \.isBlank)
                 if line.isEmpty || line.hasPrefix("#") { continue }
-                guard let (k, v) = pair(line), Self.isValidKey(Substring(k)) else {
-                    throw EngineError.invalid("invalid environment variable in \(file): \(line.prefix(80))")
+                guard let (k, v) = pair(line), Self.isValidKey(Substring(k.trimmed(where: \.isBlank))) else {
+                    let hint = line.hasPrefix("export ") ? " (udocker skips it too; write K=V)" : " (not K=V; udocker skips it too)"
+                    warnings.append("--env-file \(file) line \(n + 1): ignoring \(line.prefix(80))\(hint)")
+                    continue
                 }
-                if let v { containerEnv.setIfAbsent(k, v) }
+                if let v { containerEnv.setIfAbsent(k.trimmed(where: \.isBlank), v.trimmed(where: \.isBlank)) }
             }
         }
     }

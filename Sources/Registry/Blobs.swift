@@ -37,11 +37,11 @@ extension RegistryClient {
             var pending = unique.makeIterator()
             for _ in 0..<width {
                 guard let d = pending.next() else { break }
-                group.addTask { try await self.fetchBlob(endpoint, d, store: store, progress: progress) }
+                group.addTask { try await self.watchedFetch(endpoint, d, store: store, progress: progress) }
             }
             while try await group.next() != nil {
                 if let d = pending.next() {
-                    group.addTask { try await self.fetchBlob(endpoint, d, store: store, progress: progress) }
+                    group.addTask { try await self.watchedFetch(endpoint, d, store: store, progress: progress) }
                 }
             }
         }
@@ -49,8 +49,25 @@ extension RegistryClient {
 
     static func shortName(_ d: Digest) -> String { "\(d.algorithm):\(d.hex.prefix(12))" }
 
-    func fetchBlob(
+    /// `fetchBlob` under the transfer limits: a body that stalls or drips ends the pull with one
+    /// error (not retried: a batch job needs bounded time), its partial file kept for the next pull.
+    func watchedFetch(
         _ endpoint: Endpoint, _ d: Descriptor, store: some BlobStore,
+        progress: (@Sendable (ProgressEvent) -> Void)?
+    ) async throws {
+        let meter = TransferMeter()
+        do {
+            try await options.transferLimits.watch(meter) { meter in
+                try await self.fetchBlob(endpoint, d, store: store, meter: meter, progress: progress)
+            }
+        } catch let e as TransferTooSlow {
+            throw RegistryError.transferTooSlow(
+                host: endpoint.host, blob: d.digest.description, reason: e.reason, done: meter.position, total: d.size)
+        }
+    }
+
+    func fetchBlob(
+        _ endpoint: Endpoint, _ d: Descriptor, store: some BlobStore, meter: TransferMeter = TransferMeter(),
         progress: (@Sendable (ProgressEvent) -> Void)?
     ) async throws {
         let name = RegistryClient.shortName(d.digest)
@@ -66,7 +83,7 @@ extension RegistryClient {
         }
         defer { file.close() }
         do {
-            try await download(endpoint, d, file: file, name: name, progress: progress)
+            try await download(endpoint, d, file: file, name: name, meter: meter, progress: progress)
         } catch {
             // Nothing worth resuming: don't leave an empty .partial behind.
             if (try? file.currentSize()) == 0 { file.discard() }
@@ -75,7 +92,8 @@ extension RegistryClient {
     }
 
     private func download(
-        _ endpoint: Endpoint, _ d: Descriptor, file: any BlobWriter, name: String, progress: (@Sendable (ProgressEvent) -> Void)?
+        _ endpoint: Endpoint, _ d: Descriptor, file: any BlobWriter, name: String, meter: TransferMeter,
+        progress: (@Sendable (ProgressEvent) -> Void)?
     ) async throws {
         var offset = try file.currentSize()
         if offset > d.size { try file.truncate(); offset = 0 }
@@ -168,9 +186,12 @@ extension RegistryClient {
             }
 
             let before = offset
+            meter.begin(at: offset)
+            defer { meter.end() }
             do {
                 var lastReport = offset
                 for try await chunk in response.body {
+                    meter.add(chunk.readableBytes)
                     let n = Int64(chunk.readableBytes)
                     guard offset + n <= d.size else {
                         file.discard()
@@ -211,6 +232,9 @@ extension RegistryClient {
                 try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
                 continue
             }
+            // A cancelled body (Ctrl-C, the transfer watchdog, the pull's deadline) may end
+            // like a complete one: keep what arrived for the next pull.
+            try Task.checkCancellation()
             if offset < d.size {
                 file.discard()
                 throw RegistryError.sizeMismatch(

@@ -1,5 +1,4 @@
 import FoundationEssentials
-import Logging
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -22,6 +21,9 @@ public final class DockerCredentials: @unchecked Sendable {
     public private(set) var warnings: [String] = []
     private let lock = ConditionLock()
     private var cache: [String: String?] = [:]
+    /// Why a helper gave nothing for a server (not found, failed, unusable answer): said in the
+    /// error when the registry then wants credentials.
+    private var problems: [String: String] = [:]
     /// Seconds a helper may take before it is killed.
     static let helperTimeout: Double = 30
 
@@ -103,24 +105,31 @@ public final class DockerCredentials: @unchecked Sendable {
         let dirs = (env["PATH"] ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":").map(String.init).filter { $0.hasPrefix("/") }
         guard let exe = dirs.map({ (dir: String) -> String in "\(dir)/\(program)" }).first(where: { access($0, X_OK) == 0 }) else {
             note("\(program) not found on PATH: Docker's credentials for \(server) are not used")
+            problem(server, "credential helper \(program) (named in \(path)) not found on PATH")
             return nil
         }
         let result: Subprocess.Result
         do {
             result = try Subprocess.run(exe, ["get"], input: Array((server + "\n").utf8), timeout: Self.helperTimeout)
         } catch {
-            note("\(exe) could not be started: \(error)"); return nil
+            note("\(exe) could not be started: \(error)")
+            problem(server, "credential helper \(exe) could not be started")
+            return nil
         }
         guard result.succeeded else {
             let how = result.exitStatus.map { "exit \($0)" } ?? "killed"
-            note("\(program) get \(server): \(how) (no credentials)"); return nil
+            note("\(program) get \(server): \(how) (no credentials)")
+            problem(server, "credential helper \(program) failed (\(how))")
+            return nil
         }
         let data = result.output
         guard data.count <= 1 << 20,
             let obj = JSONAny.object(data),
             let user = obj["Username"] as? String, let secret = obj["Secret"] as? String, !secret.isEmpty
         else {
-            note("\(program) get \(server): no {Username, Secret} in its answer"); return nil
+            note("\(program) get \(server): no {Username, Secret} in its answer")
+            problem(server, "credential helper \(program) gave no {Username, Secret}")
+            return nil
         }
         // An identity token (Username "<token>") is an OAuth refresh token, not a password.
         guard user != "<token>" else { note("\(program): identity tokens are not supported"); return nil }
@@ -128,6 +137,20 @@ public final class DockerCredentials: @unchecked Sendable {
         return Data("\(user):\(secret)".utf8).base64EncodedString()
     }
 
-    /// What the helpers did, under `-D`.
-    private func note(_ s: String) { Logger(label: "udocker.registry").debug("\(s)") }
+    /// What the helpers did, under `-D` (the one output channel: a `Logger` nobody set up
+    /// printed nothing).
+    private func note(_ s: String) { Output().debug(s) }
+
+    private func problem(_ server: String, _ text: String) {
+        lock.lock(); problems[server] = text; lock.unlock()
+    }
+
+    /// Why no Docker credentials were found for a normalised registry key, when a helper was
+    /// asked and gave nothing.
+    func problem(forKey key: String) -> String? {
+        let hub = CredentialStore.dockerHubAliases.contains(key)
+        let server = hub ? "https://index.docker.io/v1/" : key
+        lock.lock(); defer { lock.unlock() }
+        return problems[server]
+    }
 }

@@ -144,7 +144,9 @@ extension RegistryClient {
             logger.debug("token received for \(endpoint.scope) (\(token.utf8.count) characters, not shown)")
         case "basic":
             guard let creds else {
-                throw RegistryError.credentialsRequired(host: endpoint.host, reason: "no credentials stored (use udocker login)")
+                let why = options.credentials.problem(forRegistry: endpoint.host)
+                throw RegistryError.credentialsRequired(
+                    host: endpoint.host, reason: why.map { "no credentials: \($0)" } ?? "no credentials stored (use udocker login)")
             }
             guard RegistryClient.mayCarryBasic(endpoint.origin) else {
                 throw RegistryError.credentialsRequired(host: endpoint.host, reason: "refusing to send credentials over plain http")

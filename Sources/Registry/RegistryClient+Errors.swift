@@ -30,6 +30,28 @@ extension RegistryClient {
             || text.contains("timeout") || text.contains("broken pipe")
     }
 
+    /// A connection failure through `proxy` that is the proxy's, not the registry's: only the
+    /// proxy is connected to, so a refused, unresolvable or silent address is the proxy's; a
+    /// proxy that answers CONNECT with an error could not reach the registry. nil otherwise.
+    static func proxyFailure(_ error: Error, proxy: String, host: String) -> RegistryError? {
+        let shown = redactProxy(proxy)
+        if let e = error as? HTTPClientError {
+            if e == .proxyAuthenticationRequired {
+                return .proxyFailed(proxy: shown, host: host, reason: "the proxy asks for credentials (http://user:password@host:port)")
+            }
+            if e == .invalidProxyResponse {
+                return .proxyFailed(proxy: shown, host: host, reason: "the proxy could not connect to the registry")
+            }
+        }
+        let reason = describe(error)
+        let text = String(describing: error).lowercased()
+        if reason == "connection refused" || reason == "host name not found" || reason == "connection timed out" {
+            return .proxyUnreachable(proxy: shown, host: host, reason: reason)
+        }
+        if text.contains("socks") { return .proxyFailed(proxy: shown, host: host, reason: "SOCKS handshake failed: \(reason)") }
+        return nil
+    }
+
     /// A short human reason for a transport error (never includes request headers).
     static func describe(_ error: Error) -> String {
         if let e = error as? RegistryError { return e.description }

@@ -53,6 +53,9 @@ extension RegistryClient {
                     continue
                 }
                 logger.debug("GET \(RegistryClient.redact(current)) failed: \(String(describing: error).prefix(300))")
+                if let p = proxies.proxy(for: origin), let refusal = RegistryClient.proxyFailure(error, proxy: p, host: origin.hostPort) {
+                    throw refusal
+                }
                 throw RegistryError.unreachable(host: origin.hostPort, reason: RegistryClient.describe(error))
             }
             let code = Int(response.status.code)
@@ -82,6 +85,20 @@ extension RegistryClient {
                 logger.debug("redirect \(code) to \(nextOrigin.hostPort)")
                 current = next
                 continue
+            case 400 where origin.scheme == "http":
+                // A TLS registry asked in plain http (a loopback port of an SSH tunnel is taken
+                // for plain http): Go's and nginx's TLS servers answer 400 with a body saying so.
+                let body = (try? await RegistryClient.collectQuietly(response, limit: 4096)) ?? []
+                if String(decoding: body, as: UTF8.self).lowercased().contains("https") {
+                    throw RegistryError.invalidOption(
+                        "\(origin.hostPort) speaks https, not plain http (it answered HTTP 400: \"\(RegistryClient.firstLine(body))\"): use --registry=https://\(origin.hostPort) (or UDOCKER_REGISTRY) with the image name without the host, and SSL_CERT_FILE for its CA"
+                    )
+                }
+                // Anything else goes to the caller as it came.
+                let replay = HTTPClientResponse(
+                    version: response.version, status: response.status, headers: response.headers,
+                    body: .bytes(ByteBuffer(bytes: body)))
+                return (replay, origin, sameOrigin)
             case let c where RegistryClient.isRetryableStatus(c):
                 attempt += 1
                 let retryAfter = parseRetryAfter(response.headers.first(name: "Retry-After"))
@@ -160,6 +177,13 @@ extension RegistryClient {
             out.append(contentsOf: chunk.readableBytesView)
         }
         return out
+    }
+
+    /// The first line of a small error body, printable, at most 100 characters.
+    static func firstLine(_ body: [UInt8]) -> String {
+        let text = String(decoding: body.prefix(400), as: UTF8.self)
+        let line = text.split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
+        return String(line.filter { $0.isASCII && !$0.asciiValue.map { $0 < 0x20 || $0 == 0x7f }! }.prefix(100))
     }
 
     /// Drops query strings (tokens and signatures live there) from URLs in messages.

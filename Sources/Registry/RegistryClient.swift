@@ -56,6 +56,11 @@ public final class RegistryClient: Sendable {
             }
         }
         self.options = options
+        // Every proxy is parsed before any HTTP client exists: a client dropped without
+        // `shutdown()` traps in the HTTP client's debug builds (an unsupported `--httpproxy`
+        // crashed with SIGILL there).
+        let proxies = ProxySettings(explicit: options.httpProxy, environment: options.environment)
+        let proxySettings = try proxies.all.map { ($0, try RegistryClient.parseProxy($0)) }
         var config = HTTPClient.Configuration(certificateVerification: options.insecure ? .none : .fullVerification)
         config.redirectConfiguration = .disallow
         config.timeout = .init(connect: .seconds(options.connectTimeout), read: .seconds(options.readTimeout))
@@ -67,12 +72,12 @@ public final class RegistryClient: Sendable {
         // in addition to the system roots, loaded only once an https URL is requested.
         let extraRoots = !options.insecure && LazyTLSClient.wanted(options.environment)
         tls = extraRoots ? LazyTLSClient(configuration: config, environment: options.environment) : nil
-        proxies = ProxySettings(explicit: options.httpProxy, environment: options.environment)
+        self.proxies = proxies
         var proxied: [String: HTTPClient] = [:]
         let proxyConfig = extraRoots && !proxies.all.isEmpty ? LazyTLSClient.withExtraRoots(config, options.environment) : config
-        for p in proxies.all {
+        for (p, proxy) in proxySettings {
             var c = proxyConfig
-            c.proxy = try RegistryClient.parseProxy(p)
+            c.proxy = proxy
             proxied[p] = HTTPClient(eventLoopGroupProvider: .singleton, configuration: c)
         }
         self.proxied = proxied
@@ -118,8 +123,18 @@ public final class RegistryClient: Sendable {
             }
             return .server(host: host, port: port)
         case "socks5", "socks5h", "socks":
-            guard u.user == nil else { throw RegistryError.unsupportedProxy("\(scheme)://…: SOCKS authentication") }
+            // The HTTP client speaks SOCKS5 without authentication and sends the host name to the
+            // proxy (socks5h's way; socks5 is treated alike).
+            guard u.user == nil else {
+                throw RegistryError.invalidOption(
+                    "unsupported proxy '\(scheme)://…@\(host)': SOCKS5 with a user and password is not supported (use a SOCKS5 proxy without authentication, or an http:// proxy)"
+                )
+            }
             return .socksServer(host: host, port: u.port ?? 1080)
+        case "socks4", "socks4a":
+            throw RegistryError.invalidOption(
+                "unsupported proxy '\(scheme)://\(host)\(u.port.map { ":\($0)" } ?? "")': SOCKS4 is not supported (use socks5://, socks5h:// or http://)"
+            )
         default:
             throw RegistryError.unsupportedProxy("\(scheme)://\(host)")
         }

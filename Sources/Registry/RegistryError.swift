@@ -33,6 +33,14 @@ public enum RegistryError: Error, CustomStringConvertible, Sendable {
     case unsupportedProxy(String)
     case invalidOption(String)
     case io(String)
+    /// A blob download given up by `TransferLimits`; `done` of `total` bytes are kept.
+    case transferTooSlow(host: String, blob: String, reason: String, done: Int64, total: Int64)
+    /// The proxy for `host` cannot be reached (refused, unknown name, no answer).
+    case proxyUnreachable(proxy: String, host: String, reason: String)
+    /// The proxy answered but did not get us to `host`.
+    case proxyFailed(proxy: String, host: String, reason: String)
+    /// The pull did not finish within `pull_timeout` seconds.
+    case deadlineExceeded(seconds: Double)
 
     public var description: String {
         switch self {
@@ -71,6 +79,15 @@ public enum RegistryError: Error, CustomStringConvertible, Sendable {
         case .unsupportedProxy(let s): return "unsupported proxy '\(s)': use http://host:port or socks5://host:port"
         case .invalidOption(let s): return s
         case .io(let s): return s
+        case .transferTooSlow(let host, let blob, let reason, let done, let total):
+            return
+                "download of \(blob) from \(host) given up: \(reason); \(done) of \(total) bytes kept, the next pull resumes them"
+        case .proxyUnreachable(let proxy, let host, let reason):
+            return "proxy unreachable: \(proxy) (the proxy for \(host)): \(reason); check --httpproxy, http_proxy/https_proxy or no_proxy"
+        case .proxyFailed(let proxy, let host, let reason): return "proxy \(proxy) failed for \(host): \(reason)"
+        case .deadlineExceeded(let seconds):
+            return
+                "pull did not finish within \(TransferLimits.seconds(seconds)) s (pull_timeout); the next pull resumes what was downloaded"
         }
     }
 

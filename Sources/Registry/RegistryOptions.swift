@@ -33,6 +33,10 @@ public struct RegistryOptions: Sendable {
     /// Seconds without receiving a byte before a response is abandoned (then resumed for blobs).
     public var readTimeout: Int64
     public var userAgent: String
+    /// When a download under way is given up (stall, minimum rate over a window).
+    public var transferLimits = TransferLimits()
+    /// Seconds a whole pull may take (`pull_timeout`); 0: no limit.
+    public var pullTimeout: Double = 0
     /// Where `https_proxy`, `http_proxy` and `no_proxy` (and upper case) are read from.
     public var environment: [String: String] = ProcessInfo.processInfo.environment
 
@@ -141,4 +145,9 @@ public struct CredentialStore: Sendable {
     }
 
     public var isEmpty: Bool { entries.isEmpty && docker?.isEmpty != false }
+
+    /// Why Docker's credential helper gave nothing for `host`, once it was asked.
+    public func problem(forRegistry host: String) -> String? {
+        docker?.problem(forKey: CredentialStore.normalize(host))
+    }
 }

@@ -37,6 +37,12 @@ extension RegistryClient {
 
     static let dockerHubIndexHosts: Set<String> = ["hub.docker.com", "index.docker.io", "docker.io", "registry.hub.docker.com"]
 
+    /// The scheme a registry named as `host[:port]` is spoken to with: `http` on loopback,
+    /// `https` elsewhere (the rule of image names).
+    public static func defaultScheme(forHost hostPort: String) -> String {
+        isLoopbackHost(hostPart(of: hostPort)) ? "http" : "https"
+    }
+
     /// Whether `url` names Docker Hub's index (which has a search API; registries have not).
     public static func isDockerHubIndex(_ url: String) -> Bool {
         guard let o = parseBaseURL(url) else { return false }

@@ -30,6 +30,24 @@ extension LocalRepository {
         return nil
     }
 
+    /// The repository's owner when it is another user whose repository the user chose to read
+    /// (`trusted_repository_owners`: user names or uids, `@group` for a repository its group may
+    /// write): nil when the repository is not another user's, or that owner (or its writing
+    /// group) is not listed, or others may write it. Such a repository is used read-only.
+    public func trustedForeignOwner(_ trusted: [String], euid: uid_t = geteuid()) -> String? {
+        var st = stat()
+        guard !trusted.isEmpty, stat(topDirectory, &st) == 0, st.st_uid != 0, st.st_uid != euid else { return nil }
+        guard st.st_mode & S_IWOTH == 0 || st.st_mode & S_ISVTX != 0 else { return nil }
+        let user = getpwuid(st.st_uid).map { String(cString: $0.pointee.pw_name) } ?? String(st.st_uid)
+        guard trusted.contains(user) || trusted.contains(String(st.st_uid)) else { return nil }
+        if st.st_mode & S_IWGRP != 0 && st.st_mode & S_ISVTX == 0 && !Self.isPrivateGroup(st.st_gid, of: st.st_uid) {
+            let group = getgrgid(st.st_gid).map { String(cString: $0.pointee.gr_name) } ?? String(st.st_gid)
+            guard trusted.contains("@\(group)") || trusted.contains("@\(st.st_gid)") else { return nil }
+            return "\(user) (writable by group \(group))"
+        }
+        return user
+    }
+
     /// A user-private group: named like the user, and with no other members.
     static func isPrivateGroup(_ gid: gid_t, of uid: uid_t) -> Bool {
         guard let pw = getpwuid(uid), let gr = getgrgid(gid) else { return false }

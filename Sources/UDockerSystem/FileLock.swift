@@ -17,7 +17,15 @@ public final class FileLock: @unchecked Sendable {
     /// Blocks until the lock is granted. Creates the lock file if needed.
     public init(path: String, kind: Kind = .exclusive) throws {
         self.path = path
-        fd = try syscall("open lock file", path: path) { open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644) }
+        var opened = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        if opened < 0 && kind == .shared && (errno == EACCES || errno == EROFS || errno == EPERM) {
+            // A repository the user may only read (root's, or a trusted owner's): a read lock
+            // needs only read access; without a lock file its owner has never locked it.
+            opened = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+            if opened < 0 && errno == ENOENT { fd = -1; isHeld = false; return }
+        }
+        guard opened >= 0 else { throw SystemError("open lock file", path: path) }
+        fd = opened
         var fl = flock()
         fl.l_type = Int16(kind == .exclusive ? F_WRLCK : F_RDLCK)
         fl.l_whence = Int16(SEEK_SET)

@@ -45,6 +45,39 @@ import Testing
         #expect(e["override_default_execution_mode"] == "N1")
     }
 
+    /// Issue 23: what udocker's ConfigParser dies on is an error naming file, line, key and value;
+    /// unknown keys and keys outside [DEFAULT] are warnings; continuation lines extend a value.
+    @Test func brokenConfigFiles() throws {
+        let tmp = try TemporaryDirectory()
+        func load(_ text: String) throws -> Configuration {
+            try AtomicFile.write(text, to: tmp.sub("c.conf"))
+            var o = Configuration.Overrides()
+            o.configFile = tmp.sub("c.conf")
+            return try Configuration(environment: ["HOME": tmp.sub("home")], overrides: o)
+        }
+        func message(_ text: String) -> String {
+            do { _ = try load(text); return "" } catch { return "\(error)" }
+        }
+        #expect(message("verbose_level = 4\n").contains("line 1: 'verbose_level' before any section header"))
+        #expect(message("[DEFAULT]\nverbose_level = loud\n").contains("line 2: invalid verbose_level = loud: not a whole number"))
+        #expect(message("[DEFAULT]\nhttp_insecure = maybe\n").contains("invalid http_insecure = maybe"))
+        #expect(message("[DEFAULT]\ntransfer_min_rate = -1\n").contains("invalid transfer_min_rate = -1"))
+        #expect(message("[DEFAULT]\njust words\n").contains("line 2: not a 'key = value' line"))
+        #expect(message("[DEFAULT]\nx = \u{0}\n").contains("not a text file"))
+        let c = try load("[DEFAULT]\nverbose_levle = 4\nsysdirs_list = /dev\n  /proc\n[other]\nkeystore = x\n")
+        #expect(c.warnings.count == 2, "\(c.warnings)")
+        #expect(c.warnings.first?.contains("line 2: unknown key verbose_levle = 4") == true)
+        #expect(c.warnings.last?.contains("ignoring keystore in section [other]") == true)
+        #expect(c["sysdirs_list"] == "/dev /proc")
+        #expect(c["keystore"].hasSuffix("/keystore"))
+        let quiet = try load(
+            "[DEFAULT]\nhttp_insecure = False\npull_timeout = 2.5\ndefault_execution_mode = P1\ncontainer_storage = flat\n")
+        #expect(quiet.warnings.isEmpty, "\(quiet.warnings)")
+        #expect(throws: (any Error).self) {
+            try Configuration(environment: ["HOME": tmp.sub("home"), "UDOCKER_LOGLEVEL": "abc"], overrides: .init())
+        }
+    }
+
     @Test func missingConfigFileIsAnError() {
         var o = Configuration.Overrides()
         o.configFile = "/nonexistent/udocker.conf"
@@ -70,6 +103,13 @@ import Testing
         let args = RunCommand.normalize(["--rm", "-v", "/tmp:/mnt", "-e=X=1", "c7", "ls", "-l", "--rm"])
         #expect(args == ["--rm", "-v", "/tmp:/mnt", "-e", "X=1", "c7", "--", "ls", "-l", "--rm"])
         #expect(RunCommand.normalize(["--name=x", "img"]) == ["--name=x", "img"])
+    }
+
+    @Test func barePullIsTheDefault() {
+        #expect(RunCommand.bareDefaultPull(["--pull", "img", "true"]) == ["--pull=missing", "img", "true"])
+        #expect(RunCommand.bareDefaultPull(["--pull", "never", "img"]) == ["--pull", "never", "img"])
+        #expect(RunCommand.bareDefaultPull(["-v", "/a:/b", "--pull", "--rm", "img"]) == ["-v", "/a:/b", "--pull=missing", "--rm", "img"])
+        #expect(RunCommand.bareDefaultPull(["img", "--pull"]) == ["img", "--pull"])  // the command's own argument
     }
 
     @Test func runParsesUdockerStyle() throws {

@@ -174,4 +174,24 @@ struct LoginTests {
         try await t.box.pull(t.image, environment: ["PATH": "\(bin):\(E2ESandbox.defaultPath)"])
         #expect(t.box.readFile("\(t.box.path)/e2estore.asked") == "\(t.registry)\n")
     }
+
+    @Test("-D shows what the credential helper did; a missing helper is named in the error, not 'use udocker login'")
+    func helperDiagnostics() async throws {
+        let t = try Box()
+        defer { t.box.remove() }
+        try t.dockerConfig(#"{"credsStore": "e2emissing"}"#)
+        let missing = try await t.box.udocker(["-D", "pull", t.image])
+        expectNoCrash(missing)
+        #expect(missing.status != 0, "\(missing)")
+        #expect(missing.stderr.contains("Debug: docker-credential-e2emissing not found on PATH"), "\(missing)")
+        let error = missing.errorLines.joined(separator: "\n")
+        #expect(error.contains("credential helper docker-credential-e2emissing") && error.contains("not found on PATH"), "\(missing)")
+        #expect(!error.contains("use udocker login"), "\(missing)")
+        let bin = "\(t.box.path)/bin"
+        try t.helper("e2emissing", in: bin, user: t.user, secret: t.password)
+        let found = try await t.box.udocker(["-D", "pull", t.image], environment: ["PATH": "\(bin):\(E2ESandbox.defaultPath)"])
+        expectSuccess(found)
+        #expect(found.stderr.contains("Debug: credentials for \(t.registry) from docker-credential-e2emissing"), "\(found)")
+        #expect(!found.stderr.contains(t.password), "the secret reached the output")
+    }
 }

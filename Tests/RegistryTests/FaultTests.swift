@@ -8,6 +8,53 @@ import Testing
 
 /// Faults a real registry (or the path to it) produces: 5xx, resets while reading small bodies,
 /// Retry-After as an HTTP-date, malformed digests, plain http to remote hosts.
+/// Issue 23: a blob body that stalls or drips ends the download with one error after the
+/// configured limits (not retried), its partial file kept for the next pull.
+@Suite struct TransferLimitTests {
+    func client(_ limits: TransferLimits) throws -> RegistryClient {
+        var o = RegistryOptions(maxAttempts: 4, retryBaseDelay: 0.05, maxRetryDelay: 5)
+        o.transferLimits = limits
+        return try RegistryClient(options: o)
+    }
+
+    func pull(_ limits: TransferLimits, _ reply: @escaping @Sendable ([UInt8]) -> StubServer.Reply) async throws -> (Error?, [String]) {
+        let reg = try await FakeRegistry()
+        let c = try client(limits)
+        let dir = try TemporaryDirectory()
+        let bytes = testBytes(200_000, seed: 90)
+        let image = reg.putImage(repo: "app", tag: "1", layers: [bytes])
+        reg.setHook { r in r.path.hasSuffix(image.layers[0].digest.description) && r.header("Range") == nil ? reply(bytes) : nil }
+        var failure: Error?
+        do { try await c.fetchBlobs(ImageReference(parsing: "\(reg.host)/app:1"), image.layers, into: dir.path, progress: nil) } catch {
+            failure = error
+        }
+        await c.shutdown(); await reg.stop()
+        return (failure, FileInfo.list(dir.path).filter { $0.hasSuffix(".partial") })
+    }
+
+    @Test func aStalledBodyEndsAfterTheStallTimeout() async throws {
+        let (error, partials) = try await pull(TransferLimits(stallTimeout: 1, minimumRate: 0, rateWindow: 0)) { b in
+            .stall(status: 200, headers: [], body: b, sendBytes: 64 << 10)
+        }
+        #expect("\(error.map { "\($0)" } ?? "none")".contains("no data for 1 s (transfer_stall_timeout); 65536 of 200000 bytes kept"))
+        #expect(partials.count == 1)
+    }
+
+    @Test func aDrippingBodyEndsUnderTheMinimumRate() async throws {
+        let (error, partials) = try await pull(TransferLimits(stallTimeout: 30, minimumRate: 1000, rateWindow: 1)) { b in
+            .stall(status: 200, headers: [], body: b, sendBytes: 1000, dripBytes: 100, dripMilliseconds: 100)
+        }
+        #expect("\(error.map { "\($0)" } ?? "none")".contains("less than 1000 bytes/s for 1 s"))
+        #expect(partials.count == 1)
+    }
+
+    @Test func theTimeLimitCancelsAndSaysSo() async throws {
+        await expectFailure("did not finish within 0.2 s (pull_timeout)") {
+            _ = try await RegistryClient.withTimeLimit(0.2) { try await Task.sleep(for: .seconds(30)) }
+        }
+    }
+}
+
 @Suite struct ServerFaultTests {
     @Test func serverErrorsThenSuccessArePulled() async throws {
         try await withRegistry { reg, client, dir in

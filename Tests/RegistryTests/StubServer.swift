@@ -31,6 +31,9 @@ final class StubServer: @unchecked Sendable {
         /// Announces `Content-Length: body.count`, sends the first `sendBytes` bytes, then closes.
         case truncate(status: Int, headers: [(String, String)], body: [UInt8], sendBytes: Int)
         case delayed(milliseconds: Int64, Reply)
+        /// Headers and `sendBytes` of `body`, then `dripBytes` one every `dripMilliseconds`, then
+        /// nothing (the connection stays open until the server stops).
+        case stall(status: Int, headers: [(String, String)], body: [UInt8], sendBytes: Int, dripBytes: Int = 0, dripMilliseconds: Int64 = 0)
 
         static func status(_ code: Int, _ headers: [(String, String)] = [], body: String = "") -> Reply {
             .respond(status: code, headers: headers, body: Array(body.utf8))
@@ -134,6 +137,23 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
             }
             let server = self.server
             context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in server.end() }
+        case .stall(let status, let headers, let body, let sendBytes, let dripBytes, let dripMilliseconds):
+            var h = HTTPHeaders(headers)
+            h.replaceOrAdd(name: "Content-Length", value: "\(body.count)")
+            context.write(
+                wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: status), headers: h))), promise: nil)
+            context.writeAndFlush(
+                wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body.prefix(sendBytes))))), promise: nil)
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            for i in 0..<min(dripBytes, body.count - sendBytes) {
+                let byte = body[sendBytes + i]
+                context.eventLoop.scheduleTask(in: .milliseconds(dripMilliseconds * Int64(i + 1))) { [self] in
+                    let ctx = bound.value
+                    guard ctx.channel.isActive else { return }
+                    ctx.writeAndFlush(self.wrapOutboundOut(.body(.byteBuffer(ctx.channel.allocator.buffer(bytes: [byte])))), promise: nil)
+                }
+            }
+            server.end()
         case .truncate(let status, let headers, let body, let sendBytes):
             var h = HTTPHeaders(headers)
             h.replaceOrAdd(name: "Content-Length", value: "\(body.count)")

@@ -15,15 +15,17 @@ public final class ThrottledForwarder: @unchecked Sendable {
     /// `pauseAfter`: once that many bytes went from the target to the client (over all connections),
     /// the forwarder stops passing data on (connections stay open) until it is stopped: a download
     /// is then certain to be mid-way however late the test looks at it.
+    /// `drip`: past `pauseAfter`, one byte a second on each connection instead of nothing (a
+    /// registry whose transfer never stops but never gets anywhere).
     public static func start(
-        to target: String, bytesPerSecond: Int, pauseAfter: Int = 0, in directory: String
+        to target: String, bytesPerSecond: Int, pauseAfter: Int = 0, drip: Bool = false, in directory: String
     ) async throws
         -> ThrottledForwarder
     {
         let portFile = "\(directory)/forwarder.port"
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        p.arguments = ["-c", script, target, String(bytesPerSecond), portFile, String(pauseAfter)]
+        p.arguments = ["-c", script, target, String(bytesPerSecond), portFile, String(pauseAfter), drip ? "drip" : "pause"]
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try p.run()
@@ -64,6 +66,10 @@ public final class ThrottledForwarder: @unchecked Sendable {
                         with lock:
                             sent[0] += len(d)
                             over = sent[0] >= pause
+                        if over and sys.argv[5] == "drip":
+                            for i in range(len(d)):
+                                b.sendall(d[i:i + 1]); time.sleep(1)
+                            continue
                         if over:
                             while True: time.sleep(3600)
                     b.sendall(d)

@@ -1,6 +1,9 @@
 import FoundationEssentials
 import UDockerSystem
 import Engines
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// udocker's configuration (`Config.conf`): built-in defaults, then `/etc/udocker.conf`,
 /// `~/.udocker/udocker.conf`, `<topdir>/udocker.conf`, `$UDOCKER_DIR/udocker.conf`, the
@@ -38,8 +41,42 @@ public struct Configuration: Sendable {
         ("http_proxy", ""), ("http_insecure", "False"), ("http_agent", ""),
         ("timeout", "12"), ("ctimeout", "6"), ("download_timeout", "1800"),
         ("pull_parallelism", "4"),
+        ("transfer_stall_timeout", "30"), ("transfer_min_rate", "1024"), ("transfer_rate_window", "60"),
+        ("pull_timeout", "0"), ("trusted_repository_owners", ""),
         ("location", ""),
     ]
+
+    /// Keys of ours that have no default line in `showconf`, and the keys of udocker's sample
+    /// `etc/udocker.conf` that udocker itself never reads (`default_execution_mode`,
+    /// `use_curl_exec`): a udocker configuration never draws a warning.
+    static let otherKnownKeys: Set<String> = ["container_storage", "default_execution_mode", "use_curl_exec", "hostauth_list"]
+
+    /// Values that must parse for udocker to use them: key → what it takes.
+    static let typedKeys: [String: ValueType] = [
+        "verbose_level": .integer, "pull_parallelism": .positiveInteger,
+        "transfer_stall_timeout": .seconds, "transfer_min_rate": .count, "transfer_rate_window": .seconds,
+        "pull_timeout": .seconds, "http_insecure": .boolean,
+    ]
+
+    enum ValueType {
+        case integer, positiveInteger, seconds, count, boolean
+
+        /// nil when `value` is of this type, else what was expected.
+        func problem(_ value: String) -> String? {
+            let v = value.trimmed(where: \.isBlank)
+            switch self {
+            case .integer: return Int(v) == nil ? "not a whole number" : nil
+            case .positiveInteger: return (Int(v) ?? 0) < 1 ? "not a whole number of at least 1" : nil
+            case .count: return (Int64(v) ?? -1) < 0 ? "not a whole number of at least 0" : nil
+            case .seconds:
+                guard let d = Double(v), d.isFinite, d >= 0 else { return "not a number of seconds (0 turns it off)" }
+                return nil
+            case .boolean:
+                return Configuration.booleanWords.contains(v.lowercased()) ? nil : "not a boolean (True or False)"
+            }
+        }
+    }
+    static let booleanWords: Set<String> = ["true", "false", "1", "0", "yes", "no", "on", "off", ""]
 
     /// udocker 1.3.17's other `Config.conf` keys, with its values as its `showconf` prints them,
     /// so `showconf` lists every udocker key and a config file may set them. Applied before
@@ -101,6 +138,9 @@ public struct Configuration: Sendable {
         ("UDOCKER_USE_SINGULARITY_EXECUTABLE", "use_singularity_executable"),
         ("UDOCKER_USE_PATCHELF_EXECUTABLE", "use_patchelf_executable"),
         ("UDOCKER_JOB_ENV_PREFIXES", "job_env_prefixes"),
+        ("UDOCKER_TRANSFER_STALL_TIMEOUT", "transfer_stall_timeout"), ("UDOCKER_TRANSFER_MIN_RATE", "transfer_min_rate"),
+        ("UDOCKER_TRANSFER_RATE_WINDOW", "transfer_rate_window"), ("UDOCKER_PULL_TIMEOUT", "pull_timeout"),
+        ("UDOCKER_TRUSTED_REPOSITORY_OWNERS", "trusted_repository_owners"),
     ]
 
     public struct Overrides: Sendable {
@@ -125,10 +165,14 @@ public struct Configuration: Sendable {
         if let dir = env["UDOCKER_DIR"], !dir.isEmpty, dir != values["topdir"] { try readFile("\(dir)/udocker.conf") }
         if let f = overrides.configFile {
             guard FileInfo.isRegularFile(f) else { throw StoreErrorMessage("config file not found: \(f)") }
-            try readFile(f)
+            try readFile(f, explicit: true)
         }
         for (variable, key) in Self.environmentKeys {
-            if let v = env[variable], !v.isEmpty { set(key, v) }
+            guard let v = env[variable], !v.isEmpty else { continue }
+            if let type = Self.typedKeys[key], let problem = type.problem(v) {
+                throw StoreErrorMessage("invalid \(variable)=\(v): \(problem)")
+            }
+            set(key, v)
         }
         if overrides.debug { set("verbose_level", "5") }
         if overrides.quiet { set("verbose_level", "1") }
@@ -143,29 +187,80 @@ public struct Configuration: Sendable {
         values[key] = value
     }
 
-    /// `[DEFAULT]`-section INI, as Python's ConfigParser reads it (key = value or key: value).
-    mutating func readFile(_ path: String) throws {
-        guard let text = AtomicFile.readString(path) else { return }
+    /// `[DEFAULT]`-section INI, as Python's ConfigParser reads it for udocker (`key = value` or
+    /// `key: value`, `#`/`;` comments, indented continuation lines, keys of `[DEFAULT]` only).
+    /// What udocker would crash on (not text, a key before any section header, a line that is not
+    /// `key = value`, a value of the wrong type for a key we use) is an error naming the file, the
+    /// line and the value; an unknown key, a key outside `[DEFAULT]` and, for the implicit
+    /// locations, an unreadable file are warnings. `explicit`: the `--config` file.
+    mutating func readFile(_ path: String, explicit: Bool = false) throws {
+        guard let bytes = AtomicFile.read(path) else {
+            let reason = errno
+            if reason == ENOENT || reason == ENOTDIR { return }
+            let text = String(cString: strerror(reason)).lowercased()
+            if explicit { throw StoreErrorMessage("cannot read config file \(path): \(text)") }
+            warnings.append("ignoring config file \(path): \(text)")
+            return
+        }
         filesRead.append(path)
-        for raw in text.split(whereSeparator: \.isNewline) {
+        guard !bytes.contains(0), let text = String(validating: bytes, as: UTF8.self) else {
+            throw StoreErrorMessage("config file \(path) is not a text file (udocker.conf is INI: [DEFAULT], then key = value lines)")
+        }
+        var section: String?
+        var lastKey: String?
+        for (n, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let line = raw.trimmed(where: \.isBlank)
-            if line.isEmpty || line.hasPrefix("#") || line.hasPrefix(";") || line.hasPrefix("[") { continue }
-            guard let sep = line.firstIndex(where: { $0 == "=" || $0 == ":" }) else { continue }
+            let at = "\(path) line \(n + 1)"
+            if line.isEmpty || line.hasPrefix("#") || line.hasPrefix(";") { continue }
+            if let first = raw.first, first == " " || first == "\t", let key = lastKey, section == "DEFAULT" {
+                set(key, self[key] + " " + line)  // a continuation line
+                continue
+            }
+            if line.hasPrefix("[") {
+                guard line.hasSuffix("]") else { throw StoreErrorMessage("\(at): not a section header: \(line)") }
+                section = String(line.dropFirst().dropLast())
+                lastKey = nil
+                continue
+            }
+            guard let sep = line.firstIndex(where: { $0 == "=" || $0 == ":" }) else {
+                throw StoreErrorMessage("\(at): not a 'key = value' line: \(line)")
+            }
             let key = line[..<sep].trimmed(where: \.isBlank).lowercased()
             var value = line[line.index(after: sep)...].trimmed(where: \.isBlank)
             if value.count >= 2, let f = value.first, f == "\"" || f == "'", value.last == f {
                 value = String(value.dropFirst().dropLast())
             }
+            guard let section else {
+                throw StoreErrorMessage("\(at): '\(key)' before any section header (udocker.conf starts with [DEFAULT])")
+            }
+            guard section == "DEFAULT" else {
+                warnings.append("\(at): ignoring \(key) in section [\(section)]: udocker reads only [DEFAULT]")
+                continue
+            }
+            if let type = Self.typedKeys[key], let problem = type.problem(value) {
+                throw StoreErrorMessage("\(at): invalid \(key) = \(value): \(problem)")
+            }
+            if !Self.isKnown(key) { warnings.append("\(at): unknown key \(key) = \(value) (not a udocker setting)") }
             set(key, value)
+            lastKey = key
         }
     }
+
+    /// udocker 1.3.17's keys and ours.
+    static func isKnown(_ key: String) -> Bool {
+        otherKnownKeys.contains(key) || defaults.contains { $0.0 == key } || udockerKeys.contains { $0.0 == key }
+    }
+
+    /// Problems with the configuration that did not stop it (unknown keys, unreadable implicit
+    /// files), one line each, for the CLI to print once output is set up.
+    public private(set) var warnings: [String] = []
 
     public subscript(_ key: String) -> String { values[key] ?? "" }
 
     public var verbosity: Int { Int(self["verbose_level"]) ?? 3 }
     public var topDirectory: String { self["topdir"] }
     public var tmpDirectory: String { self["tmpdir"].isEmpty ? "/tmp" : self["tmpdir"] }
-    public var insecure: Bool { ["true", "1", "yes"].contains(self["http_insecure"].lowercased()) }
+    public var insecure: Bool { ["true", "1", "yes", "on"].contains(self["http_insecure"].lowercased()) }
     public var sysdirs: [String] { self["sysdirs_list"].split(separator: " ").map(String.init) }
 
     public func path(_ key: String) -> String? { self[key].isEmpty ? nil : self[key] }

@@ -24,6 +24,13 @@ struct ImagePuller {
             registryURL: registryURL, indexURL: index ?? c.path("dockerio_index_url"),
             insecure: c.insecure, httpProxy: httpProxy ?? c.path("http_proxy"),
             parallelism: max(1, Int(c["pull_parallelism"]) ?? 4), credentials: credentials)
+        options.transferLimits = TransferLimits(
+            stallTimeout: Double(c["transfer_stall_timeout"]) ?? 30, minimumRate: Int64(c["transfer_min_rate"]) ?? 1024,
+            rateWindow: Double(c["transfer_rate_window"]) ?? 60)
+        options.pullTimeout = Double(c["pull_timeout"]) ?? 0
+        // Waiting for response headers is bounded by the HTTP client's read timeout; a little
+        // longer than the stall limit, so a body that stops is reported by the watchdog.
+        if options.transferLimits.stallTimeout > 0 { options.readTimeout = Int64(options.transferLimits.stallTimeout.rounded(.up)) + 2 }
         if let text = c.path("docker_registries") {
             if let map = RegistryOptions.parseRegistryMap(text) {
                 options.registryMap = map
@@ -43,20 +50,28 @@ struct ImagePuller {
         let ref = try ImageReference(parsing: spec)
         let plat = try Self.platform(platform)
         let local = try LocalImageName(validating: ref.localName, tag: ref.localTag)
-        return try await withRegistryClient { client, _ in
-            let resolved = try await client.resolveImage(ref, platform: plat)
-            let repo = context.repository
-            // The config was fetched and verified while resolving: store it without a second GET.
-            try repo.blobStore.store(resolved.configBytes, as: resolved.manifest.config)
-            let layers = resolved.manifest.layers, bytes = layers.reduce(Int64(0)) { $0 + max(0, $1.size) }
-            let output = context.messages
-            output.progress(.pullStarted(image: "\(local)", blobs: layers.count, bytes: bytes))
-            try await client.fetchBlobs(ref, layers, into: repo.blobStore) { output.progress($0) }
-            try repo.storeV2Image(
-                local, manifest: resolved.manifestBytes,
-                blobs: layers.map(\.digest) + [resolved.manifest.config.digest])
-            output.progress(.pullFinished(image: "\(local)", bytes: bytes))
-            return local
+        return try await withRegistryClient { client, options in
+            try await RegistryClient.withTimeLimit(options.pullTimeout) { [context] in
+                try await Self.pull(ref, as: local, platform: plat, client: client, context: context)
+            }
         }
+    }
+
+    private static func pull(
+        _ ref: ImageReference, as local: LocalImageName, platform plat: Platform?, client: RegistryClient, context: CommandContext
+    ) async throws -> LocalImageName {
+        let resolved = try await client.resolveImage(ref, platform: plat)
+        let repo = context.repository
+        // The config was fetched and verified while resolving: store it without a second GET.
+        try repo.blobStore.store(resolved.configBytes, as: resolved.manifest.config)
+        let layers = resolved.manifest.layers, bytes = layers.reduce(Int64(0)) { $0 + max(0, $1.size) }
+        let output = context.messages
+        output.progress(.pullStarted(image: "\(local)", blobs: layers.count, bytes: bytes))
+        try await client.fetchBlobs(ref, layers, into: repo.blobStore) { output.progress($0) }
+        try repo.storeV2Image(
+            local, manifest: resolved.manifestBytes,
+            blobs: layers.map(\.digest) + [resolved.manifest.config.digest])
+        output.progress(.pullFinished(image: "\(local)", bytes: bytes))
+        return local
     }
 }

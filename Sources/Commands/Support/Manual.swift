@@ -139,6 +139,15 @@ enum Manual {
         ("UDOCKER_CONTAINER_STORAGE", "flat (default) or overlay containers"),
         ("UDOCKER_USE_PROOT_EXECUTABLE, UDOCKER_USE_RUNC_EXECUTABLE", "the engine tool to use"),
         ("UDOCKER_FAKECHROOT_SO", "the libfakechroot.so of the F modes"),
+        (
+            "UDOCKER_TRANSFER_STALL_TIMEOUT, UDOCKER_TRANSFER_MIN_RATE, UDOCKER_TRANSFER_RATE_WINDOW",
+            "a download is given up after N seconds without data (30), or under N bytes/s (1024) over N seconds (60); 0: off"
+        ),
+        ("UDOCKER_PULL_TIMEOUT", "seconds a whole pull may take (0: no limit); the next pull resumes"),
+        (
+            "UDOCKER_TRUSTED_REPOSITORY_OWNERS",
+            "users (and @groups) whose repository may be read (images, ps, inspect, verify, save, export)"
+        ),
     ]
 
     // MARK: the definitions, read through swift-argument-parser's own JSON description

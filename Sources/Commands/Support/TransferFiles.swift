@@ -27,9 +27,14 @@ enum TransferFiles {
         guard !FileInfo.isDirectory(path) else { throw CommandFailure("output file is a directory: \(path)") }
         let dir = PathName.parent(path)
         let base = PathName.lastComponent(path)
-        let temp = "\(dir.isEmpty ? "." : dir)/.\(base).part-\(getpid())"
+        let directory = dir.isEmpty ? "." : dir
+        removeAbandonedParts(of: base, in: directory)
+        let temp = "\(directory)/.\(base).part-\(getpid())"
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw CommandFailure("cannot create \(path): \(String(cString: strerror(errno)))") }
+        // Held until the file is linked into place: a later run tells a live writer (here or on
+        // another node of a shared filesystem) from a killed one.
+        _ = flock(fd, LOCK_EX | LOCK_NB)
         do {
             try body(fd)
             guard fsync(fd) == 0 || errno == EINVAL else { throw SystemError("fsync", path: path) }
@@ -44,6 +49,26 @@ enum TransferFiles {
             close(fd)
             unlink(temp)
             throw error
+        }
+    }
+
+    /// `.<base>.part-<pid>` files left beside the target by a killed export/save: removed when
+    /// their process is gone from this host and nobody holds their lock (a writer on another node
+    /// of a shared filesystem holds it). Never follows a symlink.
+    static func removeAbandonedParts(of base: String, in directory: String) {
+        let prefix = ".\(base).part-"
+        for name in FileInfo.list(directory) where name.hasPrefix(prefix) {
+            guard let pid = Int32(name.dropFirst(prefix.count)), pid > 0, pid != getpid() else { continue }
+            if kill(pid, 0) == 0 || errno != ESRCH { continue }
+            let p = "\(directory)/\(name)"
+            let fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+            guard fd >= 0 else { continue }
+            var st = stat()
+            if fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_uid == getuid(), flock(fd, LOCK_EX | LOCK_NB) == 0 {
+                unlink(p)
+                Output().info("removed \(p), left by an interrupted export or save (process \(pid))")
+            }
+            close(fd)
         }
     }
 
