@@ -198,7 +198,7 @@ struct NVIDIADriverTests {
             names
                 == Set(
                     [
-                        "libcuda", "libnvidia-ml", "libnvidia-ptxjitcompiler", "libnvidia-nvvm", "libnvidia-opencl",
+                        "libcuda", "libnvidia-ml", "libnvidia-cfg", "libnvidia-ptxjitcompiler", "libnvidia-nvvm", "libnvidia-opencl",
                         "libnvidia-allocator", "libcudadebugger", "libnvidia-gpucomp",
                     ].map { "\($0).so.\(FakeDriver.version)" }))
         #expect(r.libraries.first { $0.name.hasPrefix("libcuda.") }?.links.contains("libcuda.so.1") == true)
@@ -209,8 +209,9 @@ struct NVIDIADriverTests {
         #expect(driver.binaries(capabilities: ["utility"], list: .builtIn).map(\.name) == ["nvidia-smi"])
         #expect(driver.firmware(version: FakeDriver.version)?.container == "/lib/firmware/nvidia/\(FakeDriver.version)")
         #expect(driver.gpuUUIDs()["GPU-00000000-0000-0000-0000-000000000001"] == 1)
+        #expect(driver.pciOrder() == [0, 1])
         let doctor = NVIDIAPreflight.check(hostRoot: dir.path + "/root")
-        #expect(doctor.first?.message == "NVIDIA driver \(FakeDriver.version) (CUDA 12.6), 8 libraries; GPUs: nvidia0 nvidia1")
+        #expect(doctor.first?.message == "NVIDIA driver \(FakeDriver.version) (CUDA 12.6), 9 libraries; GPUs: nvidia0 nvidia1")
     }
 
     @Test func noDriverAndVersionMismatchAreOneLine() throws {
