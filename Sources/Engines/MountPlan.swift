@@ -1,4 +1,8 @@
+import FoundationEssentials
 import UDockerSystem
+#if canImport(Glibc)
+import Glibc
+#endif
 /// The plan's mounts made ready for engines that bind them beneath ROOT themselves (N1, R, S1):
 /// computed once from `ExecutionPlan.mounts` (volumes, sysdirs, auth files, GPU and MPI binds),
 /// each engine renders the result in its own syntax.
@@ -32,9 +36,11 @@ enum MountPlan {
             }
             if r.path == "/" { try drop("the mountpoint \(m.target) resolves to /"); continue }
             if !r.exists {
+                let existed = deepestExisting(r.path, in: root)
                 do { try root.makeMountpoint(r.path, directory: m.isDirectory) } catch {
                     try drop("cannot create the mountpoint \(r.path) in the container: \(error)"); continue
                 }
+                record(r.path, existed: existed, plan: plan)
             } else if r.isDirectory != m.isDirectory {
                 try drop(
                     m.isDirectory
@@ -46,5 +52,33 @@ enum MountPlan {
         }
         result.sort { ($0.depth, $0.index) < ($1.depth, $1.index) }
         return result.map { BindMount(source: $0.source, target: $0.target, readOnly: plan.mounts[$0.index].readOnly) }
+    }
+
+    /// The deepest ancestor of a canonical container path that exists ("/" at worst).
+    static func deepestExisting(_ path: String, in root: RootDirectory) -> String {
+        var parts = PathName.components(path)
+        while !parts.isEmpty {
+            parts.removeLast()
+            let p = "/" + parts.joined(separator: "/")
+            if let r = try? root.resolve(p), r.exists { return p }
+        }
+        return "/"
+    }
+
+    /// Records a mountpoint created in ROOT as udocker does (`containers/<id>/.mountpoints/`,
+    /// `#etc#OpenCL#vendors#nvidia.icd` → `#etc`, the deepest path that existed), so that
+    /// `setup --purge` removes it and what was made for it. Only for a flat container in its
+    /// own directory (not `--location`, not overlay); best effort.
+    static func record(_ path: String, existed: String, plan: ExecutionPlan) {
+        let c = plan.container
+        guard c.overlay == nil, c.root == c.directory + "/ROOT" else { return }
+        let dir = c.directory + "/.mountpoints"
+        var st = stat()
+        if lstat(dir, &st) != 0 {
+            guard mkdir(dir, 0o755) == 0 || errno == EEXIST else { return }
+        } else if st.st_mode & S_IFMT != S_IFDIR {
+            return
+        }
+        _ = symlink(existed.replacing("/", with: "#"), dir + "/" + path.replacing("/", with: "#"))
     }
 }

@@ -96,6 +96,7 @@ public struct NVIDIADriver: Sendable {
     public func binaries(capabilities: Set<String>, list: NVIDIAFileList) -> [File] {
         var out: [File] = []
         for item in list.items where item.kind == .bin && capabilities.contains(item.capability) {
+            if out.contains(where: { $0.name == item.name }) { continue }
             for dir in ["/usr/bin", "/usr/sbin", "/bin"] {
                 guard let r = try? resolver?.resolve(dir + "/" + item.name), r.exists, r.isRegularFile else { continue }
                 out.append(File(host: root + r.path, name: item.name))
@@ -107,10 +108,15 @@ public struct NVIDIADriver: Sendable {
 
     /// The selected plain files (ICDs) that exist: (host path, container path).
     public func otherFiles(capabilities: Set<String>, list: NVIDIAFileList) -> [(host: String, container: String)] {
-        list.items.filter { $0.kind == .file && capabilities.contains($0.capability) }.compactMap { item in
-            guard let r = try? resolver?.resolve(item.name), r.exists, r.isRegularFile else { return nil }
-            return (root + r.path, PathName.normalize(item.name))
+        var out: [(host: String, container: String)] = []
+        for item in list.items where item.kind == .file && capabilities.contains(item.capability) {
+            let container = PathName.normalize(item.name)
+            guard !out.contains(where: { $0.container == container }),
+                let r = try? resolver?.resolve(item.name), r.exists, r.isRegularFile
+            else { continue }
+            out.append((root + r.path, container))
         }
+        return out
     }
 
     /// `lib/firmware/nvidia/<version>` (GSP firmware), when present.
@@ -142,11 +148,12 @@ public struct NVIDIADriver: Sendable {
         }.sorted { $0.0 < $1.0 }
     }
 
-    /// `proc/driver/nvidia/gpus/*/information`: UUID → device minor.
-    public func gpuUUIDs() -> [String: Int] {
+    /// `proc/driver/nvidia/gpus/<PCI bus id>/information`: the bus id, `GPU UUID` and
+    /// `Device Minor` of each GPU, in PCI bus order.
+    func gpuInformation() -> [(bus: String, uuid: String?, minor: Int?)] {
         let dir = root + "/proc/driver/nvidia/gpus"
-        var out: [String: Int] = [:]
-        for bus in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] {
+        var out: [(bus: String, uuid: String?, minor: Int?)] = []
+        for bus in ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted(by: { $0.lowercased() < $1.lowercased() }) {
             guard let data = resolver?.contents("/proc/driver/nvidia/gpus/\(bus)/information") else { continue }
             var uuid: String?, minor: Int?
             for line in String(decoding: data.prefix(8192), as: UTF8.self).split(separator: "\n") {
@@ -155,10 +162,21 @@ public struct NVIDIADriver: Sendable {
                 if kv[0] == "GPU UUID" { uuid = kv[1] }
                 if kv[0] == "Device Minor" { minor = Int(kv[1]) }
             }
-            if let uuid, let minor { out[uuid] = minor }
+            out.append((bus, uuid, minor))
         }
         return out
     }
+
+    /// UUID → device minor.
+    public func gpuUUIDs() -> [String: Int] {
+        var out: [String: Int] = [:]
+        for g in gpuInformation() { if let uuid = g.uuid, let minor = g.minor { out[uuid] = minor } }
+        return out
+    }
+
+    /// Device minors in PCI bus order: the CUDA index of a GPU under `CUDA_DEVICE_ORDER=PCI_BUS_ID`
+    /// is its position here.
+    public func pciOrder() -> [Int] { gpuInformation().compactMap(\.minor) }
 
     /// The control devices every GPU job needs (those present).
     public func controlDevices() -> [Device] {

@@ -73,6 +73,34 @@ public struct NVIDIAFileList: Sendable, Equatable {
         ngx lib libnvidia-ngx.so
         """
 
+    /// The capability of `udockerSetup`'s items: not one of `capabilities`, so neither
+    /// `NVIDIA_DRIVER_CAPABILITIES` nor a list file can name it; only `setup --nvidia` adds it.
+    static let setupCapability = "setup"
+
+    /// What udocker 1.3.17's `setup --nvidia` copies (its config.py `nvi_lib_list`,
+    /// `nvi_etc_list`, `nvi_bin_list`): `setup --nvidia` copies these on top of the capabilities'
+    /// list, so a container set up here has what it had with udocker (video encode/decode, frame
+    /// capture, the TLS library, the Vulkan ICD, the driver's tools). Libraries still follow the
+    /// version rule (the running driver's files only, where udocker took every match). Left out
+    /// of udocker's list: `libOpenCL.` (the distribution's OpenCL ICD loader, not a driver file:
+    /// the image has its own, which copying would replace) and `tls/libnvidia-tls.` (a directory
+    /// of drivers before 390, which ldconfig does not index).
+    public static let udockerSetup: [Item] = {
+        let libs = [
+            "libcuda.so", "libnvcuvid.so", "libnvidia-cfg.so", "libnvidia-compiler.so", "libnvidia-encode.so",
+            "libnvidia-fatbinaryloader.so", "libnvidia-fbc.so", "libnvidia-ifr.so", "libnvidia-ml.so", "libnvidia-opencl.so",
+            "libnvidia-ptxjitcompiler.so", "libnvidia-tls.so",
+        ]
+        let files = ["/etc/vulkan/icd.d/nvidia_icd.json", "/etc/OpenCL/vendors/nvidia.icd"]
+        let programs = [
+            "nvidia-bug-report.sh", "nvidia-cuda-mps-control", "nvidia-cuda-mps-server", "nvidia-debugdump", "nvidia-installer",
+            "nvidia-persistenced", "nvidia-settings", "nvidia-smi", "nvidia-uninstall", "nvidia-xconfig",
+        ]
+        return libs.map { Item(capability: setupCapability, kind: .lib, name: $0) }
+            + files.map { Item(capability: setupCapability, kind: .file, name: $0) }
+            + programs.map { Item(capability: setupCapability, kind: .bin, name: $0) }
+    }()
+
     public struct ParseError: Error, CustomStringConvertible, Equatable {
         public var description: String
     }

@@ -21,23 +21,18 @@ extension PlanBuilder {
 
     /// Called after the mounts and PATH are known. Returns the devices for the plan.
     mutating func addNVIDIA(_ mounts: inout [ExecutionPlan.Mount]) throws -> [ExecutionPlan.Device] {
+        let installed = NVIDIASetup.isInstalled(containerDirectory: container.directory)
+        guard options.nvidia || options.gpus != nil || installed else { return [] }
         let driver = NVIDIADriver(root: NVIDIADriver.hostRoot(environment: env.hostEnvironment))
-        guard options.nvidia || options.gpus != nil else {
-            // udocker: a container given the driver by `setup --nvidia` gets the devices in the
-            // R modes (their /dev is the runtime's); the other modes see the host /dev.
-            guard [.R1, .R2, .R3].contains(mode), NVIDIASetup.isInstalled(containerDirectory: container.directory) else { return [] }
-            return driver.controlDevices() + driver.gpus().map(\.device)
-        }
-        func userValue(_ key: String) -> String? {
-            if let v = containerEnv.values[key], !imageKeys.contains(key) { return v }
-            return env.hostEnvironment[key]
-        }
+        // A container given the driver by `setup --nvidia` (udocker's way) uses its copies:
+        // without --nvidia it gets only the devices, and its copies are checked first.
+        if installed && !options.nvidia { return try addCopiedNVIDIA(driver, &mounts) }
         // Which GPUs: --gpus, else NVIDIA_VISIBLE_DEVICES (yours, not the image's), else all.
         let gpus = driver.gpus()
         let selection: [Int]?
         do {
             selection = try NVIDIASelection.devices(
-                gpus: options.gpus, visible: userValue("NVIDIA_VISIBLE_DEVICES"),
+                gpus: options.gpus, visible: nvidiaUserValue("NVIDIA_VISIBLE_DEVICES"),
                 available: gpus.map(\.index), uuids: driver.gpuUUIDs())
         } catch let e as NVIDIASelection.Failure { throw EngineError.invalid(e.description) }
         guard let selected = selection else {
@@ -47,7 +42,7 @@ extension PlanBuilder {
         let capabilities: Set<String>
         let list: NVIDIAFileList
         do {
-            capabilities = try NVIDIAFileList.capabilities(from: userValue("NVIDIA_DRIVER_CAPABILITIES"))
+            capabilities = try NVIDIAFileList.capabilities(from: nvidiaUserValue("NVIDIA_DRIVER_CAPABILITIES"))
             list = try NVIDIAFileList.load(environment: env.hostEnvironment, udockerDir: env.udockerDir)
         } catch let e as NVIDIAFileList.ParseError { throw EngineError.invalid(e.description) }
 
@@ -55,7 +50,7 @@ extension PlanBuilder {
         let image = imageKeys.reduce(into: [String: String]()) { $0[$1] = containerEnv.values[$1] }
         let report = NVIDIAPreflight.run(
             driver: driver, container: container.root, imageEnvironment: image,
-            userEnvironment: ["NVIDIA_DISABLE_REQUIRE": userValue("NVIDIA_DISABLE_REQUIRE") ?? ""],
+            userEnvironment: ["NVIDIA_DISABLE_REQUIRE": nvidiaUserValue("NVIDIA_DISABLE_REQUIRE") ?? ""],
             capabilities: capabilities, list: list)
         if let error = report.findings.first(where: { $0.level == .error }) {
             throw EngineError(.setupFailed, "--nvidia: \(error.message)")
@@ -71,38 +66,123 @@ extension PlanBuilder {
         // Fakechroot binds nothing: a volume is a host path seen at the same path. There the
         // per-run directory holds symlinks to the driver files and is itself the library path.
         let sameRoot = [.F1, .F2, .F3, .F4].contains(mode)
+        // The driver's files are the host's: bound read-only where the engine can (N1, R, S1);
+        // PRoot and Fakechroot cannot, and say so when it matters (files you can write).
+        let readOnly = self.capabilities.contains(.readOnlyVolumes)
         try populate(staging + "/lib64", files: files, executable: false, linkToHost: sameRoot)
         try populate(staging + "/bin", files: programs, executable: true, linkToHost: sameRoot)
         let dir = sameRoot ? staging : Self.nvidiaDirectory
-        mounts.append(.init(source: staging, target: dir, isSysdir: sameRoot, isDirectory: true))
+        mounts.append(.init(source: staging, target: dir, isSysdir: sameRoot, isDirectory: true, readOnly: readOnly))
         if !sameRoot {
-            for f in files { mounts.append(.init(source: f.host, target: "\(dir)/lib64/\(f.name)", isSysdir: false, isDirectory: false)) }
-            for f in programs { mounts.append(.init(source: f.host, target: "\(dir)/bin/\(f.name)", isSysdir: false, isDirectory: false)) }
+            for f in files {
+                mounts.append(
+                    .init(source: f.host, target: "\(dir)/lib64/\(f.name)", isSysdir: false, isDirectory: false, readOnly: readOnly))
+            }
+            for f in programs {
+                mounts.append(
+                    .init(source: f.host, target: "\(dir)/bin/\(f.name)", isSysdir: false, isDirectory: false, readOnly: readOnly))
+            }
         }
         var others = driver.otherFiles(capabilities: capabilities, list: list).map { ($0.host, $0.container, false) }
         if let fw = driver.firmware(version: version) { others.append((fw.host, fw.container, true)) }
+        var provided = (files + programs).map(\.host)
         for (host, target, isDirectory) in others {
             if sameRoot && host != target {
                 warnings.append("--nvidia: \(mode.rawValue) cannot show \(host) at \(target) (Fakechroot volumes keep their host path)")
                 continue
             }
-            mounts.append(.init(source: host, target: target, isSysdir: false, isDirectory: isDirectory))
+            mounts.append(.init(source: host, target: target, isSysdir: false, isDirectory: isDirectory, readOnly: readOnly))
+            provided.append(host)
+        }
+        if !readOnly, let writable = provided.first(where: { access($0, W_OK) == 0 }) {
+            warnings.append(
+                "--nvidia: \(mode.rawValue) cannot bind the driver files read-only and you can write to \(writable): "
+                    + "the container can change it (N1, R1-R3 and S1 bind them read-only)")
         }
         prependPath("LD_LIBRARY_PATH", "\(dir)/lib64")
         prependPath("PATH", "\(dir)/bin")
 
         let devices = driver.controlDevices() + gpus.filter { selected.contains($0.index) }.map(\.device)
+        return try placeDevices(devices, selected: selected, driver: driver, label: "--nvidia", staging: run, &mounts)
+    }
+
+    /// `NVIDIA_*` as the user set them (`-e`, `--env-file`, the host), never the image's.
+    func nvidiaUserValue(_ key: String) -> String? {
+        if let v = containerEnv.values[key], !imageKeys.contains(key) { return v }
+        return env.hostEnvironment[key]
+    }
+
+    /// The devices by engine: the R modes put them in the OCI spec (returned); N1 and PRoot get
+    /// a per-run /dev with only the selected GPUs (`staging`, or a new per-run directory); the
+    /// others see the host /dev as it is, and CUDA gets the selection (`CUDA_VISIBLE_DEVICES`
+    /// in PCI bus order) when it is not every GPU.
+    mutating func placeDevices(
+        _ devices: [ExecutionPlan.Device], selected: [Int], driver: NVIDIADriver, label: String, staging: String?,
+        _ mounts: inout [ExecutionPlan.Mount]
+    ) throws -> [ExecutionPlan.Device] {
         switch mode {
         case .R1, .R2, .R3:
             return devices
         case .N1, .P1, .P2:
-            try bindDevices(devices, into: &mounts, staging: run)
+            try bindDevices(devices, into: &mounts, staging: try staging ?? makeStagingDirectory())
         default:
+            let all = driver.gpus().map(\.index)
+            guard Set(selected) != Set(all) else {
+                if label == "--nvidia" {
+                    warnings.append(
+                        "--nvidia: \(mode.rawValue) sees the host /dev as it is: GPUs cannot be selected "
+                            + "and devices are not added (use N1, P1 or R1 for that)")
+                }
+                return []
+            }
+            let order = driver.pciOrder()
+            let indexes = selected.map { order.firstIndex(of: $0) ?? $0 }
+            let value = indexes.map(String.init).joined(separator: ",")
+            containerEnv.set("CUDA_VISIBLE_DEVICES", value)
+            containerEnv.set("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
+            imageKeys.remove("CUDA_VISIBLE_DEVICES")
+            imageKeys.remove("CUDA_DEVICE_ORDER")
             warnings.append(
-                "--nvidia: \(mode.rawValue) sees the host /dev as it is: GPUs cannot be selected "
-                    + "and devices are not added (use N1, P1 or R1 for that)")
+                "\(label): \(mode.rawValue) sees the host /dev as it is: devices are not added and only CUDA sees "
+                    + "the selection (CUDA_VISIBLE_DEVICES=\(value), CUDA_DEVICE_ORDER=PCI_BUS_ID); use N1, P1 or R1 "
+                    + "to hide the other GPUs")
         }
         return []
+    }
+
+    /// A container set up with `setup --nvidia` and run without `--nvidia`: the copied driver
+    /// must be the running one (else a pre-flight error, before anything starts), and the devices
+    /// are selected as for `--nvidia` (`--gpus`, `NVIDIA_VISIBLE_DEVICES`). No driver on this host
+    /// (a login node): the container runs without GPUs, as with udocker.
+    mutating func addCopiedNVIDIA(_ driver: NVIDIADriver, _ mounts: inout [ExecutionPlan.Mount]) throws -> [ExecutionPlan.Device] {
+        let label = "setup --nvidia"
+        guard let running = driver.kernelModuleVersion() else {
+            if options.gpus != nil {
+                throw EngineError(.setupFailed, "--gpus: no NVIDIA driver (the kernel module is not loaded)")
+            }
+            return []
+        }
+        let gpus = driver.gpus()
+        let selection: [Int]?
+        do {
+            selection = try NVIDIASelection.devices(
+                gpus: options.gpus, visible: nvidiaUserValue("NVIDIA_VISIBLE_DEVICES"),
+                available: gpus.map(\.index), uuids: driver.gpuUUIDs())
+        } catch let e as NVIDIASelection.Failure { throw EngineError.invalid(e.description) }
+        guard let selected = selection else {
+            warnings.append("NVIDIA_VISIBLE_DEVICES=void: running without GPU support")
+            return []
+        }
+        if let copied = NVIDIASetup.copiedVersion(containerDirectory: container.directory, root: container.root), copied != running {
+            throw EngineError(
+                .setupFailed,
+                "the NVIDIA driver copied into the container by setup --nvidia is \(copied) but the running driver is "
+                    + "\(running): update it with udocker setup --nvidia --force \(container.id) (or run with --nvidia)")
+        }
+        // N1/PRoot with every GPU of the real host: its /dev already shows them.
+        if selected == gpus.map(\.index), driver.root.isEmpty, [.N1, .P1, .P2].contains(mode) { return [] }
+        let devices = driver.controlDevices() + gpus.filter { selected.contains($0.index) }.map(\.device)
+        return try placeDevices(devices, selected: selected, driver: driver, label: label, staging: nil, &mounts)
     }
 
     /// `LD_LIBRARY_PATH` / `PATH`: `entry` first, once.

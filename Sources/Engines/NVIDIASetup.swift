@@ -24,11 +24,14 @@ public enum NVIDIASetup {
         udockerDir: String?, force: Bool
     ) throws -> [String] {
         let driver = NVIDIADriver(root: NVIDIADriver.hostRoot(environment: environment))
-        let capabilities: Set<String>, list: NVIDIAFileList
+        var capabilities: Set<String>, list: NVIDIAFileList
         do {
             capabilities = try NVIDIAFileList.capabilities(from: environment["NVIDIA_DRIVER_CAPABILITIES"])
             list = try NVIDIAFileList.load(environment: environment, udockerDir: udockerDir)
         } catch let e as NVIDIAFileList.ParseError { throw Failure(description: e.description) }
+        // What udocker copies, whatever the capabilities (a container moved from udocker keeps it).
+        list.items += NVIDIAFileList.udockerSetup
+        capabilities.insert(NVIDIAFileList.setupCapability)
         let report = NVIDIAPreflight.run(
             driver: driver, container: root, imageEnvironment: [:], userEnvironment: [:],
             capabilities: capabilities, list: list)
@@ -57,7 +60,10 @@ public enum NVIDIASetup {
         if !force {
             for p in plan {
                 var st = stat()
-                if fstatat(try directory(p.dir), p.name, &st, AT_SYMLINK_NOFOLLOW) == 0 {
+                // An empty file is the mount point a `run --nvidia` left (the ICD), not a copy.
+                if fstatat(try directory(p.dir), p.name, &st, AT_SYMLINK_NOFOLLOW) == 0,
+                    !(st.st_mode & S_IFMT == S_IFREG && st.st_size == 0)
+                {
                     throw Failure(description: "nvidia installation already exists (\(p.dir)/\(p.name)); use --force to replace it")
                 }
             }
@@ -103,6 +109,22 @@ public enum NVIDIASetup {
             }
         }
         fchmod(output, mode)
+    }
+
+    /// The version of the driver copied in: the file `libcuda.so.1` names in the container's
+    /// library directory (`libcuda.so.<version>`, also for a container set up by udocker), else
+    /// the marker's content (ours; udocker's marker is empty). nil when neither tells.
+    public static func copiedVersion(containerDirectory: String, root: String) -> String? {
+        if let dir = try? RootDirectory(path: root) {
+            for d in libraryDirectories {
+                guard let r = try? dir.resolve(d + "/libcuda.so.1"), r.exists, r.isRegularFile, !r.inVolume else { continue }
+                let name = PathName.basename(r.path)
+                if name.hasPrefix("libcuda.so."), name != "libcuda.so.1" { return String(name.dropFirst("libcuda.so.".count)) }
+            }
+        }
+        let marker = (try? RootDirectory(path: containerDirectory).readFile("/" + marker, limit: 4096))
+            .map { String(decoding: $0, as: UTF8.self).trimmed(where: \.isBlank) }
+        return marker.flatMap { $0.isEmpty ? nil : $0 }
     }
 
     public static func isInstalled(containerDirectory: String) -> Bool {

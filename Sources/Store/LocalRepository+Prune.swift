@@ -134,15 +134,23 @@ extension LocalRepository {
             done.append("removed \(PathName.lastComponent(record)) (a symlink, not a record directory)")
         }
         for name in FileInfo.list(mp).sorted() {
-            // name = container path with '/' → '#'; target = the deepest path that already existed.
-            let cpath = name.replacing("#", with: "/")
-            let existed = FileInfo.readLink("\(mp)/\(name)") ?? "/"
-            let created = Self.firstCreatedComponent(cpath, existed: existed)
-            if let created, let host = root.hostPath(created, followFinal: false) {
-                if rmdir(host) == 0 || (FileInfo.isRegularFile(host) && (FileInfo.size(host) ?? 1) == 0 && unlink(host) == 0) {
-                    done.append("removed mount point \(created)")
-                }
+            // name = container path with '/' → '#'; target = the deepest path that already
+            // existed, with '#' for '/' (udocker's records and the runs' own) or with '/'.
+            let cpath = PathName.normalize(name.replacing("#", with: "/"))
+            let existed = (FileInfo.readLink("\(mp)/\(name)") ?? "/").replacing("#", with: "/")
+            guard let created = Self.firstCreatedComponent(cpath, existed: existed) else { continue }
+            // As udocker: the mount point, then each directory made for it up to the first one,
+            // each only while it is an empty directory or an empty regular file.
+            let parts = PathName.components(cpath)
+            var removed: String?
+            for n in stride(from: parts.count, through: PathName.components(created).count, by: -1) {
+                let path = "/" + parts.prefix(n).joined(separator: "/")
+                guard let host = root.hostPath(path, followFinal: false), !FileInfo.isSymlink(host),
+                    rmdir(host) == 0 || (FileInfo.isRegularFile(host) && (FileInfo.size(host) ?? 1) == 0 && unlink(host) == 0)
+                else { break }
+                removed = path
             }
+            if removed != nil { done.append("removed mount point \(cpath)") }
         }
         if FileInfo.exists(mp) { try FileTree.remove(mp); done.append("removed .mountpoints") }
         for name in FileInfo.list(orig).sorted() {
@@ -162,8 +170,8 @@ extension LocalRepository {
 
     /// `/a/b/c` with `/a` existing → `/a/b`.
     static func firstCreatedComponent(_ path: String, existed: String) -> String? {
-        let p = path.split(separator: "/").map(String.init)
-        let e = existed.split(separator: "/").map(String.init)
+        let p = PathName.components(path)
+        let e = PathName.components(existed)
         guard p.count > e.count, Array(p.prefix(e.count)) == e else { return nil }
         return "/" + p.prefix(e.count + 1).joined(separator: "/")
     }

@@ -62,8 +62,9 @@ public final class RootDirectory: @unchecked Sendable {
         return st.st_mode & 0o170000 == 0o100000 && st.st_mode & 0o111 != 0
     }
 
-    /// Reads a file inside the root (symlinks resolved in root).
-    public func readFile(_ containerPath: String) throws -> [UInt8] {
+    /// Reads a file inside the root (symlinks resolved in root); one of more than `limit`
+    /// bytes is refused (EFBIG) without being read.
+    public func readFile(_ containerPath: String, limit: Int = .max) throws -> [UInt8] {
         let r = try makeResolver()
         defer { r.close() }
         let shown = containerPath
@@ -82,6 +83,7 @@ public final class RootDirectory: @unchecked Sendable {
             var st = stat()
             guard fstat(fd, &st) == 0 else { throw SystemError("stat", path: shown) }
             guard st.st_mode & 0o170000 == 0o100000 else { throw SystemError("read", path: shown, errno: EINVAL) }
+            guard st.st_size <= limit else { throw SystemError("read", path: shown, errno: EFBIG) }
             var out: [UInt8] = []
             out.reserveCapacity(Int(max(st.st_size, 0)))
             var buf = [UInt8](repeating: 0, count: 65536)
@@ -92,6 +94,7 @@ public final class RootDirectory: @unchecked Sendable {
                     throw SystemError("read", path: shown)
                 }
                 if n == 0 { break }
+                guard out.count + n <= limit else { throw SystemError("read", path: shown, errno: EFBIG) }
                 out.append(contentsOf: buf[0..<n])
             }
             return out

@@ -188,6 +188,164 @@ struct NVIDIATests {
             mentioning: ["no NVIDIA driver"])
     }
 
+    // MARK: issue 23 §5: GPUs set up the udocker way
+
+    @Test("setup --nvidia copies what udocker 1.3.17 copies: video, frame capture, TLS, Vulkan ICD, the tools")
+    func setupCopiesUdockersList() async throws {
+        let box = try sandbox()
+        let tree = try Self.driverTree(box, "good")
+        let id = try await Self.container(box, tree: tree)
+        try requireSuccess(try await box.udocker(["setup", "--nvidia", "gpu"], environment: ["UDOCKER_NVIDIA_ROOT": tree]))
+        let root = box.containerRoot(id)
+        let lib = root + "/usr/lib/x86_64-linux-gnu"
+        for name in ["libnvidia-encode", "libnvcuvid", "libnvidia-fbc", "libnvidia-tls", "libnvidia-cfg"] {
+            #expect(box.exists("\(lib)/\(name).so.\(Self.version)"), "\(name) not copied: \(box.listDirectory(lib))")
+        }
+        #expect(box.isSymlink("\(lib)/libnvidia-encode.so.1") && box.isSymlink("\(lib)/libnvcuvid.so.1"))
+        #expect(box.exists(root + "/usr/bin/nvidia-settings") && box.exists(root + "/etc/vulkan/icd.d/nvidia_icd.json"))
+        #expect(!box.exists("\(lib)/libnvidia-fatbinaryloader.so.535.104.05") && !box.exists("\(lib)/libunrelated.so.1"))
+
+        // Side by side: every file of the running driver the Python udocker copies (it finds the
+        // driver's directory through LD_LIBRARY_PATH), ours copied too.
+        let pyID = try await box.create(box.env.image("cuda-e2e", tag: "12.6"), name: "pygpu")
+        let py = try await box.python(["setup", "--nvidia", "pygpu"], environment: ["LD_LIBRARY_PATH": tree + "/usr/lib/x86_64-linux-gnu"])
+        try requireSuccess(py)
+        let driverFiles = { (dir: String) in Set(box.listDirectory(dir).filter { $0.hasSuffix(".so.\(Self.version)") }) }
+        let theirs = driverFiles(box.containerRoot(pyID) + "/usr/lib/x86_64-linux-gnu")
+        let ours = driverFiles(lib)
+        #expect(theirs.contains("libnvidia-encode.so.\(Self.version)"), "the Python udocker copied: \(theirs.sorted())\n\(py)")
+        #expect(theirs.subtracting(ours).isEmpty, "copied by udocker 1.3.17, not by us: \(theirs.subtracting(ours).sorted())")
+    }
+
+    @Test(
+        "a container set up with setup --nvidia gets the GPU selection without --nvidia",
+        arguments: ["N1", "P1", "R1"])
+    func copiedDriverSelectsDevices(_ mode: String) async throws {
+        let box = try sandbox("nvidia-copied-\(mode)")
+        let tree = try Self.driverTree(box, "good")
+        _ = try await Self.container(box, tree: tree)
+        try requireSuccess(try await box.udocker(["setup", "--nvidia", "gpu"], environment: ["UDOCKER_NVIDIA_ROOT": tree]))
+        if mode != "N1" { try requireSuccess(try await box.udocker(["setup", "--execmode=\(mode)", "gpu"])) }
+        let all = try await run(box, tree, ["gpu", "cudacount"])
+        expectSuccess(all)
+        #expect(all.stdout == "cuda devices: 2\ncuda driver: 12060\n", "\(all)")
+        let one = try await run(box, tree, ["-e", "NVIDIA_VISIBLE_DEVICES=1", "gpu", "cudacount"])
+        expectSuccess(one)
+        #expect(one.stdout == "cuda devices: 1\ncuda driver: 12060\n", "\(one)")
+        let smi = try await run(box, tree, ["--gpus=0", "gpu", "nvidia-smi"])
+        expectSuccess(smi)
+        #expect(smi.stdout.contains("GPUs: 1"), "\(smi)")
+        let none = try await run(box, tree, ["gpu", "cudacount"], env: ["NVIDIA_VISIBLE_DEVICES": "none"])
+        #expect(none.stdout.hasPrefix("cuda devices: 0\n"), "\(none)")
+    }
+
+    @Test("the copied driver is checked against the running one before exec")
+    func copiedDriverVersionIsChecked() async throws {
+        let box = try sandbox()
+        let tree = try Self.driverTree(box, "good")
+        _ = try await Self.container(box, tree: tree)
+        try requireSuccess(try await box.udocker(["setup", "--nvidia", "gpu"], environment: ["UDOCKER_NVIDIA_ROOT": tree]))
+        // The host's driver was updated since: CUDA would fail inside with a version mismatch.
+        let updated = try Self.driverTree(box, "updated", version: "565.57.01")
+        expectOneLineError(
+            try await run(box, updated, ["gpu", "cudacount"]), status: 2,
+            mentioning: ["560.35.03", "565.57.01", "setup --nvidia --force"])
+        // --nvidia binds the running driver first in the library path: no re-setup needed.
+        let bound = try await run(box, updated, ["--nvidia", "gpu", "cudacount"])
+        expectSuccess(bound)
+        // No driver at all on this host (a login node): the container runs, as with udocker.
+        let empty = "\(box.scratch)/nv/empty"
+        try box.makeUserDirectory(empty)
+        expectSuccess(try await run(box, empty, ["gpu", "true"]))
+        expectSuccess(try await box.udocker(["setup", "--nvidia", "--force", "gpu"], environment: ["UDOCKER_NVIDIA_ROOT": updated]))
+        let fixed = try await run(box, updated, ["gpu", "cudacount"])
+        expectSuccess(fixed)
+        #expect(fixed.stdout.hasPrefix("cuda devices: 2\n"), "\(fixed)")
+    }
+
+    @Test("after run --nvidia, setup --nvidia needs no --force; setup --purge removes the mount points")
+    func runLeavesNoInstallation() async throws {
+        let box = try sandbox()
+        let tree = try Self.driverTree(box, "good")
+        let id = try await Self.container(box, tree: tree)
+        let root = box.containerRoot(id)
+        let before = Set(box.walk(root))
+        expectSuccess(try await run(box, tree, ["--nvidia", "gpu", "true"]))
+        let icd = root + "/etc/OpenCL/vendors/nvidia.icd"
+        #expect(box.exists(icd) && box.readFile(icd) == "", "the run's mount point for the ICD")
+        #expect(box.exists(root + "/usr/local/nvidia") && box.exists(root + "/lib/firmware/nvidia/\(Self.version)"))
+        expectSuccess(try await box.udocker(["setup", "--purge", "gpu"]))
+        #expect(Set(box.walk(root)) == before, "left in ROOT: \(Set(box.walk(root)).subtracting(before).sorted())")
+
+        expectSuccess(try await run(box, tree, ["--nvidia", "gpu", "true"]))
+        try requireSuccess(try await box.udocker(["setup", "--nvidia", "gpu"], environment: ["UDOCKER_NVIDIA_ROOT": tree]))
+        #expect(box.readFile(icd) == "libnvidia-opencl.so.1\n", "setup --nvidia replaced the empty mount point")
+        // The copy is not a mount point: --purge keeps it.
+        expectSuccess(try await box.udocker(["setup", "--purge", "gpu"]))
+        #expect(box.readFile(icd) == "libnvidia-opencl.so.1\n")
+        expectOneLineError(
+            try await box.udocker(["setup", "--nvidia", "gpu"], environment: ["UDOCKER_NVIDIA_ROOT": tree]),
+            mentioning: ["already exists", "--force"])
+    }
+
+    @Test("F3: --gpus and NVIDIA_VISIBLE_DEVICES select through CUDA_VISIBLE_DEVICES in PCI bus order, with the warning")
+    func fakechrootSelectsForCUDA() async throws {
+        let box = try sandbox()
+        let tree = try Self.driverTree(box, "good")
+        _ = try await Self.container(box, tree: tree)
+        try requireSuccess(try await box.udocker(["setup", "--execmode=F3", "gpu"]))
+        let show = ["gpu", "sh", "-c", "echo \"${CUDA_VISIBLE_DEVICES-unset} ${CUDA_DEVICE_ORDER-unset}\""]
+        let one = try await run(box, tree, ["--gpus=1"] + show)
+        expectSuccess(one)
+        #expect(one.stdout == "1 PCI_BUS_ID\n", "\(one)")
+        #expect(one.stderr.contains("sees the host /dev as it is") && one.stderr.contains("CUDA_VISIBLE_DEVICES=1"), "\(one)")
+        let all = try await run(box, tree, ["--nvidia"] + show)
+        expectSuccess(all)
+        #expect(all.stdout == "unset unset\n" && all.stderr.contains("GPUs cannot be selected"), "\(all)")
+        // A container given the driver by setup --nvidia: the same selection, no flag needed.
+        try requireSuccess(try await box.udocker(["setup", "--nvidia", "gpu"], environment: ["UDOCKER_NVIDIA_ROOT": tree]))
+        let copied = try await run(box, tree, ["-e", "NVIDIA_VISIBLE_DEVICES=GPU-00000000-0000-0000-0000-000000000000"] + show)
+        expectSuccess(copied)
+        #expect(copied.stdout == "0 PCI_BUS_ID\n", "\(copied)")
+        let plain = try await run(box, tree, show)
+        #expect(plain.stdout == "unset unset\n" && !plain.stderr.contains("/dev"), "\(plain)")
+    }
+
+    @Test("driver files you own are bound read-only (N1, R1); PRoot says it cannot", arguments: ["N1", "R1", "P1"])
+    func driverBindsAreReadOnly(_ mode: String) async throws {
+        let box = try sandbox("nvidia-ro-\(mode)")
+        let tree = try Self.driverTree(box, "mine")
+        // A driver tree owned by the user (a site's driver in project space, UDOCKER_NVIDIA_ROOT).
+        let chown = Process()
+        chown.executableURL = URL(fileURLWithPath: "/bin/chown")
+        chown.arguments = ["-R", "\(box.env.user):", tree]
+        try chown.run()
+        chown.waitUntilExit()
+        try #require(chown.terminationStatus == 0)
+        _ = try await Self.container(box, tree: tree)
+        if mode != "N1" { try requireSuccess(try await box.udocker(["setup", "--execmode=\(mode)", "gpu"])) }
+        let lib = "\(tree)/usr/lib/x86_64-linux-gnu/libcuda.so.\(Self.version)"
+        let hashes = [lib, "\(tree)/usr/bin/nvidia-smi", "\(tree)/etc/OpenCL/vendors/nvidia.icd"].map { box.sha256($0) }
+        let script = """
+            for f in /usr/local/nvidia/lib64/libcuda.so.1 /usr/local/nvidia/bin/nvidia-smi /etc/OpenCL/vendors/nvidia.icd; do
+              (echo planted >> $f) 2>/dev/null && echo "wrote $f"
+            done
+            (echo planted > /lib/firmware/nvidia/\(Self.version)/planted) 2>/dev/null && echo "wrote firmware"
+            cudacount
+            """
+        let r = try await run(box, tree, ["--nvidia", "gpu", "sh", "-c", script])
+        expectSuccess(r)
+        #expect(r.stdout.hasSuffix("cuda devices: 2\ncuda driver: 12060\n"), "\(r)")
+        if mode == "P1" {
+            #expect(r.stderr.contains("P1 cannot bind the driver files read-only"), "\(r)")
+        } else {
+            #expect(!r.stdout.contains("wrote"), "a driver file was written from the container: \(r)")
+            #expect([lib, "\(tree)/usr/bin/nvidia-smi", "\(tree)/etc/OpenCL/vendors/nvidia.icd"].map { box.sha256($0) } == hashes)
+            #expect(!box.exists("\(tree)/lib/firmware/nvidia/\(Self.version)/planted"))
+            #expect(!r.stderr.contains("read-only"), "\(r)")
+        }
+    }
+
     @Test("CUDA_VISIBLE_DEVICES from the job environment reaches the container")
     func passthrough() async throws {
         let box = try sandbox()

@@ -69,6 +69,65 @@ enum FakeDriver {
     }
 }
 
+extension LDCacheTests {
+    /// A new-format cache of `size` bytes whose `count` entries take their key and value
+    /// offsets from `offsets`, the string area filled with `fill`.
+    static func cache(size: Int, count: Int, fill: UInt8, offsets: (Int, Int) -> (UInt32, UInt32)) -> [UInt8] {
+        var b = [UInt8](repeating: fill, count: size)
+        b.replaceSubrange(0..<20, with: Array("glibc-ld.so.cache1.1".utf8))
+        for i in 20..<48 { b[i] = 0 }
+        func put(_ v: UInt32, at o: Int) { for k in 0..<4 { b[o + k] = UInt8(truncatingIfNeeded: v >> (8 * k)) } }
+        put(UInt32(count), at: 20)
+        let table = 48 + count * 24
+        for i in 0..<count {
+            let (key, value) = offsets(i, table)
+            put(0x0303, at: 48 + i * 24); put(key, at: 48 + i * 24 + 4); put(value, at: 48 + i * 24 + 8)
+            for k in 12..<24 { b[48 + i * 24 + k] = 0 }
+        }
+        return b
+    }
+
+    /// N6 (security review 2026-12): entries pointing at distinct offsets of one long run without
+    /// NUL made the parse O(size²) (a 512 KiB cache from an image: 202 s). Just under the size
+    /// cap, such a cache is now refused after a bounded scan.
+    @Test func hostileCacheIsRefusedInLinearTime() throws {
+        let size = LDCache.maxSize - 4096
+        let count = size / 4 / 24
+        let b = Self.cache(size: size, count: count, fill: UInt8(ascii: "A")) { i, table in
+            (UInt32(table + i), UInt32(table + i + 1))
+        }
+        #expect(throws: LDCache.ParseError.malformed) { try LDCache(bytes: b) }
+        // Every entry at the same offset: read once, skipped, no error.
+        let same = Self.cache(size: size, count: count, fill: UInt8(ascii: "A")) { _, table in (UInt32(table), UInt32(table)) }
+        #expect(try LDCache(bytes: same).entries.isEmpty)
+    }
+
+    /// The size cap: a cache over `maxSize` is refused, from bytes and from a file (not read).
+    @Test func cachesOverTheCapAreRefused() throws {
+        let over = Self.cache(size: LDCache.maxSize + 1, count: 1, fill: 0) { _, table in (UInt32(table), UInt32(table)) }
+        #expect(throws: LDCache.ParseError.tooLarge) { try LDCache(bytes: over) }
+        let dir = try TemporaryDirectory(prefix: "udocker-ldcache")
+        try FileManager.default.createDirectory(atPath: dir.path + "/etc", withIntermediateDirectories: true)
+        let fd = open(dir.path + "/etc/ld.so.cache", O_WRONLY | O_CREAT, 0o644)
+        try #require(fd >= 0)
+        _ = over.withUnsafeBytes { write(fd, $0.baseAddress!, 48) }
+        ftruncate(fd, off_t(1) << 32)  // sparse 4 GiB
+        close(fd)
+        #expect(throws: LDCache.ParseError.tooLarge) { try LDCache.load(root: dir.path) }
+    }
+
+    /// Strings lie in the string table: an offset into the header or the entries is skipped,
+    /// as is a string without NUL within PATH_MAX bytes.
+    @Test func stringsAreBoundedByTheStringTable() throws {
+        var b = Self.cache(size: 48 + 3 * 24, count: 3, fill: 0) { i, table in
+            [(UInt32(0), UInt32(table + 10)), (UInt32(table), UInt32(table + 10)), (UInt32(table), UInt32(table + 25))][i]
+        }
+        b += Array("libx.so.1\0/lib/libx.so.1\0".utf8) + [UInt8](repeating: UInt8(ascii: "/"), count: 5000) + [0]
+        let cache = try LDCache(bytes: b)
+        #expect(cache.entries == [.init(name: "libx.so.1", path: "/lib/libx.so.1", flags: 0x0303)])
+    }
+}
+
 @Suite struct NVIDIASelectionTests {
     let uuids = ["GPU-aaaa": 1]
 
@@ -139,7 +198,7 @@ struct NVIDIADriverTests {
             names
                 == Set(
                     [
-                        "libcuda", "libnvidia-ml", "libnvidia-ptxjitcompiler", "libnvidia-nvvm", "libnvidia-opencl",
+                        "libcuda", "libnvidia-ml", "libnvidia-cfg", "libnvidia-ptxjitcompiler", "libnvidia-nvvm", "libnvidia-opencl",
                         "libnvidia-allocator", "libcudadebugger", "libnvidia-gpucomp",
                     ].map { "\($0).so.\(FakeDriver.version)" }))
         #expect(r.libraries.first { $0.name.hasPrefix("libcuda.") }?.links.contains("libcuda.so.1") == true)
@@ -150,8 +209,9 @@ struct NVIDIADriverTests {
         #expect(driver.binaries(capabilities: ["utility"], list: .builtIn).map(\.name) == ["nvidia-smi"])
         #expect(driver.firmware(version: FakeDriver.version)?.container == "/lib/firmware/nvidia/\(FakeDriver.version)")
         #expect(driver.gpuUUIDs()["GPU-00000000-0000-0000-0000-000000000001"] == 1)
+        #expect(driver.pciOrder() == [0, 1])
         let doctor = NVIDIAPreflight.check(hostRoot: dir.path + "/root")
-        #expect(doctor.first?.message == "NVIDIA driver \(FakeDriver.version) (CUDA 12.6), 8 libraries; GPUs: nvidia0 nvidia1")
+        #expect(doctor.first?.message == "NVIDIA driver \(FakeDriver.version) (CUDA 12.6), 9 libraries; GPUs: nvidia0 nvidia1")
     }
 
     @Test func noDriverAndVersionMismatchAreOneLine() throws {
