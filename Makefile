@@ -137,8 +137,10 @@ clean-fixtures:
 bench:
 	bench/run.sh
 
-# The seeds' table (MPI/CPU workloads bare and under N1 P1 F3 R1; bench/hpc.sh): needs the HPC image in the
-# fixtures' registry (built by scripts/fixtures/hpc-images.sh when missing). BENCH_BIN / BENCH_BUILD label the binary.
+# The seeds' table (MPI/CPU workloads bare and under N1 P1 F3 R1; bench/hpc.sh): matmul, the ring with 1/2/4
+# ranks, a two-rank ping-pong 8 B-4 MiB (table row + bench/results/hpc-pingpong.svg, gnuplot) and the host load.
+# Needs the HPC image in the fixtures' registry (built by scripts/fixtures/hpc-images.sh when missing).
+# BENCH_BIN / BENCH_BUILD label the binary.
 bench-hpc:
 	bench/hpc.sh
 

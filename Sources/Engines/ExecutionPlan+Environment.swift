@@ -109,6 +109,7 @@ extension PlanBuilder {
         e.set("container_execmode", mode.rawValue)
         e.set("container_names", container.names.joined(separator: ","))
         addJobVariables(to: &e)
+        for (key, value) in mpiParameters { e.setIfAbsent(key, value) }
         for key in env.hostEnvironment.keys.sorted() {
             if Self.blockedHostVariables.contains(key) { continue }
             if !options.hostenv && !Self.passingHostVariables.contains(key) { continue }

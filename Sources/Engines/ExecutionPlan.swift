@@ -70,6 +70,9 @@ public struct ExecutionPlan: Sendable {
     public var kernel: String?
     /// The descriptor of a job's PMI connection (`PMI_FD`, MPICH's Hydra), kept open for the command.
     public var jobDescriptor: Int32?
+    /// A rank of an MPI launcher's job (`JobEnvironment.keepsHostIdentity`): R1 keeps the host's
+    /// PID namespace for it (ranks exchange PIDs; see `RuncEngine.makeSpec`).
+    public var isMPIRank = false
     /// Warnings for the user (printed by the engine at warning level).
     public var warnings: [String]
     /// Files created for this run (passwd/group copies); removed by `removeTemporaryFiles()`.
@@ -165,6 +168,8 @@ struct PlanBuilder {
     var volumes: [VolumeSpec] = []
     var user = ExecutionPlan.User(name: "root", uid: 0, gid: 0, home: "/", gecos: "", shell: "")
     var authMounts: [VolumeSpec] = []
+    /// The host's Open MPI MCA file values for a rank whose container has none (`checkMPI`).
+    var mpiParameters: [(String, String)] = []
 
     init(
         container: ContainerInstance, options: RunOptions, env: EngineEnvironment, mode: ExecutionMode,
@@ -213,7 +218,8 @@ struct PlanBuilder {
             mode: mode, container: container, root: try rootFS.path, user: user, mounts: mounts,
             cwd: cwd, executable: executable, arguments: arguments, environment: environment,
             imageEnvironmentKeys: imageKeys, devices: devices, cpus: cpus, kernel: options.kernel,
-            jobDescriptor: jobDescriptor, warnings: warnings, temporaryFiles: temporaryFiles)
+            jobDescriptor: jobDescriptor, isMPIRank: JobEnvironment.keepsHostIdentity(env.hostEnvironment), warnings: warnings,
+            temporaryFiles: temporaryFiles)
     }
 
     /// Read-only host files (`Mount.hostFile`, and GPU driver files) in an engine that cannot bind

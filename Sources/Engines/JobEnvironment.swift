@@ -25,6 +25,12 @@ public enum JobEnvironment {
         "PMIX_DSTORE_21_BASE_PATH", "PMIX_DSTORE_ESH_BASE_PATH",
     ]
 
+    /// Open MPI's single-copy mechanism for on-node messages (vader BTL).
+    static let vaderSingleCopyKey = "OMPI_MCA_btl_vader_single_copy_mechanism"
+
+    /// The host's name table, bound into every task of a job (`jobVolumes`).
+    static let hostsFile = "/etc/hosts"
+
     /// Variables that mark a task of a job (a launcher or a batch step started this process).
     static let jobMarkers = ["OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_FD", "SLURM_STEP_ID", "SLURM_JOB_ID"]
 
@@ -116,14 +122,20 @@ extension PlanBuilder {
         // a peer's /proc/<pid>/fd/<n> or read its memory (CMA) across user namespaces only with
         // CAP_SYS_PTRACE: UCX (MPICH's default transport) then fails ("Shared memory error").
         // Its named /dev/shm segments work; the user's own value wins.
-        if mode == .N1 || mode == .R1, JobEnvironment.isJobTask(env.hostEnvironment), !e.contains("UCX_POSIX_USE_PROC_LINK") {
-            e.set("UCX_POSIX_USE_PROC_LINK", "n")
+        if mode == .N1 || mode == .R1, JobEnvironment.isJobTask(env.hostEnvironment) {
+            if !e.contains("UCX_POSIX_USE_PROC_LINK") { e.set("UCX_POSIX_USE_PROC_LINK", "n") }
+            // Open MPI's vader BTL the same way: its default single copy (CMA) finds the peers in
+            // other user namespaces, falls back to its emulation and says so on every rank
+            // ("WARNING: The default btl_vader_single_copy_mechanism CMA is not available due to
+            // different user namespaces"). Asked for from the start: the same transport, no warning.
+            if !e.contains(JobEnvironment.vaderSingleCopyKey) { e.set(JobEnvironment.vaderSingleCopyKey, "emulated") }
         }
     }
 
     /// Binds for a task of a job: the host `/dev/shm` (unless a `/dev` bind already shows it)
-    /// and the launcher's session directories (unless a volume covers them). Missing ones are
-    /// dropped silently, and `--novol` removes them like any other bind.
+    /// and the launcher's session directories (unless a volume covers them), and the host's
+    /// `/etc/hosts` (unless a volume covers it). Missing ones are dropped silently, and
+    /// `--novol` removes them like any other bind.
     func jobVolumes(after list: [VolumeSpec]) -> [VolumeSpec] {
         guard JobEnvironment.isJobTask(env.hostEnvironment) else { return [] }
         var out: [VolumeSpec] = []
@@ -132,6 +144,16 @@ extension PlanBuilder {
         where !covered.contains(where: { PathName.isUnder(dir, $0) }) {
             out.append(VolumeSpec(spec: dir, host: dir, container: dir, isSysdir: true))
             covered.append(dir)
+        }
+        // Name lookups as a bare task makes them: the launcher's node names, and `localhost`
+        // without asking DNS. A minbase image has no /etc/hosts, and under an oversubscribed
+        // mpirun every rank loads the hwloc topology, whose GL plugin probes X displays on
+        // `localhost`: ~30 DNS queries per rank, one lost query = a 5 s resolver timeout
+        // (issue 25, docs/hpc.md).
+        let hosts = JobEnvironment.hostsFile
+        var st = stat()
+        if !list.contains(where: { PathName.isUnder(hosts, $0.container) }), stat(hosts, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG {
+            out.append(VolumeSpec(spec: hosts, host: hosts, container: hosts, isSysdir: true))
         }
         return out
     }

@@ -165,7 +165,8 @@ extension PlanBuilder {
     /// Before exec, when an MPI launcher started this task and the program links an MPI library:
     /// refuse a launcher/library mismatch (`--mpi=none` skips the check). With `--mpi=host`, the
     /// binds that put the host's MPI libraries where the container's loader finds its own.
-    func checkMPI(executable: String, bindings: [RootDirectory.Volume]) throws -> [ExecutionPlan.Mount] {
+    /// Sets `mpiParameters` (`openMPIHostParameters`) for a rank that passes.
+    mutating func checkMPI(executable: String, bindings: [RootDirectory.Volume]) throws -> [ExecutionPlan.Mount] {
         guard options.mpi != "none" else { return [] }
         let launcher = MPILauncher.detect(env.hostEnvironment)
         guard launcher != nil || options.mpi == "host",
@@ -178,7 +179,7 @@ extension PlanBuilder {
             }
             return []
         }
-        guard let (lib, _) = containerLibrary(soname, program: program.hostPath, bindings: bindings) else {
+        guard let (lib, libPath) = containerLibrary(soname, program: program.hostPath, bindings: bindings) else {
             if options.mpi == "host" {
                 throw EngineError.invalid("--mpi=host: the container has no \(soname) for \(PathName.basename(executable))")
             }
@@ -198,11 +199,14 @@ extension PlanBuilder {
         }
         let host = MPICompatibility.hostLibrary(for: options.mpi == "host" ? nil : launcher, environment: env.hostEnvironment)
         if options.mpi == "host" {
-            return try hostMPIMounts(container: lib, host: host, program: program.hostPath, bindings: bindings)
+            let mounts = try hostMPIMounts(container: lib, host: host, program: program.hostPath, bindings: bindings)
+            mpiParameters = openMPIHostParameters(library: lib, containerPath: libPath, bindings: bindings)
+            return mounts
         }
         if let launcher, let problem = MPICompatibility.problem(program: executable, library: lib, launcher: launcher, host: host?.0) {
             throw EngineError.invalid(problem)
         }
+        mpiParameters = openMPIHostParameters(library: lib, containerPath: libPath, bindings: bindings)
         return []
     }
 

@@ -76,6 +76,18 @@ extension RuncEngine {
         }
 
         var namespaces = ["pid", "ipc", "uts", "mount", "user"].map(OCIRuntimeSpec.Namespace.init)
+        if plan.isMPIRank && runtime.flavor != .runsc {
+            // A rank of an MPI job sees real PIDs, like its peers and its launcher: MPI passes
+            // PIDs between ranks, and a rank that is PID 1 in its own namespace takes every
+            // peer's PID 1 for its own (Open MPI's shmem/mmap then skips mapping the peers'
+            // segments and vader's sendi writes into unmapped memory: issue 25, docs/hpc.md).
+            // No new PID namespace, and the host's /proc bound (a fresh proc needs one).
+            namespaces.removeAll { $0.type == "pid" }
+            if let proc = specMounts.firstIndex(where: { $0.destination == "/proc" }) {
+                specMounts[proc] = .init(
+                    destination: "/proc", type: "none", source: "/proc", options: ["rbind", "nosuid", "noexec", "nodev"])
+            }
+        }
         var uidMappings: [OCIRuntimeSpec.IDMapping]? = [.init(containerID: 0, hostID: hostUID, size: 1)]
         var gidMappings: [OCIRuntimeSpec.IDMapping]? = [.init(containerID: 0, hostID: hostGID, size: 1)]
         var user = OCIRuntimeSpec.User(uid: 0, gid: 0, additionalGids: nil)

@@ -105,6 +105,16 @@ struct MPITests {
         expectSuccess(own)
         #expect(own.stdout == "mine:\n", "\(mode): \(own)")
 
+        // A task's name lookups go through the host's /etc/hosts (the image has none: ranks
+        // asked DNS for `localhost`, issue 25); outside a job the image's own (none) stays.
+        let hosts = try String(contentsOfFile: "/etc/hosts", encoding: .utf8)
+        let inJob = try await box.run(["--nobanner", "deb", "sh", "-c", "cat /etc/hosts 2>/dev/null"], environment: job)
+        #expect(inJob.stdout == hosts, "\(mode): a job task sees the host's /etc/hosts:\n\(inJob)")
+        if mode != "R1" {  // the R modes bind the host's /etc/hosts for every run (RuncEngine.sysdirs)
+            let outside = try await box.run(["--nobanner", "deb", "sh", "-c", "cat /etc/hosts 2>/dev/null; true"])
+            #expect(outside.stdout != hosts, "\(mode): outside a job the image's /etc/hosts:\n\(outside)")
+        }
+
         if mode == "R1" {
             // Outside a job the runtime keeps its private /dev/shm.
             let alone = try await box.run(["--nobanner", "deb", "sh", "-c", "cat \(shm) 2>/dev/null || echo private"])
@@ -137,6 +147,71 @@ struct MPITests {
         let id = try await box.launch("/usr/bin/mpirun", ["-np", "1", box.env.binary, "run", "--nobanner", "mpi", "id", "-u"])
         let uid = geteuid() == 0 && box.env.user != "root" ? try UserCommand.ids(of: box.env.user).uid : geteuid()
         #expect(id.stdout == "\(uid)\n", "\(id)")
+    }
+
+    @Test(
+        "a rank in an image without Open MPI's site file opens only what the host's file allows (no btl/ofi: 1 s in MPI_Finalize)",
+        hasOpenMPILauncher, arguments: pmixRankModes)
+    func hostSiteParameters(_ mode: String) async throws {
+        // The host's site file (Debian's openmpi-common) turns btl/ofi off: its close sleeps 1 s.
+        let site = try String(contentsOfFile: "/etc/openmpi/openmpi-mca-params.conf", encoding: .utf8)
+        let excluded =
+            site.split(separator: "\n").compactMap { line -> [String]? in
+                let kv = line.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                guard kv.count == 2, kv[0] == "btl", kv[1].hasPrefix("^") else { return nil }
+                return kv[1].dropFirst().split(separator: ",").map(String.init)
+            }.last ?? []
+        try #require(excluded.contains("ofi"), "the host's Open MPI site file must exclude btl/ofi:\n\(site)")
+
+        let box = try sandbox("mcasite-\(mode)")
+        try await box.mpiContainer("mpi-openmpi", name: "mpi", mode: mode)
+        let own = try await box.run([
+            "--nobanner", "mpi", "sh", "-c", "test -e /etc/openmpi/openmpi-mca-params.conf && echo has-site-file; true",
+        ])
+        #expect(own.stdout.isEmpty, "the test image has no site file of its own (libopenmpi3 only):\n\(own)")
+
+        // Open MPI names every BTL component it opens (btl_base_verbose, passed by mpirun).
+        let verbose = ["OMPI_MCA_btl_base_verbose": "10"]
+        let args = ["-np", "1", box.env.binary, "run", "--nobanner", "mpi", "ring"]
+        let r = try await box.launch("/usr/bin/mpirun", args, environment: verbose)
+        expectSuccess(r)
+        let opened = (r.stdoutLines + r.stderrLines).filter {
+            $0.contains("components_open: component ") && $0.contains("open function successful")
+        }
+        #expect(opened.contains { $0.contains("component vader ") }, "\(mode): no BTL listing:\n\(r)")
+        for c in excluded {
+            #expect(!opened.contains { $0.contains("component \(c) ") }, "\(mode): the rank opened btl/\(c):\n\(r)")
+        }
+        if mode == "N1" {
+            // The image's own site file wins over the host's: then btl/ofi is opened again.
+            try requireSuccess(
+                try await box.run([
+                    "--nobanner", "mpi", "sh", "-c",
+                    "mkdir -p /etc/openmpi && echo 'btl_base_warn_component_unused = 0' > /etc/openmpi/openmpi-mca-params.conf",
+                ]))
+            let image = try await box.launch("/usr/bin/mpirun", args, environment: verbose)
+            expectSuccess(image)
+            #expect((image.stdout + image.stderr).contains("components_open: component ofi open function successful"), "\(image)")
+        }
+    }
+
+    @Test(
+        "mpirun -np 2/4 on an image built the usual way (openmpi-bin): ranks see real PIDs, no crash, no warning",
+        hasOpenMPILauncher, arguments: ["N1", "R1"])
+    func ringOnOpenMPIBinImage(_ mode: String) async throws {
+        let box = try sandbox("ompibin-\(mode)")
+        try await box.mpiContainer("mpi-openmpi-bin", name: "mpi", mode: mode)
+        for n in [2, 4] {
+            let r = try await box.launch(
+                "/usr/bin/mpirun", ["--oversubscribe", "-np", "\(n)", box.env.binary, "run", "--nobanner", "mpi", "ring"])
+            expectRingJob(r, ranks: n, "\(mode) openmpi-bin, \(n) ranks")
+        }
+        // Open MPI tells a peer's shared-memory segment from its own by PID: each rank must
+        // see its real one (R1 made every rank PID 1 in its own namespace: vader's sendi crashed).
+        let pids = try await box.launch(
+            "/usr/bin/mpirun", ["--oversubscribe", "-np", "2", box.env.binary, "run", "--nobanner", "mpi", "sh", "-c", "echo $$"])
+        expectSuccess(pids)
+        #expect(Set(pids.stdoutLines).count == 2 && !pids.stdoutLines.contains("1"), "\(mode): \(pids)")
     }
 
     @Test("R1 without unshare/newuidmap refuses a rank of a PMIx job in one line naming why")

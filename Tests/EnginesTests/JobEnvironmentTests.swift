@@ -61,7 +61,7 @@ import OCI
         host["PMIX_DSTORE_ESH_BASE_PATH"] = "/tmp"  // never all of /tmp
         let p = try plan(c, host: host)
         defer { p.removeTemporaryFiles() }
-        #expect(p.mounts.filter { $0.isSysdir }.map(\.target) == ["/dev/shm", session])
+        #expect(p.mounts.filter { $0.isSysdir }.map(\.target) == ["/dev/shm", session, "/etc/hosts"])
         #expect(p.mounts.filter { $0.isSysdir }.allSatisfy { $0.source == $0.target })
 
         // A /dev bind already shows the host's /dev/shm; no job, no extra binds.
@@ -74,7 +74,45 @@ import OCI
         // --novol drops them like any bind.
         let dropped = try plan(c, host: host) { $0.noVolumes = ["/dev/shm"] }
         defer { dropped.removeTemporaryFiles() }
-        #expect(dropped.mounts.filter { $0.isSysdir }.map(\.target) == [session])
+        #expect(dropped.mounts.filter { $0.isSysdir }.map(\.target) == [session, "/etc/hosts"])
+        // A volume on /etc (or /etc/hosts) keeps the user's.
+        let own = try plan(c, host: host) { $0.volumes = [c.hostDir + ":/etc"] }
+        defer { own.removeTemporaryFiles() }
+        #expect(!own.mounts.contains { $0.target == "/etc/hosts" })
+    }
+
+    @Test func openMPIParameterFiles() throws {
+        let text = """
+            # Debian's default
+            btl_base_warn_component_unused=0
+            mtl = ^ofi
+              btl =  ^uct,openib,ofi\t
+            // a line comment = no
+            /* a block
+            comment = no */
+            pml = ^ucx
+            -mca foo bar
+            bad key = x
+            empty =
+            """
+        let values = OpenMPIParameters.parse(text)
+        #expect(values.map(\.key) == ["btl_base_warn_component_unused", "mtl", "btl", "pml"])
+        #expect(values.map(\.value) == ["0", "^ofi", "^uct,openib,ofi", "^ucx"])
+        #expect(
+            OpenMPIParameters.siteFiles(libraryDirectory: "/usr/lib/x86_64-linux-gnu") == ["/etc/openmpi/openmpi-mca-params.conf"])
+        #expect(
+            OpenMPIParameters.siteFiles(libraryDirectory: "/opt/ompi-4.1/lib64")
+                == ["/etc/openmpi/openmpi-mca-params.conf", "/opt/ompi-4.1/etc/openmpi-mca-params.conf"])
+
+        // The host's values: the site file, then the user's over it; OPAL_SYSCONFDIR names the site.
+        let dir = NSTemporaryDirectory() + "ompi-params-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir + "/etc", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir + "/home/.openmpi", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "btl = ^ofi\npml = ^ucx\n".write(toFile: dir + "/etc/openmpi-mca-params.conf", atomically: false, encoding: .utf8)
+        try "btl = self,vader\n".write(toFile: dir + "/home/.openmpi/mca-params.conf", atomically: false, encoding: .utf8)
+        let host = OpenMPIParameters.hostValues(libraryDirectory: nil, home: dir + "/home", environment: ["OPAL_SYSCONFDIR": dir + "/etc"])
+        #expect(host.map { "\($0.key)=\($0.value)" } == ["pml=^ucx", "btl=self,vader"])
     }
 
     /// N8: a session directory is bound only when its launcher started the task, it is the

@@ -172,6 +172,17 @@ func runRS(
             plan: plan, mounts: mounts, proot: nil, devices: [],
             runtime: .init(path: "/usr/bin/runsc"), terminal: true, hostname: "h",
             hostUID: 1, hostGID: 1)
+        #expect(ns.contains("pid") && spec.mounts.first { $0.destination == "/proc" }?.type == "proc")
+        // A rank of an MPI job keeps the host's PIDs (its peers' segments are told apart by PID).
+        var rank = plan
+        rank.isMPIRank = true
+        let rankSpec = try RuncEngine.makeSpec(
+            plan: rank, mounts: mounts, proot: nil, devices: [],
+            runtime: .init(path: "/usr/sbin/runc"), terminal: false, hostname: "h", hostUID: 1234, hostGID: 5678)
+        #expect(!rankSpec.linux.namespaces.contains { $0.type == "pid" } && rankSpec.linux.namespaces.contains { $0.type == "user" })
+        let proc = rankSpec.mounts.filter { $0.destination == "/proc" }
+        #expect(proc.count == 1 && proc.first?.source == "/proc" && proc.first?.options?.first == "rbind", "\(proc)")
+
         #expect(runsc.linux.uidMappings == nil && !runsc.linux.namespaces.contains { $0.type == "user" })
         #expect(runsc.process.terminal)
 
