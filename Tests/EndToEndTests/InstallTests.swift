@@ -40,7 +40,7 @@ struct TarballInstallTests {
         expectSuccess(r)
         #expect(r.stdout.contains("\(name): OK"), "\(r)")
         #expect(r.stdout.contains("udocker-swift: "), "\(r)")
-        #expect(r.stdoutLines.contains { $0.hasPrefix("✔ host glibc ") }, "\(r)")
+        #expect(r.stdoutLines.contains { $0.hasPrefix("✔ host ") && $0.contains(" glibc 2.") }, "\(r)")
     }
 
     static let distBinary = ProcessInfo.processInfo.environment["UDOCKER_DIST_BIN"]
@@ -65,7 +65,7 @@ struct TarballInstallTests {
         // Inside: the binary with the container's glibc, its own repository in /tmp.
         let inside = try await box.run([
             "--nobanner", "-v", "\(dist):/opt/udocker:ro", "-e", "UDOCKER_DIR=/tmp/ud", "-e", "HOME=/tmp", "old",
-            "/bin/sh", "-c", "/opt/udocker/bin/udocker version && /opt/udocker/bin/udocker doctor --json | grep -c '\"summary\" : \"glibc 2.31'",
+            "/bin/sh", "-c", "/opt/udocker/bin/udocker version && /opt/udocker/bin/udocker --allow-root doctor --json | grep -c '\"summary\" : \"glibc 2.31'",
         ])
         expectSuccess(inside)
         #expect(inside.stdout.contains("udocker-swift: "), "\(inside)")
