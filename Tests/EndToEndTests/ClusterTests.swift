@@ -34,12 +34,13 @@ enum TwoNodeCluster {
         p.environment = environment
         let out = Pipe()
         p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
+        p.standardError = out
         p.standardInput = FileHandle.nullDevice
         do { try p.run() } catch { return "cannot run \(script): \(error)" }
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
-        return p.terminationStatus == 0 ? nil : text.trimmingCharacters(in: .whitespacesAndNewlines)
+        let why = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        return p.terminationStatus == 0 ? nil : why.isEmpty ? "hpc-cluster.sh check exited \(p.terminationStatus)" : why
     }()
 
     static var environment: [String: String] {
