@@ -4,7 +4,7 @@ import TestSupport
 
 /// A two-node Slurm cluster on this machine (scripts/fixtures/hpc-cluster.sh, run as root): two
 /// network namespaces `udnode1`/`udnode2` on a private bridge (198.18.<id>.0/24), each with its
-/// own hostname, `/tmp` and `/dev/shm`, a `slurmd` each and `slurmctld` in a third namespace.
+/// own hostname, `/tmp` and `/dev/shm` (tmpfs), a `slurmd` each and `slurmctld` in a third namespace.
 /// The test sandboxes ($UDOCKER_E2E_WORK) are the shared filesystem both nodes see at the same
 /// path. Built for each test and removed after it; jobs are submitted as the test user from the
 /// host. `UDOCKER_E2E_CLUSTER_ID` (0..255) picks the subnet and names, so that two runs coexist.
@@ -17,12 +17,6 @@ enum TwoNodeCluster {
         ?? (id == "0" ? "/tmp/udocker-e2e-cluster" : "/tmp/udocker-e2e-cluster-\(id)")
     static var configuration: String { "\(directory)/slurm.conf" }
     static let nodes = ["udnode1", "udnode2"]
-
-    /// Where the host sees `path` of a node's `/tmp` (the host directory behind that `/tmp`).
-    static func onHost(_ path: String, of node: String) -> String {
-        precondition(path.hasPrefix("/tmp/"), "not in the node's /tmp: \(path)")
-        return "\(directory)/\(node)/tmp/" + path.dropFirst("/tmp/".count)
-    }
 
     /// Why no cluster can be built here (nil: it can): `hpc-cluster.sh check` answers (root, `ip`,
     /// Slurm and munge, network namespaces, bridges, veth pairs).
@@ -184,11 +178,15 @@ struct ClusterTests {
             expectRingJob(r, ranks: 4, "srun -N2, node-local repositories")
             #expect(ranksPerHost(r.stdoutLines) == ["udnode1": 2, "udnode2": 2], "two ranks on each node:\n\(r)")
             #expect(pullLines(r.stderr).count == 2, "one pull per node:\n\(r)")
+            // Each node's /tmp (a tmpfs of the node), asked on the node.
             for node in TwoNodeCluster.nodes {
-                // The node's /tmp, read through the host directory behind it.
-                let repository = TwoNodeCluster.onHost(local, of: node)
-                try #require(box.exists(repository), "no repository in \(node)'s /tmp")
-                try await expectOneContainer(box, udockerDir: repository, node)
+                let on = ["-w", node, "-N1", "-n1", box.env.binary]
+                let ps = try await box.cluster("srun", on + ["ps"], environment: ["UDOCKER_DIR": local])
+                expectSuccess(ps)
+                let containers = Array(ps.stdoutLines.dropFirst())
+                #expect(containers.count == 1 && containers.first?.contains("job") == true, "\(node): one container:\n\(ps)")
+                let images = try await box.cluster("srun", on + ["images"], environment: ["UDOCKER_DIR": local])
+                #expect(images.stdoutLines.dropFirst().count == 1, "\(node): one image:\n\(images)")
             }
             #expect(!box.exists(local), "nothing on the host's /tmp")
             #expect(!box.exists(box.udockerDir), "nothing in the shared sandbox's repository")
