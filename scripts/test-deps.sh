@@ -63,6 +63,8 @@ PACKAGES=(
   "slurm-wlm:/usr/sbin/slurmd"
   "slurm-wlm-basic-plugins:/usr/lib/x86_64-linux-gnu/slurm-wlm/mpi_pmix.so"
   "munge:/usr/sbin/munged"
+  # the two-node cluster of ClusterTests (scripts/fixtures/hpc-cluster.sh): netns, bridge, veth
+  "iproute2:/sbin/ip"
   "gcc:/usr/bin/gcc"
   "binutils:/usr/bin/strip"
   "libstdc++-12-dev:/usr/lib/gcc/x86_64-linux-gnu/12/libstdc++.a"

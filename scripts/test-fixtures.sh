@@ -550,7 +550,13 @@ case "$cmd" in
     log "ready (stop with: $0 stop)"
     ;;
   start-tls) mkdir -p "$W/pids" "$W/logs" "$W/registry"; load_ports; prepare_tls; start_tls_registry ;;
-  stop) stop_all ;;
+  stop)
+    stop_all
+    # a two-node cluster that a crashed ClusterTests run left (namespaces, bridge, daemons)
+    if [ "$(id -u)" -eq 0 ] && [ -e "/run/netns/ude2e${UDOCKER_E2E_CLUSTER_ID:-0}-n1" ]; then
+      "$HERE/fixtures/hpc-cluster.sh" stop || true
+    fi
+    ;;
   status) load_ports; echo "ports: plain $REG, token $TREG, issuer $TOKEN_PORT, tls $TLSREG, htpasswd $HTREG"; status_all ;;
   *) echo "usage: $0 [start|start-tls|stop|status]" >&2; exit 2 ;;
 esac
