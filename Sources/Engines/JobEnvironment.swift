@@ -153,7 +153,8 @@ extension PlanBuilder {
         let hosts = JobEnvironment.hostsFile
         var st = stat()
         if !list.contains(where: { PathName.isUnder(hosts, $0.container) }), stat(hosts, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG {
-            out.append(VolumeSpec(spec: hosts, host: hosts, container: hosts, isSysdir: true))
+            // Read-only, as every host file we choose to bind (security review N1).
+            out.append(VolumeSpec(spec: hosts, host: hosts, container: hosts, isSysdir: true, readOnly: true))
         }
         return out
     }

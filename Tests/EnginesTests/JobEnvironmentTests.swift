@@ -62,6 +62,8 @@ import OCI
         let p = try plan(c, host: host)
         defer { p.removeTemporaryFiles() }
         #expect(p.mounts.filter { $0.isSysdir }.map(\.target) == ["/dev/shm", session, "/etc/hosts"])
+        // A host file we bind is read-only (security review N1); the shared memory and the session stay writable.
+        #expect(p.mounts.filter { $0.isSysdir }.map(\.readOnly) == [false, false, true])
         #expect(p.mounts.filter { $0.isSysdir }.allSatisfy { $0.source == $0.target })
 
         // A /dev bind already shows the host's /dev/shm; no job, no extra binds.
@@ -127,7 +129,8 @@ import OCI
         func sessions(_ h: [String: String]) throws -> [String] {
             let p = try plan(c, host: h)
             defer { p.removeTemporaryFiles() }
-            return p.mounts.filter { $0.isSysdir && $0.target != "/dev/shm" }.map(\.target)
+            // The job binds that are not session directories: /dev/shm and the host's /etc/hosts.
+            return p.mounts.filter { $0.isSysdir && !["/dev/shm", "/etc/hosts"].contains($0.target) }.map(\.target)
         }
         // Slurm job, no launcher (SLURM_JOB_ID only): none, whatever the variables say.
         #expect(
