@@ -127,13 +127,16 @@ struct HTCTests {
 /// and env exec, so the pid is udocker's.
 enum RawRun {
     /// `stderrPath`: a file that receives udocker's stderr (for a test's failure message); else discarded.
-    static func start(_ box: E2ESandbox, _ args: [String], stderrPath: String? = nil) throws -> Process {
+    static func start(
+        _ box: E2ESandbox, _ args: [String], stderrPath: String? = nil, environment extra: [String: String] = [:]
+    ) throws -> Process {
         var argv: [String] = []
         if geteuid() == 0 && box.env.user != "root" {
             let (uid, gid) = try UserCommand.ids(of: box.env.user)
             argv += ["/usr/bin/setpriv", "--reuid=\(uid)", "--regid=\(gid)", "--clear-groups", "--"]
         }
-        argv += ["/usr/bin/env", "-i"] + box.baseEnvironment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        argv += ["/usr/bin/env", "-i"]
+            + box.baseEnvironment.merging(extra) { $1 }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
         argv += [box.env.binary] + args
         let p = Process()
         p.executableURL = URL(fileURLWithPath: argv[0])

@@ -38,7 +38,11 @@ struct InterruptTests {
         defer { forwarder.stop() }
         let slowImage = box.env.image("debian", tag: box.env.debianTag, registry: forwarder.host)
         let log = "\(work.path)/pull.stderr"
-        let p = try RawRun.start(box, ["pull", slowImage], stderrPath: log)
+        // The forwarder's stall holds the pull mid-way for the signal: the transfer limits (which
+        // would end a stalled pull on their own, StallTests) are off here.
+        let p = try RawRun.start(
+            box, ["pull", slowImage], stderrPath: log,
+            environment: ["UDOCKER_TRANSFER_STALL_TIMEOUT": "0", "UDOCKER_TRANSFER_MIN_RATE": "0"])
         // Wait until a layer is partly written (the forwarder stalls after 4 MiB, so the pull cannot
         // finish first however late this task runs): the signal then lands mid-download.
         var midway = false
