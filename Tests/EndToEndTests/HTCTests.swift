@@ -135,7 +135,8 @@ enum RawRun {
             let (uid, gid) = try UserCommand.ids(of: box.env.user)
             argv += ["/usr/bin/setpriv", "--reuid=\(uid)", "--regid=\(gid)", "--clear-groups", "--"]
         }
-        argv += ["/usr/bin/env", "-i"]
+        argv +=
+            ["/usr/bin/env", "-i"]
             + box.baseEnvironment.merging(extra) { $1 }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
         argv += [box.env.binary] + args
         let p = Process()

@@ -65,7 +65,8 @@ struct TarballInstallTests {
         // Inside: the binary with the container's glibc, its own repository in /tmp.
         let inside = try await box.run([
             "--nobanner", "-v", "\(dist):/opt/udocker:ro", "-e", "UDOCKER_DIR=/tmp/ud", "-e", "HOME=/tmp", "old",
-            "/bin/sh", "-c", "/opt/udocker/bin/udocker version && /opt/udocker/bin/udocker --allow-root doctor --json | grep -c '\"summary\" : \"glibc 2.31'",
+            "/bin/sh", "-c",
+            "/opt/udocker/bin/udocker version && /opt/udocker/bin/udocker --allow-root doctor --json | grep -c '\"summary\" : \"glibc 2.31'",
         ])
         expectSuccess(inside)
         #expect(inside.stdout.contains("udocker-swift: "), "\(inside)")

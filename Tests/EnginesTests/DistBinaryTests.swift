@@ -92,7 +92,8 @@ import Testing
             #expect(lines.contains { $0.hasSuffix(" \(name)/\(entry)") }, "no \(name)/\(entry) in:\n\(listing.output)")
         }
         #expect(lines.allSatisfy { $0.contains(" 0/0 ") }, "an entry not owned by 0/0:\n\(listing.output)")
-        let times = Set(lines.map { $0.split(separator: " ", omittingEmptySubsequences: true).dropFirst(3).prefix(2).joined(separator: " ") })
+        let times = Set(
+            lines.map { $0.split(separator: " ", omittingEmptySubsequences: true).dropFirst(3).prefix(2).joined(separator: " ") })
         #expect(times.count == 1, "entries with different times: \(times)")
 
         // Made again from the same build into another directory: the same bytes.
