@@ -149,27 +149,44 @@ struct TripTests {
 
     // MARK: leftovers of killed commands
 
-    /// Starts `args` stopped-and-stepped: the command runs only in short slices (SIGCONT, 2 ms,
-    /// SIGSTOP) and `ready` is checked between slices while it is stopped, so however fast the
-    /// binary is, it cannot finish unseen; once `ready` holds it is killed with SIGKILL (no
-    /// handler runs). False when the command ended before `ready` held.
-    static func killWhen(_ box: E2ESandbox, _ args: [String], _ ready: () -> Bool) async throws -> Bool {
+    /// Starts `args` stopped-and-stepped by a small stepper process (python3): the command runs
+    /// only in 2 ms slices (SIGCONT, sleep, SIGSTOP), and between slices, while it is stopped,
+    /// the stepper checks whether any file matching `glob` is larger than `minSize` bytes; then
+    /// SIGKILL (no handler runs). A separate process, so the slices do not depend on when this
+    /// test's task is scheduled (under the whole suite that was seconds late, and a fast release
+    /// binary finished unseen). False when the command ended before the condition held.
+    static func killWhen(_ box: E2ESandbox, _ args: [String], glob: String, minSize: Int) async throws -> Bool {
         let p = try RawRun.start(box, args)
         let pid = p.processIdentifier
         kill(pid, SIGSTOP)
-        var hit = false
-        let deadline = ContinuousClock.now + .seconds(120)
-        while p.isRunning && ContinuousClock.now < deadline {
-            if ready() { hit = true; break }
-            kill(pid, SIGCONT)
-            try await Task.sleep(for: .milliseconds(2))
-            kill(pid, SIGSTOP)
-            try await Task.sleep(for: .milliseconds(1))
-        }
+        let stepper = Process()
+        stepper.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        stepper.arguments = ["-c", Self.stepperScript, String(pid), glob, String(minSize)]
+        try stepper.run()
+        stepper.waitUntilExit()
+        let hit = stepper.terminationStatus == 0
         kill(pid, SIGKILL)
         await RawRun.wait(p)
         return hit
     }
+
+    static let stepperScript = """
+        import glob, os, signal, sys, time
+        pid, pattern, minimum = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+        def alive():
+            try:
+                with open(f"/proc/{pid}/stat") as f: return f.read().split(") ")[1][0] not in "ZX"
+            except OSError: return False
+        deadline = time.monotonic() + 120
+        while alive() and time.monotonic() < deadline:
+            for path in glob.glob(pattern, include_hidden=True):
+                try:
+                    if os.lstat(path).st_size > minimum or (minimum < 0 and os.path.exists(path)):
+                        os.kill(pid, signal.SIGKILL); sys.exit(0)
+                except OSError: pass
+            os.kill(pid, signal.SIGCONT); time.sleep(0.002); os.kill(pid, signal.SIGSTOP); time.sleep(0.001)
+        sys.exit(1)
+        """
 
     static func size(_ path: String) -> Int64 {
         var st = stat()
@@ -183,9 +200,7 @@ struct TripTests {
         let out = "\(box.scratch)/c.tar"
         let parts = { box.listDirectory(box.scratch).filter { $0.hasPrefix(".c.tar.part-") } }
         // Stepped (killWhen): a fast release build finished the export before a polling test could kill it.
-        let hit = try await Self.killWhen(box, ["export", "-o", out, id]) {
-            parts().contains { Self.size("\(box.scratch)/\($0)") > 1 << 20 }
-        }
+        let hit = try await Self.killWhen(box, ["export", "-o", out, id], glob: "\(box.scratch)/.c.tar.part-*", minSize: 1 << 20)
         try #require(hit, "the export ended before it could be killed mid-way")
         #expect(parts().count == 1, "\(parts())")
         let again = try await box.udocker(["export", "-o", out, id])
@@ -209,9 +224,8 @@ struct TripTests {
         var known: Set<String> = [id]  // containers ps lists
         let entries = { box.listDirectory(box.containersDirectory).filter { !known.contains($0) } }
         for cleaner in [["import", "--clone", tarball], ["rmi", "--prune"], ["verify", "--all", "--repair"]] {
-            let hit = try await Self.killWhen(box, ["import", "--clone", tarball]) {
-                entries().contains { FileManager.default.fileExists(atPath: "\(box.containersDirectory)/\($0)/.extracted/ROOT") }
-            }
+            let hit = try await Self.killWhen(
+                box, ["import", "--clone", tarball], glob: "\(box.containersDirectory)/*/.extracted/ROOT", minSize: -1)
             try #require(hit, "the import ended before it could be killed mid-way")
             let left = entries()
             #expect(!left.isEmpty, "nothing left by the killed import")
