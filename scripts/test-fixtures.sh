@@ -286,50 +286,36 @@ build_busybox() {
 
 . "$HERE/fixtures/debian-mirror.sh"
 
-build_debian() {
-  local day tarball mirror
+# debian_minbase <suite> <image> [umoci config args]: an image of one layer, mmdebstrap's minbase
+# of <suite> (the tarball cached by date under $W/cache).
+debian_minbase() {
+  local suite="$1" image="$2" day tarball mirror
+  shift 2
   day="$(date +%Y%m%d)"
   mkdir -p "$W/cache"
-  tarball="$W/cache/debian-$SUITE-minbase-$day.tar"
+  tarball="$W/cache/debian-$suite-minbase-$day.tar"
   if [ ! -s "$tarball" ]; then
     mirror="$(debian_mirror)"
-    log "mmdebstrap $SUITE minbase from $mirror (cached as $(basename "$tarball"))"
-    mmdebstrap --variant=minbase --format=tar --quiet "$SUITE" "$tarball.tmp" "$mirror" </dev/null >"$W/logs/mmdebstrap.log" 2>&1 \
-      || { cat "$W/logs/mmdebstrap.log" >&2; die "mmdebstrap failed"; }
+    log "mmdebstrap $suite minbase from $mirror (cached as $(basename "$tarball"))"
+    mmdebstrap --variant=minbase --format=tar --quiet "$suite" "$tarball.tmp" "$mirror" </dev/null >"$W/logs/mmdebstrap-$suite.log" 2>&1 \
+      || { cat "$W/logs/mmdebstrap-$suite.log" >&2; die "mmdebstrap $suite failed"; }
     mv "$tarball.tmp" "$tarball"
-    find "$W/cache" -name "debian-$SUITE-minbase-*.tar" ! -name "$(basename "$tarball")" -delete
+    find "$W/cache" -name "debian-$suite-minbase-*.tar" ! -name "$(basename "$tarball")" -delete
   fi
-  log "building debian from $(basename "$tarball")"
-  umoci new --image "$L:debian" >/dev/null
-  umoci raw add-layer --image "$L:debian" --history.created_by "mmdebstrap --variant=minbase $SUITE" "$tarball" >/dev/null
-  umoci config --image "$L:debian" --os linux --architecture amd64 --author udocker-e2e \
-    --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    --config.env E2E_IMAGE_VAR=from-debian \
-    --config.cmd bash >/dev/null
+  log "building $image from $(basename "$tarball")"
+  umoci new --image "$L:$image" >/dev/null
+  umoci raw add-layer --image "$L:$image" --history.created_by "mmdebstrap --variant=minbase $suite" "$tarball" >/dev/null
+  umoci config --image "$L:$image" --os linux --architecture amd64 --author udocker-e2e \
+    --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --config.cmd bash "$@" >/dev/null
 }
 
-# debian:bullseye (glibc 2.31, as SLES 15, Cray OS and Ubuntu 20.04 have): the release binary must
-# start under an older C library than the build host's (issue 22; InstallTests). mmdebstrap of the
-# oldest suite the mirror still serves (buster, glibc 2.28, is archived), cached by date.
+build_debian() { debian_minbase "$SUITE" debian --config.env E2E_IMAGE_VAR=from-debian; }
+
+# debian:bullseye (glibc 2.31, as SLES 15 SP3+, Cray OS and Ubuntu 20.04 have): the release binary
+# must start under an older C library than the build host's (issue 22; TarballInstallTests): the
+# oldest suite the mirror still serves (buster, glibc 2.28, is archived).
 OLD_SUITE="${UDOCKER_E2E_OLD_SUITE:-bullseye}"
-build_old_debian() {
-  local day tarball mirror
-  day="$(date +%Y%m%d)"
-  tarball="$W/cache/debian-$OLD_SUITE-minbase-$day.tar"
-  if [ ! -s "$tarball" ]; then
-    mirror="$(debian_mirror)"
-    log "mmdebstrap $OLD_SUITE minbase from $mirror (cached as $(basename "$tarball"))"
-    mmdebstrap --variant=minbase --format=tar --quiet "$OLD_SUITE" "$tarball.tmp" "$mirror" </dev/null >"$W/logs/mmdebstrap-old.log" 2>&1 \
-      || { cat "$W/logs/mmdebstrap-old.log" >&2; die "mmdebstrap $OLD_SUITE failed"; }
-    mv "$tarball.tmp" "$tarball"
-    find "$W/cache" -name "debian-$OLD_SUITE-minbase-*.tar" ! -name "$(basename "$tarball")" -delete
-  fi
-  log "building debian-old from $(basename "$tarball")"
-  umoci new --image "$L:debian-old" >/dev/null
-  umoci raw add-layer --image "$L:debian-old" --history.created_by "mmdebstrap --variant=minbase $OLD_SUITE" "$tarball" >/dev/null
-  umoci config --image "$L:debian-old" --os linux --architecture amd64 --author udocker-e2e \
-    --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --config.cmd bash >/dev/null
-}
+build_old_debian() { debian_minbase "$OLD_SUITE" debian-old; }
 
 # cuda-e2e: the Debian image declaring CUDA 12.6 the way nvidia/cuda images do (for the --nvidia
 # pre-flight against fake drivers; see scripts/fixtures/nvidia-driver-tree.sh)
