@@ -154,25 +154,24 @@ load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$OUT/hpc.md"
 
 if command -v gnuplot >/dev/null; then
+  # One gnuplot `plot` line: column <n> of every engine's data file, bare drawn thicker.
+  plot_column() {
+    printf 'plot '
+    for m in bare $MODES; do
+      w=2; [ "$m" = bare ] && w=4
+      printf "'%s' using 1:%s with linespoints lw %s title '%s', " "$OUT/hpc-pingpong-$m.dat" "$1" "$w" "$m"
+    done | sed 's/, $//'
+    echo
+  }
   {
     echo "set terminal svg size 1000,420 dynamic font 'sans,11'"
     echo "set output '$OUT/hpc-pingpong.svg'"
     echo "set multiplot layout 1,2 title 'MPI ping-pong, 2 ranks ($BUILD build, $(nproc) CPUs, load $load_before)'"
     echo "set logscale x 2; set format x '%.0b%B'; set xlabel 'message size (bytes)'; set grid; set key top left"
     echo "set logscale y; set ylabel 'one-way latency (µs)'; set title 'latency (lower is better)'"
-    printf 'plot '
-    for m in bare $MODES; do
-      w=2; [ "$m" = bare ] && w=4
-      printf "'%s' using 1:2 with linespoints lw %s title '%s', " "$OUT/hpc-pingpong-$m.dat" "$w" "$m"
-    done | sed 's/, $//'
-    echo
+    plot_column 2
     echo "set ylabel 'bandwidth (MB/s)'; set title 'bandwidth (higher is better)'"
-    printf 'plot '
-    for m in bare $MODES; do
-      w=2; [ "$m" = bare ] && w=4
-      printf "'%s' using 1:3 with linespoints lw %s title '%s', " "$OUT/hpc-pingpong-$m.dat" "$w" "$m"
-    done | sed 's/, $//'
-    echo
+    plot_column 3
     echo "unset multiplot"
   } >"$BW/plot.gp"
   gnuplot "$BW/plot.gp" && log "plot: $OUT/hpc-pingpong.svg"
