@@ -249,20 +249,9 @@ final class SOCKS5Server: @unchecked Sendable {
 
     static func start(in directory: String) async throws -> SOCKS5Server {
         let portFile = "\(directory)/socks.port", log = "\(directory)/socks.log"
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        p.arguments = ["-c", script, portFile, log]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        for _ in 0..<200 {
-            if let port = (try? String(contentsOfFile: portFile, encoding: .utf8)).flatMap({ Int($0) }) {
-                return SOCKS5Server(port: port, process: p, log: log)
-            }
-            try await Task.sleep(nanoseconds: 50_000_000)
-        }
-        kill(p.processIdentifier, SIGKILL); p.waitUntilExit()
-        throw UserCommandError("the SOCKS5 server did not start")
+        let (p, port) = try await PythonService.start(
+            script, arguments: [portFile, log], portFile: portFile, quietErrors: true, what: "the SOCKS5 server")
+        return SOCKS5Server(port: port, process: p, log: log)
     }
 
     func connections() -> Int {

@@ -16,19 +16,8 @@ public final class ConnectProxy: @unchecked Sendable {
     /// Starts the proxy; `directory` holds its log and port file (readable by the test).
     public static func start(in directory: String) async throws -> ConnectProxy {
         let log = "\(directory)/proxy.log", portFile = "\(directory)/proxy.port"
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        p.arguments = ["-c", script, log, portFile]
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        for _ in 0..<200 {
-            if let port = (try? String(contentsOfFile: portFile, encoding: .utf8)).flatMap({ Int($0) }) {
-                return ConnectProxy(port: port, log: log, process: p)
-            }
-            try await Task.sleep(nanoseconds: 50_000_000)
-        }
-        kill(p.processIdentifier, SIGKILL); p.waitUntilExit()
-        throw UserCommandError("the CONNECT proxy did not start")
+        let (p, port) = try await PythonService.start(script, arguments: [log, portFile], portFile: portFile, what: "the CONNECT proxy")
+        return ConnectProxy(port: port, log: log, process: p)
     }
 
     public var url: String { "http://127.0.0.1:\(port)" }

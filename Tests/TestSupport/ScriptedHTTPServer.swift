@@ -49,19 +49,9 @@ public final class ScriptedHTTPServer: @unchecked Sendable {
             open(sys.argv[2] + ".tmp", "w").write(str(srv.server_address[1])); os.rename(sys.argv[2] + ".tmp", sys.argv[2])
             srv.serve_forever()
             """
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        p.arguments = ["-c", script, log, portFile, host]
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        for _ in 0..<200 {
-            if let port = (try? String(contentsOfFile: portFile, encoding: .utf8)).flatMap({ Int($0) }) {
-                return ScriptedHTTPServer(host: host, port: port, log: log, process: p)
-            }
-            try await Task.sleep(nanoseconds: 50_000_000)
-        }
-        kill(p.processIdentifier, SIGKILL); p.waitUntilExit()
-        throw UserCommandError("the scripted HTTP server \(name) did not start")
+        let (p, port) = try await PythonService.start(
+            script, arguments: [log, portFile, host], portFile: portFile, what: "the scripted HTTP server \(name)")
+        return ScriptedHTTPServer(host: host, port: port, log: log, process: p)
     }
 
     /// `http://host:port` (IPv6 in brackets).

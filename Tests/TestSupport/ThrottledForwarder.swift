@@ -23,20 +23,10 @@ public final class ThrottledForwarder: @unchecked Sendable {
         -> ThrottledForwarder
     {
         let portFile = "\(directory)/forwarder.port"
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        p.arguments = ["-c", script, target, String(bytesPerSecond), portFile, String(pauseAfter), drip ? "drip" : "pause"]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        for _ in 0..<200 {
-            if let port = (try? String(contentsOfFile: portFile, encoding: .utf8)).flatMap({ Int($0) }) {
-                return ThrottledForwarder(port: port, process: p)
-            }
-            try await Task.sleep(nanoseconds: 50_000_000)
-        }
-        kill(p.processIdentifier, SIGKILL); p.waitUntilExit()
-        throw UserCommandError("the throttled forwarder did not start")
+        let (p, port) = try await PythonService.start(
+            script, arguments: [target, String(bytesPerSecond), portFile, String(pauseAfter), drip ? "drip" : "pause"],
+            portFile: portFile, quietErrors: true, what: "the throttled forwarder")
+        return ThrottledForwarder(port: port, process: p)
     }
 
     public var host: String { "127.0.0.1:\(port)" }
