@@ -28,7 +28,7 @@ extension RunArguments: CommandAction {
             location == nil
             ? try resolver.explicitMode(of: id)
             : ExecutionMode(parsing: context.configuration["override_default_execution_mode"])
-        let mode = chosen ?? .N1
+        let mode = chosen ?? EngineSelector.automaticOrder[0]
         var engineEnvironment = resolver.engineEnvironment()
         // Per-run files go to a locked directory of their own, removed afterwards (or by a later
         // run when this one is killed).
@@ -64,9 +64,6 @@ extension RunArguments: CommandAction {
         options.gpus = gpus
         if let mpi, !["host", "none"].contains(mpi) { throw CommandFailure("invalid --mpi value: \(mpi) (host or none)") }
         options.mpi = mpi
-        if !device.isEmpty && !engine.capabilities.contains(.deviceOption) {
-            context.messages.warning(CapabilityNotice.deviceIgnored(mode).message)
-        }
 
         if let location { return try runLocation(location, directory: scratch.path, engine: engine, options: options, context: context) }
         let checkedConfig = try repo.containerConfigChecked(id).config, config: ImageConfig? = nometa ? nil : checkedConfig
@@ -74,9 +71,6 @@ extension RunArguments: CommandAction {
             id: id, directory: repo.containerDirectory(id), root: repo.containerRoot(id),
             names: repo.containerNames(id), imageConfig: config)
         if repo.isOverlayContainer(id) {
-            guard engine.capabilities.contains(.overlayRoot) else {
-                throw CommandFailure(CapabilityNotice.overlayNeedsN1(container: target, mode: mode).message)
-            }
             instance.overlay = .init(cacheDirectory: repo.layerCache.directory, options: try repo.overlayMountOptions(id))
         }
         let status: Int32
@@ -84,20 +78,9 @@ extension RunArguments: CommandAction {
             // Shared while running: `rm` and `setup` wait for an exclusive lock and refuse meanwhile.
             let lock = try repo.containerLock(id, .shared)
             defer { lock?.unlock() }
-            do {
-                status = try engine.run(instance, options: options)
-            } catch let error as EngineError where chosen == nil && error.kind == .cannotStart && instance.overlay == nil {
-                // The next engine of N1 → R1 → P1 → F3 that works here; recorded as the container's mode.
-                guard let problem = EngineSelector.userNamespaceProblem() else { throw error }
-                let next = EngineSelector.fallback(after: .N1, reason: problem, environment: engineEnvironment)
-                let why = next.skipped.joined(separator: "; ")
-                guard let fallback = next.mode else { throw CommandFailure("no engine works here (\(why)); see udocker doctor") }
-                context.messages.warning(
-                    "\(why): running with \(fallback.rawValue), recorded for this container "
-                        + "(udocker setup --execmode=N1 \(target) to try N1 again)")
-                if fallback != .F3 { try repo.setExecutionMode(id, fallback) }  // F3 records it when converted
-                status = try EngineSelector.engine(for: fallback, environment: engineEnvironment).run(instance, options: options)
-            }
+            // No mode of its own: the next engine of N1 → R1 → P1 → F3 that works here, recorded.
+            let fallback = chosen == nil ? EngineFallback(record: { try repo.setExecutionMode(id, $0) }) : nil
+            status = try EngineRunner().run(engine, container: instance, options: options, label: target, fallback: fallback)
         }
         if rm {
             if repo.isContainerProtected(id) {

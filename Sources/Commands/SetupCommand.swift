@@ -71,7 +71,7 @@ struct SetupCommand: UDockerCommand {
         }
         defer { lock.unlock() }
         // An overlay container becomes flat (lowers + upper merged into ROOT) for any other engine.
-        if mode != .N1, repo.isOverlayContainer(id) {
+        if !EngineRegistry.standard.capabilities(of: mode).contains(.overlayRoot), repo.isOverlayContainer(id) {
             context.messages.info("materialising the overlay container into a flat ROOT")
             do { try OverlayView.materialize(repo, container: id) } catch {
                 throw CommandFailure("setup --execmode=\(mode.rawValue): cannot make the overlay container flat: \(error)")

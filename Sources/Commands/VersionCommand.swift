@@ -62,7 +62,7 @@ struct VersionCommand: UDockerCommand {
         return [
             native,
             found("P1 P2", tools.proot),
-            found("F1 F2 F3 F4", tools.fakechrootLibrary),
+            found("F1 F2 F3 F4", { try tools.fakechrootLibrary() }),
             found("R1 R2 R3", { try tools.ociRuntime() }),
             found("S1", tools.apptainer),
         ]
