@@ -66,21 +66,16 @@ extension RunArguments: CommandAction {
         options.mpi = mpi
 
         if let location { return try runLocation(location, directory: scratch.path, engine: engine, options: options, context: context) }
-        let checkedConfig = try repo.containerConfigChecked(id).config, config: ImageConfig? = nometa ? nil : checkedConfig
-        var instance = ContainerInstance(
-            id: id, directory: repo.containerDirectory(id), root: repo.containerRoot(id),
-            names: repo.containerNames(id), imageConfig: config)
-        if repo.isOverlayContainer(id) {
-            instance.overlay = .init(cacheDirectory: repo.layerCache.directory, options: try repo.overlayMountOptions(id))
-        }
+        // The container as the repository records it, every file checked, in one read.
+        let instance = ContainerInstance(
+            try repo.runnable(id), useConfig: !nometa, recordMode: { try repo.setExecutionMode(id, $0) })
         let status: Int32
         do {
             // Shared while running: `rm` and `setup` wait for an exclusive lock and refuse meanwhile.
             let lock = try repo.containerLock(id, .shared)
             defer { lock?.unlock() }
             // No mode of its own: the next engine of N1 → R1 → P1 → F3 that works here, recorded.
-            let fallback = chosen == nil ? EngineFallback(record: { try repo.setExecutionMode(id, $0) }) : nil
-            status = try EngineRunner().run(engine, container: instance, options: options, label: target, fallback: fallback)
+            status = try EngineRunner().run(engine, container: instance, options: options, label: target, fallback: chosen == nil)
         }
         if rm {
             if repo.isContainerProtected(id) {
@@ -143,7 +138,6 @@ extension RunArguments: CommandAction {
     }
 
     func storageKind(_ context: CommandContext) throws -> ContainerStorage {
-        try ContainerStorage.resolve(
-            option: storage?.rawValue, environment: context.environment, config: context.configuration["container_storage"])
+        try context.configuration.containerStorage(option: storage)
     }
 }

@@ -51,15 +51,6 @@ public struct Launch {
     }
 }
 
-/// A container with no mode of its own: when its engine cannot start here, the next engine of
-/// `EngineSelector.automaticOrder` that works runs it instead, and is recorded as its mode.
-public struct EngineFallback {
-    /// Writes the container's mode (the engines that convert a container record it themselves).
-    public var record: (ExecutionMode) throws -> Void
-
-    public init(record: @escaping (ExecutionMode) throws -> Void) { self.record = record }
-}
-
 /// The one sequence every engine shares: nesting and capability checks → prepare → plan
 /// (capability refusals and warnings included) → engine launch → banner → spawn → error mapping
 /// → wait → clean-up; and the automatic fallback to another engine.
@@ -68,15 +59,17 @@ public struct EngineRunner: Sendable {
 
     public init(registry: EngineRegistry = .standard) { self.registry = registry }
 
-    /// Runs `container` with `engine`. `label` is the container as the user named it (messages);
-    /// with `fallback`, an engine that cannot start here hands over to the next one that works.
+    /// Runs `container` with `engine`. `label` is the container as the user named it (messages).
+    /// With `fallback` (a container with no mode of its own), when its engine cannot start here,
+    /// the next engine of `EngineSelector.automaticOrder` that works runs it instead, recorded as
+    /// its mode (`ContainerInstance.recordMode`; the engines that convert record it themselves).
     public func run<E: ExecutionEngine>(
         _ engine: E, container: ContainerInstance, options: RunOptions, label: String? = nil,
-        fallback: EngineFallback? = nil
+        fallback: Bool = false
     ) throws -> Int32 {
         do {
             return try runOnce(engine, container: container, options: options, label: label)
-        } catch let error as EngineError where fallback != nil && error.kind == .cannotStart && container.overlay == nil {
+        } catch let error as EngineError where fallback && error.kind == .cannotStart && container.overlay == nil {
             let environment = engine.environment
             guard let problem = EngineSelector.problem(with: engine.mode, environment: environment) else { throw error }
             let next = EngineSelector.fallback(after: engine.mode, reason: problem, environment: environment)
@@ -88,7 +81,7 @@ public struct EngineRunner: Sendable {
             Messages(verbosity: environment.debug ? 5 : environment.verbosity).warning(
                 "\(why): running with \(mode.rawValue), recorded for this container "
                     + "(udocker setup --execmode=\(engine.mode.rawValue) \(name) to try \(engine.mode.rawValue) again)")
-            if !registry.capabilities(of: mode).contains(.recordsOwnMode) { try fallback?.record(mode) }
+            if !registry.capabilities(of: mode).contains(.recordsOwnMode) { try container.recordMode?(mode) }
             let other = try registry.engine(for: mode, environment: environment, io: engine.io)
             return try runOnce(other, container: container, options: options, label: label)
         }

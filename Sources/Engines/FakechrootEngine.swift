@@ -47,7 +47,9 @@ public struct FakechrootEngine: ExecutionEngine {
         let paths = FakechrootSetup.Paths(directory: container.directory, root: container.root)
         let ownContainer = PathName.normalize(container.root) == PathName.normalize(container.directory + "/ROOT")
         if ownContainer && FakechrootSetup.needsConversion(paths, for: mode) {
-            let setMode = { (m: ExecutionMode) throws in try Self.writeExecutionMode(m, container: container) }
+            guard let setMode = container.recordMode else {
+                throw EngineError(.setupFailed, "\(mode.rawValue): the container needs converting, and its mode cannot be recorded")
+            }
             do {
                 if let ended = try FakechrootSetup.recover(
                     directory: container.directory, root: container.root,
@@ -83,10 +85,6 @@ public struct FakechrootEngine: ExecutionEngine {
             cwd: command.cwd,
             summary: ["\(mode.rawValue): CMD = \(command.arguments) cwd=\(command.cwd)"]
                 + (debug ? ["\(mode.rawValue): ENV = \(command.environment)"] : []))
-    }
-
-    static func writeExecutionMode(_ m: ExecutionMode, container: ContainerInstance) throws {
-        try ContainerMetadata.writeMode(m, directory: container.directory, root: container.root)
     }
 
     // MARK: user

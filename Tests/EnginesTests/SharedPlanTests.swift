@@ -67,4 +67,22 @@ import Testing
         }
         #expect(problems.isEmpty, "ask an EngineCapabilities trait instead:\n\(problems.joined(separator: "\n"))")
     }
+
+    /// Issue 24, step 2: Store alone changes a container's layout and writes its metadata; the
+    /// engines get a recorder (`ContainerInstance.recordMode`) and a copy step
+    /// (`LocalRepository.flattenOverlay`).
+    @Test("no engine file writes a container's metadata or layout itself")
+    func storeAloneChangesTheLayout() throws {
+        let dir = Self.sources + "/Engines"
+        let files = try #require(FileManager.default.enumerator(atPath: dir)).compactMap { $0 as? String }
+            .filter { $0.hasSuffix(".swift") }
+        var problems: [String] = []
+        for file in files.sorted() {
+            let text = try String(contentsOfFile: dir + "/" + file, encoding: .utf8)
+            for needle in ["ContainerMetadata.", "setExecutionMode(", "containerRoot(", "overlayLayout("] where text.contains(needle) {
+                problems.append("\(file): \(needle)")
+            }
+        }
+        #expect(problems.isEmpty, "\(problems)")
+    }
 }

@@ -86,7 +86,7 @@ struct HostStandInEngine: ExecutionEngine {
         #expect(recorder.plans.last?.warnings.contains("--device is only used by the R modes (P2 sees the host /dev)") == true)
         // An overlay container: refused by the runner before anything is prepared, status 1.
         var overlay = c.instance()
-        overlay.overlay = .init(cacheDirectory: c.tmpDir, options: "lowerdir=/x")
+        overlay.overlay = .init(cacheDirectory: c.tmpDir, lowers: [String(repeating: "a", count: 64)], upper: c.tmpDir, work: c.tmpDir)
         let planned = recorder.plans.count
         let registry = registry(recorder)
         #expect {

@@ -1,6 +1,7 @@
 import FoundationEssentials
 import UDockerSystem
 import Engines
+import Store
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -43,13 +44,13 @@ public struct Configuration: Sendable {
         ("pull_parallelism", "4"),
         ("transfer_stall_timeout", "30"), ("transfer_min_rate", "1024"), ("transfer_rate_window", "60"),
         ("pull_timeout", "0"), ("trusted_repository_owners", ""),
-        ("location", ""),
+        ("location", ""), ("container_storage", ContainerStorage.defaultStorage.rawValue),
     ]
 
     /// Keys of ours that have no default line in `showconf`, and the keys of udocker's sample
     /// `etc/udocker.conf` that udocker itself never reads (`default_execution_mode`,
     /// `use_curl_exec`): a udocker configuration never draws a warning.
-    static let otherKnownKeys: Set<String> = ["container_storage", "default_execution_mode", "use_curl_exec", "hostauth_list"]
+    static let otherKnownKeys: Set<String> = ["default_execution_mode", "use_curl_exec", "hostauth_list"]
 
     /// Values that must parse for udocker to use them: key → what it takes.
     static let typedKeys: [String: ValueType] = [
@@ -141,6 +142,7 @@ public struct Configuration: Sendable {
         ("UDOCKER_TRANSFER_STALL_TIMEOUT", "transfer_stall_timeout"), ("UDOCKER_TRANSFER_MIN_RATE", "transfer_min_rate"),
         ("UDOCKER_TRANSFER_RATE_WINDOW", "transfer_rate_window"), ("UDOCKER_PULL_TIMEOUT", "pull_timeout"),
         ("UDOCKER_TRUSTED_REPOSITORY_OWNERS", "trusted_repository_owners"),
+        ("UDOCKER_CONTAINER_STORAGE", "container_storage"),
     ]
 
     public struct Overrides: Sendable {
@@ -269,4 +271,12 @@ public struct Configuration: Sendable {
 public struct StoreErrorMessage: Error, CustomStringConvertible {
     public let description: String
     public init(_ d: String) { description = d }
+}
+
+extension Configuration {
+    /// How `create` and `run` store a new container: `--storage`, else `container_storage`
+    /// (`UDOCKER_CONTAINER_STORAGE` over the files, as for every key), else flat.
+    func containerStorage(option: ContainerStorage?) throws -> ContainerStorage {
+        try option ?? ContainerStorage(validating: self["container_storage"])
+    }
 }
