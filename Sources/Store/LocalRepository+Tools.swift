@@ -30,17 +30,19 @@ extension LocalRepository {
     /// and the SHA-256 (hex) of the tarball, which the caller shows: what was installed can
     /// always be checked afterwards. `sha256` (hex, optionally `sha256:`-prefixed) is checked
     /// first when given; a `VERSION` older than `minimumVersion` is refused unless `force`.
-    /// The hash and the extraction read the same open file.
+    /// The hash and the extraction read the same open file. `shownAs` names the tarball in
+    /// errors (the URL a downloaded file came from).
     public func installTools(
-        tarball path: String, sha256: String?, minimumVersion: String, force: Bool
+        tarball path: String, shownAs: String? = nil, sha256: String?, minimumVersion: String, force: Bool
     ) throws -> (version: String, installed: [String], sha256: String) {
+        let shown = shownAs ?? path
         let fd = try syscall("open", path: path) { open(path, O_RDONLY | O_CLOEXEC) }
         defer { close(fd) }
         let actual = try Self.sha256(of: fd, path: path).hex
         if let sha256 {
             let want = sha256.hasPrefix("sha256:") ? String(sha256.dropFirst(7)) : sha256
             guard actual == want.lowercased() else {
-                throw StoreError("udockertools tarball \(path): SHA-256 is \(actual), expected \(want)")
+                throw StoreError("udockertools tarball \(shown): SHA-256 is \(actual), expected \(want)")
             }
         }
         guard lseek(fd, 0, SEEK_SET) == 0 else { throw SystemError("lseek", path: path) }
@@ -88,7 +90,7 @@ extension LocalRepository {
                 case .symlink:
                     // e.g. proot-arm64 -> proot-arm64-4_8_0: only a sibling name, never a path.
                     guard !m.linkName.isEmpty, !m.linkName.contains("/"), m.linkName != "..", m.linkName != "." else {
-                        throw StoreError("udockertools tarball \(path): unsafe symlink \(m.name) -> \(m.linkName)")
+                        throw StoreError("udockertools tarball \(shown): unsafe symlink \(m.name) -> \(m.linkName)")
                     }
                     try syscall("symlink", path: target) { symlink(m.linkName, target) }
                 default:
@@ -101,13 +103,13 @@ extension LocalRepository {
         } catch let e as StoreError {
             throw e
         } catch {
-            throw StoreError("udockertools tarball \(path) is not a valid tarball: \(error)")
+            throw StoreError("udockertools tarball \(shown) is not a valid tarball: \(error)")
         }
         guard let version, !version.isEmpty else {
-            throw StoreError("udockertools tarball \(path) has no udocker_dir/lib/VERSION")
+            throw StoreError("udockertools tarball \(shown) has no udocker_dir/lib/VERSION")
         }
         if !force && Self.compareVersions(version, minimumVersion) < 0 {
-            throw StoreError("udockertools tarball \(path) is version \(version), older than \(minimumVersion) (install --force takes it)")
+            throw StoreError("udockertools tarball \(shown) is version \(version), older than \(minimumVersion) (install --force takes it)")
         }
         for (part, name) in staged {
             let from = "\(staging[part]!)/\(name)", to = "\(targets[part]!)/\(name)"
