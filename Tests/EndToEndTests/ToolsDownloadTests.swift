@@ -186,6 +186,10 @@ struct ToolsDownloadTests {
         let plain = try await box.udocker(["install"], environment: env)
         expectOneLineError(plain, mentioning: ["refusing plain http to download.a.incd.pt", "--insecure"])
         #expect(standIn.proxy.requestLines.isEmpty, "\(standIn.proxy.requestLines)")
+        // udocker's URLs through the stand-in without trusting its CA: the system store does not know it.
+        let untrusted = try await box.udocker(["install"], environment: ["https_proxy": standIn.proxy.url])
+        expectOneLineError(untrusted, mentioning: ["TLS certificate is not trusted", "SSL_CERT_FILE", Self.primary, Self.mirror])
+        #expect(standIn.server.requests.isEmpty, "nothing may be asked of a server not trusted: \(standIn.server.requests)")
         // Nothing listens on port 1 here: connection refused, at once, with the way out.
         let dead = "https://127.0.0.1:1/udocker-englib-1.2.11.tar.gz"
         let refused = try await box.udocker(["install"], environment: ["UDOCKER_TARBALL": dead], timeout: .seconds(120))
