@@ -85,21 +85,24 @@ extension RegistryClient {
         throw RegistryError.invalidOption("too many redirects downloading \(url)")
     }
 
-    /// A transport error as a `DownloadFailure`: the proxy's fault when a proxy was in the way and
-    /// failed, else the reason in words; only a failure after the server was reached may pass.
+    /// A transport error before the response head as a `DownloadFailure`: the proxy's fault when a
+    /// proxy was in the way and failed, else the reason in words; only a connection lost after the
+    /// server was reached may pass.
     /// `redirected`: the host is named (the caller names only the URL it asked for).
     static func downloadFailure(_ error: Error, origin: Origin?, redirected: Bool, proxy: String?) -> Error {
         if error is CancellationError { return error }
         if let proxy, let origin, let failure = proxyFailure(error, proxy: proxy, host: origin.hostPort) { return failure }
-        let connecting: Bool
+        // Silent before answering (no connection, no handshake, no response head): trying again
+        // would only wait as long again.
+        let silent: Bool
         if let e = error as? HTTPClientError {
-            connecting = e == .connectTimeout || e == .tlsHandshakeTimeout
+            silent = e == .connectTimeout || e == .tlsHandshakeTimeout || e == .readTimeout
         } else if let e = error as? ChannelError, case .connectTimeout = e {
-            connecting = true
+            silent = true
         } else {
-            connecting = false
+            silent = false
         }
         let host = redirected ? origin.map { "\($0.hostPort): " } ?? "" : ""
-        return DownloadFailure(reason: host + describe(error), mayPass: !connecting && isTransient(error))
+        return DownloadFailure(reason: host + describe(error), mayPass: !silent && isTransient(error))
     }
 }

@@ -198,6 +198,23 @@ struct ToolsDownloadTests {
         #expect(box.listDirectory("\(box.udockerDir)/bin").isEmpty && !box.exists("\(box.udockerDir)/lib/VERSION"))
     }
 
+    @Test("a download site that accepts and never answers ends within the transfer limits, tried once")
+    func silentSite() async throws {
+        let box = try sandbox()
+        let silent = try await ScriptedHTTPServer.start(
+            in: box.path, name: "silent-site",
+            route: """
+                import time; time.sleep(600)
+                return 500, {}, ""
+                """)
+        defer { silent.stop() }
+        let url = "\(silent.base)/udocker-englib-1.2.11.tar.gz"
+        let r = try await box.udocker(
+            ["install"], environment: ["UDOCKER_TARBALL": url, "UDOCKER_TRANSFER_STALL_TIMEOUT": "2"], timeout: .seconds(120))
+        expectOneLineError(r, mentioning: ["cannot download \(url)", "read timeout"])
+        #expect(silent.requests == ["GET /udocker-englib-1.2.11.tar.gz"], "a silent site is not asked again: \(silent.requests)")
+    }
+
     @Test(
         "offline (a network namespace without a route): install names udocker's URLs and UDOCKER_TARBALL in one line",
         .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare"), "needs unshare (util-linux)"))
