@@ -11,7 +11,7 @@ import Glibc
 struct InstallCommand: UDockerCommand {
     static let configuration = CommandConfiguration(
         commandName: "install",
-        abstract: "Install udockertools from a tarball, and report the engine tools found on this host",
+        abstract: "Install udockertools (from udocker's URLs or UDOCKER_TARBALL), and report the engine tools found on this host",
         discussion: """
             install [--force] [--purge]
             The tarball (udockertools layout: udocker_dir/bin, lib, doc) comes from UDOCKER_TARBALL or the
