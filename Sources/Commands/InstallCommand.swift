@@ -23,20 +23,23 @@ struct InstallCommand: UDockerCommand {
             engines use the host's tools where the repository has none (listed).
             """)
     @Flag(name: .customLong("force"), help: "install even if the installed version is current, or the tarball older") var force = false
-    @Flag(name: .customLong("purge"), help: "delete everything in bin/, lib/ and doc/ of the repository first") var purge = false
+    @Flag(name: .customLong("purge"), help: "delete everything in bin/, lib/ and doc/ of the repository first (once a tarball is accepted)")
+    var purge = false
 
     func execute(_ context: CommandContext) async throws -> Int32 {
         let repo = context.repository
         let c = context.configuration
-        if purge {
+        let tarballs = c["tarball"].split(whereSeparator: \.isWhitespace).map(String.init)
+        let minimum = c["tarball_release"]
+        // With a tarball to install, --purge empties the directories only once one is accepted:
+        // a failed download or a refused tarball leaves the installed tools as they were.
+        if purge && tarballs.isEmpty {
             try repo.purgeTools()
             context.messages.info("purged \(repo.binDirectory), \(repo.libDirectory) and \(repo.docDirectory)")
         }
-        let tarballs = c["tarball"].split(whereSeparator: \.isWhitespace).map(String.init)
-        let minimum = c["tarball_release"]
         if tarballs.isEmpty {
             context.messages.info("no udockertools tarball configured (UDOCKER_TARBALL): the engines use the tools found on this host")
-        } else if !force, let v = repo.toolsVersion, LocalRepository.compareVersions(v, minimum) >= 0 {
+        } else if !force, !purge, let v = repo.toolsVersion, LocalRepository.compareVersions(v, minimum) >= 0 {
             context.messages.info("udockertools \(v) already installed in \(repo.libDirectory) (--force reinstalls)")
         } else {
             try await install(tarballs, minimum: minimum, context: context)
@@ -100,7 +103,11 @@ struct InstallCommand: UDockerCommand {
             context.messages.info("installing udockertools from \(entry)")
             let (version, names, digest) = try context.repository.installTools(
                 tarball: path, shownAs: remote ? entry : nil, sha256: sha.isEmpty ? nil : sha,
-                minimumVersion: minimum, force: force)
+                minimumVersion: minimum, force: force, purge: purge)
+            if purge {
+                let repo = context.repository
+                context.messages.info("purged \(repo.binDirectory), \(repo.libDirectory) and \(repo.docDirectory)")
+            }
             context.messages.info(
                 "installed udockertools \(version): \(names.count) file(s) from a tarball with SHA-256 \(digest)"
                     + (sha.isEmpty ? " (set UDOCKER_TARBALL_SHA256 to require it)" : " (as configured)"))

@@ -17,12 +17,14 @@ extension LocalRepository {
         AtomicFile.readString("\(libDirectory)/VERSION")?.trimmed()
     }
 
-    /// `install --purge`: empties bin/, lib/ and doc/ (never following a symlink).
-    public func purgeTools() throws {
+    /// `install --purge`: empties bin/, lib/ and doc/ (never following a symlink), but for an
+    /// entry named `keeping` (an install's staging directory).
+    public func purgeTools(keeping: String? = nil) throws {
+        let kept = keeping.map { Array($0.utf8) }
         for dir in [binDirectory, libDirectory, docDirectory] where FileInfo.isDirectory(dir) {
             let fd = try syscall("open", path: dir) { open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
             defer { close(fd) }
-            try FileTree.removeChildren(of: fd)
+            try FileTree.removeChildren(of: fd, keep: { $0 == kept })
         }
     }
 
@@ -31,9 +33,11 @@ extension LocalRepository {
     /// always be checked afterwards. `sha256` (hex, optionally `sha256:`-prefixed) is checked
     /// first when given; a `VERSION` older than `minimumVersion` is refused unless `force`.
     /// The hash and the extraction read the same open file. `shownAs` names the tarball in
-    /// errors (the URL a downloaded file came from).
+    /// errors (the URL a downloaded file came from). `purge`: bin/, lib/ and doc/ are emptied
+    /// once the tarball is accepted, just before its files move in (a refused tarball purges nothing).
     public func installTools(
-        tarball path: String, shownAs: String? = nil, sha256: String?, minimumVersion: String, force: Bool
+        tarball path: String, shownAs: String? = nil, sha256: String?, minimumVersion: String, force: Bool,
+        purge: Bool = false
     ) throws -> (version: String, installed: [String], sha256: String) {
         let shown = shownAs ?? path
         let fd = try syscall("open", path: path) { open(path, O_RDONLY | O_CLOEXEC) }
@@ -111,6 +115,7 @@ extension LocalRepository {
         if !force && Self.compareVersions(version, minimumVersion) < 0 {
             throw StoreError("udockertools tarball \(shown) is version \(version), older than \(minimumVersion) (install --force takes it)")
         }
+        if purge { try purgeTools(keeping: ".install-\(getpid())") }
         for (part, name) in staged {
             let from = "\(staging[part]!)/\(name)", to = "\(targets[part]!)/\(name)"
             try syscall("rename", path: to) { rename(from, to) }
