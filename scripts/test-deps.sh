@@ -51,6 +51,7 @@ PACKAGES=(
   "gzip:/bin/gzip"
   "ca-certificates:/etc/ssl/certs/ca-certificates.crt"
   "util-linux:/usr/bin/setpriv"
+  "strace:/usr/bin/strace"   # ContainerTests: which commands start a process (ps forks no probe)
   "debian-archive-keyring:/usr/share/keyrings/debian-archive-keyring.gpg"
   # HPC (MPI + Slurm tests, scripts/fixtures/hpc-*): Open MPI stays the host's default MPI
   # (mpich's alternatives have priority 40 < Open MPI's 50, so mpirun/mpicc remain Open MPI);

@@ -19,10 +19,17 @@ struct PsCommand: UDockerCommand {
         if platform { header += "PLATFORM           " }
         header += "NAMES".padding(18) + " " + "IMAGE".padding(20)
         print(header)
-        let defaultMode = ModeResolver(context: context).defaultMode()
+        // The default mode costs host probes (a fork for the user-namespace test): asked only
+        // with -m, and only once a listed container has no mode of its own.
+        var defaultMode: String?
         for c in repo.listContainers() {
             var line = c.id.padding(36) + " \(c.protected ? "P" : ".") \(c.rootState) "
-            if mode { line += (c.mode?.rawValue ?? c.invalidMode ?? defaultMode).padding(2) + " " }
+            if mode {
+                if c.mode == nil && c.invalidMode == nil && defaultMode == nil {
+                    defaultMode = ModeResolver(context: context).defaultMode()
+                }
+                line += (c.mode?.rawValue ?? c.invalidMode ?? defaultMode ?? "").padding(2) + " "
+            }
             if size { line += String(Self.sizeMB(repo.containerRoot(c.id))).padding(5) + " " }
             if platform {
                 line += (repo.containerConfigBytes(c.id).flatMap { ImagePlatform.describe(configBytes: $0) } ?? "").padding(18) + " "

@@ -45,6 +45,33 @@ struct ContainerTests {
         #expect(m2.stdoutLines.dropFirst().first?.hasPrefix("\(id) . W P1 ") == true, "\(m2)")
     }
 
+    /// The default mode costs host probes, the user-namespace test a fork: `ps` pays it only
+    /// when `-m` shows a container without a mode of its own (review: it forked on every call).
+    @Test(
+        "ps starts no process unless -m shows a container without a mode",
+        .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/strace"), "needs strace (scripts/test-deps.sh)"))
+    func psProbesOnlyForTheMode() async throws {
+        let box = try sandbox()
+        let id = try await box.pullAndCreate(box.env.busybox, name: "bb")
+        /// The processes (not threads) `udocker <args>` started, as strace saw them.
+        func processesStarted(_ args: [String]) async throws -> [String] {
+            let log = "\(box.scratch)/strace.log"
+            let quoted = args.map { "'\($0)'" }.joined(separator: " ")
+            let r = try await box.shell(
+                "strace -f -qq -e signal=none -e trace=fork,vfork,clone,clone3 -o \(log) \(box.env.binary) \(quoted)")
+            try requireSuccess(r)
+            #expect(r.stdoutLines.first?.hasPrefix("CONTAINER ID") == true, "\(r)")
+            let lines = (box.readFile(log) ?? "").split(separator: "\n").map(String.init)
+            return lines.filter { !$0.contains("CLONE_THREAD") && !$0.contains("resumed>") && !$0.contains("exited with") }
+        }
+        #expect(try await processesStarted(["ps"]).isEmpty, "ps without -m started a process")
+        #expect(try await processesStarted(["ps", "-p"]).isEmpty, "ps -p started a process")
+        #expect(!(try await processesStarted(["ps", "-m"]).isEmpty), "ps -m: the user-namespace probe no longer forks? fix this test")
+        try await box.use(.p1, for: "bb")
+        #expect(try await processesStarted(["ps", "-m"]).isEmpty, "ps -m with every container's mode known started a process")
+        #expect(try await box.psLines(["-m"]).first?.hasPrefix("\(id) . W P1 ") == true)
+    }
+
     @Test("name / rmname add and remove aliases; bad aliases are refused")
     func names() async throws {
         let box = try sandbox()
