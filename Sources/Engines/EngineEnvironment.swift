@@ -10,6 +10,12 @@ public struct EngineEnvironment: Sendable {
     public var udockerDir: String?
     /// `UDOCKER_USE_PROOT_EXECUTABLE`: a path, `"UDOCKER"` (= binDir only) or nil.
     public var prootExecutable: String?
+    /// `UDOCKER_USE_RUNC_EXECUTABLE` (or `use_runc_executable`): a path, `"UDOCKER"` (= binDir
+    /// only), or nil/"" (search PATH, then binDir). A value, not a variable: a setting from the
+    /// config file never enters `hostEnvironment`, which `--hostenv` hands to the container.
+    public var runcExecutable: String?
+    /// `UDOCKER_USE_SINGULARITY_EXECUTABLE` (or `use_singularity_executable`), as `runcExecutable`.
+    public var singularityExecutable: String?
     /// Host paths bound at the same place unless `--nosysdirs`; missing ones are dropped silently.
     public var sysdirs: [String] = ["/dev", "/proc", "/sys", "/etc/resolv.conf", "/etc/host.conf", "/lib/modules"]
     /// PATH when the container environment has none (uid 0 / other users).

@@ -93,7 +93,7 @@ public struct ToolLocator: Sendable {
         let arch = Self.udockerArch
         return try locate(
             variable: "UDOCKER_USE_RUNC_EXECUTABLE",
-            setting: Setting(environment.hostEnvironment["UDOCKER_USE_RUNC_EXECUTABLE"], emptyMeansPathOnly: false),
+            setting: Setting(environment.runcExecutable, emptyMeansPathOnly: false),
             pathNames: ["runc", "crun", "runsc"], binNames: ["runc-\(arch)", "runc", "crun-\(arch)", "crun"],
             binDirFirst: false,
             missing:
@@ -106,7 +106,7 @@ public struct ToolLocator: Sendable {
         let arch = Self.udockerArch
         return try locate(
             variable: "UDOCKER_USE_SINGULARITY_EXECUTABLE",
-            setting: Setting(environment.hostEnvironment["UDOCKER_USE_SINGULARITY_EXECUTABLE"], emptyMeansPathOnly: false),
+            setting: Setting(environment.singularityExecutable, emptyMeansPathOnly: false),
             pathNames: ["apptainer", "singularity"],
             binNames: ["apptainer-\(arch)", "apptainer", "singularity-\(arch)", "singularity"], binDirFirst: false,
             missing: "S1: apptainer/singularity not found: install Apptainer (https://apptainer.org; not "

@@ -114,6 +114,29 @@ struct RunTests {
         #expect(path.stdout == "/usr/sbin:/usr/bin:/sbin:/bin\n", "\(path)")
     }
 
+    /// The tool settings of the config file steer the engine search as values; they never became
+    /// host variables that `--hostenv` would hand to the container (review: UDOCKER_USE_*).
+    @Test("--hostenv passes the host environment, not the config file's tool settings")
+    func hostenvDoesNotLeakConfigSettings() async throws {
+        let box = try sandbox()
+        _ = try await box.pullAndCreate(box.env.busybox, name: "bb")
+        let runc = "\(box.scratch)/tools/runc"
+        try box.writeUserFile(runc, "#!/bin/sh\nexec /usr/sbin/runc \"$@\"\n", mode: 0o755)
+        try box.writeUserFile(
+            "\(box.udockerDir)/udocker.conf",
+            "[DEFAULT]\nuse_runc_executable = \(runc)\nuse_singularity_executable = \(box.scratch)/tools/apptainer\n")
+        let r = try await box.run(["--hostenv", "--nobanner", "bb", "env"], environment: ["E2E_HOST_ONLY": "passed"])
+        expectSuccess(r)
+        #expect(r.stdoutLines.contains("E2E_HOST_ONLY=passed"), "--hostenv no longer passes the host environment:\n\(r)")
+        #expect(!r.stdout.contains("UDOCKER_USE_"), "a config setting reached the container as a variable:\n\(r)")
+        // The settings still choose the tools.
+        let v = try await box.udocker(["version", "--engines"])
+        expectSuccess(v)
+        #expect(v.stdoutLines.contains("engine R1 R2 R3: \(runc)"), "\(v)")
+        #expect(
+            v.stdoutLines.contains { $0.hasPrefix("engine S1: not available") && $0.contains("\(box.scratch)/tools/apptainer") }, "\(v)")
+    }
+
     @Test("the default user is root (uid 0) inside the container", arguments: Engine.allCases)
     func defaultUser(engine: Engine) async throws {
         let (box, _) = try await busybox(engine)

@@ -72,10 +72,11 @@ func runRS(
     try withCapturedIO(c, input: input) { io in
         var hostEnv = [
             "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "TERM": "xterm", "HOME": "/tmp", "USER": "tester",
-            "SECRET_TOKEN": "s3cr3t", "UDOCKER_USE_SINGULARITY_EXECUTABLE": c.dir.path + "/standin/apptainer",
+            "SECRET_TOKEN": "s3cr3t",
         ]
         hostEnv.merge(host) { $1 }
-        let env = c.environment(verbosity: 2, host: hostEnv)
+        var env = c.environment(verbosity: 2, host: hostEnv)
+        env.singularityExecutable = c.dir.path + "/standin/apptainer"
         let engine: any ExecutionEngine =
             m == .S1
             ? SingularityEngine(environment: env, io: io)
@@ -100,7 +101,7 @@ func runRS(
             #expect(e.exitStatus == 1)
             #expect(e.message.contains("runc not found") && e.message.contains("apt-get install runc"), "\(e.message)")
         }
-        env.hostEnvironment["UDOCKER_USE_RUNC_EXECUTABLE"] = "/nonexistent/runc"
+        env.runcExecutable = "/nonexistent/runc"
         #expect(throws: EngineError.self) { _ = try RuncEngine(environment: env).locateRuntime() }
         let s = SingularityEngine(environment: env)
         #expect { _ = try s.locateTool() } throws: { ($0 as? EngineError)?.message.contains("apptainer") == true }
@@ -117,11 +118,11 @@ func runRS(
         var env = c.environment()
         env.hostEnvironment["PATH"] = "/nonexistent"
         #expect(try RuncEngine(environment: env).locateRuntime() == .init(path: bin + "/runc"))
-        env.hostEnvironment["UDOCKER_USE_RUNC_EXECUTABLE"] = bin + "/crun"
+        env.runcExecutable = bin + "/crun"
         let r = try RuncEngine(environment: env).locateRuntime()
         #expect(r.path == bin + "/crun" && r.flavor == .crun)
         #expect(RuncEngine.Runtime(path: "/x/runsc").flavor == .runsc)
-        env.hostEnvironment["UDOCKER_USE_RUNC_EXECUTABLE"] = nil
+        env.runcExecutable = nil
         env.hostEnvironment["PATH"] = bin
         #expect(try RuncEngine(environment: env).locateRuntime().path == bin + "/runc")
     }
@@ -218,7 +219,7 @@ func runRS(
         let runc = try #require(runcPath)
         let c = try rsContainer()
         var env = c.environment()
-        env.hostEnvironment["UDOCKER_USE_RUNC_EXECUTABLE"] = runc
+        env.runcExecutable = runc
         #expect {
             _ = try RuncEngine(environment: env).run(c.instance(), options: options(["true"]) { $0.volumes = ["/tmp:/proc"] })
         } throws: { ($0 as? EngineError)?.message.contains("cannot replace /proc") == true }

@@ -14,11 +14,12 @@ import Glibc
 /// proot, runc, patchelf, apptainer and libfakechroot) refuses a tool that is setuid/setgid,
 /// writable by others, owned by another user, or changed since `udocker install`.
 @Suite struct ToolTrustTests {
-    func locator(_ tmp: TemporaryDirectory, _ extra: [String: String] = [:]) -> ToolLocator {
-        ToolLocator(
-            environment: EngineEnvironment(
-                tmpDir: tmp.path, binDir: tmp.sub("bin"), prootExecutable: "UDOCKER",
-                hostEnvironment: ["PATH": "/nonexistent"].merging(extra) { $1 }))
+    func locator(_ tmp: TemporaryDirectory, _ extra: [String: String] = [:], runc: String? = nil) -> ToolLocator {
+        var environment = EngineEnvironment(
+            tmpDir: tmp.path, binDir: tmp.sub("bin"), prootExecutable: "UDOCKER",
+            hostEnvironment: ["PATH": "/nonexistent"].merging(extra) { $1 })
+        environment.runcExecutable = runc
+        return ToolLocator(environment: environment)
     }
 
     func refusal(_ body: () throws(ToolLocator.NotFound) -> ToolLocator.Tool) -> String? {
@@ -43,7 +44,7 @@ import Glibc
         try AtomicFile.write("x", to: so, mode: mode_t(mode))
         #expect(chmod(so, mode_t(mode)) == 0)
         #expect(refusal { () throws(ToolLocator.NotFound) in try locator(tmp, ["UDOCKER_FAKECHROOT_SO": so]).fakechrootLibrary() } != nil)
-        #expect(refusal { () throws(ToolLocator.NotFound) in try locator(tmp, ["UDOCKER_USE_RUNC_EXECUTABLE": proot]).ociRuntime() } != nil)
+        #expect(refusal { () throws(ToolLocator.NotFound) in try locator(tmp, runc: proot).ociRuntime() } != nil)
     }
 
     @Test(.enabled(if: geteuid() == 0, "giving a tool to another user needs root"))

@@ -16,14 +16,11 @@ struct ModeResolver {
         // searches $UDOCKER_DIR/bin and then PATH. An explicit path is used as given.
         let proot = c["use_proot_executable"]
         env.prootExecutable = (proot.isEmpty || proot == "UDOCKER") ? nil : proot
-        // Engines read the tool overrides from the environment; the config file may set them too.
-        for (variable, key) in [
-            ("UDOCKER_USE_RUNC_EXECUTABLE", "use_runc_executable"),
-            ("UDOCKER_USE_SINGULARITY_EXECUTABLE", "use_singularity_executable"),
-        ]
-        where env.hostEnvironment[variable] == nil && !c[key].isEmpty {
-            env.hostEnvironment[variable] = c[key]
-        }
+        // The tool settings as values (never written into the host environment, which reaches
+        // the container under --hostenv). A variable set even to "" wins over the config file,
+        // as in udocker (os.getenv with the config value as default).
+        env.runcExecutable = context.environment["UDOCKER_USE_RUNC_EXECUTABLE"] ?? c["use_runc_executable"]
+        env.singularityExecutable = context.environment["UDOCKER_USE_SINGULARITY_EXECUTABLE"] ?? c["use_singularity_executable"]
         env.sysdirs = c.sysdirs
         env.udockerDir = context.repository.topDirectory
         env.rootPath = c["root_path"]
