@@ -82,6 +82,61 @@ import Testing
         #expect(direct > 500, "too few mutations were read directly (\(direct)) for the comparison to mean much")
     }
 
+    /// An `ImageConfig` with every field set, `config` and `container_config` different.
+    /// `unsetFields` holds this list to the type: a field added to `ImageConfig` (or `Config`,
+    /// `RootFS`) must be set here, and then `everyFieldIsReadDirectly` fails until the fast
+    /// reader reads it too (it skips unknown keys, so it would answer `nil` for the field).
+    static func everyField() throws -> ImageConfig {
+        var run = ImageConfig.Config()
+        run.user = "1000:1000"
+        run.env = ["A=1", "B=two words"]
+        run.entrypoint = ["/bin/tini", "--"]
+        run.cmd = ["sh", "-c", "echo x"]
+        run.workingDir = "/srv"
+        run.hostname = "host"
+        run.domainname = "example.org"
+        run.exposedPorts = ["80/tcp": .init()]
+        run.volumes = ["/data": .init()]
+        run.labels = ["k": "v"]
+        run.stopSignal = "SIGTERM"
+        var build = run
+        build.cmd = ["/bin/sh", "-c", "#(nop) CMD [\"sh\"]"]
+        build.labels = ["stage": "build"]
+        var c = ImageConfig(
+            architecture: "arm64", os: "linux", config: run,
+            rootfs: .init(type: "layers", diffIDs: [try Digest(parsing: "sha256:" + z)]))
+        c.variant = "v8"
+        c.created = "2023-01-01T00:00:00Z"
+        c.author = "x <x@y>"
+        c.containerConfig = build
+        return c
+    }
+
+    /// The fields of `value` that are nil or empty, found by reflection (so that no list of
+    /// field names has to be kept by hand): `.config.stopSignal`, ...
+    static func unsetFields(_ value: Any, path: String = "") -> [String] {
+        let mirror = Mirror(reflecting: value)
+        switch mirror.displayStyle {
+        case .optional:
+            guard let some = mirror.children.first else { return [path] }
+            return unsetFields(some.value, path: path)
+        case .collection, .dictionary, .set: return mirror.children.isEmpty ? [path] : []
+        case .struct: return mirror.children.flatMap { unsetFields($0.value, path: path + "." + ($0.label ?? "?")) }
+        default: return []
+        }
+    }
+
+    @Test("every field of ImageConfig is read directly (a field the fast reader skipped would be nil on the run path)")
+    func everyFieldIsReadDirectly() throws {
+        let full = try Self.everyField()
+        #expect(Self.unsetFields(full) == [], "set these fields in ImageConfigFastTests.everyField")
+        #expect(Self.unsetFields(ImageConfig()).count >= 8, "the reflection no longer sees ImageConfig's fields")
+        let bytes = Array(try JSONEncoder().encode(full))
+        #expect(Self.reference(bytes) == full, "JSONDecoder loses a field (missing from CodingKeys?)")
+        let fast = try #require(ImageConfig.fastDecode(bytes), "not read directly: \(String(decoding: bytes, as: UTF8.self))")
+        #expect(fast == full, "the fast reader loses a field: \(Self.unsetFields(fast))")
+    }
+
     struct SplitMix {
         var state: UInt64
         init(seed: UInt64) { state = seed }
