@@ -37,33 +37,10 @@ extension RunArguments: CommandAction {
         engineEnvironment.tmpDir = scratch.path
         let engine = try EngineSelector.engine(for: mode, environment: engineEnvironment)
 
-        var options = RunOptions()
-        // udocker treats an empty value (`--user=""`) as not given; only --entrypoint="" means something.
-        func given(_ v: String?) -> String? { v?.isEmpty == true ? nil : v }
-        options.user = given(user)
-        options.env = env
-        options.envFiles = envFile
         // --dri: udocker's dri_list directories that exist here, as volumes
-        options.volumes =
-            volumes + (dri ? context.configuration["dri_list"].split(separator: " ").map(String.init).filter(FileInfo.isDirectory) : [])
-        options.noVolumes = novol
-        options.workdir = given(workdir)
-        options.entrypoint = entrypoint
-        options.command = command
-        options.hostauth = hostauth
-        options.containerauth = containerauth
-        options.bindhome = bindhome
-        options.nosysdirs = nosysdirs
-        options.nometa = nometa
-        options.hostenv = hostenv
-        options.kernel = given(kernel)
-        options.cpusetCpus = given(cpuset)
-        options.noBanner = nobanner
-        options.devices = device
-        options.nvidia = nvidia
-        options.gpus = gpus
-        if let mpi, !["host", "none"].contains(mpi) { throw CommandFailure("invalid --mpi value: \(mpi) (host or none)") }
-        options.mpi = mpi
+        let driDirectories =
+            dri ? context.configuration["dri_list"].split(separator: " ").map(String.init).filter(FileInfo.isDirectory) : []
+        let options = try runOptions(driDirectories: driDirectories)
 
         if let location { return try runLocation(location, directory: scratch.path, engine: engine, options: options, context: context) }
         // The container as the repository records it, every file checked, in one read.
@@ -85,6 +62,38 @@ extension RunArguments: CommandAction {
             }
         }
         return status
+    }
+
+    /// What reaches the engine. Every option of `RunArguments.options` either changes the answer
+    /// or is one that steers only the request (`RunArgumentsTests.notForTheEngine`): a test
+    /// holds each option to one of the two. `driDirectories`: the volumes `--dri` adds.
+    func runOptions(driDirectories: [String]) throws -> RunOptions {
+        var options = RunOptions()
+        // udocker treats an empty value (`--user=""`) as not given; only --entrypoint="" means something.
+        func given(_ v: String?) -> String? { v?.isEmpty == true ? nil : v }
+        options.user = given(user)
+        options.env = env
+        options.envFiles = envFile
+        options.volumes = volumes + (dri ? driDirectories : [])
+        options.noVolumes = novol
+        options.workdir = given(workdir)
+        options.entrypoint = entrypoint
+        options.command = command
+        options.hostauth = hostauth
+        options.containerauth = containerauth
+        options.bindhome = bindhome
+        options.nosysdirs = nosysdirs
+        options.nometa = nometa
+        options.hostenv = hostenv
+        options.kernel = given(kernel)
+        options.cpusetCpus = given(cpuset)
+        options.noBanner = nobanner
+        options.devices = device
+        options.nvidia = nvidia
+        options.gpus = gpus
+        if let mpi, !["host", "none"].contains(mpi) { throw CommandFailure("invalid --mpi value: \(mpi) (host or none)") }
+        options.mpi = mpi
+        return options
     }
 
     /// `--location=DIR`: a bare root tree, no metadata; per-run engine files go to this run's

@@ -1,5 +1,5 @@
 /// The `run` options that reach the engines (udocker `cli.py` `_get_run_options`).
-public struct RunOptions: Sendable {
+public struct RunOptions: Sendable, Equatable {
     /// `-u`/`--user`: `name`, `uid` or `uid:gid`.
     public var user: String?
     /// `-e K=V` or a bare `-e K` (copies the host value).

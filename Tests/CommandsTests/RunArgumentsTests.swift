@@ -95,6 +95,35 @@ import Testing
         }
     }
 
+    /// The options that steer the request, not the engine: where the container comes from
+    /// (pull, create, registry, `--location`), what happens after the run (`--rm`), and udocker
+    /// options that are accepted and ignored. Every other option must reach `RunOptions`.
+    static let notForTheEngine: Set<String> = [
+        "--rm", "--name", "--platform", "--storage", "--pull", "--registry", "--index", "--httpproxy", "--location",
+        "--publish", "--publish-all", "--volumes-from", "--dns", "--dns-search", "-i", "-t", "-a",
+    ]
+
+    /// A value each option accepts (the run refuses another `--mpi`).
+    static func sampleValue(_ names: [String]) -> String {
+        names.contains("--mpi") ? "host" : names.contains("--pull") ? "never" : names.contains("--storage") ? "overlay" : "val"
+    }
+
+    @Test("every run option reaches RunOptions, unless it steers only the request")
+    func everyOptionReachesTheEngine() throws {
+        let plain = try #require(Self.fast(["c"])).runOptions(driDirectories: ["/dri"])
+        for option in RunArguments.options {
+            let name = option.names.last ?? ""
+            let raw = option.slot.takesValue ? ["\(name)=\(Self.sampleValue(option.names))", "c"] : [name, "c"]
+            let options = try #require(Self.fast(raw), "\(raw)").runOptions(driDirectories: ["/dri"])
+            if option.names.contains(where: Self.notForTheEngine.contains) {
+                #expect(options == plain, "\(name) reaches RunOptions: take it off notForTheEngine")
+            } else {
+                #expect(options != plain, "\(name) does not reach RunOptions: set it in RunArguments.runOptions")
+            }
+        }
+        #expect(throws: CommandFailure.self) { try Self.fast(["--mpi=other", "c"])?.runOptions(driDirectories: []) }
+    }
+
     @Test func whatArgumentParserRefusesIsLeftToIt() {
         for raw in Self.invalid {
             #expect(Self.reference(raw) == nil, "ArgumentParser accepts \(raw): not an invalid case")
