@@ -8,6 +8,6 @@ enum Banner {
         let pad = max(0, 74 - title.count)
         let left = pad / 2, right = pad - left
         let centred = "\(fill)" + String(repeating: " ", count: left) + title + String(repeating: " ", count: right) + "\(fill)"
-        return [line, empty, centred, empty, line, "executing: \(PathName.basename(executable))"].joined(separator: "\n") + "\n"
+        return Format.joined([line, empty, centred, empty, line, "executing: \(PathName.basename(executable))"], separator: "\n") + "\n"
     }
 }

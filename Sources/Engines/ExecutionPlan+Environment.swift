@@ -107,7 +107,7 @@ extension PlanBuilder {
         e.set("container_root", container.root)
         e.set("container_uuid", container.id)
         e.set("container_execmode", mode.rawValue)
-        e.set("container_names", container.names.joined(separator: ","))
+        e.set("container_names", Format.joined(container.names, separator: ","))
         addJobVariables(to: &e)
         for (key, value) in mpiParameters { e.setIfAbsent(key, value) }
         for key in env.hostEnvironment.keys.sorted() {

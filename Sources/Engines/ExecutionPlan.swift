@@ -203,7 +203,7 @@ struct PlanBuilder {
         let bindings = mounts.map { RootDirectory.Volume(host: $0.source, container: $0.target) }
         let cwd = try workingDirectory(bindings: bindings)
         let (executable, arguments) = try findExecutable(cwd: cwd, bindings: bindings)
-        if volumes.contains(where: \.readOnly) && !capabilities.contains(.readOnlyVolumes) {
+        if volumes.contains(where: { $0.readOnly }) && !capabilities.contains(.readOnlyVolumes) {
             throw CapabilityNotice.readOnlyVolumes(mode).error
         }
         mounts += try checkMPI(executable: executable, bindings: bindings)
