@@ -8,9 +8,9 @@
 #   make install    release build installed as $(PREFIX)/bin/udocker (PREFIX=$(HOME)/.local),
 #                   with the man page and bash/zsh/fish completions under $(PREFIX)/share
 #   make test       deps (apt as root; else a check) + debug build + dist + fixtures + swift test +
-#                   fuzz-ci; the end-to-end suites drive the dist tarball's binary; the registries are
-#                   stopped afterwards even on failure; exit status = swift test's, else 1 when a fuzz
-#                   target crashed
+#                   fuzz-ci + format-check; the end-to-end suites drive the dist tarball's binary; the
+#                   registries are stopped afterwards even on failure; exit status = swift test's, else
+#                   1 when a fuzz target crashed or format-check failed
 #   make fixtures   start the registries and push the test images (stop: make fixtures-stop)
 #   make clean      remove build products (and stop fixtures)
 #
@@ -32,6 +32,7 @@ BUILD_ENV = UDOCKER_BUILD_COMMIT='$(BUILD_COMMIT)' UDOCKER_BUILD_DATE='$(BUILD_D
 export UDOCKER_E2E_WORK := $(E2E_WORK)
 
 FORMAT ?= $(dir $(shell command -v $(SWIFT) 2>/dev/null))swift-format
+FORMAT_CHECK = "$(FORMAT)" lint -r --parallel --strict Sources Tests Fuzz Package.swift
 
 # The portable release (issue 22, docs/portable-binary.md): zig (PyPI `ziglang`, installed by
 # scripts/test-deps.sh into $(ZIG_VENV)) links the final executable for glibc 2.28, through the link
@@ -113,6 +114,7 @@ test: deps
 	$(SWIFT) test $(SWIFT_TEST_FLAGS); status=$$?; \
 	echo "make test: swift test exited with $$status"; \
 	FUZZ_SECONDS=$(FUZZ_CI_SECONDS) scripts/fuzz.sh || { echo "make test: fuzzing failed (crash input above)"; [ $$status -ne 0 ] || status=1; }; \
+	$(FORMAT_CHECK) || { echo "make test: format-check failed (make format fixes the layout; the rules are in .swift-format)"; [ $$status -ne 0 ] || status=1; }; \
 	exit $$status
 
 # E2E suites only, against already running fixtures (make fixtures) and a fresh debug build.
@@ -156,9 +158,11 @@ fuzz:
 fuzz-ci:
 	FUZZ_SECONDS=$(FUZZ_CI_SECONDS) scripts/fuzz.sh
 
-# The tree's formatter config is .swift-format (4-space indent, 140 columns); CI does not reformat.
+# The tree's formatter config is .swift-format (4-space indent, 140 columns, and the rules the tree
+# keeps: each of swift-format's rules is listed, on or off); CI does not reformat. `make test` runs
+# format-check after the tests (a failure makes its status 1).
 format:
 	"$(FORMAT)" format -i -r --parallel Sources Tests Fuzz Package.swift
 
 format-check:
-	"$(FORMAT)" lint -r --parallel --strict Sources Tests Fuzz Package.swift
+	$(FORMAT_CHECK)
