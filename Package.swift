@@ -38,6 +38,9 @@ let package = Package(
         .target(name: "OCI", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: sizeOptimised),
         // Syscalls, rooted path resolution, atomic writes, locks, processes.
         .target(name: "UDockerSystem", dependencies: ["CLinux"], swiftSettings: ownModule),
+        // The container model both the repository and the engines speak: the execution modes, the
+        // container record, its storage and overlay layout (no behaviour beyond parsing).
+        .target(name: "ContainerModel", dependencies: ["OCI", "UDockerSystem"], swiftSettings: sizeOptimised),
         // Streaming tar + gzip/zstd + safe extraction with whiteouts.
         .target(
             name: "Archive", dependencies: ["OCI", "UDockerSystem", "CLinux", .product(name: "Crypto", package: "swift-crypto")],
@@ -54,15 +57,17 @@ let package = Package(
             ], swiftSettings: sizeOptimised),
         // udocker-compatible local repository (~/.udocker).
         .target(
-            name: "Store", dependencies: ["OCI", "UDockerSystem", "Archive", .product(name: "Crypto", package: "swift-crypto")],
+            name: "Store",
+            dependencies: ["OCI", "UDockerSystem", "ContainerModel", "Archive", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: sizeOptimised),
         // Execution engines (N1 native user namespaces, PRoot P1/P2) behind one protocol.
-        .target(name: "Engines", dependencies: ["Store", "UDockerSystem", "CLinux", "OCI"], swiftSettings: sizeOptimised),
+        .target(
+            name: "Engines", dependencies: ["ContainerModel", "Store", "UDockerSystem", "CLinux", "OCI"], swiftSettings: sizeOptimised),
         // One file per CLI command.
         .target(
             name: "Commands",
             dependencies: [
-                "OCI", "UDockerSystem", "CLinux", "Archive", "Registry", "Store", "Engines",
+                "OCI", "UDockerSystem", "CLinux", "ContainerModel", "Archive", "Registry", "Store", "Engines",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ], swiftSettings: sizeOptimised),
         // Release builds also link the C++ and gcc runtimes statically (Foundation's ICU needs them),
@@ -98,8 +103,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]),
-        .testTarget(name: "StoreTests", dependencies: ["Store", "OCI", "TestSupport"]),
-        .testTarget(name: "EnginesTests", dependencies: ["Engines", "Store", "TestSupport"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "ContainerModel", "OCI", "TestSupport"]),
+        .testTarget(name: "EnginesTests", dependencies: ["Engines", "ContainerModel", "Store", "TestSupport"]),
         .testTarget(name: "CommandsTests", dependencies: ["Commands", "TestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["TestSupport"]),
     ]
@@ -113,7 +118,7 @@ let package = Package(
 if Context.environment["UDOCKER_FUZZ"] == "1" {
     let sanitize = Context.environment["UDOCKER_FUZZ_SANITIZE"] ?? "fuzzer"
     let cSanitize = sanitize.split(separator: ",").map { $0 == "fuzzer" ? "fuzzer-no-link" : String($0) }
-    for target in package.targets where ["OCI", "UDockerSystem", "Archive", "Store", "Engines"].contains(target.name) {
+    for target in package.targets where ["OCI", "UDockerSystem", "ContainerModel", "Archive", "Store", "Engines"].contains(target.name) {
         target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-sanitize=\(sanitize)"])]
     }
     for target in package.targets where target.name == "CLinux" {

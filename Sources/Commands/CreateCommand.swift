@@ -1,3 +1,4 @@
+import ContainerModel
 import ArgumentParser
 import Store
 import UDockerSystem

@@ -1,3 +1,4 @@
+import ContainerModel
 import Engines
 import FoundationEssentials
 import OCI

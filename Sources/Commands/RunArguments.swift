@@ -1,3 +1,4 @@
+import ContainerModel
 import Store
 
 /// What `udocker run` was asked to do, as plain values. `RunCommand` (the ArgumentParser

@@ -1,4 +1,4 @@
-import Store
+import ContainerModel
 /// What an engine can honour. `EngineRunner` and the plan turn a missing capability into the
 /// refusal or warning the user sees, so no command or engine checks modes by name.
 public struct EngineCapabilities: OptionSet, Sendable, Hashable {

@@ -1,6 +1,6 @@
+import ContainerModel
 import CLinux
 import FoundationEssentials
-import Store
 import UDockerSystem
 #if canImport(Glibc)
 import Glibc

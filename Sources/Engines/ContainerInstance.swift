@@ -1,4 +1,4 @@
-import Store
+import ContainerModel
 import OCI
 
 /// The container to run, as the CLI found it in the repository.

@@ -1,3 +1,4 @@
+import ContainerModel
 /// An execution engine as a plug-in: it declares what it can do (`capabilities`), prepares what
 /// it needs before the common plan is made (its tool, a conversion, a mode-specific view of the
 /// options), and turns the `ExecutionPlan` into a `Launch`. Everything else — nesting and

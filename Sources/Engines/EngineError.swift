@@ -1,4 +1,4 @@
-import Store
+import ContainerModel
 /// A one-line error from the engines. `exitStatus` is what `udocker run` should exit with
 /// (udocker: 2 when the run could not be initialised, 1 when the engine tool is missing).
 public struct EngineError: Error, CustomStringConvertible, Sendable, Equatable {

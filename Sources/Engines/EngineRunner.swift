@@ -1,5 +1,5 @@
+import ContainerModel
 import FoundationEssentials
-import Store
 #if canImport(Glibc)
 import Glibc
 #endif

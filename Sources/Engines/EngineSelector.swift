@@ -1,6 +1,6 @@
+import ContainerModel
 import CLinux
 import FoundationEssentials
-import Store
 
 /// The engines this build knows: one line per engine (its modes, capabilities, constructor and
 /// host check). `EngineSelector`, `run`, `setup` and `doctor` all read this table.

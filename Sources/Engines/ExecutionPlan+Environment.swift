@@ -1,6 +1,6 @@
+import ContainerModel
 import FoundationEssentials
 import OCI
-import Store
 import UDockerSystem
 
 /// An ordered environment: keys keep their first position, values can be replaced.

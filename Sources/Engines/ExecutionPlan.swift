@@ -1,3 +1,4 @@
+import ContainerModel
 import FoundationEssentials
 import UDockerSystem
 import OCI

@@ -1,6 +1,6 @@
+import ContainerModel
 import FoundationEssentials
 import OCI
-import Store
 import UDockerSystem
 #if canImport(Glibc)
 import Glibc

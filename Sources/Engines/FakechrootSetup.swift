@@ -1,5 +1,5 @@
+import ContainerModel
 import FoundationEssentials
-import Store
 import UDockerSystem
 #if canImport(Glibc)
 import Glibc

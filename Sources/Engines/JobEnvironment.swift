@@ -1,5 +1,4 @@
 import FoundationEssentials
-import Store
 import UDockerSystem
 #if canImport(Glibc)
 import Glibc

@@ -1,7 +1,7 @@
+import ContainerModel
 import CLinux
 import FoundationEssentials
 import OCI
-import Store
 import UDockerSystem
 #if canImport(Glibc)
 import Glibc

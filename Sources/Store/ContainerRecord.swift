@@ -1,64 +1,10 @@
+import ContainerModel
 import FoundationEssentials
 import OCI
 import UDockerSystem
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// What the repository records about one container, read from `containers/<id>/` and validated:
-/// the directory may come from a shared repository or a clone, so a field that does not parse is
-/// reported as such (`invalidMode`), never taken as udocker's state.
-public struct ContainerRecord: Sendable {
-    public var id: String
-    public var names: [String]
-    /// `containers/<id>`.
-    public var directory: String
-    /// `containers/<id>/ROOT`: the tree (flat), or the overlay's mount point.
-    public var root: String
-    /// How ROOT is made (`lowers` present: overlay). Its layers are read and checked by
-    /// `runnable`, which fills `overlay`.
-    public var storage: ContainerStorage
-    /// `imagerepo.name`: the image it was created from (`IMPORTED:unknown` for imports); "" if none.
-    public var image: String
-    public var protected: Bool
-    /// udocker's `M` column: W writable ROOT, R read-only, N missing, D not a directory.
-    public var rootState: Character
-    /// `execmode`; nil when none is recorded (or when it is invalid).
-    public var mode: ExecutionMode?
-    /// The text of an `execmode` that is not a mode (at most 16 characters), for messages.
-    public var invalidMode: String?
-    /// `container.json`, checked (`runnable` only; nil in listings or when the container has none).
-    public var config: ImageConfig?
-    /// The overlay of an overlay container, its metadata checked (`runnable` only).
-    public var overlay: OverlayLayout?
-}
-
-/// An overlay container's ROOT: layer directories of the shared cache (lowers) under the
-/// container's own `upper/` (its changes) and `work/`.
-public struct OverlayLayout: Sendable, Equatable {
-    /// The layer cache (`layers/cache`); the lowerdirs of `options` are relative to it.
-    public var cacheDirectory: String
-    /// Layer ids (DiffID hex), base first.
-    public var lowers: [String]
-    public var upper: String
-    public var work: String
-
-    public init(cacheDirectory: String, lowers: [String], upper: String, work: String) {
-        self.cacheDirectory = cacheDirectory; self.lowers = lowers; self.upper = upper; self.work = work
-    }
-
-    /// The overlayfs option string (its one builder): lowerdirs top first, relative to the cache
-    /// directory (keeps it short), `userxattr` for a user namespace.
-    public var options: String {
-        "lowerdir=\(lowers.reversed().joined(separator: ":")),upperdir=\(upper),workdir=\(work),userxattr"
-    }
-
-    /// The kernel takes at most one page of mount options.
-    public var fitsOneMount: Bool { options.utf8.count < 4096 }
-}
-
-/// `ps` lists records.
-public typealias ContainerListing = ContainerRecord
 
 /// The one writer of the metadata files of a container directory (a published container or its
 /// staging directory): `execmode`, `root.path`, `imagerepo.name`, `container.json`.

@@ -1,3 +1,4 @@
+import ContainerModel
 import Archive
 import FoundationEssentials
 import OCI
@@ -6,16 +7,7 @@ import UDockerSystem
 import Glibc
 #endif
 
-/// How `create` stores a container.
-public enum ContainerStorage: String, Sendable, CaseIterable {
-    /// udocker-compatible: the image flattened into `containers/<id>/ROOT` (every engine).
-    case flat
-    /// overlayfs of the shared layer cache plus a private `upper/` (N1 only until `setup` makes it flat).
-    case overlay
-
-    /// The default when neither `--storage` nor `UDOCKER_CONTAINER_STORAGE` / `container_storage` says.
-    public static let defaultStorage: ContainerStorage = .flat
-
+extension ContainerStorage {
     /// A configured value (`container_storage`, which `UDOCKER_CONTAINER_STORAGE` overrides in the
     /// configuration): blank is the default; anything but a storage name is an error.
     public init(validating text: String) throws {

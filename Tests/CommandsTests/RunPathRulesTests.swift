@@ -24,8 +24,8 @@ import Testing
         "Engines/RunScratch.swift", "Engines/MountPlan.swift", "Engines/JobEnvironment.swift", "Engines/MPICompatibility.swift",
         "Engines/ContainerInstance.swift", "Engines/RunOptions.swift", "Engines/EngineEnvironment.swift",
         "Engines/ExecutionMode.swift", "Engines/Capabilities.swift", "Engines/Banner.swift", "Engines/AuthFiles.swift",
-        "Store/LocalRepository.swift", "Store/LocalRepository+Containers.swift", "Store/ExecutionMode.swift",
-        "Store/ContainerRecord.swift",
+        "Store/LocalRepository.swift", "Store/LocalRepository+Containers.swift", "ContainerModel/ExecutionMode.swift",
+        "Store/ContainerRecord.swift", "ContainerModel/ContainerRecord.swift",
         "UDockerSystem/RootResolver.swift", "UDockerSystem/RootDirectory.swift", "UDockerSystem/TextFormat.swift",
         "UDockerSystem/PathName.swift", "UDockerSystem/FileInfo+Paths.swift", "UDockerSystem/AtomicFile.swift",
         "UDockerSystem/FileLock.swift", "UDockerSystem/Output.swift",
@@ -76,11 +76,10 @@ import Testing
         "Engines/MountPlan.swift": [("\"/\" + parts.joined(separator: \"/\")", "a volume whose target is missing only")],
         "Engines/JobEnvironment.swift": [(".map(\\.container)", "a task of a job only (SLURM_*, OMPI_*)")],
         "Engines/MPICompatibility.swift": [("parts.prefix(2).joined(separator: \".\")", "an MPI launch only")],
-        "Store/ExecutionMode.swift": [
-            ("listed.map(\\.rawValue).joined", "the list of modes: an invalid mode's message only"),
-            ("\\($0.helpDescription)\" }.joined", "help only"),
+        "ContainerModel/ExecutionMode.swift": [
+            ("listed.map(\\.rawValue).joined", "the list of modes: an invalid mode's message only")
         ],
-        "Store/ContainerRecord.swift": [
+        "ContainerModel/ContainerRecord.swift": [
             ("lowers.reversed().joined(separator: \":\")", "the overlay option string: overlay containers only")
         ],
         "UDockerSystem/RootResolver.swift": [

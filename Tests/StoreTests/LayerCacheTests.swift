@@ -1,3 +1,4 @@
+import ContainerModel
 import Foundation
 import OCI
 import Store
