@@ -64,6 +64,14 @@ extension RunArguments: CommandAction {
         options.gpus = gpus
         if let mpi, !["host", "none"].contains(mpi) { throw CommandFailure("invalid --mpi value: \(mpi) (host or none)") }
         options.mpi = mpi
+        switch join {
+        case nil: break
+        case "yes":
+            guard JobStep.detect(context.environment) != nil else { throw CommandFailure(JobStep.notAStep) }
+            options.join = true
+        case "no": options.join = false
+        case let value?: throw CommandFailure("invalid --join value: \(value) (yes or no)")
+        }
         if !device.isEmpty && !engine.capabilities.contains(.deviceOption) {
             context.messages.warning(CapabilityNotice.deviceIgnored(mode).message)
         }

@@ -118,11 +118,13 @@ extension PlanBuilder {
             let value = env.hostEnvironment[key]!
             if imageKeys.contains(key) || !e.contains(key) { e.set(key, value) }
         }
-        // N1 and R1 put each rank in its own user namespace, and the kernel lets a process open
+        // Unjoined N1 ranks and R1 ranks are each in their own user namespace, and the kernel lets a process open
         // a peer's /proc/<pid>/fd/<n> or read its memory (CMA) across user namespaces only with
         // CAP_SYS_PTRACE: UCX (MPICH's default transport) then fails ("Shared memory error").
         // Its named /dev/shm segments work; the user's own value wins.
-        if mode == .N1 || mode == .R1, JobEnvironment.isJobTask(env.hostEnvironment) {
+        // Joined N1 ranks (`JobStep.toJoin`) share one user namespace: single copy works there.
+        let joined = mode == .N1 && JobStep.toJoin(options.join, environment: env.hostEnvironment) != nil
+        if mode == .N1 && !joined || mode == .R1, JobEnvironment.isJobTask(env.hostEnvironment) {
             if !e.contains("UCX_POSIX_USE_PROC_LINK") { e.set("UCX_POSIX_USE_PROC_LINK", "n") }
             // Open MPI's vader BTL the same way: its default single copy (CMA) finds the peers in
             // other user namespaces, falls back to its emulation and says so on every rank

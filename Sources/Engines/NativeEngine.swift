@@ -61,6 +61,11 @@ public struct NativeEngine: ExecutionEngine {
             ])
         let container = run.requestedContainer
         launch.startError = { Self.startError($0, container: container) }
+        // The ranks of a job step on this node: one container instance (issue 25, docs/hpc.md).
+        if let step = JobStep.toJoin(run.options.join, environment: run.environment.hostEnvironment) {
+            launch = try Self.joined(
+                launch, step: step, container: container.id, environment: run.environment.hostEnvironment, messages: run.messages)
+        }
         return launch
     }
 
