@@ -67,7 +67,7 @@ public struct JobStep: Equatable, Sendable {
 }
 
 /// The rendezvous of the ranks of one job step on this node: a directory
-/// `udocker-join-<uid>/<key digest>` in the node-local run directory, 0700 and the user's own,
+/// `udocker-join-<uid>/<digest of job, step, container, identity and host name>` in the run directory, 0700 and the user's own,
 /// every file in it opened beneath its descriptor with no symlink followed (another user can
 /// write to `/tmp`). Files: `leader` (`<pid> <start time>` of the rank that sets up, made with
 /// `link`, so exactly one rank wins), `state` (`ready <holder pid> <start time>` or
@@ -100,7 +100,12 @@ final class JobJoin {
         timeout = Self.timeout(env)
         let base = Self.runDirectory(env)
         let mine = "udocker-join-\(getuid())"
-        let key = [step.job, step.step, container, "\(uid):\(gid)"].joined(separator: "\u{0}")
+        // The node's name too: a run directory on a shared filesystem (TMPDIR in a home) must not
+        // send the ranks of another node to this node's holder.
+        var host = [CChar](repeating: 0, count: 256)
+        _ = gethostname(&host, host.count - 1)
+        let node = String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let key = [step.job, step.step, container, "\(uid):\(gid)", node].joined(separator: "\u{0}")
         name = String(Digest.sha256(of: Array(key.utf8)).hex.prefix(24))
         path = base + "/" + mine + "/" + name
         let top = Glibc.open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC)

@@ -12,7 +12,7 @@ struct JoinTests {
     func namespaces(_ box: E2ESandbox, ranks: Int, _ options: [String] = [], barrier: String) async throws -> [String] {
         try box.makeUserDirectory("\(box.tmp)/\(barrier)")
         let script = """
-            touch /b/$OMPI_COMM_WORLD_RANK; until [ $(ls /b | wc -l) -ge \(ranks) ]; do sleep 0.05; done
+            touch /b/$OMPI_COMM_WORLD_RANK; \(Self.wait("[ $(ls /b | wc -l) -ge \(ranks) ]"))
             echo ns $(readlink /proc/self/ns/user) $(readlink /proc/self/ns/mnt) pid $$
             """
         let r = try await box.launch(
@@ -62,6 +62,12 @@ struct JoinTests {
             "unjoined ranks with CMA forced: \(apart)")
     }
 
+    /// A shell loop until `condition`, bounded by a count of rounds (so a rank never outlives a
+    /// failed test when the launcher is killed).
+    static func wait(_ condition: String) -> String {
+        "n=0; until [ $((n=n+1)) -gt 2000 ] || { \(condition); }; do sleep 0.05; done"
+    }
+
     /// A two-rank `mpirun` of `sh -c SCRIPT` where each rank writes its udocker's stderr and
     /// status to `rank<N>.err` / `rank<N>.rc` in the sandbox's TMPDIR.
     func twoRanks(_ box: E2ESandbox, leader: String, member: String) async throws -> (leader: String, member: String, rc: String) {
@@ -88,7 +94,7 @@ struct JoinTests {
         let (leader, member, rc) = try await twoRanks(
             box,
             leader: "unshare -c --keep-caps sh -c 'echo 0 > /proc/sys/user/max_user_namespaces && exec \(run)' 2>rank0.err; true",
-            member: "until [ -n \"$(ls udocker-join-*/*/leader 2>/dev/null)\" ]; do sleep 0.05; done; \(run) 2>rank1.err; echo $? >rank1.rc"
+            member: Self.wait("[ -n \"$(ls udocker-join-*/*/leader 2>/dev/null)\" ]") + "; \(run) 2>rank1.err; echo $? >rank1.rc"
         )
         #expect(leader.contains("Error: N1 cannot start"), "leader: \(leader)")
         let lines = member.split(separator: "\n")
@@ -110,10 +116,10 @@ struct JoinTests {
             box,
             leader: """
                 \(run) sleep 600 2>rank0.err & l=$!
-                until s=$(cat udocker-join-*/*/state 2>/dev/null) && [ -n "$s" ]; do sleep 0.05; done
+                \(Self.wait("s=$(cat udocker-join-*/*/state 2>/dev/null) && [ -n \"$s\" ]"))
                 set -- $s; kill -9 $2 $l; wait; touch go
                 """,
-            member: "until [ -e go ]; do sleep 0.05; done; \(run) true 2>rank1.err; echo $? >rank1.rc")
+            member: Self.wait("[ -e go ]") + "; \(run) true 2>rank1.err; echo $? >rank1.rc")
         let lines = member.split(separator: "\n")
         #expect(lines.count == 1 && lines.first?.hasPrefix("Error: the container of this job step is gone") == true, "member: \(member)")
         #expect(rc == "1\n", "member status: \(rc)")
