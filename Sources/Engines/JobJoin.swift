@@ -94,6 +94,10 @@ final class JobJoin {
 
     static func failure(_ message: String) -> EngineError { EngineError(.setupFailed, message, exitStatus: 1) }
 
+    /// The first rank's set-up failed or it ended: `cannotStart`, as its own error, so that
+    /// where user namespaces do not work at all every rank falls back as the first one did.
+    static func leaderFailure(_ message: String) -> EngineError { EngineError(.cannotStart, message, exitStatus: 1) }
+
     /// Opens (creating) the rendezvous of `step` for this container and identity.
     init(step: JobStep, container: String, uid: UInt32, gid: UInt32, environment env: [String: String]) throws {
         self.step = step
@@ -260,11 +264,11 @@ final class JobJoin {
                 let line = state.dropLast()
                 if line.hasPrefix("ready "), let holder = Self.parseProcess(line.dropFirst(6)) { return holder }
                 let why = line.hasPrefix("failed ") ? String(line.dropFirst(7)) : "unreadable \(path)/state"
-                throw Self.failure("the first rank of this job step could not set up the container: \(why)")
+                throw Self.leaderFailure("the first rank of this job step could not set up the container: \(why)")
             }
             if leaderGone {
                 let who = leader.map { " (pid \($0.pid))" } ?? ""
-                throw Self.failure("the first rank of this job step\(who) ended before it set up the container; see its error")
+                throw Self.leaderFailure("the first rank of this job step\(who) ended before it set up the container; see its error")
             }
             if leader == nil, let text = read("leader"), text.hasSuffix("\n") { leader = Self.parseProcess(text.dropLast()) }
             // Gone: look at `state` once more (it may have written it just before ending).
