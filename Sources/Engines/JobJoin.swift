@@ -82,8 +82,14 @@ final class JobJoin {
     /// how long the holder waits for the ranks.
     let timeout: Double
 
+    /// The first of `$XDG_RUNTIME_DIR`, `$TMPDIR` that is a directory here, else `/tmp` (srun
+    /// passes on the submitting shell's variables: the login node's `/run/user/<uid>` may not
+    /// exist on the compute node).
     static func runDirectory(_ env: [String: String]) -> String {
-        for key in ["XDG_RUNTIME_DIR", "TMPDIR"] { if let v = env[key], v.hasPrefix("/") { return v } }
+        for key in ["XDG_RUNTIME_DIR", "TMPDIR"] {
+            var st = stat()
+            if let v = env[key], v.hasPrefix("/"), stat(v, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR { return v }
+        }
         return "/tmp"
     }
 

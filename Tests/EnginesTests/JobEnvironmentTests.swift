@@ -52,6 +52,12 @@ import OCI
         #expect(JobStep.toJoin(true, environment: one) != nil)
     }
 
+    @Test func rendezvousInTheFirstRunDirectoryThatExists() {
+        #expect(JobJoin.runDirectory(["XDG_RUNTIME_DIR": "/proc/self/no-such-dir/run/user/1", "TMPDIR": "/"]) == "/")
+        #expect(JobJoin.runDirectory(["XDG_RUNTIME_DIR": "relative", "TMPDIR": "/proc/self/no-such-dir"]) == "/tmp")
+        #expect(JobJoin.runDirectory(["XDG_RUNTIME_DIR": "/dev"]) == "/dev")
+    }
+
     @Test func joinedRanksKeepSingleCopy() throws {
         let c = try BusyboxContainer()
         var host = Self.job
