@@ -67,7 +67,7 @@ public struct JobStep: Equatable, Sendable {
 }
 
 /// The rendezvous of the ranks of one job step on this node: a directory
-/// `udocker-join-<uid>/<digest of job, step, container, identity and host name>` in the run directory, 0700 and the user's own,
+/// `udocker-join-<uid>/<digest of job, step, container, identity, host name and binds>` in the run directory, 0700 and the user's own,
 /// every file in it opened beneath its descriptor with no symlink followed (another user can
 /// write to `/tmp`). Files: `leader` (`<pid> <start time>` of the rank that sets up, made with
 /// `link`, so exactly one rank wins), `state` (`ready <holder pid> <start time>` or
@@ -105,7 +105,7 @@ final class JobJoin {
     static func leaderFailure(_ message: String) -> EngineError { EngineError(.cannotStart, message, exitStatus: 1) }
 
     /// Opens (creating) the rendezvous of `step` for this container and identity.
-    init(step: JobStep, container: String, uid: UInt32, gid: UInt32, environment env: [String: String]) throws {
+    init(step: JobStep, container: String, uid: UInt32, gid: UInt32, layout: String, environment env: [String: String]) throws {
         self.step = step
         timeout = Self.timeout(env)
         let base = Self.runDirectory(env)
@@ -115,7 +115,7 @@ final class JobJoin {
         var host = [CChar](repeating: 0, count: 256)
         _ = gethostname(&host, host.count - 1)
         let node = String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        let key = [step.job, step.step, container, "\(uid):\(gid)", node].joined(separator: "\u{0}")
+        let key = [step.job, step.step, container, "\(uid):\(gid)", node, layout].joined(separator: "\u{0}")
         name = String(Digest.sha256(of: Array(key.utf8)).hex.prefix(24))
         path = base + "/" + mine + "/" + name
         let top = Glibc.open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
@@ -321,11 +321,18 @@ extension NativeEngine {
     /// `namespace` set up (its failure is published for the others, then thrown), every rank then
     /// enters the holder's namespaces. Returns the launch turned into a joining one.
     static func joined(
-        _ launch: Launch, step: JobStep, container: String, environment env: [String: String], messages: Messages
+        _ launch: Launch, step: JobStep, container: String, scratch: String, environment env: [String: String],
+        messages: Messages
     ) throws -> Launch {
         guard let ns = launch.namespace else { return launch }
         var launch = launch
-        let rendezvous = try JobJoin(step: step, container: container, uid: ns.insideUID, gid: ns.insideGID, environment: env)
+        // Ranks whose binds differ (`-v /scratch/$RANK:/out`) are not in one container: the
+        // binds are part of the key, but for this run's own generated files (passwd, group…).
+        let layout = ns.mounts.filter { m in !PathName.isUnder(m.source, scratch) }
+            .map { "\($0.source):\($0.target):\($0.readOnly ? "ro" : "rw")" }
+        let rendezvous = try JobJoin(
+            step: step, container: container, uid: ns.insideUID, gid: ns.insideGID,
+            layout: ((ns.overlay.map { [$0.options] } ?? []) + layout).joined(separator: "\n"), environment: env)
         if try rendezvous.claim() {
             let holder = ChildLaunch(path: "/", arguments: [], environment: [], namespace: ns)
             do {

@@ -64,7 +64,8 @@ public struct NativeEngine: ExecutionEngine {
         // The ranks of a job step on this node: one container instance (issue 25, docs/hpc.md).
         if let step = JobStep.toJoin(run.options.join, environment: run.environment.hostEnvironment) {
             launch = try Self.joined(
-                launch, step: step, container: container.id, environment: run.environment.hostEnvironment, messages: run.messages)
+                launch, step: step, container: container.id, scratch: run.environment.tmpDir,
+                environment: run.environment.hostEnvironment, messages: run.messages)
         }
         return launch
     }

@@ -44,6 +44,19 @@ struct JoinTests {
         #expect(apart.count == 4 && Set(apart.map { $0.components(separatedBy: " pid ")[0] }).count == 4, "\(apart)")
     }
 
+    @Test("ranks whose binds differ (-v DIR$RANK:/out) are not put in one container", hasOpenMPILauncher)
+    func differentBindsStayApart() async throws {
+        let box = try sandbox("join-binds")
+        try await box.mpiContainer("mpi-openmpi", name: "mpi", mode: "N1")
+        for rank in 0..<2 { try box.makeUserDirectory("\(box.tmp)/out\(rank)") }
+        let script =
+            "exec \(box.env.binary) run --nobanner -v \(box.tmp)/out$OMPI_COMM_WORLD_RANK:/out mpi sh -c 'touch /out/mine'"
+        let r = try await box.launch("/usr/bin/mpirun", ["--oversubscribe", "-np", "2", "sh", "-c", script])
+        expectSuccess(r)
+        // Each rank wrote into its own directory (one container would show both the first rank's).
+        #expect(box.exists("\(box.tmp)/out0/mine") && box.exists("\(box.tmp)/out1/mine"), "\(r)")
+    }
+
     @Test("vader with single copy forced to cma: works for joined ranks", hasOpenMPILauncher)
     func singleCopyCMA() async throws {
         let box = try sandbox("join-cma")
