@@ -6,6 +6,12 @@ import PackageDescription
 // FoundationEssentials, and links Foundation and ICU in (docs/benchmarks.md, footprint).
 let ownModule: [SwiftSetting] = [.enableUpcomingFeature("MemberImportVisibility")]
 
+// Release builds of our modules whose code speed users do not feel (command parsing, the run plan,
+// the registry client, the repository's bookkeeping) optimise for size: the binary has to stay at
+// most 30 MB (issue 22, docs/portable-binary.md). Archive and UDockerSystem (extraction, hashing,
+// copying: the loops a pull or create spends its time in) keep -O.
+let sizeOptimised: [SwiftSetting] = ownModule + [.unsafeFlags(["-Osize"], .when(configuration: .release))]
+
 // `version`'s build line (commit, date, toolchain), set by `make release`/`install` through the
 // environment. Defined for CLinux alone: as `-Xcc -D…` flags they reached every C and Swift target,
 // so each new commit rebuilt all dependencies (16 minutes for a release build here instead of 5).
@@ -29,7 +35,7 @@ let package = Package(
         // C: what Swift cannot do safely (pre-exec namespace setup, openat2, dlopen'd zstd).
         .target(name: "CLinux", cSettings: buildInfo, linkerSettings: [.linkedLibrary("z"), .linkedLibrary("dl")]),
         // Codable OCI / Docker image-spec types.
-        .target(name: "OCI", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: ownModule),
+        .target(name: "OCI", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: sizeOptimised),
         // Syscalls, rooted path resolution, atomic writes, locks, processes.
         .target(name: "UDockerSystem", dependencies: ["CLinux"], swiftSettings: ownModule),
         // Streaming tar + gzip/zstd + safe extraction with whiteouts.
@@ -45,20 +51,20 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
-            ], swiftSettings: ownModule),
+            ], swiftSettings: sizeOptimised),
         // udocker-compatible local repository (~/.udocker).
         .target(
             name: "Store", dependencies: ["OCI", "UDockerSystem", "Archive", .product(name: "Crypto", package: "swift-crypto")],
-            swiftSettings: ownModule),
+            swiftSettings: sizeOptimised),
         // Execution engines (N1 native user namespaces, PRoot P1/P2) behind one protocol.
-        .target(name: "Engines", dependencies: ["Store", "UDockerSystem", "CLinux", "OCI"], swiftSettings: ownModule),
+        .target(name: "Engines", dependencies: ["Store", "UDockerSystem", "CLinux", "OCI"], swiftSettings: sizeOptimised),
         // One file per CLI command.
         .target(
             name: "Commands",
             dependencies: [
                 "OCI", "UDockerSystem", "CLinux", "Archive", "Registry", "Store", "Engines",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ], swiftSettings: ownModule),
+            ], swiftSettings: sizeOptimised),
         // Release builds also link the C++ and gcc runtimes statically (Foundation's ICU needs them),
         // so with --static-swift-stdlib the binary needs only glibc and zlib. Not position-independent:
         // a PIE made the loader apply ~120k relative relocations, dirtying the data pages they sit in,

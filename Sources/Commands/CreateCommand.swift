@@ -20,9 +20,7 @@ struct CreateCommand: UDockerCommand {
             context.messages.warning("container name already exists, not set: \(n)")
             alias = nil
         }
-        let kind = try ContainerStorage.resolve(
-            option: storage?.rawValue, environment: context.environment,
-            config: context.configuration["container_storage"])
+        let kind = try context.configuration.containerStorage(option: storage)
         let id = try context.repository.createContainer(from: img, name: alias, storage: kind, warn: context.messages.warning)
         print(id)
         return 0

@@ -87,7 +87,7 @@ struct HelpCommand: UDockerCommand {
           login                         :Store credentials for a registry (--registry=, --username=, --password-stdin)
           logout                        :Remove stored credentials (-a all)
 
-          install [--force] [--purge]   :Report engine tools; install a udockertools tarball
+          install [--force] [--purge]   :Install udockertools (udocker's URLs or UDOCKER_TARBALL); list engine tools
           mkrepo <top-repo-dir>         :Create another repository in location
           setup --execmode=<mode>       :Change container execution mode
           setup --purge <container>     :Remove mount points and bind files

@@ -28,7 +28,7 @@ extension RunArguments: CommandAction {
             location == nil
             ? try resolver.explicitMode(of: id)
             : ExecutionMode(parsing: context.configuration["override_default_execution_mode"])
-        let mode = chosen ?? .N1
+        let mode = chosen ?? EngineSelector.automaticOrder[0]
         var engineEnvironment = resolver.engineEnvironment()
         // Per-run files go to a locked directory of their own, removed afterwards (or by a later
         // run when this one is killed).
@@ -72,40 +72,18 @@ extension RunArguments: CommandAction {
         case "no": options.join = false
         case let value?: throw CommandFailure("invalid --join value: \(value) (yes or no)")
         }
-        if !device.isEmpty && !engine.capabilities.contains(.deviceOption) {
-            context.messages.warning(CapabilityNotice.deviceIgnored(mode).message)
-        }
 
         if let location { return try runLocation(location, directory: scratch.path, engine: engine, options: options, context: context) }
-        let checkedConfig = try repo.containerConfigChecked(id).config, config: ImageConfig? = nometa ? nil : checkedConfig
-        var instance = ContainerInstance(
-            id: id, directory: repo.containerDirectory(id), root: repo.containerRoot(id),
-            names: repo.containerNames(id), imageConfig: config)
-        if repo.isOverlayContainer(id) {
-            guard engine.capabilities.contains(.overlayRoot) else {
-                throw CommandFailure(CapabilityNotice.overlayNeedsN1(container: target, mode: mode).message)
-            }
-            instance.overlay = .init(cacheDirectory: repo.layerCache.directory, options: try repo.overlayMountOptions(id))
-        }
+        // The container as the repository records it, every file checked, in one read.
+        let instance = ContainerInstance(
+            try repo.runnable(id), useConfig: !nometa, recordMode: { try repo.setExecutionMode(id, $0) })
         let status: Int32
         do {
             // Shared while running: `rm` and `setup` wait for an exclusive lock and refuse meanwhile.
             let lock = try repo.containerLock(id, .shared)
             defer { lock?.unlock() }
-            do {
-                status = try engine.run(instance, options: options)
-            } catch let error as EngineError where chosen == nil && error.kind == .cannotStart && instance.overlay == nil {
-                // The next engine of N1 → R1 → P1 → F3 that works here; recorded as the container's mode.
-                guard let problem = EngineSelector.userNamespaceProblem() else { throw error }
-                let next = EngineSelector.fallback(after: .N1, reason: problem, environment: engineEnvironment)
-                let why = next.skipped.joined(separator: "; ")
-                guard let fallback = next.mode else { throw CommandFailure("no engine works here (\(why)); see udocker doctor") }
-                context.messages.warning(
-                    "\(why): running with \(fallback.rawValue), recorded for this container "
-                        + "(udocker setup --execmode=N1 \(target) to try N1 again)")
-                if fallback != .F3 { try repo.setExecutionMode(id, fallback) }  // F3 records it when converted
-                status = try EngineSelector.engine(for: fallback, environment: engineEnvironment).run(instance, options: options)
-            }
+            // No mode of its own: the next engine of N1 → R1 → P1 → F3 that works here, recorded.
+            status = try EngineRunner().run(engine, container: instance, options: options, label: target, fallback: chosen == nil)
         }
         if rm {
             if repo.isContainerProtected(id) {
@@ -168,7 +146,6 @@ extension RunArguments: CommandAction {
     }
 
     func storageKind(_ context: CommandContext) throws -> ContainerStorage {
-        try ContainerStorage.resolve(
-            option: storage?.rawValue, environment: context.environment, config: context.configuration["container_storage"])
+        try context.configuration.containerStorage(option: storage)
     }
 }

@@ -71,9 +71,12 @@ struct SetupCommand: UDockerCommand {
         }
         defer { lock.unlock() }
         // An overlay container becomes flat (lowers + upper merged into ROOT) for any other engine.
-        if mode != .N1, repo.isOverlayContainer(id) {
+        if !EngineRegistry.standard.capabilities(of: mode).contains(.overlayRoot), repo.isOverlayContainer(id) {
             context.messages.info("materialising the overlay container into a flat ROOT")
-            do { try OverlayView.materialize(repo, container: id) } catch {
+            do {
+                let root = repo.containerRoot(id)
+                try repo.flattenOverlay(id) { layout, into in try OverlayView.copyMergedTree(layout, root: root, into: into) }
+            } catch {
                 throw CommandFailure("setup --execmode=\(mode.rawValue): cannot make the overlay container flat: \(error)")
             }
         }

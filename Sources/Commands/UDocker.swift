@@ -67,13 +67,15 @@ public enum UDocker {
         uniqueKeysWithValues: commandNames.compactMap { n in command(named: n).map { (n, $0) } })
 
     /// `udocker version`, `--version` or `-V` alone, answered before anything else starts (no
-    /// environment, configuration or concurrency runtime): the status, or nil for any other
-    /// command line. Scripts call it to check the installation; it costs what starting costs.
+    /// environment, configuration or concurrency runtime) when no configuration file exists: the
+    /// status, or nil for any other command line. Scripts call it to check the installation; it
+    /// costs what starting costs.
     public static func immediateStatus(argc: Int32, argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> Int32? {
         guard argc == 2, let first = argv[1] else { return nil }
         switch String(cString: first) {
         case "version", "--version", "-V":
-            VersionCommand.printVersion()
+            guard let tarball = Configuration.tarballWithoutReading() else { return nil }
+            VersionCommand.printVersion(tarball: tarball)
             return 0
         default: return nil
         }
@@ -92,7 +94,14 @@ public enum UDocker {
             case "-h", "--help":
                 if i + 1 < args.count, let t = command(named: args[i + 1]) { print(t.helpMessage()); return 0 }
                 print(HelpCommand.text); return 0
-            case "-V", "--version": VersionCommand.printVersion(); return 0
+            case "-V", "--version":
+                do {
+                    let c = try Configuration(environment: ProcessInfo.processInfo.environment, overrides: overrides)
+                    VersionCommand.printVersion(tarball: c["tarball"])
+                } catch {
+                    return fail("\(error)")
+                }
+                return 0
             case "-D", "--debug": overrides.debug = true
             case "-q", "--quiet": overrides.quiet = true
             case "--insecure": overrides.insecure = true

@@ -6,7 +6,8 @@ import UDockerSystem
 /// `version`: udocker's three lines first (scripts parse `version: x.y.z`), then ours: the Swift
 /// implementation's version and the build (commit, date, toolchain). `--engines` adds the engines
 /// this host can run (file lookups and one user-namespace probe, a fork); without it `version`
-/// reads no file and starts no process, so it costs about what starting the binary costs.
+/// starts no process and reads no file unless a configuration file exists (it may set `tarball`),
+/// so it costs about what starting the binary costs.
 struct VersionCommand: UDockerCommand {
     static let configuration = CommandConfiguration(
         commandName: "version", _superCommandName: "udocker",  // no completion-script search: see RunCommand
@@ -27,7 +28,7 @@ struct VersionCommand: UDockerCommand {
     struct Action: CommandAction {
         var engines: Bool
         func execute(_ context: CommandContext) async throws -> Int32 {
-            VersionCommand.printVersion()
+            VersionCommand.printVersion(tarball: context.configuration["tarball"])
             if engines {
                 let lines = VersionCommand.engineLines(ToolLocator(environment: ModeResolver(context: context).engineEnvironment()))
                 _ = FileDescriptorIO.write(1, lines.map { $0 + "\n" }.joined())
@@ -37,12 +38,13 @@ struct VersionCommand: UDockerCommand {
     }
 
     /// udocker's lines plus ours, in one write to stdout (`print` costs a start-up a third more:
-    /// its first call resolves the stream protocols at run time).
-    static func printVersion() {
+    /// its first call resolves the stream protocols at run time). `tarball`: the configured
+    /// udockertools sources (udocker's published URLs unless configured otherwise), as udocker.
+    static func printVersion(tarball: String) {
         let text = """
             version: \(UDocker.version)
-            tarball: (none: the Swift udocker needs no udockertools tarball)
-            tarball_release: 1.2.11
+            tarball: \(tarball)
+            tarball_release: \(Configuration.udockerToolsRelease)
             udocker-swift: \(UDocker.swiftVersion) (compatible with udocker \(UDocker.version))
             build: commit \(String(cString: cl_build_commit())), date \(String(cString: cl_build_date())), \
             toolchain \(String(cString: cl_build_toolchain()))
@@ -62,7 +64,7 @@ struct VersionCommand: UDockerCommand {
         return [
             native,
             found("P1 P2", tools.proot),
-            found("F1 F2 F3 F4", tools.fakechrootLibrary),
+            found("F1 F2 F3 F4", { try tools.fakechrootLibrary() }),
             found("R1 R2 R3", { try tools.ociRuntime() }),
             found("S1", tools.apptainer),
         ]

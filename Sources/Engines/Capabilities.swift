@@ -17,6 +17,29 @@ public struct EngineCapabilities: OptionSet, Sendable, Hashable {
     public static let nestsUnderPRoot = EngineCapabilities(rawValue: 1 << 4)
     /// Runs the command as any `--user` (uid and gid inside the container).
     public static let anyUser = EngineCapabilities(rawValue: 1 << 5)
+    /// Passes descriptors it inherits on to the command (a PMI-1 launcher's `PMI_FD`); an OCI
+    /// runtime does not.
+    public static let passesDescriptors = EngineCapabilities(rawValue: 1 << 6)
+
+    // Traits: what an engine is like, where the shared plan must do things differently. The plan
+    // asks for these, never for a mode by name (`SharedPlanTests`).
+
+    /// Volumes are host paths seen at the same path inside (Fakechroot): nothing is bound over a
+    /// container file, and a host path cannot appear at another container path.
+    public static let volumesKeepHostPath = EngineCapabilities(rawValue: 1 << 16)
+    /// Shows a per-run `/dev` with only the selected devices, bound into the container (N1, PRoot).
+    public static let perRunDevices = EngineCapabilities(rawValue: 1 << 17)
+    /// The command runs in a user namespace of its own (N1, the R modes): ranks of one job cannot
+    /// open each other's `/proc/<pid>/fd` or memory (CMA) unless they share it.
+    public static let ownUserNamespace = EngineCapabilities(rawValue: 1 << 18)
+    /// Runs the command as your own uid only through an outer user namespace (`RuncIdentity`: R1).
+    public static let identityThroughOuterNamespace = EngineCapabilities(rawValue: 1 << 19)
+    /// Records the container's mode itself when it converts the container (Fakechroot), so an
+    /// automatic fallback to it must not record the mode first.
+    public static let recordsOwnMode = EngineCapabilities(rawValue: 1 << 20)
+    /// The ranks of a job step on a node share one instance of its namespaces (`JobJoin`: N1), so
+    /// single copy between them works.
+    public static let joinsJobSteps = EngineCapabilities(rawValue: 1 << 21)
 }
 
 /// A capability a run asks for and its engine lacks: the refusal or warning, in the words users
@@ -53,6 +76,8 @@ public enum CapabilityNotice: Sendable, Equatable {
     public var error: EngineError {
         switch self {
         case .nestedPRoot: return EngineError(.cannotStart, message)
+        // udocker's wording and status for a container the mode cannot run.
+        case .overlayNeedsN1: return EngineError(.invalidOptions, message, exitStatus: 1)
         default: return EngineError(.invalidOptions, message)
         }
     }

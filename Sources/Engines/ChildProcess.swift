@@ -1,5 +1,6 @@
 import CLinux
 import FoundationEssentials
+import Store
 import UDockerSystem
 #if canImport(Glibc)
 import Glibc

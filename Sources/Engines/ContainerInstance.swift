@@ -1,3 +1,4 @@
+import Store
 import OCI
 
 /// The container to run, as the CLI found it in the repository.
@@ -12,14 +13,13 @@ public struct ContainerInstance: Sendable {
     public var imageConfig: ImageConfig?
     /// Overlay containers (`create --storage=overlay`): how N1 mounts ROOT. nil for flat ones.
     public var overlay: OverlayMount?
+    /// Records the container's mode in the repository (Store writes it, engines never do): after
+    /// a Fakechroot conversion, and when the runner falls back to another engine. nil for a bare
+    /// tree (`--location`), which has no mode to record.
+    public var recordMode: (@Sendable (ExecutionMode) throws -> Void)?
 
-    public struct OverlayMount: Sendable {
-        /// The layer cache (`layers/cache`); the lowerdirs in `options` are relative to it.
-        public var cacheDirectory: String
-        /// overlayfs options: `lowerdir=…,upperdir=…,workdir=…,userxattr`.
-        public var options: String
-        public init(cacheDirectory: String, options: String) { self.cacheDirectory = cacheDirectory; self.options = options }
-    }
+    /// How N1 mounts an overlay container's ROOT: Store's checked layout (one option builder).
+    public typealias OverlayMount = OverlayLayout
 
     public init(id: String, directory: String, root: String? = nil, names: [String] = [], imageConfig: ImageConfig? = nil) {
         self.id = id
@@ -27,5 +27,18 @@ public struct ContainerInstance: Sendable {
         self.root = root ?? directory + "/ROOT"
         self.names = names
         self.imageConfig = imageConfig
+    }
+
+    /// The container `runnable` read (its `container.json` only when `useConfig`: not with
+    /// `--nometa`).
+    public init(
+        _ record: ContainerRecord, useConfig: Bool = true,
+        recordMode: (@Sendable (ExecutionMode) throws -> Void)?
+    ) {
+        self.init(
+            id: record.id, directory: record.directory, root: record.root, names: record.names,
+            imageConfig: useConfig ? record.config : nil)
+        overlay = record.overlay
+        self.recordMode = recordMode
     }
 }

@@ -6,11 +6,15 @@
 public protocol ExecutionEngine: Sendable {
     /// What `prepare` hands to `launch` (the tool found, an overlay view, ...).
     associatedtype Prepared = Void
+    /// The modes this engine runs.
+    static var modes: [ExecutionMode] { get }
+    /// What the engine can honour in `mode` and what it is like there: declared once, here, and
+    /// read by the registry, the runner and the plan.
+    static func capabilities(of mode: ExecutionMode) -> EngineCapabilities
     var mode: ExecutionMode { get }
     var environment: EngineEnvironment { get }
     /// Standard I/O of the command (inherited by default).
     var io: StandardIO { get }
-    var capabilities: EngineCapabilities { get }
     /// Before planning: find the tool, adjust `run` (options, sysdirs, warnings not to show), or
     /// hand the run over to another mode (`run.handOver`).
     func prepare(_ run: inout EngineRun) throws -> Prepared
@@ -20,7 +24,7 @@ public protocol ExecutionEngine: Sendable {
 }
 
 extension ExecutionEngine {
-    public var capabilities: EngineCapabilities { EngineRegistry.standard.capabilities(of: mode) }
+    public var capabilities: EngineCapabilities { Self.capabilities(of: mode) }
 
     /// Runs a prepared container and returns the command's exit status (128+signal when it was
     /// killed). Failures before the command starts throw `EngineError`.

@@ -53,18 +53,52 @@ public struct Launch {
     }
 }
 
-/// The one sequence every engine shares: nesting check → prepare → plan (capability refusals
-/// and warnings included) → engine launch → banner → spawn → error mapping → wait → clean-up.
+/// The one sequence every engine shares: nesting and capability checks → prepare → plan
+/// (capability refusals and warnings included) → engine launch → banner → spawn → error mapping
+/// → wait → clean-up; and the automatic fallback to another engine.
 public struct EngineRunner: Sendable {
     public var registry: EngineRegistry
 
     public init(registry: EngineRegistry = .standard) { self.registry = registry }
 
-    public func run<E: ExecutionEngine>(_ engine: E, container: ContainerInstance, options: RunOptions) throws -> Int32 {
+    /// Runs `container` with `engine`. `label` is the container as the user named it (messages).
+    /// With `fallback` (a container with no mode of its own), when its engine cannot start here,
+    /// the next engine of `EngineSelector.automaticOrder` that works runs it instead, recorded as
+    /// its mode (`ContainerInstance.recordMode`; the engines that convert record it themselves).
+    public func run<E: ExecutionEngine>(
+        _ engine: E, container: ContainerInstance, options: RunOptions, label: String? = nil,
+        fallback: Bool = false
+    ) throws -> Int32 {
+        do {
+            return try runOnce(engine, container: container, options: options, label: label)
+        } catch let error as EngineError where fallback && error.kind == .cannotStart && container.overlay == nil {
+            let environment = engine.environment
+            guard let problem = EngineSelector.problem(with: engine.mode, environment: environment) else { throw error }
+            let next = EngineSelector.fallback(after: engine.mode, reason: problem, environment: environment)
+            let why = next.skipped.joined(separator: "; ")
+            guard let mode = next.mode else {
+                throw EngineError(.cannotStart, "no engine works here (\(why)); see udocker doctor", exitStatus: 1)
+            }
+            let name = label ?? container.id
+            Messages(verbosity: environment.debug ? 5 : environment.verbosity).warning(
+                "\(why): running with \(mode.rawValue), recorded for this container "
+                    + "(udocker setup --execmode=\(engine.mode.rawValue) \(name) to try \(engine.mode.rawValue) again)")
+            if !registry.capabilities(of: mode).contains(.recordsOwnMode) { try container.recordMode?(mode) }
+            let other = try registry.engine(for: mode, environment: environment, io: engine.io)
+            return try runOnce(other, container: container, options: options, label: label)
+        }
+    }
+
+    func runOnce<E: ExecutionEngine>(
+        _ engine: E, container: ContainerInstance, options: RunOptions, label: String?
+    ) throws -> Int32 {
         let mode = engine.mode
         let capabilities = engine.capabilities
         if !capabilities.contains(.nestsUnderPRoot), let tracer = EngineNesting.prootTracer() {
             throw CapabilityNotice.nestedPRoot(mode, tracer: tracer).error
+        }
+        if container.overlay != nil, !capabilities.contains(.overlayRoot) {
+            throw CapabilityNotice.overlayNeedsN1(container: label ?? container.id, mode: mode).error
         }
         let messages = Messages(verbosity: engine.environment.debug ? 5 : engine.environment.verbosity)
         var run = EngineRun(
@@ -74,7 +108,7 @@ public struct EngineRunner: Sendable {
         let prepared = try engine.prepare(&run)
         if let next = run.handOver {
             let other = try registry.engine(for: next, environment: engine.environment, io: engine.io)
-            return try self.run(other, container: container, options: options)
+            return try runOnce(other, container: container, options: options, label: label)
         }
         let plan = try ExecutionPlan.make(
             container: run.container, options: run.options, environment: run.environment,

@@ -7,17 +7,21 @@ import Store
 public struct EngineRegistry: Sendable {
     public struct Entry: Sendable {
         public var modes: [ExecutionMode]
-        public var capabilities: EngineCapabilities
+        /// The engine's own declaration (`ExecutionEngine.capabilities(of:)`), read, never restated.
+        public var capabilitiesOf: @Sendable (ExecutionMode) -> EngineCapabilities
         public var make: @Sendable (ExecutionMode, EngineEnvironment, StandardIO) -> any ExecutionEngine
         /// Why the mode cannot run on this host (one line), or nil when it can.
         public var problem: @Sendable (ExecutionMode, ToolLocator) -> String?
 
-        public init(
-            modes: [ExecutionMode], capabilities: EngineCapabilities,
+        /// `engine` serves `modes` (by default all it declares).
+        public init<E: ExecutionEngine>(
+            _ engine: E.Type, modes: [ExecutionMode]? = nil,
             make: @escaping @Sendable (ExecutionMode, EngineEnvironment, StandardIO) -> any ExecutionEngine,
             problem: @escaping @Sendable (ExecutionMode, ToolLocator) -> String? = { _, _ in nil }
         ) {
-            self.modes = modes; self.capabilities = capabilities; self.make = make; self.problem = problem
+            self.modes = modes ?? E.modes
+            self.capabilitiesOf = { E.capabilities(of: $0) }
+            self.make = make; self.problem = problem
         }
     }
 
@@ -27,29 +31,20 @@ public struct EngineRegistry: Sendable {
 
     public static let standard = EngineRegistry(entries: [
         Entry(
-            modes: [.N1], capabilities: [.overlayRoot, .readOnlyVolumes, .nestsUnderPRoot, .anyUser],
-            make: { _, e, io in NativeEngine(environment: e, io: io) },
+            NativeEngine.self, make: { _, e, io in NativeEngine(environment: e, io: io) },
             problem: { _, _ in HostProbe.userNamespaceProblem() }),
+        Entry(RuncEngine.self, make: { m, e, io in RuncEngine(mode: m, environment: e, io: io) }, problem: runcProblem),
         Entry(
-            modes: [.R1], capabilities: [.deviceOption, .readOnlyVolumes, .nestsUnderPRoot],
-            make: { m, e, io in RuncEngine(mode: m, environment: e, io: io) }, problem: runcProblem),
-        Entry(
-            modes: [.R2, .R3], capabilities: [.deviceOption, .readOnlyVolumes, .anyUser],
-            make: { m, e, io in RuncEngine(mode: m, environment: e, io: io) }, problem: runcProblem),
-        Entry(
-            modes: [.P1, .P2], capabilities: [.emulatedKernel, .anyUser],
-            make: { m, e, io in PRootEngine(mode: m, environment: e, io: io) },
+            PRootEngine.self, make: { m, e, io in PRootEngine(mode: m, environment: e, io: io) },
             problem: { _, tools in
                 do { _ = try tools.proot() } catch { return "proot not found" }
                 return HostProbe.ptraceProblem()
             }),
         Entry(
-            modes: [.F1, .F2, .F3, .F4], capabilities: [.nestsUnderPRoot],
-            make: { m, e, io in FakechrootEngine(mode: m, environment: e, io: io) },
+            FakechrootEngine.self, make: { m, e, io in FakechrootEngine(mode: m, environment: e, io: io) },
             problem: { _, tools in (try? tools.fakechrootLibrary()) == nil ? "libfakechroot not found" : nil }),
         Entry(
-            modes: [.S1], capabilities: [.readOnlyVolumes, .nestsUnderPRoot],
-            make: { _, e, io in SingularityEngine(environment: e, io: io) },
+            SingularityEngine.self, make: { _, e, io in SingularityEngine(environment: e, io: io) },
             problem: { _, tools in (try? tools.apptainer()) == nil ? "apptainer/singularity not found" : nil }),
     ])
 
@@ -65,7 +60,7 @@ public struct EngineRegistry: Sendable {
 
     public func entry(for mode: ExecutionMode) -> Entry? { entries.first { $0.modes.contains(mode) } }
 
-    public func capabilities(of mode: ExecutionMode) -> EngineCapabilities { entry(for: mode)?.capabilities ?? [] }
+    public func capabilities(of mode: ExecutionMode) -> EngineCapabilities { entry(for: mode)?.capabilitiesOf(mode) ?? [] }
 
     /// The engine for `mode`; modes with no engine throw `EngineError.unsupportedMode`.
     public func engine(

@@ -213,6 +213,9 @@ struct PlanBuilder {
         if options.kernel != nil && !capabilities.contains(.emulatedKernel) {
             warnings.append(CapabilityNotice.kernelIgnored(mode).message)
         }
+        if !options.devices.isEmpty && !capabilities.contains(.deviceOption) {
+            warnings.append(CapabilityNotice.deviceIgnored(mode).message)
+        }
         let environment = finalEnvironment()
         return ExecutionPlan(
             mode: mode, container: container, root: try rootFS.path, user: user, mounts: mounts,

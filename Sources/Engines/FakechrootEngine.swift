@@ -11,18 +11,17 @@ import Glibc
 /// executable directly (its PT_INTERP points into ROOT, see `FakechrootSetup`).
 public struct FakechrootEngine: ExecutionEngine {
     public var mode: ExecutionMode
+    public static let modes: [ExecutionMode] = [.F1, .F2, .F3, .F4]
+    public static func capabilities(of mode: ExecutionMode) -> EngineCapabilities {
+        [.nestsUnderPRoot, .passesDescriptors, .volumesKeepHostPath, .recordsOwnMode]
+    }
     public var environment: EngineEnvironment
     public var io: StandardIO
-    /// Where the distribution's fakechroot package puts the library (the last resort).
-    var systemLibraries: [String] =
-        [
-            "x86_64-linux-gnu", "aarch64-linux-gnu", "i386-linux-gnu", "arm-linux-gnueabihf",
-            "powerpc64le-linux-gnu",
-        ].map { "/usr/lib/\($0)/fakechroot/libfakechroot.so" }
-        + ["/usr/lib64/fakechroot/libfakechroot.so", "/usr/lib/fakechroot/libfakechroot.so"]
+    /// Where the distribution's fakechroot package puts the library (the last resort; tests empty it).
+    var systemLibraries = ToolLocator.systemFakechrootLibraries
 
     public init(mode: ExecutionMode, environment: EngineEnvironment, io: StandardIO = .inherit) {
-        precondition([.F1, .F2, .F3, .F4].contains(mode), "FakechrootEngine runs F1-F4")
+        precondition(Self.modes.contains(mode), "FakechrootEngine runs F1-F4")
         self.mode = mode
         self.environment = environment
         self.io = io
@@ -48,7 +47,9 @@ public struct FakechrootEngine: ExecutionEngine {
         let paths = FakechrootSetup.Paths(directory: container.directory, root: container.root)
         let ownContainer = PathName.normalize(container.root) == PathName.normalize(container.directory + "/ROOT")
         if ownContainer && FakechrootSetup.needsConversion(paths, for: mode) {
-            let setMode = { (m: ExecutionMode) throws in try Self.writeExecutionMode(m, container: container) }
+            guard let setMode = container.recordMode else {
+                throw EngineError(.setupFailed, "\(mode.rawValue): the container needs converting, and its mode cannot be recorded")
+            }
             do {
                 if let ended = try FakechrootSetup.recover(
                     directory: container.directory, root: container.root,
@@ -86,10 +87,6 @@ public struct FakechrootEngine: ExecutionEngine {
                 + (debug ? ["\(mode.rawValue): ENV = \(command.environment)"] : []))
     }
 
-    static func writeExecutionMode(_ m: ExecutionMode, container: ContainerInstance) throws {
-        try ContainerMetadata.writeMode(m, directory: container.directory, root: container.root)
-    }
-
     // MARK: user
 
     /// Fakechroot cannot change the user: the command always runs as the host user. Another
@@ -115,41 +112,18 @@ public struct FakechrootEngine: ExecutionEngine {
 
     // MARK: library
 
-    var libraryDirectory: String { PathName.parent(environment.binDir) + "/lib" }
-
-    /// udocker `select_fakechroot_so`, then the host's fakechroot package.
+    /// udocker `select_fakechroot_so` for this container, then the host's fakechroot package:
+    /// `ToolLocator.fakechrootLibrary`, the one lookup `doctor` reports too.
     func selectLibrary(_ container: ContainerInstance) throws -> String {
-        if let s = environment.hostEnvironment["UDOCKER_FAKECHROOT_SO"], !s.isEmpty {
-            let path = s.contains("/") ? s : libraryDirectory + "/" + s
-            guard FileInfo.isRegularFile(path) else {
-                throw EngineError(.toolNotFound, "UDOCKER_FAKECHROOT_SO=\(s): \(path) is not a file")
-            }
-            return path
-        }
-        // A library in the container directory is the user's choice (udocker's lookup) only when it
-        // is the user's own regular file that nobody else can write (a copied container may not be).
-        var candidates: [String] = []
-        var st = stat()
-        let own = container.directory + "/libfakechroot.so"
-        if lstat(own, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_uid == getuid(), st.st_mode & 0o022 == 0 {
-            candidates.append(own)
-        }
         let (distro, version) = Self.distribution(root: container.root)
-        for arch in Self.architectureNames(container) {
-            if let d = distro {
-                if let v = version { candidates.append("\(libraryDirectory)/libfakechroot-\(d)-\(v)-\(arch).so") }
-                candidates.append("\(libraryDirectory)/libfakechroot-\(d)-\(arch).so")
-            }
-            candidates.append("\(libraryDirectory)/libfakechroot-\(arch).so")
+        let target = ToolLocator.FakechrootTarget(
+            containerDirectory: container.directory, distribution: distro, version: version,
+            architectures: Self.architectureNames(container))
+        do {
+            return try ToolLocator(environment: environment).fakechrootLibrary(for: target, system: systemLibraries).path
+        } catch {
+            throw EngineError(.toolNotFound, error.message)
         }
-        candidates.append(libraryDirectory + "/libfakechroot.so")
-        candidates += systemLibraries
-        if let found = candidates.first(where: FileInfo.isRegularFile) { return found }
-        throw EngineError(
-            .toolNotFound,
-            "libfakechroot.so not found: run 'udocker install' (udockertools), install the fakechroot package "
-                + "(apt-get install fakechroot), or set UDOCKER_FAKECHROOT_SO=/path/to/libfakechroot.so, "
-                + "or put libfakechroot.so in \(libraryDirectory)")
     }
 
     static func architectureNames(_ container: ContainerInstance) -> [String] {

@@ -155,7 +155,7 @@ public struct RuncCheck: HostCheck {
         do { tool = try context.tools.ociRuntime() } catch {
             return [
                 HostFinding(
-                    check: "R1-R3", status: .failed, summary: "\(error)".replacing("R1: ", with: ""),
+                    check: "R1-R3", status: .failed, summary: "\(error)",
                     fix: "apt-get install runc (or crun), or set UDOCKER_USE_RUNC_EXECUTABLE=/path/to/runc")
             ]
         }

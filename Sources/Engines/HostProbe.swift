@@ -43,7 +43,10 @@ public protocol HostCheck: Sendable {
 public enum HostChecks {
     /// Everything `udocker doctor` reports, in order.
     public static var standard: [any HostCheck] {
-        [SystemCheck(), NativeCheck(), OverlayCheck(), PRootCheck(), FakechrootCheck(), RuncCheck(), ApptainerCheck(), NVIDIACheck(), RepositoryCheck()]
+        [
+            SystemCheck(), NativeCheck(), OverlayCheck(), PRootCheck(), FakechrootCheck(), RuncCheck(), ApptainerCheck(), NVIDIACheck(),
+            RepositoryCheck(),
+        ]
     }
 
     public static func run(_ checks: [any HostCheck] = standard, context: HostCheckContext) -> [HostFinding] {
@@ -104,11 +107,30 @@ public enum HostProbe {
             let run = try? Subprocess.run(
                 path, arguments, environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"], errorOutput: .capture)
         else { return nil }
-        let text = String(decoding: run.output.prefix(8192), as: UTF8.self)
-        guard let pattern = try? Regex(#"[0-9]+\.[0-9]+(\.[0-9]+)?[0-9A-Za-z.+~-]*"#), let m = text.firstMatch(of: pattern) else {
-            return nil
+        return firstVersion(in: Array(run.output.prefix(8192)))
+    }
+
+    /// The first dotted number in `text` ("1.2", "3.4.5-rc1", "2.34+deb12"): a run of digits, a dot
+    /// and a digit, then every following digit, letter or `.+~-`. Scanned by hand, as the regex
+    /// `[0-9]+\.[0-9]+(\.[0-9]+)?[0-9A-Za-z.+~-]*` would match: no pattern parsed at every call.
+    public static func firstVersion(in text: [UInt8]) -> String? {
+        func isDigit(_ c: UInt8) -> Bool { c >= 0x30 && c <= 0x39 }
+        func isTail(_ c: UInt8) -> Bool {
+            isDigit(c) || (c | 0x20 >= 0x61 && c | 0x20 <= 0x7A) || c == 0x2E || c == 0x2B || c == 0x7E || c == 0x2D
         }
-        return String(text[m.range])
+        var i = 0
+        while i < text.count {
+            guard isDigit(text[i]) else {
+                i += 1
+                continue
+            }
+            let start = i
+            while i < text.count, isDigit(text[i]) { i += 1 }
+            guard i + 1 < text.count, text[i] == 0x2E, isDigit(text[i + 1]) else { continue }
+            while i < text.count, isTail(text[i]) { i += 1 }
+            return String(decoding: text[start..<i], as: UTF8.self)
+        }
+        return nil
     }
 
     /// "tool 1.2.3 (/usr/bin/tool, from PATH)".

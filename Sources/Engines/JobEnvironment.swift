@@ -98,7 +98,8 @@ extension PlanBuilder {
     /// in an outer user namespace, `RuncIdentity`; where it cannot, `checkMPI` refuses the rank).
     var jobUser: String? {
         guard options.user?.isEmpty ?? true, JobEnvironment.keepsHostIdentity(env.hostEnvironment),
-            mode != .R1 || RuncIdentity.unavailableReason(environment: env.hostEnvironment) == nil
+            !capabilities.contains(.identityThroughOuterNamespace)
+                || RuncIdentity.unavailableReason(environment: env.hostEnvironment) == nil
         else { return nil }
         return "\(host.uid):\(host.gid)"
     }
@@ -118,13 +119,13 @@ extension PlanBuilder {
             let value = env.hostEnvironment[key]!
             if imageKeys.contains(key) || !e.contains(key) { e.set(key, value) }
         }
-        // Unjoined N1 ranks and R1 ranks are each in their own user namespace, and the kernel lets a process open
+        // N1 and the R modes put each rank in its own user namespace, and the kernel lets a process open
         // a peer's /proc/<pid>/fd/<n> or read its memory (CMA) across user namespaces only with
         // CAP_SYS_PTRACE: UCX (MPICH's default transport) then fails ("Shared memory error").
-        // Its named /dev/shm segments work; the user's own value wins.
-        // Joined N1 ranks (`JobStep.toJoin`) share one user namespace: single copy works there.
-        let joined = mode == .N1 && JobStep.toJoin(options.join, environment: env.hostEnvironment) != nil
-        if mode == .N1 && !joined || mode == .R1, JobEnvironment.isJobTask(env.hostEnvironment) {
+        // Its named /dev/shm segments work; the user's own value wins. Ranks of a step joined in
+        // one instance (`JobStep.toJoin`, N1) share the user namespace: single copy works there.
+        let joined = capabilities.contains(.joinsJobSteps) && JobStep.toJoin(options.join, environment: env.hostEnvironment) != nil
+        if capabilities.contains(.ownUserNamespace) && !joined, JobEnvironment.isJobTask(env.hostEnvironment) {
             if !e.contains("UCX_POSIX_USE_PROC_LINK") { e.set("UCX_POSIX_USE_PROC_LINK", "n") }
             // Open MPI's vader BTL the same way: its default single copy (CMA) finds the peers in
             // other user namespaces, falls back to its emulation and says so on every rank

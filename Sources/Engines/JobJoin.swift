@@ -1,6 +1,7 @@
 import CLinux
 import FoundationEssentials
 import OCI
+import Store
 import UDockerSystem
 #if canImport(Glibc)
 import Glibc

@@ -185,16 +185,16 @@ extension PlanBuilder {
             }
             return []
         }
-        if mode == .R1, launcher == .openMPI || launcher == .pmix,
+        if capabilities.contains(.identityThroughOuterNamespace), launcher == .openMPI || launcher == .pmix,
             let why = RuncIdentity.unavailableReason(environment: env.hostEnvironment)
         {
             throw EngineError.invalid(
-                "R1 cannot run a rank of a PMIx job here: the launcher's PMIx server accepts only your uid, "
-                    + "and R1 can run as you only in an outer user namespace: \(why); use N1, P1 or F3 (setup --execmode)")
+                "\(mode.rawValue) cannot run a rank of a PMIx job here: the launcher's PMIx server accepts only your uid, "
+                    + "and \(mode.rawValue) can run as you only in an outer user namespace: \(why); use N1, P1 or F3 (setup --execmode)")
         }
-        if mode == .R1, jobDescriptor != nil {
+        if !capabilities.contains(.passesDescriptors), jobDescriptor != nil {
             throw EngineError.invalid(
-                "R1 cannot run a rank of this PMI job: the launcher hands each rank a socket (PMI_FD) that the "
+                "\(mode.rawValue) cannot run a rank of this PMI job: the launcher hands each rank a socket (PMI_FD) that the "
                     + "runtime does not pass on; use N1, P1 or F3 (setup --execmode), or mpiexec -pmi-port")
         }
         let host = MPICompatibility.hostLibrary(for: options.mpi == "host" ? nil : launcher, environment: env.hostEnvironment)
@@ -242,7 +242,7 @@ extension PlanBuilder {
         container lib: MPILibrary, host: (MPILibrary, String)?, program: String,
         bindings: [RootDirectory.Volume]
     ) throws -> [ExecutionPlan.Mount] {
-        if [.F1, .F2, .F3, .F4].contains(mode) {
+        if capabilities.contains(.volumesKeepHostPath) {
             // Fakechroot's loader opens libraries straight from ROOT (ld.so's own opens are not
             // translated), so a bind over a library file would silently not be used.
             throw EngineError.invalid(

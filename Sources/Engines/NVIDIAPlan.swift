@@ -65,7 +65,7 @@ extension PlanBuilder {
         let programs = driver.binaries(capabilities: capabilities, list: list)
         // Fakechroot binds nothing: a volume is a host path seen at the same path. There the
         // per-run directory holds symlinks to the driver files and is itself the library path.
-        let sameRoot = [.F1, .F2, .F3, .F4].contains(mode)
+        let sameRoot = self.capabilities.contains(.volumesKeepHostPath)
         // The driver's files are the host's: bound read-only where the engine can (N1, R, S1);
         // PRoot and Fakechroot cannot, and say so when it matters (files you can write).
         let readOnly = self.capabilities.contains(.readOnlyVolumes)
@@ -120,12 +120,10 @@ extension PlanBuilder {
         _ devices: [ExecutionPlan.Device], selected: [Int], driver: NVIDIADriver, label: String, staging: String?,
         _ mounts: inout [ExecutionPlan.Mount]
     ) throws -> [ExecutionPlan.Device] {
-        switch mode {
-        case .R1, .R2, .R3:
-            return devices
-        case .N1, .P1, .P2:
+        if capabilities.contains(.deviceOption) { return devices }
+        if capabilities.contains(.perRunDevices) {
             try bindDevices(devices, into: &mounts, staging: try staging ?? makeStagingDirectory())
-        default:
+        } else {
             let all = driver.gpus().map(\.index)
             guard Set(selected) != Set(all) else {
                 if label == "--nvidia" {
@@ -180,7 +178,7 @@ extension PlanBuilder {
                     + "\(running): update it with udocker setup --nvidia --force \(container.id) (or run with --nvidia)")
         }
         // N1/PRoot with every GPU of the real host: its /dev already shows them.
-        if selected == gpus.map(\.index), driver.root.isEmpty, [.N1, .P1, .P2].contains(mode) { return [] }
+        if selected == gpus.map(\.index), driver.root.isEmpty, capabilities.contains(.perRunDevices) { return [] }
         let devices = driver.controlDevices() + gpus.filter { selected.contains($0.index) }.map(\.device)
         return try placeDevices(devices, selected: selected, driver: driver, label: label, staging: nil, &mounts)
     }

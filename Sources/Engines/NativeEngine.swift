@@ -13,6 +13,13 @@ public struct NativeEngine: ExecutionEngine {
     /// Standard I/O of the command (inherited by default).
     public var io: StandardIO
     public var mode: ExecutionMode { .N1 }
+    public static let modes: [ExecutionMode] = [.N1]
+    public static func capabilities(of mode: ExecutionMode) -> EngineCapabilities {
+        [
+            .overlayRoot, .readOnlyVolumes, .nestsUnderPRoot, .anyUser, .passesDescriptors, .perRunDevices, .ownUserNamespace,
+            .joinsJobSteps,
+        ]
+    }
 
     public init(environment: EngineEnvironment, io: StandardIO = .inherit) {
         self.environment = environment

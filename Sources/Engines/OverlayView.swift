@@ -39,35 +39,19 @@ public final class OverlayView {
 
     deinit { close() }
 
-    public static func open(_ repo: LocalRepository, container id: String) throws -> OverlayView {
-        try OverlayView(
-            root: repo.containerRoot(id), cacheDirectory: repo.layerCache.directory,
-            options: try repo.overlayMountOptions(id))
+    /// The overlay `layout` of the container whose ROOT is `root`, mounted.
+    public static func open(_ layout: OverlayLayout, root: String) throws -> OverlayView {
+        try OverlayView(root: root, cacheDirectory: layout.cacheDirectory, options: layout.options)
     }
 
-    /// `setup --execmode=<not N1>` of an overlay container: copies the merged tree (lowers + upper,
-    /// whiteouts applied by the kernel) into a new ROOT, then drops the overlay files. Copies, not
+    /// Copies the merged tree (lowers + upper, whiteouts applied by the kernel) of the overlay
+    /// into `directory`: what `LocalRepository.flattenOverlay` asks of the engines. Copies, not
     /// hardlinks: a flat container writes its files in place, which must never reach the cache.
-    public static func materialize(_ repo: LocalRepository, container id: String) throws {
-        let dir = repo.containerDirectory(id)
-        let staging = "\(dir)/.ROOT-materialize"
-        if FileInfo.exists(staging) { try FileTree.remove(staging) }
-        try syscall("mkdir", path: staging) { mkdir(staging, 0o755) }
-        do {
-            let view = try open(repo, container: id)
-            defer { view.close() }
-            var copier = TreeCopy(from: view.path, to: staging)
-            try copier.run()
-        } catch {
-            try? FileTree.remove(staging)
-            throw error
-        }
-        // Switch: the flat ROOT first, then the overlay files (lowers last: it marks the kind).
-        let root = repo.containerRoot(id)
-        try syscall("rmdir", path: root) { rmdir(root) }
-        try syscall("rename", path: root) { rename(staging, root) }
-        for d in ["upper", "work"] where FileInfo.exists("\(dir)/\(d)") { try FileTree.remove("\(dir)/\(d)") }
-        try syscall("unlink", path: "\(dir)/lowers") { unlink("\(dir)/lowers") }
+    public static func copyMergedTree(_ layout: OverlayLayout, root: String, into directory: String) throws {
+        let view = try open(layout, root: root)
+        defer { view.close() }
+        var copier = TreeCopy(from: view.path, to: directory)
+        try copier.run()
     }
 }
 

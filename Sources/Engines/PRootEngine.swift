@@ -1,6 +1,5 @@
 import FoundationEssentials
 import Store
-import Synchronization
 import UDockerSystem
 #if canImport(Glibc)
 import Glibc
@@ -9,6 +8,10 @@ import Glibc
 /// P1/P2: PRoot (ptrace). P2 turns PRoot's seccomp acceleration off.
 public struct PRootEngine: ExecutionEngine {
     public var mode: ExecutionMode
+    public static let modes: [ExecutionMode] = [.P1, .P2]
+    public static func capabilities(of mode: ExecutionMode) -> EngineCapabilities {
+        [.emulatedKernel, .anyUser, .passesDescriptors, .perRunDevices]
+    }
     public var environment: EngineEnvironment
     public var io: StandardIO
 
@@ -37,7 +40,7 @@ public struct PRootEngine: ExecutionEngine {
     func commandLine(proot: String, plan: ExecutionPlan) -> ([String], [String], [String]) {
         var argv = [proot]
         if environment.debug { argv += ["-v", "9"] }
-        if Self.supportsKillOnExit(proot) { argv.append("--kill-on-exit") }
+        if PRootBinary.knowsKillOnExit(proot) { argv.append("--kill-on-exit") }
         for m in plan.mounts { argv += ["-b", "\(m.source):\(m.target)"] }
         argv += plan.user.isRoot && plan.user.gid == 0 ? ["-0"] : ["-i", "\(plan.user.uid):\(plan.user.gid)"]
         // Only when asked: Debian's proot breaks dynamic loading with -k.
@@ -61,22 +64,6 @@ public struct PRootEngine: ExecutionEngine {
 
     /// udocker's search (`ToolLocator.proot`).
     func locateProot() throws -> String {
-        do { return try ToolLocator(environment: environment).proot().path } catch {
-            throw EngineError(.toolNotFound, "\(error)")
-        }
+        try ToolLocator(environment: environment).prootBinary().path
     }
-
-    /// Whether the binary knows `--kill-on-exit`: found by scanning it for the option's name
-    /// (no need to run `proot --help`), cached per path, size and mtime.
-    static func supportsKillOnExit(_ path: String) -> Bool {
-        var st = stat()
-        guard stat(path, &st) == 0 else { return false }
-        let key = "\(path)|\(st.st_size)|\(st.st_mtim.tv_sec)"
-        if let cached = killOnExitCache.withLock({ $0[key] }) { return cached }
-        var found = false
-        if st.st_size < 64 << 20 { found = FileInfo.contents(of: path, contain: "--kill-on-exit") }
-        killOnExitCache.withLock { $0[key] = found }
-        return found
-    }
-    private static let killOnExitCache = Mutex<[String: Bool]>([:])
 }

@@ -136,7 +136,8 @@ struct ProotInside: Sendable {
     var mounts: [(String, String)]
 
     static func prepare(plan: ExecutionPlan, environment: EngineEnvironment) throws -> ProotInside {
-        let host = try PRootEngine(mode: .P1, environment: environment).locateProot()
+        let proot = try ToolLocator(environment: environment).prootBinary()
+        let host = proot.path
         let root = try RootDirectory(path: plan.root)
         var mounts: [(String, String)] = [(RuncEngine.realpathOrSelf(host), binary)]
         var loader: String?
@@ -154,7 +155,7 @@ struct ProotInside: Sendable {
         }
         return ProotInside(
             mode: plan.mode, hostPath: host, loader: loader,
-            killOnExit: PRootEngine.supportsKillOnExit(host), mounts: mounts)
+            killOnExit: proot.supportsKillOnExit, mounts: mounts)
     }
 
     func arguments(plan: ExecutionPlan) -> [String] {

@@ -18,6 +18,14 @@ import Glibc
 /// subreaper, so the command becomes our child and we wait for it and forward signals to it.
 public struct RuncEngine: ExecutionEngine {
     public var mode: ExecutionMode
+    public static let modes: [ExecutionMode] = [.R1, .R2, .R3]
+    /// R1 runs the command as the runtime's user (you only through `RuncIdentity`); R2/R3 change
+    /// the user with PRoot inside, which does not nest under PRoot.
+    public static func capabilities(of mode: ExecutionMode) -> EngineCapabilities {
+        mode == .R1
+            ? [.deviceOption, .readOnlyVolumes, .nestsUnderPRoot, .ownUserNamespace, .identityThroughOuterNamespace]
+            : [.deviceOption, .readOnlyVolumes, .anyUser, .ownUserNamespace]
+    }
     public var environment: EngineEnvironment
     public var io: StandardIO
     /// `--device host[:cont[:perms]]` entries.

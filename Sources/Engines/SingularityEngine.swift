@@ -14,6 +14,10 @@ public struct SingularityEngine: ExecutionEngine {
     public var environment: EngineEnvironment
     public var io: StandardIO
     public var mode: ExecutionMode { .S1 }
+    public static let modes: [ExecutionMode] = [.S1]
+    public static func capabilities(of mode: ExecutionMode) -> EngineCapabilities {
+        [.readOnlyVolumes, .nestsUnderPRoot, .passesDescriptors]
+    }
 
     public init(environment: EngineEnvironment, io: StandardIO = .inherit) {
         self.environment = environment

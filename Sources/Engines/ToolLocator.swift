@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Store
+import Synchronization
 import UDockerSystem
 #if canImport(Glibc)
 import Glibc
@@ -87,7 +88,8 @@ public struct ToolLocator: Sendable {
     }
 
     /// runc, crun or runsc: `UDOCKER_USE_RUNC_EXECUTABLE`, else PATH, else bin/.
-    public func ociRuntime(mode: ExecutionMode = .R1) throws(NotFound) -> Tool {
+    /// `mode` prefixes the not-found message (the run's mode; none for doctor and version).
+    public func ociRuntime(mode: ExecutionMode? = nil) throws(NotFound) -> Tool {
         let arch = Self.udockerArch
         return try locate(
             variable: "UDOCKER_USE_RUNC_EXECUTABLE",
@@ -95,7 +97,7 @@ public struct ToolLocator: Sendable {
             pathNames: ["runc", "crun", "runsc"], binNames: ["runc-\(arch)", "runc", "crun-\(arch)", "crun"],
             binDirFirst: false,
             missing:
-                "\(mode.rawValue): runc not found: run 'udocker install' (udockertools), install it (apt-get install runc), or crun, or put it in "
+                "\(mode.map { $0.rawValue + ": " } ?? "")runc not found: run 'udocker install' (udockertools), install it (apt-get install runc), or crun, or put it in "
                 + "\(environment.binDir), or set UDOCKER_USE_RUNC_EXECUTABLE")
     }
 
@@ -131,21 +133,54 @@ public struct ToolLocator: Sendable {
     /// `$UDOCKER_DIR/lib`, where udocker's own libfakechroot builds go.
     public var libraryDirectory: String { PathName.parent(environment.binDir) + "/lib" }
 
-    /// A libfakechroot the F modes can preload, independent of any container: `UDOCKER_FAKECHROOT_SO`,
-    /// else one of udocker's builds in lib/, else the distribution's.
-    public func fakechrootLibrary() throws(NotFound) -> Tool {
+    /// The container a libfakechroot is chosen for (udocker's `select_fakechroot_so` names).
+    public struct FakechrootTarget: Sendable {
+        public var containerDirectory: String
+        public var distribution: String?
+        public var version: String?
+        public var architectures: [String]
+
+        public init(containerDirectory: String, distribution: String?, version: String?, architectures: [String]) {
+            self.containerDirectory = containerDirectory; self.distribution = distribution
+            self.version = version; self.architectures = architectures
+        }
+    }
+
+    /// The libfakechroot the F modes preload (the one lookup: `run` for a container, `doctor` and
+    /// `version` without one): `UDOCKER_FAKECHROOT_SO`; for a container, a `libfakechroot.so` in
+    /// its directory that is your own regular file nobody else can write, then udocker's builds in
+    /// lib/ named for its distribution and architecture, then `lib/libfakechroot.so`; without
+    /// one, any of udocker's builds in lib/; last, the distribution's (`system`). Vetted as tools.
+    public func fakechrootLibrary(
+        for target: FakechrootTarget? = nil, system: [String] = ToolLocator.systemFakechrootLibraries
+    ) throws(NotFound) -> Tool {
         if let s = environment.hostEnvironment["UDOCKER_FAKECHROOT_SO"], !s.isEmpty {
             let path = s.contains("/") ? s : libraryDirectory + "/" + s
             guard FileInfo.isRegularFile(path) else { throw NotFound(message: "UDOCKER_FAKECHROOT_SO=\(s): \(path) is not a file") }
             return try Self.vetted(Tool(path: path, origin: .setting))
         }
-        let own = ((try? FileManager.default.contentsOfDirectory(atPath: libraryDirectory)) ?? [])
-            .filter { $0.hasPrefix("libfakechroot") && $0.hasSuffix(".so") }.sorted()
-            .map { libraryDirectory + "/" + $0 }
-        if let p = own.first(where: FileInfo.isRegularFile) { return try Self.vetted(Tool(path: p, origin: .binDir)) }
-        if let p = Self.systemFakechrootLibraries.first(where: FileInfo.isRegularFile) {
-            return try Self.vetted(Tool(path: p, origin: .path))
+        var own: [String] = []
+        if let target {
+            var st = stat()
+            let inContainer = target.containerDirectory + "/libfakechroot.so"
+            if lstat(inContainer, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_uid == getuid(), st.st_mode & 0o022 == 0 {
+                own.append(inContainer)
+            }
+            for arch in target.architectures {
+                if let d = target.distribution {
+                    if let v = target.version { own.append("\(libraryDirectory)/libfakechroot-\(d)-\(v)-\(arch).so") }
+                    own.append("\(libraryDirectory)/libfakechroot-\(d)-\(arch).so")
+                }
+                own.append("\(libraryDirectory)/libfakechroot-\(arch).so")
+            }
+            own.append(libraryDirectory + "/libfakechroot.so")
+        } else {
+            own = ((try? FileManager.default.contentsOfDirectory(atPath: libraryDirectory)) ?? [])
+                .filter { $0.hasPrefix("libfakechroot") && $0.hasSuffix(".so") }.sorted()
+                .map { libraryDirectory + "/" + $0 }
         }
+        if let p = own.first(where: FileInfo.isRegularFile) { return try Self.vetted(Tool(path: p, origin: .binDir)) }
+        if let p = system.first(where: FileInfo.isRegularFile) { return try Self.vetted(Tool(path: p, origin: .path)) }
         throw NotFound(
             message:
                 "libfakechroot.so not found: run 'udocker install' (udockertools), install the fakechroot package (apt-get install fakechroot), "
@@ -206,5 +241,35 @@ public struct ToolLocator: Sendable {
         let nums = release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
         guard nums.count == 2 else { return true }
         return (nums[0], nums[1]) >= (major, minor)
+    }
+}
+
+/// A located proot and whether it knows `--kill-on-exit`: what P1/P2 and the PRoot inside R2/R3
+/// need to know about it (the R modes ask `ToolLocator`, never the PRoot engine).
+public struct PRootBinary: Sendable, Equatable {
+    public var path: String
+    public var supportsKillOnExit: Bool
+
+    /// Whether the binary knows `--kill-on-exit`: found by scanning it for the option's name
+    /// (no need to run `proot --help`), cached per path, size and mtime.
+    static func knowsKillOnExit(_ path: String) -> Bool {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return false }
+        let key = "\(path)|\(st.st_size)|\(st.st_mtim.tv_sec)"
+        if let cached = killOnExitCache.withLock({ $0[key] }) { return cached }
+        var found = false
+        if st.st_size < 64 << 20 { found = FileInfo.contents(of: path, contain: "--kill-on-exit") }
+        killOnExitCache.withLock { $0[key] = found }
+        return found
+    }
+    private static let killOnExitCache = Mutex<[String: Bool]>([:])
+}
+
+extension ToolLocator {
+    /// proot as the engines run it (`proot()`); not found is the engines' `toolNotFound` error.
+    public func prootBinary() throws -> PRootBinary {
+        let path: String
+        do { path = try proot().path } catch { throw EngineError(.toolNotFound, "\(error)") }
+        return PRootBinary(path: path, supportsKillOnExit: PRootBinary.knowsKillOnExit(path))
     }
 }

@@ -6,6 +6,16 @@ import NIOHTTP1
 import Glibc
 #endif
 
+/// A download that did not arrive: `reason` in words ("host name not found", "HTTP 404"), and
+/// whether trying again later may help (the server answered or was reached, then failed: 408,
+/// 429, 5xx, a connection lost mid-way), as opposed to an address that does not resolve, refuses
+/// or stays silent, an untrusted certificate, or a file that is not there.
+public struct DownloadFailure: Error, CustomStringConvertible, Sendable {
+    public let reason: String
+    public let mayPass: Bool
+    public var description: String { reason }
+}
+
 extension RegistryClient {
     /// Downloads a plain http(s) URL (e.g. a rootfs tarball for `import URL`) into `path`, which
     /// must not exist. Plain http only to this host (loopback) or with `--insecure`, as for
@@ -17,7 +27,13 @@ extension RegistryClient {
             if let origin = Origin(current) { try refusePlainHTTPDownload(origin) }
             var request = HTTPClientRequest(url: current)
             request.method = .GET
-            let response = try await client(for: current).execute(request, timeout: .seconds(3600))
+            let response: HTTPClientResponse
+            do {
+                response = try await client(for: current).execute(request, timeout: .seconds(3600))
+            } catch {
+                throw Self.downloadFailure(
+                    error, origin: Origin(current), redirected: current != url, proxy: Origin(current).flatMap { proxies.proxy(for: $0) })
+            }
             if (300..<400).contains(Int(response.status.code)), let loc = response.headers.first(name: "Location") {
                 guard let next = URL(string: loc, relativeTo: URL(string: current))?.absoluteString,
                     next.hasPrefix("http://") || next.hasPrefix("https://")
@@ -36,7 +52,10 @@ extension RegistryClient {
                 continue
             }
             guard response.status == .ok else {
-                throw RegistryError.io("download of \(url) failed: HTTP \(response.status.code)")
+                let code = Int(response.status.code)
+                throw DownloadFailure(
+                    reason: "HTTP \(code) \(response.status.reasonPhrase) from \(Origin(current)?.hostPort ?? "the server")",
+                    mayPass: Self.isRetryableStatus(code))
             }
             let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
             guard fd >= 0 else { throw RegistryError.io("cannot create \(path): \(String(cString: strerror(errno)))") }
@@ -57,10 +76,33 @@ extension RegistryClient {
             } catch {
                 close(fd)
                 unlink(path)
-                throw error
+                if error is RegistryError || error is CancellationError { throw error }
+                throw DownloadFailure(
+                    reason: "connection lost while downloading: \(Self.describe(error))", mayPass: Self.isTransient(error))
             }
             return
         }
         throw RegistryError.invalidOption("too many redirects downloading \(url)")
+    }
+
+    /// A transport error before the response head as a `DownloadFailure`: the proxy's fault when a
+    /// proxy was in the way and failed, else the reason in words; only a connection lost after the
+    /// server was reached may pass.
+    /// `redirected`: the host is named (the caller names only the URL it asked for).
+    static func downloadFailure(_ error: Error, origin: Origin?, redirected: Bool, proxy: String?) -> Error {
+        if error is CancellationError { return error }
+        if let proxy, let origin, let failure = proxyFailure(error, proxy: proxy, host: origin.hostPort) { return failure }
+        // Silent before answering (no connection, no handshake, no response head): trying again
+        // would only wait as long again.
+        let silent: Bool
+        if let e = error as? HTTPClientError {
+            silent = e == .connectTimeout || e == .tlsHandshakeTimeout || e == .readTimeout
+        } else if let e = error as? ChannelError, case .connectTimeout = e {
+            silent = true
+        } else {
+            silent = false
+        }
+        let host = redirected ? origin.map { "\($0.hostPort): " } ?? "" : ""
+        return DownloadFailure(reason: host + describe(error), mayPass: !silent && isTransient(error))
     }
 }

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import OCI
 import UDockerSystem
 #if canImport(Glibc)
 import Glibc
@@ -10,6 +11,13 @@ import Glibc
 public struct ContainerRecord: Sendable {
     public var id: String
     public var names: [String]
+    /// `containers/<id>`.
+    public var directory: String
+    /// `containers/<id>/ROOT`: the tree (flat), or the overlay's mount point.
+    public var root: String
+    /// How ROOT is made (`lowers` present: overlay). Its layers are read and checked by
+    /// `runnable`, which fills `overlay`.
+    public var storage: ContainerStorage
     /// `imagerepo.name`: the image it was created from (`IMPORTED:unknown` for imports); "" if none.
     public var image: String
     public var protected: Bool
@@ -19,6 +27,34 @@ public struct ContainerRecord: Sendable {
     public var mode: ExecutionMode?
     /// The text of an `execmode` that is not a mode (at most 16 characters), for messages.
     public var invalidMode: String?
+    /// `container.json`, checked (`runnable` only; nil in listings or when the container has none).
+    public var config: ImageConfig?
+    /// The overlay of an overlay container, its metadata checked (`runnable` only).
+    public var overlay: OverlayLayout?
+}
+
+/// An overlay container's ROOT: layer directories of the shared cache (lowers) under the
+/// container's own `upper/` (its changes) and `work/`.
+public struct OverlayLayout: Sendable, Equatable {
+    /// The layer cache (`layers/cache`); the lowerdirs of `options` are relative to it.
+    public var cacheDirectory: String
+    /// Layer ids (DiffID hex), base first.
+    public var lowers: [String]
+    public var upper: String
+    public var work: String
+
+    public init(cacheDirectory: String, lowers: [String], upper: String, work: String) {
+        self.cacheDirectory = cacheDirectory; self.lowers = lowers; self.upper = upper; self.work = work
+    }
+
+    /// The overlayfs option string (its one builder): lowerdirs top first, relative to the cache
+    /// directory (keeps it short), `userxattr` for a user namespace.
+    public var options: String {
+        "lowerdir=\(lowers.reversed().joined(separator: ":")),upperdir=\(upper),workdir=\(work),userxattr"
+    }
+
+    /// The kernel takes at most one page of mount options.
+    public var fitsOneMount: Bool { options.utf8.count < 4096 }
 }
 
 /// `ps` lists records.
@@ -62,10 +98,24 @@ extension LocalRepository {
         let state: Character = !FileInfo.exists(root) ? "N" : !FileInfo.isDirectory(root) ? "D" : access(root, W_OK) == 0 ? "W" : "R"
         let (mode, invalid) = ContainerMetadata.readMode(directory: dir)
         return ContainerRecord(
-            id: id, names: containerNames(id),
+            id: id, names: containerNames(id), directory: dir, root: root,
+            storage: FileInfo.isRegularFile("\(dir)/lowers") ? .overlay : .flat,
             image: AtomicFile.readString("\(dir)/imagerepo.name") ?? "",
             protected: FileInfo.exists("\(dir)/PROTECT"), rootState: state,
             mode: mode, invalidMode: invalid)
+    }
+
+    /// Container `id` as `run` needs it, read and checked at once: its record with the checked
+    /// `container.json` and, for an overlay container, its checked layout. A container that does
+    /// not exist, an `execmode` that is not a mode, or metadata that does not check out throw.
+    public func runnable(_ id: String) throws -> ContainerRecord {
+        guard var record = containerRecord(id) else { throw StoreError("container not found: \(id)") }
+        if let invalid = record.invalidMode {
+            throw StoreError("invalid execution mode '\(invalid)' for container \(id) (valid: \(ExecutionMode.names))")
+        }
+        record.config = try containerConfigChecked(id).config
+        if record.storage == .overlay { record.overlay = try overlayLayout(id) }
+        return record
     }
 
     public func listContainers() -> [ContainerRecord] {

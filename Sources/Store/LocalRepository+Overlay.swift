@@ -16,17 +16,13 @@ public enum ContainerStorage: String, Sendable, CaseIterable {
     /// The default when neither `--storage` nor `UDOCKER_CONTAINER_STORAGE` / `container_storage` says.
     public static let defaultStorage: ContainerStorage = .flat
 
-    /// `--storage`, else the environment variable, else the config value, else the default.
-    public static func resolve(
-        option: String?, environment: [String: String] = ProcessInfo.processInfo.environment,
-        config: String? = nil
-    ) throws -> ContainerStorage {
-        for value in [option, environment["UDOCKER_CONTAINER_STORAGE"], config] {
-            guard let v = value?.trimmed(where: \.isBlank).lowercased(), !v.isEmpty else { continue }
-            guard let s = ContainerStorage(rawValue: v) else { throw StoreError("invalid container storage: \(v) (flat or overlay)") }
-            return s
-        }
-        return defaultStorage
+    /// A configured value (`container_storage`, which `UDOCKER_CONTAINER_STORAGE` overrides in the
+    /// configuration): blank is the default; anything but a storage name is an error.
+    public init(validating text: String) throws {
+        let v = text.trimmed(where: \.isBlank).lowercased()
+        if v.isEmpty { self = Self.defaultStorage; return }
+        guard let s = ContainerStorage(rawValue: v) else { throw StoreError("invalid container storage: \(v) (flat or overlay)") }
+        self = s
     }
 }
 
@@ -46,17 +42,36 @@ extension LocalRepository {
         try validatedLowers(id).map { "\(layerCache.directory)/\($0)" }
     }
 
-    /// The overlayfs option string, lowerdirs relative to the cache directory (keeps it short).
-    /// The container's metadata is checked first (it may come from someone else's repository):
-    /// `lowers` must list layer ids (64 hex digits) present in the cache, `upper` and `work` must
-    /// be real directories of the container (not symlinks).
-    public func overlayMountOptions(_ id: String) throws -> String {
+    /// The overlay of container `id`, its metadata checked first (it may come from someone else's
+    /// repository): `lowers` must list layer ids (64 hex digits) present in the cache, `upper` and
+    /// `work` must be real directories of the container (not symlinks).
+    public func overlayLayout(_ id: String) throws -> OverlayLayout {
         let dir = containerDirectory(id)
         let lowers = try validatedLowers(id)
         for d in ["upper", "work"] where !CloneMetadata.isRealDirectory("\(dir)/\(d)") {
             throw StoreError("invalid overlay container metadata: \(d) of \(id) is not a directory")
         }
-        return "lowerdir=\(lowers.reversed().joined(separator: ":")),upperdir=\(dir)/upper,workdir=\(dir)/work,userxattr"
+        return OverlayLayout(cacheDirectory: layerCache.directory, lowers: lowers, upper: "\(dir)/upper", work: "\(dir)/work")
+    }
+
+    /// `setup --execmode=<not N1>` of an overlay container: `copy` fills a new directory with the
+    /// merged tree (the engines mount it), which becomes the flat ROOT; then the overlay files go
+    /// (`lowers` last: it marks the kind). An interrupted copy leaves the container as it was.
+    public func flattenOverlay(_ id: String, copy: (_ layout: OverlayLayout, _ into: String) throws -> Void) throws {
+        let layout = try overlayLayout(id)
+        let dir = containerDirectory(id)
+        let staging = "\(dir)/.ROOT-materialize"
+        if FileInfo.exists(staging) { try FileTree.remove(staging) }
+        try syscall("mkdir", path: staging) { mkdir(staging, 0o755) }
+        do { try copy(layout, staging) } catch {
+            try? FileTree.remove(staging)
+            throw error
+        }
+        let root = containerRoot(id)
+        try syscall("rmdir", path: root) { rmdir(root) }
+        try syscall("rename", path: root) { rename(staging, root) }
+        for d in ["upper", "work"] where FileInfo.exists("\(dir)/\(d)") { try FileTree.remove("\(dir)/\(d)") }
+        try syscall("unlink", path: "\(dir)/lowers") { unlink("\(dir)/lowers") }
     }
 
     func validatedLowers(_ id: String) throws -> [String] {
@@ -91,8 +106,9 @@ extension LocalRepository {
             }
             try layerCache.ensure(Array(zip(diffIDs, contents.layerFiles)), warn: warn)
             // The staging path is longer than the final one, so this bound also holds after the rename.
-            let overlayOptions = "lowerdir=" + diffIDs.map(\.hex).reversed().joined(separator: ":")
-            guard overlayOptions.utf8.count + 2 * staging.utf8.count + 64 < 4096 else {
+            let layout = OverlayLayout(
+                cacheDirectory: layerCache.directory, lowers: diffIDs.map(\.hex), upper: "\(staging)/upper", work: "\(staging)/work")
+            guard layout.fitsOneMount else {
                 throw StoreError("the image has too many layers for an overlay mount; use --storage=flat")
             }
             for d in ["ROOT", "upper", "work"] {

@@ -17,12 +17,14 @@ extension LocalRepository {
         AtomicFile.readString("\(libDirectory)/VERSION")?.trimmed()
     }
 
-    /// `install --purge`: empties bin/, lib/ and doc/ (never following a symlink).
-    public func purgeTools() throws {
+    /// `install --purge`: empties bin/, lib/ and doc/ (never following a symlink), but for an
+    /// entry named `keeping` (an install's staging directory).
+    public func purgeTools(keeping: String? = nil) throws {
+        let kept = keeping.map { Array($0.utf8) }
         for dir in [binDirectory, libDirectory, docDirectory] where FileInfo.isDirectory(dir) {
             let fd = try syscall("open", path: dir) { open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
             defer { close(fd) }
-            try FileTree.removeChildren(of: fd)
+            try FileTree.removeChildren(of: fd, keep: { $0 == kept })
         }
     }
 
@@ -30,17 +32,21 @@ extension LocalRepository {
     /// and the SHA-256 (hex) of the tarball, which the caller shows: what was installed can
     /// always be checked afterwards. `sha256` (hex, optionally `sha256:`-prefixed) is checked
     /// first when given; a `VERSION` older than `minimumVersion` is refused unless `force`.
-    /// The hash and the extraction read the same open file.
+    /// The hash and the extraction read the same open file. `shownAs` names the tarball in
+    /// errors (the URL a downloaded file came from). `purge`: bin/, lib/ and doc/ are emptied
+    /// once the tarball is accepted, just before its files move in (a refused tarball purges nothing).
     public func installTools(
-        tarball path: String, sha256: String?, minimumVersion: String, force: Bool
+        tarball path: String, shownAs: String? = nil, sha256: String?, minimumVersion: String, force: Bool,
+        purge: Bool = false
     ) throws -> (version: String, installed: [String], sha256: String) {
+        let shown = shownAs ?? path
         let fd = try syscall("open", path: path) { open(path, O_RDONLY | O_CLOEXEC) }
         defer { close(fd) }
         let actual = try Self.sha256(of: fd, path: path).hex
         if let sha256 {
             let want = sha256.hasPrefix("sha256:") ? String(sha256.dropFirst(7)) : sha256
             guard actual == want.lowercased() else {
-                throw StoreError("udockertools tarball \(path): SHA-256 is \(actual), expected \(want)")
+                throw StoreError("udockertools tarball \(shown): SHA-256 is \(actual), expected \(want)")
             }
         }
         guard lseek(fd, 0, SEEK_SET) == 0 else { throw SystemError("lseek", path: path) }
@@ -88,7 +94,7 @@ extension LocalRepository {
                 case .symlink:
                     // e.g. proot-arm64 -> proot-arm64-4_8_0: only a sibling name, never a path.
                     guard !m.linkName.isEmpty, !m.linkName.contains("/"), m.linkName != "..", m.linkName != "." else {
-                        throw StoreError("udockertools tarball \(path): unsafe symlink \(m.name) -> \(m.linkName)")
+                        throw StoreError("udockertools tarball \(shown): unsafe symlink \(m.name) -> \(m.linkName)")
                     }
                     try syscall("symlink", path: target) { symlink(m.linkName, target) }
                 default:
@@ -101,14 +107,15 @@ extension LocalRepository {
         } catch let e as StoreError {
             throw e
         } catch {
-            throw StoreError("udockertools tarball \(path) is not a valid tarball: \(error)")
+            throw StoreError("udockertools tarball \(shown) is not a valid tarball: \(error)")
         }
         guard let version, !version.isEmpty else {
-            throw StoreError("udockertools tarball \(path) has no udocker_dir/lib/VERSION")
+            throw StoreError("udockertools tarball \(shown) has no udocker_dir/lib/VERSION")
         }
         if !force && Self.compareVersions(version, minimumVersion) < 0 {
-            throw StoreError("udockertools tarball \(path) is version \(version), older than \(minimumVersion) (install --force takes it)")
+            throw StoreError("udockertools tarball \(shown) is version \(version), older than \(minimumVersion) (install --force takes it)")
         }
+        if purge { try purgeTools(keeping: ".install-\(getpid())") }
         for (part, name) in staged {
             let from = "\(staging[part]!)/\(name)", to = "\(targets[part]!)/\(name)"
             try syscall("rename", path: to) { rename(from, to) }

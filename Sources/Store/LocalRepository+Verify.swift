@@ -147,7 +147,7 @@ extension LocalRepository {
             do { _ = try containerConfigChecked(id) } catch { problems.append("\(error) (its ROOT is kept)") }
         }
         if isOverlayContainer(id) {
-            do { _ = try overlayMountOptions(id) } catch { problems.append("\(error)") }
+            do { _ = try overlayLayout(id) } catch { problems.append("\(error)") }
         }
         return problems
     }

@@ -33,6 +33,24 @@ import Testing
         #expect(c.topDirectory == tmp.sub("other"))  // --repo beats UDOCKER_DIR
     }
 
+    /// Issue 24: `container_storage` is a configuration key like any other: listed by showconf,
+    /// `UDOCKER_CONTAINER_STORAGE` over the files, `--storage` over both.
+    @Test func containerStorageIsConfiguration() throws {
+        let tmp = try TemporaryDirectory()
+        try FileInfo.makeDirectories(tmp.sub("ud"))
+        let base = ["HOME": tmp.sub("home"), "UDOCKER_DIR": tmp.sub("ud")]
+        var c = try Configuration(environment: base, overrides: .init())
+        #expect(c.order.contains("container_storage") && c["container_storage"] == "flat")
+        try AtomicFile.write("[DEFAULT]\ncontainer_storage = overlay\n", to: tmp.sub("ud/udocker.conf"))
+        c = try Configuration(environment: base, overrides: .init())
+        #expect(try c.containerStorage(option: nil) == .overlay)
+        #expect(try c.containerStorage(option: .flat) == .flat)
+        c = try Configuration(environment: base.merging(["UDOCKER_CONTAINER_STORAGE": "flat"]) { $1 }, overrides: .init())
+        #expect(try c.containerStorage(option: nil) == .flat)
+        c = try Configuration(environment: base.merging(["UDOCKER_CONTAINER_STORAGE": "zfs"]) { $1 }, overrides: .init())
+        #expect(throws: (any Error).self) { try c.containerStorage(option: nil) }
+    }
+
     @Test func udockerDirConfigIsRead() throws {
         let tmp = try TemporaryDirectory()
         try FileInfo.makeDirectories(tmp.sub("ud"))

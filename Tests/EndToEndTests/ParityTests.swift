@@ -105,9 +105,12 @@ struct InstallTests {
 
     func sha256(_ box: E2ESandbox, _ path: String) throws -> String { try #require(box.sha256(path)) }
 
-    @Test("install without a tarball succeeds and lists where each engine tool was found")
+    @Test("install with tarball set empty succeeds and lists where each engine tool was found")
     func reportOnly() async throws {
         let box = try sandbox()
+        // `tarball =` opts out of the download from udocker's URLs (ToolsDownloadTests), as in udocker.
+        try box.makeUserDirectory(box.udockerDir)
+        try box.writeUserFile("\(box.udockerDir)/udocker.conf", "[DEFAULT]\ntarball =\n")
         let r = try await box.udocker(["install"])
         expectSuccess(r)
         for tool in ["proot", "runc/crun", "fakechroot", "patchelf", "apptainer/singularity"] {
@@ -116,6 +119,7 @@ struct InstallTests {
         #expect(r.stdoutLines.contains("proot: /usr/bin/proot (P1 P2 R2 R3)"), "Debian's proot is on PATH:\n\(r)")
         #expect(r.stdoutLines.contains { $0.hasPrefix("fakechroot: \(box.env.fakechrootSO)") }, "\(r)")
         #expect(r.stdoutLines.contains("apptainer/singularity: not found (S1)"), "\(r)")
+        #expect(r.stderr.contains("no udockertools tarball configured"), "\(r)")
         expectSuccess(try await box.udocker(["install", "--force", "--purge"]))
     }
 

@@ -74,6 +74,18 @@ import Testing
         #expect(version.status == 0 && version.output.contains("udocker-swift: "), "\(version)")
     }
 
+    /// Issue 22: ≤ 30 MB stripped (decimal megabytes). What keeps it there: docs/portable-binary.md.
+    static let sizeCeiling = 30_000_000
+
+    @Test(
+        "the dist binary is at most 30 MB (stripped)",
+        .enabled(if: distBinary != nil, "UDOCKER_DIST_BIN is not set: run through `make test`, which builds the tarball"))
+    func sizeCeiling() throws {
+        let path = try #require(Self.distBinary)
+        let size = try #require(FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+        #expect(size <= Self.sizeCeiling, "\(path): \(size) bytes, over the ceiling of \(Self.sizeCeiling)")
+    }
+
     @Test(
         "the tarball: unpack-and-run layout, one time and owner for every entry, same bytes when made again",
         .enabled(

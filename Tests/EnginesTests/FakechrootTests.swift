@@ -59,9 +59,13 @@ final class DebianContainer: @unchecked Sendable {
     func instance() -> ContainerInstance {
         var config = ImageConfig.Config()
         config.env = ["PATH=/usr/local/bin:/usr/bin:/bin", "LD_PRELOAD=/evil.so"]
-        return ContainerInstance(
+        var c = ContainerInstance(
             id: id, directory: containerDir, names: ["deb"],
             imageConfig: ImageConfig(architecture: "amd64", os: "linux", config: config))
+        // As `run` does: the repository records the mode a conversion ends in.
+        let (directory, root) = (containerDir, c.root)
+        c.recordMode = modeRecorder(directory: directory, root: root)
+        return c
     }
 
     func environment(_ extra: [String: String] = [:]) -> EngineEnvironment {

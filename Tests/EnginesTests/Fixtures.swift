@@ -3,6 +3,7 @@ import Testing
 import TestSupport
 @testable import Engines
 import OCI
+import Store
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -46,9 +47,13 @@ final class BusyboxContainer: @unchecked Sendable {
     }
 
     func instance(config: ImageConfig.Config? = nil, names: [String] = ["busy"]) -> ContainerInstance {
-        ContainerInstance(
+        var c = ContainerInstance(
             id: id, directory: containerDir, names: names,
             imageConfig: config.map { ImageConfig(architecture: "amd64", os: "linux", config: $0) })
+        // As `run` does: the repository records the mode a conversion ends in.
+        let (directory, root) = (containerDir, c.root)
+        c.recordMode = modeRecorder(directory: directory, root: root)
+        return c
     }
 
     func environment(verbosity: Int = 1, host: [String: String]? = nil, sysdirs: [String]? = nil) -> EngineEnvironment {
@@ -171,4 +176,9 @@ func runAsUnprivileged(
     return shell(
         "cd /tmp && runuser -u \(user) -- env -i PATH=\(path) HOME=/tmp TMPDIR=/tmp "
             + "\(flag)=1 \(extraEnvironment) '\(unprivilegedTestBinary)' --testing-library swift-testing --filter '\(filter)' 2>&1")
+}
+
+/// What `run` hands a container it read from the repository: Store records its mode.
+func modeRecorder(directory: String, root: String) -> @Sendable (ExecutionMode) throws -> Void {
+    { try ContainerMetadata.writeMode($0, directory: directory, root: root) }
 }

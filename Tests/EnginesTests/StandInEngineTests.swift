@@ -18,7 +18,8 @@ struct HostStandInEngine: ExecutionEngine {
         var handOver: ExecutionMode?
     }
 
-    var capabilities: EngineCapabilities { [.nestsUnderPRoot] }
+    static let modes: [ExecutionMode] = [.P1, .P2]
+    static func capabilities(of mode: ExecutionMode) -> EngineCapabilities { [.nestsUnderPRoot] }
 
     func prepare(_ run: inout EngineRun) throws -> String {
         run.handOver = recorder.handOver
@@ -38,7 +39,7 @@ struct HostStandInEngine: ExecutionEngine {
     /// The standard table plus the stand-in, which now serves P2.
     func registry(_ recorder: HostStandInEngine.Recorder) -> EngineRegistry {
         EngineRegistry.standard.registering(
-            .init(modes: [.P2], capabilities: [.nestsUnderPRoot]) { m, e, io in
+            .init(HostStandInEngine.self, modes: [.P2]) { m, e, io in
                 HostStandInEngine(mode: m, environment: e, io: io, recorder: recorder)
             })
     }
@@ -81,6 +82,25 @@ struct HostStandInEngine: ExecutionEngine {
         #expect(recorder.plans.isEmpty)
         _ = try run(c, options(["true"]) { $0.kernel = "6.0.0" }, recorder: recorder)
         #expect(recorder.plans.last?.warnings.contains("--kernel is ignored by P2 (P1/P2 only)") == true)
+        _ = try run(c, options(["true"]) { $0.devices = ["/dev/null"] }, recorder: recorder)
+        #expect(recorder.plans.last?.warnings.contains("--device is only used by the R modes (P2 sees the host /dev)") == true)
+        // An overlay container: refused by the runner before anything is prepared, status 1.
+        var overlay = c.instance()
+        overlay.overlay = .init(cacheDirectory: c.tmpDir, lowers: [String(repeating: "a", count: 64)], upper: c.tmpDir, work: c.tmpDir)
+        let planned = recorder.plans.count
+        let registry = registry(recorder)
+        #expect {
+            _ = try withCapturedIO(c, input: nil) { io in
+                try EngineRunner(registry: registry).run(
+                    try registry.engine(for: .P2, environment: c.environment(), io: io), container: overlay,
+                    options: options(["true"]), label: "mybox")
+            }
+        } throws: {
+            let e = $0 as? EngineError
+            return e?.exitStatus == 1
+                && e?.message == "overlay container mybox runs in N1 only; make it flat first: udocker setup --execmode=P2 mybox"
+        }
+        #expect(recorder.plans.count == planned)
     }
 
     @Test func aHandOverRunsTheOtherModesEngine() throws {
@@ -88,7 +108,7 @@ struct HostStandInEngine: ExecutionEngine {
         let recorder = HostStandInEngine.Recorder()
         recorder.handOver = .P2
         let registry = EngineRegistry.standard.registering(
-            .init(modes: [.P1, .P2], capabilities: [.nestsUnderPRoot]) { m, e, io in
+            .init(HostStandInEngine.self) { m, e, io in
                 HostStandInEngine(mode: m, environment: e, io: io, recorder: recorder)
             })
         let r = try withCapturedIO(c, input: nil) { io in

@@ -66,7 +66,7 @@ import Glibc
         #expect(try repo.overlayLowers(a) == layers.map { repo.layerCache.path($0) })
         #expect(FileInfo.isDirectory(repo.containerRoot(a)) && FileInfo.list(repo.containerRoot(a)).isEmpty)
         #expect(try repo.executionMode(a) == .N1)
-        #expect(try repo.overlayMountOptions(a).hasPrefix("lowerdir=\(layers[1].hex):\(layers[0].hex),upperdir="))
+        #expect(try repo.overlayLayout(a).options.hasPrefix("lowerdir=\(layers[1].hex):\(layers[0].hex),upperdir="))
         // Whiteouts in overlayfs xattr form.
         let top = repo.layerCache.path(layers[1])
         #expect(xattr("\(top)/a", "user.overlay.whiteout") == "y")
@@ -109,10 +109,9 @@ import Glibc
     }
 
     @Test func storageSelection() throws {
-        #expect(try ContainerStorage.resolve(option: nil, environment: [:]) == .flat)
-        #expect(try ContainerStorage.resolve(option: nil, environment: ["UDOCKER_CONTAINER_STORAGE": "overlay"]) == .overlay)
-        #expect(try ContainerStorage.resolve(option: nil, environment: [:], config: "overlay") == .overlay)
-        #expect(try ContainerStorage.resolve(option: "flat", environment: ["UDOCKER_CONTAINER_STORAGE": "overlay"]) == .flat)
-        #expect(throws: (any Error).self) { try ContainerStorage.resolve(option: "zfs", environment: [:]) }
+        #expect(try ContainerStorage(validating: "") == .flat)
+        #expect(try ContainerStorage(validating: " Overlay ") == .overlay)
+        #expect(try ContainerStorage(validating: "flat") == .flat)
+        #expect(throws: (any Error).self) { try ContainerStorage(validating: "zfs") }
     }
 }

@@ -144,14 +144,14 @@ import Glibc
         let layer = String(repeating: "ab", count: 32)
         #expect(sh("mkdir -p \(dir)/ROOT \(dir)/upper \(dir)/work \(repo.layerCache.directory)/\(layer)") == 0)
         try AtomicFile.write("\(layer)\n", to: "\(dir)/lowers")
-        #expect(try repo.overlayMountOptions(id) == "lowerdir=\(layer),upperdir=\(dir)/upper,workdir=\(dir)/work,userxattr")
+        #expect(try repo.overlayLayout(id).options == "lowerdir=\(layer),upperdir=\(dir)/upper,workdir=\(dir)/work,userxattr")
         for bad in ["../../../../etc\n", "\(layer),upperdir=/tmp\n", String(repeating: "cd", count: 32) + "\n"] {
             try AtomicFile.write(bad, to: "\(dir)/lowers")
-            #expect(throws: StoreError.self) { try repo.overlayMountOptions(id) }
+            #expect(throws: StoreError.self) { try repo.overlayLayout(id).options }
         }
         try AtomicFile.write("\(layer)\n", to: "\(dir)/lowers")
         #expect(sh("rmdir \(dir)/upper && ln -s /tmp \(dir)/upper") == 0)
-        #expect(throws: StoreError.self) { try repo.overlayMountOptions(id) }
+        #expect(throws: StoreError.self) { try repo.overlayLayout(id).options }
     }
 
     // Defect 1, consumers: `setup --purge` never takes host entries for saved originals.

@@ -14,9 +14,13 @@ public final class ConnectProxy: @unchecked Sendable {
     init(port: Int, log: String, process: Process) { self.port = port; self.log = log; self.process = process }
 
     /// Starts the proxy; `directory` holds its log and port file (readable by the test).
-    public static func start(in directory: String) async throws -> ConnectProxy {
+    /// `routes`: `host:port` asked for → `host:port` connected to instead (a stand-in for a site
+    /// on the internet; the log shows what was asked for).
+    public static func start(in directory: String, routes: [String: String] = [:]) async throws -> ConnectProxy {
         let log = "\(directory)/proxy.log", portFile = "\(directory)/proxy.port"
-        let (p, port) = try await PythonService.start(script, arguments: [log, portFile], portFile: portFile, what: "the CONNECT proxy")
+        let table = routes.map { "\($0.key)=\($0.value)" }
+        let (p, port) = try await PythonService.start(
+            script, arguments: [log, portFile] + table, portFile: portFile, what: "the CONNECT proxy")
         return ConnectProxy(port: port, log: log, process: p)
     }
 
@@ -32,6 +36,7 @@ public final class ConnectProxy: @unchecked Sendable {
     static let script = #"""
         import socket, sys, threading
         log = open(sys.argv[1], "a", buffering=1)
+        routes = dict(a.split("=", 1) for a in sys.argv[3:])
         srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         srv.bind(("127.0.0.1", 0)); srv.listen(64)
         with open(sys.argv[2] + ".tmp", "w") as f: f.write(str(srv.getsockname()[1]))
@@ -58,7 +63,7 @@ public final class ConnectProxy: @unchecked Sendable {
             method, target = line.split(" ")[:2]
             if method != "CONNECT":
                 c.sendall(b"HTTP/1.1 405 No\r\nContent-Length: 0\r\n\r\n"); c.close(); return
-            host, port = target.rsplit(":", 1)
+            host, port = routes.get(target, target).rsplit(":", 1)
             u = socket.create_connection((host, int(port)))
             c.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
             if rest: u.sendall(rest)

@@ -17,19 +17,22 @@ public final class ScriptedHTTPServer: @unchecked Sendable {
     public let port: Int
     let log: String
     let process: Process
+    let tls: Bool
 
-    init(host: String, port: Int, log: String, process: Process) {
-        self.host = host; self.port = port; self.log = log; self.process = process
+    init(host: String, port: Int, log: String, process: Process, tls: Bool = false) {
+        self.host = host; self.port = port; self.log = log; self.process = process; self.tls = tls
     }
 
-    /// Starts the server; `directory` holds its log and port file (named after `name`).
+    /// Starts the server; `directory` holds its log and port file (named after `name`). With
+    /// `tls` (PEM certificate chain and key files) it speaks https.
     public static func start(
-        in directory: String, name: String, host: String = "127.0.0.1", route: String
+        in directory: String, name: String, host: String = "127.0.0.1", tls: (certificate: String, key: String)? = nil,
+        route: String
     ) async throws -> ScriptedHTTPServer {
         let log = "\(directory)/\(name).log", portFile = "\(directory)/\(name).port"
         let indented = route.split(separator: "\n", omittingEmptySubsequences: false).map { "    " + $0 }.joined(separator: "\n")
         let script = """
-            import http.server, json, os, sys
+            import http.server, json, os, ssl, sys
             log = open(sys.argv[1], "a", buffering=1)
             def route(h, path, port):
             \(indented)
@@ -46,16 +49,20 @@ public final class ScriptedHTTPServer: @unchecked Sendable {
                     self.wfile.write(body)
                 def log_message(self, *a): pass
             srv = http.server.ThreadingHTTPServer((sys.argv[3], 0), H)
+            if len(sys.argv) > 5:
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(sys.argv[4], sys.argv[5])
+                srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
             open(sys.argv[2] + ".tmp", "w").write(str(srv.server_address[1])); os.rename(sys.argv[2] + ".tmp", sys.argv[2])
             srv.serve_forever()
             """
         let (p, port) = try await PythonService.start(
-            script, arguments: [log, portFile, host], portFile: portFile, what: "the scripted HTTP server \(name)")
-        return ScriptedHTTPServer(host: host, port: port, log: log, process: p)
+            script, arguments: [log, portFile, host] + (tls.map { [$0.certificate, $0.key] } ?? []), portFile: portFile,
+            what: "the scripted HTTP server \(name)")
+        return ScriptedHTTPServer(host: host, port: port, log: log, process: p, tls: tls != nil)
     }
 
-    /// `http://host:port` (IPv6 in brackets).
-    public var base: String { "http://\(host.contains(":") ? "[\(host)]" : host):\(port)" }
+    /// `http://host:port` (IPv6 in brackets), `https://` with TLS.
+    public var base: String { "\(tls ? "https" : "http")://\(host.contains(":") ? "[\(host)]" : host):\(port)" }
     /// `host:port`.
     public var hostPort: String { "\(host.contains(":") ? "[\(host)]" : host):\(port)" }
     /// Every request line so far (`GET /path?query`).

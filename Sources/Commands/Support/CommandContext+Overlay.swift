@@ -8,7 +8,7 @@ extension CommandContext {
     func withMergedRoot<T>(of id: String, _ body: (String?) throws -> T) throws -> T {
         guard repository.isOverlayContainer(id) else { return try body(nil) }
         let view: OverlayView
-        do { view = try OverlayView.open(repository, container: id) } catch {
+        do { view = try OverlayView.open(repository.overlayLayout(id), root: repository.containerRoot(id)) } catch {
             throw CommandFailure("cannot mount the overlay container \(id) to read its files: \(error)")
         }
         defer { view.close() }

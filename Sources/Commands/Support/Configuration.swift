@@ -1,6 +1,7 @@
 import FoundationEssentials
 import UDockerSystem
 import Engines
+import Store
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,6 +14,15 @@ import Glibc
 /// `$UDOCKER_DIR/udocker.conf` is read, as udocker's documentation says; quotes around values
 /// are removed (udocker issue #405).
 public struct Configuration: Sendable {
+    /// Where udocker 1.3.17 downloads its udockertools (static proot, runc, libfakechroot), the
+    /// default of `tarball`, byte for byte as its `Config.conf['tarball']` (`version` and
+    /// `showconf` print it): what `install` fetches when nothing else is configured.
+    public static let udockerToolsURLs =
+        "https://download.a.incd.pt/udocker/udocker-englib-1.2.11.tar.gz"
+        + " https://raw.githubusercontent.com/jorge-lip/udocker-builds/master/tarballs/udocker-englib-1.2.11.tar.gz"
+    /// The oldest udockertools release udocker 1.3.17 accepts (`tarball_release`).
+    public static let udockerToolsRelease = "1.2.11"
+
     /// Every key, as strings, in a stable order for `showconf`.
     public private(set) var values: [String: String] = [:]
     public private(set) var order: [String] = []
@@ -24,7 +34,7 @@ public struct Configuration: Sendable {
         ("bindir", ""), ("libdir", ""), ("docdir", ""),
         ("reposdir", ""), ("layersdir", ""), ("containersdir", ""),
         ("tmpdir", ""), ("keystore", "keystore"), ("config", "udocker.conf"),
-        ("tarball_release", "1.2.11"), ("tarball", ""), ("tarball_sha256", ""), ("autoinstall", "False"),
+        ("tarball_release", udockerToolsRelease), ("tarball", udockerToolsURLs), ("tarball_sha256", ""), ("autoinstall", "False"),
         ("cmd", "bash -i"),
         ("root_path", "/usr/sbin:/sbin:/usr/bin:/bin"),
         ("user_path", "/usr/sbin:/sbin:/usr/local/bin:/usr/bin:/bin"),
@@ -43,13 +53,13 @@ public struct Configuration: Sendable {
         ("pull_parallelism", "4"),
         ("transfer_stall_timeout", "30"), ("transfer_min_rate", "1024"), ("transfer_rate_window", "60"),
         ("pull_timeout", "0"), ("trusted_repository_owners", ""),
-        ("location", ""),
+        ("location", ""), ("container_storage", ContainerStorage.defaultStorage.rawValue),
     ]
 
     /// Keys of ours that have no default line in `showconf`, and the keys of udocker's sample
     /// `etc/udocker.conf` that udocker itself never reads (`default_execution_mode`,
     /// `use_curl_exec`): a udocker configuration never draws a warning.
-    static let otherKnownKeys: Set<String> = ["container_storage", "default_execution_mode", "use_curl_exec", "hostauth_list"]
+    static let otherKnownKeys: Set<String> = ["default_execution_mode", "use_curl_exec", "hostauth_list"]
 
     /// Values that must parse for udocker to use them: key → what it takes.
     static let typedKeys: [String: ValueType] = [
@@ -141,6 +151,7 @@ public struct Configuration: Sendable {
         ("UDOCKER_TRANSFER_STALL_TIMEOUT", "transfer_stall_timeout"), ("UDOCKER_TRANSFER_MIN_RATE", "transfer_min_rate"),
         ("UDOCKER_TRANSFER_RATE_WINDOW", "transfer_rate_window"), ("UDOCKER_PULL_TIMEOUT", "pull_timeout"),
         ("UDOCKER_TRUSTED_REPOSITORY_OWNERS", "trusted_repository_owners"),
+        ("UDOCKER_CONTAINER_STORAGE", "container_storage"),
     ]
 
     public struct Overrides: Sendable {
@@ -150,6 +161,18 @@ public struct Configuration: Sendable {
         public var quiet = false
         public var insecure = false
         public init() {}
+    }
+
+    /// `tarball` for `version` without reading any configuration: `UDOCKER_TARBALL` when set, else
+    /// the default when none of the files that could set it exists (`/etc/udocker.conf`,
+    /// `~/.udocker/udocker.conf`, `$UDOCKER_DIR/udocker.conf`); nil when one may (then read them).
+    static func tarballWithoutReading() -> String? {
+        if let v = getenv("UDOCKER_TARBALL"), v.pointee != 0 { return String(cString: v) }
+        var files = ["/etc/udocker.conf"]
+        files.append("\(getenv("HOME").map { String(cString: $0) } ?? FileInfo.homeDirectory())/.udocker/udocker.conf")
+        if let dir = getenv("UDOCKER_DIR"), dir.pointee != 0 { files.append("\(String(cString: dir))/udocker.conf") }
+        let absent = files.allSatisfy { access($0, F_OK) != 0 && errno == ENOENT }
+        return absent ? udockerToolsURLs : nil
     }
 
     public init(environment env: [String: String], overrides: Overrides) throws {
@@ -269,4 +292,12 @@ public struct Configuration: Sendable {
 public struct StoreErrorMessage: Error, CustomStringConvertible {
     public let description: String
     public init(_ d: String) { description = d }
+}
+
+extension Configuration {
+    /// How `create` and `run` store a new container: `--storage`, else `container_storage`
+    /// (`UDOCKER_CONTAINER_STORAGE` over the files, as for every key), else flat.
+    func containerStorage(option: ContainerStorage?) throws -> ContainerStorage {
+        try option ?? ContainerStorage(validating: self["container_storage"])
+    }
 }
