@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <termios.h>
+#include <time.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
@@ -226,6 +227,73 @@ static int ud_enter_userns(unsigned int inside_uid, unsigned int inside_gid, uns
 
 // ---------------------------------------------------------------- child
 
+// N1's namespace set-up: new user + mount namespaces, the root bound onto itself (or overlayfs),
+// the binds beneath it, pivot into it. Returns 0, or -1 with e filled.
+static int ud_setup_root(const cl_exec_config_t *c, cl_exec_error_t *e) {
+    if (ud_enter_userns(c->inside_uid, c->inside_gid, c->host_uid, c->host_gid, e) != 0) return -1;
+    if (c->overlay_options) {
+        if (chdir(c->overlay_dir) != 0) { ud_step(e, "chdir ", c->overlay_dir, 0, 0); return -1; }
+        if (mount("overlay", c->root, "overlay", 0, c->overlay_options) != 0) {
+            ud_step(e, "mount overlayfs on ", c->root, 0, 0); return -1;
+        }
+    } else if (mount(c->root, c->root, NULL, MS_BIND | MS_REC, NULL) != 0) { ud_step(e, "bind ", c->root, " on itself", 0); return -1; }
+    int rootfd = open(c->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0) { ud_step(e, "open ", c->root, 0, 0); return -1; }
+
+    for (int i = 0; i < c->nmounts; i++) {
+        const cl_mount_t *m = &c->mounts[i];
+        int src = open(m->source, O_PATH | O_CLOEXEC);
+        if (src < 0) { ud_step(e, "open ", m->source, 0, 0); return -1; }
+        int dst = ud_open_beneath(rootfd, m->target);
+        if (dst < 0) { ud_step(e, "open mountpoint ", m->target, " in the container", 0); return -1; }
+        struct stat ss, ds;
+        if (fstat(src, &ss) != 0 || fstat(dst, &ds) != 0) { ud_step(e, "stat ", m->source, 0, 0); return -1; }
+        if (S_ISDIR(ss.st_mode) != S_ISDIR(ds.st_mode)) {
+            errno = S_ISDIR(ss.st_mode) ? ENOTDIR : EISDIR;
+            ud_step(e, "mount ", m->source, " on ", m->target); return -1;
+        }
+        char sp[40], dp[40];
+        ud_fd_path(sp, sizeof sp, src);
+        ud_fd_path(dp, sizeof dp, dst);
+        if (mount(sp, dp, NULL, MS_BIND | MS_REC, NULL) != 0) { ud_step(e, "mount ", m->source, " on ", m->target); return -1; }
+        if (m->read_only) {
+            // Reopen the target: the earlier fd names the directory beneath the new mount, and
+            // a remount through it would change the mount holding it (the root). In a user
+            // namespace the remount must keep the flags the source mount locked.
+            int top = ud_open_beneath(rootfd, m->target);
+            struct statfs sf;
+            if (top < 0 || fstatfs(top, &sf) != 0) { ud_step(e, "open mounted ", m->target, 0, 0); return -1; }
+            unsigned long keep = 0;
+            if (sf.f_flags & ST_NOSUID) keep |= MS_NOSUID;
+            if (sf.f_flags & ST_NODEV) keep |= MS_NODEV;
+            if (sf.f_flags & ST_NOEXEC) keep |= MS_NOEXEC;
+            if (sf.f_flags & ST_NOATIME) keep |= MS_NOATIME;
+            if (sf.f_flags & ST_NODIRATIME) keep |= MS_NODIRATIME;
+            if (sf.f_flags & ST_RELATIME) keep |= MS_RELATIME;
+            char tp[40];
+            ud_fd_path(tp, sizeof tp, top);
+            if (mount(NULL, tp, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | keep, NULL) != 0) {
+                ud_step(e, "remount read-only ", m->target, 0, 0); return -1;
+            }
+            close(top);
+        }
+        close(src);
+        close(dst);
+    }
+
+    if (fchdir(rootfd) != 0) { ud_step(e, "chdir ", c->root, 0, 0); return -1; }
+    close(rootfd);
+    if (syscall(SYS_pivot_root, ".", ".") == 0) {
+        if (umount2(".", MNT_DETACH) != 0) { ud_step(e, "detach the old root", 0, 0, 0); return -1; }
+    } else {
+        // pivot_root is refused when / is the initramfs; fall back to move + chroot.
+        if (mount(".", "/", NULL, MS_MOVE, NULL) != 0) { ud_step(e, "pivot_root ", c->root, 0, 0); return -1; }
+        if (chroot(".") != 0) { ud_step(e, "chroot ", c->root, 0, 0); return -1; }
+    }
+    if (chdir("/") != 0) { ud_step(e, "chdir /", 0, 0, 0); return -1; }
+    return 0;
+}
+
 // Returns only on failure, with e filled.
 static void ud_child(const cl_exec_config_t *c, int own_group, pid_t parent, cl_exec_error_t *e) {
     // Own process group first (the parent does it too: no race), then the default dispositions
@@ -250,68 +318,13 @@ static void ud_child(const cl_exec_config_t *c, int own_group, pid_t parent, cl_
         if (sched_setaffinity(0, sizeof set, &set) != 0) { ud_step(e, "set CPU affinity", 0, 0, 0); return; }
     }
 
-    if (c->use_userns) {
-        if (ud_enter_userns(c->inside_uid, c->inside_gid, c->host_uid, c->host_gid, e) != 0) return;
-        if (c->overlay_options) {
-            if (chdir(c->overlay_dir) != 0) { ud_step(e, "chdir ", c->overlay_dir, 0, 0); return; }
-            if (mount("overlay", c->root, "overlay", 0, c->overlay_options) != 0) {
-                ud_step(e, "mount overlayfs on ", c->root, 0, 0); return;
-            }
-        } else if (mount(c->root, c->root, NULL, MS_BIND | MS_REC, NULL) != 0) { ud_step(e, "bind ", c->root, " on itself", 0); return; }
-        int rootfd = open(c->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (rootfd < 0) { ud_step(e, "open ", c->root, 0, 0); return; }
-
-        for (int i = 0; i < c->nmounts; i++) {
-            const cl_mount_t *m = &c->mounts[i];
-            int src = open(m->source, O_PATH | O_CLOEXEC);
-            if (src < 0) { ud_step(e, "open ", m->source, 0, 0); return; }
-            int dst = ud_open_beneath(rootfd, m->target);
-            if (dst < 0) { ud_step(e, "open mountpoint ", m->target, " in the container", 0); return; }
-            struct stat ss, ds;
-            if (fstat(src, &ss) != 0 || fstat(dst, &ds) != 0) { ud_step(e, "stat ", m->source, 0, 0); return; }
-            if (S_ISDIR(ss.st_mode) != S_ISDIR(ds.st_mode)) {
-                errno = S_ISDIR(ss.st_mode) ? ENOTDIR : EISDIR;
-                ud_step(e, "mount ", m->source, " on ", m->target); return;
-            }
-            char sp[40], dp[40];
-            ud_fd_path(sp, sizeof sp, src);
-            ud_fd_path(dp, sizeof dp, dst);
-            if (mount(sp, dp, NULL, MS_BIND | MS_REC, NULL) != 0) { ud_step(e, "mount ", m->source, " on ", m->target); return; }
-            if (m->read_only) {
-                // Reopen the target: the earlier fd names the directory beneath the new mount, and
-                // a remount through it would change the mount holding it (the root). In a user
-                // namespace the remount must keep the flags the source mount locked.
-                int top = ud_open_beneath(rootfd, m->target);
-                struct statfs sf;
-                if (top < 0 || fstatfs(top, &sf) != 0) { ud_step(e, "open mounted ", m->target, 0, 0); return; }
-                unsigned long keep = 0;
-                if (sf.f_flags & ST_NOSUID) keep |= MS_NOSUID;
-                if (sf.f_flags & ST_NODEV) keep |= MS_NODEV;
-                if (sf.f_flags & ST_NOEXEC) keep |= MS_NOEXEC;
-                if (sf.f_flags & ST_NOATIME) keep |= MS_NOATIME;
-                if (sf.f_flags & ST_NODIRATIME) keep |= MS_NODIRATIME;
-                if (sf.f_flags & ST_RELATIME) keep |= MS_RELATIME;
-                char tp[40];
-                ud_fd_path(tp, sizeof tp, top);
-                if (mount(NULL, tp, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | keep, NULL) != 0) {
-                    ud_step(e, "remount read-only ", m->target, 0, 0); return;
-                }
-                close(top);
-            }
-            close(src);
-            close(dst);
-        }
-
-        if (fchdir(rootfd) != 0) { ud_step(e, "chdir ", c->root, 0, 0); return; }
-        close(rootfd);
-        if (syscall(SYS_pivot_root, ".", ".") == 0) {
-            if (umount2(".", MNT_DETACH) != 0) { ud_step(e, "detach the old root", 0, 0, 0); return; }
-        } else {
-            // pivot_root is refused when / is the initramfs; fall back to move + chroot.
-            if (mount(".", "/", NULL, MS_MOVE, NULL) != 0) { ud_step(e, "pivot_root ", c->root, 0, 0); return; }
-            if (chroot(".") != 0) { ud_step(e, "chroot ", c->root, 0, 0); return; }
-        }
+    if (c->join) {
+        // A rank of a joined job step: the holder made the namespaces (same owner: allowed).
+        if (setns(c->join_user_fd, CLONE_NEWUSER) != 0) { ud_step(e, "join the job step's user namespace", 0, 0, 0); return; }
+        if (setns(c->join_mnt_fd, CLONE_NEWNS) != 0) { ud_step(e, "join the job step's mount namespace", 0, 0, 0); return; }
         if (chdir("/") != 0) { ud_step(e, "chdir /", 0, 0, 0); return; }
+    } else if (c->use_userns) {
+        if (ud_setup_root(c, e) != 0) return;
     }
 
     if (c->cwd && c->cwd[0] && chdir(c->cwd) != 0) { ud_step(e, "chdir ", c->cwd, 0, 0); return; }
@@ -514,6 +527,67 @@ pid_t cl_spawn(const cl_exec_config_t *config, cl_exec_error_t *error) {
     ud_child_spec spec = { ud_spawn_child, ud_spawn_after_fork, &s, "child" };
     pid_t pid = ud_fork_reporting(&spec, error);
     if (pid < 0) ud_forward_release(s.slot);   // on success the slot is released by the wait
+    return pid;
+}
+
+// ---------------------------------------------------------------- holder of a joined job step
+
+typedef struct {
+    const cl_exec_config_t *config;
+    int dirfd, members, devnull;
+    long timeout_ms;
+} ud_hold_ctx;
+
+static void ud_close_range(unsigned int lo, unsigned int hi) {
+    if (lo > hi) return;
+    if (syscall(SYS_close_range, lo, hi, 0U) == 0) return;
+    for (unsigned int fd = lo; fd <= hi && fd < 65536; fd++) (void)close((int)fd);
+}
+
+static long ud_elapsed_ms(const struct timespec *since) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long)(now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
+}
+
+static void ud_hold_child(void *ctx, int status_fd, cl_exec_error_t *e) {
+    ud_hold_ctx *h = ctx;
+    // Its own session, away from the rank's terminal and process group; nothing of the rank's
+    // I/O (a launcher waits for the end of a rank's output).
+    (void)setsid();
+    ud_reset_signals();
+    for (int i = 0; i < 3; i++)
+        if (dup2(h->devnull, i) < 0) { ud_step(e, "redirect standard I/O", 0, 0, 0); return; }
+    // Keep only the status pipe (closed once ready) and the rendezvous directory.
+    int lo = status_fd < h->dirfd ? status_fd : h->dirfd, hi = status_fd < h->dirfd ? h->dirfd : status_fd;
+    ud_close_range(3, (unsigned int)lo - 1);
+    ud_close_range((unsigned int)lo + 1, (unsigned int)hi - 1);
+    ud_close_range((unsigned int)hi + 1, ~0U);
+    if (ud_setup_root(h->config, e) != 0) return;
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    close(status_fd);   // ready: EOF with no data
+    for (;;) {
+        struct stat st;
+        // Every rank checked in (one byte each), or the directory removed by the last one.
+        if (fstatat(h->dirfd, "joined", &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_size >= h->members) break;
+        if (fstat(h->dirfd, &st) != 0 || st.st_nlink == 0) break;
+        if (ud_elapsed_ms(&start) >= h->timeout_ms) break;
+        struct timespec nap = { 0, 20 * 1000 * 1000 };
+        (void)nanosleep(&nap, NULL);
+    }
+    _exit(0);
+}
+
+pid_t cl_hold_namespaces(const cl_exec_config_t *config, int dirfd, int members, long timeout_ms,
+                         cl_exec_error_t *error) {
+    memset(error, 0, sizeof *error);
+    int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (devnull < 0) { error->error_number = errno; ud_step(error, "open /dev/null", 0, 0, 0); return -1; }
+    ud_hold_ctx h = { config, dirfd, members, devnull, timeout_ms };
+    ud_child_spec spec = { ud_hold_child, NULL, &h, "holder" };
+    pid_t pid = ud_fork_reporting(&spec, error);
+    close(devnull);
     return pid;
 }
 

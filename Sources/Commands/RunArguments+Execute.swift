@@ -41,7 +41,7 @@ extension RunArguments: CommandAction {
         // --dri: udocker's dri_list directories that exist here, as volumes
         let driDirectories =
             dri ? context.configuration["dri_list"].split(separator: " ").map(String.init).filter(FileInfo.isDirectory) : []
-        let options = try runOptions(driDirectories: driDirectories)
+        let options = try runOptions(driDirectories: driDirectories, environment: context.environment)
 
         if let location { return try runLocation(location, directory: scratch.path, engine: engine, options: options, context: context) }
         // The container as the repository records it, every file checked, in one read.
@@ -68,7 +68,7 @@ extension RunArguments: CommandAction {
     /// What reaches the engine. Every option of `RunArguments.options` either changes the answer
     /// or is one that steers only the request (`RunArgumentsTests.notForTheEngine`): a test
     /// holds each option to one of the two. `driDirectories`: the volumes `--dri` adds.
-    func runOptions(driDirectories: [String]) throws -> RunOptions {
+    func runOptions(driDirectories: [String], environment: [String: String] = [:]) throws -> RunOptions {
         var options = RunOptions()
         // udocker treats an empty value (`--user=""`) as not given; only --entrypoint="" means something.
         func given(_ v: String?) -> String? { v?.isEmpty == true ? nil : v }
@@ -94,6 +94,14 @@ extension RunArguments: CommandAction {
         options.gpus = gpus
         if let mpi, !["host", "none"].contains(mpi) { throw CommandFailure("invalid --mpi value: \(mpi) (host or none)") }
         options.mpi = mpi
+        switch join {
+        case nil: break
+        case "yes":
+            guard JobStep.detect(environment) != nil else { throw CommandFailure(JobStep.notAStep) }
+            options.join = true
+        case "no": options.join = false
+        case let value?: throw CommandFailure("invalid --join value: \(value) (yes or no)")
+        }
         return options
     }
 

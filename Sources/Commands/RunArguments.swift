@@ -30,6 +30,7 @@ struct RunArguments: Equatable {
     var platform: String?
     var storage: ContainerStorage?
     var mpi: String?
+    var join: String?
     var pull: PullPolicy = .missing
     var registry: String?
     var index: String?
@@ -90,6 +91,7 @@ extension RunArguments {
         (["--platform"], .value({ $0.platform = $1 })),
         (["--storage"], .storage),
         (["--mpi"], .value({ $0.mpi = $1 })),
+        (["--join"], .value({ $0.join = $1 })),
         (["--pull"], .pull),
         (["--registry"], .value({ $0.registry = $1 })),
         (["--index"], .value({ $0.index = $1 })),

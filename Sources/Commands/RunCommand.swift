@@ -40,6 +40,8 @@ struct RunCommand: UDockerCommand {
     @Option(name: .customLong("storage"), help: "flat or overlay, for the implicit create") var storage: ContainerStorage?
     @Option(name: .customLong("mpi"), help: "host: bind the host's MPI libraries over the container's; none: skip the MPI check") var mpi:
         String?
+    @Option(name: .customLong("join"), help: "yes or no: the ranks of a job step on a node share one container (N1; default: automatic)")
+    var join: String?
     @Option(name: .customLong("pull"), help: "when to pull the image") var pull: PullPolicy = .missing
     @OptionGroup(visibility: .hidden) var registryFlags: RegistryFlags
     @Option(name: .customLong("device"), help: .hidden) var device: [String] = []
@@ -102,6 +104,7 @@ struct RunCommand: UDockerCommand {
         (a.registry, a.index, a.httpproxy) = (registryFlags.registry, registryFlags.index, registryFlags.httpproxy)
         (a.device, a.location, a.publish, a.publishAll, a.volumesFrom) = (device, location, publish, publishAll, volumesFrom)
         (a.dns, a.dnsSearch, a.interactive, a.tty, a.attach) = (dns, dnsSearch, interactive, tty, attach)
+        a.join = join
         a.target = target
         a.command = command.first == "--" ? Array(command.dropFirst()) : command
         return a

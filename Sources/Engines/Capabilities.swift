@@ -37,6 +37,9 @@ public struct EngineCapabilities: OptionSet, Sendable, Hashable {
     /// Records the container's mode itself when it converts the container (Fakechroot), so an
     /// automatic fallback to it must not record the mode first.
     public static let recordsOwnMode = EngineCapabilities(rawValue: 1 << 20)
+    /// The ranks of a job step on a node share one instance of its namespaces (`JobJoin`: N1), so
+    /// single copy between them works.
+    public static let joinsJobSteps = EngineCapabilities(rawValue: 1 << 21)
 }
 
 /// A capability a run asks for and its engine lacks: the refusal or warning, in the words users

@@ -36,11 +36,26 @@ struct ChildLaunch {
         var overlay: ContainerInstance.OverlayMount?
     }
     var namespace: Namespace?
+    /// N1, a rank of a joined job step: the holder's user and mount namespaces (`JobJoin`),
+    /// entered instead of `namespace`.
+    var join: (user: Int32, mount: Int32)?
 
     struct Failure: Error { var errno: Int32; var step: String }
 
     /// Starts the child; throws `Failure` with the failing step (in the child or here).
     func spawn() throws(Failure) -> pid_t {
+        try withConfiguration { cfg, err in cl_spawn(&cfg, &err) }
+    }
+
+    /// Starts the holder of a joined job step: `namespace` set up, then kept until `members`
+    /// ranks checked in at `directory` (see `cl_hold_namespaces`) or `timeoutMS` passed.
+    func spawnHolder(directory: Int32, members: Int, timeoutMS: Int) throws(Failure) -> pid_t {
+        try withConfiguration { cfg, err in cl_hold_namespaces(&cfg, directory, Int32(members), timeoutMS, &err) }
+    }
+
+    private func withConfiguration(
+        _ start: (inout cl_exec_config_t, inout cl_exec_error_t) -> pid_t
+    ) throws(Failure) -> pid_t {
         var arena = CStringArena()
         let argv = arena.array(arguments)
         let envp = arena.array(environment)
@@ -79,8 +94,13 @@ struct ChildLaunch {
             cfg.mounts = UnsafePointer(mountBuffer)
             cfg.nmounts = Int32(ns.mounts.count)
         }
+        if let join {
+            cfg.join = 1
+            cfg.join_user_fd = join.user
+            cfg.join_mnt_fd = join.mount
+        }
         var err = cl_exec_error_t()
-        let pid = cl_spawn(&cfg, &err)
+        let pid = start(&cfg, &err)
         arena.free()
         if pid < 0 {
             let step = withUnsafeBytes(of: err.step) { raw in

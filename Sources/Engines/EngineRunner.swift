@@ -34,6 +34,8 @@ public struct Launch {
     var environment: [String]
     var cwd: String?
     var namespace: ChildLaunch.Namespace?
+    /// N1, a rank of a joined job step: the namespaces it enters instead (`JobJoin`).
+    var join: (user: Int32, mount: Int32)?
     /// Shown at verbose level before the start (one line each); built only when shown (interpolating
     /// arrays reflects on each element type, a conformance scan per type on every run).
     var summary: () -> [String]
@@ -119,7 +121,8 @@ public struct EngineRunner: Sendable {
         if messages.verbosity >= 4 { launch.summary().forEach(messages.verbose) }
         let child = ChildLaunch(
             path: launch.path, arguments: launch.arguments, environment: launch.environment,
-            cwd: launch.cwd, cpus: plan.cpus, io: engine.io, keepDescriptor: plan.jobDescriptor, namespace: launch.namespace)
+            cwd: launch.cwd, cpus: plan.cpus, io: engine.io, keepDescriptor: plan.jobDescriptor, namespace: launch.namespace,
+            join: launch.join)
         let status = try Self.spawnAndWait(child, mode: mode, startError: launch.startError)
         return try launch.finish?(status) ?? status
     }

@@ -121,8 +121,10 @@ extension PlanBuilder {
         // N1 and the R modes put each rank in its own user namespace, and the kernel lets a process open
         // a peer's /proc/<pid>/fd/<n> or read its memory (CMA) across user namespaces only with
         // CAP_SYS_PTRACE: UCX (MPICH's default transport) then fails ("Shared memory error").
-        // Its named /dev/shm segments work; the user's own value wins.
-        if capabilities.contains(.ownUserNamespace), JobEnvironment.isJobTask(env.hostEnvironment) {
+        // Its named /dev/shm segments work; the user's own value wins. Ranks of a step joined in
+        // one instance (`JobStep.toJoin`, N1) share the user namespace: single copy works there.
+        let joined = capabilities.contains(.joinsJobSteps) && JobStep.toJoin(options.join, environment: env.hostEnvironment) != nil
+        if capabilities.contains(.ownUserNamespace) && !joined, JobEnvironment.isJobTask(env.hostEnvironment) {
             if !e.contains("UCX_POSIX_USE_PROC_LINK") { e.set("UCX_POSIX_USE_PROC_LINK", "n") }
             // Open MPI's vader BTL the same way: its default single copy (CMA) finds the peers in
             // other user namespaces, falls back to its emulation and says so on every rank

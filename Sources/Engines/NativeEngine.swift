@@ -15,7 +15,10 @@ public struct NativeEngine: ExecutionEngine {
     public var mode: ExecutionMode { .N1 }
     public static let modes: [ExecutionMode] = [.N1]
     public static func capabilities(of mode: ExecutionMode) -> EngineCapabilities {
-        [.overlayRoot, .readOnlyVolumes, .nestsUnderPRoot, .anyUser, .passesDescriptors, .perRunDevices, .ownUserNamespace]
+        [
+            .overlayRoot, .readOnlyVolumes, .nestsUnderPRoot, .anyUser, .passesDescriptors, .perRunDevices, .ownUserNamespace,
+            .joinsJobSteps,
+        ]
     }
 
     public init(environment: EngineEnvironment, io: StandardIO = .inherit) {
@@ -65,6 +68,12 @@ public struct NativeEngine: ExecutionEngine {
             ])
         let container = run.requestedContainer
         launch.startError = { Self.startError($0, container: container) }
+        // The ranks of a job step on this node: one container instance (issue 25, docs/hpc.md).
+        if let step = JobStep.toJoin(run.options.join, environment: run.environment.hostEnvironment) {
+            launch = try Self.joined(
+                launch, step: step, container: container.id, scratch: run.environment.tmpDir,
+                environment: run.environment.hostEnvironment, messages: run.messages)
+        }
         return launch
     }
 

@@ -37,5 +37,9 @@ public struct RunOptions: Sendable, Equatable {
     /// `--mpi=none` skips the MPI compatibility check (nil: check when an MPI launcher started us).
     public var mpi: String?
 
+    /// `--join=yes|no`: the ranks of a job step on a node in one container instance (N1; nil:
+    /// automatic when the node runs more than one task of the step, see `JobJoin`).
+    public var join: Bool?
+
     public init() {}
 }

@@ -105,7 +105,10 @@ import Testing
 
     /// A value each option accepts (the run refuses another `--mpi`).
     static func sampleValue(_ names: [String]) -> String {
-        names.contains("--mpi") ? "host" : names.contains("--pull") ? "never" : names.contains("--storage") ? "overlay" : "val"
+        names.contains("--mpi")
+            ? "host"
+            : names.contains("--pull")
+                ? "never" : names.contains("--storage") ? "overlay" : names.contains("--join") ? "no" : "val"
     }
 
     @Test("every run option reaches RunOptions, unless it steers only the request")
@@ -122,6 +125,9 @@ import Testing
             }
         }
         #expect(throws: CommandFailure.self) { try Self.fast(["--mpi=other", "c"])?.runOptions(driDirectories: []) }
+        #expect(throws: CommandFailure.self) { try Self.fast(["--join=maybe", "c"])?.runOptions(driDirectories: []) }
+        // --join=yes outside a job step (no launcher variables) is refused in one line.
+        #expect(throws: CommandFailure.self) { try Self.fast(["--join=yes", "c"])?.runOptions(driDirectories: []) }
     }
 
     @Test func whatArgumentParserRefusesIsLeftToIt() {

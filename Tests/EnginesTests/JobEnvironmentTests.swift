@@ -24,6 +24,56 @@ import OCI
             environment: env, mode: .N1)
     }
 
+    @Test func jobStepFromTheLaunchersVariables() {
+        let ompi = ["OMPI_COMM_WORLD_LOCAL_SIZE": "4", "PMIX_NAMESPACE": "1211629569", "OMPI_MCA_ess_base_jobid": "1211629569"]
+        #expect(JobStep.detect(ompi) == JobStep(job: "1211629569", step: "0", localSize: 4))
+        let slurm = [
+            "SLURM_JOB_ID": "42", "SLURM_STEP_ID": "3", "SLURM_LOCALID": "1", "SLURM_NODEID": "1",
+            "SLURM_STEP_NUM_NODES": "3", "SLURM_STEP_TASKS_PER_NODE": "2(x2),1",
+        ]
+        #expect(JobStep.detect(slurm) == JobStep(job: "42", step: "3", localSize: 2))
+        var last = slurm
+        last["SLURM_NODEID"] = "2"
+        #expect(JobStep.detect(last)?.localSize == 1)
+        #expect(
+            JobStep.detect([
+                "SLURM_JOB_ID": "42", "SLURM_STEP_ID": "0", "SLURM_LOCALID": "0", "SLURM_STEP_NUM_NODES": "1", "SLURM_STEP_NUM_TASKS": "3",
+            ])?.localSize == 3)
+        #expect(JobStep.tasksOnNode("3,1(x2)", node: 2) == 1)
+        #expect(JobStep.tasksOnNode("3,x", node: 1) == nil)
+        #expect(JobStep.detect(["OMPI_COMM_WORLD_LOCAL_SIZE": "4"]) == nil, "no job id")
+        #expect(JobStep.detect(["SLURM_JOB_ID": "42"]) == nil, "no task count")
+        // Automatic with more than one task here; --join=no never; --join=yes with one task too.
+        #expect(JobStep.toJoin(nil, environment: ompi) != nil)
+        #expect(JobStep.toJoin(false, environment: ompi) == nil)
+        var one = ompi
+        one["OMPI_COMM_WORLD_LOCAL_SIZE"] = "1"
+        #expect(JobStep.toJoin(nil, environment: one) == nil)
+        #expect(JobStep.toJoin(true, environment: one) != nil)
+    }
+
+    @Test func rendezvousInTheFirstRunDirectoryThatExists() {
+        #expect(JobJoin.runDirectory(["XDG_RUNTIME_DIR": "/proc/self/no-such-dir/run/user/1", "TMPDIR": "/"]) == "/")
+        #expect(JobJoin.runDirectory(["XDG_RUNTIME_DIR": "relative", "TMPDIR": "/proc/self/no-such-dir"]) == "/tmp")
+        #expect(JobJoin.runDirectory(["XDG_RUNTIME_DIR": "/dev"]) == "/dev")
+    }
+
+    @Test func joinedRanksKeepSingleCopy() throws {
+        let c = try BusyboxContainer()
+        var host = Self.job
+        host["OMPI_COMM_WORLD_SIZE"] = "2"
+        host["OMPI_COMM_WORLD_LOCAL_SIZE"] = "2"
+        host["PMIX_NAMESPACE"] = "1211629569"
+        let joined = try plan(c, host: host)
+        defer { joined.removeTemporaryFiles() }
+        #expect(joined.environmentValue("OMPI_MCA_btl_vader_single_copy_mechanism") == nil)
+        #expect(joined.environmentValue("UCX_POSIX_USE_PROC_LINK") == nil)
+        let apart = try plan(c, host: host) { $0.join = false }
+        defer { apart.removeTemporaryFiles() }
+        #expect(apart.environmentValue("OMPI_MCA_btl_vader_single_copy_mechanism") == "emulated")
+        #expect(apart.environmentValue("UCX_POSIX_USE_PROC_LINK") == "n")
+    }
+
     @Test func jobVariablesPassOthersDoNot() throws {
         let c = try BusyboxContainer()
         var config = ImageConfig.Config()

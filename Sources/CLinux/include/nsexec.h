@@ -44,6 +44,8 @@ typedef struct {
     const char *overlay_options; // overlayfs options, or NULL for a flat root
     int stdio_fds[3];          // fds (> 2) to install as stdin/stdout/stderr; -1 = inherit
     int keep_fd;               // an fd > 2 the command inherits (a job's PMI_FD); else none
+    int join;                  // N1 joined rank: setns into these instead of use_userns (issue 25)
+    int join_user_fd, join_mnt_fd;  // /proc/<holder>/ns/user and ns/mnt, opened by the caller
 } cl_exec_config_t;
 
 typedef struct {
@@ -53,6 +55,18 @@ typedef struct {
 
 /// Starts the child. Returns its pid, or -1 with `error` filled (the child, if any, is reaped).
 pid_t cl_spawn(const cl_exec_config_t *config, cl_exec_error_t *error);
+
+/// N1, the ranks of a job step in one container instance (issue 25, docs/hpc.md): starts the
+/// holder, a child that does the namespace set-up of `config` (use_userns) in its own session
+/// with standard I/O on /dev/null and every other descriptor closed but `dirfd` (the rendezvous
+/// directory), then stays in the namespaces (joined ranks open /proc/<pid>/ns/{user,mnt}) until
+/// the file `joined` in `dirfd` holds `members` bytes (one per rank that joined), the directory
+/// is removed, or `timeout_ms` has passed. It is never waited for by the caller (waitpid WNOHANG
+/// at the end; an orphan is reaped by init). Returns its pid once the set-up succeeded, or -1
+/// with `error` filled. A config with `join` set starts a rank that setns()es into the two
+/// namespaces instead of making its own, then chdir(cwd) and execve as usual.
+pid_t cl_hold_namespaces(const cl_exec_config_t *config, int dirfd, int members, long timeout_ms,
+                         cl_exec_error_t *error);
 
 /// Waits for `pid` while forwarding SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 sent to this
 /// process. Forwarding starts in cl_spawn before the fork (the signals stay blocked until the
