@@ -1,7 +1,7 @@
+import ContainerModel
 import CLinux
 import FoundationEssentials
 import OCI
-import Store
 import UDockerSystem
 #if canImport(Glibc)
 import Glibc
@@ -321,7 +321,7 @@ extension NativeEngine {
     /// A rank of a job step to join (`JobStep.toJoin`): the first rank starts the holder with
     /// `namespace` set up (its failure is published for the others, then thrown), every rank then
     /// enters the holder's namespaces. Returns the launch turned into a joining one.
-    static func joined(
+    static func joinedLaunch(
         _ launch: Launch, step: JobStep, container: String, scratch: String, environment env: [String: String],
         messages: Messages
     ) throws -> Launch {

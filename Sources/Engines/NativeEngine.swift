@@ -70,7 +70,7 @@ public struct NativeEngine: ExecutionEngine {
         launch.startError = { Self.startError($0, container: container) }
         // The ranks of a job step on this node: one container instance (issue 25, docs/hpc.md).
         if let step = JobStep.toJoin(run.options.join, environment: run.environment.hostEnvironment) {
-            launch = try Self.joined(
+            launch = try Self.joinedLaunch(
                 launch, step: step, container: container.id, scratch: run.environment.tmpDir,
                 environment: run.environment.hostEnvironment, messages: run.messages)
         }
