@@ -167,15 +167,24 @@ public enum UDocker {
             }
             guard let command = parsed as? any UDockerCommand else { return fail("internal error: \(name)") }
             return try await command.execute(context)
-        } catch let f as CommandFailure {
-            return fail(f.description, status: f.status)
-        } catch let e as EngineError {
-            // udocker's run exits 2 when it could not be initialised (bad -v, -w, command not found)
-            return fail(e.description, status: e.exitStatus)
         } catch {
-            return fail("\(error)")
+            return fail("\(error)", status: exitStatus(for: error))
         }
     }
+
+    /// The exit status of a failure, in one table: the status the error asks for
+    /// (`TypedError.exitStatus`), else its kind's. Engine errors are a failed `run`: udocker's
+    /// run exits 2 when it could not be initialised (bad -v, -w, command not found) and 1 when
+    /// the engine's tool is missing; everything else exits 1.
+    public static func exitStatus(for error: any Error) -> Int32 {
+        guard let e = error as? any TypedError else { return 1 }
+        if let status = e.exitStatus { return status }
+        if e is EngineError { return runStatus[e.kind] ?? 2 }
+        return 1
+    }
+
+    /// Exit statuses of the engine kinds that are not 2.
+    static let runStatus: [UDockerError.Kind: Int32] = [.toolNotFound: 1]
 
     /// Commands that only read a repository: allowed on another user's repository that
     /// `trusted_repository_owners` names (`verify` without `--repair`).

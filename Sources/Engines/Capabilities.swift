@@ -1,4 +1,5 @@
 import ContainerModel
+import UDockerSystem
 /// What an engine can honour. `EngineRunner` and the plan turn a missing capability into the
 /// refusal or warning the user sees, so no command or engine checks modes by name.
 public struct EngineCapabilities: OptionSet, Sendable, Hashable {
@@ -77,8 +78,8 @@ public enum CapabilityNotice: Sendable, Equatable {
         switch self {
         case .nestedPRoot: return EngineError(.cannotStart, message)
         // udocker's wording and status for a container the mode cannot run.
-        case .overlayNeedsN1: return EngineError(.invalidOptions, message, exitStatus: 1)
-        default: return EngineError(.invalidOptions, message)
+        case .overlayNeedsN1: return EngineError(.invalidArgument, message, exitStatus: 1)
+        default: return EngineError(.invalidArgument, message)
         }
     }
 }

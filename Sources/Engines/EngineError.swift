@@ -1,39 +1,40 @@
 import ContainerModel
-/// A one-line error from the engines. `exitStatus` is what `udocker run` should exit with
-/// (udocker: 2 when the run could not be initialised, 1 when the engine tool is missing).
-public struct EngineError: Error, CustomStringConvertible, Sendable, Equatable {
-    public enum Kind: Sendable, Equatable {
-        /// The mode exists in udocker but this build does not implement it.
-        case unsupportedMode
-        /// Bad `run` options or image metadata (volumes, user, env, workdir, command).
-        case invalidOptions
-        /// Host-side preparation failed (temp files, mountpoints).
-        case setupFailed
-        /// The engine could not start the container (namespace setup, exec).
-        case cannotStart
-        /// The engine's tool (proot) was not found.
-        case toolNotFound
-    }
+import UDockerSystem
+/// A one-line error from the engines (`TypedError`). Kinds: `.unsupported` (a mode this build
+/// does not implement), `.invalidArgument` (bad `run` options or image metadata), `.io`
+/// (host-side preparation: temp files, mountpoints), `.cannotStart` (namespace setup, exec),
+/// `.toolNotFound` (proot, runc, … missing). `UDocker.exitStatus(for:)` maps them to what
+/// `udocker run` exits with (udocker: 2 when the run could not be initialised, 1 when the
+/// engine tool is missing); `exitStatus` overrides that where udocker words a case itself.
+public struct EngineError: TypedError, Sendable, Equatable {
+    public typealias Kind = UDockerError.Kind
 
     public var kind: Kind
     public var message: String
-    public var exitStatus: Int32
+    public var exitStatus: Int32?
+    public var cause: (any Error)?
 
-    public init(_ kind: Kind, _ message: String, exitStatus: Int32? = nil) {
+    public init(_ kind: Kind, _ message: String, exitStatus: Int32? = nil, cause: (any Error)? = nil) {
         self.kind = kind
         self.message = message
-        self.exitStatus = exitStatus ?? (kind == .toolNotFound ? 1 : 2)
+        self.exitStatus = exitStatus
+        self.cause = cause
+    }
+
+    /// Equal kind, message and status (the causes are not compared).
+    public static func == (a: EngineError, b: EngineError) -> Bool {
+        a.kind == b.kind && a.message == b.message && a.exitStatus == b.exitStatus
     }
 
     public var description: String { message }
 
     public static func unsupportedMode(_ mode: ExecutionMode) -> EngineError {
         EngineError(
-            .unsupportedMode,
+            .unsupported,
             "execution mode \(mode.rawValue) (\(mode.summary)) is not implemented yet; "
                 + "use one of \(ExecutionMode.implemented.map(\.rawValue).joined(separator: " ")) (udocker setup --execmode=N1 <container>)"
         )
     }
 
-    static func invalid(_ message: String) -> EngineError { EngineError(.invalidOptions, message) }
+    static func invalid(_ message: String) -> EngineError { EngineError(.invalidArgument, message) }
 }

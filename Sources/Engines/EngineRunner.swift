@@ -1,5 +1,6 @@
 import ContainerModel
 import FoundationEssentials
+import UDockerSystem
 #if canImport(Glibc)
 import Glibc
 #endif

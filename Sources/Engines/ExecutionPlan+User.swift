@@ -126,7 +126,7 @@ extension PlanBuilder {
         let suffix = Int32(kind.utf8.count + 1)
         let fd = template.withUnsafeMutableBufferPointer { mkstemps($0.baseAddress!, suffix) }
         guard fd >= 0 else {
-            throw EngineError(.setupFailed, "cannot create a temporary \(kind) file in \(env.tmpDir): \(String(cString: strerror(errno)))")
+            throw EngineError(.io, "cannot create a temporary \(kind) file in \(env.tmpDir): \(String(cString: strerror(errno)))")
         }
         _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
         let path = String(decoding: template.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
@@ -142,7 +142,7 @@ extension PlanBuilder {
                 off += n
             }
         }
-        guard ok else { throw EngineError(.setupFailed, "cannot write \(path): \(String(cString: strerror(errno)))") }
+        guard ok else { throw EngineError(.io, "cannot write \(path): \(String(cString: strerror(errno)))") }
         return path
     }
 }

@@ -79,7 +79,7 @@ public struct ExecutionPlan: Sendable {
     /// Files created for this run (passwd/group copies); removed by `removeTemporaryFiles()`.
     public var temporaryFiles: [String]
 
-    /// Runs the common pipeline. Throws `EngineError` (`.invalidOptions`, `.setupFailed`).
+    /// Runs the common pipeline. Throws `EngineError` (`.invalidArgument`, `.io`).
     /// `capabilities`: what the engine can honour (by default, the standard engine of `mode`).
     public static func make(
         container: ContainerInstance, options: RunOptions, environment: EngineEnvironment,
@@ -193,7 +193,7 @@ struct PlanBuilder {
     mutating func build() throws -> ExecutionPlan {
         var st = stat()
         guard stat(container.root, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
-            throw EngineError(.setupFailed, "container root not found: \(container.root)")
+            throw EngineError(.io, "container root not found: \(container.root)")
         }
         try buildContainerEnvironment()
         volumes = try parseVolumes()

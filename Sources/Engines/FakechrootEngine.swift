@@ -48,7 +48,7 @@ public struct FakechrootEngine: ExecutionEngine {
         let ownContainer = PathName.normalize(container.root) == PathName.normalize(container.directory + "/ROOT")
         if ownContainer && FakechrootSetup.needsConversion(paths, for: mode) {
             guard let setMode = container.recordMode else {
-                throw EngineError(.setupFailed, "\(mode.rawValue): the container needs converting, and its mode cannot be recorded")
+                throw EngineError(.io, "\(mode.rawValue): the container needs converting, and its mode cannot be recorded")
             }
             do {
                 if let ended = try FakechrootSetup.recover(
@@ -65,7 +65,7 @@ public struct FakechrootEngine: ExecutionEngine {
                         log: messages.verbose, setMode: setMode)
                 }
             } catch let e as EngineError { throw e } catch {
-                throw EngineError(.setupFailed, "\(mode.rawValue): cannot prepare the container: \(error)")
+                throw EngineError(.io, "\(mode.rawValue): cannot prepare the container: \(error)")
             }
         }
         let library = try selectLibrary(container)
@@ -306,7 +306,7 @@ public struct FakechrootEngine: ExecutionEngine {
         let loaderContainer = FakechrootSetup.read(paths.ldPath) ?? FakechrootSetup.findLoader(root: root)
         let loader = loaderContainer.flatMap { FakechrootSetup.hostPath($0, root: root) } ?? ""
         if loader.isEmpty && ELFPatcher.inspect(program).interpreter != nil {
-            throw EngineError(.setupFailed, "\(mode.rawValue): cannot find the container's dynamic loader (ld.so)")
+            throw EngineError(.io, "\(mode.rawValue): cannot find the container's dynamic loader (ld.so)")
         }
         // The plan's LD_LIBRARY_PATH entries that are volumes at their host path (e.g. the
         // `--nvidia` directory) come first; the others name container directories, listed below.

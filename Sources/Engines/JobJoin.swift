@@ -99,7 +99,7 @@ final class JobJoin {
         env["UDOCKER_JOIN_TIMEOUT"].flatMap { Double($0) }.flatMap { $0 > 0 && $0.isFinite ? min($0, 86400) : nil } ?? 30
     }
 
-    static func failure(_ message: String) -> EngineError { EngineError(.setupFailed, message, exitStatus: 1) }
+    static func failure(_ message: String) -> EngineError { EngineError(.io, message, exitStatus: 1) }
 
     /// The first rank's set-up failed or it ended: `cannotStart`, as its own error, so that
     /// where user namespaces do not work at all every rank falls back as the first one did.

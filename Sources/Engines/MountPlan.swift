@@ -15,7 +15,7 @@ enum MountPlan {
         for (index, m) in plan.mounts.enumerated() {
             func drop(_ why: String) throws {
                 if m.isSysdir { messages.verbose("N1: not binding \(m.source): \(why)"); return }
-                throw EngineError(.setupFailed, "volume \(m.source):\(m.target): \(why)")
+                throw EngineError(.io, "volume \(m.source):\(m.target): \(why)")
             }
             // Beneath another volume: the mountpoint lives in that host directory.
             let enclosing =

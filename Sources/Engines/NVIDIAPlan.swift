@@ -53,10 +53,10 @@ extension PlanBuilder {
             userEnvironment: ["NVIDIA_DISABLE_REQUIRE": nvidiaUserValue("NVIDIA_DISABLE_REQUIRE") ?? ""],
             capabilities: capabilities, list: list)
         if let error = report.findings.first(where: { $0.level == .error }) {
-            throw EngineError(.setupFailed, "--nvidia: \(error.message)")
+            throw EngineError(.io, "--nvidia: \(error.message)")
         }
         warnings += report.findings.filter { $0.level == .warning }.map { "--nvidia: \($0.message)" }
-        guard let version = report.version else { throw EngineError(.setupFailed, "--nvidia: no NVIDIA driver") }
+        guard let version = report.version else { throw EngineError(.io, "--nvidia: no NVIDIA driver") }
 
         let run = try makeStagingDirectory()
         let staging = run + "/nvidia"
@@ -156,7 +156,7 @@ extension PlanBuilder {
         let label = "setup --nvidia"
         guard let running = driver.kernelModuleVersion() else {
             if options.gpus != nil {
-                throw EngineError(.setupFailed, "--gpus: no NVIDIA driver (the kernel module is not loaded)")
+                throw EngineError(.io, "--gpus: no NVIDIA driver (the kernel module is not loaded)")
             }
             return []
         }
@@ -173,7 +173,7 @@ extension PlanBuilder {
         }
         if let copied = NVIDIASetup.copiedVersion(containerDirectory: container.directory, root: container.root), copied != running {
             throw EngineError(
-                .setupFailed,
+                .io,
                 "the NVIDIA driver copied into the container by setup --nvidia is \(copied) but the running driver is "
                     + "\(running): update it with udocker setup --nvidia --force \(container.id) (or run with --nvidia)")
         }
@@ -195,7 +195,7 @@ extension PlanBuilder {
     mutating func makeStagingDirectory() throws -> String {
         var template = Array((env.tmpDir + "/udocker-nvidia-XXXXXX").utf8CString)
         guard let p = mkdtemp(&template) else {
-            throw EngineError(.setupFailed, "--nvidia: cannot create a directory in \(env.tmpDir): \(String(cString: strerror(errno)))")
+            throw EngineError(.io, "--nvidia: cannot create a directory in \(env.tmpDir): \(String(cString: strerror(errno)))")
         }
         let path = String(cString: p)
         temporaryFiles.append(path)
@@ -222,7 +222,7 @@ extension PlanBuilder {
     }
 
     func stagingError(_ path: String) -> EngineError {
-        EngineError(.setupFailed, "--nvidia: cannot create \(path): \(String(cString: strerror(errno)))")
+        EngineError(.io, "--nvidia: cannot create \(path): \(String(cString: strerror(errno)))")
     }
 
     /// N1 and PRoot: the host /dev is replaced by a per-run directory with an entry for each of

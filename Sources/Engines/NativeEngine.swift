@@ -1,6 +1,7 @@
 import ContainerModel
 import CLinux
 import FoundationEssentials
+import UDockerSystem
 #if canImport(Glibc)
 import Glibc
 #endif

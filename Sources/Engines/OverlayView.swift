@@ -21,7 +21,7 @@ public final class OverlayView {
         let p = cl_overlay_view(cacheDirectory, options, root, &fd, &error)
         guard p > 0 else {
             let step = withUnsafeBytes(of: &error.step) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-            throw EngineError(.setupFailed, "overlay: \(step): \(String(cString: strerror(error.error_number)))")
+            throw EngineError(.io, "overlay: \(step): \(String(cString: strerror(error.error_number)))")
         }
         pid = p
         releaseFD = fd

@@ -43,7 +43,7 @@ public final class RunScratch: @unchecked Sendable {
             guard rename(path + "/.lock.new", path + "/.lock") == 0 else { throw SystemError("rename", path: path + "/.lock.new") }
         } catch {
             try? FileTree.remove(path)
-            throw EngineError(.setupFailed, "cannot lock the run directory \(path): \(error)")
+            throw EngineError(.io, "cannot lock the run directory \(path): \(error)")
         }
     }
 
@@ -67,14 +67,14 @@ public final class RunScratch: @unchecked Sendable {
             } else if mkdir(dir, 0o700) == 0 {
                 taken = dir
             } else if errno != EEXIST {
-                throw EngineError(.setupFailed, "cannot create a run directory in \(tmpDir): \(String(cString: strerror(errno)))")
+                throw EngineError(.io, "cannot create a run directory in \(tmpDir): \(String(cString: strerror(errno)))")
             }
         }
         if let taken { return taken }
         sweep(tmpDir)
         var template = Array("\(tmpDir)/\(prefix)XXXXXX".utf8CString)
         guard let p = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-            throw EngineError(.setupFailed, "cannot create a run directory in \(tmpDir): \(String(cString: strerror(errno)))")
+            throw EngineError(.io, "cannot create a run directory in \(tmpDir): \(String(cString: strerror(errno)))")
         }
         return String(cString: p)
     }

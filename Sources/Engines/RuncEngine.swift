@@ -215,7 +215,7 @@ struct RunBundle {
         let id8 = String(containerID.prefix(8)).filter { $0.isLetter || $0.isNumber || $0 == "-" }
         var template = Array("\(tmpDir)/udocker-runc-\(id8)-XXXXXX".utf8CString)
         guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
-            throw EngineError(.setupFailed, "cannot create a run directory in \(tmpDir): \(String(cString: strerror(errno)))")
+            throw EngineError(.io, "cannot create a run directory in \(tmpDir): \(String(cString: strerror(errno)))")
         }
         let path = String(decoding: template.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let suffix = path.suffix(6).filter { $0.isLetter || $0.isNumber }
@@ -225,7 +225,7 @@ struct RunBundle {
     func writeSpec(_ data: Data) throws {
         let file = path + "/config.json"
         let fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw EngineError(.setupFailed, "cannot write \(file): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw EngineError(.io, "cannot write \(file): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         let ok = data.withUnsafeBytes { raw -> Bool in
             var off = 0
@@ -236,7 +236,7 @@ struct RunBundle {
             }
             return true
         }
-        guard ok else { throw EngineError(.setupFailed, "cannot write \(file): \(String(cString: strerror(errno)))") }
+        guard ok else { throw EngineError(.io, "cannot write \(file): \(String(cString: strerror(errno)))") }
     }
 
     func remove() { try? FileManager.default.removeItem(atPath: path) }

@@ -129,7 +129,9 @@ extension LocalRepository {
     /// metadata", with what is wrong), instead of running without the image's settings.
     public func containerConfigChecked(_ id: String) throws -> (bytes: [UInt8], config: ImageConfig) {
         let path = "\(containerDirectory(id))/container.json"
-        func invalid(_ why: String) -> StoreError { StoreError("invalid container json metadata: \(path): \(why)") }
+        func invalid(_ why: String, cause: (any Error)? = nil) -> StoreError {
+            StoreError("invalid container json metadata: \(path): \(why)", kind: .corrupt, cause: cause)
+        }
         guard CloneMetadata.regularFile(path) != nil || !FileInfo.exists(path) else { throw invalid("not a regular file of at most 64 MB") }
         guard let bytes = AtomicFile.read(path) else { throw invalid("missing or unreadable") }
         // One typed decode on every run (the direct reading; `JSONDecoder` for what it leaves); the

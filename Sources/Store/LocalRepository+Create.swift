@@ -44,7 +44,7 @@ extension LocalRepository {
                     .compactMap { BlobEviction.evictIfCorrupt($0.0, layersDirectory: layersDirectory) }
                 throw StoreError(
                     (["layer content does not match the image config (rootfs.diff_ids): the image is corrupt; pull it again"] + notes)
-                        .joined(separator: "; "))
+                        .joined(separator: "; "), kind: .corrupt)
             }
         }
     }

@@ -130,7 +130,7 @@ extension LocalRepository {
     private func checkLayer(_ m: StagedMember, name: String, expectedDiffID: Digest?, sourceName: String) throws -> Compression {
         let summary: LayerSummary
         do { summary = try LayerInspector.inspect(path: m.file) } catch {
-            throw StoreError("\(sourceName): layer \(name) is corrupt: \(error)")
+            throw StoreError("\(sourceName): layer \(name) is corrupt: \(error)", kind: .corrupt)
         }
         if let expectedDiffID, expectedDiffID != summary.diffID {
             throw StoreError(
@@ -163,7 +163,7 @@ extension LocalRepository {
         do { entries = try JSONDecoder().decode([DockerManifestEntry].self, from: Data(try read("manifest.json"))) } catch let e
             as StoreError
         { throw e } catch {
-            throw StoreError("\(sourceName): invalid manifest.json: \(error)")
+            throw StoreError("\(sourceName): invalid manifest.json: \(error)", kind: .corrupt)
         }
         var out: [LoadableImage] = []
         for entry in entries {
@@ -234,7 +234,7 @@ extension LocalRepository {
         let index: Index
         do { index = try JSONDecoder().decode(Index.self, from: Data(try read("index.json"))) } catch let e as StoreError { throw e } catch
         {
-            throw StoreError("\(sourceName): invalid index.json: \(error)")
+            throw StoreError("\(sourceName): invalid index.json: \(error)", kind: .corrupt)
         }
         func blob(_ d: Descriptor) throws -> StagedMember {
             guard let m = lookup(Self.blobPath(d.digest)) else {

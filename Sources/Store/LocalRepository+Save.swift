@@ -58,7 +58,7 @@ extension LocalRepository {
                 for layer in contents.layerFiles {
                     do { summaries.append(try LayerInspector.inspect(path: layer)) } catch {
                         throw StoreError(
-                            "image \(image): layer \(names[layer] ?? PathName.lastComponent(layer)) is corrupt: \(error)")
+                            "image \(image): layer \(names[layer] ?? PathName.lastComponent(layer)) is corrupt: \(error)", kind: .corrupt)
                     }
                 }
                 let diffIDs = summaries.map(\.diffID)

@@ -109,7 +109,12 @@ public final class LocalRepository: @unchecked Sendable {
     }
 }
 
-public struct StoreError: Error, CustomStringConvertible, Sendable {
+/// A one-line error from the repository (`TypedError`: kind, message, cause).
+public struct StoreError: TypedError, Sendable {
+    public let kind: UDockerError.Kind
     public let description: String
-    public init(_ message: String) { description = message }
+    public let cause: (any Error)?
+    public init(_ message: String, kind: UDockerError.Kind = .unknown, cause: (any Error)? = nil) {
+        self.kind = kind; description = message; self.cause = cause
+    }
 }

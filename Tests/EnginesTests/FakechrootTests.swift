@@ -3,6 +3,7 @@ import Testing
 import TestSupport
 @testable import Engines
 import OCI
+import UDockerSystem
 #if canImport(Glibc)
 import Glibc
 #endif

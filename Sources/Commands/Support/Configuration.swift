@@ -290,9 +290,14 @@ public struct Configuration: Sendable {
     public func path(_ key: String) -> String? { self[key].isEmpty ? nil : self[key] }
 }
 
-public struct StoreErrorMessage: Error, CustomStringConvertible {
+/// A configuration error (`TypedError`, kind `.invalidArgument` unless given).
+public struct StoreErrorMessage: TypedError {
     public let description: String
-    public init(_ d: String) { description = d }
+    public let kind: UDockerError.Kind
+    public let cause: (any Error)?
+    public init(_ d: String, kind: UDockerError.Kind = .invalidArgument, cause: (any Error)? = nil) {
+        description = d; self.kind = kind; self.cause = cause
+    }
 }
 
 extension Configuration {
