@@ -52,7 +52,7 @@ struct LoginCommand: UDockerCommand {
         let check: LoginCheck
         do { check = try await client.verifyLogin(registry: registry, username: u, password: p) } catch {
             await client.shutdown()
-            throw CommandFailure("login failed: \(error)")
+            throw CommandFailure("login failed: \(error)", cause: error)
         }
         await client.shutdown()
         if check == .notRequired {

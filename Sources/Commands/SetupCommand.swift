@@ -78,7 +78,7 @@ struct SetupCommand: UDockerCommand {
                 let root = repo.containerRoot(id)
                 try repo.flattenOverlay(id) { layout, into in try OverlayView.copyMergedTree(layout, root: root, into: into) }
             } catch {
-                throw CommandFailure("setup --execmode=\(mode.rawValue): cannot make the overlay container flat: \(error)")
+                throw CommandFailure("setup --execmode=\(mode.rawValue): cannot make the overlay container flat: \(error)", cause: error)
             }
         }
         // Fakechroot conversions (links, loader, ELF headers) and their undoing; journaled, so an

@@ -138,10 +138,12 @@ public enum UDocker {
         // Read here, not first: `--version` and `--help` need no environment (building it costs a
         // start-up 0.2 ms).
         let env = ProcessInfo.processInfo.environment
+        // The repository of this command, once the configuration is read (for `ErrorAdvice`).
+        var repository: String?
         do {
             let configuration = try Configuration(environment: env, overrides: overrides)
             let context = CommandContext(configuration: configuration, environment: env)
-            ErrorAdvice.repository = context.repository.topDirectory
+            repository = context.repository.topDirectory
             Output.install(OutputRenderer(verbosity: configuration.verbosity, environment: env))
             for w in configuration.warnings { context.messages.warning(w) }
             if type.needsRepository {
@@ -168,7 +170,7 @@ public enum UDocker {
             guard let command = parsed as? any UDockerCommand else { return fail("internal error: \(name)") }
             return try await command.execute(context)
         } catch {
-            return fail("\(error)", status: exitStatus(for: error))
+            return fail("\(error)", status: exitStatus(for: error), cause: error, repository: repository)
         }
     }
 
@@ -216,9 +218,12 @@ public enum UDocker {
         return values.isEmpty ? String(first.dropLast()) : first + " " + values.joined(separator: ", ")
     }
 
-    static func fail(_ message: String, status: Int32 = 1) -> Int32 {
-        let repository = ErrorAdvice.repository ?? "\(FileInfo.homeDirectory())/.udocker"
-        let message = ErrorAdvice.annotate(message, repository: repository, room: ErrorAdvice.room(repository))
+    /// Prints the one error line (with `ErrorAdvice`: `cause` is the error, `repository` the
+    /// command's, UDOCKER_DIR's default when not known yet) and returns `status`.
+    static func fail(_ message: String, status: Int32 = 1, cause: (any Error)? = nil, repository: String? = nil) -> Int32 {
+        let repository = repository ?? "\(FileInfo.homeDirectory())/.udocker"
+        let message = ErrorAdvice.annotate(
+            message, rootCause: cause.map(ErrorAdvice.rootCause), repository: repository, room: ErrorAdvice.room(repository))
         Output().error(message)
         return status
     }

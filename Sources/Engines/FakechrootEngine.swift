@@ -65,7 +65,7 @@ public struct FakechrootEngine: ExecutionEngine {
                         log: messages.verbose, setMode: setMode)
                 }
             } catch let e as EngineError { throw e } catch {
-                throw EngineError(.io, "\(mode.rawValue): cannot prepare the container: \(error)")
+                throw EngineError(.io, "\(mode.rawValue): cannot prepare the container: \(error)", cause: error)
             }
         }
         let library = try selectLibrary(container)

@@ -43,7 +43,7 @@ public final class RunScratch: @unchecked Sendable {
             guard rename(path + "/.lock.new", path + "/.lock") == 0 else { throw SystemError("rename", path: path + "/.lock.new") }
         } catch {
             try? FileTree.remove(path)
-            throw EngineError(.io, "cannot lock the run directory \(path): \(error)")
+            throw EngineError(.io, "cannot lock the run directory \(path): \(error)", cause: error)
         }
     }
 

@@ -150,7 +150,7 @@ struct ProotInside: Sendable {
         }
         for (_, target) in mounts {
             do { try root.makeMountpoint(target, directory: false) } catch {
-                throw EngineError(.io, "\(plan.mode.rawValue): cannot create \(target) in the container: \(error)")
+                throw EngineError(.io, "\(plan.mode.rawValue): cannot create \(target) in the container: \(error)", cause: error)
             }
         }
         return ProotInside(
@@ -184,7 +184,7 @@ struct ProotInside: Sendable {
         guard let interp = ELFInfo.interpreter(path) else { return nil }
         let run: Subprocess.Result
         do { run = try Subprocess.run("/usr/bin/ldd", [path], environment: ["PATH": "/usr/bin:/bin", "LC_ALL": "C"]) } catch {
-            throw EngineError(.io, "proot \(path) is dynamically linked and ldd cannot be run: \(error)")
+            throw EngineError(.io, "proot \(path) is dynamically linked and ldd cannot be run: \(error)", cause: error)
         }
         let data = run.output
         var libs: [(name: String, path: String)] = []

@@ -58,7 +58,7 @@ public struct RuncEngine: ExecutionEngine {
     /// `runc`, `crun`, `runsc` in PATH, else `<bindir>/runc-<arch>`, `runc`, `crun-<arch>`, `crun`.
     public func locateRuntime() throws -> Runtime {
         do { return Runtime(path: try ToolLocator(environment: environment).ociRuntime(mode: mode).path) } catch {
-            throw EngineError(.toolNotFound, "\(error)")
+            throw EngineError(.toolNotFound, "\(error)", cause: error)
         }
     }
 

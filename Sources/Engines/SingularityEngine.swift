@@ -39,7 +39,7 @@ public struct SingularityEngine: ExecutionEngine {
             let t = try ToolLocator(environment: environment).apptainer()
             return Tool(path: t.path, fromBinDir: t.origin == .binDir)
         } catch {
-            throw EngineError(.toolNotFound, "\(error)")
+            throw EngineError(.toolNotFound, "\(error)", cause: error)
         }
     }
 

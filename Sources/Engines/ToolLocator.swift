@@ -270,7 +270,7 @@ extension ToolLocator {
     /// proot as the engines run it (`proot()`); not found is the engines' `toolNotFound` error.
     public func prootBinary() throws -> PRootBinary {
         let path: String
-        do { path = try proot().path } catch { throw EngineError(.toolNotFound, "\(error)") }
+        do { path = try proot().path } catch { throw EngineError(.toolNotFound, "\(error)", cause: error) }
         return PRootBinary(path: path, supportsKillOnExit: PRootBinary.knowsKillOnExit(path))
     }
 }

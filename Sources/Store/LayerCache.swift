@@ -57,7 +57,7 @@ public struct LayerCache: Sendable {
             let got: Digest
             do { got = try extractor.extract(layerAt: layerFile) } catch {
                 guard let note = BlobEviction.evictIfCorrupt(layerFile, layersDirectory: layersDirectory) else { throw error }
-                throw StoreError("layer \(PathName.lastComponent(layerFile)): \(error); \(note)")
+                throw StoreError("layer \(PathName.lastComponent(layerFile)): \(error); \(note)", cause: error)
             }
             guard got == diffID else {
                 throw StoreError(

@@ -144,7 +144,7 @@ extension LocalRepository {
         guard let dict = object as? [String: Any] else { throw invalid("not a JSON object") }
         guard !dict.isEmpty else { throw invalid("empty") }
         do { return (bytes, try JSONDecoder().decode(ImageConfig.self, from: Data(bytes))) } catch {
-            throw invalid("not an image configuration (\(error))")
+            throw invalid("not an image configuration (\(error))", cause: error)
         }
     }
 

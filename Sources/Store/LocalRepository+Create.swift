@@ -28,7 +28,7 @@ extension LocalRepository {
                     throw StoreError(
                         BlobEviction.explain(
                             "layer \(PathName.lastComponent(layer)): \(error)",
-                            layerFile: layer, layersDirectory: layersDirectory))
+                            layerFile: layer, layersDirectory: layersDirectory), cause: error)
                 }
                 try record?.checkDigest(of: layer, diffID: diffIDs.last!)
                 Output().progress(.layerExtracted(index: diffIDs.count, count: contents.layerFiles.count, files: extractor.entriesApplied))

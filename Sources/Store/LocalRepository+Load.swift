@@ -70,7 +70,7 @@ extension LocalRepository {
             }
             try reader.finish()
         } catch let e as StoreError { throw e } catch {
-            throw StoreError("\(sourceName): cannot read archive: \(error)")
+            throw StoreError("\(sourceName): cannot read archive: \(error)", cause: error)
         }
         func lookup(_ name: String) -> StagedMember? {
             var cur = name
@@ -130,7 +130,7 @@ extension LocalRepository {
     private func checkLayer(_ m: StagedMember, name: String, expectedDiffID: Digest?, sourceName: String) throws -> Compression {
         let summary: LayerSummary
         do { summary = try LayerInspector.inspect(path: m.file) } catch {
-            throw StoreError("\(sourceName): layer \(name) is corrupt: \(error)", kind: .corrupt)
+            throw StoreError("\(sourceName): layer \(name) is corrupt: \(error)", kind: .corrupt, cause: error)
         }
         if let expectedDiffID, expectedDiffID != summary.diffID {
             throw StoreError(
@@ -163,7 +163,7 @@ extension LocalRepository {
         do { entries = try JSONDecoder().decode([DockerManifestEntry].self, from: Data(try read("manifest.json"))) } catch let e
             as StoreError
         { throw e } catch {
-            throw StoreError("\(sourceName): invalid manifest.json: \(error)", kind: .corrupt)
+            throw StoreError("\(sourceName): invalid manifest.json: \(error)", kind: .corrupt, cause: error)
         }
         var out: [LoadableImage] = []
         for entry in entries {
@@ -196,7 +196,7 @@ extension LocalRepository {
             var names: [LocalImageName] = []
             for t in entry.RepoTags ?? [] {
                 do { names.append(try LocalImageName(parsing: Self.shortDockerName(t))) } catch {
-                    throw StoreError("\(sourceName): \(error)")
+                    throw StoreError("\(sourceName): \(error)", cause: error)
                 }
             }
             out.append(LoadableImage(names: names, manifest: bytes, blobs: blobs))
@@ -234,7 +234,7 @@ extension LocalRepository {
         let index: Index
         do { index = try JSONDecoder().decode(Index.self, from: Data(try read("index.json"))) } catch let e as StoreError { throw e } catch
         {
-            throw StoreError("\(sourceName): invalid index.json: \(error)", kind: .corrupt)
+            throw StoreError("\(sourceName): invalid index.json: \(error)", kind: .corrupt, cause: error)
         }
         func blob(_ d: Descriptor) throws -> StagedMember {
             guard let m = lookup(Self.blobPath(d.digest)) else {
@@ -313,7 +313,7 @@ extension LocalRepository {
     }
 
     private static func parseName(_ s: String, _ sourceName: String) throws -> LocalImageName {
-        do { return try LocalImageName(parsing: s) } catch { throw StoreError("\(sourceName): \(error)") }
+        do { return try LocalImageName(parsing: s) } catch { throw StoreError("\(sourceName): \(error)", cause: error) }
     }
 
     /// udocker's random image name: 16 hex characters.

@@ -58,7 +58,8 @@ extension LocalRepository {
                 for layer in contents.layerFiles {
                     do { summaries.append(try LayerInspector.inspect(path: layer)) } catch {
                         throw StoreError(
-                            "image \(image): layer \(names[layer] ?? PathName.lastComponent(layer)) is corrupt: \(error)", kind: .corrupt)
+                            "image \(image): layer \(names[layer] ?? PathName.lastComponent(layer)) is corrupt: \(error)", kind: .corrupt,
+                            cause: error)
                     }
                 }
                 let diffIDs = summaries.map(\.diffID)

@@ -107,7 +107,7 @@ extension LocalRepository {
         } catch let e as StoreError {
             throw e
         } catch {
-            throw StoreError("udockertools tarball \(shown) is not a valid tarball: \(error)")
+            throw StoreError("udockertools tarball \(shown) is not a valid tarball: \(error)", cause: error)
         }
         guard let version, !version.isEmpty else {
             throw StoreError("udockertools tarball \(shown) has no udocker_dir/lib/VERSION")

@@ -115,7 +115,7 @@ extension LocalRepository {
         try stageTarball(source, at: staged, move: move)
         let summary: LayerSummary
         do { summary = try LayerInspector.inspect(path: staged, rejectEscapingNames: true, requireEndOfArchive: true) } catch {
-            throw StoreError("\(source.shown): not a valid tar archive: \(error)", kind: .corrupt)
+            throw StoreError("\(source.shown): not a valid tar archive: \(error)", kind: .corrupt, cause: error)
         }
         guard summary.entries > 0 else { throw StoreError("\(source.shown): the tar archive is empty") }
         let meta = Self.importMetadata(layerID: layerID, platform: platform, size: FileInfo.size(staged) ?? 0, diffID: summary.diffID)
@@ -259,7 +259,7 @@ extension LocalRepository {
         let extractor = try LayerExtractor(root: "\(staging.path)/ROOT")
         let diffID: Digest
         do { diffID = try extractor.extract(layerAt: tarFile) } catch {
-            throw StoreError("\(source.shown): not a valid tar archive: \(error)", kind: .corrupt)
+            throw StoreError("\(source.shown): not a valid tar archive: \(error)", kind: .corrupt, cause: error)
         }
         unlink("\(staging.path)/.tarball")
         reportExtractionWarnings(extractor.warnings, warn)
@@ -284,7 +284,7 @@ extension LocalRepository {
         try syscall("mkdir", path: extracted) { mkdir(extracted, 0o700) }
         let extractor = try LayerExtractor(root: extracted)
         do { try extractor.extract(layerAt: tarFile) } catch {
-            throw StoreError("\(source.shown): not a valid tar archive: \(error)", kind: .corrupt)
+            throw StoreError("\(source.shown): not a valid tar archive: \(error)", kind: .corrupt, cause: error)
         }
         unlink("\(staging.path)/.tarball")
         reportExtractionWarnings(extractor.warnings, warn)
@@ -336,8 +336,8 @@ extension LocalRepository {
         do { try extractor.extract(fileDescriptor: readFD, layerName: "clone") } catch { extractError = error }
         close(readFD)
         writer.join()
-        if let e = outcome.error { throw StoreError("cannot copy container \(sourceID): \(e)") }
-        if let e = extractError { throw StoreError("cannot copy container \(sourceID): \(e)") }
+        if let e = outcome.error { throw StoreError("cannot copy container \(sourceID): \(e)", cause: e) }
+        if let e = extractError { throw StoreError("cannot copy container \(sourceID): \(e)", cause: e) }
         for w in outcome.warnings { warn(.text(w)) }
         reportExtractionWarnings(extractor.warnings, warn)
         try adoptClone(extracted, into: staging, shown: sourceID, warn: warn)
@@ -361,7 +361,7 @@ extension LocalRepository {
             let s = try LayerInspector.inspect(path: path, rejectEscapingNames: true, requireEndOfArchive: true)
             guard s.entries > 0 else { throw StoreError("\(source.shown): the tar archive is empty") }
         } catch let e as StoreError { throw e } catch {
-            throw StoreError("\(source.shown): not a valid tar archive: \(error)", kind: .corrupt)
+            throw StoreError("\(source.shown): not a valid tar archive: \(error)", kind: .corrupt, cause: error)
         }
         return path
     }

@@ -1,5 +1,9 @@
 @testable import Commands
+import Engines
+import Glibc
+import Store
 import Testing
+import UDockerSystem
 
 /// The advice added to error lines about full disks, inodes and quotas (issue 15.7).
 @Suite struct ErrorAdviceTests {
@@ -38,5 +42,51 @@ import Testing
 
     @Test func otherErrorsAreUnchanged() {
         #expect(ErrorAdvice.annotate("repository not found: x", repository: repo, room: nil) == "repository not found: x")
+    }
+
+    /// A full disk is recognised by the errno of the root cause, through the wrapping layers,
+    /// whatever the message says (issue 24 step 3).
+    @Test func fullDiskIsRecognisedByTheErrnoOfTheRootCause() {
+        let noSpace = StoreError(
+            "layer sha256:ab: cannot extract",
+            cause: UDockerError(SystemError("write", path: "/r/f", errno: ENOSPC), context: "layer sha256:ab"))
+        let root = ErrorAdvice.rootCause(EngineError(.io, "outer", cause: noSpace))
+        #expect((root as? SystemError)?.errno == ENOSPC)
+        let line = ErrorAdvice.annotate("layer sha256:ab: cannot extract", rootCause: root, repository: repo, room: nil)
+        #expect(line.hasSuffix("or set UDOCKER_DIR to a filesystem with room"), "\(line)")
+        let quota = ErrorAdvice.rootCause(CommandFailure("cannot write", cause: SystemError("write", errno: EDQUOT)))
+        let quotaLine = ErrorAdvice.annotate("cannot write", rootCause: quota, repository: repo, room: nil)
+        #expect(quotaLine.contains("quota -s"), "\(quotaLine)")
+        // Another errno decides too: no advice, even if some text in the message looks like it.
+        let other = SystemError("read", errno: EIO)
+        let text = "cannot read: No space left on device (as the peer said)"
+        #expect(ErrorAdvice.annotate(text, rootCause: other, repository: repo, room: nil) == text)
+    }
+}
+
+/// Exit statuses come from one table (`UDocker.exitStatus(for:)`) and are those of before:
+/// engine errors 2 (1 for a missing tool) unless given, everything else 1 unless given.
+@Suite struct ExitStatusTests {
+    struct Plain: Error {}
+
+    static let cases: [(String, any Error, Int32)] = [
+        ("engine invalid argument", EngineError(.invalidArgument, "bad -v"), 2),
+        ("engine cannot start", EngineError(.cannotStart, "exec failed"), 2),
+        ("engine io", EngineError(.io, "cannot lock"), 2),
+        ("engine unsupported", EngineError.unsupportedMode(.F4), 2),
+        ("engine tool not found", EngineError(.toolNotFound, "proot not found"), 1),
+        ("engine with its own status", EngineError(.invalidArgument, "overlay needs N1", exitStatus: 1), 1),
+        ("command failure", CommandFailure("container not found"), 1),
+        ("command failure with status", CommandFailure("stopped", status: 3), 3),
+        ("store error", StoreError("image not found", kind: .notFound), 1),
+        ("configuration error", StoreErrorMessage("config file not found: x"), 1),
+        ("archive error", UDockerError(.truncated, "truncated tar archive"), 1),
+        ("archive io error", UDockerError(SystemError("write", errno: ENOSPC)), 1),
+        ("any other error", Plain(), 1),
+    ]
+
+    @Test(arguments: cases.indices) func statusOf(_ i: Int) {
+        let (name, error, status) = Self.cases[i]
+        #expect(UDocker.exitStatus(for: error) == status, "\(name)")
     }
 }

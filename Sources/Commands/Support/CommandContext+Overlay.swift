@@ -9,7 +9,7 @@ extension CommandContext {
         guard repository.isOverlayContainer(id) else { return try body(nil) }
         let view: OverlayView
         do { view = try OverlayView.open(repository.overlayLayout(id), root: repository.containerRoot(id)) } catch {
-            throw CommandFailure("cannot mount the overlay container \(id) to read its files: \(error)")
+            throw CommandFailure("cannot mount the overlay container \(id) to read its files: \(error)", cause: error)
         }
         defer { view.close() }
         return try body(view.path)
