@@ -18,7 +18,7 @@ public struct EngineRun {
     /// The environment the plan is made from (the R modes and S1 bind fewer sysdirs).
     public var environment: EngineEnvironment
     /// Plan warnings this engine makes moot (Fakechroot: the host user it chose itself).
-    public var hiddenWarnings: @Sendable (String) -> Bool = { _ in false }
+    public var hiddenWarnings: Set<PlanWarning.Kind> = []
     /// Run in this mode instead (a Fakechroot conversion that ended in another mode).
     public var handOver: ExecutionMode?
     /// Undone when the run ends, last first (an overlay view is closed).
@@ -115,7 +115,7 @@ public struct EngineRunner: Sendable {
             container: run.container, options: run.options, environment: run.environment,
             mode: mode, capabilities: capabilities)
         defer { plan.removeTemporaryFiles() }
-        plan.warnings.filter { !run.hiddenWarnings($0) }.forEach(messages.warning)
+        PlanWarning.shown(plan.warnings, hiding: run.hiddenWarnings).forEach(messages.warning)
         let launch = try engine.launch(plan, prepared: prepared, run: run)
         defer { launch.cleanup.reversed().forEach { $0() } }
         if let banner = plan.banner(options: options, environment: engine.environment) { messages.write(banner) }

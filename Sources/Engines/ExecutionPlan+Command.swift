@@ -28,7 +28,7 @@ extension PlanBuilder {
         }
         if r.exists && r.isDirectory && !PathName.isUnder(r.path, "/proc") { return n }
         if fromHome {
-            warnings.append("home directory \(cwd) not found in the container, using /")
+            warnings.append(.homeNotFound(directory: cwd))
             return "/"
         }
         throw EngineError.invalid("invalid working directory: \(cwd)")
@@ -46,7 +46,7 @@ extension PlanBuilder {
         let cmd = options.command.isEmpty ? (meta.cmd ?? []) : options.command
         var argv = entry + cmd
         if argv.isEmpty || argv[0].isEmpty {
-            warnings.append("no command given, assuming: bash -i")
+            warnings.append(.assumingShell)
             argv = ["bash", "-i"]
         }
         let name = argv[0]

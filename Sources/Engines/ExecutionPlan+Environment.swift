@@ -55,7 +55,7 @@ extension PlanBuilder {
         }
         for item in meta.env ?? [] where !item.isEmpty {
             guard let eq = item.firstIndex(of: "="), Self.isValidKey(item[..<eq]) else {
-                warnings.append("ignoring invalid variable in the image Env: \(Format.printable(String(item.prefix(80))))")
+                warnings.append(.invalidImageVariable(Format.printable(String(item.prefix(80)))))
                 continue
             }
             let k = String(item[..<eq])
@@ -78,7 +78,7 @@ extension PlanBuilder {
                 if line.isEmpty || line.hasPrefix("#") { continue }
                 guard let (k, v) = pair(line), Self.isValidKey(Substring(k.trimmed(where: \.isBlank))) else {
                     let hint = line.hasPrefix("export ") ? " (udocker skips it too; write K=V)" : " (not K=V; udocker skips it too)"
-                    warnings.append("--env-file \(file) line \(n + 1): ignoring \(line.prefix(80))\(hint)")
+                    warnings.append(.envFileLine("--env-file \(file) line \(n + 1): ignoring \(line.prefix(80))\(hint)"))
                     continue
                 }
                 if let v { containerEnv.setIfAbsent(k.trimmed(where: \.isBlank), v.trimmed(where: \.isBlank)) }

@@ -84,7 +84,7 @@ extension PlanBuilder {
                 user.name = JobEnvironment.isPlainName(host.name) ? host.name : ""
                 user.home = "/"
             } else if !options.containerauth && !(user.isRoot && user.name == "root") {
-                warnings.append("non-existing user will be created")
+                warnings.append(.userWillBeCreated)
             }
         }
         if user.name.isEmpty { user.name = "udoc" + String(String(user.uid).prefix(4)) }

@@ -75,7 +75,7 @@ public struct ExecutionPlan: Sendable {
     /// PID namespace for it (ranks exchange PIDs; see `RuncEngine.makeSpec`).
     public var isMPIRank = false
     /// Warnings for the user (printed by the engine at warning level).
-    public var warnings: [String]
+    public var warnings: [PlanWarning]
     /// Files created for this run (passwd/group copies); removed by `removeTemporaryFiles()`.
     public var temporaryFiles: [String]
 
@@ -162,7 +162,7 @@ struct PlanBuilder {
     /// The container root, opened for in-root lookups (throws when it is gone).
     var rootFS: RootDirectory { get throws { try RootDirectory(path: container.root) } }
 
-    var warnings: [String] = []
+    var warnings: [PlanWarning] = []
     var temporaryFiles: [String] = []
     var containerEnv = EnvironmentList()
     var imageKeys: Set<String> = []
@@ -212,10 +212,10 @@ struct PlanBuilder {
         let cpus = try options.cpusetCpus.map(Self.parseCPUSet)
         // Options an engine cannot honour are said, never silently dropped (README: run options).
         if options.kernel != nil && !capabilities.contains(.emulatedKernel) {
-            warnings.append(CapabilityNotice.kernelIgnored(mode).message)
+            warnings.append(.optionIgnored(CapabilityNotice.kernelIgnored(mode).message))
         }
         if !options.devices.isEmpty && !capabilities.contains(.deviceOption) {
-            warnings.append(CapabilityNotice.deviceIgnored(mode).message)
+            warnings.append(.optionIgnored(CapabilityNotice.deviceIgnored(mode).message))
         }
         let environment = finalEnvironment()
         return ExecutionPlan(

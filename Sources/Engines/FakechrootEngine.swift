@@ -71,7 +71,7 @@ public struct FakechrootEngine: ExecutionEngine {
         let library = try selectLibrary(container)
         let chosen = adjustUser(&run.options, container: container, messages: messages)
         // The host user is our choice, not the user's: its absence from the container is expected.
-        run.hiddenWarnings = { $0.hasPrefix("non-existing user will be created") || (chosen && $0.hasPrefix("home directory")) }
+        run.hiddenWarnings = chosen ? [.userWillBeCreated, .homeNotFound] : [.userWillBeCreated]
         return Prepared(library: library, paths: paths)
     }
 

@@ -36,7 +36,7 @@ extension PlanBuilder {
                 available: gpus.map(\.index), uuids: driver.gpuUUIDs())
         } catch let e as NVIDIASelection.Failure { throw EngineError.invalid(e.description) }
         guard let selected = selection else {
-            warnings.append("NVIDIA_VISIBLE_DEVICES=void: running without GPU support")
+            warnings.append(.gpu("NVIDIA_VISIBLE_DEVICES=void: running without GPU support"))
             return []
         }
         let capabilities: Set<String>
@@ -55,7 +55,7 @@ extension PlanBuilder {
         if let error = report.findings.first(where: { $0.level == .error }) {
             throw EngineError(.io, "--nvidia: \(error.message)")
         }
-        warnings += report.findings.filter { $0.level == .warning }.map { "--nvidia: \($0.message)" }
+        warnings += report.findings.filter { $0.level == .warning }.map { .gpu("--nvidia: \($0.message)") }
         guard let version = report.version else { throw EngineError(.io, "--nvidia: no NVIDIA driver") }
 
         let run = try makeStagingDirectory()
@@ -88,7 +88,8 @@ extension PlanBuilder {
         var provided = (files + programs).map(\.host)
         for (host, target, isDirectory) in others {
             if sameRoot && host != target {
-                warnings.append("--nvidia: \(mode.rawValue) cannot show \(host) at \(target) (Fakechroot volumes keep their host path)")
+                warnings.append(
+                    .gpu("--nvidia: \(mode.rawValue) cannot show \(host) at \(target) (Fakechroot volumes keep their host path)"))
                 continue
             }
             mounts.append(.init(source: host, target: target, isSysdir: false, isDirectory: isDirectory, readOnly: readOnly))
@@ -96,8 +97,9 @@ extension PlanBuilder {
         }
         if !readOnly, let writable = provided.first(where: { access($0, W_OK) == 0 }) {
             warnings.append(
-                "--nvidia: \(mode.rawValue) cannot bind the driver files read-only and you can write to \(writable): "
-                    + "the container can change it (N1, R1-R3 and S1 bind them read-only)")
+                .gpu(
+                    "--nvidia: \(mode.rawValue) cannot bind the driver files read-only and you can write to \(writable): "
+                        + "the container can change it (N1, R1-R3 and S1 bind them read-only)"))
         }
         prependPath("LD_LIBRARY_PATH", "\(dir)/lib64")
         prependPath("PATH", "\(dir)/bin")
@@ -128,8 +130,9 @@ extension PlanBuilder {
             guard Set(selected) != Set(all) else {
                 if label == "--nvidia" {
                     warnings.append(
-                        "--nvidia: \(mode.rawValue) sees the host /dev as it is: GPUs cannot be selected "
-                            + "and devices are not added (use N1, P1 or R1 for that)")
+                        .gpu(
+                            "--nvidia: \(mode.rawValue) sees the host /dev as it is: GPUs cannot be selected "
+                                + "and devices are not added (use N1, P1 or R1 for that)"))
                 }
                 return []
             }
@@ -141,9 +144,10 @@ extension PlanBuilder {
             imageKeys.remove("CUDA_VISIBLE_DEVICES")
             imageKeys.remove("CUDA_DEVICE_ORDER")
             warnings.append(
-                "\(label): \(mode.rawValue) sees the host /dev as it is: devices are not added and only CUDA sees "
-                    + "the selection (CUDA_VISIBLE_DEVICES=\(value), CUDA_DEVICE_ORDER=PCI_BUS_ID); use N1, P1 or R1 "
-                    + "to hide the other GPUs")
+                .gpu(
+                    "\(label): \(mode.rawValue) sees the host /dev as it is: devices are not added and only CUDA sees "
+                        + "the selection (CUDA_VISIBLE_DEVICES=\(value), CUDA_DEVICE_ORDER=PCI_BUS_ID); use N1, P1 or R1 "
+                        + "to hide the other GPUs"))
         }
         return []
     }
@@ -168,7 +172,7 @@ extension PlanBuilder {
                 available: gpus.map(\.index), uuids: driver.gpuUUIDs())
         } catch let e as NVIDIASelection.Failure { throw EngineError.invalid(e.description) }
         guard let selected = selection else {
-            warnings.append("NVIDIA_VISIBLE_DEVICES=void: running without GPU support")
+            warnings.append(.gpu("NVIDIA_VISIBLE_DEVICES=void: running without GPU support"))
             return []
         }
         if let copied = NVIDIASetup.copiedVersion(containerDirectory: container.directory, root: container.root), copied != running {

@@ -163,7 +163,7 @@ private func expectError(_ fragment: String, _ body: () throws -> Void, sourceLo
         defer { p.removeTemporaryFiles() }
         #expect(p.user.name == "udoc4242")
         #expect(p.user.home == "/home/udoc4242")
-        #expect(p.warnings.contains("non-existing user will be created"))
+        #expect(p.warnings.contains(.userWillBeCreated))
         #expect(p.cwd == "/")  // home missing in the container → "/" with a warning
         let passwd = try #require(p.mounts.first { $0.target == "/etc/passwd" })
         let group = try #require(p.mounts.first { $0.target == "/etc/group" })
@@ -235,7 +235,7 @@ private func expectError(_ fragment: String, _ body: () throws -> Void, sourceLo
         #expect(p.user.uid == 77)
         let q = try plan(c, options(["true"]) { $0.user = "daemon" })  // exists on the host only
         defer { q.removeTemporaryFiles() }
-        #expect(q.warnings.contains("non-existing user will be created"))
+        #expect(q.warnings.contains(.userWillBeCreated))
     }
 }
 

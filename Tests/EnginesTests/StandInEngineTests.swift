@@ -16,6 +16,9 @@ struct HostStandInEngine: ExecutionEngine {
     final class Recorder: @unchecked Sendable {
         var plans: [ExecutionPlan] = []
         var handOver: ExecutionMode?
+        var hidden: Set<PlanWarning.Kind> = []
+        /// `hiddenWarnings` of the last run as the runner saw it.
+        var seenHidden: Set<PlanWarning.Kind> = []
     }
 
     static let modes: [ExecutionMode] = [.P1, .P2]
@@ -23,12 +26,14 @@ struct HostStandInEngine: ExecutionEngine {
 
     func prepare(_ run: inout EngineRun) throws -> String {
         run.handOver = recorder.handOver
+        run.hiddenWarnings = recorder.hidden
         recorder.handOver = nil
         return run.container.root
     }
 
     func launch(_ plan: ExecutionPlan, prepared root: String, run: EngineRun) throws -> Launch {
         recorder.plans.append(plan)
+        recorder.seenHidden = run.hiddenWarnings
         return Launch(
             path: root + plan.executable, arguments: plan.arguments, environment: plan.environment,
             cwd: root + plan.cwd, summary: ["stand-in: \(plan.arguments)"])
@@ -73,6 +78,23 @@ struct HostStandInEngine: ExecutionEngine {
         #expect(try FileManager.default.contentsOfDirectory(atPath: c.tmpDir).isEmpty)
     }
 
+    /// An engine hides plan warnings by their kind (Fakechroot: the user it chose itself); the
+    /// others are printed with the same text as before they were typed.
+    @Test func anEngineHidesPlanWarningsByKind() throws {
+        let c = try BusyboxContainer()
+        let recorder = HostStandInEngine.Recorder()
+        recorder.hidden = [.userWillBeCreated]
+        _ = try run(c, options(["true"]) { $0.user = "4242:4343" }, recorder: recorder)
+        let plan = try #require(recorder.plans.last)
+        #expect(Set(plan.warnings.map(\.kind)) == [.userWillBeCreated, .homeNotFound])
+        let all = PlanWarning.shown(plan.warnings, hiding: [])
+        #expect(all.contains("non-existing user will be created"), "\(all)")
+        #expect(all.contains("home directory /home/udoc4242 not found in the container, using /"), "\(all)")
+        // What the runner printed for this engine: the hidden kind is gone, the other stays.
+        let shown = PlanWarning.shown(plan.warnings, hiding: recorder.seenHidden)
+        #expect(shown == ["home directory /home/udoc4242 not found in the container, using /"], "\(shown)")
+    }
+
     @Test func capabilitiesItLacksAreRefusedOrWarnedByThePlan() throws {
         let c = try BusyboxContainer()
         let recorder = HostStandInEngine.Recorder()
@@ -81,9 +103,10 @@ struct HostStandInEngine: ExecutionEngine {
         } throws: { ($0 as? EngineError)?.message.hasPrefix("read-only volumes (-v host:cont:ro) are not supported by P2") == true }
         #expect(recorder.plans.isEmpty)
         _ = try run(c, options(["true"]) { $0.kernel = "6.0.0" }, recorder: recorder)
-        #expect(recorder.plans.last?.warnings.contains("--kernel is ignored by P2 (P1/P2 only)") == true)
+        #expect(recorder.plans.last?.warnings.map(\.message).contains("--kernel is ignored by P2 (P1/P2 only)") == true)
         _ = try run(c, options(["true"]) { $0.devices = ["/dev/null"] }, recorder: recorder)
-        #expect(recorder.plans.last?.warnings.contains("--device is only used by the R modes (P2 sees the host /dev)") == true)
+        #expect(
+            recorder.plans.last?.warnings.map(\.message).contains("--device is only used by the R modes (P2 sees the host /dev)") == true)
         // An overlay container: refused by the runner before anything is prepared, status 1.
         var overlay = c.instance()
         overlay.overlay = .init(cacheDirectory: c.tmpDir, lowers: [String(repeating: "a", count: 64)], upper: c.tmpDir, work: c.tmpDir)
