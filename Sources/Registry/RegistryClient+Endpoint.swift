@@ -1,6 +1,5 @@
 import AsyncHTTPClient
 import FoundationEssentials
-import Logging
 import NIOCore
 import NIOHTTP1
 import OCI
