@@ -44,8 +44,11 @@ enum TwoNodeCluster {
     }
 
     static func control(_ verb: String) async throws {
-        let r = try await UserCommand(user: nil, environment: environment, workingDirectory: "/", timeout: .seconds(90))
-            .run("/bin/bash", [script, verb])
+        // Host MPI jobs of the other suites wait meanwhile: the bridge and veths come and go.
+        let r = try await HostNetworkGate.with(exclusive: true) {
+            try await UserCommand(user: nil, environment: environment, workingDirectory: "/", timeout: .seconds(90))
+                .run("/bin/bash", [script, verb])
+        }
         try #require(r.succeeded, "hpc-cluster.sh \(verb) failed:\n\(r)")
     }
 

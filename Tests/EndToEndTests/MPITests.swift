@@ -31,9 +31,13 @@ extension E2ESandbox {
     }
 
     /// Runs a host launcher (mpirun, srun, sbatch) as the test user, under `timeout` (a rank that
-    /// dies can leave mpirun waiting for ever: it ignores the first SIGTERM).
+    /// dies can leave mpirun waiting for ever: it ignores the first SIGTERM). Never while the
+    /// two-node cluster changes the host's interfaces (`HostNetworkGate`).
     func launch(_ program: String, _ args: [String], environment: [String: String] = [:]) async throws -> CommandResult {
-        try await command(environment: environment, timeout: .seconds(240)).run("/usr/bin/timeout", ["-k", "10", "200", program] + args)
+        try await HostNetworkGate.with {
+            try await command(environment: environment, timeout: .seconds(240)).run(
+                "/usr/bin/timeout", ["-k", "10", "200", program] + args)
+        }
     }
 }
 
