@@ -28,19 +28,21 @@ public struct PRootEngine: ExecutionEngine {
         key.hasPrefix("PROOT_") || key == "LD_PRELOAD" || key == "LD_AUDIT" || key == "LD_LIBRARY_PATH"
     }
 
-    public func prepare(_ run: inout EngineRun) throws -> String { try locateProot() }
+    public func prepare(_ run: inout EngineRun) throws -> PRootBinary {
+        try ToolLocator(environment: environment).prootBinary()
+    }
 
-    public func launch(_ plan: ExecutionPlan, prepared proot: String, run: EngineRun) throws -> Launch {
+    public func launch(_ plan: ExecutionPlan, prepared proot: PRootBinary, run: EngineRun) throws -> Launch {
         let (argv, envp, dropped) = commandLine(proot: proot, plan: plan)
         for k in dropped { run.messages.warning("the image sets \(k), which would steer PRoot itself: ignored") }
-        return Launch(path: proot, arguments: argv, environment: envp, summary: ["CMD = \(argv)"])
+        return Launch(path: proot.path, arguments: argv, environment: envp, summary: ["CMD = \(argv)"])
     }
 
     /// proot's argv and environment (udocker `engine/proot.py`), and the image variables dropped.
-    func commandLine(proot: String, plan: ExecutionPlan) -> ([String], [String], [String]) {
-        var argv = [proot]
+    func commandLine(proot: PRootBinary, plan: ExecutionPlan) -> ([String], [String], [String]) {
+        var argv = [proot.path]
         if environment.debug { argv += ["-v", "9"] }
-        if PRootBinary.knowsKillOnExit(proot) { argv.append("--kill-on-exit") }
+        if proot.supportsKillOnExit { argv.append("--kill-on-exit") }
         for m in plan.mounts { argv += ["-b", "\(m.source):\(m.target)"] }
         argv += plan.user.isRoot && plan.user.gid == 0 ? ["-0"] : ["-i", "\(plan.user.uid):\(plan.user.gid)"]
         // Only when asked: Debian's proot breaks dynamic loading with -k.

@@ -185,6 +185,9 @@ struct NativeEngineTests {
 }
 
 @Suite struct SelectorTests {
+    /// The host's proot as the engine prepares it (path, --kill-on-exit known).
+    static let hostProot = PRootBinary(path: "/usr/bin/proot", supportsKillOnExit: PRootBinary.knowsKillOnExit("/usr/bin/proot"))
+
     @Test func modes() throws {
         let env = EngineEnvironment(tmpDir: "/tmp", binDir: "/nonexistent")
         #expect(try EngineSelector.engine(for: .N1, environment: env).mode == .N1)
@@ -225,7 +228,7 @@ struct NativeEngineTests {
         }
         let plan = try ExecutionPlan.make(container: c.instance(config: config), options: o, environment: env, mode: .P2)
         defer { plan.removeTemporaryFiles() }
-        let (argv, envp, dropped) = PRootEngine(mode: .P2, environment: env).commandLine(proot: "/usr/bin/proot", plan: plan)
+        let (argv, envp, dropped) = PRootEngine(mode: .P2, environment: env).commandLine(proot: Self.hostProot, plan: plan)
         #expect(Array(argv.suffix(8)) == ["-k", "5.0.0", "-r", c.root, "-w", "/home/user", "/bin/echo", "x"])
         #expect(argv.contains("-i") && argv.contains("1000:1000") && !argv.contains("-0"))
         #expect(argv.last == "x")
@@ -234,7 +237,7 @@ struct NativeEngineTests {
         #expect(!envp.contains { $0.hasPrefix("LD_PRELOAD=") })
         let root = try ExecutionPlan.make(container: c.instance(), options: options(["true"]), environment: env, mode: .P1)
         defer { root.removeTemporaryFiles() }
-        let (argv1, envp1, _) = PRootEngine(mode: .P1, environment: env).commandLine(proot: "/usr/bin/proot", plan: root)
+        let (argv1, envp1, _) = PRootEngine(mode: .P1, environment: env).commandLine(proot: Self.hostProot, plan: root)
         #expect(argv1.contains("-0") && !argv1.contains("-k"))
         #expect(argv1.contains("-b") && argv1.contains("/dev:/dev"))
         #expect(!envp1.contains { $0.hasPrefix("PROOT_NO_SECCOMP=") })
