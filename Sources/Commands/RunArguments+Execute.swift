@@ -21,13 +21,16 @@ extension RunArguments: CommandAction {
 
         // --location: udocker still takes the first argument as the container and ignores it.
         let id = location == nil ? try await containerToRun(context, pullPolicy: pullPolicy) : ""
+        // The container as the repository records it, every file checked, in one read (its
+        // `execmode` first: an invalid one is the first error, as before).
+        let record = location == nil ? try repo.runnable(id) : nil
         let resolver = ModeResolver(context: context)
         // A container with no mode of its own runs N1 without probing first (the probe costs a
         // fork on every run); if user namespaces turn out to be unavailable, it falls back to the
         // next engine that works (EngineSelector.automaticOrder).
         let chosen =
             location == nil
-            ? try resolver.explicitMode(of: id)
+            ? try resolver.explicitMode(recorded: record?.mode, of: id)
             : ExecutionMode(parsing: context.configuration["override_default_execution_mode"])
         let mode = chosen ?? EngineSelector.automaticOrder[0]
         var engineEnvironment = resolver.engineEnvironment()
@@ -43,10 +46,10 @@ extension RunArguments: CommandAction {
             dri ? context.configuration["dri_list"].split(separator: " ").map(String.init).filter(FileInfo.isDirectory) : []
         let options = try runOptions(driDirectories: driDirectories, environment: context.environment)
 
-        if let location { return try runLocation(location, directory: scratch.path, engine: engine, options: options, context: context) }
-        // The container as the repository records it, every file checked, in one read.
-        let instance = ContainerInstance(
-            try repo.runnable(id), useConfig: !nometa, recordMode: { try repo.setExecutionMode(id, $0) })
+        guard let record else {
+            return try runLocation(location ?? "", directory: scratch.path, engine: engine, options: options, context: context)
+        }
+        let instance = ContainerInstance(record, useConfig: !nometa, recordMode: { try repo.setExecutionMode(id, $0) })
         let status: Int32
         do {
             // Shared while running: `rm` and `setup` wait for an exclusive lock and refuse meanwhile.

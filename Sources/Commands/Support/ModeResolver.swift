@@ -41,8 +41,9 @@ struct ModeResolver {
 
     /// The container's own mode or the configured default; nil when neither is set (then the
     /// caller picks N1 and falls back to P1 if user namespaces are unavailable).
-    func explicitMode(of id: String) throws -> ExecutionMode? {
-        if let m = try context.repository.executionMode(id) { return m }
+    /// `recorded`: the container's mode as `runnable` read it.
+    func explicitMode(recorded: ExecutionMode?, of id: String) throws -> ExecutionMode? {
+        if let m = recorded { return m }
         let o = context.configuration["override_default_execution_mode"]
         guard !o.isEmpty else { return nil }
         guard let m = configuredDefault() else {
